@@ -1,0 +1,1 @@
+"""iomflow command line."""

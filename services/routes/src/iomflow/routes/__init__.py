@@ -1,0 +1,1 @@
+"""iomflow routes service."""

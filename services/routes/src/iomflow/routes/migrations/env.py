@@ -1,0 +1,4 @@
+from iomflow.routes.repository import metadata
+from iomflow.shared.migrations import run_env
+
+run_env(metadata)

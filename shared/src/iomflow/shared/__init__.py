@@ -1,0 +1,1 @@
+"""iomflow shared: event contracts and delivery plumbing."""

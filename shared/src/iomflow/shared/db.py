@@ -1,0 +1,84 @@
+"""Engines and sessions for SQLite (the embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, Table, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    """A MetaData with a naming convention, so Alembic migrations are stable."""
+    return MetaData(naming_convention=NAMING)
+
+
+def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, AsyncEngine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite gets real transactions, SAVEPOINTs and WAL."""
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_pre_ping=True, pool_size=10, **kwargs)
+
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # One connection: SQLite has one writer anyway, and queueing in the pool is cheaper
+    # than "database is locked" retries between our own tasks.
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, connect_args={"timeout": 30}, **kwargs
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _: Any) -> None:
+        # pysqlite's own transaction handling breaks SAVEPOINT; take it over (SQLAlchemy
+        # documents this recipe for pysqlite and aiosqlite alike).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_ignore(session: AsyncSession, table: Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def upsert(session: AsyncSession, table: Table, values: dict[str, Any], keys: list[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE for the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    stmt = insert(table).values(**values)
+    update = {k: stmt.excluded[k] for k in values if k not in keys}
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=keys)
+    return stmt.on_conflict_do_update(index_elements=keys, set_=update)

@@ -1,0 +1,34 @@
+"""The inbox: which events a consumer has already applied, recorded in its transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iomflow.shared.db import insert_ignore
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+async def record(session: AsyncSession, table: Table, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record the event as applied by ``consumer``; False when it already was (a duplicate).
+
+    Called inside the handler's transaction, so the record and the effect commit together.
+    """
+    result = await session.execute(
+        insert_ignore(session, table).values(
+            consumer=consumer, event_id=str(event_id), received_at=datetime.now(UTC)
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

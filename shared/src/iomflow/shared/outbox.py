@@ -1,0 +1,165 @@
+"""Transactional outbox: events are staged with the state change and published after commit.
+
+``Outbox.stage`` inserts a row in the caller's transaction, with the current trace context,
+so the event exists if and only if the state change does. ``OutboxRelay`` reads unsent rows
+in order, appends them to their streams in one pipelined round trip per batch, and marks
+them sent. A crash between the XADD and the mark publishes the batch again; consumers
+dedupe on ``event_id`` through their inbox, so the effect stays once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate, trace
+from redis.asyncio import Redis
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from iomflow.shared import wire
+from iomflow.shared.contracts import Event
+
+log = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column(
+            "id",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("stream", String(200), nullable=False),
+        Column("type", String(200), nullable=False),
+        Column("fields", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+    )
+
+
+class Outbox:
+    """Stages events in the caller's transaction; wakes the relay after commit."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.wakeup = asyncio.Event()
+
+    async def stage(self, session: AsyncSession, stream: str, *events: Event[Any]) -> None:
+        if not events:
+            return
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the handler's span: the relay continues this trace
+        now = datetime.now(UTC)
+        await session.execute(
+            insert(self.table),
+            [
+                {
+                    "event_id": str(event.event_id),
+                    "stream": stream,
+                    "type": event.type,
+                    "fields": wire.encode(event, carrier),
+                    "created_at": now,
+                }
+                for event in events
+            ],
+        )
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+
+class OutboxRelay:
+    """Publishes staged rows; several replicas may run it (PostgreSQL: SKIP LOCKED)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        tracer: trace.Tracer,
+        *,
+        batch: int = 500,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.outbox = outbox
+        self.sessions = sessions
+        self.redis = redis
+        self.tracer = tracer
+        self.batch = batch
+        self.poll_s = poll_s
+        self.published = 0
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent rows; returns how many were published."""
+        table = self.outbox.table
+        async with self.sessions() as session, session.begin():
+            query = select(table.c.id, table.c.stream, table.c.type, table.c.fields)
+            query = query.where(table.c.sent_at.is_(None)).order_by(table.c.id).limit(self.batch)
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            if not rows:
+                return 0
+            entries = [(row.stream, self._continue_trace(row.stream, row.fields)) for row in rows]
+            await wire.xadd_many(self.redis, entries)
+            await session.execute(
+                update(table)
+                .where(table.c.id.in_([row.id for row in rows]))
+                .values(sent_at=datetime.now(UTC))
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    def _continue_trace(self, stream: str, fields: dict[str, str]) -> dict[str, str]:
+        parent = propagate.extract(fields)
+        if not trace.get_current_span(parent).get_span_context().is_valid:
+            return fields
+        with self.tracer.start_as_current_span(
+            f"{stream} publish",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.destination.name": stream,
+                "messaging.message.id": fields.get("event_id", ""),
+                "iomflow.event.type": fields.get("type", ""),
+            },
+        ):
+            carrier = dict(fields)
+            propagate.inject(carrier)
+            return carrier
+
+    async def run(self) -> None:
+        while True:
+            self.outbox.wakeup.clear()
+            try:
+                while await self.publish_pending() >= self.batch:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(1.0)
+            try:
+                await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=self.poll_s)
+            except TimeoutError:
+                pass

@@ -1,0 +1,280 @@
+"""The host every service runs in: one FastAPI app that also runs the stream machinery.
+
+``create_service_app(spec, settings)`` is each service's composition root helper: it builds
+the engine, Redis clients, the FastStream broker with its telemetry middleware, the consumer
+and the outbox relay, and the HTTP app with health, AsyncAPI and docs routes. Nothing
+connects until the app starts (its lifespan), nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from faststream.redis import RedisBroker
+from faststream.redis.opentelemetry import RedisTelemetryMiddleware
+from faststream.specification import AsyncAPI
+from iomflow.shared import db, migrations
+from iomflow.shared.contracts import EVENT_TYPES
+from iomflow.shared.inbox import inbox_table
+from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
+from iomflow.shared.settings import BaseServiceSettings
+from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
+from iomflow.shared.telemetry import create_tracer_provider
+from iomflow.shared.wire import PlainFieldsFormat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tables:
+    """The delivery tables every service's database has, beside its own."""
+
+    metadata: MetaData
+
+    def __post_init__(self) -> None:
+        self.inbox = inbox_table(self.metadata)
+        self.outbox = outbox_table(self.metadata)
+
+
+@dataclass
+class Runtime:
+    """Everything a running service holds; reached from handlers and routes."""
+
+    settings: BaseServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    broker: RedisBroker
+    outbox: Outbox
+    relay: OutboxRelay
+    consumer: Consumer
+    tracer_provider: TracerProvider
+    tracer: trace.Tracer
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes a service itself; the host does the rest."""
+
+    name: str
+    title: str
+    package: str  # e.g. "iomflow.routes": its migrations live in <package>/migrations
+    tables: Tables
+    subscriptions: Callable[[Runtime], Sequence[Subscription]]
+    publishes: Sequence[tuple[str, Sequence[str]]] = ()  # (stream, event types), for AsyncAPI
+    routers: Sequence[APIRouter] = ()
+    on_start: Callable[[Runtime], Any] | None = None
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
+    provider = create_tracer_provider(spec.name, settings.traces_dir)
+    tracer = provider.get_tracer(f"iomflow.{spec.name}")
+    engine = db.create_engine(settings.resolved_database_url())
+    if settings.sql_tracing:
+        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
+    sessions = db.sessionmaker(engine)
+    redis = Redis.from_url(settings.redis_url)
+    broker = RedisBroker(
+        settings.redis_url,
+        message_format=PlainFieldsFormat,
+        middlewares=[RedisTelemetryMiddleware(tracer_provider=provider)],
+        logger=logging.getLogger(f"iomflow.{spec.name}.broker"),
+    )
+    outbox = Outbox(spec.tables.outbox)
+    relay = OutboxRelay(
+        outbox, sessions, redis, tracer,
+        batch=settings.relay_batch, poll_s=settings.relay_poll_s,
+    )
+    delivery = DeliverySettings(
+        batch_size=settings.batch_size,
+        poll_ms=settings.poll_ms,
+        max_deliveries=settings.max_deliveries,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
+        reclaim_interval_s=settings.reclaim_interval_s,
+    )
+    runtime = Runtime(
+        settings=settings, engine=engine, sessions=sessions, redis=redis, broker=broker,
+        outbox=outbox, relay=relay,
+        consumer=None,  # type: ignore[arg-type]  # needs the runtime for its handlers
+        tracer_provider=provider, tracer=tracer,
+    )
+    runtime.consumer = Consumer(
+        group=spec.name,
+        consumer=settings.consumer,
+        redis=redis,
+        sessions=sessions,
+        inbox_table=spec.tables.inbox,
+        outbox=outbox,
+        tracer=tracer,
+        subscriptions=spec.subscriptions(runtime),
+        settings=delivery,
+    )
+    runtime.consumer.attach(broker)
+    for stream, types in spec.publishes:
+        broker.publisher(stream, title=f"{stream}:publish", description=", ".join(types))
+    return runtime
+
+
+def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> FastAPI:
+    """The service's FastAPI app; starting it starts consuming and relaying."""
+    if not settings.service:
+        settings = settings.model_copy(update={"service": spec.name})
+    runtime = build_runtime(spec, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await asyncio.to_thread(
+                migrations.upgrade, spec.package, settings.resolved_database_url()
+            )
+        await runtime.consumer.ensure_groups()
+        await runtime.broker.start()
+        if spec.on_start is not None:
+            result = spec.on_start(runtime)
+            if asyncio.iscoroutine(result):
+                await result
+        tasks = [
+            asyncio.create_task(runtime.relay.run(), name=f"{spec.name}-relay"),
+            asyncio.create_task(runtime.consumer.supervise(), name=f"{spec.name}-reclaim"),
+        ]
+        log.info("%s started: consumer %s", spec.name, settings.consumer)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.broker.stop()
+            # Publish what the last transactions staged before going away.
+            with contextlib.suppress(Exception):
+                await runtime.relay.publish_pending()
+            await runtime.redis.aclose()
+            await runtime.engine.dispose()
+            runtime.tracer_provider.shutdown()
+
+    app = FastAPI(title=spec.title, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.include_router(_health_router())
+    app.include_router(_asyncapi_router(spec))
+    for router in spec.routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=runtime.tracer_provider, excluded_urls="/health/.*"
+    )
+    return app
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": "Запрос не прошёл проверку: исправьте указанные поля и отправьте снова.",
+            "code": "validation_error",
+            "errors": errors,
+        },
+    )
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/live", summary="The process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/ready", summary="Redis and the database answer, the groups exist")
+    async def ready(runtime: RuntimeDep) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await runtime.redis.ping()
+            checks["redis"] = "ok"
+            checks["groups"] = "ok" if await runtime.consumer.groups_exist() else "missing"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["redis"] = f"error: {exc}"
+        try:
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("select 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["database"] = f"error: {exc}"
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            status_code=200 if ok else 503,
+            content={"status": "ok" if ok else "unavailable", "checks": checks},
+        )
+
+    return router
+
+
+def asyncapi_document(spec: ServiceSpec, runtime: Runtime) -> dict[str, Any]:
+    """AsyncAPI 3 from the broker's subscribers and publishers, with the event contracts."""
+    document: dict[str, Any] = AsyncAPI(
+        runtime.broker, title=f"iomflow {spec.name}", version="0.1.0",
+        description=(
+            f"{spec.title}. Entries are plain Redis stream fields: event_id, type, version, "
+            "source, occurred_at, subject, data (JSON payload), traceparent (optional). "
+            "Payload schemas per event type are in components.schemas."
+        ),
+    ).to_specification().to_jsonable()
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    types = {t for sub in runtime.consumer.subscriptions.values() for t in sub.handlers}
+    types |= {t for _, published in spec.publishes for t in published}
+    for type_ in sorted(types):
+        schema = EVENT_TYPES[type_].model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub_schema in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, sub_schema)
+        schemas[type_] = schema
+    return document
+
+
+def _asyncapi_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(tags=["contract"])
+
+    @router.get("/asyncapi.json", summary="AsyncAPI document of this service's streams")
+    async def asyncapi(runtime: RuntimeDep) -> dict[str, Any]:
+        return asyncapi_document(spec, runtime)
+
+    return router
+
+
+def serve(app: FastAPI, settings: BaseServiceSettings) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")

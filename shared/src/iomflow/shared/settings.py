@@ -1,0 +1,74 @@
+"""Settings every service shares, read from ``IOMFLOW_*`` environment variables.
+
+A service subclasses ``BaseServiceSettings`` for its own knobs. Nothing here is built at
+import time: ``create_app(settings)`` receives an instance, so tests and deployments choose.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_consumer() -> str:
+    # Unique per replica: Redis tracks pending entries per consumer name.
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class BaseServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOMFLOW_", extra="ignore")
+
+    service: str = Field(default="", description="Service name; also its consumer group")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; default: a SQLite file under data_dir",
+    )
+    data_dir: Path = Path("var")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    consumer: str = Field(default_factory=_default_consumer)
+
+    batch_size: int = Field(default=100, ge=1, le=5000, description="Entries read at once")
+    poll_ms: int = Field(default=200, ge=1, description="XREADGROUP block time")
+    max_deliveries: int = Field(default=5, ge=1, description="Deliveries before the DLQ")
+    reclaim_idle_ms: int = Field(
+        default=30_000, ge=100, description="Pending this long = its consumer is gone"
+    )
+    reclaim_interval_s: float = Field(default=5.0, gt=0)
+    relay_batch: int = Field(default=500, ge=1)
+    relay_poll_s: float = Field(default=0.5, gt=0)
+
+    traces_dir: Path | None = Field(
+        default=None,
+        description="Without an OTLP endpoint, spans go to <traces_dir>/<service>.jsonl",
+    )
+    migrate_on_start: bool = Field(
+        default=False, description="Apply migrations at start (embedded runs; admins migrate apart)"
+    )
+    sql_tracing: bool = Field(default=True, description="A span per SQL statement")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
+        return value
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / f'{self.service}.db'}"

@@ -1,0 +1,393 @@
+"""Consuming streams: groups, batches, the inbox, reclaim and the dead-letter stream.
+
+FastStream reads new entries (``XREADGROUP``, in batches) and hands them to
+``Consumer.process``. What FastStream does not do, this module does:
+
+- groups are created by us at ``0`` with ``MKSTREAM`` before consuming, so nothing written
+  before the first start is skipped; a group lost to a Redis flush or restart (``NOGROUP``)
+  is created again and the stopped subscriber restarted, not hot-looped;
+- a batch shares one transaction, each entry inside its own SAVEPOINT: one failing entry
+  rolls back only itself and stays pending, the others commit and are acknowledged;
+- an entry that fails validation goes to ``<stream>.dlq`` at once, with the errors;
+- entries left pending (a handler failed, or its consumer died) are claimed again with
+  ``XAUTOCLAIM`` after ``reclaim_idle_ms``; after ``max_deliveries`` deliveries an entry
+  goes to the dead-letter stream with its last error, the group and the count.
+
+Nothing here trims a stream: unread and pending entries must never be dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate, trace
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from faststream import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage
+from iomflow.shared import inbox, wire
+from iomflow.shared.contracts import EVENT_TYPES, Event, Streams
+from iomflow.shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Event[Any], Outbox], Awaitable[None]]
+"""A handler: (session in the batch transaction, the validated event, the outbox)."""
+
+Entry = tuple[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """The event types of one stream this service applies, each with its handler."""
+
+    stream: str
+    handlers: Mapping[str, Handler]
+    description: str = ""
+
+
+@dataclass
+class Outcome:
+    """What became of a batch (for tests, logs and benchmarks)."""
+
+    applied: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    dead: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    batch_size: int = 100
+    poll_ms: int = 200
+    max_deliveries: int = 5
+    reclaim_idle_ms: int = 30_000
+    reclaim_interval_s: float = 5.0
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> bool:
+    """Create ``group`` on ``stream`` from the beginning; False if it already existed."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" in str(exc):
+            return False
+        raise
+    log.info("created consumer group %s on %s at 0", group, stream)
+    return True
+
+
+def errors_key(stream: str, group: str) -> str:
+    return f"iomflow:errors:{stream}:{group}"
+
+
+class Consumer:
+    """One service's consumer of its subscribed streams, as one member of its group."""
+
+    def __init__(
+        self,
+        *,
+        group: str,
+        consumer: str,
+        redis: Redis,
+        sessions: async_sessionmaker[AsyncSession],
+        inbox_table: Table,
+        outbox: Outbox,
+        tracer: trace.Tracer,
+        subscriptions: Sequence[Subscription],
+        settings: DeliverySettings,
+    ) -> None:
+        self.group = group
+        self.consumer = consumer
+        self.redis = redis
+        self.sessions = sessions
+        self.inbox_table = inbox_table
+        self.outbox = outbox
+        self.tracer = tracer
+        self.subscriptions = {sub.stream: sub for sub in subscriptions}
+        self.settings = settings
+        self._subscribers: dict[str, Any] = {}
+
+    # --- setup -----------------------------------------------------------------------
+
+    async def ensure_groups(self) -> None:
+        for stream in self.subscriptions:
+            await ensure_group(self.redis, stream, self.group)
+
+    def attach(self, broker: RedisBroker) -> None:
+        """Register one FastStream batch subscriber per subscribed stream."""
+        for stream, sub in self.subscriptions.items():
+            subscriber = broker.subscriber(
+                stream=StreamSub(
+                    stream,
+                    group=self.group,
+                    consumer=self.consumer,
+                    batch=True,
+                    max_records=self.settings.batch_size,
+                    polling_interval=self.settings.poll_ms,
+                ),
+                ack_policy=AckPolicy.MANUAL,  # we acknowledge per entry, after commit
+                title=f"{stream}:{self.group}",
+                description=sub.description or ", ".join(sorted(sub.handlers)),
+            )
+            subscriber(self._faststream_handler(stream))
+            self._subscribers[stream] = subscriber
+
+    def _faststream_handler(self, stream: str) -> Callable[..., Awaitable[None]]:
+        async def handle(body: list[Any], msg: RedisBatchStreamMessage) -> None:
+            raw = msg.raw_message
+            ids = [wire.as_text(i) for i in raw["message_ids"]]
+            entries = [wire.text_fields(fields) for fields in raw["data"]]
+            await self.process(stream, list(zip(ids, entries, strict=True)))
+
+        handle.__name__ = f"consume_{stream.replace('.', '_')}"
+        return handle
+
+    # --- processing ------------------------------------------------------------------
+
+    async def process(
+        self, stream: str, entries: Sequence[Entry], deliveries: Mapping[str, int] | None = None
+    ) -> Outcome:
+        """Apply a batch of entries of one stream: one transaction, a savepoint each."""
+        sub = self.subscriptions[stream]
+        outcome = Outcome()
+        todo: list[tuple[str, dict[str, str], Event[Any], Handler]] = []
+        for entry_id, fields in entries:
+            type_ = fields.get("type", "")
+            if type_ in EVENT_TYPES and type_ not in sub.handlers:
+                outcome.skipped.append(entry_id)  # another service's business
+                continue
+            try:
+                event = wire.decode(fields)
+            except wire.BadEntry as bad:
+                outcome.dead[entry_id] = bad.describe()
+                continue
+            todo.append((entry_id, fields, event, sub.handlers[event.type]))
+
+        if todo:
+            await self._apply(stream, todo, outcome)
+
+        await self._settle(stream, dict(entries), outcome, deliveries or {}, reason="invalid")
+        return outcome
+
+    async def _apply(
+        self,
+        stream: str,
+        todo: list[tuple[str, dict[str, str], Event[Any], Handler]],
+        outcome: Outcome,
+    ) -> None:
+        applied: list[str] = []
+        duplicates: list[str] = []
+        try:
+            async with self.sessions() as session, session.begin():
+                for entry_id, fields, event, handler in todo:
+                    with self._span(stream, entry_id, fields, event) as span:
+                        try:
+                            async with session.begin_nested():
+                                fresh = await inbox.record(
+                                    session, self.inbox_table, self.group, event.event_id
+                                )
+                                if fresh:
+                                    await handler(session, event, self.outbox)
+                        except Exception as exc:  # noqa: BLE001 - isolated to this entry
+                            span.record_exception(exc)
+                            span.set_status(trace.StatusCode.ERROR, str(exc))
+                            outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
+                            log.warning(
+                                "handler failed for %s %s (%s): %s",
+                                event.type, event.event_id, entry_id, exc,
+                            )
+                            continue
+                        (applied if fresh else duplicates).append(entry_id)
+        except Exception as exc:  # noqa: BLE001 - the commit itself failed: retry them all
+            log.exception("batch transaction on %s failed", stream)
+            for entry_id in applied + duplicates:
+                outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
+            return
+        outcome.applied.extend(applied)
+        outcome.duplicates.extend(duplicates)
+        if applied:
+            self.outbox.wake()
+
+    def _span(
+        self, stream: str, entry_id: str, fields: Mapping[str, str], event: Event[Any]
+    ) -> Any:
+        # One span per entry, child of the producer's span: a diagnosis stays one trace
+        # even when its entry was read in a batch (the batch span only links to it).
+        return self.tracer.start_as_current_span(
+            f"{stream} process",
+            context=propagate.extract(fields),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.destination.name": stream,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": str(event.event_id),
+                "iomflow.stream.entry_id": entry_id,
+                "iomflow.event.type": event.type,
+                "iomflow.event.subject": event.subject,
+            },
+        )
+
+    async def _settle(
+        self,
+        stream: str,
+        entries: Mapping[str, dict[str, str]],
+        outcome: Outcome,
+        deliveries: Mapping[str, int],
+        *,
+        reason: str,
+    ) -> None:
+        """Dead-letter, acknowledge and remember errors, in one atomic round trip."""
+        done = outcome.applied + outcome.duplicates + outcome.skipped
+        if not (done or outcome.dead or outcome.failed):
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        key = errors_key(stream, self.group)
+        for entry_id, error in outcome.dead.items():
+            pipe.xadd(
+                Streams.dlq(stream),
+                dead_letter_fields(
+                    entries[entry_id], stream=stream, group=self.group, entry_id=entry_id,
+                    reason=reason, error=error, deliveries=deliveries.get(entry_id, 1),
+                ),
+            )
+        acked = done + list(outcome.dead)
+        if acked:
+            pipe.xack(stream, self.group, *acked)
+        if outcome.failed:
+            pipe.hset(key, mapping=outcome.failed)
+        retried = [entry_id for entry_id in acked if deliveries.get(entry_id, 1) > 1]
+        if retried:
+            pipe.hdel(key, *retried)
+        await pipe.execute()
+        if outcome.dead:
+            log.warning("dead-lettered %d entries of %s: %s", len(outcome.dead), stream,
+                        outcome.dead)
+
+    # --- reclaim ---------------------------------------------------------------------
+
+    async def reclaim(self, stream: str) -> Outcome:
+        """Claim entries idle past ``reclaim_idle_ms``; retry them or dead-letter them."""
+        total = Outcome()
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                stream, self.group, self.consumer,
+                min_idle_time=self.settings.reclaim_idle_ms,
+                start_id=start, count=self.settings.batch_size,
+            )
+            start = wire.as_text(reply[0])
+            claimed: list[Entry] = []
+            gone: list[str] = []
+            for item in reply[1]:
+                if item is None or item[1] is None:  # deleted from the stream meanwhile
+                    if item is not None:
+                        gone.append(wire.as_text(item[0]))
+                    continue
+                claimed.append((wire.as_text(item[0]), wire.text_fields(item[1])))
+            if len(reply) > 2:
+                gone.extend(wire.as_text(i) for i in reply[2] or [])
+            if gone:
+                await self.redis.xack(stream, self.group, *gone)
+            if claimed:
+                await self._retry(stream, claimed, total)
+            if start == "0-0":
+                return total
+
+    async def _retry(self, stream: str, claimed: list[Entry], total: Outcome) -> None:
+        pending = await self.redis.xpending_range(
+            stream, self.group, min=claimed[0][0], max=claimed[-1][0],
+            count=len(claimed) * 2 + 10, consumername=self.consumer,
+        )
+        deliveries = {wire.as_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        over = [(i, f) for i, f in claimed if deliveries.get(i, 1) > self.settings.max_deliveries]
+        again = [(i, f) for i, f in claimed if deliveries.get(i, 1) <= self.settings.max_deliveries]
+        if over:
+            errors = await self.redis.hmget(errors_key(stream, self.group), [i for i, _ in over])
+            outcome = Outcome(
+                dead={
+                    entry_id: wire.as_text(error) if error else
+                    "no error recorded: its consumer died or timed out while handling it"
+                    for (entry_id, _), error in zip(over, errors, strict=True)
+                }
+            )
+            # count = failed deliveries so far (this claim is not a delivery to a handler)
+            counts = {i: deliveries[i] - 1 for i, _ in over}
+            await self._settle(stream, dict(over), outcome, counts, reason="max_deliveries")
+            total.dead.update(outcome.dead)
+        if again:
+            outcome = await self.process(stream, again, deliveries)
+            for name in ("applied", "duplicates", "skipped"):
+                getattr(total, name).extend(getattr(outcome, name))
+            total.failed.update(outcome.failed)
+            total.dead.update(outcome.dead)
+
+    async def supervise(self) -> None:
+        """Reclaim forever; bring back groups and subscribers lost to a Redis flush."""
+        while True:
+            await asyncio.sleep(self.settings.reclaim_interval_s)
+            for stream in self.subscriptions:
+                try:
+                    await self._restart_if_stopped(stream)
+                    await self.reclaim(stream)
+                except asyncio.CancelledError:
+                    raise
+                except ResponseError as exc:
+                    if "NOGROUP" in str(exc):
+                        await ensure_group(self.redis, stream, self.group)
+                    else:
+                        log.exception("reclaim on %s failed", stream)
+                except Exception:
+                    log.exception("reclaim on %s failed", stream)
+
+    async def _restart_if_stopped(self, stream: str) -> None:
+        subscriber = self._subscribers.get(stream)
+        if subscriber is None or subscriber.running:
+            return
+        log.warning("subscriber of %s stopped (group lost?); recreating group, restarting", stream)
+        await ensure_group(self.redis, stream, self.group)
+        await subscriber.start()
+
+    async def groups_exist(self) -> bool:
+        for stream in self.subscriptions:
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except ResponseError:
+                return False
+            if not any(wire.as_text(g["name"]) == self.group for g in groups):
+                return False
+        return True
+
+
+def dead_letter_fields(
+    fields: Mapping[str, str],
+    *,
+    stream: str,
+    group: str,
+    entry_id: str,
+    reason: str,
+    error: str,
+    deliveries: int,
+) -> dict[str, str]:
+    """The original fields plus why, where from and how often it was tried."""
+    return {
+        **fields,
+        "dlq_reason": reason,
+        "dlq_error": error[:10_000],
+        "dlq_stream": stream,
+        "dlq_group": group,
+        "dlq_entry_id": entry_id,
+        "dlq_deliveries": str(deliveries),
+        "dlq_at": datetime.now(UTC).isoformat(),
+    }

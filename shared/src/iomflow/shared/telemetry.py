@@ -1,0 +1,101 @@
+"""Tracing set up from the standard ``OTEL_*`` variables.
+
+- service name and resource attributes: ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``
+  (the service's own name is the default);
+- sampling: ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (parent-based always-on
+  by default; under load use ``parentbased_traceidratio``);
+- export: OTLP over HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-specific
+  variable) is set; ``OTEL_TRACES_EXPORTER=none`` turns export off; otherwise, when a
+  traces directory is configured, spans go to ``<dir>/<service>.jsonl`` so a person can
+  read a trace without a collector.
+
+Each service gets its own ``TracerProvider`` (never the global one), so several services
+can share a process in tests and still report under their own names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+
+class JsonlSpanExporter(SpanExporter):
+    """One JSON object per finished span, appended to a file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [json.dumps(span_record(span), ensure_ascii=False) for span in spans]
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write("".join(line + "\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def span_record(span: ReadableSpan) -> dict[str, object]:
+    ctx = span.get_span_context()
+    assert ctx is not None
+    return {
+        "trace_id": f"{ctx.trace_id:032x}",
+        "span_id": f"{ctx.span_id:016x}",
+        "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service": span.resource.attributes.get(SERVICE_NAME),
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": {k: _plain(v) for k, v in (span.attributes or {}).items()},
+        "links": [f"{link.context.trace_id:032x}" for link in span.links],
+    }
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def create_tracer_provider(service: str, traces_dir: Path | None) -> TracerProvider:
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
+    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME over these.
+    provider = TracerProvider(resource=Resource.create(attributes))
+    exporter = _exporter(service, traces_dir)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+    return provider
+
+
+def _exporter(service: str, traces_dir: Path | None) -> SpanExporter | None:
+    choice = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if choice == "none":
+        return None
+    otlp = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if otlp or choice == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()  # reads the OTEL_EXPORTER_OTLP_* variables itself
+    if traces_dir is not None:
+        return JsonlSpanExporter(Path(traces_dir) / f"{service}.jsonl")
+    return None
+
+
+def read_spans(traces_dir: Path) -> list[dict[str, object]]:
+    """Every span the services wrote under ``traces_dir`` (for the demo and tests)."""
+    spans: list[dict[str, object]] = []
+    for path in sorted(Path(traces_dir).glob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            spans.extend(json.loads(line) for line in lines if line.strip())
+    return spans

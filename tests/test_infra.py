@@ -1,12 +1,11 @@
 """The test servers from tests/infra.py are real Redis / PostgreSQL servers."""
 
 import asyncpg
+import infra
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-
-import infra
 
 # --- redis ---
 
@@ -32,7 +31,7 @@ async def test_redis_streams_consumer_group(clean_redis: str) -> None:
             "jobs", "workers", "bob", min_idle_time=0, start_id="0-0"
         )
         assert next_id == "0-0"
-        assert [entry_id for entry_id, _ in claimed][0] == first
+        assert claimed[0][0] == first
         assert len(claimed) == 2
         pending = await client.xpending("jobs", "workers")
         assert pending["pending"] == 2

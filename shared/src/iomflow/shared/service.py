@@ -18,14 +18,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
-from redis.asyncio import Redis
-from sqlalchemy import MetaData, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from faststream.specification import AsyncAPI
@@ -37,6 +29,13 @@ from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
 from iomflow.shared.telemetry import create_tracer_provider
 from iomflow.shared.wire import PlainFieldsFormat
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +113,12 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
     )
     outbox = Outbox(spec.tables.outbox)
     relay = OutboxRelay(
-        outbox, sessions, redis, tracer,
-        batch=settings.relay_batch, poll_s=settings.relay_poll_s,
+        outbox,
+        sessions,
+        redis,
+        tracer,
+        batch=settings.relay_batch,
+        poll_s=settings.relay_poll_s,
     )
     delivery = DeliverySettings(
         batch_size=settings.batch_size,
@@ -125,10 +128,16 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
         reclaim_interval_s=settings.reclaim_interval_s,
     )
     runtime = Runtime(
-        settings=settings, engine=engine, sessions=sessions, redis=redis, broker=broker,
-        outbox=outbox, relay=relay,
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        broker=broker,
+        outbox=outbox,
+        relay=relay,
         consumer=None,  # type: ignore[arg-type]  # needs the runtime for its handlers
-        tracer_provider=provider, tracer=tracer,
+        tracer_provider=provider,
+        tracer=tracer,
     )
     runtime.consumer = Consumer(
         group=spec.name,
@@ -226,13 +235,13 @@ def _health_router() -> APIRouter:
             await runtime.redis.ping()
             checks["redis"] = "ok"
             checks["groups"] = "ok" if await runtime.consumer.groups_exist() else "missing"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
+        except Exception as exc:
             checks["redis"] = f"error: {exc}"
         try:
             async with runtime.engine.connect() as conn:
                 await conn.execute(text("select 1"))
             checks["database"] = "ok"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             checks["database"] = f"error: {exc}"
         ok = all(value == "ok" for value in checks.values())
         return JSONResponse(
@@ -245,14 +254,20 @@ def _health_router() -> APIRouter:
 
 def asyncapi_document(spec: ServiceSpec, runtime: Runtime) -> dict[str, Any]:
     """AsyncAPI 3 from the broker's subscribers and publishers, with the event contracts."""
-    document: dict[str, Any] = AsyncAPI(
-        runtime.broker, title=f"iomflow {spec.name}", version="0.1.0",
-        description=(
-            f"{spec.title}. Entries are plain Redis stream fields: event_id, type, version, "
-            "source, occurred_at, subject, data (JSON payload), traceparent (optional). "
-            "Payload schemas per event type are in components.schemas."
-        ),
-    ).to_specification().to_jsonable()
+    document: dict[str, Any] = (
+        AsyncAPI(
+            runtime.broker,
+            title=f"iomflow {spec.name}",
+            version="0.1.0",
+            description=(
+                f"{spec.title}. Entries are plain Redis stream fields: event_id, type, version, "
+                "source, occurred_at, subject, data (JSON payload), traceparent (optional). "
+                "Payload schemas per event type are in components.schemas."
+            ),
+        )
+        .to_specification()
+        .to_jsonable()
+    )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     types = {t for sub in runtime.consumer.subscriptions.values() for t in sub.handlers}
     types |= {t for _, published in spec.publishes for t in published}

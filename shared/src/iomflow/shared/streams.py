@@ -25,18 +25,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import propagate, trace
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from iomflow.shared import inbox, wire
 from iomflow.shared.contracts import EVENT_TYPES, Event, Streams
 from iomflow.shared.outbox import Outbox
+from opentelemetry import propagate, trace
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,11 @@ Handler = Callable[[AsyncSession, Event[Any], Outbox], Awaitable[None]]
 """A handler: (session in the batch transaction, the validated event, the outbox)."""
 
 Entry = tuple[str, dict[str, str]]
+
+
+class Rejected(Exception):
+    """Raised by a handler for an event that can never be applied (it breaks a rule of the
+    domain, not a transient condition): the entry goes to the dead-letter stream at once."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     dead: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -199,17 +204,24 @@ class Consumer:
                                 )
                                 if fresh:
                                     await handler(session, event, self.outbox)
-                        except Exception as exc:  # noqa: BLE001 - isolated to this entry
+                        except Rejected as exc:
+                            span.set_status(trace.StatusCode.ERROR, str(exc))
+                            outcome.rejected[entry_id] = str(exc)
+                            continue
+                        except Exception as exc:
                             span.record_exception(exc)
                             span.set_status(trace.StatusCode.ERROR, str(exc))
                             outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
                             log.warning(
                                 "handler failed for %s %s (%s): %s",
-                                event.type, event.event_id, entry_id, exc,
+                                event.type,
+                                event.event_id,
+                                entry_id,
+                                exc,
                             )
                             continue
                         (applied if fresh else duplicates).append(entry_id)
-        except Exception as exc:  # noqa: BLE001 - the commit itself failed: retry them all
+        except Exception as exc:
             log.exception("batch transaction on %s failed", stream)
             for entry_id in applied + duplicates:
                 outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
@@ -250,19 +262,26 @@ class Consumer:
     ) -> None:
         """Dead-letter, acknowledge and remember errors, in one atomic round trip."""
         done = outcome.applied + outcome.duplicates + outcome.skipped
-        if not (done or outcome.dead or outcome.failed):
+        if not (done or outcome.dead or outcome.failed or outcome.rejected):
             return
         pipe = self.redis.pipeline(transaction=True)
         key = errors_key(stream, self.group)
-        for entry_id, error in outcome.dead.items():
+        dead = [(i, e, reason) for i, e in outcome.dead.items()]
+        dead += [(i, e, "rejected") for i, e in outcome.rejected.items()]
+        for entry_id, error, why in dead:
             pipe.xadd(
                 Streams.dlq(stream),
                 dead_letter_fields(
-                    entries[entry_id], stream=stream, group=self.group, entry_id=entry_id,
-                    reason=reason, error=error, deliveries=deliveries.get(entry_id, 1),
+                    entries[entry_id],
+                    stream=stream,
+                    group=self.group,
+                    entry_id=entry_id,
+                    reason=why,
+                    error=error,
+                    deliveries=deliveries.get(entry_id, 1),
                 ),
             )
-        acked = done + list(outcome.dead)
+        acked = done + [entry_id for entry_id, _, _ in dead]
         if acked:
             pipe.xack(stream, self.group, *acked)
         if outcome.failed:
@@ -271,9 +290,8 @@ class Consumer:
         if retried:
             pipe.hdel(key, *retried)
         await pipe.execute()
-        if outcome.dead:
-            log.warning("dead-lettered %d entries of %s: %s", len(outcome.dead), stream,
-                        outcome.dead)
+        if dead:
+            log.warning("dead-lettered %d entries of %s: %s", len(dead), stream, dead)
 
     # --- reclaim ---------------------------------------------------------------------
 
@@ -283,9 +301,12 @@ class Consumer:
         start = "0-0"
         while True:
             reply = await self.redis.xautoclaim(
-                stream, self.group, self.consumer,
+                stream,
+                self.group,
+                self.consumer,
                 min_idle_time=self.settings.reclaim_idle_ms,
-                start_id=start, count=self.settings.batch_size,
+                start_id=start,
+                count=self.settings.batch_size,
             )
             start = wire.as_text(reply[0])
             claimed: list[Entry] = []
@@ -307,8 +328,12 @@ class Consumer:
 
     async def _retry(self, stream: str, claimed: list[Entry], total: Outcome) -> None:
         pending = await self.redis.xpending_range(
-            stream, self.group, min=claimed[0][0], max=claimed[-1][0],
-            count=len(claimed) * 2 + 10, consumername=self.consumer,
+            stream,
+            self.group,
+            min=claimed[0][0],
+            max=claimed[-1][0],
+            count=len(claimed) * 2 + 10,
+            consumername=self.consumer,
         )
         deliveries = {wire.as_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
         over = [(i, f) for i, f in claimed if deliveries.get(i, 1) > self.settings.max_deliveries]
@@ -317,8 +342,9 @@ class Consumer:
             errors = await self.redis.hmget(errors_key(stream, self.group), [i for i, _ in over])
             outcome = Outcome(
                 dead={
-                    entry_id: wire.as_text(error) if error else
-                    "no error recorded: its consumer died or timed out while handling it"
+                    entry_id: wire.as_text(error)
+                    if error
+                    else "no error recorded: its consumer died or timed out while handling it"
                     for (entry_id, _), error in zip(over, errors, strict=True)
                 }
             )
@@ -332,6 +358,7 @@ class Consumer:
                 getattr(total, name).extend(getattr(outcome, name))
             total.failed.update(outcome.failed)
             total.dead.update(outcome.dead)
+            total.rejected.update(outcome.rejected)
 
     async def supervise(self) -> None:
         """Reclaim forever; bring back groups and subscribers lost to a Redis flush."""

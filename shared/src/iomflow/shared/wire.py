@@ -17,11 +17,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-from redis.asyncio import Redis
-
 from faststream.redis.parser.message import MessageFormat
 from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event
+from pydantic import ValidationError
+from redis.asyncio import Redis
 
 TRACE_FIELDS = ("traceparent", "tracestate")
 ENVELOPE_FIELDS = ("event_id", "type", "version", "source", "occurred_at", "subject", "data")
@@ -103,8 +102,14 @@ def decode(fields: Mapping[str, str]) -> Event[Any]:
         if version != 1:
             raise BadEntry(
                 "unsupported version",
-                [{"loc": ["version"], "msg": f"version {version} of {envelope.type} is not "
-                  "supported (this service reads version 1)", "type": "version"}],
+                [
+                    {
+                        "loc": ["version"],
+                        "msg": f"version {version} of {envelope.type} is not "
+                        "supported (this service reads version 1)",
+                        "type": "version",
+                    }
+                ],
             )
         payload = contract.model_validate(envelope.data)
     except ValidationError as exc:
@@ -151,7 +156,7 @@ class PlainFieldsFormat(MessageFormat):
         else:
             try:
                 fields = {str(k): str(v) for k, v in json.loads(data).items()}
-            except Exception:  # noqa: BLE001 - not ours; the consumer dead-letters it
+            except Exception:
                 return bytes(data) if isinstance(data, bytes | bytearray) else b"", {}
         headers = {key: fields[key] for key in TRACE_FIELDS if key in fields}
         if "event_id" in fields:
@@ -160,9 +165,7 @@ class PlainFieldsFormat(MessageFormat):
         return json.dumps(fields, ensure_ascii=False).encode(), headers
 
 
-async def xadd_many(
-    redis: Redis, entries: list[tuple[str, dict[str, str]]]
-) -> list[str]:
+async def xadd_many(redis: Redis, entries: list[tuple[str, dict[str, str]]]) -> list[str]:
     """Append entries in one pipelined round trip; never trims (unread entries must stay)."""
     pipe = redis.pipeline(transaction=False)
     for stream, fields in entries:

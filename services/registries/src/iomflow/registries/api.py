@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
-
 from iomflow.registries import domain, repository, service
 from iomflow.shared.service import RuntimeDep, SessionDep
 
@@ -62,6 +61,7 @@ async def get_all(
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     if register not in domain.ENTITIES:
-        raise HTTPException(404, detail=f"Реестр «{register}» не найден. Доступны: "
-                            + ", ".join(domain.ENTITIES))
+        raise HTTPException(
+            404, detail=f"Реестр «{register}» не найден. Доступны: " + ", ".join(domain.ENTITIES)
+        )
     return await repository.get_all(session, register, offset=offset, limit=limit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-
 from iomflow.registries import api
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
@@ -16,9 +15,15 @@ SPEC = ServiceSpec(
     package="iomflow.registries",
     tables=tables,
     subscriptions=lambda runtime: [],
-    publishes=[(Streams.REGISTRY, [f"registry.{e}.upserted" for e in
-                                   ("municipality", "organization", "program", "methodist",
-                                    "teacher")])],
+    publishes=[
+        (
+            Streams.REGISTRY,
+            [
+                f"registry.{e}.upserted"
+                for e in ("municipality", "organization", "program", "methodist", "teacher")
+            ],
+        )
+    ],
     routers=[api.router],
 )
 

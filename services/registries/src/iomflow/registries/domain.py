@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from iomflow.shared.contracts import (
     Contract,
     MethodistUpserted,
@@ -17,6 +15,7 @@ from iomflow.shared.contracts import (
     ProgramUpserted,
     TeacherUpserted,
 )
+from pydantic import ValidationError
 
 
 @dataclass(frozen=True)
@@ -36,15 +35,25 @@ class Entity:
 ENTITIES: dict[str, Entity] = {
     e.plural: e
     for e in (
-        Entity("municipality", "municipalities", MunicipalityUpserted, "municipality_id",
-               "муниципальные образования"),
-        Entity("organization", "organizations", OrganizationUpserted, "organization_id",
-               "образовательные организации"),
+        Entity(
+            "municipality",
+            "municipalities",
+            MunicipalityUpserted,
+            "municipality_id",
+            "муниципальные образования",
+        ),
+        Entity(
+            "organization",
+            "organizations",
+            OrganizationUpserted,
+            "organization_id",
+            "образовательные организации",
+        ),
         Entity("program", "programs", ProgramUpserted, "program_id", "программы ДПО"),
-        Entity("methodist", "methodists", MethodistUpserted, "methodist_id",
-               "региональные методисты"),
-        Entity("teacher", "teachers", TeacherUpserted, "teacher_id",
-               "педагогические работники"),
+        Entity(
+            "methodist", "methodists", MethodistUpserted, "methodist_id", "региональные методисты"
+        ),
+        Entity("teacher", "teachers", TeacherUpserted, "teacher_id", "педагогические работники"),
     )
 }
 
@@ -87,8 +96,11 @@ def validate_rows(entity: Entity, rows: list[Any]) -> tuple[list[Contract], list
             continue
         key = getattr(record, entity.key)
         if key in seen:
-            errors.append(RowError(entity.plural, index, entity.key,
-                                   f"идентификатор {key} повторяется в файле"))
+            errors.append(
+                RowError(
+                    entity.plural, index, entity.key, f"идентификатор {key} повторяется в файле"
+                )
+            )
             continue
         seen.add(key)
         valid.append(record)

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from iomflow.shared.settings import BaseServiceSettings
+from pydantic import Field
+
+
+class Settings(BaseServiceSettings):
+    service: str = "diagnostics"
+    http_port: int = 8001
+    framework_path: Path | None = Field(
+        default=None, description="Competency framework JSON; default: the shipped one"
+    )

@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from iomflow.shared.settings import BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    service: str = "routes"
+    http_port: int = 8002

@@ -201,7 +201,10 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     for router in spec.routers:
         app.include_router(router)
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=runtime.tracer_provider, excluded_urls="/health/.*"
+        app,
+        tracer_provider=runtime.tracer_provider,
+        excluded_urls="/health/.*",
+        exclude_spans=["receive", "send"],
     )
     return app
 

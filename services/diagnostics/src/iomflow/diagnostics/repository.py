@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Integer,
     String,
     Table,
     UniqueConstraint,
@@ -55,6 +56,7 @@ diagnoses = Table(
     Column("framework_version", String(40), nullable=False),
     Column("competencies", JSON, nullable=False),
     Column("deficits", JSON, nullable=False),
+    Column("deficit_count", Integer, nullable=False),
     Column("completed_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("teacher_id", "campaign_id"),
 )
@@ -122,4 +124,9 @@ async def counts(session: AsyncSession) -> dict[str, int]:
     out = {}
     for name, table in (("teachers", teachers), ("results", results), ("diagnoses", diagnoses)):
         out[name] = (await session.execute(select(func.count()).select_from(table))).scalar_one()
+    out["with_deficits"] = (
+        await session.execute(
+            select(func.count()).select_from(diagnoses).where(diagnoses.c.deficit_count > 0)
+        )
+    ).scalar_one()
     return out

@@ -91,6 +91,7 @@ async def submit_result(
             **diagnosis.model_dump(mode="json", exclude={"competencies", "deficits"}),
             "competencies": [c.model_dump(mode="json") for c in competencies],
             "deficits": [d.model_dump(mode="json") for d in deficits],
+            "deficit_count": len(deficits),
             "completed_at": datetime.now(UTC),
         },
     )

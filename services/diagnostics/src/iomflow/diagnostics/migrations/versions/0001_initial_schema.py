@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 13:17:32.353534
+Create Date: 2026-11-22 13:18:06.272805
 """
 
 from collections.abc import Sequence
@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("framework_version", sa.String(length=40), nullable=False),
         sa.Column("competencies", sa.JSON(), nullable=False),
         sa.Column("deficits", sa.JSON(), nullable=False),
+        sa.Column("deficit_count", sa.Integer(), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("diagnosis_id", name=op.f("pk_diagnoses")),
         sa.UniqueConstraint("teacher_id", "campaign_id", name=op.f("uq_diagnoses_teacher_id")),

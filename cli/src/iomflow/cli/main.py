@@ -1,0 +1,75 @@
+"""``iomflow``: run a service, migrate it, or run the whole chain on embedded defaults.
+
+iomflow serve <service>     run one service (settings from IOMFLOW_* variables)
+iomflow migrate <service>   apply its migrations to IOMFLOW_DATABASE_URL
+iomflow demo                the whole chain with a demo region; prints KPIs and a trace
+iomflow dev                 the same, then stays up and prints the URLs
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import sys
+from pathlib import Path
+
+from iomflow.cli.launcher import SERVICES
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="iomflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("serve", "run one service"), ("migrate", "migrate one service")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("service", choices=SERVICES)
+    for name, text in (
+        ("demo", "run the chain once and exit"),
+        ("dev", "run the chain and stay up"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument(
+            "--teachers",
+            type=int,
+            default=2000,
+            help="how many teachers to diagnose (default 2000)",
+        )
+        sub.add_argument(
+            "--workdir",
+            type=Path,
+            default=Path("var/demo"),
+            help="databases, logs, traces (wiped first; default var/demo)",
+        )
+        sub.add_argument(
+            "--redis-url",
+            default=None,
+            help="use this Redis instead of starting one (its streams are used as they are)",
+        )
+        sub.add_argument(
+            "--timeout", type=float, default=600, help="seconds to wait for the chain to settle"
+        )
+    args = parser.parse_args(argv)
+
+    if args.command in ("serve", "migrate"):
+        module = importlib.import_module(f"iomflow.{args.service}.__main__")
+        module.main([args.command])
+        return
+
+    from iomflow.cli import demo
+
+    if args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    code = demo.run(
+        teachers=args.teachers,
+        workdir=args.workdir,
+        redis_url=args.redis_url,
+        timeout=args.timeout,
+        stay=args.command == "dev",
+    )
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

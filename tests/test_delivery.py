@@ -1,0 +1,397 @@
+"""The delivery plumbing on a real Redis and real databases (SQLite and PostgreSQL):
+outbox, inbox, consumer groups, batches with savepoints, the DLQ, reclaim, lost groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import infra
+import pytest
+from faststream.redis import RedisBroker
+from iomflow.shared import db, wire
+from iomflow.shared.contracts import (
+    Event,
+    MunicipalityUpserted,
+    Streams,
+    new_event,
+)
+from iomflow.shared.outbox import Outbox, OutboxRelay
+from iomflow.shared.service import Tables
+from iomflow.shared.streams import (
+    Consumer,
+    DeliverySettings,
+    Rejected,
+    Subscription,
+    ensure_group,
+)
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
+from sqlalchemy import Column, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+STREAM = "test.events"
+TYPE = "registry.municipality.upserted"
+
+
+@dataclass
+class Bench:
+    """A consumer of STREAM whose handler records an effect row per event."""
+
+    redis: Redis
+    engine: AsyncEngine
+    consumer: Consumer
+    outbox: Outbox
+    relay: OutboxRelay
+    effects: Table
+    tables: Tables
+    url: str
+
+    async def effect_count(self, subject: str | None = None) -> int:
+        query = select(func.count()).select_from(self.effects)
+        if subject is not None:
+            query = query.where(self.effects.c.subject == subject)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def pending(self) -> int:
+        info = await self.redis.xpending(STREAM, self.consumer.group)
+        return int(info["pending"])
+
+    async def dlq(self) -> list[dict[str, str]]:
+        return [wire.text_fields(f) for _, f in await self.redis.xrange(Streams.dlq(STREAM))]
+
+
+def event(subject: str, name: str = "Тестовый район") -> Event[Any]:
+    return new_event(
+        TYPE,
+        MunicipalityUpserted(municipality_id=subject, name=name),
+        source="test",
+        subject=subject,
+    )
+
+
+async def xadd(redis: Redis, *events: Event[Any] | dict[str, str]) -> list[str]:
+    ids = []
+    for item in events:
+        fields = wire.encode(item) if isinstance(item, Event) else item
+        ids.append(wire.as_text(await redis.xadd(STREAM, fields)))
+    return ids
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'delivery.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = infra.unique_database_name(request.node.name)
+    yield await server.create_database(name)
+    await server.drop_database(name)
+
+
+@pytest.fixture
+async def bench(clean_redis: str, database_url: str) -> AsyncIterator[Bench]:
+    metadata = db.new_metadata()
+    tables = Tables(metadata)
+    effects = Table(
+        "effects",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("subject", String(100), nullable=False),
+    )
+    engine = db.create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    redis = Redis.from_url(clean_redis)
+    tracer = TracerProvider().get_tracer("test")
+    outbox = Outbox(tables.outbox)
+    sessions = db.sessionmaker(engine)
+
+    async def handle(session: AsyncSession, ev: Event[Any], out: Outbox) -> None:
+        if ev.subject.startswith("boom"):
+            raise RuntimeError(f"handler cannot apply {ev.subject}")
+        if ev.subject.startswith("never"):
+            raise Rejected(f"{ev.subject} breaks a rule")
+        await session.execute(insert(effects).values(event_id=str(ev.event_id), subject=ev.subject))
+
+    consumer = Consumer(
+        group="testers",
+        consumer="tester-1",
+        redis=redis,
+        sessions=sessions,
+        inbox_table=tables.inbox,
+        outbox=outbox,
+        tracer=tracer,
+        subscriptions=[Subscription(STREAM, {TYPE: handle})],
+        settings=DeliverySettings(
+            batch_size=50, poll_ms=50, max_deliveries=3, reclaim_idle_ms=100, reclaim_interval_s=0.1
+        ),
+    )
+    relay = OutboxRelay(outbox, sessions, redis, tracer, batch=100, poll_s=0.05)
+    yield Bench(redis, engine, consumer, outbox, relay, effects, tables, clean_redis)
+    await redis.aclose()
+    await engine.dispose()
+
+
+async def read_as(
+    bench: Bench, consumer: str, count: int = 100
+) -> list[tuple[str, dict[str, str]]]:
+    """XREADGROUP as ``consumer``: the entries become pending under that name."""
+    reply = await bench.redis.xreadgroup(bench.consumer.group, consumer, {STREAM: ">"}, count=count)
+    return [(wire.as_text(i), wire.text_fields(f)) for i, f in reply[0][1]] if reply else []
+
+
+async def eventually(check: Any, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await check():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+# --- groups -----------------------------------------------------------------------------
+
+
+async def test_group_created_at_zero_sees_entries_written_before_it(bench: Bench) -> None:
+    await xadd(bench.redis, event("m-early"))
+    await bench.consumer.ensure_groups()
+    entries = await read_as(bench, "tester-1")
+    assert [f["subject"] for _, f in entries] == ["m-early"]
+    assert await ensure_group(bench.redis, STREAM, "testers") is False  # idempotent
+
+
+# --- outbox -----------------------------------------------------------------------------
+
+
+async def test_outbox_row_exists_only_if_the_transaction_commits(bench: Bench) -> None:
+    sessions = db.sessionmaker(bench.engine)
+    with pytest.raises(RuntimeError):
+        async with sessions() as session, session.begin():
+            await bench.outbox.stage(session, STREAM, event("m-rolled-back"))
+            raise RuntimeError("state change failed")
+    async with sessions() as session, session.begin():
+        await bench.outbox.stage(session, STREAM, event("m-committed"))
+    assert await bench.relay.publish_pending() == 1
+    assert await bench.relay.publish_pending() == 0  # marked sent: published once
+    entries = await bench.redis.xrange(STREAM)
+    assert [wire.text_fields(f)["subject"] for _, f in entries] == ["m-committed"]
+
+
+async def test_relay_writes_plain_fields_with_the_producers_trace(bench: Bench) -> None:
+    provider = TracerProvider()
+    sessions = db.sessionmaker(bench.engine)
+    with provider.get_tracer("t").start_as_current_span("producer") as span:
+        async with sessions() as session, session.begin():
+            await bench.outbox.stage(session, STREAM, event("m-traced"))
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+    await bench.relay.publish_pending()
+    ((_, raw),) = await bench.redis.xrange(STREAM)
+    fields = wire.text_fields(raw)
+    assert set(fields) >= {
+        "event_id",
+        "type",
+        "version",
+        "source",
+        "occurred_at",
+        "subject",
+        "data",
+        "traceparent",
+    }
+    assert "__data__" not in fields
+    assert json.loads(fields["data"]) == {
+        "municipality_id": "m-traced",
+        "name": "Тестовый район",
+        "remote": False,
+    }
+    assert fields["traceparent"].split("-")[1] == trace_id
+
+
+# --- inbox, batches ---------------------------------------------------------------------
+
+
+async def test_duplicate_event_has_one_effect(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    same = event("m-dup")
+    await xadd(bench.redis, same, same)
+    entries = await read_as(bench, "tester-1")
+    outcome = await bench.consumer.process(STREAM, entries)
+    assert len(outcome.applied) == 1 and len(outcome.duplicates) == 1
+    # and again later, from another delivery path
+    await xadd(bench.redis, same)
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert outcome.duplicates and not outcome.applied
+    assert await bench.effect_count("m-dup") == 1
+    assert await bench.pending() == 0
+
+
+async def test_one_failing_entry_does_not_sink_its_batch(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    await xadd(bench.redis, event("m-1"), event("boom-1"), event("m-2"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 2 and len(outcome.failed) == 1
+    assert await bench.effect_count() == 2
+    assert await bench.pending() == 1  # the failing one waits for reclaim
+    error = await bench.redis.hget(f"iomflow:errors:{STREAM}:testers", next(iter(outcome.failed)))
+    assert b"handler cannot apply boom-1" in error
+
+
+async def test_rejected_event_is_dead_lettered_at_once(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    await xadd(bench.redis, event("never-1"), event("m-3"))
+    await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    (dead,) = await bench.dlq()
+    assert dead["dlq_reason"] == "rejected" and "breaks a rule" in dead["dlq_error"]
+    assert await bench.effect_count("m-3") == 1
+    assert await bench.pending() == 0
+
+
+# --- the DLQ and reclaim through the real subscriber --------------------------------------
+
+
+@pytest.fixture
+async def running(bench: Bench) -> AsyncIterator[Bench]:
+    """The consumer attached to a started FastStream broker, with its supervisor."""
+    broker = RedisBroker(bench.url, message_format=wire.PlainFieldsFormat)
+    bench.consumer.attach(broker)
+    await bench.consumer.ensure_groups()
+    await broker.start()
+    supervisor = asyncio.create_task(bench.consumer.supervise())
+    yield bench
+    supervisor.cancel()
+    await asyncio.gather(supervisor, return_exceptions=True)
+    await broker.stop()
+
+
+async def test_malformed_entry_goes_to_dlq_with_its_reason_and_neighbours_are_processed(
+    running: Bench,
+) -> None:
+    bad = {
+        "event_id": str(uuid.uuid4()),
+        "type": TYPE,
+        "source": "x",
+        "subject": "m-bad",
+        "occurred_at": "2026-11-22T10:00:00+00:00",
+        "data": '{"municipality_id": 5}',
+    }
+    await xadd(running.redis, event("m-before"), bad, {"hello": "world"}, event("m-after"))
+
+    async def settled() -> bool:
+        return await running.effect_count() == 2 and len(await running.dlq()) == 2
+
+    await eventually(settled)
+    dead = await running.dlq()
+    assert {d["dlq_reason"] for d in dead} == {"invalid"}
+    invalid = next(d for d in dead if d.get("subject") == "m-bad")
+    errors = json.loads(invalid["dlq_error"])["errors"]
+    assert {tuple(e["loc"]) for e in errors} >= {("municipality_id",), ("name",)}
+    assert invalid["dlq_group"] == "testers" and invalid["dlq_stream"] == STREAM
+    assert "missing fields" in next(d for d in dead if "hello" in d)["dlq_error"]
+    assert await running.pending() == 0
+
+
+async def test_handler_that_keeps_failing_is_dead_lettered_after_max_deliveries(
+    running: Bench,
+) -> None:
+    await xadd(running.redis, event("boom-forever"), event("m-fine"))
+
+    async def dead_lettered() -> bool:
+        return len(await running.dlq()) == 1
+
+    await eventually(dead_lettered)
+    (dead,) = await running.dlq()
+    assert dead["dlq_reason"] == "max_deliveries"
+    assert dead["dlq_deliveries"] == "3"
+    assert "handler cannot apply boom-forever" in dead["dlq_error"]
+    assert dead["subject"] == "boom-forever" and dead["dlq_group"] == "testers"
+    assert await running.effect_count("m-fine") == 1
+    assert await running.pending() == 0
+
+
+async def test_entries_of_a_dead_consumer_are_reclaimed(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    await xadd(bench.redis, event("m-orphan-1"), event("m-orphan-2"))
+    assert len(await read_as(bench, "crashed-replica")) == 2  # read, never acknowledged
+    assert await bench.pending() == 2
+    await asyncio.sleep(0.15)  # past reclaim_idle_ms
+    outcome = await bench.consumer.reclaim(STREAM)
+    assert len(outcome.applied) == 2
+    assert await bench.effect_count() == 2
+    assert await bench.pending() == 0
+
+
+async def test_entries_pending_with_no_recorded_error_say_so_in_the_dlq(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    await xadd(bench.redis, event("m-cursed"))
+    for _ in range(3):  # three consumers died holding it
+        await read_as(bench, "crashed")
+        await asyncio.sleep(0.12)
+        await bench.redis.xclaim(
+            STREAM, "testers", "crashed", 100, [(await bench.redis.xrange(STREAM))[0][0]]
+        )
+    await asyncio.sleep(0.12)
+    outcome = await bench.consumer.reclaim(STREAM)
+    assert len(outcome.dead) == 1
+    (dead,) = await bench.dlq()
+    assert "consumer died" in dead["dlq_error"]
+    assert await bench.effect_count() == 0
+
+
+async def test_lost_group_is_recreated_and_consuming_resumes(running: Bench) -> None:
+    await xadd(running.redis, event("m-before-flush"))
+
+    async def first() -> bool:
+        return await running.effect_count("m-before-flush") == 1
+
+    await eventually(first)
+    await running.redis.flushall()  # Redis lost everything: streams and groups
+    await asyncio.sleep(0.5)  # the subscriber hits NOGROUP and stops
+    await xadd(running.redis, event("m-after-flush"))
+
+    async def resumed() -> bool:
+        return await running.effect_count("m-after-flush") == 1
+
+    await eventually(resumed, timeout=20)
+    assert await running.consumer.groups_exist()
+
+
+async def test_no_entry_is_ever_trimmed(running: Bench) -> None:
+    await xadd(running.redis, *[event(f"m-{i}") for i in range(120)])
+
+    async def all_applied() -> bool:
+        return await running.effect_count() == 120
+
+    await eventually(all_applied)
+    assert await running.redis.xlen(STREAM) == 120
+
+
+async def test_span_per_entry_continues_the_producers_trace(bench: Bench) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bench.consumer.tracer = provider.get_tracer("consumer")
+    producer = provider.get_tracer("producer")
+    await bench.consumer.ensure_groups()
+    with producer.start_as_current_span("produce") as span:
+        carrier: dict[str, str] = {}
+        from opentelemetry import propagate
+
+        propagate.inject(carrier)
+        trace_id = span.get_span_context().trace_id
+    await xadd(bench.redis, wire.encode(event("m-t1"), carrier), event("m-t2"))
+    await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    spans = [s for s in exporter.get_finished_spans() if s.name == f"{STREAM} process"]
+    assert len(spans) == 2
+    traced = [s for s in spans if s.context.trace_id == trace_id]
+    assert len(traced) == 1 and traced[0].kind == trace.SpanKind.CONSUMER

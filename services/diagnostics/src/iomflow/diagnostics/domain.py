@@ -10,6 +10,8 @@ from pathlib import Path
 from iomflow.shared.contracts import CompetencyResult, Instrument, Level
 from pydantic import BaseModel, Field, model_validator
 
+SEVERITY = {Level.CRITICAL: 0, Level.DEFICIT: 1, Level.SUFFICIENT: 2, Level.ADVANCED: 3}
+
 
 class Competency(BaseModel):
     code: str
@@ -37,6 +39,12 @@ class Framework(BaseModel):
         bounds = [b.below for b in self.levels]
         if bounds != sorted(bounds):
             raise ValueError("levels must be ordered by their upper bound")
+        labels = [b.level for b in self.levels]
+        if labels != sorted(labels, key=SEVERITY.__getitem__) or len(set(labels)) != len(labels):
+            raise ValueError("levels must go from the most severe to advanced, each once")
+        negative = [str(i) for i, w in self.instrument_weights.items() if w < 0]
+        if negative:
+            raise ValueError(f"instrument weights must not be negative: {', '.join(negative)}")
         for instrument in self.required_instruments:
             if self.instrument_weights.get(instrument, 0) <= 0:
                 raise ValueError(f"required instrument {instrument} has no positive weight")
@@ -65,9 +73,6 @@ class Evidence:
 
     instrument: Instrument
     scores: Mapping[str, float]
-
-
-SEVERITY = {Level.CRITICAL: 0, Level.DEFICIT: 1, Level.SUFFICIENT: 2, Level.ADVANCED: 3}
 
 
 def is_complete(framework: Framework, instruments: set[Instrument]) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class KpiDefinition(BaseModel):
@@ -21,9 +21,19 @@ class KpiDefinition(BaseModel):
     clause: str
 
 
+MEASURES = ("diagnosed_share", "route_share", "methodist_support_share", "methodist_load_max")
+
+
 class Catalogue(BaseModel):
     source: str
     kpis: list[KpiDefinition] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_measures(self) -> Catalogue:
+        unknown = sorted({k.measure for k in self.kpis} - set(MEASURES))
+        if unknown:
+            raise ValueError(f"unknown measures {', '.join(unknown)}; known: {', '.join(MEASURES)}")
+        return self
 
 
 def load_catalogue(path: Path) -> Catalogue:
@@ -43,8 +53,8 @@ class Counts:
 
 
 def share(part: int, whole: int) -> float | None:
-    """A percentage rounded to 0.1, or None when the population is empty."""
-    return round(100.0 * part / whole, 1) if whole else None
+    """A percentage (unrounded: targets are compared exactly), None for an empty population."""
+    return 100.0 * part / whole if whole else None
 
 
 def measures(counts: Counts) -> dict[str, float | None]:

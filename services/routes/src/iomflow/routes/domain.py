@@ -54,7 +54,8 @@ def draft_route(
 ) -> Draft:
     """One step per deficit, most severe first, each with its reason."""
     steps: list[RouteStep] = []
-    ordered = sorted(deficits, key=lambda d: (d.level != Level.CRITICAL, d.score, d.code))
+    below = [d for d in deficits if d.level in (Level.CRITICAL, Level.DEFICIT)]
+    ordered = sorted(below, key=lambda d: (d.level != Level.CRITICAL, d.score, d.code))
     for deficit in ordered:
         fitting = [
             p

@@ -4,6 +4,7 @@ iomflow serve <service>     run one service (settings from IOMFLOW_* variables)
 iomflow migrate <service>   apply its migrations to IOMFLOW_DATABASE_URL
 iomflow demo                the whole chain with a demo region; prints KPIs and a trace
 iomflow dev                 the same, then stays up and prints the URLs
+iomflow contracts           write the JSON Schema and AsyncAPI documents (default into docs/)
 """
 
 from __future__ import annotations
@@ -50,7 +51,23 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument(
             "--timeout", type=float, default=600, help="seconds to wait for the chain to settle"
         )
+    sub = commands.add_parser(
+        "contracts", help="write the contract documents (JSON Schema, AsyncAPI)"
+    )
+    sub.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs"),
+        help="directory to write contracts/ and asyncapi/ into (default docs)",
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "contracts":
+        from iomflow.cli.contracts import write_contracts
+
+        for path in write_contracts(args.out):
+            print(path)
+        return
 
     if args.command in ("serve", "migrate"):
         module = importlib.import_module(f"iomflow.{args.service}.__main__")

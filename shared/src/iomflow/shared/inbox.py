@@ -20,6 +20,21 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
+async def record_many(
+    session: AsyncSession, table: Table, consumer: str, event_ids: list[uuid.UUID]
+) -> set[str]:
+    """Record many events in one statement; the ids that were new (not duplicates)."""
+    if not event_ids:
+        return set()
+    now = datetime.now(UTC)
+    rows = [{"consumer": consumer, "event_id": str(i), "received_at": now}
+            for i in dict.fromkeys(event_ids)]
+    result = await session.execute(
+        insert_ignore(session, table).values(rows).returning(table.c.event_id)
+    )
+    return {row.event_id for row in result}
+
+
 async def record(session: AsyncSession, table: Table, consumer: str, event_id: uuid.UUID) -> bool:
     """Record the event as applied by ``consumer``; False when it already was (a duplicate).
 

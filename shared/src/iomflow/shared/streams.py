@@ -45,6 +45,10 @@ Handler = Callable[[AsyncSession, Event[Any], Outbox], Awaitable[None]]
 Entry = tuple[str, dict[str, str]]
 
 
+class _BatchFailed(Exception):
+    """An entry of the fast path failed: redo the batch entry by entry."""
+
+
 class Rejected(Exception):
     """Raised by a handler for an event that can never be applied (it breaks a rule of the
     domain, not a transient condition): the entry goes to the dead-letter stream at once."""
@@ -191,45 +195,79 @@ class Consumer:
         todo: list[tuple[str, dict[str, str], Event[Any], Handler]],
         outcome: Outcome,
     ) -> None:
-        applied: list[str] = []
-        duplicates: list[str] = []
+        # Fast path: the whole batch in one transaction, one inbox statement, no savepoints.
+        # If any entry fails, it is all rolled back and redone entry by entry in savepoints,
+        # so one bad entry still cannot sink the others.
         try:
-            async with self.sessions() as session, session.begin():
-                for entry_id, fields, event, handler in todo:
-                    with self._span(stream, entry_id, fields, event) as span:
-                        try:
-                            async with session.begin_nested():
-                                fresh = await inbox.record(
-                                    session, self.inbox_table, self.group, event.event_id
-                                )
-                                if fresh:
-                                    await handler(session, event, self.outbox)
-                        except Rejected as exc:
-                            span.set_status(trace.StatusCode.ERROR, str(exc))
-                            outcome.rejected[entry_id] = str(exc)
-                            continue
-                        except Exception as exc:
-                            span.record_exception(exc)
-                            span.set_status(trace.StatusCode.ERROR, str(exc))
-                            outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
-                            log.warning(
-                                "handler failed for %s %s (%s): %s",
-                                event.type,
-                                event.event_id,
-                                entry_id,
-                                exc,
-                            )
-                            continue
-                        (applied if fresh else duplicates).append(entry_id)
-        except Exception as exc:
+            applied, duplicates = await self._apply_batch(stream, todo)
+        except _BatchFailed:
+            applied, duplicates = await self._apply_isolated(stream, todo, outcome)
+        except Exception as exc:  # noqa: BLE001 - e.g. the commit failed: retry them all
             log.exception("batch transaction on %s failed", stream)
-            for entry_id in applied + duplicates:
+            for entry_id, *_ in todo:
                 outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
             return
         outcome.applied.extend(applied)
         outcome.duplicates.extend(duplicates)
         if applied:
             self.outbox.wake()
+
+    async def _apply_batch(
+        self, stream: str, todo: list[tuple[str, dict[str, str], Event[Any], Handler]]
+    ) -> tuple[list[str], list[str]]:
+        applied: list[str] = []
+        duplicates: list[str] = []
+        async with self.sessions() as session, session.begin():
+            fresh = await inbox.record_many(
+                session, self.inbox_table, self.group, [e.event_id for _, _, e, _ in todo]
+            )
+            for entry_id, fields, event, handler in todo:
+                key = str(event.event_id)
+                if key not in fresh:
+                    duplicates.append(entry_id)
+                    continue
+                fresh.discard(key)  # the same event twice in one batch: once
+                with self._span(stream, entry_id, fields, event):
+                    try:
+                        await handler(session, event, self.outbox)
+                    except Exception as exc:
+                        raise _BatchFailed from exc
+                applied.append(entry_id)
+        return applied, duplicates
+
+    async def _apply_isolated(
+        self,
+        stream: str,
+        todo: list[tuple[str, dict[str, str], Event[Any], Handler]],
+        outcome: Outcome,
+    ) -> tuple[list[str], list[str]]:
+        applied: list[str] = []
+        duplicates: list[str] = []
+        async with self.sessions() as session, session.begin():
+            for entry_id, fields, event, handler in todo:
+                with self._span(stream, entry_id, fields, event) as span:
+                    try:
+                        async with session.begin_nested():
+                            fresh = await inbox.record(
+                                session, self.inbox_table, self.group, event.event_id
+                            )
+                            if fresh:
+                                await handler(session, event, self.outbox)
+                    except Rejected as exc:
+                        span.set_status(trace.StatusCode.ERROR, str(exc))
+                        outcome.rejected[entry_id] = str(exc)
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - isolated to this entry
+                        span.record_exception(exc)
+                        span.set_status(trace.StatusCode.ERROR, str(exc))
+                        outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
+                        log.warning(
+                            "handler failed for %s %s (%s): %s",
+                            event.type, event.event_id, entry_id, exc,
+                        )
+                        continue
+                    (applied if fresh else duplicates).append(entry_id)
+        return applied, duplicates
 
     def _span(
         self, stream: str, entry_id: str, fields: Mapping[str, str], event: Event[Any]

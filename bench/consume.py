@@ -1,0 +1,108 @@
+"""How fast the shared consumer applies entries, as a ratio of raw Redis stream throughput.
+
+    uv run python bench/consume.py --redis-url redis://127.0.0.1:6379/15 [--database-url URL]
+
+Baseline, same run, same Redis: XREADGROUP in batches + XACK with no work at all. Then
+``Consumer.process`` in batches (inbox row + one effect row per entry, one transaction per
+batch, a savepoint per entry) on the given database (default: a SQLite file). The stream
+and group are created fresh; the Redis database given is flushed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
+from sqlalchemy import Column, String, Table, insert
+
+from iomflow.shared import db, wire
+from iomflow.shared.contracts import MunicipalityUpserted, new_event
+from iomflow.shared.outbox import Outbox
+from iomflow.shared.service import Tables
+from iomflow.shared.streams import Consumer, DeliverySettings, Subscription, ensure_group
+
+STREAM = "bench.events"
+TYPE = "registry.municipality.upserted"
+
+
+async def fill(redis: Redis, n: int) -> None:
+    await redis.delete(STREAM)
+    for start in range(0, n, 1000):
+        pipe = redis.pipeline(transaction=False)
+        for i in range(start, min(n, start + 1000)):
+            event = new_event(TYPE, MunicipalityUpserted(municipality_id=f"m{i}", name="x"),
+                              source="bench", subject=f"m{i}")
+            pipe.xadd(STREAM, wire.encode(event))
+        await pipe.execute()
+
+
+async def raw(redis: Redis, n: int, batch: int) -> float:
+    await ensure_group(redis, STREAM, "raw")
+    started = time.perf_counter()
+    done = 0
+    while done < n:
+        reply = await redis.xreadgroup("raw", "c", {STREAM: ">"}, count=batch)
+        ids = [i for i, _ in reply[0][1]]
+        await redis.xack(STREAM, "raw", *ids)
+        done += len(ids)
+    return n / (time.perf_counter() - started)
+
+
+async def consumer(redis: Redis, url: str, n: int, batch: int, tracer: Any) -> float:
+    metadata = db.new_metadata()
+    tables = Tables(metadata)
+    effects = Table("effects", metadata, Column("event_id", String(36), primary_key=True))
+    engine = db.create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+
+    async def handle(session: Any, event: Any, _: Any) -> None:
+        await session.execute(insert(effects).values(event_id=str(event.event_id)))
+
+    c = Consumer(group="bench", consumer="c", redis=redis, sessions=db.sessionmaker(engine),
+                 inbox_table=tables.inbox, outbox=Outbox(tables.outbox), tracer=tracer,
+                 subscriptions=[Subscription(STREAM, {TYPE: handle})],
+                 settings=DeliverySettings(batch_size=batch))
+    await c.ensure_groups()
+    started = time.perf_counter()
+    done = 0
+    while done < n:
+        reply = await redis.xreadgroup("bench", "c", {STREAM: ">"}, count=batch)
+        entries = [(wire.as_text(i), wire.text_fields(f)) for i, f in reply[0][1]]
+        outcome = await c.process(STREAM, entries)
+        assert len(outcome.applied) == len(entries), outcome
+        done += len(entries)
+    rate = n / (time.perf_counter() - started)
+    await engine.dispose()
+    return rate
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("-n", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    redis = Redis.from_url(args.redis_url)
+    await redis.flushdb()
+    await fill(redis, args.n)
+    baseline = await raw(redis, args.n, args.batch)
+    url = args.database_url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'b.db'}"
+    untraced = await consumer(redis, url, args.n, args.batch, TracerProvider().get_tracer("b"))
+    print(f"entries {args.n}, batch {args.batch}, database {url.split('://')[0]}")
+    print(f"raw XREADGROUP+XACK: {baseline:,.0f}/s (baseline = 1.00)")
+    print(f"Consumer.process (inbox + effect, savepoint each): {untraced:,.0f}/s "
+          f"= {untraced / baseline:.3f} of baseline")
+    await redis.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
-from redis.asyncio import Redis
-from sqlalchemy import Column, String, Table, insert
-
 from iomflow.shared import db, wire
 from iomflow.shared.contracts import MunicipalityUpserted, new_event
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.service import Tables
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription, ensure_group
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
+from sqlalchemy import Column, String, Table, insert
 
 STREAM = "bench.events"
 TYPE = "registry.municipality.upserted"
@@ -36,8 +35,12 @@ async def fill(redis: Redis, n: int) -> None:
     for start in range(0, n, 1000):
         pipe = redis.pipeline(transaction=False)
         for i in range(start, min(n, start + 1000)):
-            event = new_event(TYPE, MunicipalityUpserted(municipality_id=f"m{i}", name="x"),
-                              source="bench", subject=f"m{i}")
+            event = new_event(
+                TYPE,
+                MunicipalityUpserted(municipality_id=f"m{i}", name="x"),
+                source="bench",
+                subject=f"m{i}",
+            )
             pipe.xadd(STREAM, wire.encode(event))
         await pipe.execute()
 
@@ -66,10 +69,17 @@ async def consumer(redis: Redis, url: str, n: int, batch: int, tracer: Any) -> f
     async def handle(session: Any, event: Any, _: Any) -> None:
         await session.execute(insert(effects).values(event_id=str(event.event_id)))
 
-    c = Consumer(group="bench", consumer="c", redis=redis, sessions=db.sessionmaker(engine),
-                 inbox_table=tables.inbox, outbox=Outbox(tables.outbox), tracer=tracer,
-                 subscriptions=[Subscription(STREAM, {TYPE: handle})],
-                 settings=DeliverySettings(batch_size=batch))
+    c = Consumer(
+        group="bench",
+        consumer="c",
+        redis=redis,
+        sessions=db.sessionmaker(engine),
+        inbox_table=tables.inbox,
+        outbox=Outbox(tables.outbox),
+        tracer=tracer,
+        subscriptions=[Subscription(STREAM, {TYPE: handle})],
+        settings=DeliverySettings(batch_size=batch),
+    )
     await c.ensure_groups()
     started = time.perf_counter()
     done = 0
@@ -99,8 +109,10 @@ async def main() -> None:
     untraced = await consumer(redis, url, args.n, args.batch, TracerProvider().get_tracer("b"))
     print(f"entries {args.n}, batch {args.batch}, database {url.split('://')[0]}")
     print(f"raw XREADGROUP+XACK: {baseline:,.0f}/s (baseline = 1.00)")
-    print(f"Consumer.process (inbox + effect, savepoint each): {untraced:,.0f}/s "
-          f"= {untraced / baseline:.3f} of baseline")
+    print(
+        f"Consumer.process (inbox + effect, savepoint each): {untraced:,.0f}/s "
+        f"= {untraced / baseline:.3f} of baseline"
+    )
     await redis.aclose()
 
 

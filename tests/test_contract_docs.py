@@ -101,10 +101,11 @@ def test_inbound_schema_describes_envelope_and_payload(type_: str) -> None:
     assert schema["title"] == type_
     properties = schema["properties"]
     assert properties["type"]["const"] == type_
-    assert "#/$defs/Payload" in json.dumps(properties["data"]), "data refers to the payload"
+    model = EVENT_TYPES[type_].__name__
+    assert properties["data"]["contentSchema"] == {"$ref": f"#/$defs/{model}"}
     payload = EVENT_TYPES[type_].model_json_schema()
     payload.pop("$defs", None)
-    assert schema["$defs"]["Payload"] == payload, REGENERATE
+    assert schema["$defs"][model] == payload, REGENERATE
     envelope = {"event_id", "type", "source", "occurred_at", "subject", "data"}
     assert envelope <= set(properties)
     assert envelope <= set(schema["required"])
@@ -128,7 +129,8 @@ def test_asyncapi_names_the_streams_the_service_reads_and_writes(name: str) -> N
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_asyncapi_carries_the_payload_schema_of_every_event_type(name: str) -> None:
-    schemas = asyncapi(name)["components"]["schemas"]
+    document = asyncapi(name)
+    schemas = document["components"]["schemas"]
     published = {t for types in SENDS[name].values() for t in types}
     types = _consumed_types(name) | published
     assert types, f"{name} neither consumes nor publishes an event type"
@@ -137,7 +139,17 @@ def test_asyncapi_carries_the_payload_schema_of_every_event_type(name: str) -> N
         expected = EVENT_TYPES[type_].model_json_schema(ref_template="#/components/schemas/{model}")
         for sub_name, sub_schema in expected.pop("$defs", {}).items():
             assert schemas.get(sub_name) == sub_schema, f"{name}: {sub_name} of {type_}"
-        assert schemas[type_] == expected, f"{name}: the schema of {type_} is not the contract"
+        model = EVENT_TYPES[type_].__name__
+        assert schemas[model] == expected, f"{name}: the payload of {type_} is not the contract"
+        entry = schemas[type_]  # the wire entry: plain string fields, data refers to the payload
+        assert entry["properties"]["type"]["const"] == type_
+        assert entry["properties"]["data"]["contentSchema"] == {
+            "$ref": f"#/components/schemas/{model}"
+        }
+    for message_name, message in document["components"]["messages"].items():
+        refs = [one["$ref"] for one in message["payload"]["oneOf"]]
+        assert refs, f"{name}: message {message_name} names no event type"
+        assert all(ref.rsplit("/", 1)[-1] in schemas for ref in refs)
 
 
 def _consumed_types(name: str) -> set[str]:

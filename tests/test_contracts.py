@@ -406,10 +406,10 @@ def test_inbound_schema_pins_the_type_and_refers_data_to_the_payload() -> None:
     assert schema["properties"]["data"] == {
         "type": "string",
         "contentMediaType": "application/json",
-        "contentSchema": {"$ref": "#/$defs/Payload"},
+        "contentSchema": {"$ref": "#/$defs/ResultSubmitted"},
     }
     assert schema["properties"]["version"]["const"] == "1"
-    payload = schema["$defs"]["Payload"]
+    payload = schema["$defs"]["ResultSubmitted"]
     assert payload["title"] == "ResultSubmitted"
     assert payload["additionalProperties"] is False
     assert set(payload["required"]) == {"teacher_id", "instrument", "scores"}
@@ -465,7 +465,7 @@ def test_inbound_schema_of_an_unknown_type_fails() -> None:
 
 
 def test_inbound_schema_bounds_scores_to_zero_to_hundred() -> None:
-    scores = inbound_schema(RESULT)["$defs"]["Payload"]["properties"]["scores"]
+    scores = inbound_schema(RESULT)["$defs"]["ResultSubmitted"]["properties"]["scores"]
     assert scores["additionalProperties"].get("minimum") == 0
     assert scores["additionalProperties"].get("maximum") == 100
 

@@ -252,22 +252,23 @@ def new_event(type_: str, payload: Contract, *, source: str, subject: str) -> Ev
     )
 
 
-def inbound_schema(type_: str) -> dict[str, Any]:
-    """JSON Schema of one inbound stream entry, as it is on the wire, for outside publishers.
+def entry_schema(
+    type_: str, ref_template: str = "#/$defs/{model}"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """JSON Schema of one stream entry of ``type_`` as it is on the wire, and its definitions.
 
     Every field of a stream entry is a string; ``data`` is a JSON document whose schema is
     given as ``contentSchema`` (JSON Schema 2020-12).
     """
-    payload = EVENT_TYPES[type_].model_json_schema(ref_template="#/$defs/{model}")
-    defs = payload.pop("$defs", {})
+    model = EVENT_TYPES[type_]
+    payload = model.model_json_schema(ref_template=ref_template)
+    defs = {**payload.pop("$defs", {}), model.__name__: payload}
     described = Envelope.model_json_schema()["properties"]
 
     def text(name: str, **extra: Any) -> dict[str, Any]:
         return {"type": "string", "description": described[name].get("description", ""), **extra}
 
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://iomflow.example/contracts/{type_}.schema.json",
+    schema = {
         "title": type_,
         "description": "Fields of one Redis stream entry (XADD <stream> * field value ...). "
         "All values are strings; data is the payload as JSON.",
@@ -286,7 +287,7 @@ def inbound_schema(type_: str) -> dict[str, Any]:
             "data": {
                 "type": "string",
                 "contentMediaType": "application/json",
-                "contentSchema": {"$ref": "#/$defs/Payload"},
+                "contentSchema": {"$ref": ref_template.format(model=model.__name__)},
             },
             "traceparent": {
                 "type": "string",
@@ -296,5 +297,16 @@ def inbound_schema(type_: str) -> dict[str, Any]:
             "tracestate": {"type": "string"},
         },
         "required": ["event_id", "type", "source", "occurred_at", "subject", "data"],
-        "$defs": {**defs, "Payload": payload},
+    }
+    return schema, defs
+
+
+def inbound_schema(type_: str) -> dict[str, Any]:
+    """The standalone JSON Schema file of one inbound event, for outside publishers."""
+    schema, defs = entry_schema(type_)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://iomflow.example/contracts/{type_}.schema.json",
+        **schema,
+        "$defs": defs,
     }

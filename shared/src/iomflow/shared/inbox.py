@@ -27,8 +27,10 @@ async def record_many(
     if not event_ids:
         return set()
     now = datetime.now(UTC)
-    rows = [{"consumer": consumer, "event_id": str(i), "received_at": now}
-            for i in dict.fromkeys(event_ids)]
+    rows = [
+        {"consumer": consumer, "event_id": str(i), "received_at": now}
+        for i in dict.fromkeys(event_ids)
+    ]
     result = await session.execute(
         insert_ignore(session, table).values(rows).returning(table.c.event_id)
     )

@@ -22,7 +22,7 @@ from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from faststream.specification import AsyncAPI
 from iomflow.shared import db, migrations
-from iomflow.shared.contracts import EVENT_TYPES
+from iomflow.shared.contracts import entry_schema
 from iomflow.shared.inbox import inbox_table
 from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.settings import BaseServiceSettings
@@ -256,7 +256,11 @@ def _health_router() -> APIRouter:
 
 
 def asyncapi_document(spec: ServiceSpec, runtime: Runtime) -> dict[str, Any]:
-    """AsyncAPI 3 from the broker's subscribers and publishers, with the event contracts."""
+    """AsyncAPI 3 from the broker's subscribers and publishers, with the event contracts.
+
+    FastStream describes the channels and operations; each message's payload is then set to
+    the wire schema of the event types that travel on it (``entry_schema``).
+    """
     document: dict[str, Any] = (
         AsyncAPI(
             runtime.broker,
@@ -265,19 +269,25 @@ def asyncapi_document(spec: ServiceSpec, runtime: Runtime) -> dict[str, Any]:
             description=(
                 f"{spec.title}. Entries are plain Redis stream fields: event_id, type, version, "
                 "source, occurred_at, subject, data (JSON payload), traceparent (optional). "
-                "Payload schemas per event type are in components.schemas."
+                "A bad entry goes to <stream>.dlq with dlq_reason and dlq_error."
             ),
         )
         .to_specification()
         .to_jsonable()
     )
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    types = {t for sub in runtime.consumer.subscriptions.values() for t in sub.handlers}
-    types |= {t for _, published in spec.publishes for t in published}
-    for type_ in sorted(types):
-        schema = EVENT_TYPES[type_].model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub_schema in schema.pop("$defs", {}).items():
-            schemas.setdefault(name, sub_schema)
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    consumed = {s: sorted(sub.handlers) for s, sub in runtime.consumer.subscriptions.items()}
+    published = {stream: sorted(types) for stream, types in spec.publishes}
+    for name, message in components.get("messages", {}).items():
+        stream, role = name.split(":")[0], name.split(":")[1]
+        types = published.get(stream, []) if role == "publish" else consumed.get(stream, [])
+        schemas.pop(message.get("payload", {}).get("$ref", "").rsplit("/", 1)[-1], None)
+        message["payload"] = {"oneOf": [{"$ref": f"#/components/schemas/{t}"} for t in types]}
+        message["correlationId"] = {"location": "$message.payload#/event_id"}
+    for type_ in sorted({t for types in (*consumed.values(), *published.values()) for t in types}):
+        schema, defs = entry_schema(type_, "#/components/schemas/{model}")
+        schemas.update(defs)
         schemas[type_] = schema
     return document
 

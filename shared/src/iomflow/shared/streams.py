@@ -202,7 +202,7 @@ class Consumer:
             applied, duplicates = await self._apply_batch(stream, todo)
         except _BatchFailed:
             applied, duplicates = await self._apply_isolated(stream, todo, outcome)
-        except Exception as exc:  # noqa: BLE001 - e.g. the commit failed: retry them all
+        except Exception as exc:
             log.exception("batch transaction on %s failed", stream)
             for entry_id, *_ in todo:
                 outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
@@ -257,13 +257,16 @@ class Consumer:
                         span.set_status(trace.StatusCode.ERROR, str(exc))
                         outcome.rejected[entry_id] = str(exc)
                         continue
-                    except Exception as exc:  # noqa: BLE001 - isolated to this entry
+                    except Exception as exc:
                         span.record_exception(exc)
                         span.set_status(trace.StatusCode.ERROR, str(exc))
                         outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
                         log.warning(
                             "handler failed for %s %s (%s): %s",
-                            event.type, event.event_id, entry_id, exc,
+                            event.type,
+                            event.event_id,
+                            entry_id,
+                            exc,
                         )
                         continue
                     (applied if fresh else duplicates).append(entry_id)

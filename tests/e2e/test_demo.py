@@ -34,6 +34,7 @@ def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> N
     def value(code: str) -> float:
         match = re.search(rf"│ {code}\s+│.*?│ ([\d.]+) ", out)
         assert match, f"{code} not in the KPI table:\n{out[-3000:]}"
+        assert re.fullmatch(r"\d+(\.\d)?", match.group(1)), f"{code} not shown to 0.1"
         return float(match.group(1))
 
     assert value("diagnosed_share") > 0

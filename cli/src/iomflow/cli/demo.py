@@ -141,6 +141,8 @@ def run(*, teachers: int, workdir: Path, redis_url: str | None, timeout: float, 
         console.print(f"Журналы сервисов: {workdir / 'logs'}")
         return 1
     finally:
+        # A second Ctrl+C must not leave half-stopped services behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if suite is not None:
             suite.stop()
         if local is not None:

@@ -77,6 +77,7 @@ class LocalRedis:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl+C reaches us only; we stop them in order
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -119,6 +120,7 @@ class ServiceProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl+C reaches us only; we stop them in order
         )
 
     def wait_ready(self, timeout: float = 60) -> None:

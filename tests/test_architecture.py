@@ -20,10 +20,11 @@ import redis
 import redis.asyncio
 from fastapi import FastAPI
 from faststream.redis import RedisBroker
-from iomflow.cli.launcher import SERVICES
 from pydantic_settings import BaseSettings
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from iomflow.cli.launcher import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SRC = ROOT / "shared" / "src"

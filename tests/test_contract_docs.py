@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from iomflow.cli.contracts import ASYNCAPI_DIR, CONTRACTS_DIR, write_contracts
 from iomflow.cli.launcher import SERVICES
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, Streams

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from iomflow.shared import wire
 from iomflow.shared.contracts import (
     EVENT_TYPES,
@@ -26,7 +28,6 @@ from iomflow.shared.contracts import (
     inbound_schema,
     new_event,
 )
-from pydantic import ValidationError
 
 RESULT = "diagnostics.result.submitted"
 

@@ -14,6 +14,12 @@ from typing import Any
 import infra
 import pytest
 from faststream.redis import RedisBroker
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
+from sqlalchemy import Column, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from iomflow.shared import db, wire
 from iomflow.shared.contracts import (
     Event,
@@ -30,11 +36,6 @@ from iomflow.shared.streams import (
     Subscription,
     ensure_group,
 )
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from redis.asyncio import Redis
-from sqlalchemy import Column, String, Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 STREAM = "test.events"
 TYPE = "registry.municipality.upserted"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from iomflow.cli.launcher import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]

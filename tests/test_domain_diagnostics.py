@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from iomflow.diagnostics.domain import (
     Evidence,
     Framework,
@@ -17,7 +19,6 @@ from iomflow.diagnostics.domain import (
     load_framework,
 )
 from iomflow.shared.contracts import CompetencyResult, Instrument, Level
-from pydantic import ValidationError
 
 SHIPPED = Path(str(resources.files("iomflow.diagnostics").joinpath("data/framework.json")))
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from iomflow.monitoring.domain import (
     Catalogue,
     Counts,
@@ -17,7 +19,6 @@ from iomflow.monitoring.domain import (
     met,
     share,
 )
-from pydantic import ValidationError
 
 SHIPPED = Path(str(resources.files("iomflow.monitoring").joinpath("data/kpis.json")))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from iomflow.diagnostics.domain import load_framework
 from iomflow.registries import demo
 from iomflow.registries.domain import (

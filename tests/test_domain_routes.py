@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from iomflow.routes.domain import (
     CONSULTATION_HOURS,
     MethodistView,

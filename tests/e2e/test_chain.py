@@ -17,6 +17,7 @@ import httpx
 import infra
 import pytest
 import redis
+
 from iomflow.cli.demo import INSTRUMENTS, result_entries, scores_for
 from iomflow.cli.launcher import Suite
 from iomflow.registries.demo import generate

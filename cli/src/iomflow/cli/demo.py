@@ -21,13 +21,14 @@ from typing import Any
 
 import httpx
 import redis
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from iomflow.cli.launcher import LocalRedis, Suite
 from iomflow.shared import wire
 from iomflow.shared.contracts import Instrument, ResultSubmitted, Streams, new_event
 from iomflow.shared.telemetry import read_spans
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 COMPETENCIES = (
     "subject_content",

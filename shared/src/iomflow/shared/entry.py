@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi import FastAPI
+
 from iomflow.shared import migrations
 from iomflow.shared.service import serve
 from iomflow.shared.settings import BaseServiceSettings

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from iomflow.shared.db import insert_ignore
 from sqlalchemy import Column, DateTime, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from iomflow.shared.db import insert_ignore
 
 
 def inbox_table(metadata: MetaData) -> Table:

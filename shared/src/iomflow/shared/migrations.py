@@ -11,9 +11,10 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from iomflow.shared.db import create_engine
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
+
+from iomflow.shared.db import create_engine
 
 
 def alembic_config(package: str, url: str) -> Config:

@@ -14,8 +14,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from iomflow.shared import wire
-from iomflow.shared.contracts import Event
 from opentelemetry import propagate, trace
 from redis.asyncio import Redis
 from sqlalchemy import (
@@ -32,6 +30,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from iomflow.shared import wire
+from iomflow.shared.contracts import Event
 
 log = logging.getLogger(__name__)
 

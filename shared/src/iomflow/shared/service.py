@@ -21,6 +21,14 @@ from fastapi.responses import JSONResponse
 from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from faststream.specification import AsyncAPI
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from iomflow.shared import db, migrations
 from iomflow.shared.contracts import entry_schema
 from iomflow.shared.inbox import inbox_table
@@ -29,13 +37,6 @@ from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
 from iomflow.shared.telemetry import create_tracer_provider
 from iomflow.shared.wire import PlainFieldsFormat
-from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
-from redis.asyncio import Redis
-from sqlalchemy import MetaData, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 

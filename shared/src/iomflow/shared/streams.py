@@ -28,14 +28,15 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
-from iomflow.shared import inbox, wire
-from iomflow.shared.contracts import EVENT_TYPES, Event, Streams
-from iomflow.shared.outbox import Outbox
 from opentelemetry import propagate, trace
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from iomflow.shared import inbox, wire
+from iomflow.shared.contracts import EVENT_TYPES, Event, Streams
+from iomflow.shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from faststream.redis.parser.message import MessageFormat
-from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event
 from pydantic import ValidationError
 from redis.asyncio import Redis
+
+from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event
 
 TRACE_FIELDS = ("traceparent", "tracestate")
 ENVELOPE_FIELDS = ("event_id", "type", "version", "source", "occurred_at", "subject", "data")

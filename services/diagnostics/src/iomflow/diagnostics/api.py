@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
+from pydantic import Field
+
 from iomflow.diagnostics import repository, service
 from iomflow.shared import inbox
 from iomflow.shared.contracts import Event, ResultSubmitted
 from iomflow.shared.service import RuntimeDep, SessionDep
 from iomflow.shared.streams import Rejected
-from pydantic import Field
 
 router = APIRouter(prefix="/v1", tags=["diagnostics"])
 

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from iomflow.diagnostics import api, domain, handlers
 from iomflow.diagnostics.repository import tables
 from iomflow.diagnostics.settings import Settings

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from iomflow.shared.contracts import CompetencyResult, Instrument, Level
 from pydantic import BaseModel, Field, model_validator
+
+from iomflow.shared.contracts import CompetencyResult, Instrument, Level
 
 SEVERITY = {Level.CRITICAL: 0, Level.DEFICIT: 1, Level.SUFFICIENT: 2, Level.ADVANCED: 3}
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from iomflow.diagnostics import domain, repository, service
 from iomflow.shared.contracts import Event, ResultSubmitted, Streams, TeacherUpserted
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.streams import Subscription
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 async def teacher_upserted(session: AsyncSession, event: Event[TeacherUpserted], _: Outbox) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from iomflow.shared.db import new_metadata, upsert
-from iomflow.shared.service import Tables
 from sqlalchemy import (
     JSON,
     Column,
@@ -20,6 +18,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.service import Tables
 
 metadata = new_metadata()
 tables = Tables(metadata)

@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from iomflow.diagnostics import domain, repository
 from iomflow.shared.contracts import (
     DiagnosisCompleted,
@@ -16,7 +18,6 @@ from iomflow.shared.contracts import (
 )
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.streams import Rejected
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class UnknownTeacher(Exception):

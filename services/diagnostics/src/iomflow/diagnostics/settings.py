@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iomflow.shared.settings import BaseServiceSettings
 from pydantic import Field
+
+from iomflow.shared.settings import BaseServiceSettings
 
 
 class Settings(BaseServiceSettings):

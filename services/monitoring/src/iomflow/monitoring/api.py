@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
+
 from iomflow.monitoring import domain, repository
 from iomflow.shared.service import RuntimeDep, SessionDep
 

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from iomflow.monitoring import api, domain, handlers
 from iomflow.monitoring.repository import tables
 from iomflow.monitoring.settings import Settings

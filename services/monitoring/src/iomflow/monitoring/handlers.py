@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from iomflow.monitoring import repository
 from iomflow.shared.contracts import (
     DiagnosisCompleted,
@@ -14,7 +16,6 @@ from iomflow.shared.contracts import (
 )
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.streams import Subscription
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 async def municipality_upserted(

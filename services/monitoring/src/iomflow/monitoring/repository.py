@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from iomflow.monitoring.domain import Counts
-from iomflow.shared.db import new_metadata, upsert
-from iomflow.shared.service import Tables
 from sqlalchemy import (
     Column,
     DateTime,
@@ -21,6 +18,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from iomflow.monitoring.domain import Counts
+from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.service import Tables
 
 metadata = new_metadata()
 tables = Tables(metadata)

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
+
 from iomflow.registries import domain, repository, service
 from iomflow.shared.service import RuntimeDep, SessionDep
 

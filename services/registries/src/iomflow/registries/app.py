@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from iomflow.registries import api
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings

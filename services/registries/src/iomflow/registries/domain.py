@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from iomflow.shared.contracts import (
     Contract,
     MethodistUpserted,
@@ -15,7 +17,6 @@ from iomflow.shared.contracts import (
     ProgramUpserted,
     TeacherUpserted,
 )
-from pydantic import ValidationError
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import JSON, Column, DateTime, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from iomflow.registries.domain import Change
 from iomflow.shared.db import new_metadata, upsert
 from iomflow.shared.service import Tables
-from sqlalchemy import JSON, Column, DateTime, String, Table, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 metadata = new_metadata()
 tables = Tables(metadata)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from iomflow.registries import domain, repository
 from iomflow.shared.contracts import Streams, new_event
 from iomflow.shared.outbox import Outbox
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+
 from iomflow.routes import repository
 from iomflow.shared.service import SessionDep
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from iomflow.routes import api, handlers
 from iomflow.routes.repository import tables
 from iomflow.routes.settings import Settings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from iomflow.routes import repository, service
 from iomflow.shared.contracts import (
     DiagnosisCompleted,
@@ -13,7 +15,6 @@ from iomflow.shared.contracts import (
 )
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.streams import Subscription
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 async def teacher_upserted(session: AsyncSession, event: Event[TeacherUpserted], _: Outbox) -> None:

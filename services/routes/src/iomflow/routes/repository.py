@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from iomflow.routes.domain import MethodistView, ProgramView, TeacherView
-from iomflow.shared.db import new_metadata, upsert
-from iomflow.shared.service import Tables
 from sqlalchemy import (
     JSON,
     Column,
@@ -21,6 +18,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from iomflow.routes.domain import MethodistView, ProgramView, TeacherView
+from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.service import Tables
 
 metadata = new_metadata()
 tables = Tables(metadata)

@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from iomflow.routes import domain, repository
 from iomflow.shared.contracts import (
     DiagnosisCompleted,
@@ -17,7 +19,6 @@ from iomflow.shared.contracts import (
     new_event,
 )
 from iomflow.shared.outbox import Outbox
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class UnknownTeacher(Exception):

@@ -66,10 +66,6 @@ def encode(event: Event[Any], trace: Mapping[str, str] | None = None) -> dict[st
     return fields
 
 
-def event_type(fields: Mapping[str, str]) -> str | None:
-    return fields.get("type")
-
-
 def decode(fields: Mapping[str, str]) -> Event[Any]:
     """Validate an entry against the envelope and its type's contract, or raise BadEntry."""
     missing = [name for name in ENVELOPE_FIELDS if name not in fields and name != "version"]

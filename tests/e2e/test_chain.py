@@ -18,7 +18,7 @@ import infra
 import pytest
 import redis
 
-from iomflow.cli.demo import INSTRUMENTS, result_entries, scores_for
+from iomflow.cli.demo import INSTRUMENTS, result_entries, result_event, scores_for
 from iomflow.cli.launcher import Suite
 from iomflow.registries.demo import generate
 from iomflow.shared import wire
@@ -121,7 +121,7 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
 
     # An outside publisher with nothing but redis-cli, following docs/contracts.
     for instrument in INSTRUMENTS:
-        fields = wire.encode(_event(by_cli, instrument))
+        fields = wire.encode(result_event(by_cli, instrument, "redis-cli-publisher"))
         args = [x for key, value in fields.items() for x in (key, value)]
         entry_id = redis_cli(clean_redis, "XADD", Streams.RESULTS_INBOUND, "*", *args)
         assert "-" in entry_id
@@ -198,22 +198,6 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
         path.append(hop["service"])
         hop = by_id.get(hop["parent_id"])
     assert path[-1] == "diagnostics" and "routes" in path, path
-
-
-def _event(teacher_id: str, instrument: Any) -> Any:
-    from iomflow.shared.contracts import ResultSubmitted, new_event
-
-    return new_event(
-        "diagnostics.result.submitted",
-        ResultSubmitted(
-            teacher_id=teacher_id,
-            instrument=instrument,
-            campaign_id="demo-2026",
-            scores=scores_for(teacher_id, instrument),
-        ),
-        source="redis-cli-publisher",
-        subject=teacher_id,
-    )
 
 
 def test_sigkill_of_routes_with_pending_entries_still_gives_one_route_per_diagnosis(

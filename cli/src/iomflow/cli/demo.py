@@ -27,7 +27,7 @@ from rich.table import Table
 
 from iomflow.cli.launcher import LocalRedis, Suite
 from iomflow.shared import wire
-from iomflow.shared.contracts import Instrument, ResultSubmitted, Streams, new_event
+from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, Streams, new_event
 from iomflow.shared.telemetry import read_spans
 
 COMPETENCIES = (
@@ -59,23 +59,29 @@ def scores_for(teacher_id: str, instrument: Instrument) -> dict[str, float]:
     }
 
 
+def result_event(
+    teacher_id: str, instrument: Instrument, source: str = "demo-publisher"
+) -> Event[ResultSubmitted]:
+    """One teacher's demo result for one instrument, as an outside publisher sends it."""
+    return new_event(
+        "diagnostics.result.submitted",
+        ResultSubmitted(
+            teacher_id=teacher_id,
+            instrument=instrument,
+            campaign_id="demo-2026",
+            scores=scores_for(teacher_id, instrument),
+        ),
+        source=source,
+        subject=teacher_id,
+    )
+
+
 def result_entries(teacher_ids: list[str]) -> list[tuple[str, dict[str, str]]]:
-    entries = []
-    for teacher_id in teacher_ids:
-        for instrument in INSTRUMENTS:
-            event = new_event(
-                "diagnostics.result.submitted",
-                ResultSubmitted(
-                    teacher_id=teacher_id,
-                    instrument=instrument,
-                    campaign_id="demo-2026",
-                    scores=scores_for(teacher_id, instrument),
-                ),
-                source="demo-publisher",
-                subject=teacher_id,
-            )
-            entries.append((Streams.RESULTS_INBOUND, wire.encode(event)))
-    return entries
+    return [
+        (Streams.RESULTS_INBOUND, wire.encode(result_event(teacher_id, instrument)))
+        for teacher_id in teacher_ids
+        for instrument in INSTRUMENTS
+    ]
 
 
 def wait_for(

@@ -57,7 +57,11 @@ async def submit(body: ResultCreate, runtime: RuntimeDep) -> JSONResponse:
     try:
         async with runtime.sessions() as session, session.begin():
             fresh = await inbox.record(
-                session, runtime.extras["inbox"], "diagnostics", event.event_id
+                # the stream consumer's own inbox: the same event id via XADD is a duplicate
+                session,
+                runtime.consumer.inbox_table,
+                runtime.consumer.group,
+                event.event_id,
             )
             diagnosis = (
                 await service.submit_result(session, runtime.outbox, framework, event)

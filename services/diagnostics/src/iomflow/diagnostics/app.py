@@ -27,7 +27,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def subscriptions(runtime: Runtime) -> list:  # type: ignore[type-arg]
         runtime.extras["framework"] = framework
-        runtime.extras["inbox"] = tables.inbox
         return handlers.subscriptions(framework)
 
     spec = ServiceSpec(

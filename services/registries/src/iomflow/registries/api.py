@@ -22,9 +22,8 @@ def demo_region() -> dict[str, Any]:
 
 async def _load(runtime: RuntimeDep, region: dict[str, Any]) -> JSONResponse:
     async with runtime.sessions() as session, session.begin():
+        # Validates every row before writing any: with errors, nothing was written.
         report = await service.load(session, runtime.outbox, region)
-        if report.errors:
-            await session.rollback()
     if report.errors:
         return JSONResponse(
             status_code=422,

@@ -45,3 +45,16 @@ async def pg_database_url(postgres_server: infra.PostgresServer, request: pytest
     name = infra.unique_database_name(request.node.name)
     yield await postgres_server.create_database(name)
     await postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path):
+    """Each test that takes it runs twice: on a SQLite file and on a fresh PostgreSQL
+    database (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = infra.unique_database_name(request.node.name)
+    yield await server.create_database(name)
+    await server.drop_database(name)

@@ -8,10 +8,8 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import infra
 import pytest
 from faststream.redis import RedisBroker
 from opentelemetry import trace
@@ -84,17 +82,6 @@ async def xadd(redis: Redis, *events: Event[Any] | dict[str, str]) -> list[str]:
         fields = wire.encode(item) if isinstance(item, Event) else item
         ids.append(wire.as_text(await redis.xadd(STREAM, fields)))
     return ids
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'delivery.db'}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    name = infra.unique_database_name(request.node.name)
-    yield await server.create_database(name)
-    await server.drop_database(name)
 
 
 @pytest.fixture

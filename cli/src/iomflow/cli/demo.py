@@ -114,7 +114,15 @@ def _get(client: httpx.Client, url: str) -> Any:
     return response.json()
 
 
-def run(*, teachers: int, workdir: Path, redis_url: str | None, timeout: float, stay: bool) -> int:
+def run(
+    *,
+    teachers: int,
+    workdir: Path,
+    redis_url: str | None,
+    timeout: float,
+    stay: bool,
+    region_teachers: int = 40_000,
+) -> int:
     workdir = workdir.resolve()
     local = None if redis_url else LocalRedis(workdir / "redis")
     suite: Suite | None = None
@@ -142,7 +150,9 @@ def run(*, teachers: int, workdir: Path, redis_url: str | None, timeout: float, 
         )
         suite.start()
         with httpx.Client() as client:
-            return _chain(client, suite, redis_url, teachers, workdir, timeout, stay)
+            return _chain(
+                client, suite, redis_url, teachers, workdir, timeout, stay, region_teachers
+            )
     except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         console.print(f"[red]Ошибка:[/red] {exc}")
         console.print(f"Журналы сервисов: {workdir / 'logs'}")
@@ -164,12 +174,19 @@ def _chain(
     workdir: Path,
     timeout: float,
     stay: bool,
+    region_teachers: int,
 ) -> int:
     reg, diag, routes, mon = (
         suite.url(n) for n in ("registries", "diagnostics", "routes", "monitoring")
     )
-    loaded = client.post(f"{reg}/v1/load/demo", timeout=120)
-    loaded.raise_for_status()
+    loaded = client.post(
+        f"{reg}/v1/load/demo",
+        params={"teachers": region_teachers},
+        headers={"Authorization": f"Bearer {suite.admin_key}"},
+        timeout=600,
+    )
+    if loaded.status_code != 200:
+        raise RuntimeError(f"реестры не загружены: {loaded.text[:2000]}")
     received = loaded.json()["received"]
     console.print("Реестры загружены: " + ", ".join(f"{k} {v}" for k, v in received.items()))
 
@@ -187,14 +204,14 @@ def _chain(
 
     wait_for("Реестры → локальные модели сервисов", received["teachers"], registries_seen, timeout)
 
-    all_ids = [t["teacher_id"] for t in _get(client, f"{reg}/v1/teachers?limit=1000")]
-    offset = len(all_ids)
+    all_ids: list[str] = []
     while len(all_ids) < min(teachers, received["teachers"]):
-        page = _get(client, f"{reg}/v1/teachers?limit=1000&offset={offset}")
+        page = _get(
+            client, f"{reg}/v1/registers/teachers/records?limit=1000&offset={len(all_ids)}"
+        )["items"]
         if not page:
             break
         all_ids += [t["teacher_id"] for t in page]
-        offset += len(page)
     chosen = all_ids[:teachers]
     traced, bulk = chosen[0], chosen[1:]
 

@@ -8,6 +8,7 @@ share only Redis.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -167,6 +168,8 @@ class Suite:
     database_urls: dict[str, str] = field(default_factory=dict)  # default: SQLite files
     extra_env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    admin_key: str = field(default_factory=lambda: "iomf_admin_" + secrets.token_urlsafe(24))
+    """Every service of this run accepts it with every role (IOMFLOW_ADMIN_KEY)."""
 
     def env_for(self, name: str) -> dict[str, str]:
         env = {
@@ -176,6 +179,7 @@ class Suite:
             "IOMFLOW_MIGRATE_ON_START": "true",
             "IOMFLOW_TRACES_DIR": str(self.workdir / "traces"),
             "IOMFLOW_CONSUMER": f"{name}-1",
+            "IOMFLOW_ADMIN_KEY": self.admin_key,
             **self.extra_env,
         }
         if name in self.database_urls:

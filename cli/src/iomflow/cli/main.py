@@ -5,6 +5,8 @@ iomflow migrate <service>   apply its migrations to IOMFLOW_DATABASE_URL
 iomflow demo                the whole chain with a demo region; prints KPIs and a trace
 iomflow dev                 the same, then stays up and prints the URLs
 iomflow contracts           write the JSON Schema and AsyncAPI documents (default into docs/)
+iomflow registries …        the registries' admin commands: import, export, resync, stale,
+                            keys, demo-files (iomflow registries --help)
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def main(argv: list[str] | None = None) -> None:
             help="how many teachers to diagnose (default 2000)",
         )
         sub.add_argument(
+            "--region-teachers",
+            type=int,
+            default=40_000,
+            help="size of the generated demo region in teachers (default 40000, as Irkutsk)",
+        )
+        sub.add_argument(
             "--workdir",
             type=Path,
             default=Path("var/demo"),
@@ -60,6 +68,13 @@ def main(argv: list[str] | None = None) -> None:
         default=Path("docs"),
         help="directory to write contracts/ and asyncapi/ into (default docs)",
     )
+    sub = commands.add_parser(
+        "registries", help="registries admin: import, export, resync, stale, keys", add_help=False
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["registries"]:  # its own parser, options included
+        importlib.import_module("iomflow.registries.__main__").main(argv[1:])
+        return
     args = parser.parse_args(argv)
 
     if args.command == "contracts":
@@ -84,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         redis_url=args.redis_url,
         timeout=args.timeout,
         stay=args.command == "dev",
+        region_teachers=args.region_teachers,
     )
     sys.exit(code)
 

@@ -12,7 +12,7 @@ Events carry pseudonymous ids and non-identifying attributes only (152-ФЗ): no
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -80,12 +80,75 @@ class Event(BaseModel, Generic[P]):
 
 
 # --- registries ----------------------------------------------------------------------------
+# One ``registry.<entity>.upserted`` type per register, each with its payload below, and one
+# ``registry.<entity>.removed`` type per register with ``RecordRemoved``. What a register
+# keeps beyond its event (birth and hire dates; full name, СНИЛС, e-mail and phone in a
+# separate table) never leaves the registries service.
 
 
 class Audience(StrEnum):
     PRESCHOOL = "preschool"
     GENERAL = "general"
     COLLEGE = "college"
+
+
+class OrganizationKind(StrEnum):
+    SCHOOL = "school"
+    KINDERGARTEN = "kindergarten"
+    COLLEGE = "college"
+    OTHER = "other"
+
+
+class Project(StrEnum):
+    """Federal and regional projects an organisation takes part in."""
+
+    SCHOOL_OF_MINISTRY = "school_of_ministry"  # «Школа Минпросвещения России»
+    PERSONAL_POTENTIAL = "personal_potential"  # программа «Персональный потенциал»
+    TOCHKA_ROSTA = "tochka_rosta"  # центры «Точка роста»
+    PROFESSIONALITET = "professionalitet"  # «Профессионалитет»
+    KINDERGARTEN_OF_MINISTRY = "kindergarten_of_ministry"  # «Детский сад Минпросвещения»
+
+
+class Theme(StrEnum):
+    """Program themes the KPI table counts training by."""
+
+    SUBJECT = "subject"
+    FUNCTIONAL_LITERACY = "functional_literacy"
+    UPDATED_FGOS = "updated_fgos"
+    DIGITAL_ENVIRONMENT = "digital_environment"
+    QUALITY_ASSESSMENT = "quality_assessment"
+    GIFTED_CHILDREN = "gifted_children"
+    CAREER_GUIDANCE = "career_guidance"
+    UPBRINGING = "upbringing"
+    PRESCHOOL_QUALITY = "preschool_quality"
+    MANAGEMENT = "management"
+    BURNOUT_PREVENTION = "burnout_prevention"
+
+
+class Category(StrEnum):
+    """Qualification category (the teacher's level)."""
+
+    NONE = "none"
+    FIRST = "first"
+    HIGHEST = "highest"
+    METHODIST = "methodist"  # педагог-методист
+    MENTOR = "mentor"  # педагог-наставник
+
+
+class ManagementRole(StrEnum):
+    DIRECTOR = "director"
+    DEPUTY = "deputy"
+    HEAD_OF_DEPARTMENT = "head_of_department"
+    OTHER = "other"
+
+
+class SiteLevel(StrEnum):
+    FEDERAL = "federal"
+    REGIONAL = "regional"
+    MUNICIPAL = "municipal"
+
+
+Codes = list[Annotated[str, Field(min_length=1, max_length=100)]]
 
 
 class MunicipalityUpserted(Contract):
@@ -98,9 +161,10 @@ class OrganizationUpserted(Contract):
     organization_id: str
     municipality_id: str
     name: str
-    kind: Literal["school", "kindergarten", "college", "other"]
+    kind: OrganizationKind
     low_results: bool = False
     unfavorable_conditions: bool = False
+    projects: list[Project] = Field(default_factory=list)
 
 
 class TeacherUpserted(Contract):
@@ -110,16 +174,53 @@ class TeacherUpserted(Contract):
     position: str
     audience: Audience
     subjects: list[str] = Field(default_factory=list)
+    category: Category = Category.NONE
     age_band: Literal["<25", "25-34", "35-44", "45-54", "55+"]
     experience_band: Literal["<3", "3-10", "10-20", "20+"]
+    young: bool = Field(
+        default=False, description="Under 35 and in the first 3 years of work (mentoring)"
+    )
     is_manager: bool = False
+    expert: bool = Field(default=False, description="Takes part in regional expert activity")
+
+
+class ManagementMemberUpserted(Contract):
+    member_id: str
+    organization_id: str
+    municipality_id: str
+    teacher_id: str
+    role: ManagementRole
 
 
 class MethodistUpserted(Contract):
     methodist_id: str
-    specialisations: list[str] = Field(description="Competency codes the methodist supports")
+    specialisations: Codes = Field(description="Competency codes the methodist supports")
+    subjects: list[str] = Field(default_factory=list)
     municipalities: list[str] = Field(description="Municipalities served; empty = the region")
     capacity: int = Field(default=250, ge=1, le=250)
+
+
+class TutorUpserted(Contract):
+    tutor_id: str
+    specialisations: Codes = Field(description="Competency codes")
+    programs: list[str] = Field(default_factory=list, description="Programs tutored; empty = any")
+    municipalities: list[str] = Field(default_factory=list)
+    capacity: int = Field(default=50, ge=1, le=250)
+
+
+class MentorUpserted(Contract):
+    mentor_id: str
+    organization_id: str
+    municipality_id: str
+    subjects: list[str] = Field(default_factory=list)
+    capacity: int = Field(default=3, ge=1, le=10)
+
+
+class MunicipalStaffUpserted(Contract):
+    staff_id: str
+    municipality_id: str
+    position: str
+    specialisations: Codes = Field(default_factory=list)
 
 
 class ProgramUpserted(Contract):
@@ -128,9 +229,91 @@ class ProgramUpserted(Contract):
     kind: Literal["pk", "pp"] = Field(description="ПК (further training) or ПП (retraining)")
     hours: int = Field(ge=1)
     format: Literal["in_person", "distance", "network", "internship"]
+    provider: str = ""
     federal_registry: bool = False
-    competencies: list[str] = Field(min_length=1)
+    federal_number: str | None = None
+    competencies: Codes = Field(min_length=1)
+    themes: list[Theme] = Field(default_factory=list)
     audiences: list[Audience] = Field(min_length=1)
+    subjects: list[str] = Field(default_factory=list)
+
+
+class InternshipSiteUpserted(Contract):
+    site_id: str
+    organization_id: str
+    municipality_id: str
+    title: str
+    competencies: Codes = Field(min_length=1)
+    themes: list[Theme] = Field(default_factory=list)
+    capacity: int = Field(default=20, ge=1)
+
+
+class InnovationSiteUpserted(Contract):
+    site_id: str
+    organization_id: str
+    municipality_id: str
+    title: str
+    level: SiteLevel
+    themes: list[Theme] = Field(default_factory=list)
+    valid_from: date
+    valid_to: date
+
+
+class CommunityUpserted(Contract):
+    community_id: str
+    title: str
+    level: SiteLevel
+    municipality_id: str | None = None
+    subjects: list[str] = Field(default_factory=list)
+    competencies: Codes = Field(default_factory=list)
+    themes: list[Theme] = Field(default_factory=list)
+
+
+class PracticeUpserted(Contract):
+    practice_id: str
+    title: str
+    organization_id: str
+    municipality_id: str
+    competencies: Codes = Field(default_factory=list)
+    themes: list[Theme] = Field(default_factory=list)
+    year: int = Field(ge=2000, le=2100)
+
+
+class RecordRemoved(Contract):
+    """A record left its register; consumers drop it from their read models."""
+
+    record_id: str
+    reason: str = ""
+
+
+class RegistryStale(Contract):
+    """Records of one register and owner not verified for longer than the allowed period."""
+
+    registry: str = Field(description="Register name, e.g. teachers")
+    owner: str = Field(description="Who keeps the records: an organisation, municipality or cnppm")
+    stale: int = Field(ge=0, description="Records overdue for verification; 0 = resolved")
+    total: int = Field(ge=0)
+    oldest_verified_at: datetime | None = None
+    verify_before: datetime = Field(description="Records verified before this are stale")
+
+
+REGISTERS: dict[str, tuple[str, type[Contract]]] = {
+    "municipalities": ("municipality", MunicipalityUpserted),
+    "organizations": ("organization", OrganizationUpserted),
+    "programs": ("program", ProgramUpserted),
+    "teachers": ("teacher", TeacherUpserted),
+    "management_teams": ("management_member", ManagementMemberUpserted),
+    "methodists": ("methodist", MethodistUpserted),
+    "tutors": ("tutor", TutorUpserted),
+    "mentors": ("mentor", MentorUpserted),
+    "municipal_staff": ("municipal_staff", MunicipalStaffUpserted),
+    "internship_sites": ("internship_site", InternshipSiteUpserted),
+    "innovation_sites": ("innovation_site", InnovationSiteUpserted),
+    "communities": ("community", CommunityUpserted),
+    "practices": ("practice", PracticeUpserted),
+}
+"""Register -> (entity name in event types, payload of its upserted event), in the order a
+full publication goes (what others refer to first)."""
 
 
 # --- diagnostics ---------------------------------------------------------------------------
@@ -220,11 +403,9 @@ class MethodistUnavailable(Contract):
 # --- the registry of types -----------------------------------------------------------------
 
 EVENT_TYPES: dict[str, type[Contract]] = {
-    "registry.municipality.upserted": MunicipalityUpserted,
-    "registry.organization.upserted": OrganizationUpserted,
-    "registry.teacher.upserted": TeacherUpserted,
-    "registry.methodist.upserted": MethodistUpserted,
-    "registry.program.upserted": ProgramUpserted,
+    **{f"registry.{entity}.upserted": model for entity, model in REGISTERS.values()},
+    **{f"registry.{entity}.removed": RecordRemoved for entity, _ in REGISTERS.values()},
+    "registry.stale": RegistryStale,
     "diagnostics.result.submitted": ResultSubmitted,
     "diagnostics.diagnosis.completed": DiagnosisCompleted,
     "routes.route.drafted": RouteDrafted,

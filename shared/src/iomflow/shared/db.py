@@ -87,3 +87,19 @@ def upsert(session: AsyncSession, table: Table, values: dict[str, Any], keys: li
     if not update:
         return stmt.on_conflict_do_nothing(index_elements=keys)
     return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+
+
+def upsert_many(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], keys: list[str]
+) -> Any:
+    """One executemany INSERT … ON CONFLICT (keys) DO UPDATE of every column in ``rows``."""
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    stmt = insert(table)
+    columns = [k for k in rows[0] if k not in keys]
+    return session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: stmt.excluded[k] for k in columns}
+        ),
+        rows,
+    )

@@ -7,6 +7,7 @@ A service's ``migrations/env.py`` is two lines: import its metadata and call ``r
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from alembic import command, context
@@ -32,8 +33,10 @@ def upgrade(package: str, url: str, revision: str = "head") -> None:
 
 def run_env(metadata: MetaData) -> None:
     """The body of every service's ``env.py``."""
-    url = context.config.attributes.get("database_url") or context.config.get_main_option(
-        "sqlalchemy.url"
+    url = (
+        context.config.attributes.get("database_url")
+        or context.config.get_main_option("sqlalchemy.url")
+        or os.environ.get("IOMFLOW_DATABASE_URL")
     )
     if not url:
         raise RuntimeError("no database URL: set IOMFLOW_DATABASE_URL or sqlalchemy.url")

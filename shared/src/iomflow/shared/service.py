@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -26,11 +26,13 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from iomflow.shared import db, migrations
+from iomflow.shared.auth import api_keys_table
 from iomflow.shared.contracts import entry_schema
+from iomflow.shared.errors import ApiError, api_error_handler
 from iomflow.shared.inbox import inbox_table
 from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.settings import BaseServiceSettings
@@ -46,10 +48,12 @@ class Tables:
     """The delivery tables every service's database has, beside its own."""
 
     metadata: MetaData
+    auth: bool = False  # keeps API keys (iomflow.shared.auth) too
 
     def __post_init__(self) -> None:
         self.inbox = inbox_table(self.metadata)
         self.outbox = outbox_table(self.metadata)
+        self.api_keys = api_keys_table(self.metadata) if self.auth else None
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Runtime:
     consumer: Consumer
     tracer_provider: TracerProvider
     tracer: trace.Tracer
+    api_keys: Table | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,6 +86,8 @@ class ServiceSpec:
     publishes: Sequence[tuple[str, Sequence[str]]] = ()  # (stream, event types), for AsyncAPI
     routers: Sequence[APIRouter] = ()
     on_start: Callable[[Runtime], Any] | None = None
+    background: Callable[[Runtime], Sequence[Coroutine[Any, Any, None]]] | None = None
+    """Long-running jobs of the service, started after the consumer, cancelled at stop."""
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -139,6 +146,7 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
         consumer=None,  # type: ignore[arg-type]  # needs the runtime for its handlers
         tracer_provider=provider,
         tracer=tracer,
+        api_keys=spec.tables.api_keys,
     )
     runtime.consumer = Consumer(
         group=spec.name,
@@ -179,6 +187,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
             asyncio.create_task(runtime.relay.run(), name=f"{spec.name}-relay"),
             asyncio.create_task(runtime.consumer.supervise(), name=f"{spec.name}-reclaim"),
         ]
+        if spec.background is not None:
+            tasks += [asyncio.create_task(job) for job in spec.background(runtime)]
         log.info("%s started: consumer %s", spec.name, settings.consumer)
         try:
             yield
@@ -197,6 +207,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     app = FastAPI(title=spec.title, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, api_error_handler)
     app.include_router(_health_router())
     app.include_router(_asyncapi_router(spec))
     for router in spec.routers:

@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,10 @@ class BaseServiceSettings(BaseSettings):
         default=False, description="Apply migrations at start (embedded runs; admins migrate apart)"
     )
     sql_tracing: bool = Field(default=True, description="A span per SQL statement")
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="An API key holding every role (first admin, automation); keep it secret",
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -1,8 +1,326 @@
-from iomflow.registries.app import create_app
-from iomflow.registries.settings import Settings
-from iomflow.shared.entry import service_main
+"""``iomflow-registries`` (also ``iomflow registries``): the service and its admin commands.
 
-main = service_main("registries", "iomflow.registries", Settings, create_app)
+  serve | migrate                       the service (settings from IOMFLOW_* variables)
+  import FILE --register R --mode M     import a CSV/XLSX file; M: dry-run, all-or-nothing,
+                                        valid-rows; --errors OUT.xlsx writes the row errors
+  export --register R --out FILE        a register as XLSX
+  resync [REGISTER ...]                 publish the current state again
+  stale [--publish]                     records overdue for verification (6 months)
+  keys add NAME --role R… | list | revoke KEY_ID
+  demo-files --out DIR                  the demo region as spreadsheets, one per register
+
+Admin commands work on the service's database directly (IOMFLOW_DATABASE_URL) and publish
+what they stage to Redis (IOMFLOW_REDIS_URL) when they finish; if Redis cannot be reached,
+the events wait in the outbox for the service to publish them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from iomflow.registries import demo, importing, registers, service
+from iomflow.registries.app import create_app
+from iomflow.registries.registers import REGISTRY
+from iomflow.registries.repository import tables
+from iomflow.registries.settings import Settings
+from iomflow.registries.tabular import TableError, read_table, write_xlsx
+from iomflow.shared import auth, db, migrations
+from iomflow.shared.entry import service_main
+from iomflow.shared.outbox import Outbox, OutboxRelay
+from iomflow.shared.telemetry import create_tracer_provider
+
+serve_main = service_main("registries", "iomflow.registries", Settings, create_app)
+
+T = TypeVar("T")
+ROLES = ("registrar", "personal_data", "auditor")
+
+
+class Printer:
+    """Progress on stderr: one updating line per phase, at most a few times a second."""
+
+    def __init__(self) -> None:
+        self.phase = ""
+        self.shown = 0.0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if phase != self.phase:
+            if self.phase:
+                sys.stderr.write("\n")
+            self.phase, self.shown = phase, 0.0
+        if now - self.shown < 0.2 and done < total:
+            return
+        self.shown = now
+        share = f" ({100 * done // total} %)" if total else ""
+        sys.stderr.write(f"\r{phase}: {done}/{total}{share}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.phase:
+            sys.stderr.write("\n")
+
+
+async def _with_db(settings: Settings, work: Callable[[Any, Outbox], Awaitable[T]]) -> T:
+    url = settings.resolved_database_url()
+    if settings.migrate_on_start:
+        await asyncio.to_thread(migrations.upgrade, "iomflow.registries", url)
+    engine = db.create_engine(url)
+    sessions = db.sessionmaker(engine)
+    outbox = Outbox(tables.outbox)
+    try:
+        result = await work(sessions, outbox)
+        await _publish(settings, sessions, outbox)
+        return result
+    finally:
+        await engine.dispose()
+
+
+async def _publish(settings: Settings, sessions: Any, outbox: Outbox) -> None:
+    provider = create_tracer_provider("registries-cli", settings.traces_dir)
+    redis = Redis.from_url(settings.redis_url)
+    relay = OutboxRelay(outbox, sessions, redis, provider.get_tracer("iomflow.registries"))
+    try:
+        while await relay.publish_pending():
+            pass
+        if relay.published:
+            print(f"Опубликовано событий: {relay.published}", file=sys.stderr)
+    except (RedisError, OSError) as exc:
+        print(
+            f"Redis недоступен ({exc}): события ждут в outbox, сервис опубликует их сам.",
+            file=sys.stderr,
+        )
+    finally:
+        await redis.aclose()
+        provider.shutdown()
+
+
+def _register(name: str) -> registers.Register:
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise SystemExit(f"Реестр «{name}» не найден. Доступны: {', '.join(REGISTRY)}")
+    return spec
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    spec = _register(args.register)
+    path: Path = args.file
+    if not path.is_file():
+        raise SystemExit(f"Файл не найден: {path}")
+    printer = Printer()
+    printer("чтение файла", 0, 1)
+    try:
+        table = read_table(path.read_bytes(), path.name)
+    except TableError as exc:
+        printer.close()
+        raise SystemExit(f"Ошибка: {exc}") from exc
+    printer("чтение файла", table.total, table.total)
+    mode = service.Mode(args.mode.replace("-", "_"))
+
+    async def work(sessions: Any, outbox: Outbox) -> service.ImportReport:
+        return await service.import_table(
+            sessions,
+            outbox,
+            spec,
+            table,
+            mode=mode,
+            actor=args.actor,
+            confirm=args.confirm,
+            progress=printer,
+        )
+
+    report = asyncio.run(_with_db(settings, work))
+    printer.close()
+    print(report.message)
+    for error in report.errors[: args.show]:
+        place = f"строка {error.row}, столбец {error.letter} «{error.column}»"
+        print(f"  {place}: «{error.value}» — {error.reason}")
+    if len(report.errors) > args.show:
+        print(f"  … и ещё {len(report.errors) - args.show}")
+    if args.errors and report.errors:
+        rows = [(e.row, e.column, e.letter, e.value, e.reason) for e in report.errors]
+        headers = ["Строка", "Столбец", "Буква", "Значение", "Ошибка"]
+        args.errors.write_bytes(write_xlsx([("Ошибки", headers, rows)]))
+        print(f"Отчёт об ошибках: {args.errors}")
+    if mode == service.Mode.DRY_RUN:
+        return 0 if not report.errors else 2
+    return 0 if report.applied and not report.errors else (2 if report.applied else 1)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    spec = _register(args.register)
+
+    async def work(sessions: Any, outbox: Outbox) -> bytes:
+        return await service.export_xlsx(sessions, spec)
+
+    args.out.write_bytes(asyncio.run(_with_db(settings, work)))
+    print(args.out)
+    return 0
+
+
+def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
+    for name in args.registers:
+        _register(name)
+    printer = Printer()
+
+    async def work(sessions: Any, outbox: Outbox) -> dict[str, int]:
+        return await service.resync(sessions, outbox, args.registers or None, progress=printer)
+
+    counts = asyncio.run(_with_db(settings, work))
+    printer.close()
+    for name, count in counts.items():
+        print(f"{name}: {count}")
+    return 0
+
+
+def cmd_stale(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(sessions: Any, outbox: Outbox) -> list[dict[str, Any]]:
+        async with sessions() as session, session.begin():
+            groups = await service.check_stale(session, outbox, days=settings.stale_after_days)
+            if not args.publish:
+                await session.rollback()
+            return groups
+
+    groups = asyncio.run(_with_db(settings, work))
+    if not groups:
+        print(f"Просроченных записей нет (проверка раз в {settings.stale_after_days} дн.).")
+    for group in groups:
+        print(
+            f"{group['register']:<18} {group['owner']:<24} просрочено {group['stale']} "
+            f"из {group['total']}, старейшая проверка {group['oldest']:%d.%m.%Y}"
+        )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    table = tables.api_keys
+    assert table is not None
+
+    async def work(sessions: Any, outbox: Outbox) -> Any:
+        async with sessions() as session, session.begin():
+            if args.action == "add":
+                return await auth.issue(session, table, args.name, args.role)
+            if args.action == "revoke":
+                return await auth.revoke(session, table, args.name)
+            return await auth.list_keys(session, table)
+
+    result = asyncio.run(_with_db(settings, work))
+    if args.action == "add":
+        key_id, key = result
+        print(
+            f"Ключ {key_id} для «{args.name}» ({', '.join(args.role)}); сохраните, он не"
+            " показывается повторно:",
+            file=sys.stderr,
+        )
+        print(key)
+    elif args.action == "revoke":
+        print("отозван" if result else "ключ не найден или уже отозван")
+        return 0 if result else 1
+    else:
+        for row in result:
+            state = "отозван" if row["revoked_at"] else "действует"
+            print(f"{row['key_id']}  {row['name']:<24} {','.join(row['roles']):<30} {state}")
+    return 0
+
+
+def cmd_demo_files(args: argparse.Namespace, settings: Settings) -> int:
+    region = demo.generate(seed=args.seed, teachers=args.teachers)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, spec in REGISTRY.items():
+        names = importing.columns(spec)
+        headers = [importing.title(n) for n in names]
+        rows = [importing.cells_of(spec, row, names) for row in region.get(name, [])]
+        path = args.out / f"{name}.{args.format}"
+        if args.format == "xlsx":
+            path.write_bytes(write_xlsx([(spec.title, headers, rows)]))
+        else:
+            import csv
+
+            with path.open("w", newline="", encoding="utf-8-sig") as f:
+                writer = csv.writer(f, delimiter=";")
+                writer.writerow(headers)
+                writer.writerows(rows)
+        print(f"{path}  ({len(rows)})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="iomflow-registries",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = p.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the service")
+    commands.add_parser("migrate", help="apply the migrations")
+
+    sub = commands.add_parser("import", help="import a CSV or XLSX file into a register")
+    sub.add_argument("file", type=Path)
+    sub.add_argument("--register", required=True, choices=list(REGISTRY))
+    sub.add_argument(
+        "--mode",
+        required=True,
+        choices=["dry-run", "all-or-nothing", "valid-rows"],
+        help="dry-run: report only; all-or-nothing: any error, nothing; valid-rows: the rest",
+    )
+    sub.add_argument("--confirm", action="store_true", help="mark unchanged rows verified now")
+    sub.add_argument("--actor", default="cli", help="who imports (verified_by)")
+    sub.add_argument("--errors", type=Path, help="write the row errors to this XLSX")
+    sub.add_argument("--show", type=int, default=20, help="row errors to print (default 20)")
+
+    sub = commands.add_parser("export", help="a register as XLSX")
+    sub.add_argument("--register", required=True, choices=list(REGISTRY))
+    sub.add_argument("--out", type=Path, required=True)
+
+    sub = commands.add_parser("resync", help="publish the current state again")
+    sub.add_argument("registers", nargs="*", help="registers (default: all)")
+
+    sub = commands.add_parser("stale", help="records overdue for verification")
+    sub.add_argument("--publish", action="store_true", help="publish registry.stale too")
+
+    sub = commands.add_parser("keys", help="API keys and their roles")
+    sub.add_argument("action", choices=["add", "list", "revoke"])
+    sub.add_argument("name", nargs="?", help="add: the holder's name; revoke: the key id")
+    sub.add_argument("--role", action="append", choices=ROLES, default=[])
+
+    sub = commands.add_parser("demo-files", help="the demo region as spreadsheets")
+    sub.add_argument("--out", type=Path, required=True)
+    sub.add_argument("--teachers", type=int, default=40_000)
+    sub.add_argument("--seed", type=int, default=38)
+    sub.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
+    return p
+
+
+COMMANDS = {
+    "import": cmd_import,
+    "export": cmd_export,
+    "resync": cmd_resync,
+    "stale": cmd_stale,
+    "keys": cmd_keys,
+    "demo-files": cmd_demo_files,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command in (None, "serve", "migrate"):
+        serve_main([args.command or "serve"])
+        return
+    if args.command == "keys" and args.action != "list":
+        if not args.name:
+            raise SystemExit("укажите имя (add) или код ключа (revoke)")
+        if args.action == "add" and not args.role:
+            raise SystemExit("укажите хотя бы одну роль: --role " + " | ".join(ROLES))
+    sys.exit(COMMANDS[args.command](args, Settings()))
+
 
 if __name__ == "__main__":
-    main(None)
+    main()

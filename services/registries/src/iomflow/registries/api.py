@@ -1,51 +1,95 @@
-"""HTTP routes of the registries (thin: validation and use cases live elsewhere)."""
+"""HTTP API of the registries. Reading registers is open (records carry no personal data);
+changing them needs the ``registrar`` role, reading personal data ``personal_data`` (and
+a purpose, written to the audit log), reading that log ``auditor``."""
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
 
-from iomflow.registries import domain, repository, service
+from iomflow.registries import demo, importing, repository, service
+from iomflow.registries.jobs import ImportJobs
+from iomflow.registries.personal import PERSONAL_FIELDS
+from iomflow.registries.registers import REGISTRY, Register
+from iomflow.registries.settings import Settings
+from iomflow.registries.tabular import TableError, kind_of, write_xlsx
+from iomflow.shared.auth import Principal, require
+from iomflow.shared.errors import ApiError
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["registries"])
 
+Registrar = Annotated[Principal, Depends(require("registrar"))]
+PersonalReader = Annotated[Principal, Depends(require("personal_data"))]
+Auditor = Annotated[Principal, Depends(require("auditor"))]
 
-def demo_region() -> dict[str, Any]:
-    data = resources.files("iomflow.registries").joinpath("data/demo_region.json")
-    return json.loads(data.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-async def _load(runtime: RuntimeDep, region: dict[str, Any]) -> JSONResponse:
-    async with runtime.sessions() as session, session.begin():
-        # Validates every row before writing any: with errors, nothing was written.
-        report = await service.load(session, runtime.outbox, region)
-    if report.errors:
-        return JSONResponse(
-            status_code=422,
-            content={
-                "detail": f"Данные не загружены: ошибок в строках — {len(report.errors)}. "
-                "Исправьте их и загрузите файл снова.",
-                "code": "rows_invalid",
-                "errors": [e.__dict__ for e in report.errors[:1000]],
-            },
+def register_of(name: str) -> Register:
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise ApiError(
+            404,
+            "register_not_found",
+            f"Реестр «{name}» не найден. Доступны: " + ", ".join(REGISTRY),
         )
-    runtime.outbox.wake()
-    return JSONResponse({"received": report.received, "changed": report.changed})
+    return spec
 
 
-@router.post("/load", summary="Load registers (all or nothing); publishes what changed")
-async def load(runtime: RuntimeDep, region: dict[str, Any]) -> JSONResponse:
-    return await _load(runtime, region)
+def jobs_of(runtime: Any) -> ImportJobs:
+    return runtime.extras["imports"]  # type: ignore[no-any-return]
 
 
-@router.post("/load/demo", summary="Load the shipped demo region")
-async def load_demo(runtime: RuntimeDep) -> JSONResponse:
-    return await _load(runtime, demo_region())
+def settings_of(runtime: Any) -> Settings:
+    return runtime.settings  # type: ignore[no-any-return]
+
+
+def _record_error(exc: service.RecordError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message, errors=[e.as_dict() for e in exc.errors])
+
+
+def _xlsx(content: bytes, filename: str) -> Response:
+    return Response(
+        content,
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# --- registers -----------------------------------------------------------------------------
+
+
+@router.get("/registers", summary="The registers: names, titles, columns, record counts")
+async def list_registers(session: SessionDep) -> list[dict[str, Any]]:
+    counts = await repository.counts(session)
+    return [
+        {
+            "register": spec.name,
+            "title": spec.title,
+            "key": spec.key,
+            "records": counts.get(spec.name, 0),
+            "personal_data": spec.person,
+            "event_types": [spec.upserted, spec.removed],
+            "columns": [
+                {
+                    "field": name,
+                    "title": importing.title(name),
+                    "required": name in spec.record.model_fields
+                    and spec.record.model_fields[name].is_required(),
+                    "values": importing.labels_of(spec, name)
+                    if name in spec.record.model_fields
+                    else None,
+                    "personal": name in PERSONAL_FIELDS,
+                }
+                for name in importing.columns(spec)
+            ],
+        }
+        for spec in REGISTRY.values()
+    ]
 
 
 @router.get("/stats", summary="Records per register")
@@ -53,15 +97,367 @@ async def stats(session: SessionDep) -> dict[str, int]:
     return await repository.counts(session)
 
 
-@router.get("/{register}", summary="Records of one register")
-async def get_all(
+def _filter_kind(spec: Register, name: str) -> str:
+    inner, many = importing._unwrap(spec.record.model_fields[name].annotation)
+    if many:
+        return "list"
+    if inner is bool:
+        return "bool"
+    if inner is int:
+        return "int"
+    return "str"
+
+
+PAGING = {"offset", "limit", "stale"}
+
+
+@router.get(
+    "/registers/{register}/records",
+    summary="Records of a register; filter by any field: ?kind=school&subjects=математика",
+)
+async def list_records(
     register: str,
+    request: Request,
+    runtime: RuntimeDep,
     session: SessionDep,
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
-) -> list[dict[str, Any]]:
-    if register not in domain.ENTITIES:
-        raise HTTPException(
-            404, detail=f"Реестр «{register}» не найден. Доступны: " + ", ".join(domain.ENTITIES)
+    stale: bool | None = Query(None, description="Only records overdue for verification"),
+) -> dict[str, Any]:
+    spec = register_of(register)
+    conditions = []
+    for name, raw in request.query_params.items():
+        if name in PAGING:
+            continue
+        if name not in spec.record.model_fields:
+            raise ApiError(
+                422,
+                "unknown_filter",
+                f"Поля «{name}» нет в реестре «{spec.title}». Поля: "
+                + ", ".join(spec.record.model_fields),
+            )
+        try:
+            value = importing.parse_cell(spec, name, raw)
+        except importing.CellError as exc:
+            raise ApiError(422, "bad_filter", f"Фильтр «{name}»: {exc}") from exc
+        kind = _filter_kind(spec, name)
+        if kind == "list":
+            value = value[0] if value else raw
+        elif isinstance(value, date):
+            value = value.isoformat()
+        conditions.append(repository.field_filter(session, name, kind, value))
+    if stale is not None:
+        cutoff = service.stale_cutoff(datetime.now(UTC), settings_of(runtime).stale_after_days)
+        column = repository.records.c.verified_at
+        conditions.append(column < cutoff if stale else column >= cutoff)
+    total, items = await repository.page(
+        session, spec.name, conditions=conditions, offset=offset, limit=limit
+    )
+    return {"register": spec.name, "total": total, "offset": offset, "limit": limit, "items": items}
+
+
+@router.get("/registers/{register}/records/{record_id}", summary="One record")
+async def get_record(register: str, record_id: str, session: SessionDep) -> dict[str, Any]:
+    spec = register_of(register)
+    record = await repository.one(session, spec.name, record_id)
+    if record is None:
+        raise ApiError(
+            404, "record_not_found", f"Записи «{record_id}» нет в реестре «{spec.title}»."
         )
-    return await repository.get_all(session, register, offset=offset, limit=limit)
+    return record
+
+
+RecordBody = Annotated[
+    dict[str, Any],
+    Body(
+        description="Fields of the record (codes or Russian labels); persons may carry "
+        "'personal': {full_name, snils, email, phone}",
+        examples=[{"organization_id": "org-0001", "name": "СОШ № 1", "kind": "school"}],
+    ),
+]
+
+
+@router.post(
+    "/registers/{register}/records", status_code=201, summary="Create a record (registrar)"
+)
+async def create_record(
+    register: str, body: RecordBody, runtime: RuntimeDep, who: Registrar
+) -> dict[str, Any]:
+    return await _save(register, body, runtime, who, None)
+
+
+@router.put("/registers/{register}/records/{record_id}", summary="Replace a record (registrar)")
+async def update_record(
+    register: str, record_id: str, body: RecordBody, runtime: RuntimeDep, who: Registrar
+) -> dict[str, Any]:
+    return await _save(register, body, runtime, who, record_id)
+
+
+async def _save(
+    register: str,
+    body: dict[str, Any],
+    runtime: Any,
+    who: Principal,
+    record_id: str | None,
+) -> dict[str, Any]:
+    spec = register_of(register)
+    values = dict(body)
+    personal = values.pop("personal", None)
+    async with runtime.sessions() as session, session.begin():
+        try:
+            data, changed = await service.save_record(
+                session,
+                runtime.outbox,
+                spec,
+                values,
+                personal,
+                actor=who.name,
+                record_id=record_id,
+            )
+        except service.RecordError as exc:
+            raise _record_error(exc) from exc
+    runtime.outbox.wake()
+    return {"record": data, "changed": changed}
+
+
+@router.delete("/registers/{register}/records/{record_id}", summary="Remove a record (registrar)")
+async def delete_record(
+    register: str,
+    record_id: str,
+    runtime: RuntimeDep,
+    who: Registrar,
+    reason: str = Query("", max_length=500),
+) -> dict[str, Any]:
+    spec = register_of(register)
+    async with runtime.sessions() as session, session.begin():
+        try:
+            await service.remove_record(
+                session, runtime.outbox, spec, record_id, reason=reason or f"удалено: {who.name}"
+            )
+        except service.RecordError as exc:
+            raise _record_error(exc) from exc
+    runtime.outbox.wake()
+    return {"removed": record_id}
+
+
+@router.post(
+    "/registers/{register}/records/{record_id}/verify",
+    summary="Confirm a record is still true (registrar)",
+)
+async def verify_record(
+    register: str, record_id: str, runtime: RuntimeDep, who: Registrar
+) -> dict[str, Any]:
+    spec = register_of(register)
+    now = datetime.now(UTC)
+    async with runtime.sessions() as session, session.begin():
+        if not await repository.verify(session, spec.name, [record_id], actor=who.name, now=now):
+            raise ApiError(404, "record_not_found", f"Записи «{record_id}» нет в «{spec.title}».")
+    return {"record_id": record_id, "verified_at": now, "verified_by": who.name}
+
+
+# --- personal data -------------------------------------------------------------------------
+
+
+@router.get(
+    "/registers/{register}/records/{record_id}/personal",
+    summary="A person's full name, СНИЛС, e-mail, phone (personal_data role; audited)",
+)
+async def read_personal(
+    register: str,
+    record_id: str,
+    runtime: RuntimeDep,
+    who: PersonalReader,
+    purpose: str = Query(
+        ..., min_length=5, max_length=500, description="Why (written to the audit log)"
+    ),
+) -> dict[str, Any]:
+    spec = register_of(register)
+    if not spec.person:
+        raise ApiError(
+            404, "no_personal_data", f"В реестре «{spec.title}» нет персональных данных."
+        )
+    async with runtime.sessions() as session, session.begin():
+        found = await repository.read_personal(
+            session, spec.name, record_id, actor=who.name, purpose=purpose, now=datetime.now(UTC)
+        )
+    if found is None:
+        raise ApiError(
+            404, "personal_data_not_found", f"Персональных данных записи «{record_id}» нет."
+        )
+    return {"register": spec.name, "record_id": record_id, **found}
+
+
+@router.get("/personal-data/access-log", summary="Who read whose personal data, and why (auditor)")
+async def access_log(
+    session: SessionDep,
+    who: Auditor,
+    register: str | None = None,
+    record_id: str | None = None,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    return await repository.access_log(
+        session, register=register, record_id=record_id, offset=offset, limit=limit
+    )
+
+
+# --- spreadsheets --------------------------------------------------------------------------
+
+
+@router.post(
+    "/registers/{register}/imports",
+    status_code=202,
+    summary="Import a CSV or XLSX file (registrar); poll the returned job",
+)
+async def start_import(
+    register: str,
+    runtime: RuntimeDep,
+    who: Registrar,
+    file: UploadFile = File(..., description=".xlsx or .csv; the first row names the columns"),
+    mode: service.Mode = Form(
+        ..., description="dry_run, all_or_nothing or valid_rows — chosen explicitly"
+    ),
+    confirm: bool = Form(False, description="Also mark unchanged rows as verified now"),
+) -> dict[str, Any]:
+    spec = register_of(register)
+    filename = file.filename or "upload"
+    try:
+        kind_of(filename)
+    except TableError as exc:
+        raise ApiError(415, "unsupported_file", str(exc)) from exc
+    limit = settings_of(runtime).max_upload_mb * 1024 * 1024
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise ApiError(
+            413,
+            "file_too_large",
+            f"Файл больше {settings_of(runtime).max_upload_mb} МБ: разделите его на части.",
+        )
+    import_id = await jobs_of(runtime).submit(
+        spec.name, filename, content, mode=mode, confirm=confirm, actor=who.name
+    )
+    return {"import_id": import_id, "status": "queued", "href": f"/v1/imports/{import_id}"}
+
+
+@router.get("/imports/{import_id}", summary="An import job: progress, summary, row errors")
+async def get_import(import_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    job = await jobs_of(runtime).status(import_id)
+    if job is None:
+        raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")
+    return job
+
+
+ERROR_HEADERS = ["Строка", "Столбец", "Буква", "Значение", "Ошибка"]
+
+
+@router.get("/imports/{import_id}/errors.xlsx", summary="The import's row errors as XLSX")
+async def import_errors(import_id: str, runtime: RuntimeDep) -> Response:
+    job = await jobs_of(runtime).status(import_id)
+    if job is None:
+        raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")
+    if job["status"] in ("queued", "running"):
+        raise ApiError(409, "import_running", "Импорт ещё идёт: отчёт будет после завершения.")
+    rows = [
+        (e["row"], e["column"], e["letter"], e["value"], e["reason"]) for e in job["errors"] or []
+    ]
+    return _xlsx(write_xlsx([("Ошибки", ERROR_HEADERS, rows)]), f"errors-{job['register']}.xlsx")
+
+
+@router.get("/registers/{register}/export.xlsx", summary="The whole register as XLSX")
+async def export(register: str, runtime: RuntimeDep) -> Response:
+    spec = register_of(register)
+    content = await service.export_xlsx(runtime.sessions, spec)
+    return _xlsx(content, f"{spec.name}.xlsx")
+
+
+# --- verification, resync, demo ------------------------------------------------------------
+
+
+@router.get("/stale", summary="Records overdue for verification, per register and owner")
+async def stale(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    register: str | None = None,
+    owner: str | None = None,
+    limit: int = Query(100, ge=1, le=5000, description="Record ids listed per register"),
+) -> dict[str, Any]:
+    days = settings_of(runtime).stale_after_days
+    cutoff = service.stale_cutoff(datetime.now(UTC), days)
+    if register is not None:
+        register_of(register)
+    groups = [
+        g
+        for g in await repository.staleness(session, cutoff, register)
+        if g["stale"] and (owner is None or g["owner"] == owner)
+    ]
+    records = {}
+    for name in sorted({g["register"] for g in groups}):
+        records[name] = await repository.stale_ids(session, name, cutoff, owner, limit)
+    return {"verify_before": cutoff, "after_days": days, "groups": groups, "records": records}
+
+
+@router.post("/stale/check", summary="Look for stale records now and publish registry.stale")
+async def check_stale(runtime: RuntimeDep, who: Registrar) -> dict[str, Any]:
+    async with runtime.sessions() as session, session.begin():
+        groups = await service.check_stale(
+            session, runtime.outbox, days=settings_of(runtime).stale_after_days
+        )
+    runtime.outbox.wake()
+    return {"groups": groups}
+
+
+@router.post("/resync", summary="Publish the current state again (registrar)")
+async def resync(
+    runtime: RuntimeDep,
+    who: Registrar,
+    register: list[str] | None = Query(None, description="Registers; all when none"),
+) -> dict[str, int]:
+    for name in register or []:
+        register_of(name)
+    return await service.resync(runtime.sessions, runtime.outbox, register)
+
+
+async def _load_region(
+    runtime: Any, region: dict[str, list[dict[str, Any]]], who: Principal
+) -> dict[str, Any]:
+    unknown = [name for name in region if name not in REGISTRY]
+    if unknown:
+        raise ApiError(422, "register_not_found", "Неизвестные реестры: " + ", ".join(unknown))
+    reports = await service.load_region(runtime.sessions, runtime.outbox, region, actor=who.name)
+    failed = {n: r for n, r in reports.items() if not r.applied}
+    if failed:
+        raise ApiError(
+            422,
+            "rows_invalid",
+            "Не загружены реестры: "
+            + "; ".join(f"«{REGISTRY[n].title}»: {r.message}" for n, r in failed.items()),
+            errors=[
+                {"register": n, **e.as_dict()} for n, r in failed.items() for e in r.errors[:1000]
+            ],
+        )
+    return {
+        "received": {n: r.total_rows for n, r in reports.items()},
+        "changed": {n: r.created + r.updated for n, r in reports.items()},
+    }
+
+
+@router.post(
+    "/load",
+    summary="Load several registers at once as JSON rows (registrar); each all or nothing",
+)
+async def load(
+    runtime: RuntimeDep,
+    who: Registrar,
+    region: Annotated[dict[str, list[dict[str, Any]]], Body(description="register -> rows")],
+) -> dict[str, Any]:
+    return await _load_region(runtime, region, who)
+
+
+@router.post("/load/demo", summary="Load the generated demo region (registrar)")
+async def load_demo(
+    runtime: RuntimeDep,
+    who: Registrar,
+    teachers: int = Query(40_000, ge=10, le=200_000),
+    seed: int = Query(38),
+) -> dict[str, Any]:
+    return await _load_region(runtime, demo.generate(seed=seed, teachers=teachers), who)

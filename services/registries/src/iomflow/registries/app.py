@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
 from fastapi import FastAPI
 
-from iomflow.registries import api
+from iomflow.registries import api, service
+from iomflow.registries.jobs import ImportJobs
+from iomflow.registries.registers import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.shared.contracts import Streams
-from iomflow.shared.service import ServiceSpec, create_service_app
+from iomflow.shared.service import Runtime, ServiceSpec, create_service_app
+
+log = logging.getLogger(__name__)
+
+
+def on_start(runtime: Runtime) -> None:
+    runtime.extras["imports"] = ImportJobs(runtime)
+
+
+async def watch_stale(runtime: Runtime) -> None:
+    """Publish ``registry.stale`` when the count of overdue records changes."""
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    while True:
+        try:
+            async with runtime.sessions() as session, session.begin():
+                await service.check_stale(session, runtime.outbox, days=settings.stale_after_days)
+            runtime.outbox.wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("stale check failed; will try again")
+        await asyncio.sleep(settings.stale_check_interval_s)
+
+
+def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
+    return [runtime.extras["imports"].resume(), watch_stale(runtime)]
+
 
 SPEC = ServiceSpec(
     name="registries",
@@ -19,13 +53,13 @@ SPEC = ServiceSpec(
     publishes=[
         (
             Streams.REGISTRY,
-            [
-                f"registry.{e}.upserted"
-                for e in ("municipality", "organization", "program", "methodist", "teacher")
-            ],
+            [t for spec in REGISTRY.values() for t in (spec.upserted, spec.removed)]
+            + ["registry.stale"],
         )
     ],
     routers=[api.router],
+    on_start=on_start,
+    background=background,
 )
 
 

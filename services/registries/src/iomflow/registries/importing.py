@@ -1,0 +1,475 @@
+"""Checking records as people write them, row by row, with reasons in Russian. No I/O.
+
+The same checks serve a spreadsheet row and an API request: cells are read into field
+values (Russian labels and «да»/«нет» accepted), the record is validated against its
+register's model, then against the register's own rules and its references to other
+registers. A row's errors name the row, the column and the value, so an operator can find
+and fix each one.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from iomflow.registries import registers
+from iomflow.registries.personal import PERSONAL_FIELDS, PersonalData
+from iomflow.registries.registers import LABELS, LITERAL_LABELS, TITLES, Register
+from iomflow.registries.tabular import Cell, Table, column_letter
+from iomflow.shared.contracts import Audience, OrganizationKind
+
+MAX_ERRORS = 10_000
+"""Errors kept per import; a file with more is reported by count beyond this."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # as the spreadsheet shows it (the header is row 1); 0 for an API request
+    column: str  # the column's header as written in the file, or the field name
+    value: str
+    reason: str
+    field: str = ""
+    letter: str = ""  # the spreadsheet column letter
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "letter": self.letter,
+            "field": self.field,
+            "value": self.value,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Candidate:
+    """A valid row: what would be stored."""
+
+    row: int
+    record_id: str
+    data: dict[str, Any]
+    personal: dict[str, Any] | None  # None: the file has no personal columns, keep them
+
+    @property
+    def digest(self) -> str:
+        return registers.digest(self.data)
+
+    @property
+    def personal_digest(self) -> str | None:
+        return None if self.personal is None else registers.digest(self.personal)
+
+
+@dataclass
+class Known:
+    """What the registers hold already that rows refer to: register -> id -> record data."""
+
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+
+    def has(self, register: str, record_id: str) -> bool:
+        return record_id in self.records.get(register, {})
+
+    def get(self, register: str, record_id: str) -> Mapping[str, Any] | None:
+        return self.records.get(register, {}).get(record_id)
+
+
+# --- field kinds ---------------------------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(inner type, is a list) of a field annotation, without Optional/Annotated."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _unwrap(args[0])
+    if origin is list:
+        inner, _ = _unwrap(typing.get_args(annotation)[0])
+        return inner, True
+    return annotation, False
+
+
+def labels_of(spec: Register, name: str) -> dict[str, str] | None:
+    """code -> Russian label of an enumerated field, None for a free field."""
+    inner, _ = _unwrap(spec.record.model_fields[name].annotation)
+    if isinstance(inner, type) and issubclass(inner, Enum):
+        return LABELS.get(inner, {m.value: m.value for m in inner})  # type: ignore[arg-type]
+    if typing.get_origin(inner) is Literal:
+        return LITERAL_LABELS.get(name, {v: v for v in typing.get_args(inner)})
+    return None
+
+
+def columns(spec: Register) -> list[str]:
+    """Field names a spreadsheet of this register may have, in export order."""
+    names = list(spec.record.model_fields)
+    return names + list(PERSONAL_FIELDS) if spec.person else names
+
+
+def title(name: str) -> str:
+    return TITLES.get(name, name)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace("ё", "е").replace("Ё", "Е").split()).casefold()
+
+
+class CellError(ValueError):
+    pass
+
+
+_TRUE = {"да", "true", "1", "yes", "y", "+", "истина", "д"}
+_FALSE = {"нет", "false", "0", "no", "n", "-", "ложь", "н"}
+
+
+def parse_cell(spec: Register, name: str, cell: Cell) -> Any:
+    """A cell as the field's value; ``None`` for an empty cell. Raises CellError."""
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return None
+    model = PersonalData if name in PERSONAL_FIELDS else spec.record
+    inner, many = _unwrap(model.model_fields[name].annotation)
+    if many:
+        parts = cell if isinstance(cell, list) else _split(cell)
+        return [_scalar(spec, name, inner, part) for part in parts]
+    return _scalar(spec, name, inner, cell)
+
+
+def _split(cell: Cell) -> list[str]:
+    text = str(cell).replace("\n", ";")
+    separator = ";" if ";" in text else ","
+    return [part.strip() for part in text.split(separator) if part.strip()]
+
+
+def _scalar(spec: Register, name: str, inner: Any, cell: Any) -> Any:
+    labels = labels_of(spec, name) if name not in PERSONAL_FIELDS else None
+    if labels is not None:
+        text = _norm(str(cell))
+        for code, label in labels.items():
+            if text in (_norm(code), _norm(label)):
+                return code
+        raise CellError("недопустимое значение; допустимо: " + ", ".join(labels.values()))
+    if inner is bool:
+        if isinstance(cell, bool):
+            return cell
+        text = _norm(str(cell))
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise CellError("ожидается «да» или «нет»")
+    if inner is int:
+        if isinstance(cell, bool):
+            raise CellError("ожидается целое число")
+        if isinstance(cell, int):
+            return cell
+        if isinstance(cell, float) and cell.is_integer():
+            return int(cell)
+        text = str(cell).strip().replace(" ", "").replace("\u00a0", "")
+        if text.lstrip("-").isdigit():
+            return int(text)
+        raise CellError("ожидается целое число")
+    if inner is date:
+        if isinstance(cell, datetime):
+            return cell.date()
+        if isinstance(cell, date):
+            return cell
+        text = str(cell).strip()
+        for pattern in ("%d.%m.%Y", "%Y-%m-%d", "%d.%m.%y"):
+            try:
+                return datetime.strptime(text, pattern).date()
+            except ValueError:
+                continue
+        raise CellError("ожидается дата в формате ДД.ММ.ГГГГ")
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell).strip()
+
+
+# --- a whole record ------------------------------------------------------------------------
+
+
+def _reason(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "обязательное поле не заполнено"
+    if kind == "extra_forbidden":
+        return "неизвестное поле"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind in ("string_too_short", "too_short"):
+        return (
+            "значение не может быть пустым"
+            if ctx.get("min_length", 1) <= 1
+            else (f"нужно не меньше {ctx.get('min_length')} значений/символов")
+        )
+    if kind in ("string_too_long", "too_long"):
+        return f"слишком длинное значение (не больше {ctx.get('max_length')})"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"значение должно быть не меньше {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"значение должно быть не больше {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("enum", "literal_error"):
+        return "недопустимое значение"
+    if kind.startswith(("int_", "float_")):
+        return "ожидается число"
+    if kind.startswith("bool_"):
+        return "ожидается «да» или «нет»"
+    if kind.startswith("date"):
+        return "ожидается дата в формате ДД.ММ.ГГГГ"
+    if kind.startswith(("snils", "phone", "email", "full_name")):
+        return str(error["msg"])
+    return f"ошибка проверки: {error['msg']}"
+
+
+Problems = list[tuple[str, str]]
+"""(field, reason) pairs."""
+
+
+def check_record(
+    spec: Register,
+    values: Mapping[str, Any],
+    personal: Mapping[str, Any] | None,
+    known: Known,
+    in_batch: Callable[[str, str], bool] = lambda register, record_id: False,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Problems]:
+    """Validate one record (and its personal data); returns stored data or the problems."""
+    problems: Problems = []
+    record = None
+    try:
+        record = spec.record.model_validate(dict(values))
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = error["loc"]
+            problems.append((str(loc[0]) if loc else "", _reason(error)))
+    person = None
+    if personal is not None:
+        try:
+            person = PersonalData.model_validate(dict(personal))
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                loc = error["loc"]
+                problems.append((str(loc[0]) if loc else "full_name", _reason(error)))
+    if record is None:
+        return None, None, problems
+    problems += spec.checks(record)
+    data = record.model_dump(mode="json")
+    problems += _references(spec, data, known, in_batch)
+    if problems:
+        return None, None, problems
+    return data, None if person is None else person.model_dump(mode="json"), []
+
+
+_AUDIENCE_OF_KIND = {
+    OrganizationKind.KINDERGARTEN.value: Audience.PRESCHOOL.value,
+    OrganizationKind.COLLEGE.value: Audience.COLLEGE.value,
+}
+
+
+def _references(
+    spec: Register, data: dict[str, Any], known: Known, in_batch: Callable[[str, str], bool]
+) -> Problems:
+    problems: Problems = []
+    for ref in spec.references:
+        values = data.get(ref.field)
+        wanted = values if ref.many else [values]
+        target = registers.REGISTRY[ref.register]
+        for value in wanted or []:
+            if value is None or known.has(ref.register, value) or in_batch(ref.register, value):
+                continue
+            problems.append((ref.field, f"«{value}» нет в реестре «{target.title}»"))
+    organization = known.get("organizations", str(data.get("organization_id")))
+    if spec.located and organization is not None:
+        mine, theirs = data.get("municipality_id"), organization["municipality_id"]
+        if mine is None:
+            data["municipality_id"] = theirs
+        elif mine != theirs:
+            problems.append(
+                (
+                    "municipality_id",
+                    f"организация «{data['organization_id']}» относится к МО "
+                    f"«{theirs}», а не к «{mine}»",
+                )
+            )
+    if spec.name == "teachers" and data.get("audience") is None:
+        kind = organization["kind"] if organization is not None else None
+        data["audience"] = _AUDIENCE_OF_KIND.get(str(kind), Audience.GENERAL.value)
+    return problems
+
+
+# --- a spreadsheet -------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a file would do: its valid rows and every error, before anything is written."""
+
+    register: str
+    total: int
+    candidates: list[Candidate] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    error_rows: set[int] = field(default_factory=set)
+    header_errors: bool = False
+
+    def add(self, error: RowError) -> None:
+        self.error_rows.add(error.row)
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(error)
+
+
+def map_header(spec: Register, headers: Sequence[str]) -> tuple[dict[int, str], list[RowError]]:
+    """Column index -> field name, by field code or Russian title; header problems."""
+    lookup = {}
+    for name in columns(spec):
+        lookup[_norm(name)] = name
+        lookup[_norm(title(name))] = name
+    mapping: dict[int, str] = {}
+    errors: list[RowError] = []
+    for index, header in enumerate(headers):
+        if not header:
+            continue
+        found = lookup.get(_norm(header))
+        letter = column_letter(index)
+        if found is None:
+            errors.append(
+                RowError(1, header, header, "неизвестный столбец; см. шаблон реестра", "", letter)
+            )
+        elif found in mapping.values():
+            errors.append(RowError(1, header, header, "столбец повторяется", found, letter))
+        else:
+            mapping[index] = found
+    present = set(mapping.values())
+    for name, info in spec.record.model_fields.items():
+        if info.is_required() and name not in present:
+            errors.append(
+                RowError(1, title(name), "", f"нет обязательного столбца «{title(name)}»", name)
+            )
+    if spec.person and present & set(PERSONAL_FIELDS) and "full_name" not in present:
+        errors.append(RowError(1, title("full_name"), "", "нет столбца «ФИО»", "full_name"))
+    return mapping, errors
+
+
+def plan(
+    spec: Register,
+    table: Table,
+    known: Known,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Plan:
+    """Check every row of ``table``; nothing is written here."""
+    result = Plan(spec.name, table.total)
+    mapping, header_errors = map_header(spec, table.headers)
+    for error in header_errors:
+        result.add(error)
+    if header_errors:
+        result.header_errors = True
+        return result
+    has_personal = bool(set(mapping.values()) & set(PERSONAL_FIELDS))
+    seen: dict[str, int] = {}
+    ids_in_file = _ids_in_file(spec, table, mapping)
+
+    def in_batch(register: str, record_id: str) -> bool:
+        return register == spec.name and record_id in ids_in_file
+
+    for done, (number, cells) in enumerate(table.rows, start=1):
+        if done % 1000 == 0:
+            progress(done)
+        values: dict[str, Any] = {}
+        personal: dict[str, Any] | None = {} if has_personal else None
+        where: dict[str, tuple[str, str, str]] = {}
+        row_errors: list[RowError] = []
+        for index, name in mapping.items():
+            cell = cells[index] if index < len(cells) else None
+            header, letter = table.headers[index], column_letter(index)
+            shown = _shown(cell)
+            where[name] = (header, letter, shown)
+            try:
+                value = parse_cell(spec, name, cell)
+            except CellError as exc:
+                row_errors.append(RowError(number, header, shown, str(exc), name, letter))
+                continue
+            if value is None:
+                continue
+            if name in PERSONAL_FIELDS:
+                assert personal is not None
+                personal[name] = value
+            else:
+                values[name] = value
+        for error in row_errors:
+            result.add(error)
+        data, person, problems = check_record(spec, values, personal, known, in_batch)
+        unreadable = {error.field for error in row_errors}
+        for name, reason in problems:
+            if name in unreadable:
+                continue  # already reported: the cell could not be read
+            header, letter, shown = where.get(name, (title(name), "", ""))
+            result.add(RowError(number, header, shown, reason, name, letter))
+        if data is None or row_errors:
+            continue
+        record_id = str(data[spec.key])
+        if record_id in seen:
+            header, letter, shown = where[spec.key]
+            result.add(
+                RowError(
+                    number,
+                    header,
+                    shown,
+                    f"код «{record_id}» уже встречался в строке {seen[record_id]}",
+                    spec.key,
+                    letter,
+                )
+            )
+            continue
+        seen[record_id] = number
+        result.candidates.append(Candidate(number, record_id, data, person))
+    progress(table.total)
+    return result
+
+
+def _ids_in_file(spec: Register, table: Table, mapping: dict[int, str]) -> set[str]:
+    index = next((i for i, name in mapping.items() if name == spec.key), None)
+    if index is None:
+        return set()
+    return {_shown(cells[index]) for _, cells in table.rows if index < len(cells)}
+
+
+def _shown(cell: Cell) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, datetime):
+        return cell.strftime("%d.%m.%Y")
+    if isinstance(cell, date):
+        return cell.strftime("%d.%m.%Y")
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell).strip()
+
+
+# --- spreadsheet cells of a stored record (export) -----------------------------------------
+
+
+def cells_of(spec: Register, data: Mapping[str, Any], names: Sequence[str]) -> list[Cell]:
+    """A stored record as the cells an operator reads and can import again."""
+    out: list[Cell] = []
+    for name in names:
+        value = data.get(name)
+        labels = labels_of(spec, name) if name in spec.record.model_fields else None
+        if value is None:
+            out.append(None)
+        elif isinstance(value, list):
+            out.append("; ".join(str(labels.get(v, v)) if labels else str(v) for v in value))
+        elif labels is not None:
+            out.append(labels.get(value, value))
+        elif isinstance(value, bool):
+            out.append("да" if value else "нет")
+        elif name in ("birth_date", "hire_date", "valid_from", "valid_to"):
+            out.append(date.fromisoformat(value))
+        else:
+            out.append(value)
+    return out

@@ -1,0 +1,172 @@
+"""Imports sent over HTTP run as jobs: accepted at once, checked and applied in the
+background, with progress to poll and the row errors kept.
+
+The uploaded file is stored with the job until it finishes (it may hold personal data, so
+it is dropped then), so a job interrupted by a restart runs again when the service starts:
+re-applying rows that already landed changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from iomflow.registries import repository, service
+from iomflow.registries.registers import REGISTRY
+from iomflow.registries.tabular import TableError, read_table
+from iomflow.shared.service import Runtime
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+
+
+class ImportJobs:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.progress: dict[str, dict[str, Any]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(
+        self,
+        register: str,
+        filename: str,
+        content: bytes,
+        *,
+        mode: service.Mode,
+        confirm: bool,
+        actor: str,
+    ) -> str:
+        import_id = str(uuid.uuid4())
+        async with self.runtime.sessions() as session, session.begin():
+            await session.execute(
+                insert(repository.imports).values(
+                    import_id=import_id,
+                    register=register,
+                    filename=filename,
+                    mode=mode.value,
+                    confirm=confirm,
+                    actor=actor,
+                    status="queued",
+                    created_at=datetime.now(UTC),
+                    content=content,
+                )
+            )
+        self.start(import_id)
+        return import_id
+
+    def start(self, import_id: str) -> None:
+        self.progress[import_id] = {
+            "import_id": import_id,
+            "status": "queued",
+            "progress": {"phase": "в очереди", "done": 0, "total": None},
+        }
+        task = asyncio.create_task(self.run(import_id), name=f"import-{import_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def resume(self) -> None:
+        """Run again the jobs a stopped process left unfinished."""
+        async with self.runtime.sessions() as session:
+            ids = (
+                (
+                    await session.execute(
+                        select(repository.imports.c.import_id).where(
+                            repository.imports.c.status.in_(ACTIVE)
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for import_id in ids:
+            log.info("resuming import %s", import_id)
+            self.start(import_id)
+
+    async def run(self, import_id: str) -> None:
+        table = repository.imports
+        async with self.runtime.sessions() as session, session.begin():
+            row = (
+                await session.execute(select(table).where(table.c.import_id == import_id))
+            ).first()
+            if row is None or row.content is None:
+                return
+            await session.execute(
+                update(table).where(table.c.import_id == import_id).values(status="running")
+            )
+        live = self.progress[import_id]
+        live.update(register=row.register, filename=row.filename, mode=row.mode, status="running")
+
+        def progress(phase: str, done: int, total: int) -> None:
+            live["progress"] = {"phase": phase, "done": done, "total": total}
+
+        values: dict[str, Any]
+        try:
+            live["progress"] = {"phase": "чтение файла", "done": 0, "total": None}
+            sheet = await asyncio.to_thread(read_table, row.content, row.filename)
+            report = await service.import_table(
+                self.runtime.sessions,
+                self.runtime.outbox,
+                REGISTRY[row.register],
+                sheet,
+                mode=service.Mode(row.mode),
+                actor=row.actor,
+                confirm=row.confirm,
+                progress=progress,
+            )
+            values = {
+                "status": "done",
+                "total_rows": report.total_rows,
+                "summary": report.summary(),
+                "errors": [e.as_dict() for e in report.errors],
+            }
+        except TableError as exc:
+            values = {"status": "failed", "summary": {"message": str(exc)}, "errors": []}
+        except Exception as exc:  # the job must end with a status, whatever happened
+            log.exception("import %s failed", import_id)
+            values = {
+                "status": "failed",
+                "summary": {"message": f"Внутренняя ошибка импорта: {type(exc).__name__}"},
+                "errors": [],
+            }
+        async with self.runtime.sessions() as session, session.begin():
+            await session.execute(
+                update(table)
+                .where(table.c.import_id == import_id)
+                .values(**values, content=None, finished_at=datetime.now(UTC))
+            )
+        self.progress.pop(import_id, None)
+
+    async def status(self, import_id: str) -> dict[str, Any] | None:
+        """The job; while it runs, from memory (SQLite's one writer may be busy with it)."""
+        live = self.progress.get(import_id)
+        if live is not None:
+            return dict(live)
+        table = repository.imports
+        async with self.runtime.sessions() as session:
+            row = (
+                await session.execute(
+                    select(
+                        table.c.import_id,
+                        table.c.register,
+                        table.c.filename,
+                        table.c.mode,
+                        table.c.confirm,
+                        table.c.actor,
+                        table.c.status,
+                        table.c.created_at,
+                        table.c.finished_at,
+                        table.c.total_rows,
+                        table.c.summary,
+                        table.c.errors,
+                    ).where(table.c.import_id == import_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        return dict(row._mapping)

@@ -1,0 +1,454 @@
+"""The registers: what each keeps, how it is checked, what it publishes. No I/O here.
+
+A register's *record* is what operators maintain (in the API and in spreadsheets) and what
+this service stores; its *event* is what other services learn. For most registers the two
+are the same model; teachers keep birth and hire dates and publish bands instead, and
+registers tied to an organisation take the municipality from it when the row leaves it out.
+People's names, СНИЛС, e-mails and phones are in ``personal``, never in a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from iomflow.shared.contracts import (
+    REGISTERS,
+    Audience,
+    Category,
+    CommunityUpserted,
+    Contract,
+    InnovationSiteUpserted,
+    InternshipSiteUpserted,
+    ManagementMemberUpserted,
+    ManagementRole,
+    MentorUpserted,
+    MethodistUpserted,
+    MunicipalityUpserted,
+    MunicipalStaffUpserted,
+    OrganizationKind,
+    OrganizationUpserted,
+    PracticeUpserted,
+    ProgramUpserted,
+    Project,
+    SiteLevel,
+    TeacherUpserted,
+    Theme,
+    TutorUpserted,
+)
+
+STALE_AFTER_DAYS = 183
+"""Roadmap item 47: every register is re-verified at least every 6 months."""
+
+# --- records that differ from their events -------------------------------------------------
+
+
+class TeacherRecord(Contract):
+    teacher_id: str = Field(min_length=1, max_length=100)
+    organization_id: str = Field(min_length=1, max_length=100)
+    municipality_id: str | None = None
+    position: str = Field(min_length=2, max_length=200)
+    audience: Audience | None = None
+    subjects: list[str] = Field(default_factory=list)
+    category: Category = Category.NONE
+    birth_date: date
+    hire_date: date
+    is_manager: bool = False
+    expert: bool = False
+
+    @field_validator("birth_date")
+    @classmethod
+    def _plausible_age(cls, value: date) -> date:
+        age = _years(value, date.today())
+        if not 18 <= age <= 85:
+            raise ValueError(f"возраст {age} лет вне допустимого диапазона 18–85")
+        return value
+
+    @field_validator("hire_date")
+    @classmethod
+    def _not_in_future(cls, value: date) -> date:
+        if value > date.today():
+            raise ValueError("дата начала педагогической работы в будущем")
+        return value
+
+
+def _located(model: type[Contract]) -> type[Contract]:
+    """The record of an organisation-bound register: municipality may be left out."""
+    return type(
+        model.__name__.replace("Upserted", "Record"),
+        (model,),
+        {
+            "__annotations__": {"municipality_id": str | None},
+            "municipality_id": None,
+            "__module__": __name__,
+        },
+    )
+
+
+def _years(start: date, end: date) -> int:
+    return end.year - start.year - ((end.month, end.day) < (start.month, start.day))
+
+
+def age_band(age: int) -> str:
+    return (
+        "<25"
+        if age < 25
+        else "25-34"
+        if age < 35
+        else "35-44"
+        if age < 45
+        else ("45-54" if age < 55 else "55+")
+    )
+
+
+def experience_band(years: int) -> str:
+    return "<3" if years < 3 else "3-10" if years < 10 else "10-20" if years < 20 else "20+"
+
+
+def teacher_event(record: Contract, today: date) -> TeacherUpserted:
+    assert isinstance(record, TeacherRecord)
+    age = _years(record.birth_date, today)
+    experience = max(0, _years(record.hire_date, today))
+    data = record.model_dump(exclude={"birth_date", "hire_date"})
+    return TeacherUpserted(
+        **data,
+        age_band=age_band(age),  # type: ignore[arg-type]
+        experience_band=experience_band(experience),  # type: ignore[arg-type]
+        young=age < 35 and experience < 3,
+    )
+
+
+# --- the register specs --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``field`` of a record names a record of ``register`` (a list field: each item)."""
+
+    field: str
+    register: str
+    many: bool = False
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str  # plural, as in URLs and files: "teachers"
+    title: str  # Russian, for people
+    key: str
+    record: type[Contract]
+    event: type[Contract]
+    owner: Callable[[Mapping[str, Any]], str]
+    references: tuple[Reference, ...] = ()
+    person: bool = False
+    checks: Callable[[Contract], list[tuple[str, str]]] = field(default=lambda _: [])
+    to_event: Callable[[Contract, date], Contract] | None = None
+
+    @property
+    def entity(self) -> str:
+        return REGISTERS[self.name][0]
+
+    @property
+    def upserted(self) -> str:
+        return f"registry.{self.entity}.upserted"
+
+    @property
+    def removed(self) -> str:
+        return f"registry.{self.entity}.removed"
+
+    @property
+    def located(self) -> bool:
+        """Tied to an organisation whose municipality the record inherits."""
+        return "organization_id" in self.record.model_fields and (
+            "municipality_id" in self.record.model_fields
+        )
+
+    def event_of(self, record: Contract, today: date) -> Contract:
+        if self.to_event is not None:
+            return self.to_event(record, today)
+        return self.event.model_validate(record.model_dump())
+
+
+def _program_checks(record: Contract) -> list[tuple[str, str]]:
+    assert isinstance(record, ProgramUpserted)
+    if record.federal_registry and not record.federal_number:
+        return [("federal_number", "для программы из Федерального реестра укажите её номер")]
+    if record.federal_number and not record.federal_registry:
+        return [("federal_registry", "номер в Федеральном реестре указан, а признак — нет")]
+    return []
+
+
+def _teacher_checks(record: Contract) -> list[tuple[str, str]]:
+    assert isinstance(record, TeacherRecord)
+    if _years(record.birth_date, record.hire_date) < 16:
+        return [("hire_date", "начало педагогической работы раньше 16 лет от даты рождения")]
+    return []
+
+
+def _period_checks(record: Contract) -> list[tuple[str, str]]:
+    assert isinstance(record, InnovationSiteUpserted)
+    if record.valid_to < record.valid_from:
+        return [("valid_to", "окончание статуса раньше его начала")]
+    return []
+
+
+REGION = "region"
+CNPPM = "cnppm"
+
+MUNICIPALITY_REF = Reference("municipality_id", "municipalities")
+ORGANIZATION_REF = Reference("organization_id", "organizations")
+MUNICIPALITIES_REF = Reference("municipalities", "municipalities", many=True)
+
+_SPECS = [
+    Register(
+        "municipalities",
+        "Муниципальные образования",
+        "municipality_id",
+        MunicipalityUpserted,
+        MunicipalityUpserted,
+        owner=lambda r: REGION,
+    ),
+    Register(
+        "organizations",
+        "Образовательные организации",
+        "organization_id",
+        OrganizationUpserted,
+        OrganizationUpserted,
+        owner=lambda r: str(r["municipality_id"]),
+        references=(MUNICIPALITY_REF,),
+    ),
+    Register(
+        "programs",
+        "Программы ДПО (ПК и ПП)",
+        "program_id",
+        ProgramUpserted,
+        ProgramUpserted,
+        owner=lambda r: str(r.get("provider") or CNPPM),
+        checks=_program_checks,
+    ),
+    Register(
+        "teachers",
+        "Педагогические работники",
+        "teacher_id",
+        TeacherRecord,
+        TeacherUpserted,
+        owner=lambda r: str(r["organization_id"]),
+        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+        person=True,
+        checks=_teacher_checks,
+        to_event=teacher_event,
+    ),
+    Register(
+        "management_teams",
+        "Управленческие команды",
+        "member_id",
+        _located(ManagementMemberUpserted),
+        ManagementMemberUpserted,
+        owner=lambda r: str(r["organization_id"]),
+        references=(ORGANIZATION_REF, MUNICIPALITY_REF, Reference("teacher_id", "teachers")),
+    ),
+    Register(
+        "methodists",
+        "Региональные методисты",
+        "methodist_id",
+        MethodistUpserted,
+        MethodistUpserted,
+        owner=lambda r: CNPPM,
+        references=(MUNICIPALITIES_REF,),
+        person=True,
+    ),
+    Register(
+        "tutors",
+        "Тьюторы ЦНППМ",
+        "tutor_id",
+        TutorUpserted,
+        TutorUpserted,
+        owner=lambda r: CNPPM,
+        references=(MUNICIPALITIES_REF, Reference("programs", "programs", many=True)),
+        person=True,
+    ),
+    Register(
+        "mentors",
+        "Наставники",
+        "mentor_id",
+        _located(MentorUpserted),
+        MentorUpserted,
+        owner=lambda r: str(r["organization_id"]),
+        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+        person=True,
+    ),
+    Register(
+        "municipal_staff",
+        "Специалисты муниципальных методических служб",
+        "staff_id",
+        MunicipalStaffUpserted,
+        MunicipalStaffUpserted,
+        owner=lambda r: str(r["municipality_id"]),
+        references=(MUNICIPALITY_REF,),
+        person=True,
+    ),
+    Register(
+        "internship_sites",
+        "Стажировочные площадки",
+        "site_id",
+        _located(InternshipSiteUpserted),
+        InternshipSiteUpserted,
+        owner=lambda r: str(r["organization_id"]),
+        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+    ),
+    Register(
+        "innovation_sites",
+        "Инновационные площадки",
+        "site_id",
+        _located(InnovationSiteUpserted),
+        InnovationSiteUpserted,
+        owner=lambda r: str(r["organization_id"]),
+        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+        checks=_period_checks,
+    ),
+    Register(
+        "communities",
+        "Профессиональные педагогические сообщества",
+        "community_id",
+        CommunityUpserted,
+        CommunityUpserted,
+        owner=lambda r: str(r.get("municipality_id") or REGION),
+        references=(MUNICIPALITY_REF,),
+    ),
+    Register(
+        "practices",
+        "Банк эффективных практик",
+        "practice_id",
+        _located(PracticeUpserted),
+        PracticeUpserted,
+        owner=lambda r: str(r["organization_id"]),
+        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+    ),
+]
+
+REGISTRY: dict[str, Register] = {spec.name: spec for spec in _SPECS}
+assert list(REGISTRY) == list(REGISTERS), "registers and contracts list the same registers"
+
+
+def get(name: str) -> Register | None:
+    return REGISTRY.get(name)
+
+
+def digest(data: Mapping[str, Any]) -> str:
+    """A stable fingerprint: a re-import of the same data changes nothing."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --- how fields look to people (spreadsheets, exports) -------------------------------------
+
+TITLES: dict[str, str] = {
+    "municipality_id": "Код МО",
+    "name": "Наименование",
+    "remote": "Удалённое МО",
+    "organization_id": "Код организации",
+    "kind": "Тип",
+    "low_results": "Низкие результаты",
+    "unfavorable_conditions": "Неблагоприятные условия",
+    "projects": "Проекты",
+    "teacher_id": "Код педагога",
+    "position": "Должность",
+    "audience": "Уровень образования",
+    "subjects": "Предметы",
+    "category": "Квалификационная категория",
+    "birth_date": "Дата рождения",
+    "hire_date": "Начало педагогической работы",
+    "is_manager": "Руководитель",
+    "expert": "Эксперт",
+    "member_id": "Код члена команды",
+    "role": "Роль в команде",
+    "methodist_id": "Код методиста",
+    "specialisations": "Специализации (компетенции)",
+    "municipalities": "Обслуживаемые МО",
+    "capacity": "Предельная нагрузка",
+    "tutor_id": "Код тьютора",
+    "programs": "Программы",
+    "mentor_id": "Код наставника",
+    "staff_id": "Код специалиста",
+    "program_id": "Код программы",
+    "title": "Название",
+    "hours": "Часы",
+    "format": "Форма",
+    "provider": "Организация-разработчик",
+    "federal_registry": "В Федеральном реестре",
+    "federal_number": "Номер в Федеральном реестре",
+    "competencies": "Компетенции",
+    "themes": "Тематика",
+    "audiences": "Категории слушателей",
+    "site_id": "Код площадки",
+    "level": "Уровень",
+    "valid_from": "Статус с",
+    "valid_to": "Статус по",
+    "community_id": "Код сообщества",
+    "practice_id": "Код практики",
+    "year": "Год",
+    "full_name": "ФИО",
+    "snils": "СНИЛС",
+    "email": "Электронная почта",
+    "phone": "Телефон",
+}
+
+LABELS: dict[type[StrEnum], dict[str, str]] = {
+    OrganizationKind: {
+        "school": "школа",
+        "kindergarten": "детский сад",
+        "college": "колледж",
+        "other": "другое",
+    },
+    Audience: {"preschool": "дошкольное", "general": "общее", "college": "СПО"},
+    Project: {
+        "school_of_ministry": "Школа Минпросвещения России",
+        "personal_potential": "Персональный потенциал",
+        "tochka_rosta": "Точка роста",
+        "professionalitet": "Профессионалитет",
+        "kindergarten_of_ministry": "Детский сад Минпросвещения",
+    },
+    Theme: {
+        "subject": "предметная",
+        "functional_literacy": "функциональная грамотность",
+        "updated_fgos": "обновлённые ФГОС",
+        "digital_environment": "цифровая образовательная среда",
+        "quality_assessment": "оценка качества образования",
+        "gifted_children": "одарённые дети",
+        "career_guidance": "профориентация",
+        "upbringing": "воспитание",
+        "preschool_quality": "качество дошкольного образования",
+        "management": "управление",
+        "burnout_prevention": "профилактика выгорания",
+    },
+    Category: {
+        "none": "без категории",
+        "first": "первая",
+        "highest": "высшая",
+        "methodist": "педагог-методист",
+        "mentor": "педагог-наставник",
+    },
+    ManagementRole: {
+        "director": "руководитель",
+        "deputy": "заместитель руководителя",
+        "head_of_department": "руководитель методического объединения",
+        "other": "другое",
+    },
+    SiteLevel: {"federal": "федеральный", "regional": "региональный", "municipal": "муниципальный"},
+}
+
+LITERAL_LABELS: dict[str, dict[str, str]] = {
+    "kind": {"pk": "ПК", "pp": "ПП"},
+    "format": {
+        "in_person": "очная",
+        "distance": "дистанционная",
+        "network": "сетевая",
+        "internship": "стажировка",
+    },
+}
+"""Labels of the Literal-typed program fields (by field name)."""

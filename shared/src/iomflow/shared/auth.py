@@ -1,0 +1,150 @@
+"""API keys with roles, for the people and systems that call a service's HTTP API.
+
+A key is shown once when it is issued; only its SHA-256 is stored (keys are 256 random
+bits, so a plain hash cannot be reversed by guessing). A request names its key in
+``Authorization: Bearer <key>`` or ``X-API-Key``. ``require(role)`` is a FastAPI dependency
+that answers 401 without a valid key and 403 without the role, in Russian with a code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iomflow.shared.errors import ApiError
+
+PREFIX = "iomf_"
+
+
+def api_keys_table(metadata: MetaData) -> Table:
+    return Table(
+        "api_keys",
+        metadata,
+        Column("key_id", String(32), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("key_hash", String(64), nullable=False, unique=True),
+        Column("roles", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("revoked_at", DateTime(timezone=True), nullable=True),
+    )
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's name (written to audit logs) and its roles."""
+
+    name: str
+    roles: frozenset[str]
+    key_id: str = ""
+
+
+async def issue(
+    session: AsyncSession, table: Table, name: str, roles: Iterable[str]
+) -> tuple[str, str]:
+    """A new key for ``name`` with ``roles``: (key_id, the key — shown once, not stored)."""
+    key_id = secrets.token_hex(8)
+    key = PREFIX + secrets.token_urlsafe(32)
+    await session.execute(
+        insert(table).values(
+            key_id=key_id,
+            name=name,
+            key_hash=hash_key(key),
+            roles=sorted(set(roles)),
+            created_at=datetime.now(UTC),
+        )
+    )
+    return key_id, key
+
+
+async def revoke(session: AsyncSession, table: Table, key_id: str) -> bool:
+    result = await session.execute(
+        update(table)
+        .where(table.c.key_id == key_id, table.c.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_keys(session: AsyncSession, table: Table) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(
+            table.c.key_id, table.c.name, table.c.roles, table.c.created_at, table.c.revoked_at
+        ).order_by(table.c.created_at)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def authenticate(session: AsyncSession, table: Table, key: str) -> Principal | None:
+    row = (
+        await session.execute(
+            select(table.c.key_id, table.c.name, table.c.roles).where(
+                table.c.key_hash == hash_key(key), table.c.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return Principal(row.name, frozenset(row.roles), row.key_id)
+
+
+def presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+ADMIN = Principal("admin", frozenset({"*"}), "admin")
+"""The holder of the settings' ``admin_key``: every role."""
+
+
+async def _principal(request: Request, key: str) -> Principal | None:
+    runtime = request.app.state.runtime
+    admin = runtime.settings.admin_key
+    if admin is not None and hmac.compare_digest(key, admin.get_secret_value()):
+        return ADMIN
+    table = runtime.api_keys
+    if table is None:
+        raise RuntimeError("this service keeps no API keys (Tables(auth=True))")
+    async with runtime.sessions() as session:
+        return await authenticate(session, table, key)
+
+
+def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller's principal if it holds ``role``; 401/403 otherwise."""
+
+    async def dependency(request: Request) -> Principal:
+        key = presented_key(request)
+        if key is None:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "Нужен ключ доступа: заголовок Authorization: Bearer <ключ>.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        principal = await _principal(request, key)
+        if principal is None:
+            raise ApiError(
+                401,
+                "invalid_key",
+                "Ключ доступа неизвестен или отозван.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if role not in principal.roles and "*" not in principal.roles:
+            raise ApiError(403, "forbidden", f"Недостаточно прав: нужна роль «{role}».", role=role)
+        return principal
+
+    return dependency

@@ -64,7 +64,12 @@ def start_suite(
         extra_env={"IOMFLOW_RECLAIM_INTERVAL_S": "0.5", "IOMFLOW_POLL_MS": "50", **(env or {})},
     )
     suite.start()
-    loaded = httpx.post(f"{suite.url('registries')}/v1/load", json=REGION, timeout=60)
+    loaded = httpx.post(
+        f"{suite.url('registries')}/v1/load",
+        json=REGION,
+        headers={"Authorization": f"Bearer {suite.admin_key}"},
+        timeout=120,
+    )
     assert loaded.status_code == 200, loaded.text
     teachers = len(REGION["teachers"])
 
@@ -198,6 +203,36 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
         path.append(hop["service"])
         hop = by_id.get(hop["parent_id"])
     assert path[-1] == "diagnostics" and "routes" in path, path
+
+    assert_no_personal_data_in_any_stream(publisher)
+
+
+PERSONAL = ("full_name", "snils", "email", "phone")
+
+
+def assert_no_personal_data_in_any_stream(client: redis.Redis) -> None:
+    """152-ФЗ: every entry of every stream, scanned for every person's name, СНИЛС (in any
+    spelling), e-mail and phone from the registers that were loaded."""
+    values: set[str] = set()
+    for rows in REGION.values():
+        for row in rows:
+            for field in PERSONAL:
+                if row.get(field):
+                    value = str(row[field])
+                    values |= {value, value.replace("-", "").replace(" ", "")}
+    # A phone's digits too, as any publisher might write it.
+    values |= {"".join(ch for ch in v if ch.isdigit()) for v in values if v.startswith("+7")}
+    assert len(values) > 100, "the demo region has people with personal data"
+    streams = [key.decode() for key in client.scan_iter(_type="stream")]
+    assert Streams.REGISTRY in streams and Streams.ROUTES in streams
+    scanned = 0
+    for stream in streams:
+        for _, fields in client.xrange(stream):
+            text = " ".join(v.decode("utf-8", "replace") for v in fields.values())
+            leaked = [v for v in values if v in text]
+            assert not leaked, f"personal data in {stream}: {leaked[:3]}"
+            scanned += 1
+    assert scanned > len(REGION["teachers"])
 
 
 def test_sigkill_of_routes_with_pending_entries_still_gives_one_route_per_diagnosis(

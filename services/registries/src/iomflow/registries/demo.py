@@ -1,16 +1,37 @@
-"""The demo region: Irkutsk oblast's 42 municipalities with generated schools and teachers.
+"""The demo region: Irkutsk oblast's 42 municipalities and all 13 registers, generated.
 
-Deterministic from a seed, so every run and every test sees the same region. The shipped
-``data/demo_region.json`` is ``python -m iomflow.registries.demo`` with the default seed.
-Names of people are never generated: teachers are pseudonymous ids with attributes.
+Deterministic: everything comes from one ``random.Random(seed)`` and the fixed
+``REFERENCE_DATE``, so every run and every test sees the same region. People are invented
+(common Russian names, СНИЛС with valid check digits, e-mails, phones) and their personal
+fields ride inline in the rows of person registers, as in an operator's spreadsheet; every
+row passes ``importing.check_record``. Sizes follow the real region at ``teachers=40_000``
+and shrink in proportion for smaller ones, keeping what the chain needs to run.
+
+    uv run python -m iomflow.registries.demo [--teachers N] [--seed S]
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import math
 import random
-import sys
-from typing import Any
+import time
+from collections.abc import Sequence
+from datetime import date, timedelta
+from functools import cache
+from typing import Any, NamedTuple
+
+from iomflow.registries.personal import format_snils, snils_check_digits
+from iomflow.registries.registers import REGISTRY
+from iomflow.shared.contracts import Project
+
+Row = dict[str, Any]
+
+REFERENCE_DATE = date(2026, 9, 1)
+"""The day the demo region describes: ages, experience and statuses are counted to it."""
+
+FULL_SCALE = 40_000
+"""Teachers of the real region; the other sizes below are for this many."""
 
 MUNICIPALITIES: list[tuple[str, bool]] = [
     ("г. Иркутск", False),
@@ -57,6 +78,110 @@ MUNICIPALITIES: list[tuple[str, bool]] = [
     ("Усть-Удинский район", True),
 ]
 
+POPULATION: dict[str, int] = {
+    "г. Иркутск": 617,
+    "Ангарский городской округ": 225,
+    "г. Братск": 225,
+    "г. Усть-Илимск": 78,
+    "г. Усолье-Сибирское": 73,
+    "г. Черемхово": 50,
+    "г. Саянск": 38,
+    "г. Зима": 30,
+    "г. Тулун": 38,
+    "г. Свирск": 13,
+    "Шелеховский район": 67,
+    "Иркутский район": 140,
+    "Братский район": 48,
+    "Нижнеилимский район": 45,
+    "Тайшетский район": 68,
+    "Усть-Кутский район": 44,
+    "Усть-Илимский район": 14,
+    "Тулунский район": 22,
+    "Куйтунский район": 26,
+    "Нижнеудинский район": 60,
+    "Зиминский район": 12,
+    "Черемховский район": 28,
+    "Усольский район": 50,
+    "Заларинский район": 27,
+    "Балаганский район": 8,
+    "Аларский район": 19,
+    "Нукутский район": 15,
+    "Боханский район": 23,
+    "Осинский район": 20,
+    "Эхирит-Булагатский район": 29,
+    "Баяндаевский район": 10,
+    "Ольхонский район": 10,
+    "Качугский район": 15,
+    "Жигаловский район": 8,
+    "Казачинско-Ленский район": 15,
+    "Киренский район": 16,
+    "Катангский район": 3,
+    "Мамско-Чуйский район": 3,
+    "Бодайбинский район": 17,
+    "Слюдянский район": 38,
+    "Чунский район": 29,
+    "Усть-Удинский район": 12,
+}
+"""Residents, thousands (2021 census, rounded): organisations and teachers follow it."""
+
+ZONES: dict[str, tuple[str, ...]] = {
+    "Иркутская агломерация": (
+        "г. Иркутск",
+        "Ангарский городской округ",
+        "Шелеховский район",
+        "Иркутский район",
+        "Слюдянский район",
+        "Ольхонский район",
+    ),
+    "Усольско-Черемховская зона": (
+        "г. Усолье-Сибирское",
+        "Усольский район",
+        "г. Черемхово",
+        "Черемховский район",
+        "г. Свирск",
+        "Заларинский район",
+        "Балаганский район",
+    ),
+    "Усть-Ордынский Бурятский округ": (
+        "Аларский район",
+        "Нукутский район",
+        "Боханский район",
+        "Осинский район",
+        "Эхирит-Булагатский район",
+        "Баяндаевский район",
+    ),
+    "Западная зона": (
+        "г. Саянск",
+        "г. Зима",
+        "Зиминский район",
+        "г. Тулун",
+        "Тулунский район",
+        "Куйтунский район",
+        "Нижнеудинский район",
+        "Тайшетский район",
+        "Чунский район",
+    ),
+    "Северная зона": (
+        "г. Братск",
+        "Братский район",
+        "г. Усть-Илимск",
+        "Усть-Илимский район",
+        "Нижнеилимский район",
+        "Усть-Удинский район",
+    ),
+    "Ленская зона": (
+        "Усть-Кутский район",
+        "Казачинско-Ленский район",
+        "Киренский район",
+        "Катангский район",
+        "Качугский район",
+        "Жигаловский район",
+        "Бодайбинский район",
+        "Мамско-Чуйский район",
+    ),
+}
+"""Neighbouring municipalities a regional methodist serves together."""
+
 COMPETENCY_GROUPS = {
     "subject_content": "Предметное содержание",
     "teaching_methods": "Методика преподавания",
@@ -69,6 +194,7 @@ COMPETENCY_GROUPS = {
     "career_guidance": "Профориентация",
     "gifted_children": "Работа с одарёнными детьми",
 }
+"""The competency codes of the diagnostics framework: the only codes the registers use."""
 
 SUBJECTS = [
     "математика",
@@ -83,150 +209,1099 @@ SUBJECTS = [
     "литература",
 ]
 
-PROGRAM_TITLES = {
-    "subject_content": "Углублённое предметное содержание: {s}",
-    "teaching_methods": "Современные методики преподавания",
-    "psych_pedagogy": "Психолого-педагогическое сопровождение обучающихся",
-    "upbringing": "Реализация рабочей программы воспитания",
-    "functional_literacy": "Формирование функциональной грамотности обучающихся",
-    "assessment": "Оценка качества образования: инструменты учителя",
-    "digital": "Цифровая образовательная среда в работе педагога",
-    "communication": "Эффективная коммуникация в образовательной организации",
-    "career_guidance": "Профориентационная работа в школе",
-    "gifted_children": "Выявление и поддержка одарённых детей",
+# (genitive, dative) for titles: «учителей математики», «подготовка к олимпиадам по математике»
+_SUBJECT_FORMS = {
+    "математика": ("математики", "математике"),
+    "русский язык": ("русского языка", "русскому языку"),
+    "физика": ("физики", "физике"),
+    "химия": ("химии", "химии"),
+    "биология": ("биологии", "биологии"),
+    "история": ("истории", "истории"),
+    "география": ("географии", "географии"),
+    "информатика": ("информатики", "информатике"),
+    "английский язык": ("английского языка", "английскому языку"),
+    "литература": ("литературы", "литературе"),
+}
+_SUBJECT_WEIGHTS = (18, 20, 7, 5, 7, 9, 6, 6, 14, 8)  # how many teach each, roughly
+_SUBJECT_PAIRS = {
+    "математика": ("информатика", "физика"),
+    "русский язык": ("литература",),
+    "физика": ("математика", "информатика"),
+    "химия": ("биология",),
+    "биология": ("химия", "география"),
+    "история": ("география",),
+    "география": ("биология", "история"),
+    "информатика": ("математика",),
+    "английский язык": ("русский язык",),
+    "литература": ("русский язык",),
+}
+
+# --- people ----------------------------------------------------------------------------------
+
+_SURNAMES = (
+    "Иванов Смирнов Кузнецов Попов Васильев Петров Соколов Михайлов Новиков Фёдоров Морозов "
+    "Волков Алексеев Лебедев Семёнов Егоров Павлов Козлов Степанов Николаев Орлов Андреев "
+    "Макаров Никитин Захаров Зайцев Соловьёв Борисов Яковлев Григорьев Романов Воробьёв "
+    "Сергеев Кузьмин Фролов Александров Дмитриев Королёв Гусев Киселёв Ильин Максимов Поляков "
+    "Сорокин Виноградов Ковалёв Белов Медведев Антонов Тарасов Жуков Баранов Филиппов Комаров "
+    "Давыдов Беляев Герасимов Богданов Осипов Сидоров Матвеев Титов Марков Миронов Крылов "
+    "Куликов Карпов Власов Мельников Денисов Гаврилов Тихонов Казаков Афанасьев Пономарёв "
+    "Лазарев Щербаков Ершов Калинин Рыбаков Голубев Быков Третьяков Шубин Брагин Распутин "
+    "Вампилов Тюменцев Бадмаев Цыренов Намсараев Хантаев Балданов Дашиев Вишневский Полянский "
+    "Покровский Успенский Островский Черных Седых Белых Кравченко Шевченко Бондаренко Ткаченко"
+).split()
+_MALE_NAMES = (
+    "Александр Алексей Андрей Антон Артём Борис Вадим Валерий Василий Виктор Виталий "
+    "Владимир Владислав Вячеслав Геннадий Георгий Денис Дмитрий Евгений Егор Иван Игорь Илья "
+    "Кирилл Константин Максим Михаил Никита Николай Олег Павел Роман Руслан Сергей Станислав "
+    "Степан Юрий Ярослав Баир"
+).split()
+_FEMALE_NAMES = (
+    "Александра Алина Алёна Анастасия Анна Валентина Валерия Вера Виктория Галина Дарья "
+    "Евгения Екатерина Елена Елизавета Жанна Ирина Кристина Ксения Лариса Любовь Людмила "
+    "Маргарита Марина Мария Надежда Наталья Нина Оксана Ольга Полина Светлана Софья Тамара "
+    "Татьяна Юлия Яна Туяна"
+).split()
+# A father's name up to the gendered ending: «Сергеев» + «ич» / «на».
+_PATRONYMIC_STEMS = (
+    "Александров Алексеев Анатольев Андреев Борисов Валентинов Валерьев Васильев Викторов "
+    "Витальев Владимиров Вячеславов Геннадьев Георгиев Григорьев Дмитриев Евгеньев Иванов "
+    "Игорев Константинов Леонидов Михайлов Николаев Олегов Павлов Петров Сергеев Степанов "
+    "Фёдоров Юрьев Романов Максимов"
+).split()
+
+_LATIN = {
+    **dict(
+        zip(
+            "абвгдеёжзийклмнопрстуфхцчшщыэюя",
+            "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch y e yu ya".split(),
+            strict=True,
+        )
+    ),
+    "ъ": "",
+    "ь": "",
+}
+_MOBILE_CODES = ("902", "904", "908", "914", "924", "950", "952", "964", "983", "996")
+
+
+def _feminine(surname: str) -> str:
+    if surname.endswith(("ов", "ев", "ёв", "ин", "ын")):
+        return surname + "а"
+    if surname.endswith("ий"):
+        return surname[:-2] + "ая"
+    return surname  # Черных, Кравченко: the same for both
+
+
+@cache
+def _latin(word: str) -> str:
+    return "".join(_LATIN.get(c, c) for c in word.lower())
+
+
+class _People:
+    """Invented people: gendered names, unique valid СНИЛС, unique e-mails and phones."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.snils: set[int] = set()
+        self.phones: set[int] = set()
+        self.count = 0
+
+    def new(self, domain: str, female_share: float = 0.85) -> Row:
+        rng = self.rng
+        surname = rng.choice(_SURNAMES)
+        stem = rng.choice(_PATRONYMIC_STEMS)
+        if rng.random() < female_share:
+            surname, first, patronymic = _feminine(surname), rng.choice(_FEMALE_NAMES), stem + "на"
+        else:
+            first, patronymic = rng.choice(_MALE_NAMES), stem + "ич"
+        self.count += 1
+        login = f"{_latin(surname)}.{_latin(first)[0]}.{_latin(patronymic)[0]}.{self.count}"
+        return {
+            "full_name": f"{surname} {first} {patronymic}",
+            "snils": self._snils(),
+            "email": f"{login}@{domain}",
+            "phone": self._phone(),
+        }
+
+    def _snils(self) -> str:
+        while True:
+            number = self.rng.randint(1_002_000, 999_999_999)  # above 001-001-998: checked
+            digits = f"{number:09d}"
+            # Real numbers never hold one digit three times in a row.
+            if number in self.snils or any(
+                digits[i] == digits[i + 1] == digits[i + 2] for i in range(7)
+            ):
+                continue
+            self.snils.add(number)
+            return format_snils(f"{digits}{snils_check_digits(digits):02d}")
+
+    def _phone(self) -> str:
+        while True:
+            code = self.rng.choice(_MOBILE_CODES)
+            number = self.rng.randrange(10_000_000)
+            key = int(code) * 10_000_000 + number
+            if key not in self.phones:
+                self.phones.add(key)
+                n = f"{number:07d}"
+                return f"+7 {code} {n[:3]}-{n[3:5]}-{n[5:]}"
+
+
+# --- what organisations, teachers and programs look like -------------------------------------
+
+_KINDS = ("school", "kindergarten", "college", "other")
+_PROJECTS = [p.value for p in Project]
+_KIND_CUM = {True: (50, 92, 96.5, 100), False: (67, 94.5, 97.5, 100)}  # urban / rural
+_MIN_TEACHERS = {"school": 4, "kindergarten": 2, "college": 4, "other": 1}
+_AUDIENCE = {"school": "general", "kindergarten": "preschool", "college": "college"}
+_MAIL = {
+    "school": "school38.ru",
+    "kindergarten": "detsad38.ru",
+    "college": "spo38.ru",
+    "other": "dod38.ru",
+}
+_FEMALE_SHARE = {"school": 0.86, "kindergarten": 0.98, "college": 0.7, "other": 0.75}
+
+# (form, teachers it usually has: urban, rural, cumulative weight: urban, rural)
+_SCHOOL_FORMS = (
+    ("СОШ", 55, 18, 76, 64),
+    ("Лицей", 70, 25, 84, 65),
+    ("Гимназия", 65, 25, 92, 66),
+    ("Центр образования", 45, 20, 96, 71),
+    ("ООШ", 20, 9, 100, 94),
+    ("НОШ", 8, 4, 100, 100),
+)
+_COLLEGES = (
+    "Педагогический колледж",
+    "Политехнический колледж",
+    "Техникум строительства и экономики",
+    "Аграрный техникум",
+    "Медицинский колледж",
+    "Колледж автомобильного транспорта",
+    "Техникум отраслевых технологий",
+    "Энергетический колледж",
+    "Колледж культуры",
+    "Техникум индустрии питания и сервиса",
+)
+_OTHER_FORMS = (
+    "Дом детского творчества",
+    "Центр дополнительного образования детей",
+    "Детско-юношеская спортивная школа",
+    "Станция юных техников",
+    "Детская школа искусств",
+)
+
+# position -> cumulative weight, per organisation kind
+_POSITIONS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "school": (
+        (
+            "учитель",
+            "учитель начальных классов",
+            "педагог-психолог",
+            "учитель-логопед",
+            "социальный педагог",
+            "педагог-организатор",
+            "педагог дополнительного образования",
+            "советник директора по воспитанию",
+            "учитель-дефектолог",
+            "педагог-библиотекарь",
+        ),
+        (70, 86, 89, 91, 93, 94.5, 97, 98, 99, 100),
+    ),
+    "kindergarten": (
+        (
+            "воспитатель",
+            "старший воспитатель",
+            "музыкальный руководитель",
+            "инструктор по физической культуре",
+            "учитель-логопед",
+            "педагог-психолог",
+        ),
+        (74, 78, 85, 90, 96, 100),
+    ),
+    "college": (
+        (
+            "преподаватель",
+            "мастер производственного обучения",
+            "педагог-психолог",
+            "социальный педагог",
+            "педагог-организатор",
+            "методист",
+            "педагог дополнительного образования",
+        ),
+        (78, 88, 90, 92, 95, 98, 100),
+    ),
+    "other": (
+        (
+            "педагог дополнительного образования",
+            "тренер-преподаватель",
+            "методист",
+            "педагог-организатор",
+        ),
+        (78, 86, 93, 100),
+    ),
+}
+_DEPUTIES = {
+    "school": (
+        "заместитель директора по учебно-воспитательной работе",
+        "заместитель директора по воспитательной работе",
+        "заместитель директора по научно-методической работе",
+    ),
+    "college": (
+        "заместитель директора по учебной работе",
+        "заместитель директора по учебно-производственной работе",
+        "заместитель директора по воспитательной работе",
+    ),
 }
 
 
-def generate(seed: int = 38, teachers: int = 3000) -> dict[str, Any]:
-    """A region: municipalities, organisations, teachers, methodists, programs."""
+class _Entry(NamedTuple):
+    """One line of a catalogue: what a program, site topic or community is about."""
+
+    title: str  # «{gen}» / «{dat}»: a subject goes here (genitive / dative)
+    competencies: tuple[str, ...]
+    themes: tuple[str, ...]
+    scope: tuple[str, ...]  # audiences of a program, kinds of organisation of a topic
+
+
+def _catalogue(text: str) -> tuple[_Entry, ...]:
+    """Entries written as a title line and an indented ``competencies / themes / scope`` line
+    (codes separated by spaces, «-» for none)."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    entries = []
+    for title, attributes in zip(lines[::2], lines[1::2], strict=True):
+        codes, themes, scope = (
+            tuple(p.split()) if p.strip() != "-" else () for p in attributes.split("/")
+        )
+        entries.append(_Entry(title, codes, themes, scope))
+    return tuple(entries)
+
+
+# Further-training (ПК) programs: together they cover every competency for every audience.
+_PK_PROGRAMS = _catalogue(
+    """
+    Реализация требований обновлённых ФГОС НОО и ФГОС ООО в работе учителя
+        teaching_methods assessment / updated_fgos / general
+    Реализация требований обновлённого ФГОС СОО в работе учителя
+        teaching_methods / updated_fgos / general
+    Введение федеральных основных общеобразовательных программ: преподавание {gen}
+        subject_content teaching_methods / subject updated_fgos / general
+    Теория и методика обучения {dat}: трудные вопросы содержания
+        subject_content / subject / general
+    Школа современного учителя: функциональная грамотность на уроках {gen}
+        functional_literacy subject_content / functional_literacy subject / general
+    Функциональная грамотность обучающихся: читательская, математическая, естественнонаучная
+        functional_literacy / functional_literacy / general
+    Функциональная грамотность в общеобразовательной подготовке студентов СПО
+        functional_literacy teaching_methods / functional_literacy / college
+    Предпосылки функциональной грамотности у детей дошкольного возраста
+        functional_literacy / functional_literacy preschool_quality / preschool
+    Оценка качества образования: инструменты учителя
+        assessment / quality_assessment / general
+    Подготовка экспертов предметных комиссий ГИА по {dat}
+        assessment subject_content / quality_assessment subject / general
+    Внутренняя система оценки качества образования в образовательной организации
+        assessment / quality_assessment management / general college
+    Оценка качества дошкольного образования: инструменты МКДО
+        assessment / quality_assessment preschool_quality / preschool
+    Демонстрационный экзамен: оценка результатов обучения в СПО
+        assessment / quality_assessment / college
+    Цифровая образовательная среда: ФГИС «Моя школа» в работе педагога
+        digital / digital_environment / general
+    Цифровые инструменты в работе преподавателя СПО
+        digital teaching_methods / digital_environment / college
+    Информационно-коммуникационные технологии в работе воспитателя ДОО
+        digital / digital_environment preschool_quality / preschool
+    Безопасная цифровая среда: цифровая грамотность педагога
+        digital communication / digital_environment / preschool general college
+    Реализация рабочей программы воспитания в образовательной организации
+        upbringing / upbringing / general college
+    Советник директора по воспитанию: взаимодействие с детскими объединениями
+        upbringing communication / upbringing / general
+    Воспитательная работа в ДОО по федеральной образовательной программе
+        upbringing / upbringing preschool_quality / preschool
+    Реализация ФОП ДО: содержание и технологии дошкольного образования
+        teaching_methods psych_pedagogy / preschool_quality updated_fgos / preschool
+    Содержание образовательных областей ФОП ДО: речевое и познавательное развитие
+        subject_content teaching_methods / preschool_quality / preschool
+    Современные образовательные технологии в дошкольном образовании
+        teaching_methods / preschool_quality / preschool
+    Сопровождение обучающихся с ОВЗ в условиях инклюзивного образования
+        psych_pedagogy / - / preschool general college
+    Профилактика профессионального выгорания педагогов
+        psych_pedagogy communication / burnout_prevention / preschool general college
+    Эмоциональный интеллект и стрессоустойчивость педагога
+        communication psych_pedagogy / burnout_prevention / preschool general college
+    Эффективная коммуникация с родителями обучающихся
+        communication / upbringing / preschool general college
+    Медиация и профилактика конфликтов в образовательной среде
+        communication psych_pedagogy / upbringing / general college
+    Профориентационный минимум: реализация в общеобразовательной организации
+        career_guidance / career_guidance / general
+    Проект «Билет в будущее»: работа педагога-навигатора
+        career_guidance / career_guidance / general
+    Содействие профессиональному самоопределению и трудоустройству студентов СПО
+        career_guidance / career_guidance / college
+    Ранняя профориентация детей дошкольного возраста
+        career_guidance / career_guidance preschool_quality / preschool
+    Выявление и поддержка одарённых детей
+        gifted_children psych_pedagogy / gifted_children / general
+    Подготовка обучающихся к олимпиадам по {dat}
+        gifted_children subject_content / gifted_children subject / general
+    Развитие способностей детей дошкольного возраста: поддержка детской одарённости
+        gifted_children / gifted_children preschool_quality / preschool
+    Чемпионатное движение «Профессионалы»: подготовка участников
+        gifted_children career_guidance / gifted_children career_guidance / college
+    Управление качеством образования в общеобразовательной организации
+        assessment communication / management quality_assessment / general college
+    Управленческая команда: проектное управление развитием образовательной организации
+        communication teaching_methods / management / general college
+    Управление дошкольной образовательной организацией в условиях реализации ФОП ДО
+        communication assessment / management preschool_quality / preschool
+    Общеобразовательные дисциплины в СПО с учётом профессиональной направленности
+        subject_content teaching_methods / subject updated_fgos / college
+    Наставничество в образовательной организации: технологии и практики
+        communication psych_pedagogy / management / preschool general college
+    Проектная и исследовательская деятельность обучающихся
+        teaching_methods gifted_children / functional_literacy / general college
+    """
+)
+# Retraining (ПП) programs.
+_PP_PROGRAMS = _catalogue(
+    """
+    Педагогика и методика общего образования
+        teaching_methods psych_pedagogy / updated_fgos / general
+    Педагогика и методика дошкольного образования
+        teaching_methods psych_pedagogy / preschool_quality / preschool
+    Педагогика профессионального образования
+        teaching_methods psych_pedagogy / - / college
+    Менеджмент в образовании
+        communication assessment / management / preschool general college
+    Педагогическая психология: педагог-психолог в образовательной организации
+        psych_pedagogy / - / preschool general college
+    Учитель {gen}: теория и методика преподавания
+        subject_content teaching_methods / subject / general
+    Педагог дополнительного образования детей и взрослых
+        teaching_methods upbringing / upbringing / general
+    Тьюторское сопровождение в образовании
+        psych_pedagogy gifted_children / gifted_children / general college
+    """
+)
+
+# (provider, cumulative weight, share of its programs in the Federal registry)
+_PROVIDERS = (
+    ("ГАУ ДПО ИРО", 32, 0.35),
+    ("ЦНППМ Иркутской области", 54, 0.3),
+    ("ФГАОУ ДПО «Академия Минпросвещения России»", 69, 0.8),
+    ("ИГУ", 77, 0.2),
+    ("ГБПОУ ИО «Иркутский региональный колледж педагогического образования»", 85, 0.2),
+    ("ГАУ ИО ЦОПМКиМКО", 92, 0.3),
+    ("ФГБНУ «Институт стратегии развития образования»", 100, 0.5),
+)
+_FORMATS = ("in_person", "distance", "network", "internship")
+_PK_HOURS = (16, 24, 36, 36, 36, 48, 72, 72, 108, 144)
+_PP_HOURS = (250, 256, 288, 300, 340, 360, 420, 504, 520)
+
+# Topics of internship and innovation sites and of effective practices; the scope is the
+# kinds of organisation that take a topic up.
+_TOPICS = _catalogue(
+    """
+    Формирование функциональной грамотности через проектную деятельность
+        functional_literacy teaching_methods / functional_literacy / school
+    Смысловое чтение на уроках {gen}
+        functional_literacy subject_content / functional_literacy subject / school
+    Цифровые сервисы ФГИС «Моя школа» на уроках {gen}
+        digital subject_content / digital_environment subject / school
+    Профориентационная модель «Школа — колледж — предприятие»
+        career_guidance / career_guidance / school college
+    Система олимпиадной подготовки по {dat}
+        gifted_children subject_content / gifted_children subject / school
+    Внутренняя система оценки качества образования
+        assessment / quality_assessment management / school college
+    Критериальное оценивание на уроках {gen}
+        assessment subject_content / quality_assessment subject / school
+    Школа — центр воспитания: реализация рабочей программы воспитания
+        upbringing / upbringing / school
+    Методическое сопровождение педагогов при переходе на обновлённые ФГОС
+        teaching_methods / updated_fgos / school
+    Развивающая предметно-пространственная среда детского сада
+        teaching_methods / preschool_quality / kindergarten
+    Ранняя профориентация дошкольников
+        career_guidance / career_guidance preschool_quality / kindergarten
+    Поддержка детской инициативы и одарённости в детском саду
+        gifted_children psych_pedagogy / gifted_children preschool_quality / kindergarten
+    Воспитание в детском саду: партнёрство с семьёй
+        upbringing communication / upbringing preschool_quality / kindergarten
+    Цифровые технологии в работе воспитателя
+        digital / digital_environment preschool_quality / kindergarten
+    Служба психологической поддержки педагогов: профилактика выгорания
+        psych_pedagogy communication / burnout_prevention / school kindergarten college other
+    Наставничество как инструмент адаптации молодых педагогов
+        communication psych_pedagogy / management / school kindergarten college other
+    Управленческая команда: проектное управление развитием организации
+        communication assessment / management / school kindergarten college
+    Сельская школа: сетевое взаимодействие и дистанционные технологии
+        digital teaching_methods / digital_environment / school
+    Естественнонаучная грамотность на базе центра «Точка роста»
+        functional_literacy subject_content / functional_literacy subject / school
+    Практико-ориентированное обучение в колледже «Профессионалитета»
+        teaching_methods career_guidance / career_guidance updated_fgos / college
+    Цифровая образовательная среда колледжа
+        digital / digital_environment / college
+    Профессиональная направленность общеобразовательной подготовки в СПО
+        subject_content teaching_methods / subject updated_fgos / college
+    Психолого-педагогическое сопровождение обучающихся с ОВЗ
+        psych_pedagogy / - / school kindergarten college other
+    Медиация и профилактика конфликтов в образовательной среде
+        communication upbringing / upbringing / school college
+    Технопарк и детские объединения технической направленности
+        gifted_children career_guidance / gifted_children career_guidance / other school
+    Патриотическое воспитание в дополнительном образовании
+        upbringing / upbringing / other
+    Исследовательская деятельность обучающихся в дополнительном образовании
+        gifted_children teaching_methods / gifted_children / other
+    """
+)
+# Professional communities; the scope is their level. Regional ones are taken in turn
+# (subject associations for several subjects), municipal ones at random.
+_COMMUNITIES = _catalogue(
+    """
+    Региональное методическое объединение учителей {gen}
+        subject_content teaching_methods / subject / regional
+    Сообщество педагогов-психологов Иркутской области
+        psych_pedagogy / burnout_prevention / regional
+    Клуб молодых педагогов Приангарья
+        communication teaching_methods / - / regional
+    Ассоциация педагогов дошкольного образования Иркутской области
+        teaching_methods / preschool_quality / regional
+    Сообщество советников директора по воспитанию
+        upbringing / upbringing / regional
+    Сетевое сообщество «Цифровой учитель»
+        digital / digital_environment / regional
+    Сообщество педагогов-наставников «Наставник Приангарья»
+        communication psych_pedagogy / - / regional
+    Региональное сообщество экспертов оценки качества образования
+        assessment / quality_assessment / regional
+    Клуб «Функциональная грамотность»
+        functional_literacy / functional_literacy / regional
+    Сообщество руководителей образовательных организаций
+        communication assessment / management / regional
+    Сообщество педагогов-навигаторов «Билет в будущее»
+        career_guidance / career_guidance / regional
+    Ассоциация педагогов, работающих с одарёнными детьми
+        gifted_children / gifted_children / regional
+    Муниципальное методическое объединение учителей {gen}
+        subject_content teaching_methods / subject / municipal
+    Школа молодого педагога
+        communication teaching_methods / - / municipal
+    Методическое объединение воспитателей ДОО
+        teaching_methods / preschool_quality / municipal
+    Клуб педагогов-наставников
+        communication psych_pedagogy / - / municipal
+    Сообщество классных руководителей
+        upbringing communication / upbringing / municipal
+    Методическое объединение педагогов-психологов
+        psych_pedagogy / burnout_prevention / municipal
+    Сетевое сообщество «Функциональная грамотность»
+        functional_literacy / functional_literacy / municipal
+    """
+)
+_STAFF_POSITIONS = (
+    "методист",
+    "старший методист",
+    "методист по дошкольному образованию",
+    "методист по воспитательной работе",
+    "специалист по аттестации педагогических работников",
+    "методист по работе с молодыми педагогами",
+)
+_SITE_LEVEL_TITLE = {
+    "federal": "Федеральная",
+    "regional": "Региональная",
+    "municipal": "Муниципальная",
+}
+
+
+# --- the generator ---------------------------------------------------------------------------
+
+
+def generate(seed: int = 38, teachers: int = FULL_SCALE) -> dict[str, list[Row]]:
+    """Every register of the demo region: register name -> rows, in ``REGISTRY`` order.
+
+    Rows hold a register's record fields as JSON values (codes, ISO dates, lists) and, in
+    person registers, the person's ``full_name``, ``snils``, ``email`` and ``phone``.
+    """
+    if teachers < 1:
+        raise ValueError("teachers must be at least 1")
     rng = random.Random(seed)
+    people = _People(rng)
+    scale = min(1.0, teachers / FULL_SCALE)
+
+    def sized(full: int, least: int) -> int:
+        """``full`` rows in the full-size region, fewer in a smaller one, never below ``least``."""
+        return max(least, round(full * scale))
+
     municipalities = [
         {"municipality_id": f"mun-{i + 1:02d}", "name": name, "remote": remote}
         for i, (name, remote) in enumerate(MUNICIPALITIES)
     ]
-    organizations: list[dict[str, Any]] = []
-    for mun in municipalities:
-        big = not mun["remote"] and mun["name"].startswith("г.")
-        for _ in range(rng.randint(4, 7) if big else rng.randint(2, 4)):
-            n = len(organizations) + 1
-            kind = rng.choices(["school", "kindergarten", "college"], [6, 3, 1])[0]
-            label = {"school": "СОШ", "kindergarten": "Детский сад", "college": "Колледж"}[kind]
-            organizations.append(
-                {
-                    "organization_id": f"org-{n:04d}",
-                    "municipality_id": mun["municipality_id"],
-                    "name": f"{label} № {n}",
-                    "kind": kind,
-                    "low_results": kind == "school" and rng.random() < 0.12,
-                    "unfavorable_conditions": kind == "school" and rng.random() < 0.08,
-                }
-            )
-    audience = {"school": "general", "kindergarten": "preschool", "college": "college"}
-    teacher_rows: list[dict[str, Any]] = []
-    for i in range(teachers):
-        org = rng.choice(organizations)
-        kind = org["kind"]
-        age_band = rng.choices(["<25", "25-34", "35-44", "45-54", "55+"], [8, 20, 25, 25, 22])[0]
-        young = age_band in ("<25", "25-34")
-        experience = rng.choices(
-            ["<3", "3-10", "10-20", "20+"], [35, 35, 20, 10] if young else [3, 17, 35, 45]
-        )[0]
-        manager = rng.random() < 0.07
-        teacher_rows.append(
-            {
-                "teacher_id": f"t-{i + 1:06d}",
-                "organization_id": org["organization_id"],
-                "municipality_id": org["municipality_id"],
-                "position": "руководитель"
-                if manager
-                else (
-                    "воспитатель"
-                    if kind == "kindergarten"
-                    else "преподаватель"
-                    if kind == "college"
-                    else "учитель"
-                ),
-                "audience": audience[kind],
-                "subjects": []
-                if kind == "kindergarten"
-                else rng.sample(SUBJECTS, rng.randint(1, 2)),
-                "age_band": age_band,
-                "experience_band": experience,
-                "is_manager": manager,
-            }
-        )
-    # Methodists: enough room for every teacher's route (capacity 250 each), each serving a
-    # cluster of neighbouring municipalities, plus two for the whole region.
-    codes = list(COMPETENCY_GROUPS)
-    methodists = []
-    ids = [m["municipality_id"] for m in municipalities]
-    clusters = [ids[i : i + 3] for i in range(0, len(ids), 3)]
-    per_cluster = {tuple(c): 0 for c in clusters}
-    for teacher in teacher_rows:
-        for cluster in clusters:
-            if teacher["municipality_id"] in cluster:
-                per_cluster[tuple(cluster)] += 1
-    for cluster in clusters:
-        for _ in range(max(1, -(-per_cluster[tuple(cluster)] // 250))):
-            methodists.append(
-                {
-                    "methodist_id": f"met-{len(methodists) + 1:03d}",
-                    "specialisations": rng.sample(codes, 3),
-                    "municipalities": cluster,
-                    "capacity": 250,
-                }
-            )
-    for _ in range(2):
-        methodists.append(
-            {
-                "methodist_id": f"met-{len(methodists) + 1:03d}",
-                "specialisations": rng.sample(codes, 4),
-                "municipalities": [],
-                "capacity": 250,
-            }
-        )
-    programs = []
-    for code in codes:
-        variants = [("general", "college"), ("preschool",), ("general", "college", "preschool")]
-        for j, audiences in enumerate(variants):
-            title = PROGRAM_TITLES[code].format(s=rng.choice(SUBJECTS))
-            if audiences == ("preschool",):
-                title += " (дошкольное образование)"
-            programs.append(
-                {
-                    "program_id": f"prg-{code}-{j + 1}",
-                    "title": title,
-                    "kind": "pk",
-                    "hours": rng.choice([16, 24, 36, 72]),
-                    "format": rng.choice(["in_person", "distance", "network"]),
-                    "federal_registry": j != 1 and rng.random() < 0.6,
-                    "competencies": [code],
-                    "audiences": list(audiences),
-                }
-            )
-    programs.append(
-        {
-            "program_id": "prg-pp-pedagogy",
-            "title": "Педагогика и методика общего образования (профессиональная переподготовка)",
-            "kind": "pp",
-            "hours": 288,
-            "format": "distance",
-            "federal_registry": False,
-            "competencies": ["teaching_methods", "psych_pedagogy"],
-            "audiences": ["general", "college"],
-        }
-    )
-    return {
-        "seed": seed,
-        "region": "Иркутская область (демонстрационные данные)",
+    # Organisations grow with teachers past the real region too; catalogues do not.
+    wanted = max(len(municipalities), round(1500 * teachers / FULL_SCALE))
+    organizations, sizes = _organizations(rng, municipalities, wanted)
+    programs = _programs(rng, sized(300, len(_PK_PROGRAMS) + len(_PP_PROGRAMS)))
+    staff = _teachers(rng, people, organizations, _teacher_counts(sizes, organizations, teachers))
+    management = _management(rng, organizations, staff)
+    region: dict[str, list[Row]] = {
         "municipalities": municipalities,
         "organizations": organizations,
-        "teachers": teacher_rows,
-        "methodists": methodists,
         "programs": programs,
+        "teachers": staff,
+        "management_teams": management,
+        "methodists": _methodists(rng, people, municipalities, staff),
+        "tutors": _tutors(rng, people, municipalities, programs, sized(60, 3)),
+        "mentors": _mentors(rng, people, organizations, staff),
+        "municipal_staff": _municipal_staff(rng, people, municipalities, scale),
+        "internship_sites": _internship_sites(rng, organizations, staff, sized(40, 3)),
+        "innovation_sites": _innovation_sites(rng, organizations, sized(60, 3)),
+        "communities": _communities(rng, municipalities, staff, sized(50, 3)),
+        "practices": _practices(rng, organizations, staff, sized(200, 5)),
     }
+    return {name: region[name] for name in REGISTRY}
+
+
+def _apportion(weights: Sequence[float], total: int) -> list[int]:
+    """``total`` split in proportion to ``weights`` (largest remainders; ties by position)."""
+    if total <= 0 or not weights:
+        return [0] * len(weights)
+    whole = sum(weights)
+    raw = [w * total / whole for w in weights]
+    counts = [int(r) for r in raw]
+    by_remainder = sorted(range(len(raw)), key=lambda i: (counts[i] - raw[i], i))
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _urban(name: str) -> bool:
+    return name.startswith("г.") or "городской округ" in name
+
+
+def _fill(template: str, subject: str) -> str:
+    genitive, dative = _SUBJECT_FORMS[subject]
+    return template.format(gen=genitive, dat=dative)
+
+
+def _pick_subject(rng: random.Random) -> str:
+    return rng.choices(SUBJECTS, weights=_SUBJECT_WEIGHTS)[0]
+
+
+def _organizations(
+    rng: random.Random, municipalities: list[Row], wanted: int
+) -> tuple[list[Row], list[float]]:
+    """Organisations, and how many teachers each would have in the full-size region."""
+    # Rural districts have many small schools: organisations grow slower than population.
+    weights = [POPULATION[m["name"]] ** 0.85 for m in municipalities]
+    counts = [1 + n for n in _apportion(weights, wanted - len(municipalities))]
+    rows: list[Row] = []
+    sizes: list[float] = []
+    for mun, count in zip(municipalities, counts, strict=True):
+        urban = _urban(mun["name"])
+        where = mun["name"]
+        numbers = dict.fromkeys(_KINDS, 0)
+        named: dict[str, int] = {}
+        for j in range(count):
+            kind = "school" if j == 0 else rng.choices(_KINDS, cum_weights=_KIND_CUM[urban])[0]
+            numbers[kind] += 1
+            k = numbers[kind]
+            flags = {"low_results": False, "unfavorable_conditions": False}
+            projects: list[str] = []
+            if kind == "school":
+                cum = [f[3] if urban else f[4] for f in _SCHOOL_FORMS]
+                form = rng.choices(_SCHOOL_FORMS, cum_weights=cum)[0]
+                owner = "МБОУ" if urban else "МКОУ"
+                name = f"{owner} «{form[0]} № {k}», {where}"
+                size = form[1] if urban else form[2]
+                flags["low_results"] = rng.random() < (0.16 if mun["remote"] else 0.11)
+                flags["unfavorable_conditions"] = rng.random() < (0.04 if urban else 0.11)
+                if rng.random() < 0.25:
+                    projects.append("school_of_ministry")
+                if rng.random() < (0.05 if urban else 0.6):
+                    projects.append("tochka_rosta")
+            elif kind == "kindergarten":
+                label = (
+                    "Центр развития ребёнка — детский сад" if rng.random() < 0.1 else "Детский сад"
+                )
+                name = f"{'МБДОУ' if urban else 'МКДОУ'} «{label} № {k}», {where}"
+                size = 20 if urban else 8
+                if rng.random() < 0.15:
+                    projects.append("kindergarten_of_ministry")
+            elif kind == "college":
+                profile = rng.choice(_COLLEGES)
+                named[profile] = named.get(profile, 0) + 1
+                suffix = f" № {named[profile]}" if named[profile] > 1 else ""
+                name = f"ГБПОУ ИО «{profile}{suffix}», {where}"
+                size = 75 if urban else 45
+                if rng.random() < 0.35:
+                    projects.append("professionalitet")
+            else:
+                form_name = rng.choice(_OTHER_FORMS)
+                named[form_name] = named.get(form_name, 0) + 1
+                suffix = f" № {named[form_name]}" if named[form_name] > 1 else ""
+                name = f"МБУ ДО «{form_name}{suffix}», {where}"
+                size = 25 if urban else 9
+            rows.append(
+                {
+                    "organization_id": f"org-{len(rows) + 1:04d}",
+                    "municipality_id": mun["municipality_id"],
+                    "name": name,
+                    "kind": kind,
+                    **flags,
+                    "projects": projects,
+                }
+            )
+            sizes.append(size * rng.uniform(0.6, 1.4))
+    # The «Персональный потенциал» cascade: about 100 schools in the full region (≥ 93 by 2024).
+    schools = [row for row in rows if row["kind"] == "school"]
+    for row in rng.sample(schools, max(1, round(len(schools) * 0.11))):
+        row["projects"] = sorted([*row["projects"], "personal_potential"], key=_PROJECTS.index)
+    return rows, sizes
+
+
+def _teacher_counts(sizes: list[float], organizations: list[Row], teachers: int) -> list[int]:
+    """Teachers per organisation: each its minimum when there are enough, the rest by size."""
+    minimums = [_MIN_TEACHERS[o["kind"]] for o in organizations]
+    if sum(minimums) > teachers:
+        return _apportion(sizes, teachers)
+    extra = _apportion(sizes, teachers - sum(minimums))
+    return [m + e for m, e in zip(minimums, extra, strict=True)]
+
+
+def _teachers(
+    rng: random.Random, people: _People, organizations: list[Row], counts: list[int]
+) -> list[Row]:
+    """Teachers aged 22–68 (most about 45), starting work at 20 or later; about half of those
+    under 35 are in their first three years (the young teachers mentoring is for)."""
+    reference = REFERENCE_DATE.toordinal()
+    random_, triangular, uniform, choices = rng.random, rng.triangular, rng.uniform, rng.choices
+    rows: list[Row] = []
+    for org, count in zip(organizations, counts, strict=True):
+        kind = org["kind"]
+        positions, cum = _POSITIONS[kind]
+        audience = _AUDIENCE.get(kind, "general")
+        mail, female = _MAIL[kind], _FEMALE_SHARE[kind]
+        for _ in range(count):
+            position = choices(positions, cum_weights=cum)[0]
+            subjects: list[str] = []
+            if position == "учитель":
+                first = _pick_subject(rng)
+                subjects = [first]
+                if random_() < 0.35:
+                    subjects.append(rng.choice(_SUBJECT_PAIRS[first]))
+            elif position == "учитель начальных классов":
+                subjects = ["русский язык", "математика"]
+            elif position == "преподаватель" and random_() < 0.35:
+                subjects = [_pick_subject(rng)]
+            age = triangular(22.0, 69.0, 45.0)
+            since_twenty = age - 20.1  # nobody starts before 20
+            if age < 35 and (since_twenty < 3 or random_() < 0.5):
+                experience = uniform(0.0, min(2.95, since_twenty))  # young: in the first 3 years
+            elif age >= 35 and random_() < 0.03:
+                experience = uniform(0.0, 3.0)  # came to school from another career
+            else:
+                experience = 3.0 + (since_twenty - 3.0) * random_() ** 0.7
+            if experience < 2:
+                category = "none"
+            elif experience < 5:
+                category = choices(("none", "first", "highest"), cum_weights=(55, 92, 100))[0]
+            else:
+                category = choices(
+                    ("none", "first", "highest", "methodist", "mentor"),
+                    cum_weights=(22, 52, 94, 97, 100),
+                )[0]
+            senior = category in ("highest", "methodist", "mentor")
+            rows.append(
+                {
+                    "teacher_id": f"t-{len(rows) + 1:06d}",
+                    "organization_id": org["organization_id"],
+                    "municipality_id": org["municipality_id"],
+                    "position": position,
+                    "audience": audience,
+                    "subjects": subjects,
+                    "category": category,
+                    "birth_date": date.fromordinal(reference - int(age * 365.2425)).isoformat(),
+                    "hire_date": date.fromordinal(
+                        reference - int(experience * 365.2425)
+                    ).isoformat(),
+                    "is_manager": False,
+                    "expert": random_() < (0.11 if senior else 0.01),
+                    **people.new(mail, female),
+                }
+            )
+    return rows
+
+
+def _by_organization(teachers: list[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = {}
+    for row in teachers:
+        grouped.setdefault(row["organization_id"], []).append(row)
+    return grouped
+
+
+def _management(rng: random.Random, organizations: list[Row], teachers: list[Row]) -> list[Row]:
+    """A director and deputies for each school and college, chosen among its teachers."""
+    staff = _by_organization(teachers)
+    eight_years_ago = (REFERENCE_DATE - timedelta(days=round(8 * 365.2425))).isoformat()
+    rows: list[Row] = []
+    for org in organizations:
+        kind, mine = org["kind"], staff.get(org["organization_id"], [])
+        if kind not in _DEPUTIES or len(mine) < 2:
+            continue
+        size = min(len(mine), rng.randint(2, 4))
+        seasoned = [t for t in mine if t["hire_date"] <= eight_years_ago]
+        chosen = rng.sample(seasoned if len(seasoned) >= size else mine, size)
+        chosen.sort(key=lambda t: t["hire_date"])  # the longest-serving leads
+        for n, teacher in enumerate(chosen):
+            teacher["is_manager"] = True
+            teacher["position"] = "директор" if n == 0 else _DEPUTIES[kind][(n - 1) % 3]
+            rows.append(
+                {
+                    "member_id": f"mt-{len(rows) + 1:05d}",
+                    "organization_id": org["organization_id"],
+                    "municipality_id": org["municipality_id"],
+                    "teacher_id": teacher["teacher_id"],
+                    "role": "director" if n == 0 else "deputy",
+                }
+            )
+    return rows
+
+
+def _methodists(
+    rng: random.Random, people: _People, municipalities: list[Row], teachers: list[Row]
+) -> list[Row]:
+    """Regional methodists: enough in each territory for all its teachers, a few region-wide.
+
+    A territory is a big city on its own or the rest of a zone of neighbouring
+    municipalities; its methodists' capacity covers its teachers (≤ 250 each, the KPI), so
+    the region-wide ones are room to spare.
+    """
+    ids = {m["name"]: m["municipality_id"] for m in municipalities}
+    load: dict[str, int] = {}
+    for row in teachers:
+        load[row["municipality_id"]] = load.get(row["municipality_id"], 0) + 1
+    units: list[list[str]] = []
+    for names in ZONES.values():
+        zone = [ids[n] for n in names]
+        units += [[m] for m in zone if load.get(m, 0) >= 1500]
+        rest = [m for m in zone if load.get(m, 0) < 1500]
+        if rest:
+            units.append(rest)
+    codes = list(COMPETENCY_GROUPS)
+    rows: list[Row] = []
+
+    def add(specialisations: list[str], served: list[str]) -> None:
+        subjects = []
+        if "subject_content" in specialisations:
+            subjects = sorted(rng.sample(SUBJECTS, rng.randint(1, 2)), key=SUBJECTS.index)
+        rows.append(
+            {
+                "methodist_id": f"met-{len(rows) + 1:03d}",
+                "specialisations": sorted(specialisations, key=codes.index),
+                "subjects": subjects,
+                "municipalities": served,
+                "capacity": 250,
+                **people.new("cnppm38.ru"),
+            }
+        )
+
+    for unit in units:
+        offset = rng.randrange(len(codes))
+        for i in range(math.ceil(sum(load.get(m, 0) for m in unit) / 250)):
+            # Three codes each, dealt in turn: four methodists cover the whole framework.
+            own = {codes[(offset + 3 * i + j) % len(codes)] for j in range(3)}
+            if rng.random() < 0.3:
+                own.add(rng.choice(codes))
+            add(list(own), unit)
+    region_wide = max(2, round(len(rows) * 0.05), 5 - len(rows))  # at least five in all
+    for i in range(region_wide):
+        own = {c for n, c in enumerate(codes) if n % region_wide == i % len(codes)}
+        own.update(rng.sample(codes, rng.randint(0, 2) if len(own) >= 2 else 2))
+        add(list(own), [])
+    return rows
+
+
+def _programs(rng: random.Random, count: int) -> list[Row]:
+    """Every template once (so every competency meets every audience), then variations."""
+    plan = [(t, "pk") for t in _PK_PROGRAMS] + [(t, "pp") for t in _PP_PROGRAMS]
+    while len(plan) < count:
+        kind = "pp" if rng.random() < 0.1 else "pk"
+        plan.append((rng.choice(_PP_PROGRAMS if kind == "pp" else _PK_PROGRAMS), kind))
+    rows: list[Row] = []
+    federal = 0
+    for (template, codes, themes, audiences), kind in plan:
+        provider, _, federal_share = rng.choices(
+            _PROVIDERS, cum_weights=[p[1] for p in _PROVIDERS]
+        )[0]
+        academy = "Академия" in provider
+        if kind == "pp":
+            fmt = rng.choices(_FORMATS, cum_weights=(20, 90, 100, 100))[0]
+            hours = rng.choice(_PP_HOURS)
+        else:
+            fmt = rng.choices(
+                _FORMATS, cum_weights=(0, 70, 100, 100) if academy else (33, 68, 82, 100)
+            )[0]
+            hours = rng.choice((16, 24, 36)) if fmt == "internship" else rng.choice(_PK_HOURS)
+        subjects: list[str] = []
+        title = template
+        if "{" in template:
+            subject = _pick_subject(rng)
+            title, subjects = _fill(template, subject), [subject]
+        if fmt == "internship":
+            title = f"Стажировка: {title[0].lower()}{title[1:]}"
+        in_registry = rng.random() < federal_share
+        number = None
+        if in_registry:
+            federal += 1
+            number = f"ФР-{rng.randint(2023, 2026)}-{federal:04d}"
+        rows.append(
+            {
+                "program_id": f"prg-{len(rows) + 1:04d}",
+                "title": title,
+                "kind": kind,
+                "hours": hours,
+                "format": fmt,
+                "provider": provider,
+                "federal_registry": in_registry,
+                "federal_number": number,
+                "competencies": list(codes),
+                "themes": list(themes),
+                "audiences": list(audiences),
+                "subjects": subjects,
+            }
+        )
+    return rows
+
+
+def _tutors(
+    rng: random.Random, people: _People, municipalities: list[Row], programs: list[Row], count: int
+) -> list[Row]:
+    """ЦНППМ tutors of Federal-registry programs."""
+    codes = list(COMPETENCY_GROUPS)
+    ids = {m["name"]: m["municipality_id"] for m in municipalities}
+    zones = [[ids[n] for n in names] for names in ZONES.values()]
+    federal = [p for p in programs if p["federal_registry"]]
+    rows: list[Row] = []
+    for i in range(count):
+        own = {codes[i % len(codes)], *rng.sample(codes, rng.randint(0, 2))}
+        fitting = [p["program_id"] for p in federal if own & set(p["competencies"])]
+        tutored: list[str] = []
+        if fitting and rng.random() < 0.85:
+            tutored = sorted(rng.sample(fitting, min(len(fitting), rng.randint(2, 6))))
+        rows.append(
+            {
+                "tutor_id": f"tut-{i + 1:03d}",
+                "specialisations": sorted(own, key=codes.index),
+                "programs": tutored,
+                "municipalities": [] if rng.random() < 0.7 else rng.choice(zones),
+                "capacity": rng.choice((30, 40, 50, 50)),
+                **people.new("cnppm38.ru"),
+            }
+        )
+    return rows
+
+
+def _mentors(
+    rng: random.Random, people: _People, organizations: list[Row], teachers: list[Row]
+) -> list[Row]:
+    """Mentors of young teachers, about 2 % of teachers, where the teachers are."""
+    count = max(1, round(len(teachers) * 0.02))
+    kinds = {o["organization_id"]: o["kind"] for o in organizations}
+    rows: list[Row] = []
+    for i, colleague in enumerate(rng.sample(teachers, min(count, len(teachers)))):
+        kind = kinds[colleague["organization_id"]]
+        rows.append(
+            {
+                "mentor_id": f"mnt-{i + 1:04d}",
+                "organization_id": colleague["organization_id"],
+                "municipality_id": colleague["municipality_id"],
+                "subjects": list(colleague["subjects"][:1]),
+                "capacity": rng.choices((1, 2, 3, 4, 5), cum_weights=(15, 40, 75, 90, 100))[0],
+                **people.new(_MAIL[kind], _FEMALE_SHARE[kind]),
+            }
+        )
+    return rows
+
+
+def _municipal_staff(
+    rng: random.Random, people: _People, municipalities: list[Row], scale: float
+) -> list[Row]:
+    """Municipal methodological services: a head and 2–5 specialists each (full size)."""
+    codes = list(COMPETENCY_GROUPS)
+    rows: list[Row] = []
+    for mun in municipalities:
+        for n in range(max(1, round(rng.randint(3, 6) * scale))):
+            head = n == 0
+            rows.append(
+                {
+                    "staff_id": f"mms-{len(rows) + 1:03d}",
+                    "municipality_id": mun["municipality_id"],
+                    "position": "руководитель муниципальной методической службы"
+                    if head
+                    else rng.choice(_STAFF_POSITIONS),
+                    "specialisations": []
+                    if head
+                    else sorted(rng.sample(codes, rng.randint(1, 3)), key=codes.index),
+                    **people.new("mms38.ru"),
+                }
+            )
+    return rows
+
+
+def _some_organizations(
+    rng: random.Random, candidates: list[Row], teachers: list[Row], count: int
+) -> list[Row]:
+    """``count`` different organisations, bigger ones likelier (all when there are few)."""
+    size: dict[str, int] = {}
+    for row in teachers:
+        size[row["organization_id"]] = size.get(row["organization_id"], 0) + 1
+    pool = list(candidates)
+    weights = [1 + size.get(o["organization_id"], 0) for o in pool]
+    chosen: list[Row] = []
+    while pool and len(chosen) < count:
+        i = rng.choices(range(len(pool)), weights=weights)[0]
+        chosen.append(pool.pop(i))
+        weights.pop(i)
+    return chosen
+
+
+def _topic(rng: random.Random, kind: str) -> tuple[str, list[str], list[str]]:
+    fitting = [t for t in _TOPICS if kind in t.scope]
+    title, codes, themes, _ = rng.choice(fitting)
+    if "{" in title:
+        title = _fill(title, _pick_subject(rng))
+    return title, list(codes), list(themes)
+
+
+def _internship_sites(
+    rng: random.Random, organizations: list[Row], teachers: list[Row], count: int
+) -> list[Row]:
+    good = [o for o in organizations if not o["low_results"]]
+    rows: list[Row] = []
+    for org in _some_organizations(rng, good, teachers, count):
+        title, codes, themes = _topic(rng, org["kind"])
+        rows.append(
+            {
+                "site_id": f"ssp-{len(rows) + 1:03d}",
+                "organization_id": org["organization_id"],
+                "municipality_id": org["municipality_id"],
+                "title": f"Стажировочная площадка «{title}»",
+                "competencies": codes,
+                "themes": themes,
+                "capacity": rng.choice((10, 15, 20, 20, 25, 30)),
+            }
+        )
+    return rows
+
+
+def _innovation_sites(rng: random.Random, organizations: list[Row], count: int) -> list[Row]:
+    """Status for 3–5 years from 2023–2026: a few have lapsed by the reference date, as in a
+    register that awaits its six-monthly check."""
+    rows: list[Row] = []
+    for org in rng.sample(organizations, min(count, len(organizations))):
+        title, _, themes = _topic(rng, org["kind"])
+        level = rng.choices(("federal", "regional", "municipal"), cum_weights=(8, 63, 100))[0]
+        start = date(rng.randint(2023, REFERENCE_DATE.year), rng.choice((1, 9)), 1)
+        end = date(start.year + rng.randint(3, 5), start.month, 1) - timedelta(days=1)
+        rows.append(
+            {
+                "site_id": f"rip-{len(rows) + 1:03d}",
+                "organization_id": org["organization_id"],
+                "municipality_id": org["municipality_id"],
+                "title": f"{_SITE_LEVEL_TITLE[level]} инновационная площадка «{title}»",
+                "level": level,
+                "themes": themes,
+                "valid_from": start.isoformat(),
+                "valid_to": end.isoformat(),
+            }
+        )
+    return rows
+
+
+def _communities(
+    rng: random.Random, municipalities: list[Row], teachers: list[Row], count: int
+) -> list[Row]:
+    """Regional associations and municipal methodological associations (horizontal learning)."""
+    regional = max(1, round(count * 0.3))
+    size: dict[str, int] = {}
+    for row in teachers:
+        size[row["municipality_id"]] = size.get(row["municipality_id"], 0) + 1
+    weights = [1 + size.get(m["municipality_id"], 0) for m in municipalities]
+    names = {m["municipality_id"]: m["name"] for m in municipalities}
+    rows: list[Row] = []
+    subjects = list(SUBJECTS)
+    rng.shuffle(subjects)
+    for i in range(count):
+        is_regional = i < regional
+        level = "regional" if is_regional else "municipal"
+        catalogue = [c for c in _COMMUNITIES if level in c.scope]
+        title, codes, themes, _ = (
+            catalogue[i % len(catalogue)] if is_regional else rng.choice(catalogue)
+        )
+        where = None if is_regional else rng.choices(municipalities, weights=weights)[0]
+        chosen: list[str] = []
+        if "{" in title:
+            subject = subjects[i % len(subjects)] if is_regional else _pick_subject(rng)
+            title, chosen = _fill(title, subject), [subject]
+        if where is not None:
+            title = f"{title}, {names[where['municipality_id']]}"
+        rows.append(
+            {
+                "community_id": f"com-{i + 1:03d}",
+                "title": title,
+                "level": level,
+                "municipality_id": None if where is None else where["municipality_id"],
+                "subjects": chosen,
+                "competencies": list(codes),
+                "themes": list(themes),
+            }
+        )
+    return rows
+
+
+def _practices(
+    rng: random.Random, organizations: list[Row], teachers: list[Row], count: int
+) -> list[Row]:
+    """The bank of effective practices: what organisations' teams have shown to work."""
+    rows: list[Row] = []
+    chosen = _some_organizations(rng, organizations, teachers, count)
+    while len(chosen) < count:  # a small region: some organisations offer several
+        chosen.append(rng.choice(organizations))
+    for org in chosen:
+        title, codes, themes = _topic(rng, org["kind"])
+        rows.append(
+            {
+                "practice_id": f"prc-{len(rows) + 1:04d}",
+                "title": title,
+                "organization_id": org["organization_id"],
+                "municipality_id": org["municipality_id"],
+                "competencies": codes,
+                "themes": themes,
+                "year": rng.randint(2019, REFERENCE_DATE.year),
+            }
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print how many rows each register of the demo region has, and how long it took."""
+    parser = argparse.ArgumentParser(description="Сводка демонстрационного региона")
+    parser.add_argument("--teachers", type=int, default=FULL_SCALE)
+    parser.add_argument("--seed", type=int, default=38)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    region = generate(seed=args.seed, teachers=args.teachers)
+    took = time.perf_counter() - started
+    for name, rows in region.items():
+        print(f"{REGISTRY[name].title:<50} {name:<18} {len(rows):>7}")
+    print(f"seed {args.seed}, as of {REFERENCE_DATE.isoformat()}, generated in {took:.2f} s")
 
 
 if __name__ == "__main__":
-    json.dump(generate(), sys.stdout, ensure_ascii=False, indent=0)
-    sys.stdout.write("\n")
+    main()

@@ -285,7 +285,8 @@ def _references(
             if value is None or known.has(ref.register, value) or in_batch(ref.register, value):
                 continue
             problems.append((ref.field, f"«{value}» нет в реестре «{target.title}»"))
-    organization = known.get("organizations", str(data.get("organization_id")))
+    organization_id = data.get("organization_id")
+    organization = known.get("organizations", organization_id) if organization_id else None
     if spec.located and organization is not None:
         mine, theirs = data.get("municipality_id"), organization["municipality_id"]
         if mine is None:

@@ -1,6 +1,6 @@
 """The registries' admin commands as an admin runs them: ``iomflow registries demo-files``
 writes spreadsheets, ``import`` loads them with progress into the service's database and
-publishes to Redis; a second import of the same file publishes nothing; keys and stale."""
+publishes to Redis; a second import of the same file publishes nothing; resync, keys, stale."""
 
 from __future__ import annotations
 
@@ -62,6 +62,10 @@ def test_import_from_the_command_line(clean_redis: str, tmp_path: Path) -> None:
     assert again.returncode == 0
     assert f"без изменений {published}" in again.stdout
     assert client.xlen(Streams.REGISTRY) == len(types)
+
+    resync = run("resync", "teachers", env=env)
+    assert resync.returncode == 0 and f"teachers: {published}" in resync.stdout
+    assert client.xlen(Streams.REGISTRY) == len(types) + published
 
     key = run("keys", "add", "Оператор ЦНППМ", "--role", "registrar", env=env)
     assert key.returncode == 0 and key.stdout.startswith("iomf_")

@@ -313,7 +313,7 @@ class Consumer:
         for entry_id, error, why in dead:
             pipe.xadd(
                 Streams.dlq(stream),
-                dead_letter_fields(
+                dead_letter_fields(  # type: ignore[arg-type]  # redis: invariant dict
                     entries[entry_id],
                     stream=stream,
                     group=self.group,
@@ -327,7 +327,7 @@ class Consumer:
         if acked:
             pipe.xack(stream, self.group, *acked)
         if outcome.failed:
-            pipe.hset(key, mapping=outcome.failed)
+            pipe.hset(key, mapping=outcome.failed)  # type: ignore[arg-type]
         retried = [entry_id for entry_id in acked if deliveries.get(entry_id, 1) > 1]
         if retried:
             pipe.hdel(key, *retried)

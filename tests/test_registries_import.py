@@ -188,6 +188,8 @@ async def test_ten_bad_rows_of_ten_kinds(client: httpx.AsyncClient, clean_redis:
         assert error["column"] == column, error
         assert error["letter"] == chr(ord("A") + HEADERS.index(column)), error
         assert reason in error["reason"], error
+        if column in ("СНИЛС", "Электронная почта", "Телефон"):
+            assert error["value"] == "", "personal data stays out of error reports"
     assert dry["summary"]["created"] == 20 and not dry["summary"]["applied"]
     assert await teacher_count(client) == 0
 
@@ -211,6 +213,10 @@ async def test_ten_bad_rows_of_ten_kinds(client: httpx.AsyncClient, clean_redis:
     lines = list(sheet.iter_rows(values_only=True))
     assert lines[0] == ("Строка", "Столбец", "Буква", "Значение", "Ошибка")
     assert [line[0] for line in lines[1:]] == list(range(12, 22))
+    anonymous = await client.get(
+        f"/v1/imports/{lenient['import_id']}", headers={"Authorization": ""}
+    )
+    assert anonymous.status_code == 401
 
 
 async def test_reimporting_the_same_file_publishes_nothing(

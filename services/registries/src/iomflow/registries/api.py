@@ -340,7 +340,7 @@ async def start_import(
 
 
 @router.get("/imports/{import_id}", summary="An import job: progress, summary, row errors")
-async def get_import(import_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_import(import_id: str, runtime: RuntimeDep, who: Registrar) -> dict[str, Any]:
     job = await jobs_of(runtime).status(import_id)
     if job is None:
         raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")
@@ -351,7 +351,7 @@ ERROR_HEADERS = ["Строка", "Столбец", "Буква", "Значени
 
 
 @router.get("/imports/{import_id}/errors.xlsx", summary="The import's row errors as XLSX")
-async def import_errors(import_id: str, runtime: RuntimeDep) -> Response:
+async def import_errors(import_id: str, runtime: RuntimeDep, who: Registrar) -> Response:
     job = await jobs_of(runtime).status(import_id)
     if job is None:
         raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")

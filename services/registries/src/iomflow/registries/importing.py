@@ -388,7 +388,9 @@ def plan(
         for index, name in mapping.items():
             cell = cells[index] if index < len(cells) else None
             header, letter = table.headers[index], column_letter(index)
-            shown = _shown(cell)
+            # A person's data never leaves its table, not even in an error report: the row
+            # and column point to the cell in the operator's own file.
+            shown = "" if name in PERSONAL_FIELDS else _shown(cell)
             where[name] = (header, letter, shown)
             try:
                 value = parse_cell(spec, name, cell)

@@ -97,17 +97,6 @@ async def stats(session: SessionDep) -> dict[str, int]:
     return await repository.counts(session)
 
 
-def _filter_kind(spec: Register, name: str) -> str:
-    inner, many = importing._unwrap(spec.record.model_fields[name].annotation)
-    if many:
-        return "list"
-    if inner is bool:
-        return "bool"
-    if inner is int:
-        return "int"
-    return "str"
-
-
 PAGING = {"offset", "limit", "stale"}
 
 
@@ -140,7 +129,7 @@ async def list_records(
             value = importing.parse_cell(spec, name, raw)
         except importing.CellError as exc:
             raise ApiError(422, "bad_filter", f"Фильтр «{name}»: {exc}") from exc
-        kind = _filter_kind(spec, name)
+        kind = importing.field_kind(spec, name)
         if kind == "list":
             value = value[0] if value else raw
         elif isinstance(value, date):

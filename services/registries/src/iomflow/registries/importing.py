@@ -83,6 +83,14 @@ class Known:
 # --- field kinds ---------------------------------------------------------------------------
 
 
+def field_kind(spec: Register, name: str) -> str:
+    """How a field is filtered: ``list`` (by membership), ``bool``, ``int`` or ``str``."""
+    inner, many = _unwrap(spec.record.model_fields[name].annotation)
+    if many:
+        return "list"
+    return "bool" if inner is bool else "int" if inner is int else "str"
+
+
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
     """(inner type, is a list) of a field annotation, without Optional/Annotated."""
     origin = typing.get_origin(annotation)
@@ -238,7 +246,6 @@ def check_record(
     values: Mapping[str, Any],
     personal: Mapping[str, Any] | None,
     known: Known,
-    in_batch: Callable[[str, str], bool] = lambda register, record_id: False,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Problems]:
     """Validate one record (and its personal data); returns stored data or the problems."""
     problems: Problems = []
@@ -261,7 +268,7 @@ def check_record(
         return None, None, problems
     problems += spec.checks(record)
     data = record.model_dump(mode="json")
-    problems += _references(spec, data, known, in_batch)
+    problems += _references(spec, data, known)
     if problems:
         return None, None, problems
     return data, None if person is None else person.model_dump(mode="json"), []
@@ -273,16 +280,14 @@ _AUDIENCE_OF_KIND = {
 }
 
 
-def _references(
-    spec: Register, data: dict[str, Any], known: Known, in_batch: Callable[[str, str], bool]
-) -> Problems:
+def _references(spec: Register, data: dict[str, Any], known: Known) -> Problems:
     problems: Problems = []
     for ref in spec.references:
         values = data.get(ref.field)
         wanted = values if ref.many else [values]
         target = registers.REGISTRY[ref.register]
         for value in wanted or []:
-            if value is None or known.has(ref.register, value) or in_batch(ref.register, value):
+            if value is None or known.has(ref.register, value):
                 continue
             problems.append((ref.field, f"«{value}» нет в реестре «{target.title}»"))
     organization_id = data.get("organization_id")
@@ -373,11 +378,6 @@ def plan(
         return result
     has_personal = bool(set(mapping.values()) & set(PERSONAL_FIELDS))
     seen: dict[str, int] = {}
-    ids_in_file = _ids_in_file(spec, table, mapping)
-
-    def in_batch(register: str, record_id: str) -> bool:
-        return register == spec.name and record_id in ids_in_file
-
     for done, (number, cells) in enumerate(table.rows, start=1):
         if done % 1000 == 0:
             progress(done)
@@ -406,7 +406,7 @@ def plan(
                 values[name] = value
         for error in row_errors:
             result.add(error)
-        data, person, problems = check_record(spec, values, personal, known, in_batch)
+        data, person, problems = check_record(spec, values, personal, known)
         unreadable = {error.field for error in row_errors}
         for name, reason in problems:
             if name in unreadable:
@@ -433,13 +433,6 @@ def plan(
         result.candidates.append(Candidate(number, record_id, data, person))
     progress(table.total)
     return result
-
-
-def _ids_in_file(spec: Register, table: Table, mapping: dict[int, str]) -> set[str]:
-    index = next((i for i, name in mapping.items() if name == spec.key), None)
-    if index is None:
-        return set()
-    return {_shown(cells[index]) for _, cells in table.rows if index < len(cells)}
 
 
 def _shown(cell: Cell) -> str:

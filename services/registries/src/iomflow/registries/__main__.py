@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -146,9 +147,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if len(report.errors) > args.show:
         print(f"  … и ещё {len(report.errors) - args.show}")
     if args.errors and report.errors:
-        rows = [(e.row, e.column, e.letter, e.value, e.reason) for e in report.errors]
-        headers = ["Строка", "Столбец", "Буква", "Значение", "Ошибка"]
-        args.errors.write_bytes(write_xlsx([("Ошибки", headers, rows)]))
+        errors = [e.as_dict() for e in report.errors]
+        args.errors.write_bytes(write_xlsx([importing.errors_sheet(errors)]))
         print(f"Отчёт об ошибках: {args.errors}")
     if mode == service.Mode.DRY_RUN:
         return 0 if not report.errors else 2
@@ -235,15 +235,12 @@ def cmd_demo_files(args: argparse.Namespace, settings: Settings) -> int:
     region = demo.generate(seed=args.seed, teachers=args.teachers)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, spec in REGISTRY.items():
-        names = importing.columns(spec)
-        headers = [importing.title(n) for n in names]
-        rows = [importing.cells_of(spec, row, names) for row in region.get(name, [])]
+        content = importing.sheet(spec, region.get(name, []), importing.columns(spec))
+        _, headers, rows = content
         path = args.out / f"{name}.{args.format}"
         if args.format == "xlsx":
-            path.write_bytes(write_xlsx([(spec.title, headers, rows)]))
+            path.write_bytes(write_xlsx([content]))
         else:
-            import csv
-
             with path.open("w", newline="", encoding="utf-8-sig") as f:
                 writer = csv.writer(f, delimiter=";")
                 writer.writerow(headers)

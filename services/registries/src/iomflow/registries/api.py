@@ -48,10 +48,6 @@ def settings_of(runtime: Any) -> Settings:
     return runtime.settings  # type: ignore[no-any-return]
 
 
-def _record_error(exc: service.RecordError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message, errors=[e.as_dict() for e in exc.errors])
-
-
 def _xlsx(content: bytes, filename: str) -> Response:
     return Response(
         content,
@@ -193,18 +189,15 @@ async def _save(
     values = dict(body)
     personal = values.pop("personal", None)
     async with runtime.sessions() as session, session.begin():
-        try:
-            data, changed = await service.save_record(
-                session,
-                runtime.outbox,
-                spec,
-                values,
-                personal,
-                actor=who.name,
-                record_id=record_id,
-            )
-        except service.RecordError as exc:
-            raise _record_error(exc) from exc
+        data, changed = await service.save_record(
+            session,
+            runtime.outbox,
+            spec,
+            values,
+            personal,
+            actor=who.name,
+            record_id=record_id,
+        )
     runtime.outbox.wake()
     return {"record": data, "changed": changed}
 
@@ -219,12 +212,9 @@ async def delete_record(
 ) -> dict[str, Any]:
     spec = register_of(register)
     async with runtime.sessions() as session, session.begin():
-        try:
-            await service.remove_record(
-                session, runtime.outbox, spec, record_id, reason=reason or f"удалено: {who.name}"
-            )
-        except service.RecordError as exc:
-            raise _record_error(exc) from exc
+        await service.remove_record(
+            session, runtime.outbox, spec, record_id, reason=reason or f"удалено: {who.name}"
+        )
     runtime.outbox.wake()
     return {"removed": record_id}
 
@@ -336,9 +326,6 @@ async def get_import(import_id: str, runtime: RuntimeDep, who: Registrar) -> dic
     return job
 
 
-ERROR_HEADERS = ["Строка", "Столбец", "Буква", "Значение", "Ошибка"]
-
-
 @router.get("/imports/{import_id}/errors.xlsx", summary="The import's row errors as XLSX")
 async def import_errors(import_id: str, runtime: RuntimeDep, who: Registrar) -> Response:
     job = await jobs_of(runtime).status(import_id)
@@ -346,10 +333,8 @@ async def import_errors(import_id: str, runtime: RuntimeDep, who: Registrar) -> 
         raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")
     if job["status"] in ("queued", "running"):
         raise ApiError(409, "import_running", "Импорт ещё идёт: отчёт будет после завершения.")
-    rows = [
-        (e["row"], e["column"], e["letter"], e["value"], e["reason"]) for e in job["errors"] or []
-    ]
-    return _xlsx(write_xlsx([("Ошибки", ERROR_HEADERS, rows)]), f"errors-{job['register']}.xlsx")
+    content = write_xlsx([importing.errors_sheet(job["errors"] or [])])
+    return _xlsx(content, f"errors-{job['register']}.xlsx")
 
 
 @router.get("/registers/{register}/export.xlsx", summary="The whole register as XLSX")

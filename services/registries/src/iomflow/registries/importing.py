@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -58,11 +59,11 @@ class Candidate:
     data: dict[str, Any]
     personal: dict[str, Any] | None  # None: the file has no personal columns, keep them
 
-    @property
+    @cached_property
     def digest(self) -> str:
         return registers.digest(self.data)
 
-    @property
+    @cached_property
     def personal_digest(self) -> str | None:
         return None if self.personal is None else registers.digest(self.personal)
 
@@ -469,3 +470,21 @@ def cells_of(spec: Register, data: Mapping[str, Any], names: Sequence[str]) -> l
         else:
             out.append(value)
     return out
+
+
+def sheet(
+    spec: Register, records: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> tuple[str, list[str], list[list[Cell]]]:
+    """A register's records as a sheet (title, Russian headers, cells) for ``write_xlsx``."""
+    return spec.title, [title(n) for n in names], [cells_of(spec, r, names) for r in records]
+
+
+ERROR_HEADERS = ["Строка", "Столбец", "Буква", "Значение", "Ошибка"]
+
+
+def errors_sheet(errors: Sequence[Mapping[str, Any]]) -> tuple[str, list[str], list[list[Cell]]]:
+    """Row errors (as ``RowError.as_dict``) as a sheet for ``write_xlsx``."""
+    rows: list[list[Cell]] = [
+        [e["row"], e["column"], e["letter"], e["value"], e["reason"]] for e in errors
+    ]
+    return "Ошибки", ERROR_HEADERS, rows

@@ -17,6 +17,7 @@ from iomflow.registries.importing import Candidate, Known, Plan, RowError
 from iomflow.registries.registers import REGISTRY, Register
 from iomflow.registries.tabular import Table, write_xlsx
 from iomflow.shared.contracts import RecordRemoved, RegistryStale, Streams, new_event
+from iomflow.shared.errors import ApiError
 from iomflow.shared.outbox import Outbox
 
 SOURCE = "registries"
@@ -234,16 +235,6 @@ async def load_region(
 # --- one record ----------------------------------------------------------------------------
 
 
-class RecordError(Exception):
-    """A request about one record that cannot be done; ``status`` for HTTP, Russian text."""
-
-    def __init__(
-        self, status: int, code: str, message: str, errors: Sequence[RowError] = ()
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.errors = status, code, message, list(errors)
-
-
 async def save_record(
     session: AsyncSession,
     outbox: Outbox,
@@ -281,18 +272,23 @@ async def save_record(
     data, person, problems = importing.check_record(spec, parsed, personal, known)
     errors += [RowError(0, n, _text(values.get(n)), reason, n) for n, reason in problems]
     if errors or data is None:
-        raise RecordError(422, "record_invalid", "Запись не сохранена: исправьте ошибки.", errors)
+        raise ApiError(
+            422,
+            "record_invalid",
+            "Запись не сохранена: исправьте ошибки.",
+            errors=[e.as_dict() for e in errors],
+        )
     candidate = Candidate(0, str(data[spec.key]), data, person)
     current = await repository.existing(session, spec.name)
     exists = current.get(candidate.record_id)
     if record_id is None and exists is not None:
-        raise RecordError(
+        raise ApiError(
             409,
             "record_exists",
             f"Запись «{candidate.record_id}» уже есть в реестре «{spec.title}».",
         )
     if record_id is not None and exists is None:
-        raise RecordError(404, "record_not_found", f"Записи «{record_id}» нет в «{spec.title}».")
+        raise ApiError(404, "record_not_found", f"Записи «{record_id}» нет в «{spec.title}».")
     if exists is not None and exists[0] == candidate.digest:
         if person is not None and exists[1] != candidate.personal_digest:
             await repository.write_personal(session, spec, [candidate], now)
@@ -325,13 +321,13 @@ async def remove_record(
     users = await referrers(session, spec, record_id)
     if users:
         listed = "; ".join(f"«{REGISTRY[r].title}»: {', '.join(ids)}" for r, ids in users.items())
-        raise RecordError(
+        raise ApiError(
             409,
             "record_in_use",
             f"Запись «{record_id}» нельзя удалить: на неё ссылаются записи ({listed}).",
         )
     if not await repository.remove(session, spec.name, record_id):
-        raise RecordError(404, "record_not_found", f"Записи «{record_id}» нет в «{spec.title}».")
+        raise ApiError(404, "record_not_found", f"Записи «{record_id}» нет в «{spec.title}».")
     await outbox.stage(
         session,
         Streams.REGISTRY,
@@ -452,15 +448,14 @@ async def resync(
 async def export_xlsx(sessions: async_sessionmaker[AsyncSession], spec: Register) -> bytes:
     """The register as a spreadsheet an operator can edit and import again (without
     personal data: that is read one person at a time, audited)."""
-    names = list(spec.record.model_fields)
-    rows: list[list[Any]] = []
+    records: list[dict[str, Any]] = []
     after = ""
     while True:
         async with sessions() as session:
             chunk = await repository.records_after(session, spec.name, after, 5000)
         if not chunk:
             break
-        rows += [importing.cells_of(spec, data, names) for _, data in chunk]
+        records += [data for _, data in chunk]
         after = chunk[-1][0]
-    headers = [importing.title(n) for n in names]
-    return await asyncio.to_thread(write_xlsx, [(spec.title, headers, rows)])
+    content = importing.sheet(spec, records, list(spec.record.model_fields))
+    return await asyncio.to_thread(write_xlsx, [content])

@@ -7,6 +7,8 @@ iomflow dev                 the same, then stays up and prints the URLs
 iomflow contracts           write the JSON Schema and AsyncAPI documents (default into docs/)
 iomflow registries …        the registries' admin commands: import, export, resync, stale,
                             keys, demo-files (iomflow registries --help)
+iomflow diagnostics …       the diagnostics' admin commands: framework export/import,
+                            revise, close, keys (iomflow diagnostics --help)
 """
 
 from __future__ import annotations
@@ -68,12 +70,15 @@ def main(argv: list[str] | None = None) -> None:
         default=Path("docs"),
         help="directory to write contracts/ and asyncapi/ into (default docs)",
     )
-    sub = commands.add_parser(
+    commands.add_parser(
         "registries", help="registries admin: import, export, resync, stale, keys", add_help=False
     )
+    commands.add_parser(
+        "diagnostics", help="diagnostics admin: framework, revise, close, keys", add_help=False
+    )
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["registries"]:  # its own parser, options included
-        importlib.import_module("iomflow.registries.__main__").main(argv[1:])
+    if argv[:1] in (["registries"], ["diagnostics"]):  # their own parsers, options included
+        importlib.import_module(f"iomflow.{argv[0]}.__main__").main(argv[1:])
         return
     args = parser.parse_args(argv)
 

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # --- streams -------------------------------------------------------------------------------
 
@@ -327,15 +327,105 @@ class Instrument(StrEnum):
     BURNOUT_SURVEY = "burnout_survey"
 
 
+class ItemScore(Contract):
+    """One item of a standardized test or one criterion of an expert rubric, mapped by the
+    publisher's specification to the competency it measures."""
+
+    item: str = Field(min_length=1, max_length=100, description="Item or rubric criterion code")
+    competency: str = Field(min_length=1, max_length=100)
+    score: float = Field(ge=0)
+    max_score: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _within_max(self) -> ItemScore:
+        if self.score > self.max_score:
+            raise ValueError(f"item {self.item}: score {self.score} above max {self.max_score}")
+        return self
+
+
 class ResultSubmitted(Contract):
-    """One instrument's result for one teacher, as an outside publisher sends it."""
+    """One instrument's result for one teacher, as an outside publisher sends it.
+
+    Scores are per competency on a 0..100 scale (``scores``), or per item with the
+    competency each item measures (``items``: the competency's score is the share of its
+    items' points). A burnout survey scores the framework's burnout scales instead.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "teacher_id": "t-000123",
+                    "instrument": "standardized_test",
+                    "campaign_id": "2026-autumn",
+                    "external_id": "cop-2026-000123-st",
+                    "taken_at": "2026-10-05T09:30:00+08:00",
+                    "items": [
+                        {"item": "A1", "competency": "subject_content", "score": 1, "max_score": 1},
+                        {"item": "B4", "competency": "assessment", "score": 1, "max_score": 2},
+                    ],
+                },
+                {
+                    "teacher_id": "t-000123",
+                    "instrument": "expert_evaluation",
+                    "campaign_id": "2026-autumn",
+                    "external_id": "mms-osa-2026-0042",
+                    "expert_id": "expert-17",
+                    "scores": {"teaching_methods": 55, "upbringing": 80},
+                },
+                {
+                    "teacher_id": "t-000123",
+                    "instrument": "burnout_survey",
+                    "campaign_id": "2026-autumn",
+                    "scores": {"emotional_exhaustion": 62, "depersonalization": 35},
+                },
+            ]
+        }
+    )
 
     teacher_id: str = Field(min_length=1, max_length=100)
     instrument: Instrument
-    campaign_id: str = Field(default="default", min_length=1, max_length=100)
-    scores: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
-        min_length=1, description="Competency code -> score on a 0..100 scale"
+    campaign_id: str = Field(
+        default="default",
+        min_length=1,
+        max_length=100,
+        description="Campaign id; 'default' is the standing (year-round) diagnostics",
     )
+    scores: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=dict, description="Competency (or burnout scale) code -> 0..100"
+    )
+    items: list[ItemScore] = Field(
+        default_factory=list, description="Item scores, each mapped to a competency"
+    )
+    external_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The publisher's own id of this result; a second result with the same "
+        "external id from the same publisher is refused",
+    )
+    expert_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Expert evaluation: the (pseudonymous) expert; each expert's result is kept",
+    )
+    taken_at: datetime | None = Field(
+        default=None,
+        description="When the teacher took the instrument; checked against the campaign "
+        "window (default: the event's occurred_at)",
+    )
+
+    @model_validator(mode="after")
+    def _has_scores(self) -> ResultSubmitted:
+        if not self.scores and not self.items:
+            raise ValueError("a result needs scores or items")
+        if self.items and self.instrument not in (
+            Instrument.STANDARDIZED_TEST,
+            Instrument.EXPERT_EVALUATION,
+        ):
+            raise ValueError("items are for a standardized test or an expert rubric")
+        return self
 
 
 class Level(StrEnum):
@@ -345,10 +435,43 @@ class Level(StrEnum):
     ADVANCED = "advanced"
 
 
+class EvidenceUsed(Contract):
+    """One piece of evidence behind a competency's level, with the weight it was given."""
+
+    instrument: Instrument
+    result_id: str = Field(description="Event id of the result")
+    score: float
+    weight: float = Field(ge=0, le=1, description="Share in the combined score; they sum to 1")
+    expert_id: str | None = None
+
+
 class CompetencyResult(Contract):
     code: str
     score: float
     level: Level
+    evidence: list[EvidenceUsed] = Field(
+        default_factory=list, description="Which instruments gave which evidence, with weights"
+    )
+    rule: str | None = Field(default=None, description="Combination rule, e.g. weighted_mean/1")
+
+
+class CompetencyChange(Contract):
+    """A competency compared with the teacher's previous diagnosis."""
+
+    code: str
+    change: Literal["closed", "improved", "unchanged", "worse", "new"]
+    level: Level
+    score: float
+    previous_level: Level | None = None
+    previous_score: float | None = None
+
+
+class BurnoutResult(Contract):
+    """The burnout survey on its own scale: never a deficit, it feeds the burnout KPI."""
+
+    index: float = Field(ge=0, le=100, description="Mean of the scales, 0..100")
+    level: Literal["low", "moderate", "high"]
+    scales: dict[str, float]
 
 
 class DiagnosisCompleted(Contract):
@@ -360,6 +483,30 @@ class DiagnosisCompleted(Contract):
     framework_version: str
     competencies: list[CompetencyResult]
     deficits: list[CompetencyResult] = Field(description="Most severe first")
+    rule: str | None = Field(default=None, description="Combination rule and its version")
+    instruments: list[Instrument] = Field(
+        default_factory=list, description="Instruments whose results were used"
+    )
+    completed_by: Literal["instruments", "operator"] = "instruments"
+    burnout: BurnoutResult | None = None
+    previous_diagnosis_id: str | None = None
+    changes: list[CompetencyChange] = Field(
+        default_factory=list, description="Per competency, since the previous diagnosis"
+    )
+
+
+class DiagnosisRevised(DiagnosisCompleted):
+    """The same diagnosis re-scored (a framework fix, late evidence): replaces it whole."""
+
+    revision: int = Field(ge=1)
+    reason: str
+
+
+class DiagnosisCancelled(Contract):
+    diagnosis_id: str
+    teacher_id: str
+    campaign_id: str
+    reason: str
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -408,6 +555,8 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     "registry.stale": RegistryStale,
     "diagnostics.result.submitted": ResultSubmitted,
     "diagnostics.diagnosis.completed": DiagnosisCompleted,
+    "diagnostics.diagnosis.revised": DiagnosisRevised,
+    "diagnostics.diagnosis.cancelled": DiagnosisCancelled,
     "routes.route.drafted": RouteDrafted,
     "routes.methodist.assigned": MethodistAssigned,
     "routes.methodist.unavailable": MethodistUnavailable,

@@ -83,6 +83,20 @@ class Outbox:
             ],
         )
 
+    async def stage_entry(
+        self, session: AsyncSession, stream: str, event_id: str, type_: str, fields: dict[str, str]
+    ) -> None:
+        """Stage entry fields as they are (e.g. a dead letter a service writes itself)."""
+        await session.execute(
+            insert(self.table).values(
+                event_id=event_id,
+                stream=stream,
+                type=type_,
+                fields=fields,
+                created_at=datetime.now(UTC),
+            )
+        )
+
     def wake(self) -> None:
         self.wakeup.set()
 

@@ -52,7 +52,12 @@ class _BatchFailed(Exception):
 
 class Rejected(Exception):
     """Raised by a handler for an event that can never be applied (it breaks a rule of the
-    domain, not a transient condition): the entry goes to the dead-letter stream at once."""
+    domain, not a transient condition): the entry goes to the dead-letter stream at once,
+    with ``code`` as its ``dlq_reason`` and the message as its ``dlq_error``."""
+
+    def __init__(self, message: str, code: str = "rejected") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     dead: dict[str, str] = field(default_factory=dict)
-    rejected: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, Rejected] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,7 @@ class Consumer:
                                 await handler(session, event, self.outbox)
                     except Rejected as exc:
                         span.set_status(trace.StatusCode.ERROR, str(exc))
-                        outcome.rejected[entry_id] = str(exc)
+                        outcome.rejected[entry_id] = exc
                         continue
                     except Exception as exc:
                         span.record_exception(exc)
@@ -309,7 +314,7 @@ class Consumer:
         pipe = self.redis.pipeline(transaction=True)
         key = errors_key(stream, self.group)
         dead = [(i, e, reason) for i, e in outcome.dead.items()]
-        dead += [(i, e, "rejected") for i, e in outcome.rejected.items()]
+        dead += [(i, str(e), e.code) for i, e in outcome.rejected.items()]
         for entry_id, error, why in dead:
             pipe.xadd(
                 Streams.dlq(stream),

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.diagnostics import api, domain, handlers
+from iomflow.diagnostics import api, domain, handlers, service
 from iomflow.diagnostics.repository import tables
 from iomflow.diagnostics.settings import Settings
 from iomflow.shared.contracts import Streams
 from iomflow.shared.service import Runtime, ServiceSpec, create_service_app
+
+log = logging.getLogger(__name__)
 
 
 def framework_for(settings: Settings) -> domain.Framework:
@@ -21,13 +28,52 @@ def framework_for(settings: Settings) -> domain.Framework:
     return domain.load_framework(Path(str(shipped)))
 
 
+def context(runtime: Runtime) -> service.Diagnostics:
+    ctx = runtime.extras["diagnostics"]
+    assert isinstance(ctx, service.Diagnostics)
+    return ctx
+
+
+async def on_start(runtime: Runtime) -> None:
+    framework = context(runtime).framework
+    async with runtime.sessions() as session, session.begin():
+        await service.register_framework(session, framework)
+        await service.ensure_default_campaign(session, framework)
+
+
+async def expire_held(runtime: Runtime) -> None:
+    """Dead-letter results held past their deadline for a teacher who never came."""
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    while True:
+        try:
+            expired = await service.expire_held(runtime.sessions, context(runtime))
+            if expired:
+                log.warning("dead-lettered %d held results: the teachers never came", expired)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("held results check failed; will try again")
+        await asyncio.sleep(settings.hold_check_interval_s)
+
+
+def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
+    return [expire_held(runtime)]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     framework = framework_for(settings)
 
     def subscriptions(runtime: Runtime) -> list:  # type: ignore[type-arg]
-        runtime.extras["framework"] = framework
-        return handlers.subscriptions(framework)
+        ctx = service.Diagnostics(
+            framework=framework,
+            outbox=runtime.outbox,
+            hold_for=timedelta(days=settings.hold_days),
+            group=settings.service or "diagnostics",
+        )
+        runtime.extras["diagnostics"] = ctx
+        return handlers.subscriptions(ctx)
 
     spec = ServiceSpec(
         name="diagnostics",
@@ -35,7 +81,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         package="iomflow.diagnostics",
         tables=tables,
         subscriptions=subscriptions,
-        publishes=[(Streams.DIAGNOSTICS, ["diagnostics.diagnosis.completed"])],
+        publishes=[
+            (
+                Streams.DIAGNOSTICS,
+                [
+                    "diagnostics.diagnosis.completed",
+                    "diagnostics.diagnosis.revised",
+                    "diagnostics.diagnosis.cancelled",
+                ],
+            ),
+            # results held past their deadline, dead-lettered by the service itself
+            (Streams.dlq(Streams.RESULTS_INBOUND), ["diagnostics.result.submitted"]),
+        ],
         routers=[api.router],
+        on_start=on_start,
+        background=background,
     )
     return create_service_app(spec, settings)

@@ -1,21 +1,31 @@
-"""Diagnostics tables: a teacher read model, results as submitted, diagnoses."""
+"""Diagnostics tables and queries: read models of the registries, campaigns, results as
+submitted (immutable), results held for teachers not yet known, diagnoses and their
+per-competency levels (what the analytics count)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
+    Date,
     DateTime,
+    Float,
+    Index,
     Integer,
     String,
     Table,
     UniqueConstraint,
+    and_,
+    delete,
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,27 +33,110 @@ from iomflow.shared.db import new_metadata, upsert
 from iomflow.shared.service import Tables
 
 metadata = new_metadata()
-tables = Tables(metadata)
+tables = Tables(metadata, auth=True)
+
+# --- read models of the registries ---------------------------------------------------------
 
 teachers = Table(
     "teachers",
     metadata,
     Column("teacher_id", String(100), primary_key=True),
     Column("organization_id", String(100), nullable=False),
-    Column("municipality_id", String(100), nullable=False),
+    Column("municipality_id", String(100), nullable=False, index=True),
+    Column("audience", String(20), nullable=False, server_default="general"),
+    Column("subjects", JSON, nullable=False, server_default="[]"),
+    Column("is_manager", Boolean, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+municipalities = Table(
+    "municipalities",
+    metadata,
+    Column("municipality_id", String(100), primary_key=True),
+    Column("name", String(300), nullable=False),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("organization_id", String(100), primary_key=True),
+    Column("municipality_id", String(100), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("kind", String(20), nullable=False),
+)
+
+programs = Table(
+    "programs",
+    metadata,
+    Column("program_id", String(100), primary_key=True),
+    Column("title", String(500), nullable=False),
+    Column("federal_registry", Boolean, nullable=False),
+    Column("competencies", JSON, nullable=False),
+    Column("themes", JSON, nullable=False),
+    Column("audiences", JSON, nullable=False),
+)
+
+READ_MODELS = {
+    "teacher": (teachers, "teacher_id"),
+    "municipality": (municipalities, "municipality_id"),
+    "organization": (organizations, "organization_id"),
+    "program": (programs, "program_id"),
+}
+"""Registry entity -> (read model table, its key column)."""
+
+# --- our own data --------------------------------------------------------------------------
+
+frameworks = Table(
+    "frameworks",
+    metadata,
+    Column("version", String(40), primary_key=True),
+    Column("document", JSON, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", String(100), primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("starts_on", Date, nullable=True),
+    Column("ends_on", Date, nullable=True),
+    Column("municipalities", JSON, nullable=False),
+    Column("organizations", JSON, nullable=False),
+    Column("required", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # open | closed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
 )
 
 results = Table(
     "results",
     metadata,
     Column("result_id", String(36), primary_key=True),  # the event id
-    Column("teacher_id", String(100), nullable=False, index=True),
+    Column("teacher_id", String(100), nullable=False),
     Column("campaign_id", String(100), nullable=False),
     Column("instrument", String(40), nullable=False),
-    Column("scores", JSON, nullable=False),
+    Column("expert_id", String(100), nullable=True),
+    Column("external_id", String(200), nullable=True),
+    Column("submitted", JSON, nullable=False),  # the payload exactly as it came
+    Column("scores", JSON, nullable=False),  # 0..100 per competency (or burnout scale)
     Column("source", String(200), nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_results_teacher_campaign", "teacher_id", "campaign_id"),
+    Index("ix_results_campaign", "campaign_id"),
+    UniqueConstraint("source", "external_id", name="uq_results_external_id"),
+)
+
+held = Table(
+    "held_results",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("teacher_id", String(100), nullable=False, index=True),
+    Column("campaign_id", String(100), nullable=False),
+    Column("fields", JSON, nullable=False),  # the stream entry, to dead-letter it as it came
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("hold_until", DateTime(timezone=True), nullable=False, index=True),
 )
 
 diagnoses = Table(
@@ -51,26 +144,53 @@ diagnoses = Table(
     metadata,
     Column("diagnosis_id", String(36), primary_key=True),
     Column("teacher_id", String(100), nullable=False),
-    Column("campaign_id", String(100), nullable=False),
+    Column("campaign_id", String(100), nullable=False, index=True),
     Column("organization_id", String(100), nullable=False),
     Column("municipality_id", String(100), nullable=False),
+    Column("status", String(20), nullable=False),  # completed | cancelled
+    Column("latest", Boolean, nullable=False),  # the teacher's current diagnosis
     Column("framework_version", String(40), nullable=False),
+    Column("rule", String(60), nullable=False),
+    Column("instruments", JSON, nullable=False),
+    Column("completed_by", String(20), nullable=False),
     Column("competencies", JSON, nullable=False),
     Column("deficits", JSON, nullable=False),
     Column("deficit_count", Integer, nullable=False),
+    Column("burnout", JSON, nullable=True),
+    Column("previous_diagnosis_id", String(36), nullable=True),
+    Column("changes", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("history", JSON, nullable=False),  # earlier revisions, as they were
     Column("completed_at", DateTime(timezone=True), nullable=False),
+    Column("revised_at", DateTime(timezone=True), nullable=True),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True),
+    Column("cancel_reason", String(500), nullable=True),
     UniqueConstraint("teacher_id", "campaign_id"),
+    Index("ix_diagnoses_teacher_latest", "teacher_id", "latest"),
 )
 
+levels = Table(
+    "competency_levels",
+    metadata,
+    Column("diagnosis_id", String(36), primary_key=True),
+    Column("code", String(100), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("level", String(20), nullable=False),
+    Column("deficit", Boolean, nullable=False),
+    Index("ix_competency_levels_code", "code"),
+)
 
-async def save_teacher(session: AsyncSession, teacher_id: str, org: str, mun: str) -> None:
-    values = {
-        "teacher_id": teacher_id,
-        "organization_id": org,
-        "municipality_id": mun,
-        "updated_at": datetime.now(UTC),
-    }
-    await session.execute(upsert(session, teachers, values, keys=["teacher_id"]))
+# --- read models -----------------------------------------------------------------------------
+
+
+async def save_read_model(session: AsyncSession, entity: str, values: dict[str, Any]) -> None:
+    table, key = READ_MODELS[entity]
+    await session.execute(upsert(session, table, values, keys=[key]))
+
+
+async def remove_read_model(session: AsyncSession, entity: str, record_id: str) -> None:
+    table, key = READ_MODELS[entity]
+    await session.execute(delete(table).where(table.c[key] == record_id))
 
 
 async def get_teacher(session: AsyncSession, teacher_id: str) -> Any:
@@ -79,17 +199,180 @@ async def get_teacher(session: AsyncSession, teacher_id: str) -> Any:
     ).first()
 
 
+async def all_rows(session: AsyncSession, table: Table) -> list[Any]:
+    return list(await session.execute(select(table)))
+
+
+async def framework_document(session: AsyncSession, version: str) -> Any:
+    return (
+        await session.execute(select(frameworks.c.document).where(frameworks.c.version == version))
+    ).scalar()
+
+
+async def add_framework(session: AsyncSession, version: str, document: Any, at: datetime) -> None:
+    await session.execute(
+        insert(frameworks).values(version=version, document=document, loaded_at=at)
+    )
+
+
+async def framework_versions(session: AsyncSession) -> list[Any]:
+    rows = await session.execute(
+        select(frameworks.c.version, frameworks.c.loaded_at).order_by(frameworks.c.loaded_at)
+    )
+    return list(rows)
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+
+async def get_campaign(session: AsyncSession, campaign_id: str) -> Any:
+    return (
+        await session.execute(select(campaigns).where(campaigns.c.campaign_id == campaign_id))
+    ).first()
+
+
+async def list_campaigns(session: AsyncSession) -> list[Any]:
+    return list(await session.execute(select(campaigns).order_by(campaigns.c.created_at)))
+
+
+async def add_campaign(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(campaigns).values(**values))
+
+
+async def close_campaign(session: AsyncSession, campaign_id: str, at: datetime) -> None:
+    await session.execute(
+        update(campaigns)
+        .where(campaigns.c.campaign_id == campaign_id)
+        .values(status="closed", closed_at=at)
+    )
+
+
+def _in_target(campaign: Any) -> list[Any]:
+    """Conditions on ``teachers`` for the campaign's target (empty lists: the region)."""
+    conditions = []
+    if campaign.municipalities:
+        conditions.append(teachers.c.municipality_id.in_(campaign.municipalities))
+    if campaign.organizations:
+        conditions.append(teachers.c.organization_id.in_(campaign.organizations))
+    return conditions
+
+
+async def progress(session: AsyncSession, campaign: Any) -> dict[str, dict[str, int]]:
+    """Per municipality: teachers expected, with a result, completed diagnoses, held."""
+    out: dict[str, dict[str, int]] = {}
+
+    def bump(rows: Iterable[Any], what: str) -> None:
+        for municipality_id, count in rows:
+            row = out.setdefault(
+                municipality_id, {"expected": 0, "submitted": 0, "completed": 0, "held": 0}
+            )
+            row[what] += count
+
+    cid = campaign.campaign_id
+    bump(
+        await session.execute(
+            select(teachers.c.municipality_id, func.count())
+            .where(*_in_target(campaign))
+            .group_by(teachers.c.municipality_id)
+        ),
+        "expected",
+    )
+    submitted = (
+        select(results.c.teacher_id).where(results.c.campaign_id == cid).distinct().subquery()
+    )
+    bump(
+        await session.execute(
+            select(teachers.c.municipality_id, func.count())
+            .join(submitted, submitted.c.teacher_id == teachers.c.teacher_id)
+            .group_by(teachers.c.municipality_id)
+        ),
+        "submitted",
+    )
+    bump(
+        await session.execute(
+            select(diagnoses.c.municipality_id, func.count())
+            .where(diagnoses.c.campaign_id == cid, diagnoses.c.status == "completed")
+            .group_by(diagnoses.c.municipality_id)
+        ),
+        "completed",
+    )
+    held_teachers = select(held.c.teacher_id).where(held.c.campaign_id == cid).distinct().subquery()
+    unknown = (await session.execute(select(func.count()).select_from(held_teachers))).scalar_one()
+    if unknown:
+        out.setdefault("", {"expected": 0, "submitted": 0, "completed": 0, "held": 0})["held"] = (
+            unknown
+        )
+    return out
+
+
+async def pending_teachers(session: AsyncSession, campaign_id: str) -> list[str]:
+    """Teachers of the campaign with a result but no diagnosis yet."""
+    done = select(diagnoses.c.teacher_id).where(diagnoses.c.campaign_id == campaign_id)
+    rows = await session.execute(
+        select(results.c.teacher_id)
+        .where(results.c.campaign_id == campaign_id, results.c.teacher_id.not_in(done))
+        .distinct()
+        .order_by(results.c.teacher_id)
+    )
+    return [r for (r,) in rows]
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
 async def add_result(session: AsyncSession, values: dict[str, Any]) -> None:
     await session.execute(insert(results).values(**values))
 
 
+async def external_id_taken(session: AsyncSession, source: str, external_id: str) -> bool:
+    found = await session.execute(
+        select(results.c.result_id).where(
+            results.c.source == source, results.c.external_id == external_id
+        )
+    )
+    return found.first() is not None
+
+
 async def campaign_results(session: AsyncSession, teacher_id: str, campaign_id: str) -> list[Any]:
+    """The teacher's results in a campaign, in order of arrival."""
     rows = await session.execute(
-        select(results.c.instrument, results.c.scores)
+        select(results)
         .where(results.c.teacher_id == teacher_id, results.c.campaign_id == campaign_id)
-        .order_by(results.c.received_at)
+        .order_by(results.c.received_at, results.c.result_id)
     )
     return list(rows)
+
+
+async def hold(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(held).values(**values))
+
+
+async def held_for(session: AsyncSession, teacher_id: str) -> list[Any]:
+    rows = await session.execute(
+        select(held).where(held.c.teacher_id == teacher_id).order_by(held.c.received_at)
+    )
+    return list(rows)
+
+
+async def held_expired(session: AsyncSession, now: datetime, limit: int = 500) -> list[Any]:
+    rows = await session.execute(
+        select(held).where(held.c.hold_until <= now).order_by(held.c.hold_until).limit(limit)
+    )
+    return list(rows)
+
+
+async def release(session: AsyncSession, event_ids: Sequence[str]) -> None:
+    await session.execute(delete(held).where(held.c.event_id.in_(event_ids)))
+
+
+async def held_rows(session: AsyncSession, offset: int, limit: int) -> list[Any]:
+    rows = await session.execute(
+        select(held).order_by(held.c.received_at).offset(offset).limit(limit)
+    )
+    return list(rows)
+
+
+# --- diagnoses -------------------------------------------------------------------------------
 
 
 async def find_diagnosis(session: AsyncSession, teacher_id: str, campaign_id: str) -> Any:
@@ -102,8 +385,73 @@ async def find_diagnosis(session: AsyncSession, teacher_id: str, campaign_id: st
     ).first()
 
 
+async def latest_diagnosis(session: AsyncSession, teacher_id: str) -> Any:
+    return (
+        await session.execute(
+            select(diagnoses).where(diagnoses.c.teacher_id == teacher_id, diagnoses.c.latest)
+        )
+    ).first()
+
+
 async def add_diagnosis(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(diagnoses).values(**values))
+    await session.execute(
+        update(diagnoses)
+        .where(diagnoses.c.teacher_id == values["teacher_id"], diagnoses.c.latest)
+        .values(latest=False)
+    )
+    await session.execute(insert(diagnoses).values(**values, latest=True))
+    await _save_levels(session, values["diagnosis_id"], values["competencies"])
+
+
+async def replace_diagnosis(
+    session: AsyncSession, diagnosis_id: str, values: dict[str, Any]
+) -> None:
+    await session.execute(
+        update(diagnoses).where(diagnoses.c.diagnosis_id == diagnosis_id).values(**values)
+    )
+    await session.execute(delete(levels).where(levels.c.diagnosis_id == diagnosis_id))
+    await _save_levels(session, diagnosis_id, values["competencies"])
+
+
+async def cancel_diagnosis(session: AsyncSession, row: Any, at: datetime, reason: str) -> None:
+    """Cancel; if it was the teacher's current one, the previous completed one is again."""
+    await session.execute(
+        update(diagnoses)
+        .where(diagnoses.c.diagnosis_id == row.diagnosis_id)
+        .values(status="cancelled", latest=False, cancelled_at=at, cancel_reason=reason)
+    )
+    if row.latest:
+        previous = (
+            await session.execute(
+                select(diagnoses.c.diagnosis_id)
+                .where(diagnoses.c.teacher_id == row.teacher_id, diagnoses.c.status == "completed")
+                .order_by(diagnoses.c.completed_at.desc())
+                .limit(1)
+            )
+        ).scalar()
+        if previous is not None:
+            await session.execute(
+                update(diagnoses).where(diagnoses.c.diagnosis_id == previous).values(latest=True)
+            )
+
+
+async def _save_levels(
+    session: AsyncSession, diagnosis_id: str, competencies: list[dict[str, Any]]
+) -> None:
+    if competencies:
+        await session.execute(
+            insert(levels),
+            [
+                {
+                    "diagnosis_id": diagnosis_id,
+                    "code": c["code"],
+                    "score": c["score"],
+                    "level": c["level"],
+                    "deficit": c["level"] in ("critical_deficit", "deficit"),
+                }
+                for c in competencies
+            ],
+        )
 
 
 async def get_diagnosis(session: AsyncSession, diagnosis_id: str) -> Any:
@@ -112,22 +460,98 @@ async def get_diagnosis(session: AsyncSession, diagnosis_id: str) -> Any:
     ).first()
 
 
-async def teacher_diagnoses(session: AsyncSession, teacher_id: str) -> list[Any]:
+async def list_diagnoses(
+    session: AsyncSession,
+    *,
+    teacher_id: str | None = None,
+    organization_id: str | None = None,
+    campaign_id: str | None = None,
+    status: str | None = None,
+    framework_version: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[Any]]:
+    conditions = [
+        column == value
+        for column, value in (
+            (diagnoses.c.teacher_id, teacher_id),
+            (diagnoses.c.organization_id, organization_id),
+            (diagnoses.c.campaign_id, campaign_id),
+            (diagnoses.c.status, status),
+            (diagnoses.c.framework_version, framework_version),
+        )
+        if value is not None
+    ]
+    total = (
+        await session.execute(select(func.count()).select_from(diagnoses).where(*conditions))
+    ).scalar_one()
     rows = await session.execute(
         select(diagnoses)
-        .where(diagnoses.c.teacher_id == teacher_id)
-        .order_by(diagnoses.c.completed_at)
+        .where(*conditions)
+        .order_by(diagnoses.c.completed_at, diagnoses.c.diagnosis_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return total, list(rows)
+
+
+async def diagnosis_ids(session: AsyncSession, framework_version: str) -> list[str]:
+    """Completed diagnoses scored with one framework version."""
+    rows = await session.execute(
+        select(diagnoses.c.diagnosis_id)
+        .where(
+            diagnoses.c.framework_version == framework_version,
+            diagnoses.c.status == "completed",
+        )
+        .order_by(diagnoses.c.completed_at, diagnoses.c.diagnosis_id)
+    )
+    return [r for (r,) in rows]
+
+
+# --- analytics -------------------------------------------------------------------------------
+
+
+async def level_rows(session: AsyncSession, campaign_id: str | None = None) -> list[Any]:
+    """(teacher, organisation, municipality, code, level, deficit) of current diagnoses:
+    the teacher's latest completed one, or their one in ``campaign_id``."""
+    where = [diagnoses.c.status == "completed"]
+    where.append(
+        diagnoses.c.campaign_id == campaign_id if campaign_id is not None else diagnoses.c.latest
+    )
+    rows = await session.execute(
+        select(
+            diagnoses.c.teacher_id,
+            diagnoses.c.organization_id,
+            diagnoses.c.municipality_id,
+            levels.c.code,
+            levels.c.level,
+            levels.c.deficit,
+        )
+        .join(levels, levels.c.diagnosis_id == diagnoses.c.diagnosis_id)
+        .where(and_(*where))
     )
     return list(rows)
 
 
 async def counts(session: AsyncSession) -> dict[str, int]:
     out = {}
-    for name, table in (("teachers", teachers), ("results", results), ("diagnoses", diagnoses)):
+    for name, table in (
+        ("teachers", teachers),
+        ("results", results),
+        ("held", held),
+        ("campaigns", campaigns),
+        ("programs", programs),
+    ):
         out[name] = (await session.execute(select(func.count()).select_from(table))).scalar_one()
+    completed = diagnoses.c.status == "completed"
+    out["diagnoses"] = (
+        await session.execute(select(func.count()).select_from(diagnoses).where(completed))
+    ).scalar_one()
     out["with_deficits"] = (
         await session.execute(
-            select(func.count()).select_from(diagnoses).where(diagnoses.c.deficit_count > 0)
+            select(func.count())
+            .select_from(diagnoses)
+            .where(completed, diagnoses.c.deficit_count > 0)
         )
     ).scalar_one()
     return out

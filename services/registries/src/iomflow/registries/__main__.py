@@ -9,24 +9,17 @@
   keys add NAME --role R… | list | revoke KEY_ID
   demo-files --out DIR                  the demo region as spreadsheets, one per register
 
-Admin commands work on the service's database directly (IOMFLOW_DATABASE_URL) and publish
-what they stage to Redis (IOMFLOW_REDIS_URL) when they finish; if Redis cannot be reached,
-the events wait in the outbox for the service to publish them.
+Admin commands work on the service's database directly and publish what they stage when
+they finish (iomflow.shared.admin).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from iomflow.registries import demo, importing, registers, service
 from iomflow.registries.app import create_app
@@ -34,74 +27,15 @@ from iomflow.registries.registers import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import TableError, read_table, write_xlsx
-from iomflow.shared import auth, db, migrations
+from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
-from iomflow.shared.outbox import Outbox, OutboxRelay
-from iomflow.shared.telemetry import create_tracer_provider
+from iomflow.shared.outbox import Outbox
 
 serve_main = service_main("registries", "iomflow.registries", Settings, create_app)
 
 T = TypeVar("T")
 ROLES = ("registrar", "personal_data", "auditor")
-
-
-class Printer:
-    """Progress on stderr: one updating line per phase, at most a few times a second."""
-
-    def __init__(self) -> None:
-        self.phase = ""
-        self.shown = 0.0
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if phase != self.phase:
-            if self.phase:
-                sys.stderr.write("\n")
-            self.phase, self.shown = phase, 0.0
-        if now - self.shown < 0.2 and done < total:
-            return
-        self.shown = now
-        share = f" ({100 * done // total} %)" if total else ""
-        sys.stderr.write(f"\r{phase}: {done}/{total}{share}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.phase:
-            sys.stderr.write("\n")
-
-
-async def _with_db(settings: Settings, work: Callable[[Any, Outbox], Awaitable[T]]) -> T:
-    url = settings.resolved_database_url()
-    if settings.migrate_on_start:
-        await asyncio.to_thread(migrations.upgrade, "iomflow.registries", url)
-    engine = db.create_engine(url)
-    sessions = db.sessionmaker(engine)
-    outbox = Outbox(tables.outbox)
-    try:
-        result = await work(sessions, outbox)
-        await _publish(settings, sessions, outbox)
-        return result
-    finally:
-        await engine.dispose()
-
-
-async def _publish(settings: Settings, sessions: Any, outbox: Outbox) -> None:
-    provider = create_tracer_provider("registries-cli", settings.traces_dir)
-    redis = Redis.from_url(settings.redis_url)
-    relay = OutboxRelay(outbox, sessions, redis, provider.get_tracer("iomflow.registries"))
-    try:
-        while await relay.publish_pending():
-            pass
-        if relay.published:
-            print(f"Опубликовано событий: {relay.published}", file=sys.stderr)
-    except (RedisError, OSError) as exc:
-        print(
-            f"Redis недоступен ({exc}): события ждут в outbox, сервис опубликует их сам.",
-            file=sys.stderr,
-        )
-    finally:
-        await redis.aclose()
-        provider.shutdown()
+ADMIN = Admin("registries", "iomflow.registries", tables)
 
 
 def _register(name: str) -> registers.Register:
@@ -138,7 +72,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             progress=printer,
         )
 
-    report = asyncio.run(_with_db(settings, work))
+    report = ADMIN.run(settings, work)
     printer.close()
     print(report.message)
     for error in report.errors[: args.show]:
@@ -161,7 +95,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> bytes:
         return await service.export_xlsx(sessions, spec)
 
-    args.out.write_bytes(asyncio.run(_with_db(settings, work)))
+    args.out.write_bytes(ADMIN.run(settings, work))
     print(args.out)
     return 0
 
@@ -174,7 +108,7 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> dict[str, int]:
         return await service.resync(sessions, outbox, args.registers or None, progress=printer)
 
-    counts = asyncio.run(_with_db(settings, work))
+    counts = ADMIN.run(settings, work)
     printer.close()
     for name, count in counts.items():
         print(f"{name}: {count}")
@@ -189,7 +123,7 @@ def cmd_stale(args: argparse.Namespace, settings: Settings) -> int:
                 await session.rollback()
             return groups
 
-    groups = asyncio.run(_with_db(settings, work))
+    groups = ADMIN.run(settings, work)
     if not groups:
         print(f"Просроченных записей нет (проверка раз в {settings.stale_after_days} дн.).")
     for group in groups:
@@ -197,37 +131,6 @@ def cmd_stale(args: argparse.Namespace, settings: Settings) -> int:
             f"{group['register']:<18} {group['owner']:<24} просрочено {group['stale']} "
             f"из {group['total']}, старейшая проверка {group['oldest']:%d.%m.%Y}"
         )
-    return 0
-
-
-def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    table = tables.api_keys
-    assert table is not None
-
-    async def work(sessions: Any, outbox: Outbox) -> Any:
-        async with sessions() as session, session.begin():
-            if args.action == "add":
-                return await auth.issue(session, table, args.name, args.role)
-            if args.action == "revoke":
-                return await auth.revoke(session, table, args.name)
-            return await auth.list_keys(session, table)
-
-    result = asyncio.run(_with_db(settings, work))
-    if args.action == "add":
-        key_id, key = result
-        print(
-            f"Ключ {key_id} для «{args.name}» ({', '.join(args.role)}); сохраните, он не"
-            " показывается повторно:",
-            file=sys.stderr,
-        )
-        print(key)
-    elif args.action == "revoke":
-        print("отозван" if result else "ключ не найден или уже отозван")
-        return 0 if result else 1
-    else:
-        for row in result:
-            state = "отозван" if row["revoked_at"] else "действует"
-            print(f"{row['key_id']}  {row['name']:<24} {','.join(row['roles']):<30} {state}")
     return 0
 
 
@@ -283,10 +186,7 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("stale", help="records overdue for verification")
     sub.add_argument("--publish", action="store_true", help="publish registry.stale too")
 
-    sub = commands.add_parser("keys", help="API keys and their roles")
-    sub.add_argument("action", choices=["add", "list", "revoke"])
-    sub.add_argument("name", nargs="?", help="add: the holder's name; revoke: the key id")
-    sub.add_argument("--role", action="append", choices=ROLES, default=[])
+    ADMIN.add_keys_parser(commands, ROLES)
 
     sub = commands.add_parser("demo-files", help="the demo region as spreadsheets")
     sub.add_argument("--out", type=Path, required=True)
@@ -301,7 +201,7 @@ COMMANDS = {
     "export": cmd_export,
     "resync": cmd_resync,
     "stale": cmd_stale,
-    "keys": cmd_keys,
+    "keys": ADMIN.keys,
     "demo-files": cmd_demo_files,
 }
 
@@ -311,11 +211,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in (None, "serve", "migrate"):
         serve_main([args.command or "serve"])
         return
-    if args.command == "keys" and args.action != "list":
-        if not args.name:
-            raise SystemExit("укажите имя (add) или код ключа (revoke)")
-        if args.action == "add" and not args.role:
-            raise SystemExit("укажите хотя бы одну роль: --role " + " | ".join(ROLES))
     sys.exit(COMMANDS[args.command](args, Settings()))
 
 

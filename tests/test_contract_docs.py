@@ -32,7 +32,11 @@ RECEIVES: dict[str, set[str]] = {
 }
 SENDS: dict[str, dict[str, set[str]]] = {
     "registries": {Streams.REGISTRY: {t for t in EVENT_TYPES if t.startswith("registry.")}},
-    "diagnostics": {Streams.DIAGNOSTICS: {"diagnostics.diagnosis.completed"}},
+    "diagnostics": {
+        Streams.DIAGNOSTICS: {t for t in EVENT_TYPES if t.startswith("diagnostics.diagnosis.")},
+        # results held for a teacher who never came, dead-lettered by the service itself
+        Streams.dlq(Streams.RESULTS_INBOUND): {"diagnostics.result.submitted"},
+    },
     "routes": {Streams.ROUTES: {t for t in EVENT_TYPES if t.startswith("routes.")}},
     "monitoring": {},
 }

@@ -156,6 +156,10 @@ def test_encode_writes_plain_string_fields() -> None:
         "instrument": "standardized_test",
         "campaign_id": "2026-spring",
         "scores": {"digital": 35.5, "assessment": 72.0},
+        "items": [],
+        "external_id": None,
+        "expert_id": None,
+        "taken_at": None,
     }
 
 
@@ -413,7 +417,9 @@ def test_inbound_schema_pins_the_type_and_refers_data_to_the_payload() -> None:
     payload = schema["$defs"]["ResultSubmitted"]
     assert payload["title"] == "ResultSubmitted"
     assert payload["additionalProperties"] is False
-    assert set(payload["required"]) == {"teacher_id", "instrument", "scores"}
+    assert set(payload["required"]) == {"teacher_id", "instrument"}
+    # scores or items: at least one of them, not empty
+    assert [sorted(alt["required"]) for alt in payload["anyOf"]] == [["scores"], ["items"]]
 
 
 def test_inbound_schema_refs_all_resolve() -> None:

@@ -289,7 +289,9 @@ def test_management_teams_are_their_organisations_own_managers() -> None:
 def test_only_the_frameworks_competency_codes_are_used() -> None:
     path = resources.files("iomflow.diagnostics").joinpath("data/framework.json")
     framework = json.loads(path.read_text(encoding="utf-8"))
-    assert {c["code"] for c in framework["competencies"]} == CODES
+    # The registers use the framework's codes only; the framework has more (management,
+    # inclusion, ФГОС, preschool environment) that no demo program covers: the program gap.
+    assert CODES < {c["code"] for c in framework["competencies"]}
     for name, rows in full().items():
         for row in rows:
             for field in ("specialisations", "competencies"):

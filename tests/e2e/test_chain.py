@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,23 @@ import infra
 import pytest
 import redis
 
-from iomflow.cli.demo import INSTRUMENTS, result_entries, result_event, scores_for
+from iomflow.cli.demo import (
+    CAMPAIGN_ID,
+    RESULTS_PER_TEACHER,
+    open_campaign,
+    result_bodies,
+    result_entries,
+    result_events,
+    traced_teacher,
+)
 from iomflow.cli.launcher import Suite
 from iomflow.registries.demo import generate
 from iomflow.shared import wire
-from iomflow.shared.contracts import Streams
+from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, Streams, new_event
 from iomflow.shared.telemetry import read_spans
 
 REGION = generate(seed=7, teachers=200)
+DEMO_SEED = 38
 
 
 def wait_until(check: Callable[[], bool], what: str, within: float = 90) -> None:
@@ -56,34 +66,51 @@ def start_suite(
     redis_url: str,
     databases: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    demo_teachers: int | None = None,
 ) -> Suite:
+    """The four services, the registries loaded (``REGION``, or the generated demo region of
+    ``demo_teachers`` through ``/v1/load/demo``) and seen by every read model, and the demo
+    campaign open."""
     suite = Suite(
         workdir,
         redis_url,
         database_urls=databases or {},
         extra_env={"IOMFLOW_RECLAIM_INTERVAL_S": "0.5", "IOMFLOW_POLL_MS": "50", **(env or {})},
     )
-    suite.start()
-    loaded = httpx.post(
-        f"{suite.url('registries')}/v1/load",
-        json=REGION,
-        headers={"Authorization": f"Bearer {suite.admin_key}"},
-        timeout=120,
-    )
-    assert loaded.status_code == 200, loaded.text
-    teachers = len(REGION["teachers"])
+    try:
+        suite.start()
+        admin = {"Authorization": f"Bearer {suite.admin_key}"}
+        if demo_teachers is None:
+            loaded = httpx.post(
+                f"{suite.url('registries')}/v1/load", json=REGION, headers=admin, timeout=120
+            )
+        else:
+            loaded = httpx.post(
+                f"{suite.url('registries')}/v1/load/demo",
+                params={"teachers": demo_teachers, "seed": DEMO_SEED},
+                headers=admin,
+                timeout=300,
+            )
+        assert loaded.status_code == 200, loaded.text
+        received = loaded.json()["received"]
 
-    def propagated() -> bool:
-        r = get(f"{suite.url('routes')}/v1/stats")
-        d = get(f"{suite.url('diagnostics')}/v1/stats")
-        m = get(f"{suite.url('monitoring')}/v1/kpis")["region"]["counts"]
-        return (
-            r["teachers"] == d["teachers"] == m["teachers"] == teachers
-            and r["methodists"] == len(REGION["methodists"])
-            and r["programs"] == len(REGION["programs"])
-        )
+        def propagated() -> bool:
+            r = get(f"{suite.url('routes')}/v1/stats")
+            d = get(f"{suite.url('diagnostics')}/v1/stats")
+            m = get(f"{suite.url('monitoring')}/v1/kpis")["region"]["counts"]
+            return (
+                r["teachers"] == d["teachers"] == m["teachers"] == received["teachers"]
+                and r["methodists"] == received["methodists"]
+                and r["programs"] == received["programs"]
+            )
 
-    wait_until(propagated, "the registries to reach every read model")
+        wait_until(propagated, "the registries to reach every read model")
+        with httpx.Client() as client:
+            campaign = open_campaign(client, suite.url("diagnostics"), suite.admin_key)
+        assert campaign["status"] == "open" and len(campaign["required"]) == 5, campaign
+    except BaseException:
+        suite.stop()
+        raise
     return suite
 
 
@@ -122,14 +149,34 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
     chain: Suite, clean_redis: str, tmp_path: Path
 ) -> None:
     teachers = [t["teacher_id"] for t in REGION["teachers"]]
-    by_cli, traced, bulk = teachers[0], teachers[1], teachers[2:40]
+    by_cli, traced = teachers[0], traced_teacher(teachers[1:40])
+    bulk = [t for t in teachers[1:40] if t != traced]
 
     # An outside publisher with nothing but redis-cli, following docs/contracts.
-    for instrument in INSTRUMENTS:
-        fields = wire.encode(result_event(by_cli, instrument, "redis-cli-publisher"))
+    def xadd_with_cli(fields: dict[str, str]) -> str:
         args = [x for key, value in fields.items() for x in (key, value)]
-        entry_id = redis_cli(clean_redis, "XADD", Streams.RESULTS_INBOUND, "*", *args)
-        assert "-" in entry_id
+        return redis_cli(clean_redis, "XADD", Streams.RESULTS_INBOUND, "*", *args)
+
+    by_cli_events = result_events(by_cli, "redis-cli-publisher")
+    assert len(by_cli_events) == RESULTS_PER_TEACHER
+    for event in by_cli_events[:3]:
+        assert "-" in xadd_with_cli(wire.encode(event))
+    # Well-formed entries that break a rule of diagnostics, between the good ones: each
+    # goes to the DLQ with its machine-readable reason and stops nothing after it.
+    unknown_code = rule_breaking(
+        by_cli,
+        Instrument.PROFESSIONAL_RESULTS,
+        scores={"subject_content": 70.0, "astrology": 55.0},
+        taken_at=datetime(2026, 10, 14, 11, 0, tzinfo=UTC),
+    )
+    out_of_window = rule_breaking(
+        by_cli,
+        Instrument.SELF_DIAGNOSIS,
+        scores={"digital": 80.0},
+        taken_at=datetime(2027, 1, 15, 10, 0, tzinfo=UTC),
+    )
+    for event in (unknown_code, out_of_window):
+        assert "-" in xadd_with_cli(wire.encode(event))
     # A malformed entry in the middle: it must not stop anything after it.
     redis_cli(
         clean_redis,
@@ -143,25 +190,24 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
         "data",
         "{}",
     )
+    for event in by_cli_events[3:]:
+        assert "-" in xadd_with_cli(wire.encode(event))
     publisher = redis.Redis.from_url(clean_redis)
     for stream, fields in result_entries(bulk):
         publisher.xadd(stream, fields)  # type: ignore[arg-type]
 
     # One teacher over HTTP, inside a trace of ours.
     trace_id = secrets.token_hex(16)
-    for instrument in INSTRUMENTS:
+    for body in result_bodies(traced):
         response = httpx.post(
             f"{chain.url('diagnostics')}/v1/results",
             headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
-            json={
-                "teacher_id": traced,
-                "instrument": instrument.value,
-                "campaign_id": "demo-2026",
-                "scores": scores_for(traced, instrument),
-            },
+            json=body,
             timeout=30,
         )
         assert response.status_code == 202, response.text
+    assert response.json()["status"] == "stored"
+    assert response.json()["diagnosis"]["teacher_id"] == traced  # the last one completes it
 
     diagnosed = 2 + len(bulk)
     wait_until(settled(chain, diagnosed), "the chain to settle")
@@ -176,11 +222,26 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
     assert kpis["methodist_support_share"]["value"] == 100.0
     assert 0 < kpis["methodist_load_max"]["value"] <= 250
 
-    (dead,) = [
-        wire.text_fields(f) for _, f in publisher.xrange(Streams.dlq(Streams.RESULTS_INBOUND))
-    ]
-    assert dead["dlq_reason"] == "invalid" and dead["event_id"] == "not-a-uuid"
-    assert "missing fields" in dead["dlq_error"]
+    dlq = Streams.dlq(Streams.RESULTS_INBOUND)
+    wait_until(lambda: publisher.xlen(dlq) >= 3, "the bad entries to be dead-lettered", 20)
+    letters = [wire.text_fields(fields) for _, fields in publisher.xrange(dlq)]
+    dead = {letter["event_id"]: letter for letter in letters}
+    assert len(dead) == len(letters), letters
+    assert set(dead) == {"not-a-uuid", str(unknown_code.event_id), str(out_of_window.event_id)}
+    assert dead["not-a-uuid"]["dlq_reason"] == "invalid"
+    assert "missing fields" in dead["not-a-uuid"]["dlq_error"]
+    unknown = dead[str(unknown_code.event_id)]
+    assert unknown["dlq_reason"] == "unknown_competency", unknown
+    assert "astrology" in unknown["dlq_error"]
+    assert unknown["dlq_stream"] == Streams.RESULTS_INBOUND and unknown["data"]
+    late = dead[str(out_of_window.event_id)]
+    assert late["dlq_reason"] == "outside_campaign_window", late
+    assert "15.01.2027" in late["dlq_error"]
+    # The rule-breaking results left no trace in the by_cli teacher's diagnosis.
+    (by_cli_diagnosis,) = get(f"{chain.url('diagnostics')}/v1/teachers/{by_cli}/diagnoses")
+    cited = {e["result_id"] for c in by_cli_diagnosis["competencies"] for e in c["evidence"]}
+    assert cited <= {str(e.event_id) for e in by_cli_events}
+    assert set(by_cli_diagnosis["instruments"]) == {i.value for i in Instrument}
     for service in chain.services.values():
         assert httpx.get(f"{service.url}/health/ready").status_code == 200
 
@@ -205,6 +266,24 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
     assert path[-1] == "diagnostics" and "routes" in path, path
 
     assert_no_personal_data_in_any_stream(publisher)
+
+
+def rule_breaking(
+    teacher_id: str, instrument: Instrument, scores: dict[str, float], taken_at: datetime
+) -> Event[ResultSubmitted]:
+    """A result that passes the contract but breaks a rule of diagnostics."""
+    return new_event(
+        "diagnostics.result.submitted",
+        ResultSubmitted(
+            teacher_id=teacher_id,
+            instrument=instrument,
+            campaign_id=CAMPAIGN_ID,
+            scores=scores,
+            taken_at=taken_at,
+        ),
+        source="redis-cli-publisher",
+        subject=teacher_id,
+    )
 
 
 PERSONAL = ("full_name", "snils", "email", "phone")

@@ -1,8 +1,9 @@
 """The main job: the whole chain on embedded defaults with the demo region.
 
 Starts Redis (unless given one) and the four services as processes on SQLite files,
-loads the demo region into the registries, publishes instrument results for N teachers
-into the inbound stream exactly as an outside publisher would (plain XADD), submits one
+loads the demo region into the registries, opens the diagnostics campaign ``demo-2026``
+(all five instruments required), publishes every instrument's results for N teachers into
+the inbound stream exactly as an outside publisher would (plain XADD), submits one
 teacher's results over HTTP inside a known trace, waits for every diagnosis to become a
 route with a methodist and for the KPIs to catch up, then prints the KPI table and that
 one trace across the services.
@@ -16,6 +17,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,25 @@ from rich.table import Table
 
 from iomflow.cli.launcher import LocalRedis, Suite
 from iomflow.shared import wire
-from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, Streams, new_event
+from iomflow.shared.contracts import (
+    Event,
+    Instrument,
+    ItemScore,
+    ResultSubmitted,
+    Streams,
+    new_event,
+)
 from iomflow.shared.telemetry import read_spans
 
+# The competency codes of the framework in force (services/diagnostics/…/data/framework.json),
+# as an outside publisher's specification names them; the order fixes the demo's numbers.
 COMPETENCIES = (
     "subject_content",
     "teaching_methods",
+    "updated_fgos",
     "psych_pedagogy",
+    "inclusive_education",
+    "preschool_environment",
     "upbringing",
     "functional_literacy",
     "assessment",
@@ -41,46 +55,244 @@ COMPETENCIES = (
     "communication",
     "career_guidance",
     "gifted_children",
+    "management_quality",
+    "management_staff",
+    "management_strategy",
 )
-INSTRUMENTS = (Instrument.STANDARDIZED_TEST, Instrument.SELF_DIAGNOSIS)
+OBSERVABLE = (
+    "teaching_methods",
+    "updated_fgos",
+    "psych_pedagogy",
+    "inclusive_education",
+    "preschool_environment",
+    "upbringing",
+    "functional_literacy",
+    "assessment",
+    "digital",
+    "communication",
+)
+"""What an expert observing lessons (sessions) can judge on the rubric."""
+PROFESSIONAL = (
+    "subject_content",
+    "upbringing",
+    "functional_literacy",
+    "assessment",
+    "career_guidance",
+    "gifted_children",
+    "management_quality",
+    "management_strategy",
+)
+"""What the analysis of professional results (learners' results, olympiads, the school's
+quality data) speaks to."""
+CORE = (
+    "teaching_methods",
+    "updated_fgos",
+    "psych_pedagogy",
+    "inclusive_education",
+    "upbringing",
+    "assessment",
+    "digital",
+    "communication",
+    "gifted_children",
+)
+"""Competencies that apply to every teacher, whatever the audience or role."""
+BURNOUT_SCALES = ("emotional_exhaustion", "depersonalization", "reduced_accomplishment")
+TEST_ITEMS = (1, 1, 2, 2)
+"""The standardized test's blueprint: per competency, items worth these points."""
+EXPERTS = 120
+"""Size of the demo's pool of (pseudonymous) experts."""
+INSTRUMENTS = tuple(Instrument)
+RESULTS_PER_TEACHER = len(INSTRUMENTS) + 1  # the expert evaluation comes from two experts
+
+CAMPAIGN_ID = "demo-2026"
+CAMPAIGN: dict[str, Any] = {
+    "campaign_id": CAMPAIGN_ID,
+    "name": "Осенняя диагностика профессиональных дефицитов 2026",
+    "starts_on": "2026-09-01",
+    "ends_on": "2026-12-31",
+    "municipalities": [],
+    "organizations": [],
+    "required": [i.value for i in INSTRUMENTS],
+}
+IRKUTSK = timezone(timedelta(hours=8))
 
 console = Console(width=max(Console().width, 130))
 
 
-def scores_for(teacher_id: str, instrument: Instrument) -> dict[str, float]:
-    """Deterministic demo scores: most teachers have a few deficits, self-assessment is
-    kinder than the test."""
-    rng = random.Random(f"{teacher_id}:{instrument.value}")
-    base = random.Random(teacher_id)
-    bump = 8 if instrument == Instrument.SELF_DIAGNOSIS else 0
-    return {
-        code: round(min(100.0, max(0.0, base.gauss(68, 15) + bump + rng.gauss(0, 5))), 1)
-        for code in COMPETENCIES
-    }
+def open_campaign(
+    client: httpx.Client,
+    diagnostics_url: str,
+    admin_key: str,
+    campaign: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Open the demo campaign (or ``campaign``) through the diagnostics API as an operator;
+    one that is already open is taken as it is."""
+    body = campaign or CAMPAIGN
+    response = client.post(
+        f"{diagnostics_url}/v1/campaigns",
+        json=body,
+        headers={"Authorization": f"Bearer {admin_key}"},
+        timeout=30,
+    )
+    if response.status_code == 409:
+        response = client.get(f"{diagnostics_url}/v1/campaigns/{body['campaign_id']}", timeout=10)
+    elif response.status_code != 201:
+        raise RuntimeError(f"кампания не открыта: {response.status_code} {response.text[:2000]}")
+    response.raise_for_status()
+    opened: dict[str, Any] = response.json()
+    return opened
 
 
-def result_event(
-    teacher_id: str, instrument: Instrument, source: str = "demo-publisher"
-) -> Event[ResultSubmitted]:
-    """One teacher's demo result for one instrument, as an outside publisher sends it."""
-    return new_event(
-        "diagnostics.result.submitted",
-        ResultSubmitted(
-            teacher_id=teacher_id,
-            instrument=instrument,
-            campaign_id="demo-2026",
-            scores=scores_for(teacher_id, instrument),
-        ),
-        source=source,
-        subject=teacher_id,
+# --- the demo's results ------------------------------------------------------------------
+
+
+def _clip(value: float) -> float:
+    return round(min(100.0, max(0.0, value)), 1)
+
+
+def _ability(teacher_id: str) -> dict[str, float]:
+    """The teacher's true level per competency, which every instrument sees through its own
+    noise: most teachers have a few deficits."""
+    rng = random.Random(teacher_id)
+    return {code: rng.gauss(68, 15) for code in COMPETENCIES}
+
+
+def traced_teacher(teacher_ids: list[str]) -> str:
+    """The teacher to follow as one trace: the first one the demo makes clearly weak in a
+    competency every teacher has (a sure deficit, so the diagnosis becomes a route)."""
+    for teacher_id in teacher_ids:
+        ability = _ability(teacher_id)
+        if min(ability[code] for code in CORE) < 40:
+            return teacher_id
+    return teacher_ids[0]
+
+
+def _taken_at(teacher_id: str, what: str, first_day: int, last_day: int) -> datetime:
+    """A deterministic working-hours moment of October 2026, Irkutsk time."""
+    rng = random.Random(f"{teacher_id}:{what}:taken_at")
+    return datetime(
+        2026,
+        10,
+        rng.randint(first_day, last_day),
+        rng.randint(9, 16),
+        rng.choice((0, 15, 30, 45)),
+        tzinfo=IRKUTSK,
     )
 
 
-def result_entries(teacher_ids: list[str]) -> list[tuple[str, dict[str, str]]]:
+def experts_for(teacher_id: str) -> tuple[str, str]:
+    """The two experts who observe the teacher's lessons."""
+    first, second = random.Random(f"{teacher_id}:experts").sample(range(1, EXPERTS + 1), 2)
+    return f"expert-{first:03d}", f"expert-{second:03d}"
+
+
+def results_for(teacher_id: str, campaign_id: str = CAMPAIGN_ID) -> list[ResultSubmitted]:
+    """One teacher's six demo results, deterministic from the id: the standardized test as
+    items, the expert evaluation by two experts, professional results, self-diagnosis (kinder
+    than the test) and the burnout survey."""
+    ability = _ability(teacher_id)
+
+    def result(instrument: Instrument, suffix: str = "", **fields: Any) -> ResultSubmitted:
+        return ResultSubmitted(
+            teacher_id=teacher_id,
+            instrument=instrument,
+            campaign_id=campaign_id,
+            external_id=f"{campaign_id}:{teacher_id}:{instrument.value}{suffix}",
+            **fields,
+        )
+
+    rng = random.Random(f"{teacher_id}:{Instrument.STANDARDIZED_TEST.value}")
+    items = []
+    for block, code in enumerate(COMPETENCIES):
+        solves = min(0.97, max(0.03, ability[code] / 100))
+        for number, points in enumerate(TEST_ITEMS, start=1):
+            items.append(
+                ItemScore(
+                    item=f"{chr(ord('A') + block)}{number}",
+                    competency=code,
+                    score=sum(rng.random() < solves for _ in range(points)),
+                    max_score=points,
+                )
+            )
+    out = [
+        result(
+            Instrument.STANDARDIZED_TEST,
+            items=items,
+            taken_at=_taken_at(teacher_id, "test", 1, 10),
+        )
+    ]
+    for expert_id in experts_for(teacher_id):
+        strictness = random.Random(expert_id).gauss(0, 4)  # each expert a little stricter or kinder
+        rng = random.Random(f"{teacher_id}:{expert_id}")
+        out.append(
+            result(
+                Instrument.EXPERT_EVALUATION,
+                f":{expert_id}",
+                expert_id=expert_id,
+                # a rubric in steps of 5 points
+                scores={
+                    code: _clip(5 * round((ability[code] - strictness + rng.gauss(0, 6)) / 5))
+                    for code in OBSERVABLE
+                },
+                taken_at=_taken_at(teacher_id, expert_id, 5, 25),
+            )
+        )
+    rng = random.Random(f"{teacher_id}:{Instrument.PROFESSIONAL_RESULTS.value}")
+    out.append(
+        result(
+            Instrument.PROFESSIONAL_RESULTS,
+            scores={code: _clip(ability[code] + rng.gauss(0, 8)) for code in PROFESSIONAL},
+            taken_at=_taken_at(teacher_id, "professional", 12, 20),
+        )
+    )
+    rng = random.Random(f"{teacher_id}:{Instrument.SELF_DIAGNOSIS.value}")
+    out.append(
+        result(
+            Instrument.SELF_DIAGNOSIS,
+            scores={code: _clip(ability[code] + 8 + rng.gauss(0, 5)) for code in COMPETENCIES},
+            taken_at=_taken_at(teacher_id, "self", 1, 31),
+        )
+    )
+    rng = random.Random(f"{teacher_id}:{Instrument.BURNOUT_SURVEY.value}")
+    strain = rng.gauss(42, 14)
+    out.append(
+        result(
+            Instrument.BURNOUT_SURVEY,
+            scores={scale: _clip(strain + rng.gauss(0, 8)) for scale in BURNOUT_SCALES},
+            taken_at=_taken_at(teacher_id, "burnout", 1, 31),
+        )
+    )
+    return out
+
+
+def result_events(
+    teacher_id: str, source: str = "demo-publisher", campaign_id: str = CAMPAIGN_ID
+) -> list[Event[ResultSubmitted]]:
+    """One teacher's demo results as an outside publisher sends them, each in its envelope."""
     return [
-        (Streams.RESULTS_INBOUND, wire.encode(result_event(teacher_id, instrument)))
+        new_event("diagnostics.result.submitted", result, source=source, subject=teacher_id)
+        for result in results_for(teacher_id, campaign_id)
+    ]
+
+
+def result_entries(
+    teacher_ids: list[str], campaign_id: str = CAMPAIGN_ID
+) -> list[tuple[str, dict[str, str]]]:
+    """Stream entries of every result of these teachers, ready for XADD."""
+    return [
+        (Streams.RESULTS_INBOUND, wire.encode(event))
         for teacher_id in teacher_ids
-        for instrument in INSTRUMENTS
+        for event in result_events(teacher_id, campaign_id=campaign_id)
+    ]
+
+
+def result_bodies(
+    teacher_id: str, source: str = "demo-http", campaign_id: str = CAMPAIGN_ID
+) -> list[dict[str, Any]]:
+    """One teacher's demo results as bodies of ``POST /v1/results`` on diagnostics."""
+    return [
+        {**result.model_dump(mode="json", exclude_none=True), "source": source}
+        for result in results_for(teacher_id, campaign_id)
     ]
 
 
@@ -106,6 +318,10 @@ def wait_for(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"«{what}» не завершилось за {timeout:.0f} с")
             time.sleep(0.5)
+
+
+def _ru_date(iso: str | None) -> str:
+    return "…" if not iso else ".".join(reversed(iso.split("-")))
 
 
 def _get(client: httpx.Client, url: str) -> Any:
@@ -213,7 +429,16 @@ def _chain(
             break
         all_ids += [t["teacher_id"] for t in page]
     chosen = all_ids[:teachers]
-    traced, bulk = chosen[0], chosen[1:]
+    traced = traced_teacher(chosen)
+    bulk = [teacher_id for teacher_id in chosen if teacher_id != traced]
+
+    # An operator opens the campaign; results name it and are dated inside its window.
+    campaign = open_campaign(client, diag, suite.admin_key)
+    console.print(
+        f"Кампания {campaign['campaign_id']} «{campaign['name']}» открыта: "
+        f"{_ru_date(campaign['starts_on'])} — {_ru_date(campaign['ends_on'])}, "
+        f"обязательных инструментов: {len(campaign['required'])}"
+    )
 
     # The bulk: what an outside publisher writes with any Redis client.
     publisher = redis.Redis.from_url(redis_url)
@@ -225,26 +450,23 @@ def _chain(
         pipe.execute()
     console.print(
         f"Опубликовано результатов в {Streams.RESULTS_INBOUND}: {len(entries)} "
-        f"({len(bulk)} педагогов × {len(INSTRUMENTS)} инструмента)"
+        f"({len(bulk)} педагогов × {RESULTS_PER_TEACHER} результатов: "
+        f"{len(INSTRUMENTS)} инструментов, "
+        "экспертная оценка — от двух экспертов)"
     )
 
     # One teacher over HTTP, inside a trace we name, to show it end to end.
     trace_id = secrets.token_hex(16)
     traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
-    for instrument in INSTRUMENTS:
+    for body in result_bodies(traced):
         response = client.post(
-            f"{diag}/v1/results",
-            headers={"traceparent": traceparent},
-            json={
-                "teacher_id": traced,
-                "instrument": instrument.value,
-                "campaign_id": "demo-2026",
-                "source": "demo-http",
-                "scores": scores_for(traced, instrument),
-            },
-            timeout=30,
+            f"{diag}/v1/results", headers={"traceparent": traceparent}, json=body, timeout=30
         )
-        response.raise_for_status()
+        if response.status_code != 202:
+            raise RuntimeError(
+                f"результат не принят ({body['instrument']}): "
+                f"{response.status_code} {response.text[:2000]}"
+            )
 
     def chain_settled() -> tuple[int, bool]:
         d = _get(client, f"{diag}/v1/stats")

@@ -353,6 +353,10 @@ class ResultSubmitted(Contract):
 
     model_config = ConfigDict(
         json_schema_extra={
+            "anyOf": [
+                {"required": ["scores"], "properties": {"scores": {"minProperties": 1}}},
+                {"required": ["items"], "properties": {"items": {"minItems": 1}}},
+            ],
             "examples": [
                 {
                     "teacher_id": "t-000123",
@@ -379,7 +383,7 @@ class ResultSubmitted(Contract):
                     "campaign_id": "2026-autumn",
                     "scores": {"emotional_exhaustion": 62, "depersonalization": 35},
                 },
-            ]
+            ],
         }
     )
 

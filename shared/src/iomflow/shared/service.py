@@ -177,12 +177,12 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
             await asyncio.to_thread(
                 migrations.upgrade, spec.package, settings.resolved_database_url()
             )
-        await runtime.consumer.ensure_groups()
-        await runtime.broker.start()
-        if spec.on_start is not None:
+        if spec.on_start is not None:  # before consuming: it may refuse to start
             result = spec.on_start(runtime)
             if asyncio.iscoroutine(result):
                 await result
+        await runtime.consumer.ensure_groups()
+        await runtime.broker.start()
         tasks = [
             asyncio.create_task(runtime.relay.run(), name=f"{spec.name}-relay"),
             asyncio.create_task(runtime.consumer.supervise(), name=f"{spec.name}-reclaim"),

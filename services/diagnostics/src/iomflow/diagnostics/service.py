@@ -279,7 +279,7 @@ def score(
     burnout = domain.burnout(framework, surveys[-1].scores) if surveys else None
     if burnout is not None:
         used.add(Instrument.BURNOUT_SURVEY)
-    return competencies, sorted(used), burnout
+    return competencies, sorted(used, key=list(Instrument).index), burnout
 
 
 async def _complete(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -88,6 +88,19 @@ class ServiceSpec:
     on_start: Callable[[Runtime], Any] | None = None
     background: Callable[[Runtime], Sequence[Coroutine[Any, Any, None]]] | None = None
     """Long-running jobs of the service, started after the consumer, cancelled at stop."""
+
+
+async def periodic(what: str, interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``job`` now and every ``interval_s`` for the life of the service (a background
+    job of a ``ServiceSpec``); a failure is logged and the job tried again next time."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; will try again", what)
+        await asyncio.sleep(interval_s)
 
 
 def get_runtime(request: Request) -> Runtime:

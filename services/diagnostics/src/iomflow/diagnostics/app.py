@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
@@ -16,7 +15,7 @@ from iomflow.diagnostics import api, domain, handlers, service
 from iomflow.diagnostics.repository import tables
 from iomflow.diagnostics.settings import Settings
 from iomflow.shared.contracts import Streams
-from iomflow.shared.service import Runtime, ServiceSpec, create_service_app
+from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, periodic
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +44,13 @@ async def expire_held(runtime: Runtime) -> None:
     """Dead-letter results held past their deadline for a teacher who never came."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
-    while True:
-        try:
-            expired = await service.expire_held(runtime.sessions, context(runtime))
-            if expired:
-                log.warning("dead-lettered %d held results: the teachers never came", expired)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("held results check failed; will try again")
-        await asyncio.sleep(settings.hold_check_interval_s)
+
+    async def check() -> None:
+        expired = await service.expire_held(runtime.sessions, context(runtime))
+        if expired:
+            log.warning("dead-lettered %d held results: the teachers never came", expired)
+
+    await periodic("held results check", settings.hold_check_interval_s, check)
 
 
 def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:

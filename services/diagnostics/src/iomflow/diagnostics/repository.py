@@ -284,6 +284,7 @@ async def progress(session: AsyncSession, campaign: Any) -> dict[str, dict[str, 
         await session.execute(
             select(teachers.c.municipality_id, func.count())
             .join(submitted, submitted.c.teacher_id == teachers.c.teacher_id)
+            .where(*_in_target(campaign))
             .group_by(teachers.c.municipality_id)
         ),
         "submitted",

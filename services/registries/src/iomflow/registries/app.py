@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -15,9 +13,7 @@ from iomflow.registries.registers import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.shared.contracts import Streams
-from iomflow.shared.service import Runtime, ServiceSpec, create_service_app
-
-log = logging.getLogger(__name__)
+from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, periodic
 
 
 def on_start(runtime: Runtime) -> None:
@@ -28,16 +24,13 @@ async def watch_stale(runtime: Runtime) -> None:
     """Publish ``registry.stale`` when the count of overdue records changes."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
-    while True:
-        try:
-            async with runtime.sessions() as session, session.begin():
-                await service.check_stale(session, runtime.outbox, days=settings.stale_after_days)
-            runtime.outbox.wake()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("stale check failed; will try again")
-        await asyncio.sleep(settings.stale_check_interval_s)
+
+    async def check() -> None:
+        async with runtime.sessions() as session, session.begin():
+            await service.check_stale(session, runtime.outbox, days=settings.stale_after_days)
+        runtime.outbox.wake()
+
+    await periodic("stale check", settings.stale_check_interval_s, check)
 
 
 def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:

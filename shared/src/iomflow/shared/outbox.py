@@ -10,6 +10,7 @@ dedupe on ``event_id`` through their inbox, so the effect stays once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -173,7 +174,9 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(1.0)
-            try:
-                await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=self.poll_s)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the task's
+            # cancellation when the wakeup lands at the same moment, and the service's stop
+            # would then wait for this loop forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s):
+                    await self.outbox.wakeup.wait()

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from iomflow.diagnostics import domain, exchange, service
+from iomflow.diagnostics import campaigns, domain, exchange, service
 from iomflow.diagnostics.app import create_app, framework_for
+from iomflow.diagnostics.errors import Refused
 from iomflow.diagnostics.repository import tables
 from iomflow.diagnostics.settings import Settings
 from iomflow.shared.admin import Admin, Printer
@@ -44,7 +45,7 @@ def cmd_framework(args: argparse.Namespace, settings: Settings) -> int:
 
             async def work(sessions: Any, _: Outbox) -> domain.Framework | None:
                 async with sessions() as session:
-                    return await service.framework_at(session, args.version)
+                    return await campaigns.framework_at(session, args.version)
 
             found = ADMIN.run(settings, work)
             if found is None:
@@ -95,7 +96,7 @@ def cmd_revise(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> int:
         ctx = _context(settings, outbox)
         async with sessions() as session, session.begin():
-            await service.register_framework(session, ctx.framework)
+            await campaigns.register_framework(session, ctx.framework)
         return await service.revise_version(
             sessions,
             ctx,
@@ -123,7 +124,7 @@ def cmd_close(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         done = ADMIN.run(settings, work)
-    except service.Refused as exc:
+    except Refused as exc:
         raise SystemExit(f"Ошибка: {exc.detail}") from exc
     printer.close()
     print(f"Кампания «{args.campaign}» закрыта; завершено диагностик: {done}")

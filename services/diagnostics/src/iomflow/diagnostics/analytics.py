@@ -2,8 +2,9 @@
 municipality, organisation and subject, and the program gap — frequent deficits that no
 program of the registries covers — as recommendations for updating program content.
 
-Pure: it takes the levels of the current diagnoses and the read models, and returns plain
-rows that the API serves as JSON and the workbook writes as sheets.
+The breakdowns are pure: they take the levels of the current diagnoses and the read models
+and return plain rows that the API serves as JSON and the workbook writes as sheets;
+``report`` loads their inputs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from iomflow.diagnostics import repository
 from iomflow.diagnostics.domain import Framework
 
 AUDIENCE_NAMES = {
@@ -259,3 +262,58 @@ def workbook(framework: Framework, report: Mapping[str, Any]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+# --- analytics -------------------------------------------------------------------------------
+
+
+async def report(
+    session: AsyncSession,
+    framework: Framework,
+    campaign_id: str | None = None,
+    min_share: float = 5.0,
+) -> dict[str, Any]:
+    """Every breakdown of the analytics, over the teachers' current diagnoses (or their
+    diagnoses in one campaign)."""
+    levels = [Level(*row) for row in await repository.level_rows(session, campaign_id)]
+    teachers = {t.teacher_id: t for t in await repository.all_rows(session, repository.teachers)}
+    municipalities = {
+        m.municipality_id: m.name
+        for m in await repository.all_rows(session, repository.municipalities)
+    }
+    organizations = await repository.all_rows(session, repository.organizations)
+    programs = await repository.all_rows(session, repository.programs)
+
+    def subjects(level: Level) -> list[str]:
+        teacher = teachers.get(level.teacher_id)
+        return (list(teacher.subjects) if teacher else []) or ["без предмета"]
+
+    return {
+        "campaign_id": campaign_id,
+        "framework_version": framework.version,
+        "diagnosed": len({lv.teacher_id for lv in levels}),
+        "competencies": by_competency(framework, levels),
+        "municipalities": by_area(
+            framework, levels, lambda lv: [lv.municipality_id], municipalities
+        ),
+        "organizations": by_area(
+            framework,
+            levels,
+            lambda lv: [lv.organization_id],
+            {o.organization_id: o.name for o in organizations},
+            {
+                o.organization_id: {
+                    "municipality": municipalities.get(o.municipality_id, o.municipality_id)
+                }
+                for o in organizations
+            },
+        ),
+        "subjects": by_area(framework, levels, subjects, {}),
+        "program_gap": program_gap(
+            framework,
+            levels,
+            {t: row.audience for t, row in teachers.items()},
+            programs,
+            min_share,
+        ),
+    }

@@ -14,7 +14,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from iomflow.diagnostics import analytics, exchange, repository, service
+from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
+from iomflow.diagnostics.errors import Refused
 from iomflow.shared import inbox
 from iomflow.shared.auth import Principal, require
 from iomflow.shared.contracts import Event, Instrument, ResultSubmitted
@@ -85,7 +86,7 @@ async def _refusals(work: Coroutine[Any, Any, T]) -> T:
     """Run a use case; a refusal becomes the API's error shape."""
     try:
         return await work
-    except service.Refused as exc:
+    except Refused as exc:
         raise ApiError(exc.status, exc.code, exc.detail) from exc
 
 
@@ -253,13 +254,13 @@ async def create_campaign(
 ) -> dict[str, Any]:
     async with runtime.sessions() as session, session.begin():
         row = await _refusals(
-            service.create_campaign(session, **body.model_dump(), framework=ctx.framework)
+            campaigns.create_campaign(session, **body.model_dump(), framework=ctx.framework)
         )
     return _campaign(row)
 
 
 @router.get("/campaigns", summary="Campaigns")
-async def campaigns(session: SessionDep) -> list[dict[str, Any]]:
+async def list_campaigns(session: SessionDep) -> list[dict[str, Any]]:
     return [_campaign(r) for r in await repository.list_campaigns(session)]
 
 
@@ -327,7 +328,7 @@ async def frameworks(session: SessionDep) -> list[dict[str, Any]]:
 
 
 async def _framework(session: SessionDep, version: str) -> Any:
-    found = await service.framework_at(session, version)
+    found = await campaigns.framework_at(session, version)
     if found is None:
         raise ApiError(404, "unknown_framework", f"Рамка версии «{version}» не найдена.")
     return found
@@ -362,7 +363,7 @@ async def report(
     campaign_id: str | None = None,
     min_share: Annotated[float, Query(ge=0, le=100)] = 5.0,
 ) -> dict[str, Any]:
-    return await service.report(session, ctx.framework, campaign_id, min_share)
+    return await analytics.report(session, ctx.framework, campaign_id, min_share)
 
 
 @router.get("/analytics/program-gap", summary="Frequent deficits no program covers, ranked")
@@ -372,7 +373,7 @@ async def program_gap(
     campaign_id: str | None = None,
     min_share: Annotated[float, Query(ge=0, le=100)] = 5.0,
 ) -> list[dict[str, Any]]:
-    found = await service.report(session, ctx.framework, campaign_id, min_share)
+    found = await analytics.report(session, ctx.framework, campaign_id, min_share)
     return found["program_gap"]  # type: ignore[no-any-return]
 
 
@@ -383,7 +384,7 @@ async def report_xlsx(
     campaign_id: str | None = None,
     min_share: Annotated[float, Query(ge=0, le=100)] = 5.0,
 ) -> Response:
-    found = await service.report(session, ctx.framework, campaign_id, min_share)
+    found = await analytics.report(session, ctx.framework, campaign_id, min_share)
     name = f"deficits-{campaign_id or 'current'}.xlsx"
     return Response(
         analytics.workbook(ctx.framework, found),

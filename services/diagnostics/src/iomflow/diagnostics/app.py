@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.diagnostics import api, domain, handlers, service
+from iomflow.diagnostics import api, campaigns, domain, handlers, service
 from iomflow.diagnostics.repository import tables
 from iomflow.diagnostics.settings import Settings
 from iomflow.shared.contracts import Streams
@@ -36,8 +36,8 @@ def context(runtime: Runtime) -> service.Diagnostics:
 async def on_start(runtime: Runtime) -> None:
     framework = context(runtime).framework
     async with runtime.sessions() as session, session.begin():
-        await service.register_framework(session, framework)
-        await service.ensure_default_campaign(session, framework)
+        await campaigns.register_framework(session, framework)
+        await campaigns.ensure_default_campaign(session, framework)
 
 
 async def expire_held(runtime: Runtime) -> None:

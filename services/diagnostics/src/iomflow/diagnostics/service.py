@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from iomflow.diagnostics import analytics, domain, repository
+from iomflow.diagnostics import domain, repository
+from iomflow.diagnostics.campaigns import DEFAULT_CAMPAIGN, in_target
+from iomflow.diagnostics.errors import Refused
 from iomflow.shared import wire
 from iomflow.shared.contracts import (
     Audience,
@@ -26,20 +28,10 @@ from iomflow.shared.contracts import (
     new_event,
 )
 from iomflow.shared.outbox import Outbox
-from iomflow.shared.streams import Rejected, dead_letter_fields
+from iomflow.shared.streams import dead_letter_fields
 
-DEFAULT_CAMPAIGN = "default"
 SOURCE = "diagnostics"
 Progress = Callable[[int, int], None]
-
-
-class Refused(Rejected):
-    """A result or a command that breaks a rule: ``status`` over HTTP, a dead letter with
-    ``code`` as its reason on a stream. ``detail`` is for people, in Russian."""
-
-    def __init__(self, code: str, detail: str, status: int = 422) -> None:
-        super().__init__(detail, code)
-        self.detail, self.status = detail, status
 
 
 @dataclass(frozen=True)
@@ -56,89 +48,6 @@ class Diagnostics:
 class Submission:
     status: Literal["stored", "held", "late"]
     diagnosis: Any | None = None
-
-
-# --- frameworks ------------------------------------------------------------------------------
-
-
-async def register_framework(session: AsyncSession, framework: domain.Framework) -> None:
-    """Keep every framework version in force at some time, so that each diagnosis's version
-    can be read and exported later. A version is immutable: a changed file must raise it."""
-    document = framework.model_dump(mode="json")
-    known = await repository.framework_document(session, framework.version)
-    if known is None:
-        await repository.add_framework(session, framework.version, document, datetime.now(UTC))
-    elif known != document:
-        raise RuntimeError(
-            f"Рамка компетенций версии «{framework.version}» уже применялась с другим "
-            "содержанием: измените версию в файле рамки (framework version is immutable)."
-        )
-
-
-async def framework_at(session: AsyncSession, version: str) -> domain.Framework | None:
-    document = await repository.framework_document(session, version)
-    return None if document is None else domain.Framework.model_validate(document)
-
-
-# --- campaigns -------------------------------------------------------------------------------
-
-
-async def ensure_default_campaign(session: AsyncSession, framework: domain.Framework) -> None:
-    """The standing campaign: results sent without a campaign (self-diagnosis all year)."""
-    if await repository.get_campaign(session, DEFAULT_CAMPAIGN) is None:
-        await repository.add_campaign(
-            session,
-            {
-                "campaign_id": DEFAULT_CAMPAIGN,
-                "name": "Постоянная диагностика (вне кампаний)",
-                "starts_on": None,
-                "ends_on": None,
-                "municipalities": [],
-                "organizations": [],
-                "required": [i.value for i in framework.required_instruments],
-                "status": "open",
-                "created_at": datetime.now(UTC),
-            },
-        )
-
-
-async def create_campaign(
-    session: AsyncSession,
-    *,
-    campaign_id: str,
-    name: str,
-    starts_on: date | None,
-    ends_on: date | None,
-    municipalities: Sequence[str] = (),
-    organizations: Sequence[str] = (),
-    required: Sequence[Instrument] = (),
-    framework: domain.Framework,
-) -> Any:
-    if await repository.get_campaign(session, campaign_id) is not None:
-        raise Refused("campaign_exists", f"Кампания «{campaign_id}» уже существует.", 409)
-    if starts_on and ends_on and ends_on < starts_on:
-        raise Refused("bad_window", "Дата окончания кампании раньше даты начала.")
-    await repository.add_campaign(
-        session,
-        {
-            "campaign_id": campaign_id,
-            "name": name,
-            "starts_on": starts_on,
-            "ends_on": ends_on,
-            "municipalities": sorted(set(municipalities)),
-            "organizations": sorted(set(organizations)),
-            "required": [i.value for i in (required or framework.required_instruments)],
-            "status": "open",
-            "created_at": datetime.now(UTC),
-        },
-    )
-    return await repository.get_campaign(session, campaign_id)
-
-
-def in_target(campaign: Any, teacher: Any) -> bool:
-    return (not campaign.municipalities or teacher.municipality_id in campaign.municipalities) and (
-        not campaign.organizations or teacher.organization_id in campaign.organizations
-    )
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -583,58 +492,3 @@ async def cancel(session: AsyncSession, ctx: Diagnostics, diagnosis_id: str, rea
         ),
     )
     return await repository.get_diagnosis(session, diagnosis_id)
-
-
-# --- analytics -------------------------------------------------------------------------------
-
-
-async def report(
-    session: AsyncSession,
-    framework: domain.Framework,
-    campaign_id: str | None = None,
-    min_share: float = 5.0,
-) -> dict[str, Any]:
-    """Every breakdown of the analytics, over the teachers' current diagnoses (or their
-    diagnoses in one campaign)."""
-    levels = [analytics.Level(*row) for row in await repository.level_rows(session, campaign_id)]
-    teachers = {t.teacher_id: t for t in await repository.all_rows(session, repository.teachers)}
-    municipalities = {
-        m.municipality_id: m.name
-        for m in await repository.all_rows(session, repository.municipalities)
-    }
-    organizations = await repository.all_rows(session, repository.organizations)
-    programs = await repository.all_rows(session, repository.programs)
-
-    def subjects(level: analytics.Level) -> list[str]:
-        teacher = teachers.get(level.teacher_id)
-        return (list(teacher.subjects) if teacher else []) or ["без предмета"]
-
-    return {
-        "campaign_id": campaign_id,
-        "framework_version": framework.version,
-        "diagnosed": len({lv.teacher_id for lv in levels}),
-        "competencies": analytics.by_competency(framework, levels),
-        "municipalities": analytics.by_area(
-            framework, levels, lambda lv: [lv.municipality_id], municipalities
-        ),
-        "organizations": analytics.by_area(
-            framework,
-            levels,
-            lambda lv: [lv.organization_id],
-            {o.organization_id: o.name for o in organizations},
-            {
-                o.organization_id: {
-                    "municipality": municipalities.get(o.municipality_id, o.municipality_id)
-                }
-                for o in organizations
-            },
-        ),
-        "subjects": analytics.by_area(framework, levels, subjects, {}),
-        "program_gap": analytics.program_gap(
-            framework,
-            levels,
-            {t: row.audience for t, row in teachers.items()},
-            programs,
-            min_share,
-        ),
-    }

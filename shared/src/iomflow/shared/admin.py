@@ -58,6 +58,31 @@ class Admin:
     def __init__(self, name: str, package: str, tables: Tables) -> None:
         self.name, self.package, self.tables = name, package, tables
 
+    def parser(self, description: str | None) -> tuple[argparse.ArgumentParser, Any]:
+        """``iomflow-<name>`` with ``serve`` and ``migrate``; add the service's commands."""
+        p = argparse.ArgumentParser(
+            prog=f"iomflow-{self.name}",
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        commands = p.add_subparsers(dest="command")
+        commands.add_parser("serve", help="run the service")
+        commands.add_parser("migrate", help="apply the migrations")
+        return p, commands
+
+    def main(
+        self,
+        args: argparse.Namespace,
+        serve_main: Callable[[list[str] | None], None],
+        commands: dict[str, Callable[[argparse.Namespace, Any], int]],
+        settings: Callable[[], BaseServiceSettings],
+    ) -> None:
+        """Serve or migrate, or run an admin command and exit with its status."""
+        if args.command in (None, "serve", "migrate"):
+            serve_main([args.command or "serve"])
+            return
+        sys.exit(commands[args.command](args, settings()))
+
     def run(self, settings: BaseServiceSettings, work: Work[T]) -> T:
         return asyncio.run(self.with_db(settings, work))
 

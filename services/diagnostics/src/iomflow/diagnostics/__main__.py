@@ -132,14 +132,7 @@ def cmd_close(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="iomflow-diagnostics",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = p.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the service")
-    commands.add_parser("migrate", help="apply the migrations")
+    p, commands = ADMIN.parser(__doc__)
 
     sub = commands.add_parser("framework", help="export or import the competency framework")
     sub.add_argument("action", choices=["export", "import"])
@@ -169,11 +162,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    if args.command in (None, "serve", "migrate"):
-        serve_main([args.command or "serve"])
-        return
-    sys.exit(COMMANDS[args.command](args, Settings()))
+    ADMIN.main(parser().parse_args(argv), serve_main, COMMANDS, Settings)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -153,14 +152,7 @@ def cmd_demo_files(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="iomflow-registries",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = p.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the service")
-    commands.add_parser("migrate", help="apply the migrations")
+    p, commands = ADMIN.parser(__doc__)
 
     sub = commands.add_parser("import", help="import a CSV or XLSX file into a register")
     sub.add_argument("file", type=Path)
@@ -207,11 +199,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    if args.command in (None, "serve", "migrate"):
-        serve_main([args.command or "serve"])
-        return
-    sys.exit(COMMANDS[args.command](args, Settings()))
+    ADMIN.main(parser().parse_args(argv), serve_main, COMMANDS, Settings)
 
 
 if __name__ == "__main__":

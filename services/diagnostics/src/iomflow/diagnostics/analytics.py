@@ -221,7 +221,7 @@ def workbook(framework: Framework, report: Mapping[str, Any]) -> bytes:
             (
                 [
                     *([r["id"], r["name"]] if len(lead) > 1 else [r["name"]]),
-                    *([r["municipality"]] if len(lead) > 2 else []),
+                    *([r.get("municipality", "")] if len(lead) > 2 else []),
                     r["diagnosed"],
                     r["with_deficits"],
                     r["share"],

@@ -174,10 +174,12 @@ def evidence_of(rows: Sequence[Any]) -> list[domain.Evidence]:
     ]
 
 
-def score(
-    framework: domain.Framework, teacher: Any, rows: Sequence[Any]
-) -> tuple[list[CompetencyResult], list[Instrument], Any]:
-    """Competency results, the instruments used and the burnout result of a teacher's rows."""
+def scored(
+    framework: domain.Framework, teacher: Any, rows: Sequence[Any], previous: Any | None
+) -> dict[str, Any]:
+    """The fields of a diagnosis that follow from its evidence: where the teacher works,
+    levels with their explanation, deficits, instruments used, burnout, and the change
+    since ``previous`` (the teacher's earlier diagnosis, if any)."""
     evidence = evidence_of(rows)
     applicable = framework.applicable(
         is_manager=bool(teacher.is_manager), audience=Audience(teacher.audience)
@@ -188,7 +190,18 @@ def score(
     burnout = domain.burnout(framework, surveys[-1].scores) if surveys else None
     if burnout is not None:
         used.add(Instrument.BURNOUT_SURVEY)
-    return competencies, sorted(used, key=list(Instrument).index), burnout
+    before = [CompetencyResult.model_validate(c) for c in previous.competencies] if previous else []
+    return {
+        "organization_id": teacher.organization_id,
+        "municipality_id": teacher.municipality_id,
+        "framework_version": framework.version,
+        "competencies": competencies,
+        "deficits": domain.deficits(competencies),
+        "rule": framework.combination.label,
+        "instruments": sorted(used, key=list(Instrument).index),
+        "burnout": burnout,
+        "changes": domain.changes(framework, before, competencies) if previous else [],
+    }
 
 
 async def _complete(
@@ -199,24 +212,14 @@ async def _complete(
     rows: Sequence[Any],
     by: Literal["instruments", "operator"],
 ) -> Any:
-    competencies, used, burnout = score(ctx.framework, teacher, rows)
     previous = await repository.latest_diagnosis(session, teacher.teacher_id)
-    before = [CompetencyResult.model_validate(c) for c in previous.competencies] if previous else []
     diagnosis = DiagnosisCompleted(
         diagnosis_id=str(uuid.uuid4()),
         teacher_id=teacher.teacher_id,
-        organization_id=teacher.organization_id,
-        municipality_id=teacher.municipality_id,
         campaign_id=campaign_id,
-        framework_version=ctx.framework.version,
-        competencies=competencies,
-        deficits=domain.deficits(competencies),
-        rule=ctx.framework.combination.label,
-        instruments=used,
         completed_by=by,
-        burnout=burnout,
         previous_diagnosis_id=previous.diagnosis_id if previous else None,
-        changes=domain.changes(ctx.framework, before, competencies) if previous else [],
+        **scored(ctx.framework, teacher, rows, previous),
     )
     await repository.add_diagnosis(
         session,
@@ -388,36 +391,15 @@ async def revise(session: AsyncSession, ctx: Diagnostics, diagnosis_id: str, rea
     if teacher is None:
         raise Refused("unknown_teacher", f"Педагог «{row.teacher_id}» не найден в реестре.", 409)
     rows = await repository.campaign_results(session, row.teacher_id, row.campaign_id)
-    competencies, used, burnout = score(ctx.framework, teacher, rows)
     previous = (
         await repository.get_diagnosis(session, row.previous_diagnosis_id)
         if row.previous_diagnosis_id
         else None
     )
-    before = [CompetencyResult.model_validate(c) for c in previous.competencies] if previous else []
+    fields = scored(ctx.framework, teacher, rows, previous)
     revised = DiagnosisRevised(
-        **as_contract(row).model_dump(
-            exclude={
-                "framework_version",
-                "competencies",
-                "deficits",
-                "rule",
-                "instruments",
-                "burnout",
-                "changes",
-                "organization_id",
-                "municipality_id",
-            }
-        ),
-        organization_id=teacher.organization_id,
-        municipality_id=teacher.municipality_id,
-        framework_version=ctx.framework.version,
-        competencies=competencies,
-        deficits=domain.deficits(competencies),
-        rule=ctx.framework.combination.label,
-        instruments=used,
-        burnout=burnout,
-        changes=domain.changes(ctx.framework, before, competencies) if previous else [],
+        **as_contract(row).model_dump(exclude=set(fields)),
+        **fields,
         revision=row.revision + 1,
         reason=reason,
     )

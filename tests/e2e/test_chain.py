@@ -245,25 +245,31 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
     for service in chain.services.values():
         assert httpx.get(f"{service.url}/health/ready").status_code == 200
 
-    def whole_trace() -> bool:
+    def hops() -> list[str]:
+        """Services from monitoring's hop up to the root; each exports on its own schedule."""
         spans = [s for s in read_spans(tmp_path / "traces") if s["trace_id"] == trace_id]
-        names = {(s["service"], s["name"]) for s in spans}
-        return ("monitoring", f"{Streams.ROUTES} process") in names
+        by_id = {s["span_id"]: s for s in spans}
+        hop = next(
+            (
+                s
+                for s in spans
+                if s["service"] == "monitoring" and s["name"] == f"{Streams.ROUTES} process"
+            ),
+            None,
+        )
+        path = []
+        while hop is not None:  # walk up: monitoring <- routes <- diagnostics <- POST
+            path.append(str(hop["service"]))
+            hop = by_id.get(hop["parent_id"])
+        return path
 
-    wait_until(whole_trace, "the trace to reach monitoring", within=20)
-    spans = [s for s in read_spans(tmp_path / "traces") if s["trace_id"] == trace_id]
-    assert {"diagnostics", "routes", "monitoring"} <= {s["service"] for s in spans}
-    by_id = {s["span_id"]: s for s in spans}
-    hop = next(
-        s
-        for s in spans
-        if s["service"] == "monitoring" and s["name"] == f"{Streams.ROUTES} process"
+    wait_until(
+        lambda: "routes" in hops() and hops()[-1:] == ["diagnostics"],
+        "one trace from diagnostics through routes to monitoring",
+        within=20,
     )
-    path = []
-    while hop is not None:  # walk up: monitoring <- routes <- diagnostics <- POST
-        path.append(hop["service"])
-        hop = by_id.get(hop["parent_id"])
-    assert path[-1] == "diagnostics" and "routes" in path, path
+    path = hops()
+    assert path[0] == "monitoring" and "routes" in path and path[-1] == "diagnostics", path
 
     assert_no_personal_data_in_any_stream(publisher)
 

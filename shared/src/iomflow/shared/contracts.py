@@ -26,6 +26,7 @@ class Streams:
 
     REGISTRY = "iomflow.registry.events"
     RESULTS_INBOUND = "iomflow.diagnostics.results.inbound"
+    COURSES_INBOUND = "iomflow.routes.courses.inbound"
     DIAGNOSTICS = "iomflow.diagnostics.events"
     ROUTES = "iomflow.routes.events"
     MONITORING = "iomflow.monitoring.events"
@@ -516,11 +517,27 @@ class DiagnosisCancelled(Contract):
 # --- routes --------------------------------------------------------------------------------
 
 
+StepKind = Literal[
+    "program", "internship", "mentoring", "community", "consultation", "post_course_support"
+]
+
+
 class RouteStep(Contract):
+    """One activity of a route, with why it was chosen and when it is planned."""
+
+    step_id: str = Field(default="", description="Stable within the route, e.g. s1")
     competency: str
-    kind: Literal["program", "consultation"]
+    kind: StepKind
     program_id: str | None = None
-    hours: int
+    site_id: str | None = Field(default=None, description="Internship site")
+    mentor_id: str | None = None
+    community_id: str | None = None
+    tutor_id: str | None = Field(default=None, description="ЦНППМ tutor of a federal program")
+    follows: str | None = Field(default=None, description="Post-course support: its program step")
+    hours: int = Field(ge=0)
+    starts_on: date | None = None
+    ends_on: date | None = None
+    period: int | None = Field(default=None, description="Budget year the hours count in")
     reason: str
 
 
@@ -533,6 +550,12 @@ class RouteDrafted(Contract):
     steps: list[RouteStep]
     total_hours: int
     supersedes: str | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+    hours_by_period: dict[str, int] = Field(
+        default_factory=dict, description="Budget year -> hours planned in it"
+    )
+    rules_version: str | None = Field(default=None, description="Version of the drafting rules")
 
 
 class MethodistAssigned(Contract):
@@ -542,6 +565,10 @@ class MethodistAssigned(Contract):
     municipality_id: str
     load: int = Field(description="The methodist's number of routes after this assignment")
     capacity: int
+    previous_methodist_id: str | None = Field(
+        default=None, description="Set when a rebalance moves the route from another methodist"
+    )
+    reason: str = ""
 
 
 class MethodistUnavailable(Contract):
@@ -549,6 +576,100 @@ class MethodistUnavailable(Contract):
     teacher_id: str
     municipality_id: str
     reason: str
+
+
+class Approval(Contract):
+    role: Literal["teacher", "methodist", "management"]
+    by: str = Field(description="Pseudonymous id of who approved")
+    at: datetime
+
+
+class RouteAgreed(Contract):
+    """The teacher, the methodist and the school's management have each approved."""
+
+    route_id: str
+    teacher_id: str
+    municipality_id: str
+    methodist_id: str | None
+    approvals: list[Approval]
+    active: bool = Field(description="True when the route starts at once (its start has come)")
+
+
+class StepCompleted(Contract):
+    route_id: str
+    teacher_id: str
+    municipality_id: str
+    step_id: str
+    kind: StepKind
+    competency: str
+    program_id: str | None = None
+    completed_by: Literal["course_event", "methodist"]
+    completed_on: date
+
+
+class RouteCompleted(Contract):
+    route_id: str
+    teacher_id: str
+    municipality_id: str
+    methodist_id: str | None
+    by: Literal["all_steps", "end_date"]
+    steps_done: int
+    steps_total: int
+
+
+class RouteCancelled(Contract):
+    route_id: str
+    teacher_id: str
+    municipality_id: str
+    reason: str
+    code: Literal[
+        "diagnosis_cancelled", "teacher_removed", "replaced", "operator", "methodist"
+    ] = "operator"
+
+
+class CourseEvent(Contract):
+    """A course enrolment or completion, as a further-education provider or the federal
+    portal publishes it (inbound stream ``iomflow.routes.courses.inbound``).
+
+    The course is named by its program id in the regional registry (``program_id``) or by
+    its number in the Federal registry of programs (``federal_number``).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["program_id"]}, {"required": ["federal_number"]}],
+            "examples": [
+                {
+                    "teacher_id": "t-000123",
+                    "program_id": "prog-0042",
+                    "external_id": "iro-2026-enr-0001",
+                    "on": "2026-10-01",
+                },
+                {
+                    "teacher_id": "t-000123",
+                    "federal_number": "ФР-2026-0117",
+                    "external_id": "fp-2026-done-0001",
+                    "on": "2026-11-20",
+                    "hours": 36,
+                    "passed": True,
+                },
+            ],
+        }
+    )
+
+    teacher_id: str = Field(min_length=1, max_length=100)
+    program_id: str | None = Field(default=None, min_length=1, max_length=100)
+    federal_number: str | None = Field(default=None, min_length=1, max_length=100)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    on: date = Field(description="Day of the enrolment or completion")
+    hours: int | None = Field(default=None, ge=1, description="Hours studied (completion)")
+    passed: bool = Field(default=True, description="Completion: the final assessment passed")
+
+    @model_validator(mode="after")
+    def _names_a_course(self) -> CourseEvent:
+        if not self.program_id and not self.federal_number:
+            raise ValueError("a course event needs program_id or federal_number")
+        return self
 
 
 # --- the registry of types -----------------------------------------------------------------
@@ -564,10 +685,20 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     "routes.route.drafted": RouteDrafted,
     "routes.methodist.assigned": MethodistAssigned,
     "routes.methodist.unavailable": MethodistUnavailable,
+    "routes.route.agreed": RouteAgreed,
+    "routes.step.completed": StepCompleted,
+    "routes.route.completed": RouteCompleted,
+    "routes.route.cancelled": RouteCancelled,
+    "courses.course.enrolled": CourseEvent,
+    "courses.course.completed": CourseEvent,
 }
 """Event type -> payload model (version 1 of each)."""
 
-INBOUND_TYPES = ("diagnostics.result.submitted",)
+INBOUND_TYPES = (
+    "diagnostics.result.submitted",
+    "courses.course.enrolled",
+    "courses.course.completed",
+)
 """Types that outside publishers write; each gets a JSON Schema file for them."""
 
 

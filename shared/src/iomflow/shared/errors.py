@@ -1,7 +1,9 @@
 """Errors of the HTTP APIs: one shape for people and machines.
 
 ``{"detail": "<Russian sentence>", "code": "<stable machine code>", ...extra}`` with the
-HTTP status; every service registers ``api_error_handler`` for ``ApiError``.
+HTTP status; every service registers ``api_error_handler`` for ``ApiError`` and
+``Refused``. A use case raises ``Refused``: over HTTP it is answered with its status, on a
+stream it is a dead letter with its code as the reason.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+
+from iomflow.shared.streams import Rejected
 
 
 class ApiError(Exception):
@@ -27,7 +31,18 @@ class ApiError(Exception):
         self.headers, self.extra = headers, extra
 
 
+class Refused(Rejected):
+    """A command or an event that breaks a rule: ``status`` over HTTP, a dead letter with
+    ``code`` as its reason on a stream. ``detail`` is for people, in Russian."""
+
+    def __init__(self, code: str, detail: str, status: int = 422, **extra: Any) -> None:
+        super().__init__(detail, code)
+        self.detail, self.status, self.extra = detail, status, extra
+
+
 async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, Refused):
+        exc = ApiError(exc.status, exc.code, exc.detail, **exc.extra)
     assert isinstance(exc, ApiError)
     return JSONResponse(
         status_code=exc.status,

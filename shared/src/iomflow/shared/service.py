@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from iomflow.shared import db, migrations
 from iomflow.shared.auth import api_keys_table
 from iomflow.shared.contracts import entry_schema
-from iomflow.shared.errors import ApiError, api_error_handler
+from iomflow.shared.errors import ApiError, Refused, api_error_handler
 from iomflow.shared.inbox import inbox_table
 from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.settings import BaseServiceSettings
@@ -221,6 +221,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(Refused, api_error_handler)
     app.include_router(_health_router())
     app.include_router(_asyncapi_router(spec))
     for router in spec.routers:

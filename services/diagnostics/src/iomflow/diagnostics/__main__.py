@@ -22,11 +22,11 @@ from typing import Any
 
 from iomflow.diagnostics import campaigns, domain, exchange, service
 from iomflow.diagnostics.app import create_app, framework_for
-from iomflow.diagnostics.errors import Refused
 from iomflow.diagnostics.repository import tables
 from iomflow.diagnostics.settings import Settings
 from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
+from iomflow.shared.errors import Refused
 from iomflow.shared.outbox import Outbox
 
 serve_main = service_main("diagnostics", "iomflow.diagnostics", Settings, create_app)

@@ -15,11 +15,10 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
-from iomflow.diagnostics.errors import Refused
 from iomflow.shared import inbox
 from iomflow.shared.auth import Principal, require
 from iomflow.shared.contracts import Event, Instrument, ResultSubmitted
-from iomflow.shared.errors import ApiError
+from iomflow.shared.errors import ApiError, Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["diagnostics"])

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.diagnostics import domain, repository
-from iomflow.diagnostics.errors import Refused
 from iomflow.shared.contracts import Instrument
+from iomflow.shared.errors import Refused
 
 DEFAULT_CAMPAIGN = "default"
 

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.diagnostics import domain, repository
 from iomflow.diagnostics.campaigns import DEFAULT_CAMPAIGN, in_target
-from iomflow.diagnostics.errors import Refused
 from iomflow.shared import wire
 from iomflow.shared.contracts import (
     Audience,
@@ -27,6 +26,7 @@ from iomflow.shared.contracts import (
     Streams,
     new_event,
 )
+from iomflow.shared.errors import Refused
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.streams import dead_letter_fields
 

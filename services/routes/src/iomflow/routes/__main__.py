@@ -1,8 +1,80 @@
-from iomflow.routes.app import create_app
-from iomflow.routes.settings import Settings
-from iomflow.shared.entry import service_main
+"""``iomflow-routes`` (also ``iomflow routes``): the service and its admin commands.
 
-main = service_main("routes", "iomflow.routes", Settings, create_app)
+  serve | migrate                         the service (settings from IOMFLOW_* variables)
+  rebalance [--capacity-only]             bring methodists within capacity, even loads out
+  tick                                    start agreed routes, complete overdue ones now
+  keys add NAME --role R | list | revoke KEY_ID
+                                          roles: operator, methodist, teacher, management
+
+Admin commands work on the service's database directly and publish what they stage when
+they finish (iomflow.shared.admin).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from typing import Any
+
+from iomflow.routes import domain, service
+from iomflow.routes.app import create_app
+from iomflow.routes.repository import tables
+from iomflow.routes.settings import Settings
+from iomflow.shared.admin import Admin
+from iomflow.shared.entry import service_main
+from iomflow.shared.outbox import Outbox
+
+serve_main = service_main("routes", "iomflow.routes", Settings, create_app)
+ADMIN = Admin("routes", "iomflow.routes", tables)
+ROLES = ("operator", "methodist", "teacher", "management")
+
+
+def _context(settings: Settings, outbox: Outbox) -> service.Routes:
+    return service.Routes(rules=domain.load_rules(settings.rules_path), outbox=outbox)
+
+
+def cmd_rebalance(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(sessions: Any, outbox: Outbox) -> list[domain.Move]:
+        async with sessions() as session, session.begin():
+            return await service.rebalance(
+                _context(settings, outbox), session, even=not args.capacity_only, by="cli"
+            )
+
+    moves = ADMIN.run(settings, work)
+    queued = sum(1 for m in moves if m.to_methodist is None)
+    print(f"Перемещено маршрутов: {len(moves) - queued}; в очередь: {queued}")
+    for reason, n in Counter(m.reason.split(":")[0] for m in moves).most_common():
+        print(f"  {reason}: {n}")
+    return 0
+
+
+def cmd_tick(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(sessions: Any, outbox: Outbox) -> dict[str, int]:
+        async with sessions() as session, session.begin():
+            return await service.tick(_context(settings, outbox), session)
+
+    done = ADMIN.run(settings, work)
+    print(f"Начато маршрутов: {done['activated']}; завершено по сроку: {done['completed']}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p, commands = ADMIN.parser(__doc__)
+    sub = commands.add_parser("rebalance", help="methodists within capacity, loads evened")
+    sub.add_argument(
+        "--capacity-only", action="store_true", help="only fix overloads and seat the queue"
+    )
+    commands.add_parser("tick", help="start agreed routes, complete overdue ones")
+    ADMIN.add_keys_parser(commands, ROLES)
+    return p
+
+
+COMMANDS = {"rebalance": cmd_rebalance, "tick": cmd_tick, "keys": ADMIN.keys}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ADMIN.main(parser().parse_args(argv), serve_main, COMMANDS, Settings)
+
 
 if __name__ == "__main__":
-    main(None)
+    main()

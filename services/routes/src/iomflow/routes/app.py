@@ -2,29 +2,72 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
 from fastapi import FastAPI
 
-from iomflow.routes import api, handlers
+from iomflow.routes import api, domain, handlers, service
 from iomflow.routes.repository import tables
 from iomflow.routes.settings import Settings
 from iomflow.shared.contracts import Streams
-from iomflow.shared.service import ServiceSpec, create_service_app
+from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, periodic
 
-SPEC = ServiceSpec(
-    name="routes",
-    title="iomflow — индивидуальные образовательные маршруты (ЦНППМ)",
-    package="iomflow.routes",
-    tables=tables,
-    subscriptions=lambda runtime: handlers.SUBSCRIPTIONS,
-    publishes=[
-        (
-            Streams.ROUTES,
-            ["routes.route.drafted", "routes.methodist.assigned", "routes.methodist.unavailable"],
-        )
-    ],
-    routers=[api.router],
-)
+log = logging.getLogger(__name__)
+
+PUBLISHES = [
+    "routes.route.drafted",
+    "routes.methodist.assigned",
+    "routes.methodist.unavailable",
+    "routes.route.agreed",
+    "routes.step.completed",
+    "routes.route.completed",
+    "routes.route.cancelled",
+]
+
+
+def context(runtime: Runtime) -> service.Routes:
+    ctx = runtime.extras["routes"]
+    assert isinstance(ctx, service.Routes)
+    return ctx
+
+
+async def tick(runtime: Runtime) -> None:
+    """Start agreed routes whose day has come; complete overdue ones by policy."""
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+
+    async def once() -> None:
+        async with runtime.sessions() as session, session.begin():
+            done = await service.tick(context(runtime), session)
+        if any(done.values()):
+            log.info("routes tick: %s", done)
+
+    await periodic("routes tick", settings.tick_interval_s, once)
+
+
+def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
+    return [tick(runtime)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or Settings())
+    settings = settings or Settings()
+    rules = domain.load_rules(settings.rules_path)
+
+    def subscriptions(runtime: Runtime) -> list:  # type: ignore[type-arg]
+        ctx = service.Routes(rules=rules, outbox=runtime.outbox)
+        runtime.extras["routes"] = ctx
+        return handlers.subscriptions(ctx)
+
+    spec = ServiceSpec(
+        name="routes",
+        title="iomflow — индивидуальные образовательные маршруты (ЦНППМ)",
+        package="iomflow.routes",
+        tables=tables,
+        subscriptions=subscriptions,
+        publishes=[(Streams.ROUTES, PUBLISHES)],
+        routers=[api.router],
+        background=background,
+    )
+    return create_service_app(spec, settings)

@@ -1,19 +1,109 @@
-"""Route drafting and methodist choice: pure rules, no I/O.
+"""Routes (ИОМ): drafting, pace, methodist and tutor choice, lifecycle rules, effectiveness.
 
-The foundation's rules are deliberately simple (issue 5 deepens them): for each deficit,
-most severe first, the best program that addresses the competency and fits the teacher's
-audience — Federal-registry programs first, then the shorter — or, when the registries
-hold none, methodist consultations. Every step says why it was chosen.
+Pure rules, no I/O. The service loads views of the read models, calls these functions and
+saves what they return. Every choice carries its reason in Russian, written for the
+teacher and the methodist: which deficit, which competency, why this item over the
+alternatives. Rule parameters (weights, hours, pace, budget) come from ``data/rules.json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
 
-from iomflow.shared.contracts import CompetencyResult, Level, RouteStep
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CONSULTATION_HOURS = 4
+from iomflow.shared.contracts import CompetencyChange, CompetencyResult, Level, RouteStep
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgramWeights(_Strict):
+    federal_registry: float
+    subject_match: float
+    format_remote: dict[str, float]
+    format_near: dict[str, float]
+    per_100_hours: float
+
+
+class StepHours(_Strict):
+    consultation: int = Field(ge=1)
+    internship: int = Field(ge=1)
+    mentoring: int = Field(ge=1)
+    community: int = Field(ge=1)
+    post_course_support: int = Field(ge=1)
+
+
+class Pace(_Strict):
+    hours_per_week: int = Field(ge=1)
+    parallel_weeks: dict[Literal["mentoring", "community"], int]
+    post_course_gap_days: int = Field(ge=0)
+
+
+class Budget(_Strict):
+    yearly_hours: int = Field(ge=1)
+    period_starts: str = Field(pattern=r"^\d\d-\d\d$", description="MM-DD of a budget year")
+
+    @model_validator(mode="after")
+    def _a_real_day(self) -> Budget:
+        self.period_start(2024)  # a leap year: 02-29 passes, 13-45 does not
+        return self
+
+    def period_start(self, year: int) -> date:
+        month, day = (int(x) for x in self.period_starts.split("-"))
+        return date(year, month, day)
+
+
+class InternshipRule(_Strict):
+    for_levels: list[Level]
+
+
+class CommunityRule(_Strict):
+    level_order: list[Literal["municipal", "regional", "federal"]]
+    per_route: int = Field(ge=0)
+
+
+class CompletionRule(_Strict):
+    at_end_date: bool = Field(description="A route also completes when its end date passes")
+    grace_days: int = Field(ge=0)
+
+
+class Rules(_Strict):
+    """The drafting rules as data (``data/rules.json``), validated at load."""
+
+    version: str
+    comment: str = ""
+    program_weights: ProgramWeights
+    hours: StepHours
+    pace: Pace
+    budget: Budget
+    internship: InternshipRule
+    community: CommunityRule
+    approvals: list[Literal["teacher", "methodist", "management"]] = Field(min_length=1)
+    completion: CompletionRule
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    """The rules file: ``path``, or the one shipped with the service."""
+    if path is None:
+        text = resources.files("iomflow.routes").joinpath("data/rules.json").read_text("utf-8")
+    else:
+        text = path.read_text("utf-8")
+    return Rules.model_validate(json.loads(text))
+
+
+# --- views of the read models --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -22,6 +112,9 @@ class TeacherView:
     organization_id: str
     municipality_id: str
     audience: str
+    subjects: tuple[str, ...] = ()
+    young: bool = False
+    remote: bool = False  # the teacher's municipality is remote
 
 
 @dataclass(frozen=True)
@@ -32,6 +125,38 @@ class ProgramView:
     federal_registry: bool
     competencies: tuple[str, ...]
     audiences: tuple[str, ...]
+    format: str = "in_person"
+    subjects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SiteView:
+    site_id: str
+    title: str
+    municipality_id: str
+    competencies: tuple[str, ...]
+    capacity: int
+    load: int = 0
+
+
+@dataclass(frozen=True)
+class MentorView:
+    mentor_id: str
+    organization_id: str
+    municipality_id: str
+    subjects: tuple[str, ...]
+    capacity: int
+    load: int = 0
+
+
+@dataclass(frozen=True)
+class CommunityView:
+    community_id: str
+    title: str
+    level: str
+    municipality_id: str | None
+    subjects: tuple[str, ...]
+    competencies: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -41,58 +166,466 @@ class MethodistView:
     municipalities: tuple[str, ...]  # empty: the whole region
     capacity: int
     load: int
+    subjects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TutorView:
+    tutor_id: str
+    specialisations: tuple[str, ...]
+    programs: tuple[str, ...]  # empty: any program
+    municipalities: tuple[str, ...]  # empty: the whole region
+    capacity: int
+    load: int = 0
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the registries offer, as the routes service's read models hold it."""
+
+    programs: Sequence[ProgramView] = ()
+    sites: Sequence[SiteView] = ()
+    mentors: Sequence[MentorView] = ()
+    communities: Sequence[CommunityView] = ()
+    tutors: Sequence[TutorView] = ()
 
 
 @dataclass(frozen=True)
 class Draft:
     steps: list[RouteStep]
     total_hours: int
+    starts_on: date | None
+    ends_on: date | None
+    hours_by_period: dict[str, int] = field(default_factory=dict)
+
+
+# --- drafting ------------------------------------------------------------------------------
+
+SEVERITY = {Level.CRITICAL: "критический дефицит", Level.DEFICIT: "дефицит"}
+FORMATS = {
+    "in_person": "очно",
+    "distance": "дистанционно",
+    "network": "сетевая форма",
+    "internship": "стажировка",
+}
+
+
+def ordered_deficits(deficits: Iterable[CompetencyResult]) -> list[CompetencyResult]:
+    """Deficits to work on, most severe first: critical before deficit, lower score first."""
+    below = [d for d in deficits if d.level in (Level.CRITICAL, Level.DEFICIT)]
+    return sorted(below, key=lambda d: (d.level != Level.CRITICAL, d.score, d.code))
+
+
+def program_score(program: ProgramView, teacher: TeacherView, rules: Rules) -> dict[str, float]:
+    """The parts of a program's score for this teacher, by what earns them."""
+    w = rules.program_weights
+    formats = w.format_remote if teacher.remote else w.format_near
+    parts = {
+        "federal_registry": w.federal_registry if program.federal_registry else 0.0,
+        "subject_match": w.subject_match
+        if program.subjects and set(program.subjects) & set(teacher.subjects)
+        else 0.0,
+        "format": formats.get(program.format, 0.0),
+        "hours": w.per_100_hours * program.hours / 100,
+    }
+    return parts
+
+
+def fitting_programs(
+    code: str, teacher: TeacherView, programs: Iterable[ProgramView], completed: Iterable[str]
+) -> list[ProgramView]:
+    """Programs that address ``code``, fit the teacher's audience and subject (a program
+    for named subjects fits only their teachers) and the teacher has not completed."""
+    done = set(completed)
+    return [
+        p
+        for p in programs
+        if code in p.competencies
+        and teacher.audience in p.audiences
+        and (not p.subjects or set(p.subjects) & set(teacher.subjects))
+        and p.program_id not in done
+    ]
+
+
+def rank_programs(
+    code: str,
+    teacher: TeacherView,
+    programs: Iterable[ProgramView],
+    rules: Rules,
+    completed: Iterable[str] = (),
+) -> list[tuple[ProgramView, dict[str, float]]]:
+    """Fitting programs, best first, each with its score parts.
+
+    Best = the highest total score; ties go to the shorter program, then by id (stable).
+    """
+    scored = [
+        (p, program_score(p, teacher, rules))
+        for p in fitting_programs(code, teacher, programs, completed)
+    ]
+    return sorted(scored, key=lambda ps: (-sum(ps[1].values()), ps[0].hours, ps[0].program_id))
+
+
+_PART_NAMES = {
+    "federal_registry": "входит в Федеральный реестр ДПП",
+    "subject_match": "по предмету педагога",
+    "format": "формат подходит муниципалитету",
+    "hours": "короче",
+}
+
+
+def _why_program(
+    best: tuple[ProgramView, dict[str, float]],
+    ranked: list[tuple[ProgramView, dict[str, float]]],
+    teacher: TeacherView,
+) -> str:
+    program, parts = best
+    why = [
+        f"программа «{program.title}» ({program.hours} ч, "
+        f"{FORMATS.get(program.format, program.format)}) адресует компетенцию "
+        f"и подходит для аудитории «{teacher.audience}»"
+    ]
+    if program.federal_registry:
+        why.append("входит в Федеральный реестр ДПП")
+    if teacher.remote and parts["format"] > 0:
+        why.append("муниципалитет удалённый — выбран дистанционный/сетевой формат")
+    if parts["subject_match"] > 0:
+        why.append("программа по предмету педагога")
+    if len(ranked) > 1:
+        runner, runner_parts = ranked[1]
+        wins = [
+            _PART_NAMES[k]
+            for k in ("federal_registry", "subject_match", "format", "hours")
+            if parts[k] > runner_parts[k]
+        ]
+        if not wins:
+            wins = ["равна по баллам, выбрана короче или по коду"]
+        why.append(
+            f"из {len(ranked)} подходящих; лучше «{runner.title}»: {', '.join(wins)}"
+            f" (баллы {sum(parts.values()):.2f} против {sum(runner_parts.values()):.2f})"
+        )
+    return "; ".join(why)
+
+
+def best_site(
+    code: str, teacher: TeacherView, sites: Iterable[SiteView]
+) -> tuple[SiteView, int] | None:
+    """An internship site with room that addresses ``code``: the teacher's municipality
+    first, then the least loaded, then by id. The site and how many qualified."""
+    fitting = [s for s in sites if code in s.competencies and s.load < s.capacity]
+    if not fitting:
+        return None
+    fitting.sort(
+        key=lambda s: (s.municipality_id != teacher.municipality_id, s.load / s.capacity, s.site_id)
+    )
+    return fitting[0], len(fitting)
+
+
+def best_mentor(teacher: TeacherView, mentors: Iterable[MentorView]) -> MentorView | None:
+    """A mentor with room: same organisation, then municipality, then subject, least loaded."""
+    free = [m for m in mentors if m.load < m.capacity]
+    if not free:
+        return None
+    return min(
+        free,
+        key=lambda m: (
+            m.organization_id != teacher.organization_id,
+            m.municipality_id != teacher.municipality_id,
+            not set(m.subjects) & set(teacher.subjects),
+            m.load,
+            m.mentor_id,
+        ),
+    )
+
+
+def best_community(
+    code: str,
+    teacher: TeacherView,
+    communities: Iterable[CommunityView],
+    rules: Rules,
+    taken: set[str],
+) -> CommunityView | None:
+    """A community on the competency (or the teacher's subject) the teacher can join:
+    a municipal one of the teacher's municipality first, then by the level order."""
+    order: dict[str, int] = {level: n for n, level in enumerate(rules.community.level_order)}
+    fitting = [
+        c
+        for c in communities
+        if c.community_id not in taken
+        and (
+            code in c.competencies
+            or (not c.competencies and set(c.subjects) & set(teacher.subjects))
+        )
+        and (c.level != "municipal" or c.municipality_id == teacher.municipality_id)
+    ]
+    if not fitting:
+        return None
+    return min(
+        fitting,
+        key=lambda c: (
+            code not in c.competencies,
+            order.get(c.level, len(order)),
+            c.community_id,
+        ),
+    )
+
+
+def best_tutor(
+    program_id: str, code: str, teacher: TeacherView, tutors: Iterable[TutorView]
+) -> TutorView | None:
+    """A ЦНППМ tutor with room who tutors the program (or any) in the teacher's
+    municipality: the program named first, then the competency, then the least loaded."""
+    free = [
+        t
+        for t in tutors
+        if t.load < t.capacity
+        and (not t.programs or program_id in t.programs)
+        and (not t.municipalities or teacher.municipality_id in t.municipalities)
+    ]
+    if not free:
+        return None
+    return min(
+        free,
+        key=lambda t: (
+            program_id not in t.programs,
+            code not in t.specialisations,
+            t.load / t.capacity,
+            t.tutor_id,
+        ),
+    )
 
 
 def draft_route(
-    teacher: TeacherView, deficits: Sequence[CompetencyResult], programs: Sequence[ProgramView]
+    teacher: TeacherView,
+    deficits: Sequence[CompetencyResult],
+    catalogue: Catalogue,
+    rules: Rules,
+    start: date,
+    completed_programs: Iterable[str] = (),
 ) -> Draft:
-    """One step per deficit, most severe first, each with its reason."""
+    """The route for a diagnosis's deficits, most severe first, every step with its reason.
+
+    Per deficit: the best fitting program (with post-course support after it and a tutor
+    when it is a federal one) or, with none, methodist consultations; an internship for a
+    critical deficit; a community for horizontal learning (up to the rule's number per
+    route). A young teacher gets one mentoring step for the whole route. Then the steps are
+    paced within the yearly hours budget (``schedule``).
+    """
+    completed = set(completed_programs)
     steps: list[RouteStep] = []
-    below = [d for d in deficits if d.level in (Level.CRITICAL, Level.DEFICIT)]
-    ordered = sorted(below, key=lambda d: (d.level != Level.CRITICAL, d.score, d.code))
-    for deficit in ordered:
-        fitting = [
-            p
-            for p in programs
-            if deficit.code in p.competencies and teacher.audience in p.audiences
-        ]
-        severity = "критический дефицит" if deficit.level == Level.CRITICAL else "дефицит"
-        if fitting:
-            best = min(fitting, key=lambda p: (not p.federal_registry, p.hours, p.program_id))
-            why = [
-                f"{severity} по компетенции {deficit.code} (балл {deficit.score:g})",
-                f"программа адресует эту компетенцию и подходит для аудитории «{teacher.audience}»",
-            ]
-            if best.federal_registry:
-                why.append("входит в Федеральный реестр ДПП")
-            if len(fitting) > 1:
-                why.append(f"выбрана из {len(fitting)} подходящих")
-            steps.append(
-                RouteStep(
-                    competency=deficit.code,
-                    kind="program",
-                    program_id=best.program_id,
-                    hours=best.hours,
-                    reason="; ".join(why),
-                )
+    sites = {s.site_id: s for s in catalogue.sites}
+    tutors = {t.tutor_id: t for t in catalogue.tutors}
+    communities_taken: set[str] = set()
+    chosen_programs: set[str] = set()
+    ordered = ordered_deficits(deficits)
+
+    def add(kind: str, code: str, hours: int, reason: str, **ids: str | None) -> RouteStep:
+        step = RouteStep(
+            step_id=f"s{len(steps) + 1}",
+            competency=code,
+            kind=kind,  # type: ignore[arg-type]
+            hours=hours,
+            reason=reason,
+            **ids,  # type: ignore[arg-type]
+        )
+        steps.append(step)
+        return step
+
+    if teacher.young and ordered:
+        mentor = best_mentor(teacher, catalogue.mentors)
+        first = ordered[0]
+        head = (
+            "молодой педагог (до 35 лет, стаж до 3 лет) — наставничество; "
+            f"начинаем с компетенции {first.code} ({SEVERITY[first.level]})"
+        )
+        if mentor is None:
+            add(
+                "mentoring",
+                first.code,
+                rules.hours.mentoring,
+                f"{head}; свободного наставника в реестре нет — его назначит методист",
             )
         else:
-            steps.append(
-                RouteStep(
-                    competency=deficit.code,
-                    kind="consultation",
-                    hours=CONSULTATION_HOURS,
-                    reason=f"{severity} по компетенции {deficit.code} (балл {deficit.score:g}); "
-                    "в реестре нет подходящей программы — консультации методиста",
-                )
+            where = (
+                "из той же организации"
+                if mentor.organization_id == teacher.organization_id
+                else "из того же муниципалитета"
+                if mentor.municipality_id == teacher.municipality_id
+                else "из региона"
             )
-    return Draft(steps=steps, total_hours=sum(s.hours for s in steps))
+            add(
+                "mentoring",
+                first.code,
+                rules.hours.mentoring,
+                f"{head}; наставник {where}, занято мест {mentor.load} из {mentor.capacity}",
+                mentor_id=mentor.mentor_id,
+            )
+
+    for deficit in ordered:
+        code = deficit.code
+        head = f"{SEVERITY[deficit.level]} по компетенции {code} (балл {deficit.score:g})"
+        ranked = rank_programs(
+            code, teacher, catalogue.programs, rules, completed | chosen_programs
+        )
+        if ranked:
+            program, _ = ranked[0]
+            chosen_programs.add(program.program_id)
+            tutor = (
+                best_tutor(program.program_id, code, teacher, tutors.values())
+                if program.federal_registry
+                else None
+            )
+            reason = f"{head}; {_why_program(ranked[0], ranked, teacher)}"
+            if program.federal_registry:
+                if tutor is None:
+                    reason += "; свободного тьютора ЦНППМ нет"
+                else:
+                    reason += "; тьютор ЦНППМ сопровождает федеральную программу"
+                    tutors[tutor.tutor_id] = replace(tutor, load=tutor.load + 1)
+            step = add(
+                "program",
+                code,
+                program.hours,
+                reason,
+                program_id=program.program_id,
+                tutor_id=tutor.tutor_id if tutor else None,
+            )
+            add(
+                "post_course_support",
+                code,
+                rules.hours.post_course_support,
+                f"посткурсовое сопровождение после программы «{program.title}»: методист "
+                "помогает применить освоенное в работе",
+                program_id=program.program_id,
+                follows=step.step_id,
+            )
+        else:
+            fitting = fitting_programs(code, teacher, catalogue.programs, ())
+            in_route = [p for p in fitting if p.program_id in chosen_programs]
+            if in_route:
+                why = (
+                    f"программа «{in_route[0].title}» уже в маршруте и охватывает эту "
+                    "компетенцию; других подходящих программ нет"
+                )
+            elif fitting:
+                why = "все подходящие программы педагог уже прошёл"
+            else:
+                why = "в реестре нет программы по этой компетенции для аудитории педагога"
+            add(
+                "consultation",
+                code,
+                rules.hours.consultation,
+                f"{head}; {why} — консультации регионального методиста",
+            )
+
+        if deficit.level in rules.internship.for_levels:
+            found = best_site(code, teacher, sites.values())
+            if found is not None:
+                site, among = found
+                where = (
+                    "в муниципалитете педагога"
+                    if site.municipality_id == teacher.municipality_id
+                    else "в другом муниципалитете (в своём площадки нет)"
+                )
+                add(
+                    "internship",
+                    code,
+                    rules.hours.internship,
+                    f"{head}: стажировка на площадке «{site.title}» {where}; "
+                    f"подходящих площадок с местами: {among}",
+                    site_id=site.site_id,
+                )
+                sites[site.site_id] = replace(site, load=site.load + 1)
+
+        if len(communities_taken) < rules.community.per_route:
+            community = best_community(
+                code, teacher, catalogue.communities, rules, communities_taken
+            )
+            if community is not None:
+                communities_taken.add(community.community_id)
+                on = "компетенции" if code in community.competencies else "предмету педагога"
+                add(
+                    "community",
+                    code,
+                    rules.hours.community,
+                    f"{head}: горизонтальное обучение в сообществе «{community.title}» "
+                    f"({community.level}) по {on}",
+                    community_id=community.community_id,
+                )
+
+    return schedule(steps, rules, start)
+
+
+# --- pace ----------------------------------------------------------------------------------
+
+PARALLEL = ("mentoring", "community")
+
+
+def schedule(steps: Sequence[RouteStep], rules: Rules, start: date) -> Draft:
+    """Dates per step within the yearly hours budget.
+
+    Steps go one after another at the rule's hours per week, in their order; mentoring and
+    communities run alongside from the step they belong to for their weeks. A step goes
+    into the budget year it starts in; when the year's remaining hours cannot hold it, it
+    moves to the start of the next budget year (its reason says so). A step longer than a
+    whole year's budget gets a year of its own.
+    """
+    budget = rules.budget
+    used: Counter[int] = Counter()
+    cursor = start
+    out: list[RouteStep] = []
+    ends: dict[str, date] = {}
+
+    def period_of(day: date) -> int:
+        return day.year if day >= budget.period_start(day.year) else day.year - 1
+
+    for step in steps:
+        begin = cursor
+        if step.kind == "post_course_support" and step.follows in ends:
+            begin = max(begin, ends[step.follows] + timedelta(days=rules.pace.post_course_gap_days))
+        period = period_of(begin)
+        note = ""
+        while used[period] and used[period] + step.hours > budget.yearly_hours:
+            period += 1
+            begin = max(begin, budget.period_start(period))
+            note = (
+                f"; перенесено на {period} г.: часов в году {period - 1} не хватает "
+                f"(бюджет {budget.yearly_hours} ч)"
+            )
+        if step.hours > budget.yearly_hours:
+            note += f"; шаг длиннее годового бюджета ({budget.yearly_hours} ч)"
+        used[period] += step.hours
+        if step.kind in PARALLEL:
+            weeks = rules.pace.parallel_weeks.get(step.kind, 1)  # type: ignore[call-overload]
+            end = begin + timedelta(weeks=weeks) - timedelta(days=1)
+        else:
+            weeks = max(1, math.ceil(step.hours / rules.pace.hours_per_week))
+            end = begin + timedelta(weeks=weeks) - timedelta(days=1)
+            cursor = end + timedelta(days=1)
+        ends[step.step_id] = end
+        out.append(
+            step.model_copy(
+                update={
+                    "starts_on": begin,
+                    "ends_on": end,
+                    "period": period,
+                    "reason": step.reason + note,
+                }
+            )
+        )
+    return Draft(
+        steps=out,
+        total_hours=sum(s.hours for s in out),
+        starts_on=min((s.starts_on for s in out if s.starts_on), default=None),
+        ends_on=max((s.ends_on for s in out if s.ends_on), default=None),
+        hours_by_period={str(p): h for p, h in sorted(used.items())},
+    )
+
+
+# --- methodists ----------------------------------------------------------------------------
+
+
+def serves(methodist: MethodistView, municipality_id: str) -> bool:
+    return not methodist.municipalities or municipality_id in methodist.municipalities
 
 
 def eligible_methodists(
@@ -100,17 +633,255 @@ def eligible_methodists(
 ) -> list[MethodistView]:
     """Methodists with room who serve the teacher's municipality, best first.
 
-    Best = a specialisation among the route's competencies, then the least loaded, then
-    by id (stable). Never one at capacity.
+    Best = a specialisation among the route's competencies, then a subject of the teacher,
+    then the least loaded, then by id (stable). Never one at capacity.
     """
-    codes = competencies
-    serving = [
-        m
-        for m in methodists
-        if m.load < m.capacity
-        and (not m.municipalities or teacher.municipality_id in m.municipalities)
-    ]
-    return sorted(
-        serving,
-        key=lambda m: (not codes & set(m.specialisations), m.load, m.methodist_id),
+    serving = [m for m in methodists if m.load < m.capacity and serves(m, teacher.municipality_id)]
+    return sorted(serving, key=lambda m: _methodist_key(m, teacher, competencies))
+
+
+def _methodist_key(
+    m: MethodistView, teacher: TeacherView, competencies: set[str]
+) -> tuple[bool, bool, int, str]:
+    return (
+        not competencies & set(m.specialisations),
+        not set(m.subjects) & set(teacher.subjects),
+        m.load,
+        m.methodist_id,
     )
+
+
+def methodist_reason(m: MethodistView, teacher: TeacherView, competencies: set[str]) -> str:
+    """Why this methodist, in Russian."""
+    why = []
+    if competencies & set(m.specialisations):
+        why.append("специализация по компетенциям маршрута")
+    if set(m.subjects) & set(teacher.subjects):
+        why.append("предмет педагога")
+    why.append("обслуживает муниципалитет" if m.municipalities else "работает по всему региону")
+    why.append(f"нагрузка {m.load + 1} из {m.capacity}")
+    return ", ".join(why)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A route held by a methodist, as the rebalance sees it."""
+
+    route_id: str
+    methodist_id: str | None
+    teacher: TeacherView
+    competencies: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Move:
+    route_id: str
+    from_methodist: str | None
+    to_methodist: str | None  # None: back to the unassigned queue
+    reason: str
+
+
+def plan_rebalance(
+    seats: Sequence[Seat], methodists: Sequence[MethodistView], even: bool = True
+) -> list[Move]:
+    """Moves that bring every methodist within capacity and even the loads out.
+
+    1. A methodist above capacity (capacity lowered, or removed: absent from
+       ``methodists``) gives up its newest routes: to the best eligible methodist with room,
+       or to the unassigned queue.
+    2. Waiting routes (no methodist) are seated where there is room.
+    3. A route moves from a methodist to an eligible one whose load after the move stays
+       at least 2 below the giver's (each move strictly narrows the gap), until none can;
+       only with ``even`` (an operator's rebalance; capacity changes do steps 1 and 2).
+    No move ever takes a methodist above capacity. ``seats`` come oldest first.
+    """
+    by_id = {m.methodist_id: m for m in methodists}
+    # Loads are recounted from the seats: a rebalance also repairs a drifted counter.
+    load = {mid: 0 for mid in by_id}
+    held: dict[str | None, list[Seat]] = {}
+    for seat in seats:
+        held.setdefault(seat.methodist_id, []).append(seat)
+        if seat.methodist_id in load:
+            load[seat.methodist_id] += 1
+    moves: list[Move] = []
+    current: dict[str, str | None] = {s.route_id: s.methodist_id for s in seats}
+
+    def view(mid: str) -> MethodistView:
+        return replace(by_id[mid], load=load[mid])
+
+    def best_for(seat: Seat, exclude: str | None) -> MethodistView | None:
+        candidates = [view(mid) for mid in by_id if mid != exclude]
+        found = eligible_methodists(seat.teacher, set(seat.competencies), candidates)
+        return found[0] if found else None
+
+    def move(seat: Seat, to: MethodistView | None, why: str) -> None:
+        source = current[seat.route_id]
+        if source in load:
+            load[source] -= 1  # type: ignore[index]
+        if to is not None:
+            load[to.methodist_id] += 1
+        current[seat.route_id] = to.methodist_id if to else None
+        moves.append(Move(seat.route_id, source, to.methodist_id if to else None, why))
+
+    # 1. over capacity, or gone: the newest routes leave first
+    for owner, owned in held.items():
+        if owner is None:
+            continue
+        if owner not in by_id:
+            leaving, why = owned, "методист выбыл из реестра"
+        else:
+            excess = load[owner] - by_id[owner].capacity
+            leaving = owned[-excess:] if excess > 0 else []
+            why = f"нагрузка методиста выше ёмкости ({by_id[owner].capacity})"
+        for seat in reversed(leaving):
+            move(seat, best_for(seat, owner), why)
+    # 2. the queue
+    for seat in held.get(None, []):
+        if current[seat.route_id] is None:
+            target = best_for(seat, None)
+            if target is not None:
+                move(seat, target, "появилось место у подходящего методиста")
+    # 3. even out
+    changed = even
+    while changed:
+        changed = False
+        for seat in seats:
+            owner = current[seat.route_id]
+            if owner is None or owner not in by_id:
+                continue
+            mine = _methodist_key(view(owner), seat.teacher, set(seat.competencies))[:2]
+            # The lightest eligible methodist that is no worse a match than the owner.
+            target = min(
+                (
+                    m
+                    for m in eligible_methodists(
+                        seat.teacher,
+                        set(seat.competencies),
+                        [view(mid) for mid in by_id if mid != owner],
+                    )
+                    if _methodist_key(m, seat.teacher, set(seat.competencies))[:2] <= mine
+                ),
+                key=lambda m: (m.load, m.methodist_id),
+                default=None,
+            )
+            if target is None or target.load + 1 > load[owner] - 1:
+                continue
+            move(seat, target, f"выравнивание нагрузки: {load[owner]} → {target.load + 1}")
+            changed = True
+    # Collapse a route's moves into one: where it was, where it ends.
+    first: dict[str, Move] = {}
+    last: dict[str, Move] = {}
+    for m in moves:
+        first.setdefault(m.route_id, m)
+        last[m.route_id] = m
+    return [
+        Move(rid, first[rid].from_methodist, last[rid].to_methodist, last[rid].reason)
+        for rid in first
+        if first[rid].from_methodist != last[rid].to_methodist
+    ]
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+OPEN = ("drafted", "agreed", "active")
+"""Statuses in which a route holds its methodist's seat and can change."""
+
+ROLE_NAMES = {"teacher": "педагог", "methodist": "методист", "management": "администрация школы"}
+
+
+def missing_approvals(approvals: Iterable[Mapping[str, Any]], rules: Rules) -> list[str]:
+    """Roles whose approval the route still needs."""
+    have = {a["role"] for a in approvals}
+    return [role for role in rules.approvals if role not in have]
+
+
+def starts_now(starts_on: date | None, today: date) -> bool:
+    """An agreed route becomes active on its start date."""
+    return starts_on is None or starts_on <= today
+
+
+def completion(
+    steps: Sequence[Mapping[str, Any]], ends_on: date | None, today: date, rules: Rules
+) -> Literal["all_steps", "end_date"] | None:
+    """Whether an active route completes now, and why (None: not yet).
+
+    All steps done completes it; by policy, so does its end date passing (plus grace).
+    """
+    live = [s for s in steps if s.get("status") != "removed"]
+    if live and all(s.get("status") == "done" for s in live):
+        return "all_steps"
+    if (
+        rules.completion.at_end_date
+        and ends_on is not None
+        and today > ends_on + timedelta(days=rules.completion.grace_days)
+    ):
+        return "end_date"
+    return None
+
+
+def step_for_course(
+    steps: Sequence[Mapping[str, Any]], program_id: str
+) -> Mapping[str, Any] | None:
+    """The route's open program step for a course, the earliest planned first."""
+    candidates = [
+        s
+        for s in steps
+        if s["kind"] == "program"
+        and s.get("program_id") == program_id
+        and s.get("status") not in ("done", "removed")
+    ]
+    return min(candidates, key=lambda s: str(s.get("starts_on") or ""), default=None)
+
+
+# --- effectiveness -------------------------------------------------------------------------
+
+GOOD = ("closed", "improved")
+
+
+@dataclass(frozen=True)
+class Attribution:
+    step_id: str
+    kind: str
+    competency: str
+    change: str
+    program_id: str | None
+    site_id: str | None
+    mentor_id: str | None
+    community_id: str | None
+
+
+def attribute(
+    steps: Sequence[Mapping[str, Any]], changes: Iterable[CompetencyChange]
+) -> list[Attribution]:
+    """What a re-diagnosis says of a route's steps: each done step gets the change of its
+    competency (closed / improved / unchanged / worse). Steps not done are not credited or
+    blamed; a competency the new diagnosis does not mention is not attributed."""
+    by_code = {c.code: c.change for c in changes}
+    return [
+        Attribution(
+            step_id=s["step_id"],
+            kind=s["kind"],
+            competency=s["competency"],
+            change=by_code[s["competency"]],
+            program_id=s.get("program_id") if s["kind"] == "program" else None,
+            site_id=s.get("site_id"),
+            mentor_id=s.get("mentor_id"),
+            community_id=s.get("community_id"),
+        )
+        for s in steps
+        if s.get("status") == "done"
+        and s["competency"] in by_code
+        and by_code[s["competency"]] != "new"
+    ]
+
+
+def effectiveness(changes: Iterable[str]) -> dict[str, Any]:
+    """Counts of outcomes and the share of closed or improved deficits among them."""
+    counts = Counter(changes)
+    evaluated = sum(counts.values())
+    good = sum(counts[c] for c in GOOD)
+    return {
+        "evaluated": evaluated,
+        **{c: counts[c] for c in ("closed", "improved", "unchanged", "worse")},
+        "effective_share": round(100 * good / evaluated, 1) if evaluated else None,
+    }

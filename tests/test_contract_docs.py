@@ -27,7 +27,7 @@ REGENERATE = "run `uv run iomflow contracts` and commit docs/"
 RECEIVES: dict[str, set[str]] = {
     "registries": set(),
     "diagnostics": {Streams.REGISTRY, Streams.RESULTS_INBOUND},
-    "routes": {Streams.REGISTRY, Streams.DIAGNOSTICS},
+    "routes": {Streams.REGISTRY, Streams.DIAGNOSTICS, Streams.COURSES_INBOUND},
     "monitoring": {Streams.REGISTRY, Streams.DIAGNOSTICS, Streams.ROUTES},
 }
 SENDS: dict[str, dict[str, set[str]]] = {

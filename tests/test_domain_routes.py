@@ -604,6 +604,18 @@ def test_community_on_the_competency_wins_over_a_subject_only_one() -> None:
     assert "по предмету педагога" in step.reason
 
 
+def test_a_community_of_other_subjects_is_not_offered_even_on_the_competency() -> None:
+    d = draft(
+        teacher(subjects=("math",)),
+        [deficit("a", 30)],
+        communities=[
+            community("c-geo", subjects=("geography",)),
+            community("c-math", subjects=("math",)),
+        ],
+    )
+    assert [s.community_id for s in of_kind(d, "community")] == ["c-math"]
+
+
 # --- 10. choosing a methodist --------------------------------------------------------------
 
 

@@ -484,6 +484,9 @@ def _chain(
     wait_for("Диагностика → маршрут → методист → показатели", len(chosen), chain_settled, timeout)
     kpis = _get(client, f"{mon}/v1/kpis")
     print_kpis(kpis)
+    teacher_routes = _get(client, f"{routes}/v1/teachers/{traced}/routes")
+    if teacher_routes:
+        print_route(_get(client, f"{routes}/v1/routes/{teacher_routes[-1]['route_id']}"))
     ok = print_trace(workdir / "traces", trace_id)
     dlq = {
         s: publisher.xlen(Streams.dlq(s))
@@ -520,6 +523,44 @@ def print_kpis(kpis: dict[str, Any]) -> None:
         f"Педагогов {counts['teachers']}, прошли диагностику {counts['diagnosed']}, "
         f"с маршрутом {counts['with_route']}, с методистом {counts['supported']}; "
         f"муниципалитетов {len(municipalities)}"
+    )
+
+
+STEP_KINDS = {
+    "program": "программа",
+    "internship": "стажировка",
+    "mentoring": "наставничество",
+    "community": "сообщество",
+    "consultation": "консультации",
+    "post_course_support": "посткурсовое",
+}
+
+
+def print_route(route: dict[str, Any]) -> None:
+    """One route as a methodist sees it: every step with its dates and reason."""
+    table = Table(
+        title=f"ИОМ педагога {route['teacher_id']}: {route['total_hours']} ч, "
+        f"{_ru_date(route['starts_on'])} — {_ru_date(route['ends_on'])}, "
+        f"методист {route['methodist_id'] or '— (в очереди)'}",
+        show_lines=True,
+    )
+    for column in ("шаг", "вид", "компетенция", "часы", "сроки", "почему"):
+        table.add_column(column)
+    for step in route["steps"]:
+        table.add_row(
+            step["step_id"],
+            STEP_KINDS.get(step["kind"], step["kind"]),
+            step["competency"],
+            str(step["hours"]),
+            f"{_ru_date(step['starts_on'])} — {_ru_date(step['ends_on'])}",
+            step["reason"],
+        )
+    console.print(table)
+    console.print(
+        "Часы по годам: "
+        + ", ".join(f"{year}: {hours} ч" for year, hours in route["hours_by_period"].items())
+        + "; ждёт согласования: "
+        + ", ".join(route.get("missing_approvals", []))
     )
 
 

@@ -9,6 +9,8 @@ iomflow registries …        the registries' admin commands: import, export, re
                             keys, demo-files (iomflow registries --help)
 iomflow diagnostics …       the diagnostics' admin commands: framework export/import,
                             revise, close, keys (iomflow diagnostics --help)
+iomflow routes …            the routes' admin commands: rebalance, tick, keys
+                            (iomflow routes --help)
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser(
         "diagnostics", help="diagnostics admin: framework, revise, close, keys", add_help=False
     )
+    commands.add_parser("routes", help="routes admin: rebalance, tick, keys", add_help=False)
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["registries"], ["diagnostics"]):  # their own parsers, options included
+    if argv[:1] in (["registries"], ["diagnostics"], ["routes"]):  # their own parsers
         importlib.import_module(f"iomflow.{argv[0]}.__main__").main(argv[1:])
         return
     args = parser.parse_args(argv)

@@ -276,8 +276,7 @@ async def complete_step(
 ) -> dict[str, Any]:
     async def work(session: Any) -> dict[str, Any]:
         route = await service.open_route(session, route_id)
-        if route.methodist_id is not None and body.by != route.methodist_id:
-            raise Refused("not_the_methodist", "Отметить шаг может только методист маршрута.", 403)
+        service.its_methodist(route, body.by, "Отметить шаг")
         await service.complete_step(
             ctx, session, route, step_id, body.by, body.on or ctx.day(), "methodist"
         )

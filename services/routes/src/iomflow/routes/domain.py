@@ -344,8 +344,9 @@ def best_community(
     rules: Rules,
     taken: set[str],
 ) -> CommunityView | None:
-    """A community on the competency (or the teacher's subject) the teacher can join:
-    a municipal one of the teacher's municipality first, then by the level order."""
+    """A community on the competency (or the teacher's subject) the teacher can join — of
+    the teacher's subject when it names subjects: a municipal one of the teacher's
+    municipality first, then by the level order."""
     order: dict[str, int] = {level: n for n, level in enumerate(rules.community.level_order)}
     fitting = [
         c
@@ -355,6 +356,8 @@ def best_community(
             code in c.competencies
             or (not c.competencies and set(c.subjects) & set(teacher.subjects))
         )
+        # a community of named subjects is for their teachers
+        and (not c.subjects or set(c.subjects) & set(teacher.subjects))
         and (c.level != "municipal" or c.municipality_id == teacher.municipality_id)
     ]
     if not fitting:

@@ -77,7 +77,7 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
                 "federal_number": p.federal_number,
             },
         )
-        await service.release_held_courses(ctx, session)
+        await service.release_held_courses(ctx, session, program=(p.program_id, p.federal_number))
 
     async def methodist(session: AsyncSession, event: Event[MethodistUpserted], _: Outbox) -> None:
         m = event.payload

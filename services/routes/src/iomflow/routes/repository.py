@@ -414,11 +414,13 @@ async def get_methodist(session: AsyncSession, methodist_id: str) -> Any:
 
 
 async def is_manager_of(
-    session: AsyncSession, member_or_teacher: str, organization_id: str
+    session: AsyncSession, member_or_teacher: str, organization_id: str, not_teacher: str
 ) -> bool:
-    """Whether the id is a management-team member (or their teacher id) of the organisation."""
+    """Whether the id is a management-team member (or their teacher id) of the organisation,
+    other than ``not_teacher`` (nobody approves their own route for the school)."""
     query = select(func.count()).where(
         management.c.organization_id == organization_id,
+        management.c.teacher_id != not_teacher,
         or_(
             management.c.member_id == member_or_teacher,
             management.c.teacher_id == member_or_teacher,
@@ -586,11 +588,22 @@ async def add_course(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 async def held_courses(
-    session: AsyncSession, teacher_id: str | None = None, limit: int = 1000
+    session: AsyncSession,
+    teacher_id: str | None = None,
+    program: tuple[str, str | None] | None = None,
+    limit: int = 1000,
 ) -> list[Any]:
+    """Held course events, of one teacher or naming one program (id, federal number)."""
     query = select(courses).where(courses.c.status == "held")
     if teacher_id is not None:
         query = query.where(courses.c.teacher_id == teacher_id)
+    if program is not None:
+        program_id, number = program
+        query = query.where(
+            or_(courses.c.program_id == program_id, courses.c.federal_number == number)
+            if number
+            else courses.c.program_id == program_id
+        )
     return list(await session.execute(query.order_by(courses.c.received_at).limit(limit)))
 
 

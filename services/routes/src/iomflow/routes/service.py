@@ -341,8 +341,11 @@ async def approve(
             raise Refused("no_methodist", "Маршруту ещё не назначен методист.", 409)
         if by != route.methodist_id:
             raise Refused("not_the_methodist", "Согласовать может только методист маршрута.", 403)
-    if role == "management" and not await repository.is_manager_of(
-        session, by, route.organization_id
+    if role == "management" and (
+        by == route.teacher_id
+        or not await repository.is_manager_of(
+            session, by, route.organization_id, not_teacher=route.teacher_id
+        )
     ):
         raise Refused(
             "not_management",
@@ -505,6 +508,14 @@ async def complete_step(
 # --- methodist's edits ---------------------------------------------------------------------
 
 
+def its_methodist(route: Any, by: str, what: str) -> None:
+    """Only the route's own methodist changes it; a route still waiting has nobody."""
+    if route.methodist_id is None:
+        raise Refused("no_methodist", "Маршруту ещё не назначен методист.", 409)
+    if by != route.methodist_id:
+        raise Refused("not_the_methodist", f"{what} может только методист маршрута.", 403)
+
+
 async def edit(
     ctx: Routes,
     session: AsyncSession,
@@ -520,8 +531,7 @@ async def edit(
     A drafted route's approvals are reset by an edit (they approved another plan).
     """
     route = await open_route(session, route_id)
-    if route.methodist_id is not None and by != route.methodist_id:
-        raise Refused("not_the_methodist", "Изменять маршрут может только его методист.", 403)
+    its_methodist(route, by, "Изменять маршрут")
     steps = [dict(s) for s in route.steps]
     old = None
     if action in ("remove", "replace"):
@@ -678,11 +688,15 @@ async def _apply_course(
 
 
 async def release_held_courses(
-    ctx: Routes, session: AsyncSession, teacher_id: str | None = None
+    ctx: Routes,
+    session: AsyncSession,
+    teacher_id: str | None = None,
+    program: tuple[str, str | None] | None = None,
 ) -> int:
-    """Retry held course events (a program or teacher has arrived); how many applied."""
+    """Retry the held course events of a teacher or a program (id, federal number) that
+    has arrived; how many were applied."""
     released = 0
-    for row in await repository.held_courses(session, teacher_id):
+    for row in await repository.held_courses(session, teacher_id, program):
         course = CourseEvent(
             teacher_id=row.teacher_id,
             program_id=row.program_id,
@@ -711,7 +725,9 @@ async def release_held_courses(
 
 async def drain_queue(ctx: Routes, session: AsyncSession) -> int:
     """Seat waiting routes now that capacity may have appeared; how many were seated."""
-    events = []
+    events: list[Event[Any]] = []
+    if not any(m.load < m.capacity for m in await repository.all_methodists(session)):
+        return 0  # nobody has room: a long queue is not walked for nothing
     waiting = await repository.unassigned(session)
     known = await repository.teachers_by_id(session, [r.teacher_id for r in waiting])
     for route in waiting:
@@ -721,6 +737,8 @@ async def drain_queue(ctx: Routes, session: AsyncSession) -> int:
         assigned = await assign_methodist(session, route, teacher)
         if assigned is not None:
             events.append(assigned)
+        elif not any(m.load < m.capacity for m in await repository.all_methodists(session)):
+            break  # the room is gone
     await ctx.stage(session, *events)
     return len(events)
 
@@ -752,10 +770,11 @@ async def rebalance(
             loads[methodist_id] += 1
     await repository.set_loads(session, "methodist", loads)
     capacity = {m.methodist_id: m.capacity for m in methodists}
-    by_route = {r.route_id: r for r in rows}
     events = []
     for move in moves:
-        route = by_route[move.route_id]
+        # open_routes reads only what the plan needs; a moved route's history and
+        # municipality come from its full row.
+        route = await repository.get_route(session, move.route_id)
         await repository.change(
             session,
             move.route_id,

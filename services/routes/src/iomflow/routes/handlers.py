@@ -77,6 +77,7 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
                 "federal_number": p.federal_number,
             },
         )
+        ctx.forget_offer()
         await service.release_held_courses(ctx, session, program=(p.program_id, p.federal_number))
 
     async def methodist(session: AsyncSession, event: Event[MethodistUpserted], _: Outbox) -> None:
@@ -93,6 +94,7 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
                 "capacity": m.capacity,
             },
         )
+        ctx.forget_offer()
         if before is not None and before.load > m.capacity:
             await service.methodist_changed(ctx, session)  # capacity lowered below its load
         else:
@@ -155,6 +157,7 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
                 "competencies": c.competencies,
             },
         )
+        ctx.forget_offer()
 
     async def member(
         session: AsyncSession, event: Event[ManagementMemberUpserted], _: Outbox
@@ -179,6 +182,8 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
             # Steps already planned keep the removed item (with its reason); new drafts
             # no longer see it.
             await repository.remove(session, entity, record_id)
+            if entity in ("program", "community", "methodist"):
+                ctx.forget_offer()
             if entity == "methodist":
                 await service.methodist_changed(ctx, session)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -323,9 +324,39 @@ def program_view(r: Any) -> ProgramView:
     )
 
 
-async def catalogue(session: AsyncSession, teacher: TeacherView) -> Catalogue:
-    """The registries' offer a route for this teacher may draw on."""
+@dataclass(frozen=True)
+class Offer:
+    """What the registries offer everyone alike (programs, communities): it changes rarely,
+    so a process may keep it for a while (``service.Routes.offer``)."""
+
+    programs: list[ProgramView]
+    communities: list[CommunityView]
+    methodists: dict[str, MethodistView]  # who serves what; loads are read fresh
+
+
+async def offer(session: AsyncSession) -> Offer:
     program_rows = await session.execute(select(programs))
+    community_rows = await session.execute(select(communities))
+    return Offer(
+        methodists={m.methodist_id: m for m in await all_methodists(session)},
+        programs=[program_view(r) for r in program_rows],
+        communities=[
+            CommunityView(
+                r.community_id,
+                r.title,
+                r.level,
+                r.municipality_id,
+                tuple(r.subjects),
+                tuple(r.competencies),
+            )
+            for r in community_rows
+        ],
+    )
+
+
+async def catalogue(session: AsyncSession, teacher: TeacherView, offered: Offer) -> Catalogue:
+    """The registries' offer a route for this teacher may draw on: the shared offer, and
+    the sites, mentors and tutors with room now."""
     site_rows = await session.execute(select(sites).where(sites.c.load < sites.c.capacity))
     mentor_rows = await session.execute(
         select(mentors).where(
@@ -333,12 +364,9 @@ async def catalogue(session: AsyncSession, teacher: TeacherView) -> Catalogue:
             mentors.c.municipality_id == teacher.municipality_id,
         )
     )
-    community_rows = await session.execute(select(communities))
     tutor_rows = await session.execute(select(tutors).where(tutors.c.load < tutors.c.capacity))
     return Catalogue(
-        programs=[
-            p for p in (program_view(r) for r in program_rows) if teacher.audience in p.audiences
-        ],
+        programs=[p for p in offered.programs if teacher.audience in p.audiences],
         sites=[
             SiteView(
                 r.site_id, r.title, r.municipality_id, tuple(r.competencies), r.capacity, r.load
@@ -356,17 +384,7 @@ async def catalogue(session: AsyncSession, teacher: TeacherView) -> Catalogue:
             )
             for r in mentor_rows
         ],
-        communities=[
-            CommunityView(
-                r.community_id,
-                r.title,
-                r.level,
-                r.municipality_id,
-                tuple(r.subjects),
-                tuple(r.competencies),
-            )
-            for r in community_rows
-        ],
+        communities=offered.communities,
         tutors=[
             TutorView(
                 r.tutor_id,
@@ -406,6 +424,12 @@ async def all_methodists(session: AsyncSession) -> list[MethodistView]:
         )
         for r in rows
     ]
+
+
+async def methodist_loads(session: AsyncSession) -> list[Any]:
+    """(methodist_id, capacity, load) of every methodist: cheap, no JSON."""
+    query = select(methodists.c.methodist_id, methodists.c.capacity, methodists.c.load)
+    return list(await session.execute(query.order_by(methodists.c.methodist_id)))
 
 
 async def get_methodist(session: AsyncSession, methodist_id: str) -> Any:

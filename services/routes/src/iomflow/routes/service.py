@@ -4,9 +4,10 @@ its events in the outbox; nothing is published before the commit."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -48,14 +49,42 @@ class SeatTaken(Exception):
 
 @dataclass
 class Routes:
-    """What the use cases need besides the session: rules, outbox and today's date."""
+    """What the use cases need besides the session: rules, outbox, today's date, and the
+    registries' offer kept for ``offer_ttl_s`` (programs and communities change rarely;
+    this process forgets it at once when their events arrive, other replicas within the
+    TTL)."""
 
     rules: domain.Rules
     outbox: Outbox
     today: Any = None  # a callable returning today's date; tests move the clock
+    offer_ttl_s: float = 30.0
+    _offer: tuple[float, repository.Offer] | None = field(default=None, repr=False)
 
     def day(self) -> date:
         return self.today() if self.today is not None else datetime.now(UTC).date()
+
+    async def offer(self, session: AsyncSession) -> repository.Offer:
+        kept = self._offer
+        if kept is None or time.monotonic() - kept[0] > self.offer_ttl_s:
+            kept = self._offer = (time.monotonic(), await repository.offer(session))
+        return kept[1]
+
+    def forget_offer(self) -> None:
+        self._offer = None
+
+    async def methodists(self, session: AsyncSession) -> list[domain.MethodistView]:
+        """Every methodist with their load now (what they serve from the kept offer; a
+        methodist the offer does not know yet makes it reload)."""
+        loads = await repository.methodist_loads(session)
+        known = (await self.offer(session)).methodists
+        if any(row.methodist_id not in known for row in loads):
+            self.forget_offer()
+            known = (await self.offer(session)).methodists
+        return [
+            replace(known[row.methodist_id], capacity=row.capacity, load=row.load)
+            for row in loads
+            if row.methodist_id in known
+        ]
 
     async def stage(self, session: AsyncSession, *events: Event[Any]) -> None:
         await self.outbox.stage(session, Streams.ROUTES, *events)
@@ -76,16 +105,16 @@ STEP_SEATS = (("tutor", "tutor_id"), ("mentor", "mentor_id"), ("site", "site_id"
 
 
 async def _take_step_seats(session: AsyncSession, step: dict[str, Any]) -> None:
-    for kind, field in STEP_SEATS:
-        if step.get(field) and await repository.take_seat(session, kind, step[field]) is None:
-            raise SeatTaken(f"{kind} {step[field]} filled up meanwhile")
+    for kind, key in STEP_SEATS:
+        if step.get(key) and await repository.take_seat(session, kind, step[key]) is None:
+            raise SeatTaken(f"{kind} {step[key]} filled up meanwhile")
 
 
 async def _free_step_seats(session: AsyncSession, step: dict[str, Any]) -> None:
     if step.get("status") in ("removed",):
         return
-    for kind, field in STEP_SEATS:
-        await repository.free_seat(session, kind, step.get(field))
+    for kind, key in STEP_SEATS:
+        await repository.free_seat(session, kind, step.get(key))
 
 
 async def _release(session: AsyncSession, route: Any) -> None:
@@ -99,11 +128,15 @@ async def _release(session: AsyncSession, route: Any) -> None:
 
 
 async def assign_methodist(
-    session: AsyncSession, route: Any, teacher: domain.TeacherView, exclude: str | None = None
+    ctx: Routes,
+    session: AsyncSession,
+    route: Any,
+    teacher: domain.TeacherView,
+    exclude: str | None = None,
 ) -> Event[Any] | None:
     """Seat the route with the best eligible methodist; None when nobody has room."""
     codes = {step["competency"] for step in route.steps}
-    candidates = [m for m in await repository.all_methodists(session) if m.methodist_id != exclude]
+    candidates = [m for m in await ctx.methodists(session) if m.methodist_id != exclude]
     for candidate in domain.eligible_methodists(teacher, codes, candidates):
         load = await repository.take_seat(session, "methodist", candidate.methodist_id)
         if load is None:
@@ -181,7 +214,7 @@ async def _draft(ctx: Routes, session: AsyncSession, diagnosis: DiagnosisComplet
     draft = domain.draft_route(
         teacher,
         diagnosis.deficits,
-        await repository.catalogue(session, teacher),
+        await repository.catalogue(session, teacher, await ctx.offer(session)),
         ctx.rules,
         ctx.day(),
         await repository.completed_programs(session, teacher.teacher_id),
@@ -241,7 +274,7 @@ async def _draft(ctx: Routes, session: AsyncSession, diagnosis: DiagnosisComplet
         )
     ]
     route = await repository.get_route(session, route_id)
-    events.append(await assign_methodist(session, route, teacher) or _unavailable(route))
+    events.append(await assign_methodist(ctx, session, route, teacher) or _unavailable(route))
     await ctx.stage(session, *events)
     return route_id
 
@@ -726,7 +759,7 @@ async def release_held_courses(
 async def drain_queue(ctx: Routes, session: AsyncSession) -> int:
     """Seat waiting routes now that capacity may have appeared; how many were seated."""
     events: list[Event[Any]] = []
-    if not any(m.load < m.capacity for m in await repository.all_methodists(session)):
+    if not any(m.load < m.capacity for m in await ctx.methodists(session)):
         return 0  # nobody has room: a long queue is not walked for nothing
     waiting = await repository.unassigned(session)
     known = await repository.teachers_by_id(session, [r.teacher_id for r in waiting])
@@ -734,10 +767,10 @@ async def drain_queue(ctx: Routes, session: AsyncSession) -> int:
         teacher = known.get(route.teacher_id)
         if teacher is None:
             continue
-        assigned = await assign_methodist(session, route, teacher)
+        assigned = await assign_methodist(ctx, session, route, teacher)
         if assigned is not None:
             events.append(assigned)
-        elif not any(m.load < m.capacity for m in await repository.all_methodists(session)):
+        elif not any(m.load < m.capacity for m in await ctx.methodists(session)):
             break  # the room is gone
     await ctx.stage(session, *events)
     return len(events)

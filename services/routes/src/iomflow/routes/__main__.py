@@ -2,7 +2,8 @@
 
   serve | migrate                         the service (settings from IOMFLOW_* variables)
   rebalance [--capacity-only]             bring methodists within capacity, even loads out
-  tick                                    start agreed routes, complete overdue ones now
+  tick                                    start agreed routes, complete overdue ones,
+                                          seat waiting routes where there is room
   keys add NAME --role R | list | revoke KEY_ID
                                           roles: operator, methodist, teacher, management
 
@@ -54,7 +55,10 @@ def cmd_tick(args: argparse.Namespace, settings: Settings) -> int:
             return await service.tick(_context(settings, outbox), session)
 
     done = ADMIN.run(settings, work)
-    print(f"Начато маршрутов: {done['activated']}; завершено по сроку: {done['completed']}")
+    print(
+        f"Начато маршрутов: {done['activated']}; завершено по сроку: {done['completed']}; "
+        f"назначено методистов из очереди: {done['seated']}"
+    )
     return 0
 
 

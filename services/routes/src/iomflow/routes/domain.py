@@ -685,7 +685,10 @@ class Move:
 
 
 def plan_rebalance(
-    seats: Sequence[Seat], methodists: Sequence[MethodistView], even: bool = True
+    seats: Sequence[Seat],
+    methodists: Sequence[MethodistView],
+    even: bool = True,
+    pinned: Mapping[str, int] | None = None,
 ) -> list[Move]:
     """Moves that bring every methodist within capacity and even the loads out.
 
@@ -696,11 +699,13 @@ def plan_rebalance(
     3. A route moves from a methodist to an eligible one whose load after the move stays
        at least 2 below the giver's (each move strictly narrows the gap), until none can;
        only with ``even`` (an operator's rebalance; capacity changes do steps 1 and 2).
-    No move ever takes a methodist above capacity. ``seats`` come oldest first.
+    No move ever takes a methodist above capacity. ``seats`` come oldest first;
+    ``pinned`` counts seats per methodist that hold but cannot move (their teacher is not
+    in the read model): they fill capacity all the same.
     """
     by_id = {m.methodist_id: m for m in methodists}
     # Loads are recounted from the seats: a rebalance also repairs a drifted counter.
-    load = {mid: 0 for mid in by_id}
+    load = {mid: (pinned or {}).get(mid, 0) for mid in by_id}
     held: dict[str | None, list[Seat]] = {}
     for seat in seats:
         held.setdefault(seat.methodist_id, []).append(seat)

@@ -267,12 +267,18 @@ async def remove(session: AsyncSession, entity: str, record_id: str) -> None:
     await session.execute(delete(table).where(table.c[key] == record_id))
 
 
-async def get_teacher(session: AsyncSession, teacher_id: str) -> TeacherView | None:
+async def get_teacher(
+    session: AsyncSession, teacher_id: str, lock: str | None = None
+) -> TeacherView | None:
+    """The teacher's view; ``lock`` = "share" or "update" locks the row (PostgreSQL; SQLite
+    runs one writer at a time anyway)."""
     query = (
         select(teachers, municipalities.c.remote)
         .outerjoin(municipalities, municipalities.c.municipality_id == teachers.c.municipality_id)
         .where(teachers.c.teacher_id == teacher_id)
     )
+    if lock is not None and session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update(read=lock == "share", of=teachers)
     row = (await session.execute(query)).first()
     if row is None:
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -201,7 +202,7 @@ async def draft_for_diagnosis(
 
 
 async def _draft(ctx: Routes, session: AsyncSession, diagnosis: DiagnosisCompleted) -> str | None:
-    teacher = await repository.get_teacher(session, diagnosis.teacher_id)
+    teacher = await repository.get_teacher(session, diagnosis.teacher_id, lock="share")
     if teacher is None:
         raise UnknownTeacher(diagnosis.teacher_id)
     previous = None
@@ -470,8 +471,9 @@ async def _maybe_complete(ctx: Routes, session: AsyncSession, route_id: str) -> 
 
 
 async def tick(ctx: Routes, session: AsyncSession) -> dict[str, int]:
-    """The daily pass: agreed routes whose start came become active; active routes past
-    their end date complete by policy."""
+    """The periodic pass: agreed routes whose start came become active; active routes past
+    their end date complete by policy; waiting routes take any room there is (a seat
+    freed by one replica while another was queueing a route is found here)."""
     started = completed = 0
     for route in await repository.due(session, ctx.day()):
         if route.status == "agreed":
@@ -479,7 +481,8 @@ async def tick(ctx: Routes, session: AsyncSession) -> dict[str, int]:
             started += 1
         elif await _maybe_complete(ctx, session, route.route_id):
             completed += 1
-    return {"activated": started, "completed": completed}
+    seated = await drain_queue(ctx, session)
+    return {"activated": started, "completed": completed, "seated": seated}
 
 
 async def open_route(session: AsyncSession, route_id: str) -> Any:
@@ -793,9 +796,12 @@ async def rebalance(
         for r in rows
         if r.teacher_id in known
     ]
+    # Routes of a teacher the read model no longer has (removed meanwhile) stay where they
+    # are, but still fill their methodist's seat.
+    pinned = Counter(r.methodist_id for r in rows if r.teacher_id not in known and r.methodist_id)
     methodists = await repository.all_methodists(session)
-    moves = domain.plan_rebalance(seats, methodists, even=even)
-    loads = {m.methodist_id: 0 for m in methodists}
+    moves = domain.plan_rebalance(seats, methodists, even=even, pinned=pinned)
+    loads = {m.methodist_id: pinned.get(m.methodist_id, 0) for m in methodists}
     final = {s.route_id: s.methodist_id for s in seats}
     final.update({m.route_id: m.to_methodist for m in moves})
     for methodist_id in final.values():
@@ -848,6 +854,9 @@ async def rebalance(
 
 
 async def teacher_removed(ctx: Routes, session: AsyncSession, teacher_id: str) -> None:
+    # The teacher row is locked first: a replica drafting for this teacher at the same
+    # moment holds it for share, so its route is either seen here or never drafted.
+    await repository.get_teacher(session, teacher_id, lock="update")
     for route in await repository.open_routes_of(session, teacher_id):
         await cancel(ctx, session, route, "педагог выбыл из реестра", "teacher_removed")
     await repository.remove(session, "teacher", teacher_id)

@@ -14,7 +14,8 @@ class Settings(BaseServiceSettings):
         default=None, description="Drafting rules JSON; default: the shipped data/rules.json"
     )
     tick_interval_s: float = Field(
-        default=3600,
+        default=300,
         gt=0,
-        description="How often agreed routes are started and overdue ones completed",
+        description="How often agreed routes are started, overdue ones completed and "
+        "waiting routes offered any free seat",
     )

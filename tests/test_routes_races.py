@@ -1,0 +1,167 @@
+"""Two replicas of routes at the same moment, on PostgreSQL: two sessions interleaved by
+hand where one commits while the other is still open — the orders a burst produces only
+sometimes.
+
+- A teacher removed while a replica drafts their route: the removal waits for the draft
+  (the teacher row is locked), then cancels it; the methodist's seat adds up.
+- A seat freed while a replica queues a route: the freeing replica cannot see the queued
+  route; the periodic tick seats it.
+- A rebalance counts the seats of routes whose teacher is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from iomflow.routes import domain, handlers, repository, service
+from iomflow.shared import migrations
+from iomflow.shared.contracts import (
+    Audience,
+    CompetencyResult,
+    Contract,
+    DiagnosisCompleted,
+    Level,
+    MethodistUpserted,
+    RecordRemoved,
+    TeacherUpserted,
+    new_event,
+)
+from iomflow.shared.db import create_engine, sessionmaker
+from iomflow.shared.outbox import Outbox
+
+
+@dataclass
+class Replicas:
+    sessions: async_sessionmaker[AsyncSession]
+    ctx: service.Routes
+    handlers: dict[str, Any]
+
+    async def deliver(
+        self, type_: str, payload: Contract, session: AsyncSession | None = None
+    ) -> None:
+        event = new_event(type_, payload, source="test", subject="s")
+        if session is not None:
+            await self.handlers[type_](session, event, self.ctx.outbox)
+            return
+        async with self.sessions() as s, s.begin():
+            await self.handlers[type_](s, event, self.ctx.outbox)
+
+    async def seats(self) -> dict[str, tuple[int, int, int]]:
+        """methodist -> (load, capacity, open routes it holds)."""
+        async with self.sessions() as s:
+            held = [r.methodist_id for r in await repository.open_routes(s)]
+            return {
+                m.methodist_id: (m.load, m.capacity, held.count(m.methodist_id))
+                for m in await repository.all_methodists(s)
+            }
+
+    async def open_routes(self) -> list[tuple[str, str | None]]:
+        async with self.sessions() as s:
+            return [(r.teacher_id, r.methodist_id) for r in await repository.open_routes(s)]
+
+
+@pytest.fixture
+async def replicas(pg_database_url: str) -> AsyncIterator[Replicas]:
+    await asyncio.to_thread(migrations.upgrade, "iomflow.routes", pg_database_url)
+    engine = create_engine(pg_database_url)
+    ctx = service.Routes(rules=domain.load_rules(), outbox=Outbox(repository.tables.outbox))
+    found = {t: h for sub in handlers.subscriptions(ctx) for t, h in sub.handlers.items()}
+    r = Replicas(sessionmaker(engine), ctx, found)
+    for teacher_id in ("t0", "t1", "t2"):
+        await r.deliver("registry.teacher.upserted", teacher(teacher_id))
+    await r.deliver(
+        "registry.methodist.upserted",
+        MethodistUpserted(methodist_id="m1", specialisations=[], municipalities=[], capacity=1),
+    )
+    try:
+        yield r
+    finally:
+        await engine.dispose()
+
+
+def teacher(teacher_id: str) -> TeacherUpserted:
+    return TeacherUpserted(
+        teacher_id=teacher_id,
+        organization_id="org-1",
+        municipality_id="mun-1",
+        position="учитель",
+        audience=Audience.GENERAL,
+        age_band="35-44",
+        experience_band="10-20",
+    )
+
+
+def diagnosis(n: int, teacher_id: str) -> DiagnosisCompleted:
+    deficits = [CompetencyResult(code="assessment", score=20, level=Level.CRITICAL)]
+    return DiagnosisCompleted(
+        diagnosis_id=f"d-{n}",
+        teacher_id=teacher_id,
+        organization_id="org-1",
+        municipality_id="mun-1",
+        campaign_id="c",
+        framework_version="f",
+        competencies=deficits,
+        deficits=deficits,
+    )
+
+
+async def test_a_teacher_removed_while_a_replica_drafts_their_route_cancels_it(
+    replicas: Replicas,
+) -> None:
+    drafting = replicas.sessions()
+    await drafting.begin()  # replica B: t1's route takes m1's only seat, not committed yet
+    await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(1, "t1"), drafting)
+    # replica A: the removal waits on the teacher row until B commits, then sees the route
+    removal = asyncio.create_task(
+        replicas.deliver("registry.teacher.removed", RecordRemoved(record_id="t1"))
+    )
+    await asyncio.sleep(0.5)
+    assert not removal.done(), "the removal must wait for the open draft"
+    await drafting.commit()
+    await drafting.close()
+    await asyncio.wait_for(removal, 10)
+
+    assert await replicas.open_routes() == []
+    assert await replicas.seats() == {"m1": (0, 1, 0)}
+    await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(2, "t2"))
+    assert await replicas.seats() == {"m1": (1, 1, 1)}
+
+
+async def test_a_seat_freed_while_a_replica_queues_a_route_is_taken_at_the_tick(
+    replicas: Replicas,
+) -> None:
+    await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(0, "t0"))  # m1 full
+    queueing = replicas.sessions()
+    await queueing.begin()  # replica B: t1's route finds nobody with room, not committed
+    await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(1, "t1"), queueing)
+    async with replicas.sessions() as a, a.begin():  # replica A frees the seat meanwhile
+        (route,) = await repository.open_routes_of(a, "t0")
+        await service.cancel(replicas.ctx, a, route, "отмена оператором", "operator")
+    await queueing.commit()
+    await queueing.close()
+    assert await replicas.open_routes() == [("t1", None)]  # room, and a route waiting
+
+    async with replicas.sessions() as s, s.begin():
+        done = await service.tick(replicas.ctx, s)
+    assert done["seated"] == 1
+    assert await replicas.open_routes() == [("t1", "m1")]
+    assert await replicas.seats() == {"m1": (1, 1, 1)}
+
+
+async def test_a_rebalance_counts_the_seat_of_a_route_whose_teacher_is_gone(
+    replicas: Replicas,
+) -> None:
+    await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(1, "t1"))
+    await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(2, "t2"))  # queued
+    async with replicas.sessions() as s, s.begin():  # the read model lost the teacher alone
+        await repository.remove(s, "teacher", "t1")
+    async with replicas.sessions() as s, s.begin():
+        assert await service.rebalance(replicas.ctx, s) == []  # m1 is still full
+    assert await replicas.open_routes() == [("t1", "m1"), ("t2", None)]
+    assert await replicas.seats() == {"m1": (1, 1, 1)}

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from iomflow.routes import domain
+from iomflow.routes import domain, drafting
 from iomflow.routes.domain import (
     Catalogue,
     CommunityView,
@@ -170,7 +170,7 @@ def draft(
     completed: Iterable[str] = (),
     **catalogue: Any,
 ) -> Draft:
-    return domain.draft_route(who, deficits, Catalogue(**catalogue), rules, START, completed)
+    return drafting.draft_route(who, deficits, Catalogue(**catalogue), rules, START, completed)
 
 
 def of_kind(d: Draft, kind: str) -> list[RouteStep]:
@@ -207,7 +207,7 @@ def test_deficits_are_ordered_critical_first_then_lowest_score() -> None:
         critical("d", 10),
         CompetencyResult(code="ok", score=80, level=Level.SUFFICIENT),
     ]
-    assert [d.code for d in domain.ordered_deficits(results)] == ["d", "c", "a", "b"]
+    assert [d.code for d in drafting.ordered_deficits(results)] == ["d", "c", "a", "b"]
 
 
 def test_no_deficits_make_an_empty_route_even_for_a_young_teacher() -> None:
@@ -433,7 +433,7 @@ def test_each_program_is_followed_by_post_course_support_after_the_gap() -> None
 
 def test_sequential_steps_do_not_overlap_and_hours_add_up() -> None:
     d = full_draft()
-    sequential = [s for s in d.steps if s.kind not in domain.PARALLEL]
+    sequential = [s for s in d.steps if s.kind not in drafting.PARALLEL]
     for before, after in pairwise(sequential):
         assert before.ends_on is not None and after.starts_on is not None
         assert before.ends_on < after.starts_on

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from iomflow.routes import domain, handlers, repository, service
+from iomflow.routes import domain, handlers, lifecycle, repository, service
 from iomflow.shared.contracts import (
     Audience,
     CompetencyResult,
@@ -434,7 +434,7 @@ class World:
             if route is not None:
 
                 async def cancel(session: AsyncSession) -> None:
-                    row = await service.open_route(session, route.route_id)
+                    row = await lifecycle.open_route(session, route.route_id)
                     await service.cancel(
                         self.ctx, session, row, "отменён оператором", "operator", by="op"
                     )
@@ -442,7 +442,7 @@ class World:
                 await self.run(cancel)
         elif isinstance(op, Days):
             self.today[0] += timedelta(days=op.days)
-            await self.run(lambda s: service.tick(self.ctx, s))
+            await self.run(lambda s: lifecycle.tick(self.ctx, s))
         elif isinstance(op, NewMethodist):
             await self.upsert_methodist(
                 self.methodist_payload(self.new_methodist_id(), op.methodist)
@@ -482,15 +482,17 @@ class World:
         for role, by in parties:
             if route.status != "drafted" or any(a["role"] == role for a in route.approvals):
                 continue
-            await self.run(partial(service.approve, self.ctx, route_id=route_id, role=role, by=by))
+            await self.run(
+                partial(lifecycle.approve, self.ctx, route_id=route_id, role=role, by=by)
+            )
 
     async def complete_step(self, route_id: str, step_id: str) -> None:
         """As POST /v1/routes/{id}/steps/{step}/complete by the route's methodist."""
 
         async def work(session: AsyncSession) -> None:
-            route = await service.open_route(session, route_id)
+            route = await lifecycle.open_route(session, route_id)
             by = route.methodist_id or "m-any"
-            await service.complete_step(
+            await lifecycle.complete_step(
                 self.ctx, session, route, step_id, by, self.ctx.day(), "methodist"
             )
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from iomflow.routes import domain, handlers, repository, service
+from iomflow.routes import domain, handlers, lifecycle, repository, service
 from iomflow.shared import migrations
 from iomflow.shared.contracts import (
     Audience,
@@ -148,7 +148,7 @@ async def test_a_seat_freed_while_a_replica_queues_a_route_is_taken_at_the_tick(
     assert await replicas.open_routes() == [("t1", None)]  # room, and a route waiting
 
     async with replicas.sessions() as s, s.begin():
-        done = await service.tick(replicas.ctx, s)
+        done = await lifecycle.tick(replicas.ctx, s)
     assert done["seated"] == 1
     assert await replicas.open_routes() == [("t1", "m1")]
     assert await replicas.seats() == {"m1": (1, 1, 1)}

@@ -17,7 +17,7 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from iomflow.routes import domain, service
+from iomflow.routes import domain, lifecycle, service
 from iomflow.routes.app import create_app
 from iomflow.routes.repository import tables
 from iomflow.routes.settings import Settings
@@ -52,7 +52,7 @@ def cmd_rebalance(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tick(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> dict[str, int]:
         async with sessions() as session, session.begin():
-            return await service.tick(_context(settings, outbox), session)
+            return await lifecycle.tick(_context(settings, outbox), session)
 
     done = ADMIN.run(settings, work)
     print(

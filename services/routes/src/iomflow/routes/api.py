@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from iomflow.routes import domain, repository, service
+from iomflow.routes import domain, lifecycle, repository, service
 from iomflow.shared.auth import Principal, require
 from iomflow.shared.contracts import StepKind
 from iomflow.shared.errors import Refused
@@ -200,7 +200,7 @@ class ApprovalIn(BaseModel):
 async def approve(route_id: str, body: ApprovalIn, request: Request, ctx: Ctx) -> dict[str, Any]:
     await require(body.role)(request)  # the key must hold the approving party's role
     return await _transaction(
-        request, lambda s: service.approve(ctx, s, route_id, body.role, body.by)
+        request, lambda s: lifecycle.approve(ctx, s, route_id, body.role, body.by)
     )
 
 
@@ -235,7 +235,7 @@ async def add_step(
     step = _step(body)
     return await _transaction(
         request,
-        lambda s: service.edit(ctx, s, route_id, "add", body.by, body.reason, step=step),
+        lambda s: lifecycle.edit(ctx, s, route_id, "add", body.by, body.reason, step=step),
     )
 
 
@@ -245,7 +245,7 @@ async def remove_step(
 ) -> dict[str, Any]:
     return await _transaction(
         request,
-        lambda s: service.edit(ctx, s, route_id, "remove", body.by, body.reason, step_id=step_id),
+        lambda s: lifecycle.edit(ctx, s, route_id, "remove", body.by, body.reason, step_id=step_id),
     )
 
 
@@ -256,7 +256,7 @@ async def replace_step(
     step = _step(body)
     return await _transaction(
         request,
-        lambda s: service.edit(
+        lambda s: lifecycle.edit(
             ctx, s, route_id, "replace", body.by, body.reason, step_id=step_id, step=step
         ),
     )
@@ -275,9 +275,9 @@ async def complete_step(
     route_id: str, step_id: str, body: CompleteIn, request: Request, ctx: Ctx, _: Methodist
 ) -> dict[str, Any]:
     async def work(session: Any) -> dict[str, Any]:
-        route = await service.open_route(session, route_id)
-        service.its_methodist(route, body.by, "Отметить шаг")
-        await service.complete_step(
+        route = await lifecycle.open_route(session, route_id)
+        lifecycle.its_methodist(route, body.by, "Отметить шаг")
+        await lifecycle.complete_step(
             ctx, session, route, step_id, body.by, body.on or ctx.day(), "methodist"
         )
         return _route(await repository.get_route(session, route_id))
@@ -294,7 +294,7 @@ async def cancel(
     route_id: str, body: CancelIn, request: Request, ctx: Ctx, who: Operator
 ) -> dict[str, Any]:
     async def work(session: Any) -> dict[str, Any]:
-        route = await service.open_route(session, route_id)
+        route = await lifecycle.open_route(session, route_id)
         await service.cancel(ctx, session, route, body.reason, "operator", by=who.name)
         return _route(await repository.get_route(session, route_id))
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.routes import api, domain, handlers, service
+from iomflow.routes import api, domain, handlers, lifecycle, service
 from iomflow.routes.repository import tables
 from iomflow.routes.settings import Settings
 from iomflow.shared.contracts import Streams
@@ -40,7 +40,7 @@ async def tick(runtime: Runtime) -> None:
 
     async def once() -> None:
         async with runtime.sessions() as session, session.begin():
-            done = await service.tick(context(runtime), session)
+            done = await lifecycle.tick(context(runtime), session)
         if any(done.values()):
             log.info("routes tick: %s", done)
 

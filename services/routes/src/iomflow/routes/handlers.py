@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iomflow.routes import repository, service
+from iomflow.routes import lifecycle, repository, service
 from iomflow.routes.service import Routes
 from iomflow.shared.contracts import (
     CommunityUpserted,
@@ -48,7 +48,7 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
                 "is_manager": t.is_manager,
             },
         )
-        await service.release_held_courses(ctx, session, t.teacher_id)
+        await lifecycle.release_held_courses(ctx, session, t.teacher_id)
 
     async def municipality(
         session: AsyncSession, event: Event[MunicipalityUpserted], _: Outbox
@@ -78,7 +78,7 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
             },
         )
         ctx.forget_offer()
-        await service.release_held_courses(ctx, session, program=(p.program_id, p.federal_number))
+        await lifecycle.release_held_courses(ctx, session, program=(p.program_id, p.federal_number))
 
     async def methodist(session: AsyncSession, event: Event[MethodistUpserted], _: Outbox) -> None:
         m = event.payload
@@ -200,7 +200,7 @@ def subscriptions(ctx: Routes) -> list[Subscription]:
 
     def course(kind: str) -> Handler:
         async def handle(session: AsyncSession, event: Event[CourseEvent], _: Outbox) -> None:
-            await service.course_event(ctx, session, event, kind)
+            await lifecycle.course_event(ctx, session, event, kind)
 
         return handle  # type: ignore[return-value]
 

@@ -4,7 +4,6 @@ inside the caller's transaction and stages its events in the outbox."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -311,7 +310,20 @@ async def course_event(
     program step of the teacher's open route. A course or teacher not known yet is held
     (retried when the registries send them); a course matching no open step is kept as the
     teacher's history (a completed program is not offered again). The status it got."""
-    course = event.payload
+    return await _take_course(
+        ctx, session, str(event.event_id), event.source, event.payload, kind, datetime.now(UTC)
+    )
+
+
+async def _take_course(
+    ctx: Routes,
+    session: AsyncSession,
+    event_id: str,
+    source: str,
+    course: CourseEvent,
+    kind: str,
+    received_at: datetime,
+) -> str:
     program_id = course.program_id
     if program_id is None and course.federal_number:
         found = await repository.program_by_federal_number(session, course.federal_number)
@@ -327,7 +339,7 @@ async def course_event(
         else None
     )
     row = {
-        "event_id": str(event.event_id),
+        "event_id": event_id,
         "kind": kind,
         "teacher_id": course.teacher_id,
         "program_id": program_id or course.program_id,
@@ -335,9 +347,9 @@ async def course_event(
         "on": course.on,
         "passed": course.passed,
         "hours": course.hours,
-        "source": event.source,
+        "source": source,
         "external_id": course.external_id,
-        "received_at": datetime.now(UTC),
+        "received_at": received_at,
         "status": "held" if held_for else "unmatched",
         "reason": held_for,
         "route_id": None,
@@ -420,15 +432,9 @@ async def release_held_courses(
             hours=row.hours,
             passed=row.passed,
         )
-        fake = Event[CourseEvent](
-            event_id=uuid.UUID(row.event_id),
-            type=f"courses.course.{row.kind}",
-            version=1,
-            source=row.source,
-            occurred_at=datetime.now(UTC),
-            subject=row.teacher_id,
-            payload=course,
+        status = await _take_course(
+            ctx, session, row.event_id, row.source, course, row.kind, row.received_at
         )
-        if await course_event(ctx, session, fake, row.kind) != "held":
+        if status != "held":
             released += 1
     return released

@@ -886,6 +886,13 @@ async def test_newer_revised_and_cancelled_diagnoses_and_a_removed_teacher(
     assert event["code"] == "teacher_removed"
     assert (await get_route(client, gone["route_id"]))["status"] == "cancelled"
     assert (await methodists_of(client))["meth-1"]["load"] == 0
+
+    # A newer diagnosis with nothing to work on: the draft goes, and the event says why.
+    draft = await diagnose(client, clean_redis, diagnosis("t-3", deficit("digital", 30)))
+    await publish_diagnosis(clean_redis, "diagnostics.diagnosis.completed", diagnosis("t-3"))
+    event = await one_published(clean_redis, "routes.route.cancelled", route_id=draft["route_id"])
+    assert event["code"] == "replaced" and "не выявила дефицитов" in event["reason"]
+    assert (await methodists_of(client))["meth-1"]["load"] == 0
     await loads_match_open_routes(client)
 
 

@@ -197,12 +197,15 @@ async def _draft(ctx: Routes, session: AsyncSession, diagnosis: DiagnosisComplet
     teacher = await repository.get_teacher(session, diagnosis.teacher_id, lock="share")
     if teacher is None:
         raise UnknownTeacher(diagnosis.teacher_id)
+    drafts = await repository.open_routes_of(session, teacher.teacher_id, "drafted")
+    if not drafting.ordered_deficits(diagnosis.deficits):
+        for old in drafts:  # nothing left to work on: the draft goes, and says so
+            await cancel(ctx, session, old, "новая диагностика не выявила дефицитов", "replaced")
+        return None
     previous = None
-    for old in await repository.open_routes_of(session, teacher.teacher_id, "drafted"):
+    for old in drafts:  # the new route's drafted event names the one it supersedes
         previous = old
         await close_route(ctx, session, old, "superseded", "заменён маршрутом по новой диагностике")
-    if not drafting.ordered_deficits(diagnosis.deficits):
-        return None
 
     draft = drafting.draft_route(
         teacher,

@@ -1,8 +1,10 @@
-"""Pure rules of monitoring: shares, measures, targets and the shipped KPI catalogue."""
+"""Pure rules of monitoring: the KPI catalogue as data, dated members and facts, values as
+of a date by level, status against the path to the target, the forecast."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -10,225 +12,237 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from iomflow.monitoring.domain import (
-    Catalogue,
-    Counts,
-    KpiDefinition,
-    load_catalogue,
-    measures,
-    met,
-    share,
-)
+from iomflow.monitoring import domain
+from iomflow.monitoring.domain import Catalogue, Fact, Facts, Kpi, Member, Scope, load_catalogue
 
 SHIPPED = Path(str(resources.files("iomflow.monitoring").joinpath("data/kpis.json")))
+DOMAIN_TABLE = (
+    "diagnosed_share route_share methodist_support_share federal_programs_share "
+    "tutor_support_share management_teams_trained subject_training_share "
+    "functional_literacy_share updated_fgos_share digital_env_share quality_assessment_share "
+    "low_results_schools_share gifted_share career_guidance_share upbringing_share "
+    "preschool_quality_share retraining_share young_supported_share mentoring_orgs_share "
+    "methodist_load_max expert_involvement burnout_prevention_share"
+).split()
+
+
+def day(d: str) -> datetime:
+    return datetime.fromisoformat(d).replace(tzinfo=UTC)
+
+
+def teacher(
+    tid: str, mun: str = "m1", org: str = "o1", start: str = "2023-01-01", **attrs: Any
+) -> Member:
+    return Member("teachers", tid, mun, org, {"audience": "general", **attrs}, day(start))
+
+
+def kpi(**fields: Any) -> Kpi:
+    base: dict[str, Any] = {
+        "code": "k",
+        "name": "Показатель",
+        "unit": "%",
+        "numerator": {"fact": "trained"},
+        "comparison": ">=",
+        "targets": [{"value": 10, "source": "прил. 1"}],
+        "accumulation": "cumulative",
+        "clause": "п. 1",
+    }
+    return Kpi.model_validate({**base, **fields})
 
 
 @pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
+def shipped() -> Catalogue:
     return load_catalogue(SHIPPED)
 
 
-def kpi(comparison: str, target: float) -> KpiDefinition:
-    return KpiDefinition(
-        code="k",
-        name="Показатель",
-        measure="diagnosed_share",
-        unit="%",
-        comparison=comparison,  # type: ignore[arg-type]
-        target=target,
-        period="yearly",
-        clause="п. 1",
+def test_the_shipped_catalogue_has_every_row_of_the_kpi_table(shipped: Catalogue) -> None:
+    assert [k.code for k in shipped.kpis] == DOMAIN_TABLE
+    federal = next(k for k in shipped.kpis if k.code == "federal_programs_share")
+    assert [t.value for t in federal.targets] == [9.5, 30]  # both sources kept
+    assert all(t.source for k in shipped.kpis for t in k.targets)
+
+
+def test_a_new_kpi_of_the_same_form_is_an_entry_in_the_file(tmp_path: Path) -> None:
+    data = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    data["kpis"].append(
+        {
+            "code": "communities_share",
+            "name": "Доля педагогов в профессиональных сообществах",
+            "unit": "%",
+            "numerator": {"fact": "trained", "where": {"step_kind": "community"}},
+            "comparison": ">=",
+            "targets": [{"value": 15, "source": "решение коллегии"}],
+            "accumulation": "cumulative",
+            "clause": "доп.",
+        }
     )
-
-
-# --- share ---------------------------------------------------------------------------------
-
-
-def test_share_is_an_exact_percentage() -> None:
-    assert share(1, 3) == pytest.approx(33.3333, abs=1e-3)
-    assert share(2, 3) == pytest.approx(66.6667, abs=1e-3)
-    assert share(1, 8) == 12.5
-
-
-def test_share_of_everyone_is_one_hundred() -> None:
-    assert share(42, 42) == 100.0
-
-
-def test_share_of_nobody_is_zero() -> None:
-    assert share(0, 3000) == 0.0
-
-
-def test_share_of_an_empty_population_is_none() -> None:
-    assert share(0, 0) is None
-    assert share(5, 0) is None
-
-
-# --- measures ------------------------------------------------------------------------------
-
-
-def test_measures_of_a_region() -> None:
-    values = measures(
-        Counts(teachers=3000, diagnosed=450, with_route=300, supported=297, max_load=180)
-    )
-    assert values == {
-        "diagnosed_share": 15.0,
-        "route_share": 10.0,
-        "methodist_support_share": 99.0,
-        "methodist_load_max": 180.0,
-    }
-
-
-def test_support_share_is_of_teachers_with_a_route_not_of_all() -> None:
-    values = measures(Counts(teachers=1000, diagnosed=10, with_route=4, supported=1, max_load=1))
-    assert values["methodist_support_share"] == 25.0
-
-
-def test_measures_of_an_empty_municipality_have_no_shares() -> None:
-    values = measures(Counts(teachers=0, diagnosed=0, with_route=0, supported=0, max_load=0))
-    assert values == {
-        "diagnosed_share": None,
-        "route_share": None,
-        "methodist_support_share": None,
-        "methodist_load_max": 0.0,
-    }
-
-
-def test_support_share_is_none_without_routes() -> None:
-    values = measures(Counts(teachers=50, diagnosed=5, with_route=0, supported=0, max_load=0))
-    assert values["diagnosed_share"] == 10.0
-    assert values["route_share"] == 0.0
-    assert values["methodist_support_share"] is None
-
-
-def test_load_max_is_a_float() -> None:
-    value = measures(Counts(1, 1, 1, 1, 250))["methodist_load_max"]
-    assert isinstance(value, float)
-    assert value == 250.0
-
-
-# --- met -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [(9.9, False), (10.0, True), (10.1, True), (100.0, True)]
-)
-def test_at_least_target_is_met_from_the_target_up(value: float, expected: bool) -> None:
-    assert met(kpi(">=", 10), value) is expected
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [(0.0, True), (250.0, True), (250.5, False), (251.0, False)]
-)
-def test_at_most_target_is_met_up_to_the_target(value: float, expected: bool) -> None:
-    assert met(kpi("<=", 250), value) is expected
-
-
-def test_no_value_is_neither_met_nor_missed() -> None:
-    assert met(kpi(">=", 10), None) is None
-    assert met(kpi("<=", 250), None) is None
-
-
-def test_zero_is_a_value_not_a_missing_one() -> None:
-    assert met(kpi(">=", 10), 0.0) is False
-    assert met(kpi("<=", 250), 0.0) is True
-
-
-def test_unknown_comparison_is_refused() -> None:
-    with pytest.raises(ValidationError):
-        kpi("==", 10)
-
-
-# --- the shipped catalogue -----------------------------------------------------------------
-
-
-def test_shipped_catalogue_has_the_four_kpis(catalogue: Catalogue) -> None:
-    assert [k.code for k in catalogue.kpis] == [
-        "diagnosed_share",
-        "route_share",
-        "methodist_support_share",
-        "methodist_load_max",
-    ]
-
-
-def test_shipped_catalogue_targets(catalogue: Catalogue) -> None:
-    by_code = {k.code: k for k in catalogue.kpis}
-    assert (by_code["diagnosed_share"].comparison, by_code["diagnosed_share"].target) == (">=", 10)
-    assert (by_code["route_share"].comparison, by_code["route_share"].target) == (">=", 10)
-    assert (
-        by_code["methodist_support_share"].comparison,
-        by_code["methodist_support_share"].target,
-    ) == (">=", 100)
-    assert (by_code["methodist_load_max"].comparison, by_code["methodist_load_max"].target) == (
-        "<=",
-        250,
-    )
-    assert by_code["methodist_load_max"].unit == "чел."
-    assert by_code["diagnosed_share"].unit == "%"
-
-
-def test_every_shipped_kpi_names_a_known_measure(catalogue: Catalogue) -> None:
-    known = set(measures(Counts(1, 1, 1, 1, 1)))
-    assert {k.measure for k in catalogue.kpis} <= known
-
-
-def test_shipped_catalogue_cites_its_source(catalogue: Catalogue) -> None:
-    assert "Иркутской области" in catalogue.source
-    assert all(k.clause.startswith("прил. 1") for k in catalogue.kpis)
-
-
-def test_shipped_kpis_on_a_region_that_meets_everything(catalogue: Catalogue) -> None:
-    values = measures(
-        Counts(teachers=3000, diagnosed=600, with_route=400, supported=400, max_load=250)
-    )
-    assert {k.code: met(k, values[k.measure]) for k in catalogue.kpis} == {
-        "diagnosed_share": True,
-        "route_share": True,
-        "methodist_support_share": True,
-        "methodist_load_max": True,
-    }
-
-
-def test_shipped_kpis_on_a_region_that_misses_everything(catalogue: Catalogue) -> None:
-    values = measures(
-        Counts(teachers=3000, diagnosed=290, with_route=10, supported=9, max_load=251)
-    )
-    assert {k.code: met(k, values[k.measure]) for k in catalogue.kpis} == {
-        "diagnosed_share": False,
-        "route_share": False,
-        "methodist_support_share": False,
-        "methodist_load_max": False,
-    }
-
-
-def test_a_share_just_below_the_target_is_not_met(catalogue: Catalogue) -> None:
-    [diagnosed] = [k for k in catalogue.kpis if k.code == "diagnosed_share"]
-    values = measures(Counts(teachers=3000, diagnosed=299, with_route=0, supported=0, max_load=0))
-    assert met(diagnosed, values["diagnosed_share"]) is False
-
-
-# --- bad catalogues ------------------------------------------------------------------------
-
-
-def _raw() -> dict[str, Any]:
-    return json.loads(SHIPPED.read_text(encoding="utf-8"))
-
-
-def test_empty_catalogue_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "kpis.json"
-    path.write_text(json.dumps({"source": "s", "kpis": []}), encoding="utf-8")
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    assert load_catalogue(path).kpis[-1].code == "communities_share"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"measure": "max_per_holder"},  # without a holder
+        {"comparison": "~"},
+        {"targets": []},
+        {"accumulation": "forever"},
+        {"surprise": 1},
+    ],
+)
+def test_a_malformed_kpi_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        load_catalogue(path)
+        kpi(**change)
 
 
-def test_kpi_without_target_is_refused() -> None:
-    raw = _raw()
-    del raw["kpis"][0]["target"]
-    with pytest.raises(ValidationError):
-        Catalogue.model_validate(raw)
+def test_repeated_codes_are_refused(shipped: Catalogue) -> None:
+    with pytest.raises(ValidationError, match="repeated"):
+        Catalogue.model_validate(
+            {**shipped.model_dump(), "kpis": [shipped.kpis[0].model_dump()] * 2}
+        )
 
 
-def test_kpi_with_an_unknown_measure_is_refused() -> None:
-    raw = _raw()
-    raw["kpis"][0]["measure"] = "diagnosed_shar"
-    with pytest.raises(ValidationError):
-        Catalogue.model_validate(raw)
+@pytest.mark.parametrize(
+    ("attrs", "where", "expected"),
+    [
+        ({"themes": ["subject", "digital"]}, {"themes": "subject"}, True),
+        ({"themes": ["digital"]}, {"themes": "subject"}, False),
+        ({"audience": "general"}, {"audience": ["general", "college"]}, True),
+        ({"subjects": []}, {"subjects": {"nonempty": True}}, False),
+        ({"subjects": ["физика"]}, {"subjects": {"nonempty": True}}, True),
+        ({"federal_registry": True, "from_route": True}, {"federal_registry": True}, True),
+        ({}, {"federal_registry": True}, False),
+    ],
+)
+def test_conditions_on_attributes(attrs: dict[str, Any], where: Any, expected: bool) -> None:
+    assert domain.matches(attrs, where) is expected
+
+
+def test_a_share_counts_members_with_a_matching_fact_in_the_population_as_of_a_date() -> None:
+    facts = Facts(
+        [
+            teacher("t1"),
+            teacher("t2"),
+            teacher("t3", audience="preschool"),
+            teacher("t4", start="2025-06-01"),  # not yet there on 2025-01-01
+        ],
+        [
+            Fact("trained", "t1", day("2024-03-01"), {"themes": ["subject"]}),
+            Fact("trained", "t2", day("2025-03-01"), {"themes": ["subject"]}),
+            Fact("trained", "t3", day("2024-03-01"), {"themes": ["digital"]}),
+        ],
+    )
+    k = kpi(numerator={"fact": "trained", "where": {"themes": "subject"}})
+    on_2025 = facts.value(k, Scope(), domain.end_of(date(2025, 1, 1)))
+    assert (on_2025.numerator, on_2025.population) == (1, 3)
+    later = facts.value(k, Scope(), domain.end_of(date(2025, 12, 31)))
+    assert (later.numerator, later.population, later.value) == (2, 4, 50.0)
+    general = kpi(
+        numerator={"fact": "trained", "where": {"themes": "subject"}},
+        population={"where": {"audience": "general"}},
+    )
+    assert facts.value(general, Scope(), domain.end_of(date(2025, 12, 31))).population == 3
+
+
+def test_a_yearly_kpi_counts_only_this_years_facts_and_a_current_one_what_holds_now() -> None:
+    facts = Facts(
+        [teacher("t1"), teacher("t2")],
+        [
+            Fact("diagnosed", "t1", day("2025-05-01")),
+            Fact("diagnosed", "t2", day("2026-02-01")),
+            Fact("route", "t1", day("2025-05-02"), end=day("2025-09-01")),
+            Fact("route", "t2", day("2026-02-02")),
+        ],
+    )
+    yearly = kpi(numerator={"fact": "diagnosed"}, accumulation="yearly")
+    assert facts.value(yearly, Scope(), domain.end_of(date(2026, 3, 1))).numerator == 1
+    assert facts.value(yearly, Scope(), domain.end_of(date(2025, 12, 31))).numerator == 1
+    current = kpi(numerator={"fact": "route"}, accumulation="current")
+    assert facts.value(current, Scope(), domain.end_of(date(2025, 6, 1))).numerator == 1
+    assert facts.value(current, Scope(), domain.end_of(date(2025, 10, 1))).numerator == 0
+
+
+def test_support_share_is_over_teachers_holding_a_route_and_load_is_the_largest_holder() -> None:
+    facts = Facts(
+        [teacher(f"t{n}", mun="m1" if n < 3 else "m2") for n in range(5)],
+        [
+            *(Fact("route", f"t{n}", day("2026-01-01")) for n in range(4)),
+            Fact("support", "t0", day("2026-01-02"), {"methodist_id": "A"}),
+            Fact("support", "t1", day("2026-01-02"), {"methodist_id": "A"}),
+            Fact("support", "t3", day("2026-01-02"), {"methodist_id": "B"}),
+        ],
+    )
+    at = domain.end_of(date(2026, 2, 1))
+    support = kpi(
+        numerator={"fact": "support"}, population={"holding": "route"}, accumulation="current"
+    )
+    assert facts.value(support, Scope(), at).value == 75.0
+    by_mun = facts.values(support, Scope(), at, "municipality")
+    assert (by_mun["m1"].value, by_mun["m2"].value) == (pytest.approx(200 / 3), 100.0)
+    load = kpi(
+        measure="max_per_holder",
+        holder="methodist_id",
+        numerator={"fact": "support"},
+        comparison="<=",
+        accumulation="current",
+        unit="чел.",
+    )
+    assert facts.value(load, Scope(), at).value == 2
+    assert facts.values(load, Scope(), at, "municipality")["m2"].value == 1
+
+
+def test_an_organisation_level_is_a_drill_down_of_a_municipality() -> None:
+    facts = Facts(
+        [teacher("t1", org="o1"), teacher("t2", org="o2"), teacher("t3", mun="m2", org="o3")],
+        [Fact("trained", "t1", day("2025-01-01"))],
+    )
+    values = facts.values(kpi(), Scope(municipality_id="m1"), day("2026-01-01"), "organization")
+    assert {k: v.value for k, v in values.items()} == {"o1": 100.0, "o2": 0.0}
+
+
+def test_status_follows_the_straight_path_to_the_deadline() -> None:
+    k = kpi(deadline="2024-12-31", targets=[{"value": 10, "source": "прил. 1"}])
+    start = date(2023, 1, 1)
+    assert domain.path_value(k, start, date(2024, 1, 1)) == pytest.approx(10 * 365 / 730)
+    assert domain.status(k, 6.0, date(2024, 1, 1), start) == "on_track"
+    assert domain.status(k, 4.0, date(2024, 1, 1), start) == "at_risk"
+    assert domain.status(k, 10.0, date(2024, 1, 1), start) == "met"
+    assert domain.status(k, 9.0, date(2025, 1, 1), start) == "missed"
+    assert domain.status(k, None, date(2025, 1, 1), start) == "no_data"
+    limit = kpi(comparison="<=", targets=[{"value": 250, "source": "п. 20"}], unit="чел.")
+    assert domain.status(limit, 251, date(2024, 1, 1), start) == "missed"
+    growth = kpi(comparison="growth", measure="count", unit="чел.")
+    assert domain.status(growth, 12, date(2026, 1, 1), start, previous=10) == "on_track"
+    assert domain.status(growth, 9, date(2026, 1, 1), start, previous=10) == "missed"
+
+
+def test_the_forecast_extends_the_last_pace_to_the_deadline() -> None:
+    k = kpi(deadline="2024-12-31")
+    # 2 points in 90 days, 180 days left: +4
+    assert domain.forecast(k, 5.0, 3.0, 90, date(2024, 7, 4)) == pytest.approx(9.0)
+    assert domain.forecast(k, 99.0, 50.0, 90, date(2024, 7, 4)) == 100.0  # a share stops at 100
+    assert domain.forecast(k, 5.0, None, 90, date(2024, 7, 4)) is None
+
+
+def test_evaluate_gives_every_kpi_for_every_level_even_without_data(shipped: Catalogue) -> None:
+    facts = Facts(
+        [teacher("t1", mun="m1"), teacher("t2", mun="m2", audience="preschool")],
+        [Fact("diagnosed", "t1", day("2026-03-01"))],
+    )
+    per_mun = domain.evaluate(shipped, facts, date(2026, 6, 1), by="municipality")
+    assert set(per_mun) == {"m1", "m2"}
+    for values in per_mun.values():
+        assert [v["code"] for v in values] == DOMAIN_TABLE
+    m2 = {v["code"]: v for v in per_mun["m2"]}
+    assert m2["subject_training_share"]["status"] == "no_data"  # no general-school teachers
+    region = {v["code"]: v for v in domain.evaluate(shipped, facts, date(2026, 6, 1))[None]}
+    assert region["diagnosed_share"]["value"] == 50.0
+    assert region["diagnosed_share"]["numerator"] == 1
+
+
+def test_a_series_gives_one_kpi_at_several_dates(shipped: Catalogue) -> None:
+    facts = Facts([teacher("t1"), teacher("t2")], [Fact("diagnosed", "t1", day("2026-03-01"))])
+    days = [date(2026, 2, 1) + timedelta(days=30 * n) for n in range(3)]
+    points = domain.series(shipped, facts, Scope(), days, "diagnosed_share")
+    assert [p["value"] for p in points] == [0.0, 50.0, 50.0]

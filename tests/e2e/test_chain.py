@@ -97,7 +97,7 @@ def start_suite(
         def propagated() -> bool:
             r = get(f"{suite.url('routes')}/v1/stats")
             d = get(f"{suite.url('diagnostics')}/v1/stats")
-            m = get(f"{suite.url('monitoring')}/v1/kpis")["region"]["counts"]
+            m = get(f"{suite.url('monitoring')}/v1/stats")
             return (
                 r["teachers"] == d["teachers"] == m["teachers"] == received["teachers"]
                 and r["methodists"] == received["methodists"]
@@ -118,7 +118,7 @@ def settled(suite: Suite, diagnosed: int) -> Callable[[], bool]:
     def check() -> bool:
         d = get(f"{suite.url('diagnostics')}/v1/stats")
         r = get(f"{suite.url('routes')}/v1/stats")
-        m = get(f"{suite.url('monitoring')}/v1/kpis")["region"]["counts"]
+        m = get(f"{suite.url('monitoring')}/v1/stats")
         return (
             d["diagnoses"] == diagnosed
             and m["diagnosed"] == diagnosed

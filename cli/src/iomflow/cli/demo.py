@@ -409,7 +409,7 @@ def _chain(
     def registries_seen() -> tuple[int, bool]:
         d = _get(client, f"{diag}/v1/stats")
         r = _get(client, f"{routes}/v1/stats")
-        m = _get(client, f"{mon}/v1/kpis")["region"]["counts"]
+        m = _get(client, f"{mon}/v1/stats")
         seen = min(d["teachers"], r["teachers"], m["teachers"])
         done = (
             seen == received["teachers"]
@@ -471,7 +471,7 @@ def _chain(
     def chain_settled() -> tuple[int, bool]:
         d = _get(client, f"{diag}/v1/stats")
         r = _get(client, f"{routes}/v1/stats")
-        m = _get(client, f"{mon}/v1/kpis")["region"]["counts"]
+        m = _get(client, f"{mon}/v1/stats")
         done = (
             d["diagnoses"] == len(chosen)
             and m["diagnosed"] == len(chosen)

@@ -11,6 +11,7 @@ iomflow diagnostics …       the diagnostics' admin commands: framework export/
                             revise, close, keys (iomflow diagnostics --help)
 iomflow routes …            the routes' admin commands: rebalance, tick, keys
                             (iomflow routes --help)
+iomflow monitoring rebuild  replay the streams into fresh projections and compare
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         "diagnostics", help="diagnostics admin: framework, revise, close, keys", add_help=False
     )
     commands.add_parser("routes", help="routes admin: rebalance, tick, keys", add_help=False)
+    commands.add_parser("monitoring", help="monitoring admin: rebuild", add_help=False)
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["registries"], ["diagnostics"], ["routes"]):  # their own parsers
+    if argv[:1] in (["registries"], ["diagnostics"], ["routes"], ["monitoring"]):
         importlib.import_module(f"iomflow.{argv[0]}.__main__").main(argv[1:])
         return
     args = parser.parse_args(argv)

@@ -672,6 +672,37 @@ class CourseEvent(Contract):
         return self
 
 
+# --- monitoring ----------------------------------------------------------------------------
+
+AlertKind = Literal[
+    "kpi_off_path",
+    "methodist_over_capacity",
+    "routes_waiting",
+    "diagnosis_without_route",
+    "registry_stale",
+    "dead_letters",
+]
+
+
+class AlertRaised(Contract):
+    """Something an operator should look at, raised once until it is resolved."""
+
+    alert_id: str = Field(description="Stable: the same condition keeps the same id")
+    kind: AlertKind
+    severity: Literal["warning", "critical"]
+    subject: str = Field(description="What it is about: a KPI, methodist, stream, register")
+    municipality_id: str | None = None
+    message: str = Field(description="For people, in Russian")
+    value: float | None = None
+    threshold: float | None = None
+
+
+class AlertResolved(Contract):
+    alert_id: str
+    kind: AlertKind
+    subject: str
+
+
 # --- the registry of types -----------------------------------------------------------------
 
 EVENT_TYPES: dict[str, type[Contract]] = {
@@ -689,6 +720,8 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     "routes.step.completed": StepCompleted,
     "routes.route.completed": RouteCompleted,
     "routes.route.cancelled": RouteCancelled,
+    "monitoring.alert.raised": AlertRaised,
+    "monitoring.alert.resolved": AlertResolved,
     "courses.course.enrolled": CourseEvent,
     "courses.course.completed": CourseEvent,
 }

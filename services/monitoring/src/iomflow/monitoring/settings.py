@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from iomflow.shared.settings import BaseServiceSettings
 
 
 class Settings(BaseServiceSettings):
     service: str = "monitoring"
     http_port: int = 8003
+    alert_check_interval_s: float = Field(
+        default=60, gt=0, description="How often alerts are detected, raised and resolved"
+    )
+    route_wait_days: int = Field(
+        default=14, ge=0, description="Alert when routes wait for a methodist longer"
+    )
+    diagnosis_route_days: int = Field(
+        default=7, ge=0, description="Alert when a diagnosis with deficits has no route after"
+    )

@@ -1,0 +1,199 @@
+"""Alerts: what operators should look at, detected from the projections with no I/O.
+
+Each alert has a stable id (kind and subject): a periodic check raises the ones that are
+new (``monitoring.alert.raised``) and resolves the ones whose condition is gone
+(``monitoring.alert.resolved``); the same condition is never raised twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from iomflow.monitoring import domain
+from iomflow.shared.contracts import AlertRaised
+
+STATUS_WORDS = {"at_risk": "отстаёт от графика", "missed": "не достигнут"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    route_wait_days: int = 14
+    diagnosis_route_days: int = 7
+
+
+@dataclass(frozen=True)
+class Stale:
+    registry: str
+    owner: str
+    stale: int
+    total: int
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}".replace(".", ",")
+
+
+def kpis_off_path(
+    evaluated: Mapping[str | None, list[dict[str, Any]]], names: Mapping[str, str]
+) -> list[AlertRaised]:
+    """A KPI at risk or missed, for the region (key None) and each municipality."""
+    out = []
+    for level, values in evaluated.items():
+        where = "регион" if level is None else names.get(level, level)
+        for v in values:
+            if v["status"] not in STATUS_WORDS:
+                continue
+            out.append(
+                AlertRaised(
+                    alert_id=f"kpi_off_path:{v['code']}:{level or 'region'}",
+                    kind="kpi_off_path",
+                    severity="critical" if v["status"] == "missed" else "warning",
+                    subject=v["code"],
+                    municipality_id=level,
+                    message=f"{v['name']} ({where}): {_fmt(v['value'])} {v['unit']} при цели "
+                    f"{v['comparison']} {_fmt(v['target'])} — {STATUS_WORDS[v['status']]}",
+                    value=v["value"],
+                    threshold=v["target"],
+                )
+            )
+    return out
+
+
+def methodists_over_capacity(
+    facts: domain.Facts, capacities: Mapping[str, int], at: datetime
+) -> list[AlertRaised]:
+    """A methodist supporting more teachers than their capacity."""
+    load: dict[str, set[str]] = defaultdict(set)
+    for f in facts.by_kind["support"]:
+        if f.holds(at) and f.attrs.get("methodist_id"):
+            load[f.attrs["methodist_id"]].add(f.member_id)
+    return [
+        AlertRaised(
+            alert_id=f"methodist_over_capacity:{mid}",
+            kind="methodist_over_capacity",
+            severity="critical",
+            subject=mid,
+            message=f"Методист {mid} сопровождает {len(teachers)} педагогов при ёмкости "
+            f"{capacities.get(mid, 250)}",
+            value=len(teachers),
+            threshold=capacities.get(mid, 250),
+        )
+        for mid, teachers in sorted(load.items())
+        if len(teachers) > capacities.get(mid, 250)
+    ]
+
+
+def routes_waiting(facts: domain.Facts, at: datetime, limits: Limits) -> list[AlertRaised]:
+    """Routes without a methodist for longer than the limit, per municipality."""
+    supported = {f.member_id for f in facts.by_kind["support"] if f.holds(at)}
+    where = {m.member_id: m.municipality_id for m in facts.members["teachers"]}
+    late = at - timedelta(days=limits.route_wait_days)
+    waiting: dict[str, list[domain.Fact]] = defaultdict(list)
+    for f in facts.by_kind["route"]:
+        if f.holds(at) and f.start <= late and f.member_id not in supported:
+            waiting[where.get(f.member_id, "")].append(f)
+    return [
+        AlertRaised(
+            alert_id=f"routes_waiting:{mun}",
+            kind="routes_waiting",
+            severity="warning",
+            subject=mun,
+            municipality_id=mun or None,
+            message=f"{len(routes)} маршрутов ждут методиста дольше "
+            f"{limits.route_wait_days} дней (самый давний — с "
+            f"{min(r.start for r in routes):%d.%m.%Y})",
+            value=len(routes),
+            threshold=limits.route_wait_days,
+        )
+        for mun, routes in sorted(waiting.items())
+    ]
+
+
+def diagnoses_without_route(facts: domain.Facts, at: datetime, limits: Limits) -> list[AlertRaised]:
+    """Diagnoses with deficits older than the limit whose teacher has no route since."""
+    routed: dict[str, datetime] = {}
+    for f in facts.by_kind["route"]:
+        routed[f.member_id] = max(routed.get(f.member_id, f.start), f.start)
+    where = {m.member_id: m.municipality_id for m in facts.members["teachers"]}
+    late = at - timedelta(days=limits.diagnosis_route_days)
+    missing: dict[str, int] = defaultdict(int)
+    for f in facts.by_kind["diagnosed"]:
+        last_route = routed.get(f.member_id)
+        if (
+            f.attrs.get("deficits")
+            and f.start <= late
+            and (last_route is None or last_route < f.start)
+        ):
+            missing[where.get(f.member_id, "")] += 1
+    return [
+        AlertRaised(
+            alert_id=f"diagnosis_without_route:{mun}",
+            kind="diagnosis_without_route",
+            severity="warning",
+            subject=mun,
+            municipality_id=mun or None,
+            message=f"{n} диагностик с дефицитами старше {limits.diagnosis_route_days} дней "
+            "без маршрута",
+            value=n,
+            threshold=limits.diagnosis_route_days,
+        )
+        for mun, n in sorted(missing.items())
+    ]
+
+
+def stale_registries(stale: list[Stale]) -> list[AlertRaised]:
+    return [
+        AlertRaised(
+            alert_id=f"registry_stale:{s.registry}:{s.owner}",
+            kind="registry_stale",
+            severity="warning",
+            subject=f"{s.registry}:{s.owner}",
+            message=f"Реестр «{s.registry}» ({s.owner}): {s.stale} из {s.total} записей давно "
+            "не подтверждались",
+            value=s.stale,
+            threshold=0,
+        )
+        for s in stale
+        if s.stale > 0
+    ]
+
+
+def dead_letters(sizes: Mapping[str, int]) -> list[AlertRaised]:
+    return [
+        AlertRaised(
+            alert_id=f"dead_letters:{stream}",
+            kind="dead_letters",
+            severity="critical",
+            subject=stream,
+            message=f"В очереди недоставленных {stream}: {n} записей",
+            value=n,
+            threshold=0,
+        )
+        for stream, n in sorted(sizes.items())
+        if n > 0
+    ]
+
+
+def detect(
+    evaluated: Mapping[str | None, list[dict[str, Any]]],
+    names: Mapping[str, str],
+    facts: domain.Facts,
+    capacities: Mapping[str, int],
+    stale: list[Stale],
+    dlq: Mapping[str, int],
+    at: datetime,
+    limits: Limits,
+) -> list[AlertRaised]:
+    """Every alert that holds now."""
+    return [
+        *kpis_off_path(evaluated, names),
+        *methodists_over_capacity(facts, capacities, at),
+        *routes_waiting(facts, at, limits),
+        *diagnoses_without_route(facts, at, limits),
+        *stale_registries(stale),
+        *dead_letters(dlq),
+    ]

@@ -1,0 +1,241 @@
+"""Alerts: each kind raised by a test, on hand-made facts and through the service on a real
+Redis and SQLite/PostgreSQL (raised once, listed, published, resolved when gone)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from test_monitoring_api import load_chain, make_app, publish, registry, route_events, wait_for
+
+from iomflow.monitoring import alerts, checks
+from iomflow.monitoring.domain import Fact, Facts, Member
+from iomflow.shared.contracts import (
+    CompetencyResult,
+    DiagnosisCompleted,
+    Level,
+    MethodistUpserted,
+    RegistryStale,
+    Streams,
+    new_event,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+LIMITS = alerts.Limits(route_wait_days=14, diagnosis_route_days=7)
+
+
+def teacher(tid: str, mun: str = "m1") -> Member:
+    return Member("teachers", tid, mun, "o1", {"audience": "general"}, NOW - timedelta(days=900))
+
+
+def ago(days: int) -> datetime:
+    return NOW - timedelta(days=days)
+
+
+def test_a_kpi_at_risk_or_missed_raises_an_alert_per_level() -> None:
+    evaluated: dict[str | None, list[dict[str, Any]]] = {
+        None: [
+            {"code": "a", "name": "Доля А", "unit": "%", "value": 3.0, "target": 10,
+             "comparison": ">=", "status": "at_risk"},
+            {"code": "b", "name": "Доля Б", "unit": "%", "value": 30.0, "target": 10,
+             "comparison": ">=", "status": "met"},
+        ],
+        "m1": [
+            {"code": "a", "name": "Доля А", "unit": "%", "value": 1.0, "target": 10,
+             "comparison": ">=", "status": "missed"},
+        ],
+    }  # fmt: skip
+    raised = alerts.kpis_off_path(evaluated, {"m1": "г. Иркутск"})
+    assert [(a.alert_id, a.severity) for a in raised] == [
+        ("kpi_off_path:a:region", "warning"),
+        ("kpi_off_path:a:m1", "critical"),
+    ]
+    assert "г. Иркутск" in raised[1].message and "не достигнут" in raised[1].message
+
+
+def test_a_methodist_over_capacity_raises_an_alert() -> None:
+    facts = Facts(
+        [teacher(f"t{n}") for n in range(3)],
+        [Fact("support", f"t{n}", ago(5), {"methodist_id": "A"}) for n in range(3)],
+    )
+    assert alerts.methodists_over_capacity(facts, {"A": 3}, NOW) == []
+    (alert,) = alerts.methodists_over_capacity(facts, {"A": 2}, NOW)
+    assert (alert.alert_id, alert.value, alert.threshold) == ("methodist_over_capacity:A", 3, 2)
+
+
+def test_routes_waiting_for_a_methodist_too_long_raise_an_alert_per_municipality() -> None:
+    facts = Facts(
+        [teacher("t1"), teacher("t2"), teacher("t3", "m2")],
+        [
+            Fact("route", "t1", ago(20)),  # waiting for 20 days
+            Fact("route", "t2", ago(20)),
+            Fact("support", "t2", ago(19), {"methodist_id": "A"}),  # seated
+            Fact("route", "t3", ago(3)),  # waiting, but not long
+        ],
+    )
+    (alert,) = alerts.routes_waiting(facts, NOW, LIMITS)
+    assert (alert.alert_id, alert.value) == ("routes_waiting:m1", 1)
+    assert "14 дней" in alert.message
+
+
+def test_a_diagnosis_without_a_route_after_the_limit_raises_an_alert() -> None:
+    facts = Facts(
+        [teacher("t1"), teacher("t2"), teacher("t3"), teacher("t4")],
+        [
+            Fact("diagnosed", "t1", ago(10), {"deficits": 2}),  # no route: alert
+            Fact("diagnosed", "t2", ago(10), {"deficits": 2}),
+            Fact("route", "t2", ago(9)),  # routed after it
+            Fact("diagnosed", "t3", ago(10), {"deficits": 0}),  # nothing to route
+            Fact("diagnosed", "t4", ago(2), {"deficits": 1}),  # not late yet
+        ],
+    )
+    (alert,) = alerts.diagnoses_without_route(facts, NOW, LIMITS)
+    assert (alert.alert_id, alert.value) == ("diagnosis_without_route:m1", 1)
+
+
+def test_stale_registers_and_dead_letters_raise_alerts() -> None:
+    stale = [alerts.Stale("teachers", "org-1", 12, 40), alerts.Stale("programs", "cnppm", 0, 9)]
+    (alert,) = alerts.stale_registries(stale)
+    assert alert.alert_id == "registry_stale:teachers:org-1" and "12 из 40" in alert.message
+    dead = alerts.dead_letters({"a.dlq": 0, "b.dlq": 3})
+    assert [(a.alert_id, a.value) for a in dead] == [("dead_letters:b.dlq", 3)]
+
+
+# --- through the service -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
+    app = make_app(clean_redis, tmp_path, database_url)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://monitoring") as c:
+        yield c
+
+
+async def run_check(app: FastAPI, clean_redis: str) -> tuple[list[str], list[str]]:
+    runtime = app.state.runtime
+    async with Redis.from_url(clean_redis) as redis:
+        return await checks.check(
+            runtime.sessions, runtime.outbox, redis, runtime.extras["catalogue"], LIMITS
+        )
+
+
+async def published(redis_url: str) -> list[dict[str, Any]]:
+    async with Redis.from_url(redis_url, decode_responses=True) as redis:
+        entries = await redis.xrange(Streams.MONITORING)
+    return [{"type": f["type"], **json.loads(f["data"])} for _, f in entries]
+
+
+async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
+    app: FastAPI, client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    await load_chain(client, clean_redis)  # methodist A holds two routes
+    late = datetime.now(UTC) - timedelta(days=20)
+    weak = CompetencyResult(code="digital", score=20, level=Level.CRITICAL)
+    unrouted = DiagnosisCompleted(
+        diagnosis_id="d-late",
+        teacher_id="t-5",
+        organization_id="org-1",
+        municipality_id="mun-01",
+        campaign_id="autumn",
+        framework_version="2026.2",
+        competencies=[weak],
+        deficits=[weak],
+    )
+    event = new_event("diagnostics.diagnosis.completed", unrouted, source="d", subject="t-5")
+    await publish(
+        clean_redis, Streams.DIAGNOSTICS, [event.model_copy(update={"occurred_at": late})]
+    )
+    capacity = MethodistUpserted(
+        methodist_id="A", specialisations=["digital"], municipalities=[], capacity=1
+    )
+    stale = RegistryStale(registry="teachers", owner="org-2", stale=4, total=4, verify_before=late)
+    await publish(
+        clean_redis,
+        Streams.REGISTRY,
+        [
+            new_event("registry.methodist.upserted", capacity, source="r", subject="A"),
+            new_event("registry.stale", stale, source="r", subject="teachers"),
+        ],
+    )
+    async with Redis.from_url(clean_redis) as redis:
+        await redis.xadd(
+            Streams.dlq(Streams.RESULTS_INBOUND), {"event_id": "x", "dlq_reason": "invalid"}
+        )
+
+    async def seen() -> bool:
+        stats = (await client.get("/v1/stats")).json()
+        return stats.get("facts_diagnosed") == 4
+
+    await wait_for(seen, "the late diagnosis")
+    raised, resolved = [], []
+    for _ in range(50):  # the registry events may still be on their way
+        more, gone = await run_check(app, clean_redis)
+        raised += more
+        resolved += gone
+        kinds = {a.split(":")[0] for a in raised}
+        if {"methodist_over_capacity", "registry_stale"} <= kinds:
+            break
+        await asyncio.sleep(0.2)
+    kinds = {a.split(":")[0] for a in raised}
+    assert kinds >= {
+        "kpi_off_path",
+        "methodist_over_capacity",
+        "diagnosis_without_route",
+        "registry_stale",
+        "dead_letters",
+    }, raised
+    assert "methodist_over_capacity:A" in raised
+    assert "diagnosis_without_route:mun-01" in raised
+    assert f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}" in raised
+
+    assert await run_check(app, clean_redis) == ([], [])  # raised once
+    listed = {a["alert_id"]: a for a in (await client.get("/v1/alerts")).json()}
+    assert set(raised) <= set(listed)
+    assert listed["methodist_over_capacity:A"]["value"] == 2
+    async with Redis.from_url(clean_redis) as redis:
+        await redis.delete(Streams.dlq(Streams.RESULTS_INBOUND))
+    _, gone = await run_check(app, clean_redis)
+    assert gone == [f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}"]
+
+    async def relayed() -> bool:
+        return any(e["type"] == "monitoring.alert.resolved" for e in await published(clean_redis))
+
+    await wait_for(relayed, "the alert events to be relayed")
+    events = await published(clean_redis)
+    assert {e["alert_id"] for e in events if e["type"] == "monitoring.alert.raised"} == set(raised)
+    still = {a["alert_id"] for a in (await client.get("/v1/alerts")).json()}
+    assert f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}" not in still
+    every = (await client.get("/v1/alerts", params={"status": "all"})).json()
+    assert any(a["resolved_at"] for a in every)
+
+
+async def test_routes_waiting_too_long_are_raised_through_the_service(
+    app: FastAPI, client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    await publish(clean_redis, Streams.REGISTRY, registry())
+    late = datetime.now(UTC) - timedelta(days=20)
+    drafted, _ = route_events(8, "t-8", "B")  # drafted 20 days ago, never assigned
+    await publish(clean_redis, Streams.ROUTES, [drafted.model_copy(update={"occurred_at": late})])
+
+    async def seen() -> bool:
+        stats = (await client.get("/v1/stats")).json()
+        return stats.get("facts_route") == 1 and stats.get("teachers") == 10
+
+    await wait_for(seen, "the waiting route")
+    raised, _ = await run_check(app, clean_redis)
+    assert "routes_waiting:mun-02" in raised

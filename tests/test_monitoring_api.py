@@ -1,0 +1,394 @@
+"""Monitoring in process on a real Redis and SQLite/PostgreSQL: KPI values from the events
+of every service, by level, as of a past date, and the same values after a rebuild by
+replaying the streams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from iomflow.monitoring import rebuild, views
+from iomflow.monitoring.app import create_app
+from iomflow.monitoring.settings import Settings
+from iomflow.shared import wire
+from iomflow.shared.contracts import (
+    CompetencyResult,
+    Contract,
+    DiagnosisCancelled,
+    DiagnosisCompleted,
+    Event,
+    Level,
+    ManagementMemberUpserted,
+    MentorUpserted,
+    MethodistAssigned,
+    MunicipalityUpserted,
+    OrganizationUpserted,
+    ProgramUpserted,
+    RouteCancelled,
+    RouteDrafted,
+    RouteStep,
+    StepCompleted,
+    Streams,
+    TeacherUpserted,
+    new_event,
+)
+
+TODAY = datetime.now(UTC).date()
+LONG_AGO = datetime.now(UTC) - timedelta(days=400)  # last year's registry
+RECENTLY = datetime.now(UTC) - timedelta(days=10)
+
+
+def at(event: Event[Any], when: datetime) -> Event[Any]:
+    return event.model_copy(update={"occurred_at": when})
+
+
+def registry() -> list[Event[Any]]:
+    def up(entity: str, payload: Contract, key: str) -> Event[Any]:
+        return at(
+            new_event(f"registry.{entity}.upserted", payload, source="registries", subject=key),
+            LONG_AGO,
+        )
+
+    teachers = [
+        up(
+            "teacher",
+            TeacherUpserted(
+                teacher_id=f"t-{n}",
+                organization_id="org-1" if n <= 6 else "org-2",
+                municipality_id="mun-01" if n <= 6 else "mun-02",
+                position="учитель",
+                audience="general",  # type: ignore[arg-type]
+                subjects=["математика"],
+                age_band="35-44",
+                experience_band="10-20",
+                expert=n == 1,
+            ),
+            f"t-{n}",
+        )
+        for n in range(1, 11)
+    ]
+    return [
+        up(
+            "municipality",
+            MunicipalityUpserted(municipality_id="mun-01", name="г. Иркутск"),
+            "mun-01",
+        ),
+        up(
+            "municipality",
+            MunicipalityUpserted(municipality_id="mun-02", name="Катангский район"),
+            "mun-02",
+        ),
+        up(
+            "organization",
+            OrganizationUpserted(
+                organization_id="org-1",
+                municipality_id="mun-01",
+                name="СОШ № 1",
+                kind="school",  # type: ignore[arg-type]
+            ),
+            "org-1",
+        ),
+        up(
+            "organization",
+            OrganizationUpserted(
+                organization_id="org-2",
+                municipality_id="mun-02",
+                name="СОШ № 2",
+                kind="school",  # type: ignore[arg-type]
+                low_results=True,
+            ),
+            "org-2",
+        ),
+        *teachers,
+        up(
+            "program",
+            ProgramUpserted(
+                program_id="p-fed",
+                title="Предметная компетентность (ФР)",
+                kind="pk",
+                hours=36,
+                format="distance",
+                federal_registry=True,
+                competencies=["subject_content"],
+                themes=["subject", "management"],  # type: ignore[list-item]
+                audiences=["general"],  # type: ignore[list-item]
+            ),
+            "p-fed",
+        ),
+        up(
+            "mentor",
+            MentorUpserted(mentor_id="mn-1", organization_id="org-1", municipality_id="mun-01"),
+            "mn-1",
+        ),
+        up(
+            "management_member",
+            ManagementMemberUpserted(
+                member_id="mm-1",
+                organization_id="org-1",
+                municipality_id="mun-01",
+                teacher_id="t-2",
+                role="director",  # type: ignore[arg-type]
+            ),
+            "mm-1",
+        ),
+    ]
+
+
+def diagnosis(n: int, teacher_id: str) -> DiagnosisCompleted:
+    weak = CompetencyResult(code="subject_content", score=30, level=Level.CRITICAL)
+    org, mun = ("org-1", "mun-01") if int(teacher_id[2:]) <= 6 else ("org-2", "mun-02")
+    return DiagnosisCompleted(
+        diagnosis_id=f"d-{n}",
+        teacher_id=teacher_id,
+        organization_id=org,
+        municipality_id=mun,
+        campaign_id="autumn",
+        framework_version="2026.2",
+        competencies=[weak],
+        deficits=[weak],
+    )
+
+
+def route_events(n: int, teacher_id: str, methodist: str) -> list[Event[Any]]:
+    mun = "mun-01" if int(teacher_id[2:]) <= 6 else "mun-02"
+    steps = [
+        RouteStep(
+            step_id="s1",
+            competency="subject_content",
+            kind="program",
+            program_id="p-fed",
+            tutor_id="tu-1",
+            hours=36,
+            reason="критический дефицит",
+        )
+    ]
+    drafted = RouteDrafted(
+        route_id=f"r-{n}",
+        diagnosis_id=f"d-{n}",
+        teacher_id=teacher_id,
+        organization_id="org-1" if mun == "mun-01" else "org-2",
+        municipality_id=mun,
+        steps=steps,
+        total_hours=36,
+    )
+    assigned = MethodistAssigned(
+        route_id=f"r-{n}",
+        teacher_id=teacher_id,
+        methodist_id=methodist,
+        municipality_id=mun,
+        load=1,
+        capacity=250,
+    )
+    return [
+        new_event("routes.route.drafted", drafted, source="routes", subject=teacher_id),
+        new_event("routes.methodist.assigned", assigned, source="routes", subject=teacher_id),
+    ]
+
+
+def make_app(redis_url: str, tmp_path: Path, database_url: str) -> FastAPI:
+    app = create_app(
+        Settings(
+            redis_url=redis_url,
+            data_dir=tmp_path,
+            database_url=database_url,
+            migrate_on_start=True,
+            relay_poll_s=0.05,
+            poll_ms=20,
+        )
+    )
+    # Every answer computed afresh: a test must see what the projections hold now.
+    app.state.runtime.extras["kpi_cache"] = views.Cache(min_age_s=0, max_age_s=0)
+    return app
+
+
+@pytest.fixture
+async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
+    app = make_app(clean_redis, tmp_path, database_url)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://monitoring") as c:
+        yield c
+
+
+async def publish(redis_url: str, stream: str, events: list[Event[Any]]) -> None:
+    async with Redis.from_url(redis_url, decode_responses=True) as redis:
+        for e in events:
+            await redis.xadd(stream, wire.encode(e))  # type: ignore[arg-type]
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def region(client: httpx.AsyncClient, **params: str) -> dict[str, dict[str, Any]]:
+    answer = (await client.get("/v1/kpis", params=params)).json()
+    return {k["code"]: k for k in answer["region"]["kpis"]}
+
+
+async def load_chain(client: httpx.AsyncClient, redis_url: str) -> None:
+    """Ten teachers in two municipalities; four diagnosed, three with routes (methodists A,
+    A, B), one diagnosis cancelled, one federal program completed by a school director."""
+    await publish(redis_url, Streams.REGISTRY, registry())
+    diagnoses = [
+        at(
+            new_event(
+                "diagnostics.diagnosis.completed",
+                diagnosis(n, f"t-{n}"),
+                source="diagnostics",
+                subject=f"t-{n}",
+            ),
+            RECENTLY,
+        )
+        for n in (1, 2, 3, 7)
+    ]
+    cancelled = new_event(
+        "diagnostics.diagnosis.cancelled",
+        DiagnosisCancelled(
+            diagnosis_id="d-3", teacher_id="t-3", campaign_id="autumn", reason="ошибка"
+        ),
+        source="diagnostics",
+        subject="t-3",
+    )
+    await publish(redis_url, Streams.DIAGNOSTICS, [*diagnoses, cancelled])
+    routes = [
+        *route_events(1, "t-1", "A"),
+        *route_events(2, "t-2", "A"),
+        *route_events(7, "t-7", "B"),
+        new_event(
+            "routes.step.completed",
+            StepCompleted(
+                route_id="r-2",
+                teacher_id="t-2",
+                municipality_id="mun-01",
+                step_id="s1",
+                kind="program",
+                competency="subject_content",
+                program_id="p-fed",
+                completed_by="course_event",
+                completed_on=TODAY,
+            ),
+            source="routes",
+            subject="t-2",
+        ),
+        new_event(
+            "routes.route.cancelled",
+            RouteCancelled(
+                route_id="r-7",
+                teacher_id="t-7",
+                municipality_id="mun-02",
+                reason="уволен",
+                code="teacher_removed",
+            ),
+            source="routes",
+            subject="t-7",
+        ),
+    ]
+    await publish(redis_url, Streams.ROUTES, routes)
+
+    async def settled() -> bool:
+        stats = (await client.get("/v1/stats")).json()
+        return (
+            stats.get("teachers") == 10
+            and stats.get("facts_diagnosed") == 3
+            and stats.get("facts_trained") == 1
+        )
+
+    await wait_for(settled, "every event to reach the projections")
+
+    async def route_closed() -> bool:
+        kpis = await region(client)
+        return kpis["methodist_support_share"]["population"] == 2
+
+    await wait_for(route_closed, "the cancelled route to end")
+
+
+async def test_kpis_come_from_the_events_of_every_service(
+    client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    await load_chain(client, clean_redis)
+    kpis = await region(client)
+    assert (kpis["diagnosed_share"]["numerator"], kpis["diagnosed_share"]["value"]) == (3, 30.0)
+    assert kpis["route_share"]["value"] == 30.0  # three routes drafted this year
+    support = kpis["methodist_support_share"]
+    assert (support["numerator"], support["population"], support["value"]) == (2, 2, 100.0)
+    assert kpis["methodist_load_max"]["value"] == 2  # A holds t-1 and t-2; B's route ended
+    assert kpis["federal_programs_share"]["numerator"] == 1
+    assert kpis["federal_programs_share"]["targets"][1]["value"] == 30
+    assert kpis["tutor_support_share"]["numerator"] == 3
+    assert kpis["subject_training_share"]["value"] == 10.0
+    assert kpis["management_teams_trained"]["value"] == 100.0  # org-1's team: t-2 trained
+    assert kpis["mentoring_orgs_share"]["value"] == 50.0
+    assert kpis["low_results_schools_share"]["population"] == 4  # org-2's teachers
+    assert kpis["expert_involvement"]["value"] == 1
+    assert all(
+        k["status"] in ("on_track", "at_risk", "met", "missed", "no_data") for k in kpis.values()
+    )
+
+    answer = (await client.get("/v1/kpis")).json()
+    assert answer["region"]["counts"] == {
+        "teachers": 10,
+        "diagnosed": 3,
+        "with_route": 2,
+        "supported": 2,
+    }
+    by_mun = {m["municipality_id"]: m for m in answer["municipalities"]}
+    assert by_mun["mun-02"]["name"] == "Катангский район"
+    mun2 = {k["code"]: k for k in by_mun["mun-02"]["kpis"]}
+    assert mun2["diagnosed_share"]["value"] == 25.0
+
+
+async def test_values_as_of_a_past_date_and_a_drill_down_to_organisations(
+    client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    await load_chain(client, clean_redis)
+    before = await region(client, as_of=(TODAY - timedelta(days=30)).isoformat())
+    assert before["diagnosed_share"]["numerator"] == 0  # diagnoses came 10 days ago
+    assert before["diagnosed_share"]["population"] == 10  # the registry was there
+    long_before = await region(client, as_of=(LONG_AGO - timedelta(days=1)).date().isoformat())
+    assert long_before["diagnosed_share"]["population"] == 0
+    future = await client.get("/v1/kpis", params={"as_of": (TODAY + timedelta(days=1)).isoformat()})
+    assert (future.status_code, future.json()["code"]) == (422, "future_date")
+
+    mun = (await client.get("/v1/municipalities/mun-01/kpis")).json()
+    assert mun["name"] == "г. Иркутск" and mun["counts"]["teachers"] == 6
+    (org,) = mun["organizations"]
+    assert org["organization_id"] == "org-1" and org["name"] == "СОШ № 1"
+    unknown = await client.get("/v1/municipalities/mun-99/kpis")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_municipality")
+
+    series = (await client.get("/v1/kpis/diagnosed_share/series", params={"months": 3})).json()
+    assert [p["value"] for p in series["points"]][-1] == 30.0
+    assert series["points"][0]["value"] == 0.0
+
+
+async def test_a_rebuild_by_replay_gives_the_same_values(
+    app: FastAPI, client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    await load_chain(client, clean_redis)
+    incremental = (await client.get("/v1/kpis")).json()
+    runtime = app.state.runtime
+    async with Redis.from_url(clean_redis) as redis:
+        done = await rebuild.replay(redis, runtime.sessions, runtime.outbox)
+    assert done.applied[Streams.REGISTRY] == len(registry())
+    assert done.invalid == 0
+    replayed = (await client.get("/v1/kpis")).json()
+    assert rebuild.differences(incremental, replayed) == []
+    assert replayed["region"]["counts"] == incremental["region"]["counts"]
+    assert (await client.get("/v1/stats")).json()["facts_diagnosed"] == 3

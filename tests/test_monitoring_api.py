@@ -392,3 +392,16 @@ async def test_a_rebuild_by_replay_gives_the_same_values(
     assert rebuild.differences(incremental, replayed) == []
     assert replayed["region"]["counts"] == incremental["region"]["counts"]
     assert (await client.get("/v1/stats")).json()["facts_diagnosed"] == 3
+
+
+async def test_kpi_values_are_exported_as_prometheus_metrics(
+    client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    await load_chain(client, clean_redis)
+    response = await client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert 'iomflow_kpi_value{code="diagnosed_share",municipality=""} 30.0' in lines
+    assert 'iomflow_kpi_value{code="diagnosed_share",municipality="mun-02"} 25.0' in lines
+    assert 'iomflow_kpi_target{code="methodist_load_max"} 250.0' in lines
+    assert 'iomflow_kpi_met{code="methodist_support_share",municipality=""} 1.0' in lines

@@ -1,0 +1,65 @@
+"""KPI values for operators' monitoring systems: ``GET /metrics`` in the Prometheus text
+format (one gauge family per measure; labels name the KPI and the level)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from iomflow.monitoring import repository, views
+from iomflow.monitoring.api import cache_of, catalogue_of
+from iomflow.shared.service import RuntimeDep, SessionDep
+
+router = APIRouter(tags=["monitoring"])
+
+
+class Snapshot(Collector):
+    """One answer of ``/v1/kpis`` and the open alerts, as gauges."""
+
+    def __init__(self, answer: dict[str, Any], alerts: Counter[str]) -> None:
+        self.answer, self.alerts = answer, alerts
+
+    def collect(self) -> Any:
+        value = GaugeMetricFamily(
+            "iomflow_kpi_value", "KPI value (percent or people)", labels=["code", "municipality"]
+        )
+        met = GaugeMetricFamily(
+            "iomflow_kpi_met", "1 when the KPI meets its target", labels=["code", "municipality"]
+        )
+        target = GaugeMetricFamily("iomflow_kpi_target", "Target in force", labels=["code"])
+        levels = [("", self.answer["region"]["kpis"])] + [
+            (m["municipality_id"], m["kpis"]) for m in self.answer["municipalities"]
+        ]
+        for municipality, kpis in levels:
+            for k in kpis:
+                if k["value"] is not None:
+                    value.add_metric([k["code"], municipality], k["value"])
+                if k["met"] is not None:
+                    met.add_metric([k["code"], municipality], 1.0 if k["met"] else 0.0)
+        for k in self.answer["region"]["kpis"]:
+            target.add_metric([k["code"]], k["target"])
+        alerts = GaugeMetricFamily("iomflow_alerts_open", "Open alerts", labels=["kind"])
+        for kind, n in sorted(self.alerts.items()):
+            alerts.add_metric([kind], n)
+        yield from (value, met, target, alerts)
+
+
+@router.get("/metrics", summary="KPI values and open alerts for Prometheus")
+async def metrics(runtime: RuntimeDep, session: SessionDep) -> Response:
+    on = datetime.now(UTC).date()
+    cache = cache_of(runtime)
+    facts = await cache.facts(session)
+    names = await repository.municipality_names(session)
+    answer = await cache.answer(
+        ("region", on), lambda: views.region(catalogue_of(runtime), facts, names, on)
+    )
+    alerts = Counter(r.kind for r in await repository.list_alerts(session, True, 10_000))
+    registry = CollectorRegistry()
+    registry.register(Snapshot(answer, alerts))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

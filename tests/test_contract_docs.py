@@ -38,7 +38,7 @@ SENDS: dict[str, dict[str, set[str]]] = {
         Streams.dlq(Streams.RESULTS_INBOUND): {"diagnostics.result.submitted"},
     },
     "routes": {Streams.ROUTES: {t for t in EVENT_TYPES if t.startswith("routes.")}},
-    "monitoring": {},
+    "monitoring": {Streams.MONITORING: {t for t in EVENT_TYPES if t.startswith("monitoring.")}},
 }
 
 

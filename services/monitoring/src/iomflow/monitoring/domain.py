@@ -253,7 +253,9 @@ class Facts:
             for key in sizes.keys() | per.keys():
                 most = max((len(v) for v in per.get(key, {}).values()), default=0)
                 out[key] = Value(float(most), most, len(per.get(key, {})))
-            return out or {None: Value(0.0, 0, 0)}
+            if not out and by == "region":
+                out[None] = Value(0.0, 0, 0)
+            return out
         hits: dict[str | None, set[str]] = defaultdict(set)
         for f in counted:
             hits[group[f.member_id]].add(f.member_id)

@@ -5,6 +5,8 @@ replaying the streams."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -405,3 +407,27 @@ async def test_kpi_values_are_exported_as_prometheus_metrics(
     assert 'iomflow_kpi_value{code="diagnosed_share",municipality="mun-02"} 25.0' in lines
     assert 'iomflow_kpi_target{code="methodist_load_max"} 250.0' in lines
     assert 'iomflow_kpi_met{code="methodist_support_share",municipality=""} 1.0' in lines
+
+
+async def test_the_rebuild_command_replays_and_reports_identical_values(
+    app: FastAPI, client: httpx.AsyncClient, clean_redis: str, database_url: str, tmp_path: Path
+) -> None:
+    await load_chain(client, clean_redis)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "IOMFLOW_DATA_DIR": str(tmp_path / "var"),
+        "IOMFLOW_DATABASE_URL": database_url,
+        "IOMFLOW_REDIS_URL": clean_redis,
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "iomflow.cli.main", "monitoring", "rebuild"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "совпадают" in done.stdout
+    assert f"{Streams.REGISTRY}: {len(registry())}" in done.stdout

@@ -507,16 +507,28 @@ def _chain(
     return 0 if ok else 1
 
 
+STATUS = {
+    "met": "[green]достигнут[/]",
+    "on_track": "[green]в графике[/]",
+    "at_risk": "[yellow]под угрозой[/]",
+    "missed": "[red]не достигнут[/]",
+    "no_data": "нет данных",
+}
+
+
 def print_kpis(kpis: dict[str, Any]) -> None:
     table = Table(title=f"Показатели РС НМС — демонстрационный регион (на {kpis['as_of'][:19]})")
-    for column in ("код", "показатель", "значение", "цель", "выполнен"):
+    for column in ("код", "показатель", "значение", "цель", "статус"):
         table.add_column(column)
     municipalities = kpis["municipalities"]
     for kpi in kpis["region"]["kpis"]:
         value = "—" if kpi["value"] is None else f"{kpi['value']:g} {kpi['unit']}"
-        target = f"{kpi['comparison']} {kpi['target']:g} {kpi['unit']}"
-        met = {True: "да", False: "нет", None: "—"}[kpi["met"]]
-        table.add_row(kpi["code"], kpi["name"], value, target, met)
+        target = (
+            "рост к прошлому году"
+            if kpi["comparison"] == "growth"
+            else f"{kpi['comparison']} {kpi['target']:g} {kpi['unit']}"
+        )
+        table.add_row(kpi["code"], kpi["name"], value, target, STATUS[kpi["status"]])
     console.print(table)
     counts = kpis["region"]["counts"]
     console.print(

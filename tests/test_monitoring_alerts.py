@@ -209,7 +209,8 @@ async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
     assert listed["methodist_over_capacity:A"]["value"] == 2
     async with Redis.from_url(clean_redis) as redis:
         await redis.delete(Streams.dlq(Streams.RESULTS_INBOUND))
-    _, gone = await run_check(app, clean_redis)
+    more, gone = await run_check(app, clean_redis)
+    raised += more
     assert gone == [f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}"]
 
     async def relayed() -> bool:
@@ -217,7 +218,8 @@ async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
 
     await wait_for(relayed, "the alert events to be relayed")
     events = await published(clean_redis)
-    assert {e["alert_id"] for e in events if e["type"] == "monitoring.alert.raised"} == set(raised)
+    # (the service's own periodic check may have raised some at its start)
+    assert set(raised) <= {e["alert_id"] for e in events if e["type"] == "monitoring.alert.raised"}
     still = {a["alert_id"] for a in (await client.get("/v1/alerts")).json()}
     assert f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}" not in still
     every = (await client.get("/v1/alerts", params={"status": "all"})).json()

@@ -136,13 +136,29 @@ async def site(session: AsyncSession, event: Event[InternshipSiteUpserted], _: O
 
 
 async def mentor(session: AsyncSession, event: Event[MentorUpserted], _: Outbox) -> None:
-    m = event.payload  # an organisation with a registered mentor runs a mentoring program
+    """An organisation with a registered mentor runs a mentoring program; a mentor who
+    moved stops counting for the old one."""
+    m = event.payload
+    await repo.end_facts(
+        session,
+        event.occurred_at,
+        F.kind == "mentoring_org",
+        F.key == m.mentor_id,
+        F.member_id != m.organization_id,
+    )
     await repo.add_fact(
         session,
-        f"mentoring_org:{m.organization_id}",
+        f"mentoring_org:{m.mentor_id}:{m.organization_id}",
         "mentoring_org",
         m.organization_id,
         event.occurred_at,
+        key=m.mentor_id,
+    )
+
+
+async def mentor_removed(session: AsyncSession, event: Event[RecordRemoved], _: Outbox) -> None:
+    await repo.end_facts(
+        session, event.occurred_at, F.kind == "mentoring_org", F.key == event.payload.record_id
     )
 
 
@@ -309,6 +325,7 @@ REGISTRY: dict[str, Handler] = {
     "registry.stale": registry_stale,  # type: ignore[dict-item]
     "registry.teacher.removed": removed("teachers"),
     "registry.organization.removed": removed("organizations"),
+    "registry.mentor.removed": mentor_removed,  # type: ignore[dict-item]
 }
 DIAGNOSTICS: dict[str, Handler] = {
     "diagnostics.diagnosis.completed": diagnosed,  # type: ignore[dict-item]

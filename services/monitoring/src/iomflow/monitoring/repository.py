@@ -230,21 +230,34 @@ async def add_fact(
     attrs: dict[str, Any] | None = None,
     key: str | None = None,
 ) -> None:
-    """A fact begins (again: the same id replaces it, so redelivery changes nothing)."""
+    """A fact begins. Said again while it holds (a registry resync), it keeps when it
+    began; said again after it ended, it begins anew."""
+    dialect = session.get_bind().dialect.name
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(facts).values(
+        fact_id=fact_id,
+        kind=kind,
+        member_id=member_id,
+        start=at,
+        end=None,
+        attrs=attrs or {},
+        key=key,
+    )
     await session.execute(
-        upsert(
-            session,
-            facts,
-            {
-                "fact_id": fact_id,
-                "kind": kind,
-                "member_id": member_id,
-                "start": at,
+        stmt.on_conflict_do_update(
+            index_elements=["fact_id"],
+            set_={
+                "member_id": stmt.excluded.member_id,
+                "attrs": stmt.excluded.attrs,
+                "key": stmt.excluded.key,
+                "start": case(
+                    (
+                        (facts.c.end.is_(None)) & (facts.c.start < stmt.excluded.start),
+                        facts.c.start,
+                    ),
+                    else_=stmt.excluded.start,
+                ),
                 "end": None,
-                "attrs": attrs or {},
-                "key": key,
             },
-            keys=["fact_id"],
         )
     )
 

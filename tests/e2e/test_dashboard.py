@@ -1,0 +1,250 @@
+"""The dashboard in a real browser after the demo chain: the four services as processes on a
+real Redis, diagnoses published as an outside publisher does, then headless Chromium opens
+the page the monitoring service serves and every value it shows is the API's — for the
+region, a municipality and an organisation, and as of another date."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from e2e.test_chain import REGION, get, settled, start_suite, wait_until
+from iomflow.cli.demo import result_entries
+from iomflow.cli.launcher import Suite
+from iomflow.monitoring.app import create_app
+from iomflow.monitoring.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+DIAGNOSED = 40
+STATUS_WORDS = {
+    "met": "достигнут",
+    "on_track": "в графике",
+    "at_risk": "под угрозой",
+    "missed": "не достигнут",
+    "no_data": "нет данных",
+}
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"
+)
+
+
+async def test_the_service_serves_the_page_and_only_its_own_files(tmp_path: Path) -> None:
+    """No browser: the root leads to the page, the page names only files that are served,
+    and nothing else of the package is."""
+    settings = Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0")
+    transport = httpx.ASGITransport(app=create_app(settings))  # no lifespan: no I/O
+    async with httpx.AsyncClient(transport=transport, base_url="http://monitoring") as client:
+        root = await client.get("/")
+        assert root.status_code == 307 and root.headers["location"] == "dashboard"
+        page = await client.get("/dashboard")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert '<html lang="ru">' in page.text and 'id="as-of"' in page.text
+        assets = re.findall(r'(?:href|src)="(dashboard/assets/[^"]+)"', page.text)
+        assert {a.rsplit("/", 1)[1] for a in assets} == {
+            "dashboard.js",
+            "dashboard.css",
+            "favicon.svg",
+        }
+        for asset in assets:
+            served = await client.get(f"/{asset}")
+            assert served.status_code == 200 and served.content, asset
+        for name in ("app.py", "..%2Fapp.py", "dashboard.html", "..%2Fdata%2Fkpis.json"):
+            refused = await client.get(f"/dashboard/assets/{name}")
+            assert refused.status_code == 404, name
+
+
+@pytest.fixture
+def chain(clean_redis: str, tmp_path: Path) -> Iterator[Suite]:
+    """The suite with the demo region loaded and ``DIAGNOSED`` teachers diagnosed."""
+    suite = start_suite(tmp_path, clean_redis)
+    try:
+        publisher = redis.Redis.from_url(clean_redis)
+        teachers = [t["teacher_id"] for t in REGION["teachers"]][:DIAGNOSED]
+        for stream, fields in result_entries(teachers):
+            publisher.xadd(stream, fields)  # type: ignore[arg-type]
+        wait_until(settled(suite, DIAGNOSED), "the chain to settle")
+        yield suite
+    finally:
+        suite.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def shown(value: float | None, unit: str) -> str:
+    """A value as the page writes it (Intl ru-RU, up to one decimal), without spaces."""
+    if value is None:
+        return "—"
+    text = f"{value:.1f}".rstrip("0").rstrip(".").replace(".", ",")
+    return f"{text}{unit}"
+
+
+ROWS_JS = """() => [...document.querySelectorAll('#kpi-table tbody tr[data-kpi]')].map(tr => ({
+    code: tr.dataset.kpi,
+    value: tr.querySelector('td[data-value]').dataset.value,
+    text: tr.querySelector('td[data-value] .num').textContent,
+    status: tr.dataset.status,
+    word: tr.querySelector('td.status .badge').textContent,
+    target: tr.querySelector('td.target').dataset.target,
+    title: tr.querySelector('td.target').getAttribute('title'),
+    forecast: tr.querySelector('td.forecast').dataset.forecast,
+}))"""
+
+
+def number(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def assert_rows_match(page: Page, kpis: list[dict[str, Any]], where: str) -> None:
+    rows = page.evaluate(ROWS_JS)
+    assert [r["code"] for r in rows] == [k["code"] for k in kpis], where
+    for row, kpi in zip(rows, kpis, strict=True):
+        what = f"{where}: {kpi['code']}"
+        assert number(row["value"]) == kpi["value"], what
+        assert re.sub(r"\s", "", row["text"]) == shown(kpi["value"], kpi["unit"]), what
+        assert row["status"] == kpi["status"], what
+        assert row["word"] == STATUS_WORDS[kpi["status"]], what
+        assert number(row["target"]) == kpi["target"], what
+        assert number(row["forecast"]) == kpi["forecast"], what
+        for target in kpi["targets"]:  # every target with its source, on hover
+            assert target["source"] in row["title"], what
+
+
+SEEN_JS = """() => ({state: document.body.dataset.state, view: document.body.dataset.view,
+    as_of: document.body.dataset.asOf, address: location.href,
+    error: document.getElementById('error').textContent})"""
+
+
+def wait_ready(page: Page, view: str, as_of: str | None = None) -> None:
+    selector = f'body[data-state="ready"][data-view="{view}"]'
+    if as_of is not None:
+        selector += f'[data-as-of="{as_of}"]'
+    try:
+        page.wait_for_selector(selector, state="attached", timeout=20_000)
+    except PlaywrightTimeout:
+        seen = page.evaluate(SEEN_JS)
+        raise AssertionError(f"the page did not show {selector}: {seen}") from None
+
+
+@needs_chromium
+def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_date(
+    chain: Suite, browser: Browser, tmp_path: Path
+) -> None:
+    monitoring = chain.url("monitoring")
+    region = get(f"{monitoring}/v1/kpis")
+    assert any(k["value"] for k in region["region"]["kpis"]), "the chain left KPI values"
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="ru-RU")
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "response",
+        lambda response: (
+            problems.append(f"{response.status} {response.url}") if response.status >= 400 else None
+        ),
+    )
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
+
+    # The service's root leads to the page; the region's table is the API's.
+    page.goto(f"{monitoring}/")
+    assert page.url.startswith(f"{monitoring}/dashboard")
+    wait_ready(page, "region", region["as_of"])
+    assert page.input_value("#as-of") == region["as_of"]
+    page.wait_for_selector("#source:not(:empty)")
+    assert region["source"] in (page.text_content("#source") or "")
+    assert_rows_match(page, region["region"]["kpis"], "region")
+    assert page.text_content('#counts [data-count="teachers"] dd') == str(
+        region["region"]["counts"]["teachers"]
+    )
+
+    # A KPI's row shows its chart over time (the series endpoint) and the municipalities'.
+    code = "diagnosed_share"
+    page.click(f'#kpi-table tr[data-kpi="{code}"]')
+    page.wait_for_selector(f'#series-chart[data-state="ready"][data-kpi="{code}"]')
+    series = get(f"{monitoring}/v1/kpis/{code}/series?months=12&as_of={region['as_of']}")
+    drawn = page.eval_on_selector_all(
+        "#series-chart circle.series-point", "cs => cs.map(c => [c.dataset.on, c.dataset.value])"
+    )
+    assert drawn == [
+        [p["on"], str(p["value"]).removesuffix(".0")]
+        for p in series["points"]
+        if p["value"] is not None
+    ]
+    assert drawn, "the diagnoses of today are on the chart"
+    assert page.locator("#series-chart line.target-line").count() == 1
+    bars = page.eval_on_selector_all(
+        "#compare-chart g.bar", "gs => gs.map(g => [g.dataset.municipality, g.dataset.value])"
+    )
+    by_municipality = {
+        m["municipality_id"]: next(k["value"] for k in m["kpis"] if k["code"] == code)
+        for m in region["municipalities"]
+        if m["municipality_id"]
+    }
+    assert {m: number(v) for m, v in bars} == by_municipality
+
+    # Drill down to the municipality with the most diagnoses: its table and organisations.
+    chosen = max(region["municipalities"], key=lambda m: m["counts"].get("diagnosed", 0))
+    mun_id = chosen["municipality_id"]
+    page.click(f'#unit-table a[data-municipality="{mun_id}"]')
+    wait_ready(page, "municipality")
+    municipality = get(f"{monitoring}/v1/municipalities/{mun_id}/kpis")
+    assert_rows_match(page, municipality["kpis"], mun_id)
+    assert page.text_content('#breadcrumb [data-crumb="municipality"]') == municipality["name"]
+    page.wait_for_selector(
+        f'#series-chart[data-state="ready"][data-kpi="{code}"]'
+    )  # now the municipality's
+    orgs = page.eval_on_selector_all(
+        "#unit-table a[data-organization]", "as => as.map(a => a.dataset.organization)"
+    )
+    assert orgs == [o["organization_id"] for o in municipality["organizations"]]
+    page.screenshot(path=str(tmp_path / "municipality.png"), full_page=True)
+
+    # An organisation's row shows its KPIs.
+    org = municipality["organizations"][0]
+    page.click(f'#unit-table a[data-organization="{org["organization_id"]}"]')
+    wait_ready(page, "organization")
+    assert_rows_match(page, org["kpis"], org["organization_id"])
+    assert page.text_content('#breadcrumb [data-crumb="organization"]') == org["name"]
+
+    # The breadcrumb leads back to the region; the date picker reloads the values.
+    page.click('#breadcrumb a[data-crumb="region"]')
+    wait_ready(page, "region")
+    assert_rows_match(page, region["region"]["kpis"], "region again")
+    earlier = (date.fromisoformat(region["as_of"]) - timedelta(days=1)).isoformat()
+    page.fill("#as-of", earlier)
+    wait_ready(page, "region", earlier)
+    assert_rows_match(page, get(f"{monitoring}/v1/kpis?as_of={earlier}")["region"]["kpis"], earlier)
+    page.click("#today")
+    wait_ready(page, "region", region["as_of"])
+    page.click(f'#kpi-table tr[data-kpi="{code}"]')
+    page.wait_for_selector(f'#series-chart[data-state="ready"][data-kpi="{code}"]')
+
+    screenshot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.exists() and screenshot.stat().st_size > 0
+    assert problems == []

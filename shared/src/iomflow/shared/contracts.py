@@ -622,9 +622,9 @@ class RouteCancelled(Contract):
     teacher_id: str
     municipality_id: str
     reason: str
-    code: Literal[
-        "diagnosis_cancelled", "teacher_removed", "replaced", "operator", "methodist"
-    ] = "operator"
+    code: Literal["diagnosis_cancelled", "teacher_removed", "replaced", "operator", "methodist"] = (
+        "operator"
+    )
 
 
 class CourseEvent(Contract):

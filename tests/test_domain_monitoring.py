@@ -22,7 +22,8 @@ DOMAIN_TABLE = (
     "functional_literacy_share updated_fgos_share digital_env_share quality_assessment_share "
     "low_results_schools_share gifted_share career_guidance_share upbringing_share "
     "preschool_quality_share retraining_share young_supported_share mentoring_orgs_share "
-    "methodist_load_max expert_involvement burnout_prevention_share"
+    "methodist_load_max expert_involvement burnout_prevention_share "
+    "personal_potential_orgs school_of_ministry_teams"
 ).split()
 
 
@@ -55,7 +56,9 @@ def shipped() -> Catalogue:
     return load_catalogue(SHIPPED)
 
 
-def test_the_shipped_catalogue_has_every_row_of_the_kpi_table(shipped: Catalogue) -> None:
+def test_the_shipped_catalogue_has_every_row_of_the_kpi_table_and_the_other_seeds(
+    shipped: Catalogue,
+) -> None:
     assert [k.code for k in shipped.kpis] == DOMAIN_TABLE
     federal = next(k for k in shipped.kpis if k.code == "federal_programs_share")
     assert [t.value for t in federal.targets] == [9.5, 30]  # both sources kept

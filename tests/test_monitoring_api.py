@@ -95,6 +95,7 @@ def registry() -> list[Event[Any]]:
                 municipality_id="mun-01",
                 name="СОШ № 1",
                 kind="school",  # type: ignore[arg-type]
+                projects=["personal_potential"],  # type: ignore[list-item]
             ),
             "org-1",
         ),
@@ -339,6 +340,8 @@ async def test_kpis_come_from_the_events_of_every_service(
     assert kpis["mentoring_orgs_share"]["value"] == 50.0
     assert kpis["low_results_schools_share"]["population"] == 4  # org-2's teachers
     assert kpis["expert_involvement"]["value"] == 1
+    assert kpis["personal_potential_orgs"]["value"] == 1  # org-1 takes part
+    assert kpis["school_of_ministry_teams"]["value"] == 0
     assert all(
         k["status"] in ("on_track", "at_risk", "met", "missed", "no_data") for k in kpis.values()
     )

@@ -84,6 +84,25 @@ async def organization(
         {"kind": o.kind.value, "at_risk": at_risk, "projects": [p.value for p in o.projects]},
         event.occurred_at,
     )
+    # Each project the organisation takes part in, from when the registry says so.
+    projects = [p.value for p in o.projects]
+    await repo.end_facts(
+        session,
+        event.occurred_at,
+        F.kind == "project",
+        F.member_id == o.organization_id,
+        F.key.not_in(projects),
+    )
+    for project in projects:
+        await repo.add_fact(
+            session,
+            f"project:{o.organization_id}:{project}",
+            "project",
+            o.organization_id,
+            event.occurred_at,
+            {"project": project},
+            key=project,
+        )
 
 
 async def teacher(session: AsyncSession, event: Event[TeacherUpserted], _: Outbox) -> None:

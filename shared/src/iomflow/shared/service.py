@@ -103,6 +103,10 @@ async def periodic(what: str, interval_s: float, job: Callable[[], Awaitable[Any
         await asyncio.sleep(interval_s)
 
 
+STOP_TIMEOUT_S = 15.0
+"""How long a stopping service waits for its background tasks and subscribers."""
+
+
 def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
@@ -208,8 +212,20 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await runtime.broker.stop()
+            # Bounded: a task that does not answer its cancellation must not keep the
+            # process from stopping (what it staged stays in the outbox).
+            try:
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    await runtime.broker.stop()
+            except TimeoutError:
+                stuck = [t.get_name() for t in tasks if not t.done()]
+                log.error(
+                    "%s: stopping took over %ss; still running: %s",
+                    spec.name,
+                    STOP_TIMEOUT_S,
+                    stuck,
+                )
             # Publish what the last transactions staged before going away.
             with contextlib.suppress(Exception):
                 await runtime.relay.publish_pending()

@@ -398,16 +398,6 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def levels(facts: Facts, on: date) -> tuple[list[str], dict[str, list[str]]]:
-    """Municipalities, and organisations per municipality, with teachers on ``on``."""
-    at = end_of(on)
-    orgs: dict[str, set[str]] = defaultdict(set)
-    for m in facts.members["teachers"]:
-        if m.present(at):
-            orgs[m.municipality_id].add(m.organization_id)
-    return sorted(orgs), {mun: sorted(o) for mun, o in orgs.items()}
-
-
 def series(
     catalogue: Catalogue, facts: Facts, scope: Scope, days: Sequence[date], code: str
 ) -> list[dict[str, Any]]:

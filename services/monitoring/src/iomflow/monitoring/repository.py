@@ -150,10 +150,6 @@ async def save(session: AsyncSession, table: Table, values: dict[str, Any], key:
     await session.execute(upsert(session, table, values, keys=[key]))
 
 
-async def get(session: AsyncSession, table: Table, key: str, value: str) -> Any:
-    return (await session.execute(select(table).where(table.c[key] == value))).first()
-
-
 async def municipality_names(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(select(municipalities.c.municipality_id, municipalities.c.name))
     return {k: v for k, v in rows.all()}
@@ -211,11 +207,6 @@ async def end_member(session: AsyncSession, kind: str, member_id: str, at: datet
         .where(members.c.kind == kind, members.c.member_id == member_id, members.c.end.is_(None))
         .values(end=at)
     )
-
-
-async def member(session: AsyncSession, kind: str, member_id: str) -> Any:
-    query = select(members).where(members.c.kind == kind, members.c.member_id == member_id)
-    return (await session.execute(query)).first()
 
 
 # --- facts ---------------------------------------------------------------------------------

@@ -374,7 +374,7 @@ async def _apply_course(
     kind: str,
     course: CourseEvent,
 ) -> tuple[str, str] | None:
-    for route in reversed(await repository.routes_with_program_step(session, teacher_id)):
+    for route in reversed(await repository.open_routes_of(session, teacher_id)):
         step = domain.step_for_course(route.steps, program_id)
         if step is None:
             continue

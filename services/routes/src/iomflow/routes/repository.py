@@ -267,21 +267,14 @@ async def remove(session: AsyncSession, entity: str, record_id: str) -> None:
     await session.execute(delete(table).where(table.c[key] == record_id))
 
 
-async def get_teacher(
-    session: AsyncSession, teacher_id: str, lock: str | None = None
-) -> TeacherView | None:
-    """The teacher's view; ``lock`` = "share" or "update" locks the row (PostgreSQL; SQLite
-    runs one writer at a time anyway)."""
-    query = (
-        select(teachers, municipalities.c.remote)
-        .outerjoin(municipalities, municipalities.c.municipality_id == teachers.c.municipality_id)
-        .where(teachers.c.teacher_id == teacher_id)
+def _teachers_with_remote() -> Any:
+    """Teachers with whether their municipality is remote (distance formats suit)."""
+    return select(teachers, municipalities.c.remote).outerjoin(
+        municipalities, municipalities.c.municipality_id == teachers.c.municipality_id
     )
-    if lock is not None and session.get_bind().dialect.name != "sqlite":
-        query = query.with_for_update(read=lock == "share", of=teachers)
-    row = (await session.execute(query)).first()
-    if row is None:
-        return None
+
+
+def teacher_view(row: Any) -> TeacherView:
     return TeacherView(
         row.teacher_id,
         row.organization_id,
@@ -293,27 +286,27 @@ async def get_teacher(
     )
 
 
+async def get_teacher(
+    session: AsyncSession, teacher_id: str, lock: str | None = None
+) -> TeacherView | None:
+    """The teacher's view; ``lock`` = "share" or "update" locks the row (PostgreSQL; SQLite
+    runs one writer at a time anyway)."""
+    query = _teachers_with_remote().where(teachers.c.teacher_id == teacher_id)
+    if lock is not None and session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update(read=lock == "share", of=teachers)
+    row = (await session.execute(query)).first()
+    return None if row is None else teacher_view(row)
+
+
 async def teachers_by_id(session: AsyncSession, ids: Iterable[str]) -> dict[str, TeacherView]:
     wanted = sorted(set(ids))
     found: dict[str, TeacherView] = {}
     for start in range(0, len(wanted), 500):
-        query = (
-            select(teachers, municipalities.c.remote)
-            .outerjoin(
-                municipalities, municipalities.c.municipality_id == teachers.c.municipality_id
-            )
-            .where(teachers.c.teacher_id.in_(wanted[start : start + 500]))
+        query = _teachers_with_remote().where(
+            teachers.c.teacher_id.in_(wanted[start : start + 500])
         )
         for row in await session.execute(query):
-            found[row.teacher_id] = TeacherView(
-                row.teacher_id,
-                row.organization_id,
-                row.municipality_id,
-                row.audience,
-                tuple(row.subjects),
-                bool(row.young),
-                bool(row.remote),
-            )
+            found[row.teacher_id] = teacher_view(row)
     return found
 
 
@@ -568,15 +561,6 @@ async def due(session: AsyncSession, today: date) -> list[Any]:
     )
     if session.get_bind().dialect.name != "sqlite":  # replicas tick at once: each takes its own
         query = query.with_for_update(skip_locked=True)
-    return list(await session.execute(query.order_by(routes.c.created_at)))
-
-
-async def routes_with_program_step(
-    session: AsyncSession, teacher_id: str, statuses: Iterable[str] = OPEN
-) -> list[Any]:
-    query = select(routes).where(
-        routes.c.teacher_id == teacher_id, routes.c.status.in_(list(statuses))
-    )
     return list(await session.execute(query.order_by(routes.c.created_at)))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from iomflow.shared import wire
+from iomflow.shared import contracts, wire
 from iomflow.shared.contracts import (
     EVENT_TYPES,
     INBOUND_TYPES,
@@ -281,6 +281,17 @@ def test_bad_entry_unsupported_version() -> None:
     [detail] = error.errors
     assert detail["loc"] == ["version"]
     assert "version 2 of diagnostics.result.submitted is not supported" in detail["msg"]
+
+
+def test_a_raised_version_is_read_and_the_previous_one_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(contracts.EVENT_VERSIONS, "diagnostics.result.submitted", 2)
+    event = wire.decode(fields(version="2"))
+    assert event.version == 2
+    error = bad(fields(version="1"))
+    assert error.reason == "unsupported version"
+    assert "this service reads version 2" in error.errors[0]["msg"]
 
 
 def test_bad_entry_version_not_a_number() -> None:

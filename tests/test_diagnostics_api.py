@@ -5,11 +5,10 @@ and its workbook, framework versions and their exchange formats."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import openpyxl
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from waiting import wait_for
 
 from iomflow.diagnostics import exchange, service
 from iomflow.diagnostics.app import create_app
@@ -106,14 +106,6 @@ def registry_events() -> list[Any]:
         for p in items
         for key in [key_of(p)]
     ]
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def make_app(redis_url: str, tmp_path: Path, database_url: str, **extra: Any) -> FastAPI:

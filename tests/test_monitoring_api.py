@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from waiting import wait_for
 
 from iomflow.monitoring import rebuild, views
 from iomflow.monitoring.app import create_app
@@ -230,14 +231,6 @@ async def publish(redis_url: str, stream: str, events: list[Event[Any]]) -> None
     async with Redis.from_url(redis_url, decode_responses=True) as redis:
         for e in events:
             await redis.xadd(stream, wire.encode(e))  # type: ignore[arg-type]
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def region(client: httpx.AsyncClient, **params: str) -> dict[str, dict[str, Any]]:

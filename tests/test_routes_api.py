@@ -5,13 +5,12 @@ diagnoses superseded, revised and cancelled, effectiveness and the operator's re
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from waiting import wait_for
 
 from iomflow.routes.app import create_app
 from iomflow.routes.settings import Settings
@@ -253,14 +253,6 @@ async def route_for(
 
 
 # --- plumbing -------------------------------------------------------------------------------
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def make_app(redis_url: str, tmp_path: Path, database_url: str) -> FastAPI:

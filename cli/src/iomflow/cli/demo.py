@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from iomflow.cli import trace
 from iomflow.cli.launcher import LocalRedis, Suite
 from iomflow.shared import wire
 from iomflow.shared.contracts import (
@@ -587,31 +588,12 @@ def print_trace(traces_dir: Path, trace_id: str, wait_s: float = 15) -> bool:
             break
         time.sleep(0.5)
     services = {str(s["service"]) for s in spans}
-    console.print(
-        f"\nТрасса {trace_id}: {len(spans)} спанов, сервисы: " + ", ".join(sorted(services))
-    )
-    by_id = {s["span_id"]: s for s in spans}
-    children: dict[Any, list[dict[str, Any]]] = {}
-    for span in spans:
-        parent = span["parent_id"] if span["parent_id"] in by_id else None
-        children.setdefault(parent, []).append(span)
-    t0 = min((int(s["start_ns"]) for s in spans), default=0)
-
-    def show(parent: Any, depth: int) -> None:
-        for span in sorted(children.get(parent, []), key=lambda s: int(s["start_ns"])):
-            if str(span["name"]).startswith(
-                ("SELECT", "INSERT", "UPDATE", "BEGIN", "COMMIT", "connect")
-            ):
-                continue  # SQL spans are in the file; the tree shows the hops
-            start = (int(span["start_ns"]) - t0) / 1e6
-            took = (int(span["end_ns"]) - int(span["start_ns"])) / 1e6
-            console.print(
-                f"  {start:9.1f} ms  {'  ' * depth}{span['service']:<12} "
-                f"{span['name']}  ({took:.1f} ms)"
-            )
-            show(span["span_id"], depth + 1)
-
-    show(None, 0)
+    console.print()
+    for line in trace.header(trace_id, spans):
+        console.print(line, markup=False, highlight=False)
+    for line in trace.tree_lines(spans):
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print(f"Та же трасса позже: iomflow trace {trace_id} --traces-dir {traces_dir}")
     missing = wanted - services
     if missing:
         console.print(f"[red]В трассе нет спанов сервисов: {', '.join(sorted(missing))}[/red]")

@@ -52,6 +52,10 @@ class LocalRedis:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)
+    """More ``redis-server`` arguments, e.g. ``["--aclfile", "/abs/users.acl"]``."""
+    executable: str | None = None
+    """The ``redis-server`` to run; default: ``redis_executable()``."""
 
     @property
     def url(self) -> str:
@@ -62,7 +66,7 @@ class LocalRedis:
         log = (self.workdir / "redis.log").open("ab")
         self.proc = subprocess.Popen(
             [
-                redis_executable(),
+                self.executable or redis_executable(),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -75,6 +79,7 @@ class LocalRedis:
                 "",
                 "--protected-mode",
                 "no",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -85,7 +90,8 @@ class LocalRedis:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    # NOAUTH: up, with an ACL file that turns the default user off
+                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return self.url
             except OSError:
                 time.sleep(0.05)
@@ -170,11 +176,13 @@ class Suite:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     admin_key: str = field(default_factory=lambda: "iomf_admin_" + secrets.token_urlsafe(24))
     """Every service of this run accepts it with every role (IOMFLOW_ADMIN_KEY)."""
+    redis_urls: dict[str, str] = field(default_factory=dict)
+    """Service -> its own Redis URL (e.g. with its ACL user); default: ``redis_url``."""
 
     def env_for(self, name: str) -> dict[str, str]:
         env = {
             "IOMFLOW_SERVICE": name,
-            "IOMFLOW_REDIS_URL": self.redis_url,
+            "IOMFLOW_REDIS_URL": self.redis_urls.get(name, self.redis_url),
             "IOMFLOW_DATA_DIR": str(self.workdir / "data"),
             "IOMFLOW_MIGRATE_ON_START": "true",
             "IOMFLOW_TRACES_DIR": str(self.workdir / "traces"),

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from iomflow.shared import auth, db, migrations
+from iomflow.shared import auth, db, migrations, publishers
 from iomflow.shared.outbox import Outbox, OutboxRelay
 from iomflow.shared.service import Tables
 from iomflow.shared.settings import BaseServiceSettings
@@ -53,10 +53,18 @@ class Printer:
 
 
 class Admin:
-    """One service's admin context: its package (migrations) and tables (outbox, keys)."""
+    """One service's admin context: its package (migrations) and tables (outbox, keys,
+    the publishers of HTTP ingestion)."""
 
-    def __init__(self, name: str, package: str, tables: Tables) -> None:
+    def __init__(
+        self,
+        name: str,
+        package: str,
+        tables: Tables,
+        ingestion: publishers.IngestTables | None = None,
+    ) -> None:
         self.name, self.package, self.tables = name, package, tables
+        self.ingest = ingestion
 
     def parser(self, description: str | None) -> tuple[argparse.ArgumentParser, Any]:
         """``iomflow-<name>`` with ``serve`` and ``migrate``; add the service's commands."""
@@ -160,4 +168,126 @@ class Admin:
             for row in result:
                 state = "отозван" if row["revoked_at"] else "действует"
                 print(f"{row['key_id']}  {row['name']:<24} {','.join(row['roles']):<30} {state}")
+        return 0
+
+    # --- publishers of HTTP ingestion --------------------------------------------------------
+
+    @staticmethod
+    def add_publishers_parser(commands: Any, types: Sequence[str]) -> None:
+        """``publishers`` (keys of outside systems posting events) and ``audit``."""
+        sub = commands.add_parser(
+            "publishers", help="publishers posting events over HTTP: keys and event types"
+        )
+        sub.add_argument("action", choices=["add", "list", "revoke", "rotate", "set"])
+        sub.add_argument("publisher", nargs="?", help="the publisher's id (its events' source)")
+        sub.add_argument(
+            "--types", help=f"comma-separated event types it may send, of: {', '.join(types)}"
+        )
+        sub.add_argument("--rate", type=int, help="events per minute (default: the service's)")
+        sub.add_argument("--default-rate", action="store_true", help="set: back to the default")
+        sub.add_argument("--name", help="add: a title for people (default: the id)")
+        sub.set_defaults(ingest_types=list(types))
+
+        sub = commands.add_parser("audit", help="the HTTP ingestion audit, newest first")
+        sub.add_argument("--outcome", choices=[o.value for o in publishers.Outcome])
+        sub.add_argument("--publisher")
+        sub.add_argument("--limit", type=int, default=50)
+
+    def publishers(self, args: argparse.Namespace, settings: BaseServiceSettings) -> int:
+        """``publishers add ID --types T1,T2 [--rate N] | list | revoke ID | rotate ID |
+        set ID [--types …] [--rate N | --default-rate]``."""
+        tables = self.ingest
+        assert tables is not None, "this service ingests no events over HTTP"
+        if args.action != "list" and not args.publisher:
+            raise SystemExit("укажите код издателя")
+        if args.action == "add" and not args.types:
+            raise SystemExit("укажите типы событий: --types t1,t2")
+        types = args.types.split(",") if args.types else None
+        allowed = args.ingest_types
+
+        async def work(sessions: Any, outbox: Outbox) -> Any:
+            async with sessions() as session, session.begin():
+                if args.action == "add":
+                    assert types is not None
+                    return await publishers.add_publisher(
+                        session,
+                        tables,
+                        args.publisher,
+                        types,
+                        name=args.name,
+                        rate_per_minute=args.rate,
+                        allowed=allowed,
+                    )
+                if args.action == "rotate":
+                    return await publishers.rotate_key(session, tables, args.publisher)
+                if args.action == "revoke":
+                    return await publishers.revoke_publisher(session, tables, args.publisher)
+                if args.action == "set":
+                    return await publishers.change_publisher(
+                        session,
+                        tables,
+                        args.publisher,
+                        types=types,
+                        rate_per_minute=args.rate,
+                        default_rate=args.default_rate,
+                        allowed=allowed,
+                    )
+                return await publishers.list_publishers(session, tables)
+
+        try:
+            result = self.run(settings, work)
+        except ValueError as exc:
+            raise SystemExit(f"Ошибка: {exc}") from exc
+        if args.action in ("add", "rotate"):
+            if result is None:
+                print(
+                    f"издатель «{args.publisher}» уже есть"
+                    if args.action == "add"
+                    else "издатель не найден или отозван",
+                    file=sys.stderr,
+                )
+                return 1
+            print(
+                f"Ключ издателя «{args.publisher}»; сохраните, он не показывается повторно"
+                + (" (прежний ключ больше не действует)" if args.action == "rotate" else "")
+                + ":",
+                file=sys.stderr,
+            )
+            print(result)
+        elif args.action in ("revoke", "set"):
+            done = "отозван" if args.action == "revoke" else "изменён"
+            print(done if result else "издатель не найден или уже отозван")
+            return 0 if result else 1
+        else:
+            default = settings.ingest_rate_per_minute
+            for row in result:
+                state = "отозван" if row["revoked_at"] else "действует"
+                rate = row["rate_per_minute"] or f"{default} (по умолчанию)"
+                print(
+                    f"{row['publisher_id']:<24} {','.join(row['event_types']):<50} "
+                    f"{rate}/мин  {state}"
+                )
+        return 0
+
+    def audit(self, args: argparse.Namespace, settings: BaseServiceSettings) -> int:
+        """``audit [--outcome O] [--publisher ID] [--limit N]``: newest first."""
+        tables = self.ingest
+        assert tables is not None, "this service ingests no events over HTTP"
+
+        async def work(sessions: Any, outbox: Outbox) -> list[dict[str, Any]]:
+            async with sessions() as session:
+                return await publishers.list_audit(
+                    session,
+                    tables,
+                    outcome=args.outcome,
+                    publisher_id=args.publisher,
+                    limit=args.limit,
+                )
+
+        for row in self.run(settings, work):
+            print(
+                f"{row['at']:%Y-%m-%d %H:%M:%S}  {row['outcome']:<15} {row['status']}  "
+                f"{row['publisher_id'] or '-':<20} {row['remote_addr'] or '-':<15} "
+                f"{row['event_type'] or '-':<30} {row['event_id'] or '-'}  {row['detail'] or ''}"
+            )
         return 0

@@ -725,7 +725,18 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     "courses.course.enrolled": CourseEvent,
     "courses.course.completed": CourseEvent,
 }
-"""Event type -> payload model (version 1 of each)."""
+"""Event type -> payload model (of the type's current version, ``event_version``)."""
+
+EVENT_VERSIONS: dict[str, int] = {}
+"""Event type -> its current contract version, for the types past version 1 (a type not
+listed is at version 1). Raise it for a change that is not backward compatible: see
+docs/VERSIONING.md; ``iomflow contracts`` refuses such a change under the same version."""
+
+
+def event_version(type_: str) -> int:
+    """The current contract version of ``type_``: what producers write in ``version``."""
+    return EVENT_VERSIONS.get(type_, 1)
+
 
 INBOUND_TYPES = (
     "diagnostics.result.submitted",
@@ -742,7 +753,7 @@ def new_event(type_: str, payload: Contract, *, source: str, subject: str) -> Ev
     return Event(
         event_id=uuid.uuid4(),
         type=type_,
-        version=1,
+        version=event_version(type_),
         source=source,
         occurred_at=datetime.now(UTC),
         subject=subject,
@@ -776,7 +787,7 @@ def entry_schema(
             "type": {"type": "string", "const": type_},
             "version": {
                 "type": "string",
-                "const": "1",
+                "const": str(event_version(type_)),
                 "description": "Contract version of the payload",
             },
             "source": text("source", minLength=1, maxLength=200),

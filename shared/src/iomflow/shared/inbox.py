@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table
+from sqlalchemy import Column, DateTime, MetaData, String, Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.shared.db import insert_ignore
@@ -49,3 +49,11 @@ async def record(session: AsyncSession, table: Table, consumer: str, event_id: u
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def forget(session: AsyncSession, table: Table, consumer: str, event_id: str) -> None:
+    """Drop an event recorded but never applied (a held entry dead-lettered later), so
+    replaying it with the same id is applied, not dropped as a duplicate."""
+    await session.execute(
+        delete(table).where(table.c.consumer == consumer, table.c.event_id == str(event_id))
+    )

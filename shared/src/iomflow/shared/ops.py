@@ -96,5 +96,5 @@ async def _lag(redis: Redis, stream: str, info: dict[str, object], last: str) ->
     if reported is not None:  # Redis 7+
         return int(reported), True  # type: ignore[call-overload]
     start = "-" if last in ("0-0", "0") else f"({last}"
-    entries = await redis.xrange(stream, min=start, max="+", count=LAG_SCAN_LIMIT)
+    entries = await redis.xrange(stream, min=start, max="+", count=LAG_SCAN_LIMIT) or []
     return len(entries), len(entries) < LAG_SCAN_LIMIT

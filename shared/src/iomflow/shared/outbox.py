@@ -26,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     insert,
     select,
     update,
@@ -100,6 +101,16 @@ class Outbox:
 
     def wake(self) -> None:
         self.wakeup.set()
+
+    async def backlog(self, session: AsyncSession) -> dict[str, int]:
+        """Staged rows not yet published (``sent_at`` is null), per stream."""
+        table = self.table
+        query = (
+            select(table.c.stream, func.count())
+            .where(table.c.sent_at.is_(None))
+            .group_by(table.c.stream)
+        )
+        return {stream: int(n) for stream, n in (await session.execute(query)).all()}
 
 
 class OutboxRelay:

@@ -17,23 +17,31 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from faststream.specification import AsyncAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from iomflow.shared import db, migrations
+from iomflow.shared import db, logs, migrations
 from iomflow.shared.auth import api_keys_table
 from iomflow.shared.contracts import entry_schema
 from iomflow.shared.errors import ApiError, Refused, api_error_handler
 from iomflow.shared.inbox import inbox_table
+from iomflow.shared.metrics import (
+    CONTENT_TYPE,
+    ExtraCollector,
+    HttpMetricsMiddleware,
+    ServiceMetrics,
+    Sources,
+)
 from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
@@ -70,6 +78,7 @@ class Runtime:
     consumer: Consumer
     tracer_provider: TracerProvider
     tracer: trace.Tracer
+    metrics: ServiceMetrics
     api_keys: Table | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -88,6 +97,9 @@ class ServiceSpec:
     on_start: Callable[[Runtime], Any] | None = None
     background: Callable[[Runtime], Sequence[Coroutine[Any, Any, None]]] | None = None
     """Long-running jobs of the service, started after the consumer, cancelled at stop."""
+    collectors: Sequence[tuple[str, ExtraCollector]] = ()
+    """The service's own Prometheus collectors for ``/metrics`` (name, builder): each
+    scrape awaits ``builder(runtime)`` and renders it beside the host's metrics."""
 
 
 async def periodic(what: str, interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
@@ -122,8 +134,14 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+METRICS_REFRESH_S = 15.0
+"""How often stream statistics and the outbox backlog are read for OTLP export (a scrape
+of ``/metrics`` reads them itself)."""
+
+
 def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
     provider = create_tracer_provider(spec.name, settings.traces_dir)
+    metrics = ServiceMetrics(spec.name)
     tracer = provider.get_tracer(f"iomflow.{spec.name}")
     engine = db.create_engine(settings.resolved_database_url())
     if settings.sql_tracing:
@@ -163,6 +181,7 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
         consumer=None,  # type: ignore[arg-type]  # needs the runtime for its handlers
         tracer_provider=provider,
         tracer=tracer,
+        metrics=metrics,
         api_keys=spec.tables.api_keys,
     )
     runtime.consumer = Consumer(
@@ -175,8 +194,18 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
         tracer=tracer,
         subscriptions=spec.subscriptions(runtime),
         settings=delivery,
+        meter=metrics.meter,
     )
     runtime.consumer.attach(broker)
+    metrics.sources = Sources(
+        redis=redis,
+        group=spec.name,
+        streams=list(runtime.consumer.subscriptions),
+        sessions=sessions,
+        outbox=outbox,
+        relay=relay,
+        published=[stream for stream, _ in spec.publishes],
+    )
     for stream, types in spec.publishes:
         broker.publisher(stream, title=f"{stream}:publish", description=", ".join(types))
     return runtime
@@ -190,6 +219,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Log lines of the service's tasks (started below, they inherit it) name it.
+        service_token = logs.SERVICE.set(spec.name)
         if settings.migrate_on_start:
             await asyncio.to_thread(
                 migrations.upgrade, spec.package, settings.resolved_database_url()
@@ -206,6 +237,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
         ]
         if spec.background is not None:
             tasks += [asyncio.create_task(job) for job in spec.background(runtime)]
+        if runtime.metrics.exporting:  # OTLP export reads the last values: keep them fresh
+            refresh = periodic("metrics refresh", METRICS_REFRESH_S, runtime.metrics.refresh)
+            tasks.append(asyncio.create_task(refresh, name=f"{spec.name}-metrics"))
         log.info("%s started: consumer %s", spec.name, settings.consumer)
         try:
             yield
@@ -232,6 +266,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
             await runtime.redis.aclose()
             await runtime.engine.dispose()
             runtime.tracer_provider.shutdown()
+            runtime.metrics.shutdown()
+            with contextlib.suppress(ValueError):  # stopped from another context
+                logs.SERVICE.reset(service_token)
 
     app = FastAPI(title=spec.title, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
@@ -240,12 +277,17 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     app.add_exception_handler(Refused, api_error_handler)
     app.include_router(_health_router())
     app.include_router(_asyncapi_router(spec))
+    app.include_router(_metrics_router(spec))
     for router in spec.routers:
         app.include_router(router)
+    app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(logs.ServiceLogContext, service=spec.name)
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=runtime.tracer_provider,
-        excluded_urls="/health/.*",
+        # HTTP metrics come from HttpMetricsMiddleware (iomflow_http_*), under our names.
+        meter_provider=NoOpMeterProvider(),
+        excluded_urls="/health/.*,/metrics$",
         exclude_spans=["receive", "send"],
     )
     return app
@@ -344,7 +386,39 @@ def _asyncapi_router(spec: ServiceSpec) -> APIRouter:
     return router
 
 
+def _metrics_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get(
+        "/metrics",
+        summary="Operational metrics (and the service's own) in the Prometheus text format",
+        response_class=Response,
+    )
+    async def metrics(runtime: RuntimeDep) -> Response:
+        extras = []
+        for name, build in spec.collectors:
+            try:
+                extras.append((name, await build(runtime)))
+            except Exception:
+                log.exception("metrics: the %s collector failed", name)
+                extras.append((name, None))
+        return Response(await runtime.metrics.render(extras), media_type=CONTENT_TYPE)
+
+    return router
+
+
 def serve(app: FastAPI, settings: BaseServiceSettings) -> None:
+    """Run the app under uvicorn; logs as ``iomflow.shared.logs`` configures them (JSON by
+    default, ``IOMFLOW_LOG_FORMAT=text`` for the classic lines), uvicorn's included."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
+    if not logs.configured():
+        runtime: Runtime = app.state.runtime
+        logs.configure(runtime.settings.service or settings.service)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        log_config=logs.uvicorn_log_config(),
+    )

@@ -55,6 +55,17 @@ class BaseServiceSettings(BaseSettings):
         default=None,
         description="An API key holding every role (first admin, automation); keep it secret",
     )
+    ingest_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="HTTP ingestion (POST /v1/events): largest request body accepted, bytes",
+    )
+    ingest_rate_per_minute: int = Field(
+        default=1200,
+        ge=1,
+        description="HTTP ingestion: events a publisher may send per minute (a batch counts "
+        "each of its events); a publisher's own limit overrides it",
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -19,8 +19,11 @@ Nothing here trims a stream: unread and pending entries must never be dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,13 +32,15 @@ from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from opentelemetry import propagate, trace
+from opentelemetry.metrics import Meter
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from iomflow.shared import inbox, wire
+from iomflow.shared import inbox, logs, wire
 from iomflow.shared.contracts import EVENT_TYPES, Event, Streams
+from iomflow.shared.metrics import ConsumerMetrics
 from iomflow.shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -121,6 +126,7 @@ class Consumer:
         tracer: trace.Tracer,
         subscriptions: Sequence[Subscription],
         settings: DeliverySettings,
+        meter: Meter | None = None,
     ) -> None:
         self.group = group
         self.consumer = consumer
@@ -131,6 +137,7 @@ class Consumer:
         self.tracer = tracer
         self.subscriptions = {sub.stream: sub for sub in subscriptions}
         self.settings = settings
+        self.metrics = ConsumerMetrics(meter, group)  # no-op without a meter
         self._subscribers: dict[str, Any] = {}
 
     # --- setup -----------------------------------------------------------------------
@@ -176,6 +183,7 @@ class Consumer:
         """Apply a batch of entries of one stream: one transaction, a savepoint each."""
         sub = self.subscriptions[stream]
         outcome = Outcome()
+        self.metrics.batch(stream, len(entries))
         todo: list[tuple[str, dict[str, str], Event[Any], Handler]] = []
         for entry_id, fields in entries:
             type_ = fields.get("type", "")
@@ -235,7 +243,7 @@ class Consumer:
                 fresh.discard(key)  # the same event twice in one batch: once
                 with self._span(stream, entry_id, fields, event):
                     try:
-                        await handler(session, event, self.outbox)
+                        await self._call(stream, handler, session, event)
                     except Exception as exc:
                         raise _BatchFailed from exc
                 applied.append(entry_id)
@@ -258,7 +266,7 @@ class Consumer:
                                 session, self.inbox_table, self.group, event.event_id
                             )
                             if fresh:
-                                await handler(session, event, self.outbox)
+                                await self._call(stream, handler, session, event)
                     except Rejected as exc:
                         span.set_status(trace.StatusCode.ERROR, str(exc))
                         outcome.rejected[entry_id] = exc
@@ -272,17 +280,38 @@ class Consumer:
                             event.type,
                             event.event_id,
                             entry_id,
-                            exc,
+                            logs.safe_error(exc),
+                            extra={"stream": stream, "entry_id": entry_id},
                         )
                         continue
                     (applied if fresh else duplicates).append(entry_id)
         return applied, duplicates
 
+    async def _call(
+        self, stream: str, handler: Handler, session: AsyncSession, event: Event[Any]
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            await handler(session, event, self.outbox)
+        finally:
+            self.metrics.handled(stream, event.type, time.perf_counter() - started)
+
+    @contextlib.contextmanager
     def _span(
         self, stream: str, entry_id: str, fields: Mapping[str, str], event: Event[Any]
-    ) -> Any:
+    ) -> Iterator[trace.Span]:
         # One span per entry, child of the producer's span: a diagnosis stays one trace
         # even when its entry was read in a batch (the batch span only links to it).
+        # Log lines written meanwhile carry the event's id (and the span's ids).
+        with (
+            self._entry_span(stream, entry_id, fields, event) as span,
+            logs.event_scope(str(event.event_id)),
+        ):
+            yield span
+
+    def _entry_span(
+        self, stream: str, entry_id: str, fields: Mapping[str, str], event: Event[Any]
+    ) -> Any:
         return self.tracer.start_as_current_span(
             f"{stream} process",
             context=propagate.extract(fields),
@@ -337,8 +366,31 @@ class Consumer:
         if retried:
             pipe.hdel(key, *retried)
         await pipe.execute()
+        self._count(stream, entries, outcome)
         if dead:
-            log.warning("dead-lettered %d entries of %s: %s", len(dead), stream, dead)
+            # Entry ids and reasons only: the errors may quote the entries' values (they
+            # are in the dead-letter stream for whoever may read it), a log line must not.
+            log.warning(
+                "dead-lettered %d entries of %s to %s: %s",
+                len(dead),
+                stream,
+                Streams.dlq(stream),
+                ", ".join(f"{entry_id} ({why})" for entry_id, _, why in dead),
+                extra={"stream": stream},
+            )
+
+    def _count(self, stream: str, entries: Mapping[str, dict[str, str]], outcome: Outcome) -> None:
+        counts: Counter[tuple[str, str]] = Counter()
+        for name, ids in (
+            ("applied", outcome.applied),
+            ("duplicate", outcome.duplicates),
+            ("skipped", outcome.skipped),
+            ("failed", outcome.failed),
+            ("dead_lettered", [*outcome.dead, *outcome.rejected]),
+        ):
+            for entry_id in ids:
+                counts[(name, entries.get(entry_id, {}).get("type", ""))] += 1
+        self.metrics.outcomes(stream, counts)
 
     # --- reclaim ---------------------------------------------------------------------
 

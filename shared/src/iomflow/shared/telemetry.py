@@ -9,6 +9,13 @@
   traces directory is configured, spans go to ``<dir>/<service>.jsonl`` so a person can
   read a trace without a collector.
 
+Metrics are configured the same way: each service gets its own ``MeterProvider`` (never the
+global one) with the readers it is given (the ``/metrics`` reader, see
+``iomflow.shared.metrics``) plus an OTLP (HTTP) exporting reader when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` is set or
+``OTEL_METRICS_EXPORTER=otlp`` (``none`` turns it off); its interval is
+``OTEL_METRIC_EXPORT_INTERVAL`` (ms, 60 s by default).
+
 Each service gets its own ``TracerProvider`` (never the global one), so several services
 can share a process in tests and still report under their own names.
 """
@@ -21,6 +28,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -66,10 +75,14 @@ def _plain(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def create_tracer_provider(service: str, traces_dir: Path | None) -> TracerProvider:
+def service_resource(service: str) -> Resource:
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
     # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME over these.
-    provider = TracerProvider(resource=Resource.create(attributes))
+    return Resource.create(attributes)
+
+
+def create_tracer_provider(service: str, traces_dir: Path | None) -> TracerProvider:
+    provider = TracerProvider(resource=service_resource(service))
     exporter = _exporter(service, traces_dir)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
@@ -90,6 +103,43 @@ def _exporter(service: str, traces_dir: Path | None) -> SpanExporter | None:
     if traces_dir is not None:
         return JsonlSpanExporter(Path(traces_dir) / f"{service}.jsonl")
     return None
+
+
+def create_meter_provider(service: str, readers: Sequence[MetricReader] = ()) -> MeterProvider:
+    """The service's own ``MeterProvider``: ``readers`` plus OTLP export when configured.
+
+    It is shut down by its owner (the service's stop), not at interpreter exit."""
+    exporter = metric_exporter()
+    all_readers = list(readers)
+    if exporter is not None:
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        # The interval comes from OTEL_METRIC_EXPORT_INTERVAL (default 60 s).
+        all_readers.append(PeriodicExportingMetricReader(exporter))
+    return MeterProvider(
+        resource=service_resource(service), metric_readers=all_readers, shutdown_on_exit=False
+    )
+
+
+def metrics_exported() -> bool:
+    """Whether metrics go out by OTLP: an endpoint is set or ``OTEL_METRICS_EXPORTER=otlp``
+    (``OTEL_METRICS_EXPORTER=none`` wins)."""
+    choice = os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower()
+    if choice == "none":
+        return False
+    otlp = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    return bool(otlp) or choice == "otlp"
+
+
+def metric_exporter() -> MetricExporter | None:
+    """OTLP over HTTP when ``metrics_exported()``, else none."""
+    if not metrics_exported():
+        return None
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter()  # reads the OTEL_EXPORTER_OTLP_* variables itself
 
 
 def read_spans(traces_dir: Path) -> list[dict[str, object]]:

@@ -14,14 +14,14 @@ the message headers, where its telemetry middleware looks for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faststream.redis.parser.message import MessageFormat
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event
+from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event, event_version
 
 TRACE_FIELDS = ("traceparent", "tracestate")
 ENVELOPE_FIELDS = ("event_id", "type", "version", "source", "occurred_at", "subject", "data")
@@ -95,22 +95,22 @@ def decode(fields: Mapping[str, str]) -> Event[Any]:
         envelope = Envelope.model_validate(
             {name: fields[name] for name in ENVELOPE_FIELDS if name in fields} | {"data": data}
         )
-        version = envelope.version
-        if version != 1:
+        version, current = envelope.version, event_version(envelope.type)
+        if version != current:
             raise BadEntry(
                 "unsupported version",
                 [
                     {
                         "loc": ["version"],
                         "msg": f"version {version} of {envelope.type} is not "
-                        "supported (this service reads version 1)",
+                        f"supported (this service reads version {current})",
                         "type": "version",
                     }
                 ],
             )
         payload = contract.model_validate(envelope.data)
     except ValidationError as exc:
-        raise BadEntry("validation failed", _errors(exc)) from exc
+        raise BadEntry("validation failed", validation_errors(exc)) from exc
     except ValueError as exc:
         raise BadEntry("validation failed", [{"loc": [], "msg": str(exc)}]) from exc
     return Event(
@@ -124,12 +124,18 @@ def decode(fields: Mapping[str, str]) -> Event[Any]:
     )
 
 
-def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_errors(
+    exc: ValidationError, prefix: Sequence[str | int] = ()
+) -> list[dict[str, Any]]:
     """Pydantic's errors, with the offending value when it is a plain scalar (so the DLQ
     reader sees what was wrong without the whole payload)."""
     out = []
     for err in exc.errors(include_url=False):
-        item: dict[str, Any] = {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        item: dict[str, Any] = {
+            "loc": [*prefix, *err["loc"]],
+            "msg": err["msg"],
+            "type": err["type"],
+        }
         value = err.get("input")
         if value is None or isinstance(value, bool | int | float):
             item["input"] = value

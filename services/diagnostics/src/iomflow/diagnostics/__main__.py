@@ -7,6 +7,11 @@
   revise --from-version V --reason R       re-score every diagnosis of an older framework
   close CAMPAIGN                           close a campaign: complete what is in
   keys add NAME --role operator | list | revoke KEY_ID
+  publishers add ID --types diagnostics.result.submitted [--rate N] [--name TITLE]
+             | list | revoke ID | rotate ID | set ID [--types …] [--rate N | --default-rate]
+                                           outside systems posting results (POST /v1/events)
+  audit [--outcome forbidden] [--publisher ID] [--limit N]
+                                           what was posted over HTTP and the answers
 
 Admin commands work on the service's database directly and publish what they stage when
 they finish (iomflow.shared.admin).
@@ -21,16 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from iomflow.diagnostics import campaigns, domain, exchange, service
-from iomflow.diagnostics.app import create_app, framework_for
-from iomflow.diagnostics.repository import tables
+from iomflow.diagnostics.app import INGESTS, create_app, framework_for
+from iomflow.diagnostics.repository import ingest_tables, tables
 from iomflow.diagnostics.settings import Settings
+from iomflow.shared import logs
 from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
 from iomflow.shared.errors import Refused
 from iomflow.shared.outbox import Outbox
 
 serve_main = service_main("diagnostics", "iomflow.diagnostics", Settings, create_app)
-ADMIN = Admin("diagnostics", "iomflow.diagnostics", tables)
+ADMIN = Admin("diagnostics", "iomflow.diagnostics", tables, ingest_tables)
 ROLES = ("operator",)
 
 
@@ -150,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("campaign")
 
     ADMIN.add_keys_parser(commands, ROLES)
+    ADMIN.add_publishers_parser(commands, list(INGESTS))
     return p
 
 
@@ -158,11 +165,15 @@ COMMANDS = {
     "revise": cmd_revise,
     "close": cmd_close,
     "keys": ADMIN.keys,
+    "publishers": ADMIN.publishers,
+    "audit": ADMIN.audit,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
-    ADMIN.main(parser().parse_args(argv), serve_main, COMMANDS, Settings)
+    args = parser().parse_args(argv)
+    logs.configure_command("diagnostics", args.command)  # JSON for serve (IOMFLOW_LOG_FORMAT)
+    ADMIN.main(args, serve_main, COMMANDS, Settings)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
 from iomflow.shared import inbox
 from iomflow.shared.auth import Principal, require
-from iomflow.shared.contracts import Event, Instrument, ResultSubmitted
+from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, event_version
 from iomflow.shared.errors import ApiError, Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
 
@@ -108,7 +108,7 @@ async def submit(body: ResultCreate, runtime: RuntimeDep, ctx: Ctx) -> dict[str,
     event = Event[ResultSubmitted](
         event_id=body.event_id or uuid.uuid4(),
         type="diagnostics.result.submitted",
-        version=1,
+        version=event_version("diagnostics.result.submitted"),
         source=body.source,
         occurred_at=datetime.now(UTC),
         subject=body.teacher_id,

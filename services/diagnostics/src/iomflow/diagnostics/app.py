@@ -12,12 +12,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from iomflow.diagnostics import api, campaigns, domain, handlers, service
-from iomflow.diagnostics.repository import tables
+from iomflow.diagnostics.repository import ingest_tables, tables
 from iomflow.diagnostics.settings import Settings
 from iomflow.shared.contracts import Streams
+from iomflow.shared.ingest import ingestion_router
 from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, periodic
 
 log = logging.getLogger(__name__)
+
+INGESTS = {"diagnostics.result.submitted": Streams.RESULTS_INBOUND}
+"""What publishers may post over HTTP (POST /v1/events), and the stream it goes to."""
 
 
 def framework_for(settings: Settings) -> domain.Framework:
@@ -89,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # results held past their deadline, dead-lettered by the service itself
             (Streams.dlq(Streams.RESULTS_INBOUND), ["diagnostics.result.submitted"]),
         ],
-        routers=[api.router],
+        routers=[api.router, ingestion_router(ingest_tables, INGESTS)],
         on_start=on_start,
         background=background,
     )

@@ -30,10 +30,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
 
 metadata = new_metadata()
 tables = Tables(metadata, auth=True)
+ingest_tables = IngestTables(metadata)  # publishers posting events over HTTP, the audit
 
 # --- read models of the registries ---------------------------------------------------------
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.diagnostics import domain, repository
 from iomflow.diagnostics.campaigns import DEFAULT_CAMPAIGN, in_target
-from iomflow.shared import wire
+from iomflow.shared import inbox, wire
 from iomflow.shared.contracts import (
     Audience,
     CompetencyResult,
@@ -104,6 +105,7 @@ async def submit_result(
     instruments are in. A teacher the registries have not announced yet: the result is
     held (and taken when the teacher arrives, or dead-lettered after ``hold_for``)."""
     result = event.payload
+    trace.get_current_span().set_attribute("iomflow.teacher_id", result.teacher_id)
     campaign, scores, taken_at = await _check(session, ctx.framework, event)
     teacher = await repository.get_teacher(session, result.teacher_id)
     if teacher is None:
@@ -221,6 +223,7 @@ async def _complete(
         previous_diagnosis_id=previous.diagnosis_id if previous else None,
         **scored(ctx.framework, teacher, rows, previous),
     )
+    _traced(diagnosis.diagnosis_id, teacher.teacher_id)
     await repository.add_diagnosis(
         session,
         {
@@ -242,6 +245,14 @@ async def _complete(
         ),
     )
     return await repository.get_diagnosis(session, diagnosis.diagnosis_id)
+
+
+def _traced(diagnosis_id: str, teacher_id: str) -> None:
+    """Name the diagnosis on the span at work (the result's consumer span, the HTTP
+    request): ``iomflow trace <diagnosis id>`` finds its trace by it."""
+    span = trace.get_current_span()
+    span.set_attribute("iomflow.diagnosis_id", diagnosis_id)
+    span.set_attribute("iomflow.teacher_id", teacher_id)
 
 
 def _columns(diagnosis: DiagnosisCompleted) -> dict[str, Any]:
@@ -309,6 +320,10 @@ async def _dead_letter(
     session: AsyncSession, ctx: Diagnostics, row: Any, reason: str, error: str
 ) -> None:
     stream = Streams.RESULTS_INBOUND
+    # The held result was recorded in the inbox when it was taken (held); it was never
+    # applied, so forget it there: `iomflow dlq replay` of this letter (once the teacher is
+    # in the registries) must be applied, not dropped as a duplicate.
+    await inbox.forget(session, repository.tables.inbox, ctx.group, str(row.event_id))
     await ctx.outbox.stage_entry(
         session,
         Streams.dlq(stream),
@@ -385,6 +400,7 @@ async def revise(session: AsyncSession, ctx: Diagnostics, diagnosis_id: str, rea
     row = await repository.get_diagnosis(session, diagnosis_id)
     if row is None:
         raise Refused("not_found", f"Диагностика «{diagnosis_id}» не найдена.", 404)
+    _traced(diagnosis_id, row.teacher_id)
     if row.status == "cancelled":
         raise Refused("diagnosis_cancelled", "Отменённую диагностику нельзя пересчитать.", 409)
     teacher = await repository.get_teacher(session, row.teacher_id)
@@ -455,6 +471,7 @@ async def cancel(session: AsyncSession, ctx: Diagnostics, diagnosis_id: str, rea
     row = await repository.get_diagnosis(session, diagnosis_id)
     if row is None:
         raise Refused("not_found", f"Диагностика «{diagnosis_id}» не найдена.", 404)
+    _traced(diagnosis_id, row.teacher_id)
     if row.status == "cancelled":
         raise Refused("already_cancelled", "Диагностика уже отменена.", 409)
     await repository.cancel_diagnosis(session, row, datetime.now(UTC), reason)

@@ -17,6 +17,7 @@ from iomflow.monitoring import rebuild, repository, views
 from iomflow.monitoring.app import catalogue, create_app
 from iomflow.monitoring.repository import tables
 from iomflow.monitoring.settings import Settings
+from iomflow.shared import logs
 from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
 from iomflow.shared.outbox import Outbox
@@ -70,7 +71,9 @@ COMMANDS = {"rebuild": cmd_rebuild}
 
 
 def main(argv: list[str] | None = None) -> None:
-    ADMIN.main(parser().parse_args(argv), serve_main, COMMANDS, Settings)
+    args = parser().parse_args(argv)
+    logs.configure_command("monitoring", args.command)  # JSON for serve (IOMFLOW_LOG_FORMAT)
+    ADMIN.main(args, serve_main, COMMANDS, Settings)
 
 
 if __name__ == "__main__":

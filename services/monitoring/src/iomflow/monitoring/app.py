@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscriptions=subscriptions,
         publishes=[(Streams.MONITORING, ["monitoring.alert.raised", "monitoring.alert.resolved"])],
         background=background,
-        routers=[api.router, reports_api.router, dashboard.router, metrics.router],
+        routers=[api.router, reports_api.router, dashboard.router],
+        collectors=metrics.COLLECTORS,
     )
     return create_service_app(spec, settings or Settings())

@@ -1,5 +1,9 @@
-"""KPI values for operators' monitoring systems: ``GET /metrics`` in the Prometheus text
-format (one gauge family per measure; labels name the KPI and the level)."""
+"""KPI values for operators' monitoring systems, in the Prometheus text format (one gauge
+family per measure; labels name the KPI and the level).
+
+``GET /metrics`` belongs to the service host (``iomflow.shared.service``), which renders the
+operational metrics every service has (stream lag, DLQ, handlers, HTTP); monitoring adds its
+KPIs to it through ``kpi_collector``, a collector of its ``ServiceSpec``."""
 
 from __future__ import annotations
 
@@ -7,16 +11,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from iomflow.monitoring import repository, views
 from iomflow.monitoring.api import cache_of, catalogue_of
-from iomflow.shared.service import RuntimeDep, SessionDep
-
-router = APIRouter(tags=["monitoring"])
+from iomflow.shared.service import Runtime
 
 
 class Snapshot(Collector):
@@ -50,16 +50,19 @@ class Snapshot(Collector):
         yield from (value, met, target, alerts)
 
 
-@router.get("/metrics", summary="KPI values and open alerts for Prometheus")
-async def metrics(runtime: RuntimeDep, session: SessionDep) -> Response:
+async def kpi_collector(runtime: Runtime) -> Collector:
+    """The KPIs of the region and its municipalities as of today, and the open alerts."""
     on = datetime.now(UTC).date()
     cache = cache_of(runtime)
-    facts = await cache.facts(session)
-    names = await repository.municipality_names(session)
-    answer = await cache.answer(
-        ("region", on), lambda: views.region(catalogue_of(runtime), facts, names, on)
-    )
-    alerts = Counter(r.kind for r in await repository.list_alerts(session, True, 10_000))
-    registry = CollectorRegistry()
-    registry.register(Snapshot(answer, alerts))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    async with runtime.sessions() as session:
+        facts = await cache.facts(session)
+        names = await repository.municipality_names(session)
+        answer = await cache.answer(
+            ("region", on), lambda: views.region(catalogue_of(runtime), facts, names, on)
+        )
+        alerts = Counter(r.kind for r in await repository.list_alerts(session, True, 10_000))
+    return Snapshot(answer, alerts)
+
+
+COLLECTORS = [("kpis", kpi_collector)]
+"""What monitoring adds to ``/metrics``."""

@@ -6,6 +6,11 @@
                                           seat waiting routes where there is room
   keys add NAME --role R | list | revoke KEY_ID
                                           roles: operator, methodist, teacher, management
+  publishers add ID --types courses.course.enrolled,courses.course.completed [--rate N]
+             | list | revoke ID | rotate ID | set ID [--types …] [--rate N | --default-rate]
+                                          course providers posting events (POST /v1/events)
+  audit [--outcome forbidden] [--publisher ID] [--limit N]
+                                          what was posted over HTTP and the answers
 
 Admin commands work on the service's database directly and publish what they stage when
 they finish (iomflow.shared.admin).
@@ -18,15 +23,16 @@ from collections import Counter
 from typing import Any
 
 from iomflow.routes import domain, lifecycle, service
-from iomflow.routes.app import create_app
-from iomflow.routes.repository import tables
+from iomflow.routes.app import INGESTS, create_app
+from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
+from iomflow.shared import logs
 from iomflow.shared.admin import Admin
 from iomflow.shared.entry import service_main
 from iomflow.shared.outbox import Outbox
 
 serve_main = service_main("routes", "iomflow.routes", Settings, create_app)
-ADMIN = Admin("routes", "iomflow.routes", tables)
+ADMIN = Admin("routes", "iomflow.routes", tables, ingest_tables)
 ROLES = ("operator", "methodist", "teacher", "management")
 
 
@@ -70,14 +76,23 @@ def parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("tick", help="start agreed routes, complete overdue ones")
     ADMIN.add_keys_parser(commands, ROLES)
+    ADMIN.add_publishers_parser(commands, list(INGESTS))
     return p
 
 
-COMMANDS = {"rebalance": cmd_rebalance, "tick": cmd_tick, "keys": ADMIN.keys}
+COMMANDS = {
+    "rebalance": cmd_rebalance,
+    "tick": cmd_tick,
+    "keys": ADMIN.keys,
+    "publishers": ADMIN.publishers,
+    "audit": ADMIN.audit,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
-    ADMIN.main(parser().parse_args(argv), serve_main, COMMANDS, Settings)
+    args = parser().parse_args(argv)
+    logs.configure_command("routes", args.command)  # JSON for serve (IOMFLOW_LOG_FORMAT)
+    ADMIN.main(args, serve_main, COMMANDS, Settings)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from iomflow.routes import api, domain, handlers, lifecycle, service
-from iomflow.routes.repository import tables
+from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
 from iomflow.shared.contracts import Streams
+from iomflow.shared.ingest import ingestion_router
 from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, periodic
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,12 @@ PUBLISHES = [
     "routes.route.completed",
     "routes.route.cancelled",
 ]
+
+INGESTS = {
+    "courses.course.enrolled": Streams.COURSES_INBOUND,
+    "courses.course.completed": Streams.COURSES_INBOUND,
+}
+"""What publishers may post over HTTP (POST /v1/events), and the stream it goes to."""
 
 
 def context(runtime: Runtime) -> service.Routes:
@@ -67,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tables=tables,
         subscriptions=subscriptions,
         publishes=[(Streams.ROUTES, PUBLISHES)],
-        routers=[api.router],
+        routers=[api.router, ingestion_router(ingest_tables, INGESTS)],
         background=background,
     )
     return create_service_app(spec, settings)

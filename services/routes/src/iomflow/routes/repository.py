@@ -39,10 +39,12 @@ from iomflow.routes.domain import (
     TutorView,
 )
 from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
 
 metadata = new_metadata()
 tables = Tables(metadata, auth=True)
+ingest_tables = IngestTables(metadata)  # publishers posting events over HTTP, the audit
 
 # --- read models (from registry events) ----------------------------------------------------
 

@@ -1,0 +1,575 @@
+"""HTTP ingestion of inbound events, for outside publishers with their own keys.
+
+Outside systems (the testing platform, municipal services, further-education providers, the
+federal portal) may post their events over HTTP instead of writing the stream:
+``POST /v1/events`` with one envelope as JSON, ``POST /v1/events/batch`` with a list of them.
+Each publisher has a key (shown once; only its SHA-256 is kept) and the list of event types
+it may send. A request is checked in this order, and a refusal is answered with a Russian
+``detail`` and a machine ``code``:
+
+1. a key of an active publisher (``Authorization: Bearer`` or ``X-API-Key``):
+   401 ``unauthenticated`` / ``invalid_key``;
+2. the publisher's rate, events per minute in a fixed window counted in Redis (replicas
+   share it; every request counts, a batch counts each of its events):
+   429 ``rate_limited`` with ``Retry-After``;
+3. the body's size (``IOMFLOW_INGEST_MAX_BYTES``; a batch holds at most ``BATCH_MAX``):
+   413 ``too_large``; JSON: 422 ``invalid_json``;
+4. each event's type in the publisher's list: 403 ``type_not_allowed``; a type this service
+   ingests: 422 ``type_not_ingested``;
+5. the envelope and the payload against the contract, exactly as the stream consumer checks
+   them: 422 ``invalid_event`` with ``errors`` (``loc`` of each field; a batch's start with
+   the event's index). ``source`` is the publisher's id, never taken from the body.
+
+A batch is all or nothing. An accepted event is appended to the service's inbound stream
+with the request's trace context (the consumer's span continues the HTTP request's trace)
+and processed like any other entry: the consumer's inbox dedupes on ``event_id``, so posting
+an event again is safe. Every request, accepted or refused, leaves rows in ``ingest_audit``,
+written in their own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from opentelemetry import propagate, trace
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy import (
+    insert,
+    select,
+)
+
+from iomflow.shared import wire
+from iomflow.shared.auth import Principal, hash_key, presented_key, require
+from iomflow.shared.contracts import INBOUND_TYPES, Event
+from iomflow.shared.errors import ApiError
+from iomflow.shared.publishers import (
+    IngestTables,
+    Outcome,
+    Publisher,
+    list_audit,
+    list_publishers,
+)
+from iomflow.shared.service import Runtime, RuntimeDep, SessionDep, get_runtime
+
+WINDOW_S = 60
+BATCH_MAX = 500
+clock: Callable[[], float] = time.time
+"""Wall clock of the rate windows (tests hold it still)."""
+
+
+def rate_key(service: str, publisher_id: str, window: int) -> str:
+    """The Redis counter of one publisher's window: the prefix is what the services' ACLs
+    allow, with INCRBY (a refusal gives its count back with a negative one) and EXPIRE, in
+    MULTI/EXEC."""
+    return f"iomflow:ratelimit:{service}:{publisher_id}:{window}"
+
+
+# --- the request -----------------------------------------------------------------------------
+
+
+class EventIn(BaseModel):
+    """One event as a publisher posts it: the stream entry's envelope, ``data`` as an object.
+
+    ``source`` is taken from the publisher's key; if the body has it, it must be the same.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "6f1c2a9e-1d2b-4c3d-9e8f-0a1b2c3d4e5f",
+                    "type": "diagnostics.result.submitted",
+                    "version": 1,
+                    "occurred_at": "2026-10-05T09:30:00+08:00",
+                    "subject": "t-000123",
+                    "data": {
+                        "teacher_id": "t-000123",
+                        "instrument": "self_diagnosis",
+                        "campaign_id": "2026-autumn",
+                        "scores": {"digital": 70},
+                    },
+                }
+            ]
+        },
+    )
+
+    event_id: uuid.UUID = Field(description="Assigned by the publisher; the dedupe key")
+    type: str = Field(min_length=1, max_length=200, description="An inbound event type")
+    version: int = Field(default=1, ge=1, description="Contract version of the payload")
+    occurred_at: datetime
+    subject: str = Field(min_length=1, max_length=200, description="Pseudonymous id")
+    data: dict[str, Any] = Field(description="The payload (docs/contracts/<type>.schema.json)")
+    source: str | None = Field(
+        default=None, description="Optional; if given, must be the publisher's id"
+    )
+
+
+Posted = tuple[dict[str, str], Event[Any]]
+"""An accepted item: its stream entry fields (without trace context) and its event."""
+
+
+def validate(
+    item: Any, publisher_id: str, prefix: Sequence[str | int] = ()
+) -> tuple[Posted | None, list[dict[str, Any]]]:
+    """The entry a posted item makes, or the errors (``loc`` under ``prefix``).
+
+    The envelope is checked as JSON (typed fields, no unknown ones); the entry is then read
+    by ``wire.decode``, the consumer's own check, so what is accepted here is processed
+    there (version and payload against the contract)."""
+    if not isinstance(item, dict):
+        return None, [{"loc": list(prefix), "msg": "expected an object", "type": "dict_type"}]
+    errors: list[dict[str, Any]] = []
+    source = item.get("source")
+    if source is not None and source != publisher_id:
+        errors.append(
+            {
+                "loc": [*prefix, "source"],
+                "msg": f"source is the publisher of the key: {publisher_id!r}",
+                "type": "source_mismatch",
+                "input": source if isinstance(source, str) else None,
+            }
+        )
+    try:
+        envelope = EventIn.model_validate(item)
+    except ValidationError as exc:
+        return None, errors + wire.validation_errors(exc, prefix)
+    if errors:
+        return None, errors
+    fields = {
+        "event_id": str(envelope.event_id),
+        "type": envelope.type,
+        "version": str(envelope.version),
+        "source": publisher_id,
+        "occurred_at": envelope.occurred_at.isoformat(),
+        "subject": envelope.subject,
+        "data": json.dumps(envelope.data, ensure_ascii=False),
+    }
+    try:
+        event = wire.decode(fields)
+    except wire.BadEntry as exc:
+        # Payload errors are located in data; the envelope's own (version) where they are.
+        under = [*prefix, "data"] if exc.reason == "validation failed" else list(prefix)
+        return None, [{**err, "loc": [*under, *err.get("loc", [])]} for err in exc.errors]
+    return (fields, event), []
+
+
+@dataclass
+class _Call:
+    """One ingestion request: who, from where; refusals are audited, then raised."""
+
+    runtime: Runtime
+    tables: IngestTables
+    remote_addr: str | None
+    key_hint: str | None = None
+    publisher_id: str | None = None
+
+    async def audit(self, rows: Sequence[dict[str, Any]]) -> None:
+        now = datetime.now(UTC)
+        base = {
+            "at": now,
+            "publisher_id": self.publisher_id,
+            "key_hint": self.key_hint,
+            "remote_addr": (self.remote_addr or "")[:100] or None,
+            "event_type": None,
+            "event_id": None,
+            "detail": None,
+        }
+        values = []
+        for row in rows:
+            value = {**base, **row}
+            if value["event_type"] is not None:
+                value["event_type"] = str(value["event_type"])[:200]
+            if value["event_id"] is not None:
+                value["event_id"] = str(value["event_id"])[:36]
+            if value["detail"] is not None:
+                value["detail"] = str(value["detail"])[:1000]
+            values.append(value)
+        async with self.runtime.sessions() as session, session.begin():
+            await session.execute(insert(self.tables.audit), values)
+
+    async def refuse(
+        self,
+        status: int,
+        code: str,
+        outcome: Outcome,
+        detail: str,
+        *,
+        note: str | None = None,
+        event_type: Any = None,
+        event_id: Any = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> ApiError:
+        """Audit the refusal (in its own transaction); the error to raise."""
+        await self.audit(
+            [
+                {
+                    "outcome": outcome.value,
+                    "status": status,
+                    "event_type": event_type if isinstance(event_type, str) else None,
+                    "event_id": event_id if isinstance(event_id, str) else None,
+                    "detail": f"{code}: {note or detail}",
+                }
+            ]
+        )
+        return ApiError(status, code, detail, headers=headers, **extra)
+
+
+UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
+
+
+async def _authenticate(call: _Call, request: Request) -> Publisher:
+    key = presented_key(request)
+    if key is None:
+        raise await call.refuse(
+            401,
+            "unauthenticated",
+            Outcome.UNAUTHENTICATED,
+            "Нужен ключ издателя: заголовок Authorization: Bearer <ключ> или X-API-Key.",
+            headers=UNAUTHENTICATED,
+        )
+    digest = hash_key(key)
+    call.key_hint = digest[:12]
+    t = call.tables.publishers
+    async with call.runtime.sessions() as session:
+        row = (await session.execute(select(t).where(t.c.key_hash == digest))).first()
+    if row is not None:
+        call.publisher_id = row.publisher_id  # audited as theirs, even when revoked
+    if row is None or row.revoked_at is not None:
+        raise await call.refuse(
+            401,
+            "invalid_key",
+            Outcome.UNAUTHENTICATED,
+            "Ключ издателя неизвестен или отозван.",
+            note="ключ отозван" if row is not None else "ключ неизвестен",
+            headers=UNAUTHENTICATED,
+        )
+    return Publisher(row.publisher_id, row.name, frozenset(row.event_types), row.rate_per_minute)
+
+
+def _limit(call: _Call, publisher: Publisher) -> int:
+    return publisher.rate_per_minute or call.runtime.settings.ingest_rate_per_minute
+
+
+async def _take(call: _Call, publisher: Publisher, count: int) -> None:
+    """Count ``count`` events in the publisher's window; 429 past its limit."""
+    settings = call.runtime.settings
+    limit = _limit(call, publisher)
+    now = clock()
+    window = int(now // WINDOW_S)
+    key = rate_key(settings.service, publisher.publisher_id, window)
+    redis = call.runtime.redis
+    try:
+        pipe = redis.pipeline(transaction=True)
+        pipe.incrby(key, count)
+        pipe.expire(key, 2 * WINDOW_S)
+        taken, _ = await pipe.execute()
+        if taken <= limit:
+            return
+        await redis.incrby(key, -count)  # refused events do not use the window up
+    except RedisError as exc:
+        raise await _unavailable(call, exc) from exc
+    retry = max(1, math.ceil((window + 1) * WINDOW_S - now))
+    raise await call.refuse(
+        429,
+        "rate_limited",
+        Outcome.RATE_LIMITED,
+        f"Превышен лимит: не больше {limit} событий в минуту. Повторите через {retry} с.",
+        headers={"Retry-After": str(retry)},
+        limit=limit,
+        retry_after=retry,
+    )
+
+
+async def _unavailable(call: _Call, exc: Exception) -> ApiError:
+    return await call.refuse(
+        503,
+        "unavailable",
+        Outcome.UNAVAILABLE,
+        "Поток событий временно недоступен; повторите позже.",
+        note=f"redis: {exc}",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _read(call: _Call, request: Request) -> Any:
+    """The body as JSON, within the size limit (declared or not)."""
+    limit = call.runtime.settings.ingest_max_bytes
+    declared = request.headers.get("content-length", "")
+    body = bytearray()
+    if not (declared.isdigit() and int(declared) > limit):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                break
+    if len(body) > limit or (declared.isdigit() and int(declared) > limit):
+        raise await call.refuse(
+            413,
+            "too_large",
+            Outcome.TOO_LARGE,
+            f"Тело запроса больше {limit} байт: отправьте меньше событий за раз.",
+            max_bytes=limit,
+        )
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise await call.refuse(
+            422,
+            "invalid_json",
+            Outcome.INVALID,
+            "Тело запроса — не JSON: отправьте событие объектом JSON (UTF-8).",
+            note=f"{exc}"[:200],
+        ) from exc
+
+
+async def _ingest(
+    call: _Call,
+    publisher: Publisher,
+    items: list[Any],
+    accepts: Mapping[str, str],
+    batch: bool,
+) -> list[dict[str, str]]:
+    """Check every item, append them all or none; what was appended."""
+    types = [item.get("type") if isinstance(item, dict) else None for item in items]
+    ids = [item.get("event_id") if isinstance(item, dict) else None for item in items]
+
+    def at(i: int) -> str:
+        return f"событие № {i}: " if batch else ""
+
+    def where(i: int) -> dict[str, Any]:
+        return {"index": i} if batch else {}
+
+    for i, type_ in enumerate(types):
+        if isinstance(type_, str) and type_ not in publisher.event_types:
+            raise await call.refuse(
+                403,
+                "type_not_allowed",
+                Outcome.FORBIDDEN,
+                f"{at(i)}издателю «{publisher.publisher_id}» не разрешено отправлять события "
+                f"типа «{type_[:200]}»; разрешены: {', '.join(sorted(publisher.event_types))}.",
+                event_type=type_,
+                event_id=ids[i],
+                type=type_[:200],
+                allowed=sorted(publisher.event_types),
+                **where(i),
+            )
+    for i, type_ in enumerate(types):
+        if isinstance(type_, str) and type_ not in accepts:
+            raise await call.refuse(
+                422,
+                "type_not_ingested",
+                Outcome.INVALID,
+                f"{at(i)}этот сервис не принимает события типа «{type_[:200]}»; "
+                f"принимает: {', '.join(sorted(accepts))}.",
+                event_type=type_,
+                event_id=ids[i],
+                type=type_[:200],
+                accepted=sorted(accepts),
+                **where(i),
+            )
+    posted: list[Posted] = []
+    errors: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        entry, problems = validate(item, publisher.publisher_id, [i] if batch else [])
+        errors += problems
+        if entry is not None:
+            posted.append(entry)
+    if errors:
+        first = errors[0]["loc"][0] if batch and errors[0]["loc"] else 0
+        raise await call.refuse(
+            422,
+            "invalid_event",
+            Outcome.INVALID,
+            "Событие не соответствует контракту: исправьте указанные поля и отправьте снова."
+            if not batch
+            else "События пакета не соответствуют контракту: исправьте указанные поля "
+            "(loc начинается с номера события) и отправьте пакет снова.",
+            note=json.dumps(errors[:5], ensure_ascii=False, default=str),
+            event_type=types[first] if isinstance(first, int) and first < len(types) else None,
+            event_id=ids[first] if isinstance(first, int) and first < len(ids) else None,
+            errors=errors[:100],
+        )
+
+    events = [event for _, event in posted]
+    streams = sorted({accepts[e.type] for e in events})
+    with call.runtime.tracer.start_as_current_span(
+        f"{streams[0]} publish" if len(streams) == 1 else "ingest publish",
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "redis",
+            "messaging.destination.name": ",".join(streams),
+            "messaging.batch.message_count": len(events),
+            "iomflow.publisher": publisher.publisher_id,
+        },
+    ):
+        trace_fields: dict[str, str] = {}
+        propagate.inject(trace_fields)  # the consumer's span continues this request's trace
+        carried = {k: v for k, v in trace_fields.items() if k in wire.TRACE_FIELDS}
+        entries = [(accepts[event.type], {**fields, **carried}) for fields, event in posted]
+        try:
+            entry_ids = await wire.xadd_many(call.runtime.redis, entries)
+        except RedisError as exc:
+            raise await _unavailable(call, exc) from exc
+    await call.audit(
+        [
+            {
+                "outcome": Outcome.ACCEPTED.value,
+                "status": 202,
+                "event_type": e.type,
+                "event_id": str(e.event_id),
+                "detail": f"{stream} {entry_id}",
+            }
+            for e, (stream, _), entry_id in zip(events, entries, entry_ids, strict=True)
+        ]
+    )
+    return [
+        {"event_id": str(e.event_id), "type": e.type, "stream": stream, "entry_id": entry_id}
+        for e, (stream, _), entry_id in zip(events, entries, entry_ids, strict=True)
+    ]
+
+
+Operator = Annotated[Principal, Depends(require("operator"))]
+
+ERRORS = {
+    401: {"description": "No key, or a key unknown or revoked (unauthenticated, invalid_key)"},
+    403: {"description": "The publisher may not send this type (type_not_allowed)"},
+    413: {"description": "The body or the batch is too large (too_large)"},
+    422: {"description": "invalid_json, type_not_ingested, invalid_event (with errors)"},
+    429: {"description": "Over the publisher's events per minute (rate_limited, Retry-After)"},
+    503: {"description": "The stream is unavailable for a moment (unavailable, Retry-After)"},
+}
+
+
+def ingestion_router(tables: IngestTables, accepts: Mapping[str, str]) -> APIRouter:
+    """``POST /v1/events`` (and ``/v1/events/batch``) for ``accepts``: event type -> the
+    inbound stream it is appended to; ``GET /v1/ingest/audit`` and ``/v1/ingest/publishers``
+    for operators."""
+    unknown = sorted(set(accepts) - set(INBOUND_TYPES))
+    if unknown:
+        raise ValueError(f"not inbound event types: {unknown}")
+    accepts = dict(accepts)
+    router = APIRouter(prefix="/v1", tags=["ingestion"])
+    one = EventIn.model_json_schema()
+    kinds = ", ".join(sorted(accepts))
+
+    def start(request: Request) -> _Call:
+        return _Call(get_runtime(request), tables, request.client.host if request.client else None)
+
+    @router.post(
+        "/events",
+        status_code=202,
+        summary="Post one inbound event (publishers)",
+        description=f"Types: {kinds}. The payload schemas are docs/contracts/<type>.schema.json."
+        " Answers 202 with the stream entry; the event is then processed like any other.",
+        responses=ERRORS,  # type: ignore[arg-type]
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": one}}}
+        },
+    )
+    async def post_event(request: Request) -> dict[str, Any]:
+        call = start(request)
+        publisher = await _authenticate(call, request)
+        await _take(call, publisher, 1)
+        body = await _read(call, request)
+        [accepted] = await _ingest(call, publisher, [body], accepts, batch=False)
+        return {**accepted, "source": publisher.publisher_id}
+
+    @router.post(
+        "/events/batch",
+        status_code=202,
+        summary="Post a batch of inbound events, all or none (publishers)",
+        description=f"A JSON array of at most {BATCH_MAX} events of types {kinds}. Each "
+        "counts against the publisher's rate; any refusal refuses the whole batch.",
+        responses=ERRORS,  # type: ignore[arg-type]
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "array", "items": one, "maxItems": BATCH_MAX}
+                    }
+                },
+            }
+        },
+    )
+    async def post_batch(request: Request) -> dict[str, Any]:
+        call = start(request)
+        publisher = await _authenticate(call, request)
+        await _take(call, publisher, 1)
+        body = await _read(call, request)
+        if not isinstance(body, list) or not body:
+            raise await call.refuse(
+                422,
+                "invalid_event",
+                Outcome.INVALID,
+                "Пакет — непустой массив JSON событий.",
+                errors=[{"loc": [], "msg": "expected a non-empty array", "type": "list_type"}],
+            )
+        if len(body) > BATCH_MAX:
+            raise await call.refuse(
+                413,
+                "too_large",
+                Outcome.TOO_LARGE,
+                f"В пакете {len(body)} событий, а можно не больше {BATCH_MAX}.",
+                max_events=BATCH_MAX,
+            )
+        if len(body) > _limit(call, publisher):
+            raise await call.refuse(
+                413,
+                "too_large",
+                Outcome.TOO_LARGE,
+                f"В пакете {len(body)} событий, а издателю разрешено не больше "
+                f"{_limit(call, publisher)} в минуту: разделите пакет.",
+                limit=_limit(call, publisher),
+            )
+        if len(body) > 1:
+            await _take(call, publisher, len(body) - 1)  # the request counted the first
+        accepted = await _ingest(call, publisher, body, accepts, batch=True)
+        return {"accepted": len(accepted), "source": publisher.publisher_id, "events": accepted}
+
+    @router.get("/ingest/audit", summary="Ingestion audit: who sent what, and the answer")
+    async def audit(
+        _: Operator,
+        session: SessionDep,
+        outcome: Outcome | None = None,
+        publisher_id: str | None = None,
+        before: Annotated[int | None, Query(description="Rows older than this id")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        rows = await list_audit(
+            session,
+            tables,
+            outcome=outcome.value if outcome else None,
+            publisher_id=publisher_id,
+            before=before,
+            limit=limit,
+        )
+        return [{**row, "at": row["at"].isoformat()} for row in rows]
+
+    @router.get("/ingest/publishers", summary="Publishers, their types and rates (no keys)")
+    async def publishers(
+        _: Operator, session: SessionDep, runtime: RuntimeDep
+    ) -> list[dict[str, Any]]:
+        default = runtime.settings.ingest_rate_per_minute
+        return [
+            {
+                **row,
+                "event_types": sorted(row["event_types"]),
+                "effective_rate_per_minute": row["rate_per_minute"] or default,
+                "created_at": row["created_at"].isoformat(),
+                "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+            }
+            for row in await list_publishers(session, tables)
+        ]
+
+    return router

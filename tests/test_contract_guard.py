@@ -1,0 +1,581 @@
+"""The contract guard: committed snapshots, the compatibility checker, ``iomflow contracts``.
+
+(a) every event type has a committed snapshot of its current version that matches the
+    code, and no type breaks its snapshot;
+(b) the checker (``iomflow.shared.compat``) on deliberately incompatible and compatible
+    schema changes;
+(c) the guard end to end on modified copies of real contract models: refused under the
+    same version, accepted under a raised one, accepted for a compatible change.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from pydantic import Field, create_model
+
+from iomflow.cli.contracts import (
+    SNAPSHOT_NAME,
+    SNAPSHOTS_DIR,
+    ContractBreak,
+    current_snapshots,
+    plan_snapshots,
+    render,
+    snapshot_name,
+    write_contracts,
+    write_snapshots,
+)
+from iomflow.shared.compat import Change, breaking_changes, describe, old_reader_refusals
+from iomflow.shared.contracts import (
+    EVENT_TYPES,
+    EVENT_VERSIONS,
+    Contract,
+    CourseEvent,
+    DiagnosisCompleted,
+    entry_schema,
+    event_version,
+    inbound_schema,
+    new_event,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOTS = ROOT / "docs" / SNAPSHOTS_DIR
+REGENERATE = "run `uv run iomflow contracts` and commit docs/"
+COMPLETED = "diagnostics.diagnosis.completed"
+
+
+# --- (a) the committed snapshots ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def current() -> dict[str, tuple[int, dict[str, Any]]]:
+    return current_snapshots()
+
+
+@pytest.mark.parametrize("type_", sorted(EVENT_TYPES))
+def test_committed_snapshot_of_the_current_version_matches_the_code(
+    type_: str, current: dict[str, tuple[int, dict[str, Any]]]
+) -> None:
+    version, schema = current[type_]
+    path = SNAPSHOTS / snapshot_name(type_, version)
+    assert path.is_file(), f"no snapshot {path.relative_to(ROOT)} of {type_}: {REGENERATE}"
+    assert path.read_text(encoding="utf-8") == render(schema), (
+        f"{path.relative_to(ROOT)} differs from the contract of {type_} v{version}: "
+        f"{REGENERATE} (it refuses a breaking change: then raise the version)"
+    )
+
+
+def test_no_type_breaks_its_committed_snapshot_of_the_same_version() -> None:
+    plan = plan_snapshots(SNAPSHOTS)
+    found = "\n".join(
+        f"{type_} v{version}:\n{describe(changes)}"
+        for type_, (version, changes) in plan.refused.items()
+    )
+    assert not plan.refused, (
+        f"breaking changes under the same version (raise it in EVENT_VERSIONS):\n{found}"
+    )
+    assert not plan.problems, plan.problems
+
+
+def test_snapshot_files_are_named_by_type_and_version_and_say_so() -> None:
+    files = sorted(SNAPSHOTS.iterdir())
+    assert files, f"no snapshots in {SNAPSHOTS}: {REGENERATE}"
+    for path in files:
+        match = SNAPSHOT_NAME.match(path.name)
+        assert match, f"{path.name} is not <type>.v<version>.schema.json"
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        assert schema["title"] == match["type"]
+        assert schema["properties"]["version"]["const"] == match["version"]
+        assert schema["properties"]["type"]["const"] == match["type"]
+
+
+def test_event_versions_name_known_types_and_start_at_one() -> None:
+    assert set(EVENT_VERSIONS) <= set(EVENT_TYPES)
+    assert all(isinstance(v, int) and v >= 1 for v in EVENT_VERSIONS.values())
+    assert {t: event_version(t) for t in EVENT_TYPES if event_version(t) != 1} == EVENT_VERSIONS
+
+
+def test_the_declared_version_is_what_producers_write_and_the_schema_pins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    payload = CourseEvent.model_validate(
+        {"teacher_id": "t-1", "program_id": "p-1", "on": "2026-10-01"}
+    )
+    assert new_event("courses.course.enrolled", payload, source="s", subject="t-1").version == 1
+    assert entry_schema("courses.course.enrolled")[0]["properties"]["version"]["const"] == "1"
+    monkeypatch.setitem(EVENT_VERSIONS, "courses.course.enrolled", 2)
+    assert new_event("courses.course.enrolled", payload, source="s", subject="t-1").version == 2
+    assert entry_schema("courses.course.enrolled")[0]["properties"]["version"]["const"] == "2"
+    assert current_snapshots()["courses.course.enrolled"][0] == 2
+    assert event_version("courses.course.completed") == 1
+
+
+# --- (b) the checker ------------------------------------------------------------------------
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required or [],
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+BASE = obj(
+    {
+        "id": {"type": "string", "maxLength": 100, "description": "The id"},
+        "level": {"$ref": "#/$defs/Level"},
+        "score": {"type": "number", "minimum": 0, "maximum": 100},
+        "count": {"type": "integer"},
+        "on": {"type": "string", "format": "date"},
+        "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+        "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
+        "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+    ["id", "level", "score"],
+    title="Thing",
+    **{
+        "$defs": {
+            "Level": {"enum": ["low", "high"], "type": "string", "title": "Level"},
+            "Item": obj({"code": {"type": "string"}, "weight": {"type": "number"}}, ["code"]),
+        }
+    },
+)
+
+
+def changed(edit: Any) -> dict[str, Any]:
+    schema = copy.deepcopy(BASE)
+    edit(schema)
+    return schema
+
+
+def _retype(s: dict) -> None:
+    s["properties"]["count"] = {"type": "string"}
+
+
+def _drop(s: dict) -> None:
+    del s["properties"]["on"]
+
+
+def _new_required(s: dict) -> None:
+    s["properties"]["campaign"] = {"type": "string"}
+    s["required"].append("campaign")
+
+
+def _now_required(s: dict) -> None:
+    s["required"].append("count")
+
+
+def _narrow_enum(s: dict) -> None:
+    s["$defs"]["Level"]["enum"] = ["low"]
+
+
+def _not_nullable(s: dict) -> None:
+    s["properties"]["note"] = {"type": "string"}
+
+
+def _shorter(s: dict) -> None:
+    s["properties"]["id"]["maxLength"] = 50
+
+
+def _higher_minimum(s: dict) -> None:
+    s["properties"]["score"]["minimum"] = 10
+
+
+def _exclusive_minimum(s: dict) -> None:
+    s["properties"]["score"]["exclusiveMinimum"] = 0
+
+
+def _format(s: dict) -> None:
+    s["properties"]["on"]["format"] = "date-time"
+
+
+def _pattern(s: dict) -> None:
+    s["properties"]["id"]["pattern"] = "^t-"
+
+
+def _nested_removed(s: dict) -> None:
+    del s["$defs"]["Item"]["properties"]["weight"]
+
+
+def _nested_retyped(s: dict) -> None:
+    s["$defs"]["Item"]["properties"]["weight"] = {"type": "string"}
+
+
+def _map_values(s: dict) -> None:
+    s["properties"]["scores"]["additionalProperties"] = {"type": "number", "maximum": 1}
+
+
+def _number_to_integer(s: dict) -> None:
+    s["properties"]["score"]["type"] = "integer"
+
+
+def _union_narrowed(s: dict) -> None:
+    s["properties"]["count"] = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    s["properties"]["note"] = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+
+
+def _closed_map(s: dict) -> None:
+    s["properties"]["scores"]["additionalProperties"] = False
+
+
+def _min_items(s: dict) -> None:
+    s["properties"]["items"]["minItems"] = 1
+
+
+def _default(s: dict) -> None:
+    s["properties"]["note"]["default"] = "none"
+
+
+BREAKING = {
+    "default of an optional field changed": (_default, "note", "default"),
+    "removed field": (_drop, "on", "removed"),
+    "retyped field": (_retype, "count", "retyped"),
+    "new required field": (_new_required, "campaign", "required"),
+    "field became required": (_now_required, "count", "required"),
+    "narrowed enum": (_narrow_enum, "level", "enum"),
+    "nullable to not nullable": (_not_nullable, "note", "nullable"),
+    "maxLength smaller": (_shorter, "id", "constraint"),
+    "minimum larger": (_higher_minimum, "score", "constraint"),
+    "exclusive minimum added": (_exclusive_minimum, "score", "constraint"),
+    "format changed": (_format, "on", "format"),
+    "pattern added": (_pattern, "id", "constraint"),
+    "nested field removed (through $ref and items)": (_nested_removed, "items[].weight", "removed"),
+    "nested field retyped": (_nested_retyped, "items[].weight", "retyped"),
+    "map values bounded": (_map_values, "scores.*", "constraint"),
+    "number to integer": (_number_to_integer, "score", "retyped"),
+    "union member removed": (_union_narrowed, "note", "retyped"),
+    "map closed": (_closed_map, "scores", "closed"),
+    "array must not be empty": (_min_items, "items", "constraint"),
+}
+
+
+@pytest.mark.parametrize("name", BREAKING)
+def test_checker_reports_a_breaking_change(name: str) -> None:
+    edit, path, kind = BREAKING[name]
+    changes = breaking_changes(BASE, changed(edit))
+    assert changes, f"{name} was not reported"
+    assert any(c.path == path and c.kind == kind for c in changes), describe(changes)
+    assert all(str(c).startswith(c.path) and c.message for c in changes)
+
+
+def _optional_field(s: dict) -> None:
+    s["properties"]["extra"] = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}
+
+
+def _widen_enum(s: dict) -> None:
+    s["$defs"]["Level"]["enum"] = ["low", "high", "critical"]
+
+
+def _descriptions(s: dict) -> None:
+    s["properties"]["id"]["description"] = "Another description"
+    s["properties"]["id"]["examples"] = ["t-1"]
+    s["title"] = "Renamed"
+    s["$defs"]["Item"]["description"] = "An item"
+
+
+def _no_longer_required(s: dict) -> None:
+    s["required"].remove("score")
+
+
+def _nullable(s: dict) -> None:
+    s["properties"]["count"] = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+
+
+def _integer_to_number(s: dict) -> None:
+    s["properties"]["count"]["type"] = "number"
+
+
+def _loosened(s: dict) -> None:
+    s["properties"]["id"]["maxLength"] = 200
+    del s["properties"]["score"]["minimum"]
+    s["properties"]["score"]["maximum"] = 1000
+
+
+def _inlined_ref(s: dict) -> None:
+    s["properties"]["level"] = {"enum": ["low", "high"], "type": "string"}
+
+
+def _enum_to_string(s: dict) -> None:
+    s["properties"]["level"] = {"type": "string"}
+
+
+def _format_dropped(s: dict) -> None:
+    del s["properties"]["on"]["format"]
+
+
+COMPATIBLE = {
+    "new optional field": _optional_field,
+    "widened enum": _widen_enum,
+    "new description, title, examples": _descriptions,
+    "field no longer required": _no_longer_required,
+    "not nullable to nullable": _nullable,
+    "integer to number": _integer_to_number,
+    "constraints loosened or dropped": _loosened,
+    "a $ref inlined": _inlined_ref,
+    "enum opened to any string": _enum_to_string,
+    "format dropped": _format_dropped,
+}
+
+
+@pytest.mark.parametrize("name", COMPATIBLE)
+def test_checker_accepts_a_compatible_change(name: str) -> None:
+    assert breaking_changes(BASE, changed(COMPATIBLE[name])) == []
+
+
+def test_checker_finds_nothing_between_a_schema_and_itself() -> None:
+    for type_ in EVENT_TYPES:
+        schema = inbound_schema(type_)
+        assert breaking_changes(schema, copy.deepcopy(schema)) == [], type_
+        assert old_reader_refusals(schema, copy.deepcopy(schema)) == [], type_
+
+
+def test_checker_reports_every_change_of_a_combined_edit_once() -> None:
+    def edit(s: dict) -> None:
+        _drop(s)
+        _retype(s)
+        _narrow_enum(s)
+
+    changes = breaking_changes(BASE, changed(edit))
+    assert {(c.path, c.kind) for c in changes} == {
+        ("on", "removed"),
+        ("count", "retyped"),
+        ("level", "enum"),
+    }
+    assert len(changes) == len(set(changes))
+    enum = next(c for c in changes if c.kind == "enum")
+    assert '"high"' in enum.message
+
+
+def test_checker_follows_the_alternatives_of_a_model_level_any_of() -> None:
+    """CourseEvent needs program_id or federal_number (a top-level anyOf)."""
+    old = inbound_schema("courses.course.enrolled")
+    new = copy.deepcopy(old)
+    payload = new["$defs"]["CourseEvent"]
+    payload["anyOf"] = [{"required": ["program_id"]}]  # federal_number alone no longer enough
+    changes = breaking_changes(old, new)
+    assert [(c.path, c.kind) for c in changes] == [("data.program_id", "required")]
+    del payload["anyOf"]  # either alone, or neither: wider
+    assert breaking_changes(old, new) == []
+
+
+def test_checker_looks_inside_the_data_field_of_the_entry() -> None:
+    old = inbound_schema("diagnostics.result.submitted")
+    new = copy.deepcopy(old)
+    new["$defs"]["ResultSubmitted"]["properties"]["scores"]["additionalProperties"]["maximum"] = 10
+    new["properties"]["source"]["maxLength"] = 20
+    assert {c.path for c in breaking_changes(old, new)} == {"data.scores.*", "source"}
+
+
+def test_old_reader_refusals_is_the_other_direction() -> None:
+    """An old consumer refuses unknown fields and unknown enum values; a dropped optional
+    field or a narrowed enum does not bother it."""
+    assert [c.kind for c in old_reader_refusals(BASE, changed(_optional_field))] == ["added"]
+    assert [c.kind for c in old_reader_refusals(BASE, changed(_widen_enum))] == ["enum"]
+    assert old_reader_refusals(BASE, changed(_narrow_enum)) == []
+    assert old_reader_refusals(BASE, changed(_not_nullable)) == []
+    loosened = old_reader_refusals(BASE, changed(_loosened))
+    assert {(c.path, c.kind) for c in loosened} >= {("id", "constraint"), ("score", "constraint")}
+    dropped = old_reader_refusals(BASE, changed(lambda s: s["required"].remove("id")))
+    assert [(c.path, c.kind) for c in dropped] == [("id", "required")]
+
+
+def test_checker_is_conservative_about_keywords_it_does_not_know() -> None:
+    new = changed(lambda s: s["properties"]["id"].update({"not": {"const": "x"}}))
+    assert [c.kind for c in breaking_changes(BASE, new)] == ["unproven"]
+    assert breaking_changes(new, copy.deepcopy(new)) == []
+
+
+def test_checker_handles_recursive_schemas() -> None:
+    tree: dict[str, Any] = {
+        "$ref": "#/$defs/Node",
+        "$defs": {"Node": obj({"children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}})},
+    }
+    deeper = copy.deepcopy(tree)
+    deeper["$defs"]["Node"]["properties"]["name"] = {"type": "string"}
+    deeper["$defs"]["Node"]["required"] = ["name"]
+    assert breaking_changes(tree, copy.deepcopy(tree)) == []
+    assert [(c.path, c.kind) for c in breaking_changes(tree, deeper)] == [("name", "required")]
+
+
+def test_change_reads_as_path_and_words() -> None:
+    change = Change("data.rule", "removed", "field removed")
+    assert str(change) == "data.rule: field removed"
+    assert str(Change("", "closed", "x")) == "(document): x"
+
+
+# --- (c) the guard end to end --------------------------------------------------------------
+
+
+def completed_variant(drop: tuple[str, ...] = (), **fields: tuple[Any, Any]) -> type[Contract]:
+    """A copy of DiagnosisCompleted (same name, so the same $defs) with fields dropped,
+    replaced or added."""
+    kept = {
+        name: (info.annotation, info)
+        for name, info in DiagnosisCompleted.model_fields.items()
+        if name not in drop
+    }
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        "DiagnosisCompleted", __base__=Contract, **{**kept, **fields}
+    )
+
+
+@pytest.fixture
+def snapshots(tmp_path: Path) -> Path:
+    """A snapshot directory written from the code as it is."""
+    directory = tmp_path / "snapshots"
+    write_snapshots(directory, notes=lambda _: None)
+    assert len(list(directory.iterdir())) == len(EVENT_TYPES)
+    return directory
+
+
+def v(directory: Path, version: int, type_: str = COMPLETED) -> Path:
+    return directory / snapshot_name(type_, version)
+
+
+def test_guard_refuses_a_removed_field_under_the_same_version(
+    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = v(snapshots, 1).read_text(encoding="utf-8")
+    monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("rule",)))
+    with pytest.raises(ContractBreak) as refused:
+        write_snapshots(snapshots, notes=lambda _: None)
+    message = str(refused.value)
+    assert COMPLETED in message and "data.rule: field removed" in message
+    assert "Отказ" in message and "EVENT_VERSIONS" in message
+    assert refused.value.code == message  # SystemExit: status 1, the message on stderr
+    assert v(snapshots, 1).read_text(encoding="utf-8") == before, "nothing may be written"
+    assert not v(snapshots, 2).exists()
+
+
+def test_guard_writes_a_new_snapshot_under_a_raised_version(
+    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = v(snapshots, 1).read_text(encoding="utf-8")
+    monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("rule",)))
+    monkeypatch.setitem(EVENT_VERSIONS, COMPLETED, 2)
+    notes: list[str] = []
+    written = write_snapshots(snapshots, notes=notes.append)
+    assert v(snapshots, 2) in written
+    assert v(snapshots, 1).read_text(encoding="utf-8") == before, "the old version is kept"
+    new = json.loads(v(snapshots, 2).read_text(encoding="utf-8"))
+    assert new["properties"]["version"]["const"] == "2"
+    assert "rule" not in new["$defs"]["DiagnosisCompleted"]["properties"]
+    assert any(COMPLETED in n and "data.rule: field removed" in n for n in notes)
+    # and from then on the v2 snapshot is the one guarded
+    monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("rule", "burnout")))
+    with pytest.raises(ContractBreak, match=r"data\.burnout: field removed"):
+        write_snapshots(snapshots, notes=lambda _: None)
+
+
+def test_guard_accepts_a_compatible_change_and_updates_the_snapshot(
+    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variant = completed_variant(
+        note=(str | None, Field(default=None, description="A new optional field")),
+        deficits=(
+            DiagnosisCompleted.model_fields["deficits"].annotation,
+            Field(description="Most severe first: reworded"),
+        ),
+        completed_by=(Literal["instruments", "operator", "migration"], "instruments"),
+    )
+    monkeypatch.setitem(EVENT_TYPES, COMPLETED, variant)
+    notes: list[str] = []
+    write_snapshots(snapshots, notes=notes.append)
+    updated = json.loads(v(snapshots, 1).read_text(encoding="utf-8"))
+    payload = updated["$defs"]["DiagnosisCompleted"]["properties"]
+    assert "note" in payload and "migration" in payload["completed_by"]["enum"]
+    assert not v(snapshots, 2).exists()
+    # a published type: the note says what a consumer built before the change refuses
+    (note,) = notes
+    assert COMPLETED in note and "data.note" in note and "migration" in note
+
+
+def test_guard_refuses_a_new_required_field_of_an_inbound_event(
+    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stricter = create_model(
+        "CourseEvent",
+        __base__=CourseEvent,
+        provider_id=(str, Field(min_length=1)),
+    )
+    monkeypatch.setitem(EVENT_TYPES, "courses.course.completed", stricter)
+    with pytest.raises(ContractBreak) as refused:
+        write_snapshots(snapshots, notes=lambda _: None)
+    assert "courses.course.completed" in str(refused.value)
+    assert "data.provider_id: new required field" in str(refused.value)
+    assert "courses.course.enrolled" not in refused.value.plan.refused
+
+
+def test_guard_refuses_a_narrowed_enum_of_a_nested_model(
+    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    narrowed = completed_variant(
+        instruments=(list[Literal["standardized_test"]], Field(default_factory=list))
+    )
+    monkeypatch.setitem(EVENT_TYPES, COMPLETED, narrowed)
+    with pytest.raises(ContractBreak, match=r"data\.instruments\[\]: value\(s\) .*no longer"):
+        write_snapshots(snapshots, notes=lambda _: None)
+
+
+def test_guard_refuses_a_lowered_version(snapshots: Path) -> None:
+    v(snapshots, 2).write_text(v(snapshots, 1).read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ContractBreak, match="versions only go up"):
+        write_snapshots(snapshots, notes=lambda _: None)
+
+
+def test_guard_keeps_snapshots_of_old_versions_and_removed_types(snapshots: Path) -> None:
+    old = v(snapshots, 1, "registry.gone.upserted")
+    old.write_text("{}\n", encoding="utf-8")
+    notes: list[str] = []
+    write_snapshots(snapshots, notes=notes.append)
+    assert old.exists()
+    assert any("registry.gone.upserted" in n for n in notes)
+
+
+def test_write_contracts_refuses_before_writing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_snapshots(tmp_path / SNAPSHOTS_DIR, notes=lambda _: None)
+    monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("framework_version",)))
+    with pytest.raises(ContractBreak, match="framework_version"):
+        write_contracts(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["contracts"]
+    assert not list((tmp_path / "contracts").glob("*.json"))
+
+
+def test_iomflow_contracts_exits_non_zero_naming_the_type(tmp_path: Path) -> None:
+    """The command itself, in a fresh process: a snapshot that has a field the code no
+    longer has (as if the field had been removed from the model)."""
+    directory = tmp_path / SNAPSHOTS_DIR
+    write_snapshots(directory, notes=lambda _: None)
+    snapshot = json.loads(v(directory, 1).read_text(encoding="utf-8"))
+    snapshot["$defs"]["DiagnosisCompleted"]["properties"]["legacy_score"] = {"type": "number"}
+    v(directory, 1).write_text(render(snapshot), encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from iomflow.cli.main import main; main()",
+            "contracts",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert COMPLETED in done.stderr
+    assert "data.legacy_score: field removed" in done.stderr
+    assert "Отказ" in done.stderr
+    assert "Traceback" not in done.stderr

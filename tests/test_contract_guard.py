@@ -4,14 +4,16 @@
     code, and no type breaks its snapshot;
 (b) the checker (``iomflow.shared.compat``) on deliberately incompatible and compatible
     schema changes;
-(c) the guard end to end on modified copies of real contract models: refused under the
-    same version, accepted under a raised one, accepted for a compatible change.
+(c) the guard end to end, through ``write_contracts`` as ``iomflow contracts`` runs it, on
+    modified copies of real contract models: refused under the same version (nothing
+    written), accepted under a raised one, accepted for a compatible change.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,11 @@ from typing import Any, Literal
 import pytest
 from pydantic import Field, create_model
 
+from iomflow.cli import contracts
 from iomflow.cli.contracts import (
+    ASYNCAPI_DIR,
+    CONTRACTS_DIR,
+    OPENAPI_DIR,
     SNAPSHOT_NAME,
     SNAPSHOTS_DIR,
     ContractBreak,
@@ -29,7 +35,6 @@ from iomflow.cli.contracts import (
     render,
     snapshot_name,
     write_contracts,
-    write_snapshots,
 )
 from iomflow.shared.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.shared.contracts import (
@@ -428,56 +433,72 @@ def completed_variant(drop: tuple[str, ...] = (), **fields: tuple[Any, Any]) -> 
     )
 
 
+@pytest.fixture(scope="module")
+def built_documents() -> dict[str, dict[str, dict[str, Any]]]:
+    """The services' AsyncAPI and OpenAPI documents, built once: the guard does not read
+    them, and building the apps takes seconds."""
+    return contracts.service_documents()
+
+
 @pytest.fixture
-def snapshots(tmp_path: Path) -> Path:
-    """A snapshot directory written from the code as it is."""
-    directory = tmp_path / "snapshots"
-    write_snapshots(directory, notes=lambda _: None)
-    assert len(list(directory.iterdir())) == len(EVENT_TYPES)
-    return directory
+def docs(
+    tmp_path: Path,
+    built_documents: dict[str, dict[str, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """A docs directory written by ``iomflow contracts`` (``write_contracts``) from the code
+    as it is; the guard runs as the command runs it."""
+    monkeypatch.setattr(contracts, "service_documents", lambda: built_documents)
+    out = tmp_path / "docs"
+    write_contracts(out, notes=lambda _: None)
+    assert len(list((out / SNAPSHOTS_DIR).iterdir())) == len(EVENT_TYPES)
+    return out
 
 
-def v(directory: Path, version: int, type_: str = COMPLETED) -> Path:
-    return directory / snapshot_name(type_, version)
+def v(docs: Path, version: int, type_: str = COMPLETED) -> Path:
+    return docs / SNAPSHOTS_DIR / snapshot_name(type_, version)
+
+
+def texts(docs: Path) -> dict[Path, str]:
+    return {p: p.read_text(encoding="utf-8") for p in sorted(docs.rglob("*")) if p.is_file()}
 
 
 def test_guard_refuses_a_removed_field_under_the_same_version(
-    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+    docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = v(snapshots, 1).read_text(encoding="utf-8")
+    before = texts(docs)
     monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("rule",)))
     with pytest.raises(ContractBreak) as refused:
-        write_snapshots(snapshots, notes=lambda _: None)
+        write_contracts(docs, notes=lambda _: None)
     message = str(refused.value)
     assert COMPLETED in message and "data.rule: field removed" in message
     assert "Отказ" in message and "EVENT_VERSIONS" in message
     assert refused.value.code == message  # SystemExit: status 1, the message on stderr
-    assert v(snapshots, 1).read_text(encoding="utf-8") == before, "nothing may be written"
-    assert not v(snapshots, 2).exists()
+    assert texts(docs) == before, "nothing may be written"
 
 
 def test_guard_writes_a_new_snapshot_under_a_raised_version(
-    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+    docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = v(snapshots, 1).read_text(encoding="utf-8")
+    before = v(docs, 1).read_text(encoding="utf-8")
     monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("rule",)))
     monkeypatch.setitem(EVENT_VERSIONS, COMPLETED, 2)
     notes: list[str] = []
-    written = write_snapshots(snapshots, notes=notes.append)
-    assert v(snapshots, 2) in written
-    assert v(snapshots, 1).read_text(encoding="utf-8") == before, "the old version is kept"
-    new = json.loads(v(snapshots, 2).read_text(encoding="utf-8"))
+    written = write_contracts(docs, notes=notes.append)
+    assert v(docs, 2) in written
+    assert v(docs, 1).read_text(encoding="utf-8") == before, "the old version is kept"
+    new = json.loads(v(docs, 2).read_text(encoding="utf-8"))
     assert new["properties"]["version"]["const"] == "2"
     assert "rule" not in new["$defs"]["DiagnosisCompleted"]["properties"]
     assert any(COMPLETED in n and "data.rule: field removed" in n for n in notes)
     # and from then on the v2 snapshot is the one guarded
     monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("rule", "burnout")))
     with pytest.raises(ContractBreak, match=r"data\.burnout: field removed"):
-        write_snapshots(snapshots, notes=lambda _: None)
+        write_contracts(docs, notes=lambda _: None)
 
 
 def test_guard_accepts_a_compatible_change_and_updates_the_snapshot(
-    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+    docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     variant = completed_variant(
         note=(str | None, Field(default=None, description="A new optional field")),
@@ -489,18 +510,18 @@ def test_guard_accepts_a_compatible_change_and_updates_the_snapshot(
     )
     monkeypatch.setitem(EVENT_TYPES, COMPLETED, variant)
     notes: list[str] = []
-    write_snapshots(snapshots, notes=notes.append)
-    updated = json.loads(v(snapshots, 1).read_text(encoding="utf-8"))
+    write_contracts(docs, notes=notes.append)
+    updated = json.loads(v(docs, 1).read_text(encoding="utf-8"))
     payload = updated["$defs"]["DiagnosisCompleted"]["properties"]
     assert "note" in payload and "migration" in payload["completed_by"]["enum"]
-    assert not v(snapshots, 2).exists()
+    assert not v(docs, 2).exists()
     # a published type: the note says what a consumer built before the change refuses
     (note,) = notes
     assert COMPLETED in note and "data.note" in note and "migration" in note
 
 
 def test_guard_refuses_a_new_required_field_of_an_inbound_event(
-    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+    docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stricter = create_model(
         "CourseEvent",
@@ -508,58 +529,63 @@ def test_guard_refuses_a_new_required_field_of_an_inbound_event(
         provider_id=(str, Field(min_length=1)),
     )
     monkeypatch.setitem(EVENT_TYPES, "courses.course.completed", stricter)
+    before = texts(docs)
     with pytest.raises(ContractBreak) as refused:
-        write_snapshots(snapshots, notes=lambda _: None)
+        write_contracts(docs, notes=lambda _: None)
     assert "courses.course.completed" in str(refused.value)
     assert "data.provider_id: new required field" in str(refused.value)
     assert "courses.course.enrolled" not in refused.value.plan.refused
+    assert texts(docs) == before, "nor its published schema (contracts/<type>.schema.json)"
 
 
 def test_guard_refuses_a_narrowed_enum_of_a_nested_model(
-    snapshots: Path, monkeypatch: pytest.MonkeyPatch
+    docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     narrowed = completed_variant(
         instruments=(list[Literal["standardized_test"]], Field(default_factory=list))
     )
     monkeypatch.setitem(EVENT_TYPES, COMPLETED, narrowed)
     with pytest.raises(ContractBreak, match=r"data\.instruments\[\]: value\(s\) .*no longer"):
-        write_snapshots(snapshots, notes=lambda _: None)
+        write_contracts(docs, notes=lambda _: None)
 
 
-def test_guard_refuses_a_lowered_version(snapshots: Path) -> None:
-    v(snapshots, 2).write_text(v(snapshots, 1).read_text(encoding="utf-8"), encoding="utf-8")
+def test_guard_refuses_a_lowered_version(docs: Path) -> None:
+    v(docs, 2).write_text(v(docs, 1).read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(ContractBreak, match="versions only go up"):
-        write_snapshots(snapshots, notes=lambda _: None)
+        write_contracts(docs, notes=lambda _: None)
 
 
-def test_guard_keeps_snapshots_of_old_versions_and_removed_types(snapshots: Path) -> None:
-    old = v(snapshots, 1, "registry.gone.upserted")
+def test_guard_keeps_snapshots_of_old_versions_and_removed_types(docs: Path) -> None:
+    old = v(docs, 1, "registry.gone.upserted")
     old.write_text("{}\n", encoding="utf-8")
     notes: list[str] = []
-    write_snapshots(snapshots, notes=notes.append)
+    write_contracts(docs, notes=notes.append)
     assert old.exists()
     assert any("registry.gone.upserted" in n for n in notes)
 
 
 def test_write_contracts_refuses_before_writing_anything(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_snapshots(tmp_path / SNAPSHOTS_DIR, notes=lambda _: None)
+    """Only the snapshots there (the other documents not generated yet): none is made."""
+    shutil.rmtree(docs / ASYNCAPI_DIR)
+    shutil.rmtree(docs / OPENAPI_DIR)
+    for schema in (docs / CONTRACTS_DIR).glob("*.json"):
+        schema.unlink()
+    before = texts(docs)
     monkeypatch.setitem(EVENT_TYPES, COMPLETED, completed_variant(drop=("framework_version",)))
     with pytest.raises(ContractBreak, match="framework_version"):
-        write_contracts(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["contracts"]
-    assert not list((tmp_path / "contracts").glob("*.json"))
+        write_contracts(docs)
+    assert texts(docs) == before
+    assert sorted(p.name for p in docs.iterdir()) == [CONTRACTS_DIR]
 
 
-def test_iomflow_contracts_exits_non_zero_naming_the_type(tmp_path: Path) -> None:
+def test_iomflow_contracts_exits_non_zero_naming_the_type(docs: Path) -> None:
     """The command itself, in a fresh process: a snapshot that has a field the code no
     longer has (as if the field had been removed from the model)."""
-    directory = tmp_path / SNAPSHOTS_DIR
-    write_snapshots(directory, notes=lambda _: None)
-    snapshot = json.loads(v(directory, 1).read_text(encoding="utf-8"))
+    snapshot = json.loads(v(docs, 1).read_text(encoding="utf-8"))
     snapshot["$defs"]["DiagnosisCompleted"]["properties"]["legacy_score"] = {"type": "number"}
-    v(directory, 1).write_text(render(snapshot), encoding="utf-8")
+    v(docs, 1).write_text(render(snapshot), encoding="utf-8")
     done = subprocess.run(
         [
             sys.executable,
@@ -567,7 +593,7 @@ def test_iomflow_contracts_exits_non_zero_naming_the_type(tmp_path: Path) -> Non
             "from iomflow.cli.main import main; main()",
             "contracts",
             "--out",
-            str(tmp_path),
+            str(docs),
         ],
         capture_output=True,
         text=True,

@@ -4,6 +4,7 @@ outbox, inbox, consumer groups, batches with savepoints, the DLQ, reclaim, lost 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -255,8 +256,22 @@ async def running(bench: Bench) -> AsyncIterator[Bench]:
     supervisor = asyncio.create_task(bench.consumer.supervise())
     yield bench
     supervisor.cancel()
-    await asyncio.gather(supervisor, return_exceptions=True)
-    await broker.stop()
+    try:
+        # Bounded: a stop that hangs (seen twice under heavy load, cause not found) must say
+        # where, not hold the session's loop until pytest's timeout and leave the consumer
+        # running into the next tests.
+        async with asyncio.timeout(60):
+            await asyncio.gather(supervisor, return_exceptions=True)
+            await broker.stop()
+    except TimeoutError:
+        pytest.fail(f"the consumer did not stop within 60 s; its tasks:\n{task_stacks()}")
+
+
+def task_stacks() -> str:
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=out)
+    return out.getvalue()
 
 
 async def test_malformed_entry_goes_to_dlq_with_its_reason_and_neighbours_are_processed(

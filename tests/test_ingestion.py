@@ -12,10 +12,11 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -23,6 +24,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from sqlalchemy import MetaData, select
 from waiting import wait_for
 
@@ -32,7 +35,7 @@ from iomflow.diagnostics.settings import Settings as DiagnosticsSettings
 from iomflow.routes import app as routes_app
 from iomflow.routes import repository as routes_repository
 from iomflow.routes.settings import Settings as RoutesSettings
-from iomflow.shared import db, ingest, migrations, publishers, wire
+from iomflow.shared import contracts, db, ingest, migrations, publishers, wire
 from iomflow.shared.contracts import Streams, TeacherUpserted, new_event
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.telemetry import read_spans
@@ -96,14 +99,29 @@ def tables_of(app: FastAPI) -> IngestTables:
     return repository.ingest_tables
 
 
+def ingests_of(app: FastAPI) -> list[str]:
+    name = app.state.runtime.settings.service
+    return list((diagnostics_app if name == "diagnostics" else routes_app).INGESTS)
+
+
 async def add_publisher(
-    app: FastAPI, publisher_id: str, types: list[str], rate: int | None = None
+    app: FastAPI,
+    publisher_id: str,
+    types: list[str],
+    rate: int | None = None,
+    allowed: Sequence[str] | None = None,
 ) -> dict[str, str]:
-    """A registered publisher's key header."""
+    """A registered publisher's key header (``allowed``: by default what the app ingests,
+    as its admin command checks)."""
     runtime = app.state.runtime
     async with runtime.sessions() as session, session.begin():
         key = await publishers.add_publisher(
-            session, tables_of(app), publisher_id, types, rate_per_minute=rate
+            session,
+            tables_of(app),
+            publisher_id,
+            types,
+            rate_per_minute=rate,
+            allowed=ingests_of(app) if allowed is None else allowed,
         )
     assert key is not None and key.startswith(publishers.KEY_PREFIX)
     return {"X-API-Key": key}
@@ -213,7 +231,11 @@ async def test_a_type_the_publisher_may_not_send_is_refused_403_and_audited(
 async def test_a_type_this_service_does_not_ingest_is_422(
     client: httpx.AsyncClient, diagnostics: FastAPI
 ) -> None:
-    headers = await add_publisher(diagnostics, "federal-portal", [ENROLLED])
+    # registered before this service stopped ingesting the type, say (its admin command
+    # refuses it now: the publisher may send only what the service ingests)
+    with pytest.raises(ValueError, match="не принимаются"):
+        await add_publisher(diagnostics, "federal-portal", [ENROLLED])
+    headers = await add_publisher(diagnostics, "federal-portal", [ENROLLED], allowed=[ENROLLED])
     response = await client.post("/v1/events", json=course(), headers=headers)
     assert response.status_code == 422
     assert response.json()["code"] == "type_not_ingested"
@@ -348,6 +370,141 @@ async def test_a_batch_is_all_or_nothing(
     assert (await client.post("/v1/events/batch", json={}, headers=headers)).status_code == 422
 
 
+async def test_a_batch_is_appended_in_one_transaction_or_not_at_all(clean_redis: str) -> None:
+    # A user that may not XADD to the second stream: refused while queued, the EXEC is
+    # aborted and the first stream stays empty; without the transaction it would not.
+    url = urlsplit(clean_redis)
+    fields = {"event_id": str(uuid.uuid4())}
+    entries = [("iomflow.test.allowed", fields), ("iomflow.test.forbidden", fields)]
+    async with Redis.from_url(clean_redis, decode_responses=True) as admin:
+        await admin.acl_setuser(
+            "ingest-test",
+            enabled=True,
+            passwords=["+secret"],
+            keys=["iomflow.test.allowed"],
+            commands=["+xadd", "+multi", "+exec", "+discard", "+ping", "+hello", "+client"],
+        )
+        try:
+            as_user = f"redis://ingest-test:secret@{url.hostname}:{url.port}{url.path}"
+            async with Redis.from_url(as_user) as redis:
+                with pytest.raises(RedisError):
+                    await wire.xadd_many(redis, entries, transaction=True)
+                assert await admin.xlen("iomflow.test.allowed") == 0
+                with pytest.raises(RedisError):
+                    await wire.xadd_many(redis, entries)  # the outbox relay's way
+                assert await admin.xlen("iomflow.test.allowed") == 1
+        finally:
+            await admin.acl_deluser("ingest-test")
+
+
+async def test_an_unavailable_stream_gets_503_and_gives_the_rate_back(
+    client: httpx.AsyncClient,
+    diagnostics: FastAPI,
+    clean_redis: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ingest, "clock", lambda: 1_800_000_000.0 + 15)
+    headers = await add_publisher(diagnostics, "cop-testing", [RESULT], rate=3)
+    append = wire.xadd_many
+
+    async def down(*args: Any, **kwargs: Any) -> list[str]:
+        raise RedisConnectionError("the stream's Redis is down")
+
+    monkeypatch.setattr(wire, "xadd_many", down)
+    batch = [result("t-1"), result("t-2"), result("t-3")]
+    response = await client.post("/v1/events/batch", json=batch, headers=headers)
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "unavailable" and response.headers["retry-after"] == "5"
+    assert await entries(clean_redis, Streams.RESULTS_INBOUND) == []
+
+    # our outage did not use the publisher's 3 events of this minute up
+    monkeypatch.setattr(wire, "xadd_many", append)
+    response = await client.post("/v1/events/batch", json=batch, headers=headers)
+    assert response.status_code == 202, response.text
+    assert len(await entries(clean_redis, Streams.RESULTS_INBOUND)) == 3
+    outcomes = [r["outcome"] for r in await audit_rows(diagnostics)]
+    assert outcomes == ["unavailable"] + ["accepted"] * 3
+
+
+async def test_an_audit_failing_after_the_append_still_answers_202(
+    client: httpx.AsyncClient,
+    diagnostics: FastAPI,
+    clean_redis: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    headers = await add_publisher(diagnostics, "cop-testing", [RESULT])
+    audit = ingest._Call.audit
+
+    async def failing(self: Any, rows: Sequence[dict[str, Any]]) -> None:
+        if any(row["outcome"] == "accepted" for row in rows):
+            raise OSError("the database went away")
+        await audit(self, rows)
+
+    monkeypatch.setattr(ingest._Call, "audit", failing)
+    sent = result(instrument="burnout_survey", external_id="cop-2026-secret-42")
+    with caplog.at_level("ERROR", logger=ingest.__name__):
+        response = await client.post("/v1/events", json=sent, headers=headers)
+    assert response.status_code == 202, response.text  # the events are on the stream
+    [entry] = await entries(clean_redis, Streams.RESULTS_INBOUND)
+    assert entry["event_id"] == sent["event_id"] == response.json()["event_id"]
+    assert await audit_rows(diagnostics) == []
+
+    [record] = [r for r in caplog.records if r.name == ingest.__name__]
+    logged = record.getMessage()
+    assert "audit failed" in logged and sent["event_id"] in logged and "cop-testing" in logged
+    assert "burnout_survey" not in logged and "secret" not in logged  # ids, no payload
+
+
+async def test_the_version_is_by_default_the_types_current_one(
+    client: httpx.AsyncClient,
+    diagnostics: FastAPI,
+    clean_redis: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(contracts.EVENT_VERSIONS, RESULT, 2)
+    headers = await add_publisher(diagnostics, "cop-testing", [RESULT])
+    unversioned = {k: v for k, v in result().items() if k != "version"}
+    response = await client.post("/v1/events", json=unversioned, headers=headers)
+    assert response.status_code == 202, response.text
+    [entry] = await entries(clean_redis, Streams.RESULTS_INBOUND)
+    assert entry["version"] == "2"
+    refused = await client.post("/v1/events", json=result(), headers=headers)  # version 1
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["errors"]] == [["version"]]
+
+
+def test_each_ingested_type_goes_to_the_stream_whose_subscription_applies_it(
+    tmp_path: Path,
+) -> None:
+    # The router finds the stream in the consumer's subscriptions; INGESTS names it for
+    # `iomflow acl`. Built, never started: nothing connects.
+    settings = {
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "data_dir": tmp_path,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        "traces_dir": None,
+        "migrate_on_start": False,
+    }
+    for module, app in [
+        (diagnostics_app, diagnostics_app.create_app(DiagnosticsSettings(**settings))),
+        (routes_app, routes_app.create_app(RoutesSettings(**settings))),
+    ]:
+        runtime = app.state.runtime
+        try:
+            subscriptions = runtime.consumer.subscriptions
+            assert ingest.inbound_streams(subscriptions, module.INGESTS) == module.INGESTS
+            schema = app.openapi()["paths"]["/v1/events"]["post"]["requestBody"]
+            posted = schema["content"]["application/json"]["schema"]
+            assert posted["properties"]["type"]["enum"] == sorted(module.INGESTS)
+            assert [e["type"] for e in posted["examples"]] == sorted(module.INGESTS)
+            assert all(ingest.validate(e, "a-publisher")[0] for e in posted["examples"])
+        finally:
+            runtime.tracer_provider.shutdown()
+    with pytest.raises(LookupError):
+        ingest.inbound_streams(subscriptions, [RESULT])  # routes applies no results
+
+
 # --- what a bad request gets ------------------------------------------------------------------
 
 
@@ -434,7 +591,7 @@ async def test_over_the_rate_429_with_retry_after(
 
     async with Redis.from_url(clean_redis, decode_responses=True) as redis:
         window = (1_800_000_000 + 15) // 60
-        counter = f"iomflow:ratelimit:diagnostics:cop-testing:{window}"
+        counter = ingest.rate_key("diagnostics", "cop-testing", window)
         assert await redis.get(counter) == "5"
         assert 0 < await redis.ttl(counter) <= 120
 

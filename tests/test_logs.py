@@ -182,6 +182,8 @@ def test_exception_texts_are_scrubbed_of_input_values() -> None:
     assert "ValidationError" in line["exception"] and SECRET not in line["exception"]
     sql = "IntegrityError: UNIQUE failed\n[SQL: INSERT INTO t VALUES (?)]\n[parameters: ('x',)]"
     assert logs.scrub(sql).endswith("[parameters: <hidden>]")
+    pg = "duplicate key value\nDETAIL:  Key (teacher_id)=(t-(1)) already exists."
+    assert logs.scrub(pg).endswith("Key (teacher_id)=(<hidden>) already exists.")
 
 
 def test_serve_logging_is_json_and_uvicorn_access_lines_lose_query_and_client() -> None:

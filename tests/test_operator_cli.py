@@ -30,6 +30,7 @@ from sqlalchemy import Column, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from waiting import wait_for
 
+from iomflow.cli import dlq as dlq_cli
 from iomflow.cli import trace as trace_cli
 from iomflow.cli.main import main as iomflow_main
 from iomflow.diagnostics import service as diagnostics_service
@@ -380,6 +381,43 @@ async def test_replay_of_a_result_held_for_a_teacher_who_came_too_late_is_applie
         assert (await svc.stats())["results"] == 2
 
 
+async def test_a_result_replayed_too_early_is_held_and_dead_lettered_again(
+    clean_redis: str, tmp_path: Path, iomflow: Callable[..., Awaitable[Run]]
+) -> None:
+    """Replayed while its teacher is still unknown, a held result is held again and, when
+    it expires again, dead-lettered again: the second letter is a row of its own in the
+    outbox (not refused as the same event), and the expiry after it goes on."""
+    async with diagnostics(clean_redis, tmp_path, "t-1") as svc:
+        events = two_results("t-never", None)
+        await xadd(clean_redis, RESULTS, [wire.encode(e) for e in events])
+
+        async def held() -> bool:
+            return (await svc.stats())["held"] == 2
+
+        await wait_for(held, "the results to be held")
+        runtime = svc.app.state.runtime
+        ctx = runtime.extras["diagnostics"]
+        later = datetime.now(UTC) + timedelta(days=31)
+        assert await diagnostics_service.expire_held(runtime.sessions, ctx, later) == 2
+
+        async def dead(n: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return len(await svc.dead_letters()) == n
+
+            return check
+
+        await wait_for(await dead(2), "the expired results to be dead-lettered")
+        replayed = await iomflow("dlq", "replay", "--all", "--redis-url", clean_redis)
+        assert replayed.code == 0, replayed.out + replayed.err
+        await wait_for(held, "the replayed results to be held again")
+        much_later = later + timedelta(days=31)
+        assert await diagnostics_service.expire_held(runtime.sessions, ctx, much_later) == 2
+        await wait_for(await dead(2), "the results to be dead-lettered again")
+        letters = await svc.dead_letters()
+        assert sorted(d["event_id"] for d in letters) == sorted(str(e.event_id) for e in events)
+        assert {d["dlq_reason"] for d in letters} == {"unknown_teacher"}
+
+
 # --- two consumer groups on one stream ----------------------------------------------------
 
 STREAM = "test.operator.events"
@@ -545,6 +583,37 @@ async def test_an_unreachable_redis_is_said_in_russian_with_exit_code_3(
     for argv in (["streams"], ["dlq", "list"]):
         run = await iomflow(*argv, "--redis-url", "redis://127.0.0.1:1/0")
         assert run.code == 3 and "Redis не отвечает" in run.err
+
+
+async def test_a_redis_url_without_a_scheme_is_a_command_line_mistake_with_exit_code_2(
+    iomflow: Callable[..., Awaitable[Run]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a service refuses it at start (``BaseServiceSettings``), said in Russian, without
+    a traceback and without the password."""
+    for argv in (["streams"], ["dlq", "list"]):
+        run = await iomflow(*argv, "--redis-url", "operator:s3cret@localhost:6379")
+        assert run.code == 2, run
+        assert "--redis-url" in run.err and "redis://" in run.err and "должен" in run.err
+        assert "Traceback" not in run.err and "s3cret" not in run.err
+    monkeypatch.setenv("IOMFLOW_REDIS_URL", "localhost:6379")
+    run = await iomflow("dlq", "list")
+    assert run.code == 2 and "IOMFLOW_REDIS_URL" in run.err and "localhost:6379" in run.err
+
+
+async def test_argparse_mistakes_and_help_leave_with_their_own_exit_code(
+    iomflow: Callable[..., Awaitable[Run]],
+) -> None:
+    for argv in (["streams", "--bogus"], ["dlq"], ["dlq", "list", "--limit", "x"], ["trace"]):
+        run = await iomflow(*argv)
+        assert run.code == 2 and "error:" in run.err, (argv, run)
+    helped = await iomflow("dlq", "replay", "--help")
+    assert helped.code == 0 and "--all" in helped.out
+
+
+def test_a_letter_decodes_its_fields_once() -> None:
+    letter = dlq_cli.Letter(RESULTS_DLQ, "1-0", {b"event_id": b"e-1", b"dlq_reason": b"invalid"})
+    assert letter.fields is letter.fields
+    assert letter.event_id == "e-1" and letter.summary()["reason"] == "invalid"
 
 
 # --- dlq list, show, drop -----------------------------------------------------------------
@@ -721,6 +790,18 @@ async def test_trace_prints_the_span_tree_across_services(
     assert nothing.code == 1 and "не найдено" in nothing.err
     no_dir = await iomflow("trace", "t-7", "--traces-dir", str(tmp_path / "nowhere"))
     assert no_dir.code == 2 and "нет файлов спанов" in no_dir.err
+
+
+async def test_trace_skips_a_line_a_service_is_still_writing(
+    tmp_path: Path, iomflow: Callable[..., Awaitable[Run]]
+) -> None:
+    traces = tmp_path / "traces"
+    trace_id, _ = write_spans(traces)
+    with (traces / "routes.jsonl").open("ab") as half:  # cut inside a UTF-8 character
+        half.write(f'{{"trace_id": "{trace_id}", "name": "запись'.encode()[:-1])
+    run = await iomflow("trace", trace_id, "--traces-dir", str(traces))
+    assert run.code == 0, run.err
+    assert run.out.splitlines()[0] == f"Трасса {trace_id}: 4 спанов, сервисы: diagnostics, routes"
 
 
 def test_jaeger_traces_are_read_as_span_records() -> None:

@@ -35,7 +35,9 @@ from iomflow.cli.demo import open_campaign, result_entries, result_events
 from iomflow.cli.launcher import SERVICES, LocalRedis, Suite
 from iomflow.registries.demo import generate
 from iomflow.shared import ops, wire
+from iomflow.shared.auth import hash_key
 from iomflow.shared.contracts import Streams
+from iomflow.shared.ingest import rate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHERS = {
@@ -309,7 +311,7 @@ def test_each_service_user_stays_on_its_streams(acl_redis: AclRedis) -> None:
         # ... append to what it publishes, count its HTTP rate, measure what it watches
         for stream in svc.writes:
             allowed(f(client.xadd, stream, ENTRY), f"{user} XADD {stream}")
-        counter = f"iomflow:ratelimit:{name}:probe:1"
+        counter = rate_key(name, "probe", 1)
         pipe = client.pipeline(transaction=True)  # as the HTTP ingestion does
         pipe.incrby(counter, 3)
         pipe.expire(counter, 120)
@@ -322,7 +324,7 @@ def test_each_service_user_stays_on_its_streams(acl_redis: AclRedis) -> None:
                 denied(f(client.xadd, key, ENTRY), f"{user} XADD {key}")
                 denied(f(client.xlen, key), f"{user} XLEN {key}")
                 denied(f(client.xrange, key), f"{user} XRANGE {key}")
-        denied(f(client.incr, "iomflow:ratelimit:elsewhere:x:1"), f"{user} INCR another's")
+        denied(f(client.incr, rate_key("elsewhere", "x", 1)), f"{user} INCR another's")
         denied(f(client.hset, "iomflow:errors:x:other", "a", "b"), f"{user} HSET another's")
         denied(f(client.keys, "*"), f"{user} KEYS")
         denied(f(client.get, "anything"), f"{user} GET")
@@ -536,7 +538,7 @@ def test_the_command_keeps_passwords_in_a_private_secrets_file(
     first = out.read_text()
     values = acl.read_env_file(secrets)
     password = values["ROUTES_REDIS_PASSWORD"]
-    assert password not in first and acl.password_hash(password) in first
+    assert password not in first and hash_key(password) in first
     assert values["ROUTES_REDIS_USER"] == "iomflow-routes"
     assert values["PUB_COPMKO_REDIS_URL"].startswith("redis://pub-copmko:")
     assert [line.split()[1] for line in first.splitlines()] == [
@@ -553,7 +555,7 @@ def test_the_command_keeps_passwords_in_a_private_secrets_file(
     assert [line for line in again if "iomflow-routes" not in line] == [
         line for line in first.splitlines() if "iomflow-routes" not in line
     ]
-    assert acl.password_hash("routes-password-from-env") in out.read_text()
+    assert hash_key("routes-password-from-env") in out.read_text()
     # Without --secrets, generated passwords are printed once (and the ACL must go to a file).
     capsys.readouterr()
     assert acl.main(argv) == 0

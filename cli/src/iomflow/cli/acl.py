@@ -49,7 +49,6 @@ to stdout, once (then the ACL must go to ``--out``). A password must be 16+ char
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import os
 import re
@@ -62,7 +61,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from iomflow.cli.common import EXIT_OK, EXIT_USAGE, UsageError, built_app, checked_redis_url
+from iomflow.shared.auth import hash_key
 from iomflow.shared.contracts import INBOUND_TYPES, Streams
+from iomflow.shared.ingest import rate_keys
 from iomflow.shared.streams import errors_key
 
 ADMIN = "iomflow-admin"
@@ -188,31 +190,18 @@ def topology_of(
 
 
 def _service_streams(name: str, tmp: Path) -> tuple[str, dict[str, list[str]], list[str]]:
-    """Build the service's app as ``create_app`` does (its lifespan, which connects to Redis
-    and the database, never runs) and read its consumer and its broker's publishers."""
-    app_module = importlib.import_module(f"iomflow.{name}.app")
-    settings_module = importlib.import_module(f"iomflow.{name}.settings")
-    settings = settings_module.Settings(
-        service=name,
-        redis_url="redis://127.0.0.1:6379/0",
-        data_dir=tmp,
-        database_url=f"sqlite+aiosqlite:///{tmp / name}.db",
-        consumer="acl",
-        traces_dir=None,
-        sql_tracing=False,
-        migrate_on_start=False,
-    )
-    runtime = app_module.create_app(settings).state.runtime
-    try:
-        consumer = runtime.consumer
-        subscribed = {s: sorted(sub.handlers) for s, sub in consumer.subscriptions.items()}
+    """The service's consumer group, subscriptions and broker publishers, read from its app
+    as ``create_app`` builds it (never started: nothing connects)."""
+    with built_app(name, tmp) as app:
+        runtime = app.state.runtime
+        group: str = runtime.consumer.group
+        subscribed = {s: sorted(sub.handlers) for s, sub in runtime.consumer.subscriptions.items()}
         published = [publisher.channel.name for publisher in runtime.broker.publishers]
-        # HTTP ingestion (POST /v1/events): the service appends posted events to the inbound
-        # stream of their type itself.
-        published += list(getattr(app_module, "INGESTS", {}).values())
-        return consumer.group, subscribed, published
-    finally:
-        runtime.tracer_provider.shutdown()
+    # HTTP ingestion (POST /v1/events): the service appends posted events to the inbound
+    # stream of their type itself.
+    app_module = importlib.import_module(f"iomflow.{name}.app")
+    ingests: Mapping[str, str] = getattr(app_module, "INGESTS", {})
+    return group, subscribed, [*published, *ingests.values()]
 
 
 def observed_streams() -> dict[str, list[str]]:
@@ -284,7 +273,7 @@ def _patterns(keys: Iterable[str]) -> list[str]:
 
 def rate_limit_pattern(service: str) -> str:
     """The keys of ``iomflow.shared.ingest.rate_key`` for this service."""
-    return f"iomflow:ratelimit:{service}:*"
+    return f"{rate_keys(service)}*"
 
 
 def password_variable(user: str) -> str:
@@ -352,16 +341,12 @@ def users(topo: Topology, publishers: Mapping[str, Sequence[str]]) -> list[User]
     return out
 
 
-def password_hash(password: str) -> str:
-    return hashlib.sha256(password.encode()).hexdigest()
-
-
 def render(accounts: Sequence[User], passwords: Mapping[str, str], *, selectors: bool) -> str:
     """The ACL file: one ``user`` line per user (ACL files allow no comments)."""
     lines = []
     for user in accounts:
         password = passwords.get(user.name)
-        lines.append(user.rules(password_hash(password) if password else None, selectors=selectors))
+        lines.append(user.rules(hash_key(password) if password else None, selectors=selectors))
     return "\n".join(lines) + "\n"
 
 
@@ -540,11 +525,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
+        if args.redis_url is not None:
+            checked_redis_url(args.redis_url, "--redis-url")
         topo = topology()
         if args.inbound:
             for type_, stream in sorted(topo.inbound.items()):
                 print(f"{type_}\t{stream}")
-            return 0
+            return EXIT_OK
         publishers: dict[str, list[str]] = {}
         if args.publishers is not None:
             publishers.update(load_publishers(args.publishers))
@@ -554,9 +541,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         accounts = users(topo, publishers)
         known = read_env_file(args.secrets) if args.secrets and args.secrets.exists() else {}
         passwords = choose_passwords(accounts, os.environ, known, example=args.example)
-    except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
+    except (ValueError, OSError, tomllib.TOMLDecodeError, UsageError) as exc:
         print(f"iomflow acl: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if passwords.generated and args.secrets is None and args.out is None:
         print(
             "iomflow acl: passwords were generated for "
@@ -564,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "FILE so that they can be printed here once (or set <NAME>_REDIS_PASSWORD)",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     text = render(accounts, passwords.values, selectors=args.selectors)
     if args.out is not None:
         write_file(args.out, text, 0o640)
@@ -578,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fresh = [u for u in accounts if u.name in passwords.generated]
         print("# Generated now and shown only this once:")
         sys.stdout.write(secrets_text(fresh, passwords.values, args.redis_url))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -23,32 +23,26 @@ The files under ``docs/`` are committed; ``tests/test_contract_docs.py`` and
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
 import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iomflow.cli.common import built_app
 from iomflow.cli.launcher import SERVICES
 from iomflow.shared.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, event_version, inbound_schema
-from iomflow.shared.settings import BaseServiceSettings
 
 CONTRACTS_DIR = "contracts"
 SNAPSHOTS_DIR = "contracts/snapshots"
 ASYNCAPI_DIR = "asyncapi"
 OPENAPI_DIR = "openapi"
 SNAPSHOT_NAME = re.compile(r"^(?P<type>.+)\.v(?P<version>[1-9][0-9]*)\.schema\.json$")
-
-# Fixed values for what would otherwise leak the generating machine into the documents.
-_REDIS_URL: str = BaseServiceSettings.model_fields["redis_url"].default
-_CONSUMER = "{hostname}-{pid}"
 
 
 def render(document: Mapping[str, Any]) -> str:
@@ -171,27 +165,11 @@ class ContractBreak(SystemExit):
         super().__init__("\n".join(lines))
 
 
-def write_snapshots(directory: Path, notes: Callable[[str], None] | None = None) -> list[Path]:
-    """Run the guard and write the snapshot files; raise ``ContractBreak`` on a refusal."""
-    plan = plan_snapshots(directory)
-    if plan.refused or plan.problems:
-        raise ContractBreak(plan, Path(directory))
-    _write(plan.files)
-    for note in plan.notes:
-        (notes or _stderr)(note)
-    return sorted(plan.files)
-
-
 def _stderr(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
 
 
 # --- the services' documents ---------------------------------------------------------------
-
-
-def asyncapi_documents() -> dict[str, dict[str, Any]]:
-    """Service -> its AsyncAPI document, without Redis or a database."""
-    return {name: documents["asyncapi"] for name, documents in service_documents().items()}
 
 
 def service_documents() -> dict[str, dict[str, dict[str, Any]]]:
@@ -200,36 +178,13 @@ def service_documents() -> dict[str, dict[str, dict[str, Any]]]:
         return {name: _documents(name, Path(tmp)) for name in SERVICES}
 
 
-@contextlib.contextmanager
-def _built_app(name: str, tmp: Path) -> Iterator[Any]:
-    """The service's FastAPI app as ``create_app`` builds it; its lifespan (which connects
-    to Redis and the database) never runs."""
-    app_module = importlib.import_module(f"iomflow.{name}.app")
-    settings_module = importlib.import_module(f"iomflow.{name}.settings")
-    settings = settings_module.Settings(
-        service=name,
-        redis_url=_REDIS_URL,
-        data_dir=tmp,
-        database_url=f"sqlite+aiosqlite:///{tmp / name}.db",
-        consumer=_CONSUMER,
-        traces_dir=None,
-        sql_tracing=False,
-        migrate_on_start=False,
-    )
-    app = app_module.create_app(settings)
-    try:
-        yield app
-    finally:
-        app.state.runtime.tracer_provider.shutdown()
-
-
 def _documents(name: str, tmp: Path) -> dict[str, dict[str, Any]]:
     with warnings.catch_warnings():
         # Starlette warns that its test client will move to httpx2; we use it for one GET.
         warnings.filterwarnings("ignore", message=r".*starlette\.testclient")
         from fastapi.testclient import TestClient
 
-    with _built_app(name, tmp) as app:
+    with built_app(name, tmp) as app:
         # Not entered as a context manager: the lifespan never runs. The route needs only
         # the runtime that create_app built.
         response = TestClient(app).get("/asyncapi.json")

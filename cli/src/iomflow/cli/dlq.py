@@ -17,6 +17,7 @@ of one event written by several groups (selected together) are replayed as one e
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -27,10 +28,11 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError, WatchError
 
-from iomflow.cli.streams import (
+from iomflow.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
+    UsageError,
     add_redis_option,
     redis_unreachable,
     redis_url,
@@ -49,10 +51,6 @@ WATCH_RETRIES = 50
 DLQ_PREFIX = "dlq_"
 
 
-class UsageError(Exception):
-    """A command line that cannot be carried out (exit code 2), with a Russian message."""
-
-
 @dataclass(frozen=True)
 class Letter:
     """One dead letter: where it is, its id there and its fields (raw, as stored)."""
@@ -61,8 +59,9 @@ class Letter:
     id: str
     raw: dict[bytes, bytes]
 
-    @property
+    @functools.cached_property  # writes the instance's __dict__: fine on a frozen dataclass
     def fields(self) -> dict[str, str]:
+        """The fields as text, decoded once."""
         return text_fields(self.raw)  # type: ignore[arg-type]
 
     @property
@@ -572,19 +571,23 @@ COMMANDS: dict[str, Callable[[redis.Redis, argparse.Namespace], int]] = {
 }
 
 
-def main(argv: list[str]) -> int:
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+def check(args: argparse.Namespace) -> None:
+    """What argparse cannot say about the command line."""
     if args.command in ("replay", "drop"):
         if bool(args.ids) == bool(args.all):
-            print("Укажите идентификаторы записей или --all (но не то и другое).", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError("Укажите идентификаторы записей или --all (но не то и другое).")
         if args.ids and (args.reason is not None or args.group is not None):
-            print("--reason и --group отбирают записи только вместе с --all.", file=sys.stderr)
-            return EXIT_USAGE
-    url = redis_url(args)
+            raise UsageError("--reason и --group отбирают записи только вместе с --all.")
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        check(args)
+        url = redis_url(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
     try:
         r = connect(url)
     except (RedisError, OSError) as exc:

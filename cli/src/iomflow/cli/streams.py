@@ -1,11 +1,7 @@
 """``iomflow streams``: every stream and consumer group, how far behind it is, dead letters.
 
 Reads ``XINFO GROUPS`` / ``XPENDING`` / ``XLEN`` only (``iomflow.shared.ops.stream_stats``),
-so it is safe against a production Redis. Also the home of what every operator command
-shares: the Redis URL option and the Russian message for a Redis that does not answer.
-
-Exit codes of the operator commands: 0 done; 1 not everything asked for was found or done;
-2 the command line is wrong; 3 Redis does not answer.
+so it is safe against a production Redis. Exit codes: ``iomflow.cli.common``.
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -21,51 +16,16 @@ from dataclasses import asdict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from iomflow.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_redis_option,
+    redis_unreachable,
+    redis_url,
+    table,
+)
 from iomflow.shared.ops import ALL_STREAMS, GroupStats, stream_stats
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REDIS = 0, 1, 2, 3
-
-
-def add_redis_option(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    """``--redis-url``; ``suppress`` for a subcommand's copy of its parent's option."""
-    parser.add_argument(
-        "--redis-url",
-        default=argparse.SUPPRESS if suppress else None,
-        help=f"Redis URL (default: IOMFLOW_REDIS_URL or {DEFAULT_REDIS_URL})",
-    )
-
-
-def redis_url(args: argparse.Namespace) -> str:
-    url: str = args.redis_url or os.environ.get("IOMFLOW_REDIS_URL") or DEFAULT_REDIS_URL
-    return url
-
-
-def redis_unreachable(url: str, exc: Exception) -> int:
-    print(f"Redis не отвечает ({_safe(url)}): {exc}", file=sys.stderr)
-    return EXIT_REDIS
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
-    """A plain text table (no colours, stable for scripts and tests): ``right`` are the
-    indexes of right-aligned (numeric) columns."""
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -122,11 +82,12 @@ def render(stats: Sequence[GroupStats]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    url = redis_url(args)
+        url = redis_url(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
     streams = [s.removesuffix(".dlq") for s in args.stream] if args.stream else ALL_STREAMS
     try:
         stats = asyncio.run(collect(url, streams))

@@ -22,12 +22,13 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from iomflow.cli.streams import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from iomflow.cli.common import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from iomflow.shared.telemetry import iter_spans
 
 Span = dict[str, Any]
 
@@ -38,18 +39,6 @@ STATUS = {"ERROR": "ошибка", "OK": "ok", "UNSET": "ok"}
 
 
 # --- reading spans ---------------------------------------------------------------------
-
-
-def _lines(traces_dir: Path) -> Iterator[Span]:
-    for path in sorted(traces_dir.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as lines:
-            for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line a running service is still writing
 
 
 def mentions(span: Span, ident: str) -> bool:
@@ -64,8 +53,8 @@ def mentions(span: Span, ident: str) -> bool:
 def spans_from_files(traces_dir: Path, ident: str) -> list[Span]:
     """Every span of every trace that mentions ``ident`` (two passes: the files can be
     large, only the matching traces are kept in memory)."""
-    wanted = {str(s["trace_id"]) for s in _lines(traces_dir) if mentions(s, ident)}
-    return [s for s in _lines(traces_dir) if s.get("trace_id") in wanted]
+    wanted = {str(s["trace_id"]) for s in iter_spans(traces_dir) if mentions(s, ident)}
+    return [s for s in iter_spans(traces_dir) if s.get("trace_id") in wanted]
 
 
 def by_trace(spans: Iterable[Span]) -> list[tuple[str, list[Span]]]:
@@ -249,10 +238,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = parser().parse_args(argv)
     ident = args.id.strip()
     if args.jaeger:
         try:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from iomflow.shared import auth, db, migrations, publishers
+from iomflow.shared import auth, db, logs, migrations, publishers
 from iomflow.shared.outbox import Outbox, OutboxRelay
 from iomflow.shared.service import Tables
 from iomflow.shared.settings import BaseServiceSettings
@@ -86,7 +86,8 @@ class Admin:
         settings: Callable[[], BaseServiceSettings],
     ) -> None:
         """Serve or migrate, or run an admin command and exit with its status."""
-        if args.command in (None, "serve", "migrate"):
+        logs.configure_command(self.name, args.command)
+        if args.command in logs.SERVICE_COMMANDS:
             serve_main([args.command or "serve"])
             return
         sys.exit(commands[args.command](args, settings()))

@@ -14,9 +14,9 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -148,3 +148,7 @@ def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+Operator = Annotated[Principal, Depends(require("operator"))]
+"""A route parameter: the caller, who holds the ``operator`` role."""

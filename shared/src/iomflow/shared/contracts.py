@@ -35,6 +35,11 @@ class Streams:
     def dlq(stream: str) -> str:
         return f"{stream}.dlq"
 
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        """Every stream of the suite, as declared above (dead-letter streams not included)."""
+        return tuple(value for name, value in vars(cls).items() if name.isupper())
+
 
 # --- the envelope --------------------------------------------------------------------------
 

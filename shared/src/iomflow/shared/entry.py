@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from fastapi import FastAPI
 
-from iomflow.shared import migrations
+from iomflow.shared import logs, migrations
 from iomflow.shared.service import serve
 from iomflow.shared.settings import BaseServiceSettings
 
@@ -28,9 +28,7 @@ def service_main(
         )
         parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
         args = parser.parse_args(argv)
-        logging.basicConfig(
-            level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
-        )
+        logs.configure_command(name, args.command)
         settings = settings_cls()
         if args.command == "migrate":
             url = settings.resolved_database_url()

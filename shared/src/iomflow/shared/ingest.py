@@ -10,46 +10,49 @@ it may send. A request is checked in this order, and a refusal is answered with 
 1. a key of an active publisher (``Authorization: Bearer`` or ``X-API-Key``):
    401 ``unauthenticated`` / ``invalid_key``;
 2. the publisher's rate, events per minute in a fixed window counted in Redis (replicas
-   share it; every request counts, a batch counts each of its events):
+   share it; every request counts, a batch counts each of its events; the events of a
+   request refused for the rate, or for our stream being unavailable, are given back):
    429 ``rate_limited`` with ``Retry-After``;
 3. the body's size (``IOMFLOW_INGEST_MAX_BYTES``; a batch holds at most ``BATCH_MAX``):
    413 ``too_large``; JSON: 422 ``invalid_json``;
 4. each event's type in the publisher's list: 403 ``type_not_allowed``; a type this service
    ingests: 422 ``type_not_ingested``;
-5. the envelope and the payload against the contract, exactly as the stream consumer checks
-   them: 422 ``invalid_event`` with ``errors`` (``loc`` of each field; a batch's start with
-   the event's index). ``source`` is the publisher's id, never taken from the body.
+5. the envelope (``contracts.Envelope``) and the payload against the contract, exactly as
+   the stream consumer checks them (``wire.decode``): 422 ``invalid_event`` with ``errors``
+   (``loc`` of each field; a batch's start with the event's index). ``source`` is the
+   publisher's id, never taken from the body; ``version`` is by default the type's current.
 
-A batch is all or nothing. An accepted event is appended to the service's inbound stream
-with the request's trace context (the consumer's span continues the HTTP request's trace)
-and processed like any other entry: the consumer's inbox dedupes on ``event_id``, so posting
-an event again is safe. Every request, accepted or refused, leaves rows in ``ingest_audit``,
-written in their own transaction.
+A batch is all or nothing: its events are appended in one MULTI/EXEC. An accepted event is
+appended to the inbound stream whose subscription applies its type (the service's consumer
+reads it), with the request's trace context (the consumer's span continues the HTTP
+request's trace), and processed like any other entry: the consumer's inbox dedupes on
+``event_id``, so posting an event again is safe. Every request, accepted or refused, leaves
+rows in ``ingest_audit``, written in their own transaction after the answer is decided: an
+audit that fails after the append is logged (ids only), and the events are still accepted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from opentelemetry import propagate, trace
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import (
-    insert,
-    select,
-)
+from sqlalchemy import insert, select
 
 from iomflow.shared import wire
-from iomflow.shared.auth import Principal, hash_key, presented_key, require
-from iomflow.shared.contracts import INBOUND_TYPES, Event
+from iomflow.shared.auth import Operator, hash_key, presented_key
+from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, Envelope, Event, event_version
 from iomflow.shared.errors import ApiError
 from iomflow.shared.publishers import (
     IngestTables,
@@ -59,6 +62,9 @@ from iomflow.shared.publishers import (
     list_publishers,
 )
 from iomflow.shared.service import Runtime, RuntimeDep, SessionDep, get_runtime
+from iomflow.shared.streams import Subscription
+
+log = logging.getLogger(__name__)
 
 WINDOW_S = 60
 BATCH_MAX = 500
@@ -66,66 +72,86 @@ clock: Callable[[], float] = time.time
 """Wall clock of the rate windows (tests hold it still)."""
 
 
+def rate_keys(service: str) -> str:
+    """The prefix of a service's rate counters: what its Redis ACL user may touch (with
+    INCRBY — a refusal gives its count back with a negative one — and EXPIRE, in MULTI/EXEC)."""
+    return f"iomflow:ratelimit:{service}:"
+
+
 def rate_key(service: str, publisher_id: str, window: int) -> str:
-    """The Redis counter of one publisher's window: the prefix is what the services' ACLs
-    allow, with INCRBY (a refusal gives its count back with a negative one) and EXPIRE, in
-    MULTI/EXEC."""
-    return f"iomflow:ratelimit:{service}:{publisher_id}:{window}"
+    """The Redis counter of one publisher's window."""
+    return f"{rate_keys(service)}{publisher_id}:{window}"
 
 
 # --- the request -----------------------------------------------------------------------------
 
 
-class EventIn(BaseModel):
-    """One event as a publisher posts it: the stream entry's envelope, ``data`` as an object.
+def inbound_streams(
+    subscriptions: Mapping[str, Subscription], types: Iterable[str]
+) -> dict[str, str]:
+    """Each of ``types`` -> the stream whose subscription applies it (``subscriptions``:
+    a consumer's, stream -> subscription): where a posted event of the type is appended, so
+    that the service's own consumer processes it like any other entry."""
+    found: dict[str, str] = {}
+    for type_ in types:
+        streams = sorted(s for s, sub in subscriptions.items() if type_ in sub.handlers)
+        if len(streams) != 1:
+            raise LookupError(f"{type_} is applied from {streams or 'no stream'}: one expected")
+        found[type_] = streams[0]
+    return found
 
-    ``source`` is taken from the publisher's key; if the body has it, it must be the same.
-    """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "event_id": "6f1c2a9e-1d2b-4c3d-9e8f-0a1b2c3d4e5f",
-                    "type": "diagnostics.result.submitted",
-                    "version": 1,
-                    "occurred_at": "2026-10-05T09:30:00+08:00",
-                    "subject": "t-000123",
-                    "data": {
-                        "teacher_id": "t-000123",
-                        "instrument": "self_diagnosis",
-                        "campaign_id": "2026-autumn",
-                        "scores": {"digital": 70},
-                    },
-                }
-            ]
-        },
+def body_schema(types: Iterable[str]) -> dict[str, Any]:
+    """JSON Schema of one posted event: the contract's ``Envelope`` as a publisher posts it
+    (``type`` one of ``types``, ``source`` optional, ``version`` by default the type's
+    current one), with an example of each type taken from its contract."""
+    types = sorted(types)
+    schema = Envelope.model_json_schema()
+    props = schema["properties"]
+    props["type"] = {**props["type"], "description": "An event type this service ingests"}
+    props["type"]["enum"] = types
+    props["version"] = {
+        **{k: v for k, v in props["version"].items() if k != "default"},
+        "description": "Contract version of the payload; by default the type's current one",
+    }
+    props["source"] = {
+        **props["source"],
+        "description": "Optional: the publisher of the key; if given, it must be the same",
+    }
+    props["data"] = {
+        **props["data"],
+        "description": "The payload: docs/contracts/<type>.schema.json",
+    }
+    schema["required"] = [name for name in schema["required"] if name != "source"]
+    schema["title"] = "PostedEvent"
+    schema["description"] = (
+        "One event as a publisher posts it: the stream entry's envelope with data as an "
+        "object. source is the publisher of the key."
     )
-
-    event_id: uuid.UUID = Field(description="Assigned by the publisher; the dedupe key")
-    type: str = Field(min_length=1, max_length=200, description="An inbound event type")
-    version: int = Field(default=1, ge=1, description="Contract version of the payload")
-    occurred_at: datetime
-    subject: str = Field(min_length=1, max_length=200, description="Pseudonymous id")
-    data: dict[str, Any] = Field(description="The payload (docs/contracts/<type>.schema.json)")
-    source: str | None = Field(
-        default=None, description="Optional; if given, must be the publisher's id"
-    )
-
-
-Posted = tuple[dict[str, str], Event[Any]]
-"""An accepted item: its stream entry fields (without trace context) and its event."""
+    schema["examples"] = [
+        {
+            "event_id": "6f1c2a9e-1d2b-4c3d-9e8f-0a1b2c3d4e5f",
+            "type": type_,
+            "version": event_version(type_),
+            "occurred_at": "2026-10-05T09:30:00+08:00",
+            "subject": example.get("teacher_id", "t-000123"),
+            "data": example,
+        }
+        for type_ in types
+        for example in EVENT_TYPES[type_].model_json_schema().get("examples", [])[:1]
+    ]
+    return schema
 
 
 def validate(
     item: Any, publisher_id: str, prefix: Sequence[str | int] = ()
-) -> tuple[Posted | None, list[dict[str, Any]]]:
-    """The entry a posted item makes, or the errors (``loc`` under ``prefix``).
+) -> tuple[Event[Any] | None, list[dict[str, Any]]]:
+    """The event a posted item is, or the errors (``loc`` under ``prefix``).
 
-    The envelope is checked as JSON (typed fields, no unknown ones); the entry is then read
-    by ``wire.decode``, the consumer's own check, so what is accepted here is processed
-    there (version and payload against the contract)."""
+    The item is checked as JSON by the contract's ``Envelope`` (typed fields, no unknown
+    ones); the stream entry it makes is then read by ``wire.decode``, the consumer's own
+    check, so what is accepted here is processed there (version and payload against the
+    contract)."""
     if not isinstance(item, dict):
         return None, [{"loc": list(prefix), "msg": "expected an object", "type": "dict_type"}]
     errors: list[dict[str, Any]] = []
@@ -140,38 +166,36 @@ def validate(
             }
         )
     try:
-        envelope = EventIn.model_validate(item)
+        envelope = Envelope.model_validate({**item, "source": publisher_id})
     except ValidationError as exc:
         return None, errors + wire.validation_errors(exc, prefix)
     if errors:
         return None, errors
-    fields = {
-        "event_id": str(envelope.event_id),
-        "type": envelope.type,
-        "version": str(envelope.version),
-        "source": publisher_id,
-        "occurred_at": envelope.occurred_at.isoformat(),
-        "subject": envelope.subject,
+    version = envelope.version if "version" in item else event_version(envelope.type)
+    entry = {
+        **envelope.model_dump(mode="json", exclude={"data"}),
+        "version": str(version),
         "data": json.dumps(envelope.data, ensure_ascii=False),
     }
     try:
-        event = wire.decode(fields)
+        return wire.decode(entry), []
     except wire.BadEntry as exc:
-        # Payload errors are located in data; the envelope's own (version) where they are.
+        # The envelope has passed: what fails now is its version, or else the payload.
         under = [*prefix, "data"] if exc.reason == "validation failed" else list(prefix)
         return None, [{**err, "loc": [*under, *err.get("loc", [])]} for err in exc.errors]
-    return (fields, event), []
 
 
 @dataclass
 class _Call:
-    """One ingestion request: who, from where; refusals are audited, then raised."""
+    """One ingestion request: who, from where, what it counted against the publisher's
+    rate; refusals are audited, then raised."""
 
     runtime: Runtime
     tables: IngestTables
     remote_addr: str | None
     key_hint: str | None = None
     publisher_id: str | None = None
+    counted: list[tuple[str, int]] = field(default_factory=list)  # (rate key, events)
 
     async def audit(self, rows: Sequence[dict[str, Any]]) -> None:
         now = datetime.now(UTC)
@@ -275,9 +299,11 @@ async def _take(call: _Call, publisher: Publisher, count: int) -> None:
         pipe.expire(key, 2 * WINDOW_S)
         taken, _ = await pipe.execute()
         if taken <= limit:
+            call.counted.append((key, count))
             return
-        await redis.incrby(key, -count)  # refused events do not use the window up
+        await _give_back(redis, key, count)  # refused events do not use the window up
     except RedisError as exc:
+        await _refund(call)  # what a batch's request counted before
         raise await _unavailable(call, exc) from exc
     retry = max(1, math.ceil((window + 1) * WINDOW_S - now))
     raise await call.refuse(
@@ -289,6 +315,27 @@ async def _take(call: _Call, publisher: Publisher, count: int) -> None:
         limit=limit,
         retry_after=retry,
     )
+
+
+async def _give_back(redis: Redis, key: str, count: int) -> None:
+    """Take ``count`` events off a window's counter.
+
+    Apart from the count (it is known only after it): cancelled in between (the client
+    gone), the count stays until the window's EXPIRE ends it. EXPIRE again so that a
+    counter gone meanwhile does not come back without one."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.incrby(key, -count)
+    pipe.expire(key, 2 * WINDOW_S)
+    await pipe.execute()
+
+
+async def _refund(call: _Call) -> None:
+    """Give back all the request counted: our outage must not use the publisher's rate.
+    Best effort: Redis has just failed; if it fails again the count stays for the window."""
+    for key, count in call.counted:
+        with contextlib.suppress(RedisError):
+            await _give_back(call.runtime.redis, key, count)
+    call.counted.clear()
 
 
 async def _unavailable(call: _Call, exc: Exception) -> ApiError:
@@ -336,7 +383,7 @@ async def _ingest(
     call: _Call,
     publisher: Publisher,
     items: list[Any],
-    accepts: Mapping[str, str],
+    accepts: Sequence[str],
     batch: bool,
 ) -> list[dict[str, str]]:
     """Check every item, append them all or none; what was appended."""
@@ -377,13 +424,13 @@ async def _ingest(
                 accepted=sorted(accepts),
                 **where(i),
             )
-    posted: list[Posted] = []
+    events: list[Event[Any]] = []
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
-        entry, problems = validate(item, publisher.publisher_id, [i] if batch else [])
+        event, problems = validate(item, publisher.publisher_id, [i] if batch else [])
         errors += problems
-        if entry is not None:
-            posted.append(entry)
+        if event is not None:
+            events.append(event)
     if errors:
         first = errors[0]["loc"][0] if batch and errors[0]["loc"] else 0
         raise await call.refuse(
@@ -400,8 +447,8 @@ async def _ingest(
             errors=errors[:100],
         )
 
-    events = [event for _, event in posted]
-    streams = sorted({accepts[e.type] for e in events})
+    inbound = inbound_streams(call.runtime.consumer.subscriptions, accepts)
+    streams = sorted({inbound[e.type] for e in events})
     with call.runtime.tracer.start_as_current_span(
         f"{streams[0]} publish" if len(streams) == 1 else "ingest publish",
         kind=trace.SpanKind.PRODUCER,
@@ -412,33 +459,42 @@ async def _ingest(
             "iomflow.publisher": publisher.publisher_id,
         },
     ):
-        trace_fields: dict[str, str] = {}
-        propagate.inject(trace_fields)  # the consumer's span continues this request's trace
-        carried = {k: v for k, v in trace_fields.items() if k in wire.TRACE_FIELDS}
-        entries = [(accepts[event.type], {**fields, **carried}) for fields, event in posted]
+        context: dict[str, str] = {}
+        propagate.inject(context)  # the consumer's span continues this request's trace
+        entries = [(inbound[e.type], wire.encode(e, context)) for e in events]
         try:
-            entry_ids = await wire.xadd_many(call.runtime.redis, entries)
+            entry_ids = await wire.xadd_many(call.runtime.redis, entries, transaction=True)
         except RedisError as exc:
+            await _refund(call)
             raise await _unavailable(call, exc) from exc
-    await call.audit(
-        [
-            {
-                "outcome": Outcome.ACCEPTED.value,
-                "status": 202,
-                "event_type": e.type,
-                "event_id": str(e.event_id),
-                "detail": f"{stream} {entry_id}",
-            }
-            for e, (stream, _), entry_id in zip(events, entries, entry_ids, strict=True)
-        ]
-    )
-    return [
+    appended = [
         {"event_id": str(e.event_id), "type": e.type, "stream": stream, "entry_id": entry_id}
         for e, (stream, _), entry_id in zip(events, entries, entry_ids, strict=True)
     ]
+    try:
+        await call.audit(
+            [
+                {
+                    "outcome": Outcome.ACCEPTED.value,
+                    "status": 202,
+                    "event_type": a["type"],
+                    "event_id": a["event_id"],
+                    "detail": f"{a['stream']} {a['entry_id']}",
+                }
+                for a in appended
+            ]
+        )
+    except Exception:
+        # The events are on the stream: a 500 now would tell the publisher they were not.
+        log.exception(
+            "ingest audit failed for %d accepted events of publisher %s (they are on %s): %s",
+            len(appended),
+            publisher.publisher_id,
+            ", ".join(streams),
+            ", ".join(f"{a['event_id']} ({a['entry_id']})" for a in appended),
+        )
+    return appended
 
-
-Operator = Annotated[Principal, Depends(require("operator"))]
 
 ERRORS = {
     401: {"description": "No key, or a key unknown or revoked (unauthenticated, invalid_key)"},
@@ -450,17 +506,18 @@ ERRORS = {
 }
 
 
-def ingestion_router(tables: IngestTables, accepts: Mapping[str, str]) -> APIRouter:
-    """``POST /v1/events`` (and ``/v1/events/batch``) for ``accepts``: event type -> the
-    inbound stream it is appended to; ``GET /v1/ingest/audit`` and ``/v1/ingest/publishers``
-    for operators."""
-    unknown = sorted(set(accepts) - set(INBOUND_TYPES))
+def ingestion_router(tables: IngestTables, accepts: Iterable[str]) -> APIRouter:
+    """``POST /v1/events`` (and ``/v1/events/batch``) for the inbound event types
+    ``accepts``, each appended to the stream whose subscription applies it (the service's
+    consumer reads it); ``GET /v1/ingest/audit`` and ``/v1/ingest/publishers`` for
+    operators."""
+    types = sorted(set(accepts))
+    unknown = sorted(set(types) - set(INBOUND_TYPES))
     if unknown:
         raise ValueError(f"not inbound event types: {unknown}")
-    accepts = dict(accepts)
     router = APIRouter(prefix="/v1", tags=["ingestion"])
-    one = EventIn.model_json_schema()
-    kinds = ", ".join(sorted(accepts))
+    one = body_schema(types)
+    kinds = ", ".join(types)
 
     def start(request: Request) -> _Call:
         return _Call(get_runtime(request), tables, request.client.host if request.client else None)
@@ -481,7 +538,7 @@ def ingestion_router(tables: IngestTables, accepts: Mapping[str, str]) -> APIRou
         publisher = await _authenticate(call, request)
         await _take(call, publisher, 1)
         body = await _read(call, request)
-        [accepted] = await _ingest(call, publisher, [body], accepts, batch=False)
+        [accepted] = await _ingest(call, publisher, [body], types, batch=False)
         return {**accepted, "source": publisher.publisher_id}
 
     @router.post(
@@ -534,7 +591,7 @@ def ingestion_router(tables: IngestTables, accepts: Mapping[str, str]) -> APIRou
             )
         if len(body) > 1:
             await _take(call, publisher, len(body) - 1)  # the request counted the first
-        accepted = await _ingest(call, publisher, body, accepts, batch=True)
+        accepted = await _ingest(call, publisher, body, types, batch=True)
         return {"accepted": len(accepted), "source": publisher.publisher_id, "events": accepted}
 
     @router.get("/ingest/audit", summary="Ingestion audit: who sent what, and the answer")

@@ -61,6 +61,11 @@ _SCRUBS = (
     (re.compile(r"input_value=.*?(?=, input_type=)"), f"input_value={_HIDDEN}"),
     # SQLAlchemy: "[parameters: ('Иванов', ...)]" (one line, possibly long)
     (re.compile(r"\[parameters: .*?\](?=\n|$)", re.MULTILINE), f"[parameters: {_HIDDEN}]"),
+    # PostgreSQL (asyncpg): "DETAIL:  Key (teacher_id)=(t-1) already exists."
+    (
+        re.compile(r"(Key \(.*?\)=)\(.*?\)(?= (?:already exists|is not present|conflicts))"),
+        rf"\1({_HIDDEN})",
+    ),
 )
 
 
@@ -192,12 +197,12 @@ def configure(service: str, default: str = "json", default_level: str = "INFO") 
     handler.setFormatter(formatter(service, fmt))
     level_name = (os.environ.get("IOMFLOW_LOG_LEVEL") or default_level).strip().upper()
     logging.basicConfig(level=level_name, handlers=[handler], force=True)
-    logging.getLogger("uvicorn.access").addFilter(_ACCESS_FILTER)
-    _configured.update(service=service, format=fmt)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessFilter) for f in access.filters):
+        access.addFilter(AccessFilter())
+    _configured.update(service=service, format=fmt, level=level_name)
     return fmt
 
-
-_ACCESS_FILTER = AccessFilter()
 
 SERVICE_COMMANDS = (None, "serve", "migrate")
 
@@ -215,21 +220,18 @@ def configured() -> bool:
     return bool(_configured)
 
 
+def level() -> str:
+    """The level ``configure`` chose (``INFO`` before it ran)."""
+    return _configured.get("level", "INFO")
+
+
 def uvicorn_log_config() -> dict[str, Any]:
     """Uvicorn's ``log_config``: its loggers keep no handlers of their own and pass their
-    records to the root handler ``configure`` set up (so they come out in the same format)."""
+    records to the root handler ``configure`` set up (so they come out in the same format),
+    at the level it chose; the access filter ``configure`` installed stays."""
+    logger = {"handlers": [], "level": level(), "propagate": True}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"access": {"()": AccessFilter}},
-        "loggers": {
-            "uvicorn": {"handlers": [], "level": "INFO", "propagate": True},
-            "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
-            "uvicorn.access": {
-                "handlers": [],
-                "level": "INFO",
-                "propagate": True,
-                "filters": ["access"],
-            },
-        },
+        "loggers": {name: dict(logger) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
     }

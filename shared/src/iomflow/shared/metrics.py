@@ -74,8 +74,6 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 EXCLUDED_PATHS = ("/metrics", "/health/")
 """Paths not counted in the HTTP measures (nor traced: see ``service.py``)."""
 
-OUTCOMES = ("applied", "duplicate", "skipped", "failed", "dead_lettered")
-
 
 def event_type_label(type_: str) -> str:
     """A contract's type as it is; anything else (a publisher's typo) as ``unknown``, so a

@@ -22,14 +22,7 @@ from iomflow.shared.wire import as_text
 
 LAG_SCAN_LIMIT = 10_000
 
-ALL_STREAMS = (
-    Streams.REGISTRY,
-    Streams.RESULTS_INBOUND,
-    Streams.COURSES_INBOUND,
-    Streams.DIAGNOSTICS,
-    Streams.ROUTES,
-    Streams.MONITORING,
-)
+ALL_STREAMS = Streams.all()
 """Every stream of the suite (dead-letter streams are ``Streams.dlq`` of these)."""
 
 

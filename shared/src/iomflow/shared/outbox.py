@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,12 +87,14 @@ class Outbox:
         )
 
     async def stage_entry(
-        self, session: AsyncSession, stream: str, event_id: str, type_: str, fields: dict[str, str]
+        self, session: AsyncSession, stream: str, type_: str, fields: dict[str, str]
     ) -> None:
-        """Stage entry fields as they are (e.g. a dead letter a service writes itself)."""
+        """Stage entry fields as they are (e.g. a dead letter a service writes itself). The
+        row gets an id of its own: the same event may be dead-lettered again after a replay,
+        its ``event_id`` field is kept as it was."""
         await session.execute(
             insert(self.table).values(
-                event_id=event_id,
+                event_id=str(uuid.uuid4()),
                 stream=stream,
                 type=type_,
                 fields=fields,

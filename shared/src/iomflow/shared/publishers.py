@@ -34,7 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.shared.auth import hash_key
-from iomflow.shared.contracts import INBOUND_TYPES
 
 KEY_PREFIX = "iomfp_"
 """Publisher keys start with it (API keys of people start with ``iomf_``)."""
@@ -117,8 +116,9 @@ def _new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def check_types(types: Iterable[str], allowed: Iterable[str] = INBOUND_TYPES) -> list[str]:
-    """The types, sorted and unique, if each may be ingested; ValueError otherwise."""
+def check_types(types: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """The types, sorted and unique, if each is ``allowed`` (what the service ingests);
+    ValueError otherwise."""
     chosen = sorted({t.strip() for t in types if t.strip()})
     allowed = set(allowed)
     unknown = [t for t in chosen if t not in allowed]
@@ -138,9 +138,11 @@ async def add_publisher(
     *,
     name: str | None = None,
     rate_per_minute: int | None = None,
-    allowed: Iterable[str] = INBOUND_TYPES,
+    allowed: Iterable[str],
 ) -> str | None:
-    """Register a publisher; its key (shown once, not stored), or None if the id is taken."""
+    """Register a publisher; its key (shown once, not stored), or None if the id is taken.
+
+    ``types`` must be among ``allowed``: the types the service ingests (its ``INGESTS``)."""
     if not PUBLISHER_ID.match(publisher_id):
         raise ValueError("код издателя: латинские буквы, цифры, «.», «_», «-», до 100 знаков")
     if rate_per_minute is not None and rate_per_minute < 1:
@@ -196,9 +198,10 @@ async def change_publisher(
     types: Iterable[str] | None = None,
     rate_per_minute: int | None = None,
     default_rate: bool = False,
-    allowed: Iterable[str] = INBOUND_TYPES,
+    allowed: Iterable[str],
 ) -> bool:
-    """Change an active publisher's types or rate (``default_rate``: the service's)."""
+    """Change an active publisher's types (among ``allowed``, as for ``add_publisher``) or
+    rate (``default_rate``: the service's)."""
     values: dict[str, Any] = {}
     if types is not None:
         values["event_types"] = check_types(types, allowed)

@@ -419,6 +419,6 @@ def serve(app: FastAPI, settings: BaseServiceSettings) -> None:
         app,
         host=settings.http_host,
         port=settings.http_port,
-        log_level="info",
+        log_level=logs.level().lower(),
         log_config=logs.uvicorn_log_config(),
     )

@@ -231,7 +231,8 @@ class Consumer:
     ) -> tuple[list[str], list[str]]:
         applied: list[str] = []
         duplicates: list[str] = []
-        async with self.sessions() as session, session.begin():
+        timings: list[tuple[str, float]] = []  # recorded once committed: a failed fast path
+        async with self.sessions() as session, session.begin():  # is timed again, isolated
             fresh = await inbox.record_many(
                 session, self.inbox_table, self.group, [e.event_id for _, _, e, _ in todo]
             )
@@ -243,10 +244,12 @@ class Consumer:
                 fresh.discard(key)  # the same event twice in one batch: once
                 with self._span(stream, entry_id, fields, event):
                     try:
-                        await self._call(stream, handler, session, event)
+                        timings.append((event.type, await self._timed(handler, session, event)))
                     except Exception as exc:
                         raise _BatchFailed from exc
                 applied.append(entry_id)
+        for type_, seconds in timings:
+            self.metrics.handled(stream, type_, seconds)
         return applied, duplicates
 
     async def _apply_isolated(
@@ -266,7 +269,9 @@ class Consumer:
                                 session, self.inbox_table, self.group, event.event_id
                             )
                             if fresh:
-                                await self._call(stream, handler, session, event)
+                                self.metrics.handled(
+                                    stream, event.type, await self._timed(handler, session, event)
+                                )
                     except Rejected as exc:
                         span.set_status(trace.StatusCode.ERROR, str(exc))
                         outcome.rejected[entry_id] = exc
@@ -287,14 +292,11 @@ class Consumer:
                     (applied if fresh else duplicates).append(entry_id)
         return applied, duplicates
 
-    async def _call(
-        self, stream: str, handler: Handler, session: AsyncSession, event: Event[Any]
-    ) -> None:
+    async def _timed(self, handler: Handler, session: AsyncSession, event: Event[Any]) -> float:
+        """Run the handler; the seconds it took."""
         started = time.perf_counter()
-        try:
-            await handler(session, event, self.outbox)
-        finally:
-            self.metrics.handled(stream, event.type, time.perf_counter() - started)
+        await handler(session, event, self.outbox)
+        return time.perf_counter() - started
 
     @contextlib.contextmanager
     def _span(

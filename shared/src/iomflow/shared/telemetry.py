@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
@@ -142,10 +143,24 @@ def metric_exporter() -> MetricExporter | None:
     return OTLPMetricExporter()  # reads the OTEL_EXPORTER_OTLP_* variables itself
 
 
-def read_spans(traces_dir: Path) -> list[dict[str, object]]:
-    """Every span the services wrote under ``traces_dir`` (for the demo and tests)."""
-    spans: list[dict[str, object]] = []
+def iter_spans(traces_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every span the services wrote under ``traces_dir`` (``<service>.jsonl``), file by
+    file, one at a time (the files can be large). A line that is not a JSON object is
+    skipped, wherever it is: the usual one is the last line of a file a running service is
+    still writing, which may end inside a UTF-8 character (hence ``errors="replace"``)."""
     for path in sorted(Path(traces_dir).glob("*.jsonl")):
-        with path.open(encoding="utf-8") as lines:
-            spans.extend(json.loads(line) for line in lines if line.strip())
-    return spans
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    span = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(span, dict):
+                    yield span
+
+
+def read_spans(traces_dir: Path) -> list[dict[str, Any]]:
+    """Every span of ``iter_spans(traces_dir)``, at once (for the demo and tests)."""
+    return list(iter_spans(traces_dir))

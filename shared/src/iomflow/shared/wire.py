@@ -176,9 +176,15 @@ class PlainFieldsFormat(MessageFormat):
         return json.dumps(fields, ensure_ascii=False, default=str).encode(), headers
 
 
-async def xadd_many(redis: Redis, entries: list[tuple[str, dict[str, str]]]) -> list[str]:
-    """Append entries in one pipelined round trip; never trims (unread entries must stay)."""
-    pipe = redis.pipeline(transaction=False)
+async def xadd_many(
+    redis: Redis, entries: list[tuple[str, dict[str, str]]], *, transaction: bool = False
+) -> list[str]:
+    """Append entries in one pipelined round trip; never trims (unread entries must stay).
+
+    ``transaction``: in MULTI/EXEC, so the entries are appended together or, if the
+    connection fails or a command is refused before EXEC (an ACL, say), none of them.
+    Redis does not roll back, so an entry refused *during* EXEC still leaves the others."""
+    pipe = redis.pipeline(transaction=transaction)
     for stream, fields in entries:
         pipe.xadd(stream, fields)  # type: ignore[arg-type]
     return [as_text(entry_id) for entry_id in await pipe.execute()]

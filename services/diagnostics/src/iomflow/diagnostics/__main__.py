@@ -29,7 +29,6 @@ from iomflow.diagnostics import campaigns, domain, exchange, service
 from iomflow.diagnostics.app import INGESTS, create_app, framework_for
 from iomflow.diagnostics.repository import ingest_tables, tables
 from iomflow.diagnostics.settings import Settings
-from iomflow.shared import logs
 from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
 from iomflow.shared.errors import Refused
@@ -172,7 +171,6 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logs.configure_command("diagnostics", args.command)  # JSON for serve (IOMFLOW_LOG_FORMAT)
     ADMIN.main(args, serve_main, COMMANDS, Settings)
 
 

@@ -16,13 +16,12 @@ from pydantic import BaseModel, Field
 
 from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
 from iomflow.shared import inbox
-from iomflow.shared.auth import Principal, require
+from iomflow.shared.auth import Operator
 from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, event_version
 from iomflow.shared.errors import ApiError, Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["diagnostics"])
-Operator = Annotated[Principal, Depends(require("operator"))]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 T = TypeVar("T")
 

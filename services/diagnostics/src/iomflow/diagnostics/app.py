@@ -21,7 +21,9 @@ from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, per
 log = logging.getLogger(__name__)
 
 INGESTS = {"diagnostics.result.submitted": Streams.RESULTS_INBOUND}
-"""What publishers may post over HTTP (POST /v1/events), and the stream it goes to."""
+"""What publishers may post over HTTP (POST /v1/events). The router appends each type to the
+stream whose subscription applies it; the stream is named here too for ``iomflow acl`` (which
+grants the service XADD on it), and tests/test_ingestion.py checks that the two agree."""
 
 
 def framework_for(settings: Settings) -> domain.Framework:
@@ -93,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # results held past their deadline, dead-lettered by the service itself
             (Streams.dlq(Streams.RESULTS_INBOUND), ["diagnostics.result.submitted"]),
         ],
-        routers=[api.router, ingestion_router(ingest_tables, INGESTS)],
+        routers=[api.router, ingestion_router(ingest_tables, list(INGESTS))],
         on_start=on_start,
         background=background,
     )

@@ -327,7 +327,6 @@ async def _dead_letter(
     await ctx.outbox.stage_entry(
         session,
         Streams.dlq(stream),
-        row.event_id,
         row.fields["type"],
         dead_letter_fields(
             row.fields,

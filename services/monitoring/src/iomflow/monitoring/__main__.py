@@ -17,7 +17,6 @@ from iomflow.monitoring import rebuild, repository, views
 from iomflow.monitoring.app import catalogue, create_app
 from iomflow.monitoring.repository import tables
 from iomflow.monitoring.settings import Settings
-from iomflow.shared import logs
 from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
 from iomflow.shared.outbox import Outbox
@@ -72,7 +71,6 @@ COMMANDS = {"rebuild": cmd_rebuild}
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logs.configure_command("monitoring", args.command)  # JSON for serve (IOMFLOW_LOG_FORMAT)
     ADMIN.main(args, serve_main, COMMANDS, Settings)
 
 

@@ -26,7 +26,6 @@ from iomflow.registries.registers import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import TableError, read_table, write_xlsx
-from iomflow.shared import logs
 from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
 from iomflow.shared.outbox import Outbox
@@ -201,7 +200,6 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logs.configure_command("registries", args.command)  # JSON for serve (IOMFLOW_LOG_FORMAT)
     ADMIN.main(args, serve_main, COMMANDS, Settings)
 
 

@@ -26,7 +26,6 @@ from iomflow.routes import domain, lifecycle, service
 from iomflow.routes.app import INGESTS, create_app
 from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
-from iomflow.shared import logs
 from iomflow.shared.admin import Admin
 from iomflow.shared.entry import service_main
 from iomflow.shared.outbox import Outbox
@@ -91,7 +90,6 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logs.configure_command("routes", args.command)  # JSON for serve (IOMFLOW_LOG_FORMAT)
     ADMIN.main(args, serve_main, COMMANDS, Settings)
 
 

@@ -16,14 +16,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iomflow.routes import domain, lifecycle, repository, service
-from iomflow.shared.auth import Principal, require
+from iomflow.shared.auth import Operator, Principal, require
 from iomflow.shared.contracts import StepKind
 from iomflow.shared.errors import Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["routes"])
 Methodist = Annotated[Principal, Depends(require("methodist"))]
-Operator = Annotated[Principal, Depends(require("operator"))]
 
 
 def _ctx(runtime: RuntimeDep) -> service.Routes:

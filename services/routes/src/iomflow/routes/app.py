@@ -31,7 +31,9 @@ INGESTS = {
     "courses.course.enrolled": Streams.COURSES_INBOUND,
     "courses.course.completed": Streams.COURSES_INBOUND,
 }
-"""What publishers may post over HTTP (POST /v1/events), and the stream it goes to."""
+"""What publishers may post over HTTP (POST /v1/events). The router appends each type to the
+stream whose subscription applies it; the stream is named here too for ``iomflow acl`` (which
+grants the service XADD on it), and tests/test_ingestion.py checks that the two agree."""
 
 
 def context(runtime: Runtime) -> service.Routes:
@@ -74,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tables=tables,
         subscriptions=subscriptions,
         publishes=[(Streams.ROUTES, PUBLISHES)],
-        routers=[api.router, ingestion_router(ingest_tables, INGESTS)],
+        routers=[api.router, ingestion_router(ingest_tables, list(INGESTS))],
         background=background,
     )
     return create_service_app(spec, settings)

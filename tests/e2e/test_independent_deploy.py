@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
+import httpx
 import infra
 import pytest
 import redis
@@ -25,6 +28,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+from test_metrics import Scrape
 
 from e2e.test_chain import REGION, get, settled, start_suite, wait_until
 from iomflow.cli.demo import RESULTS_PER_TEACHER, result_entries
@@ -127,6 +131,28 @@ async def schema_of(url: str) -> tuple[str, set[str], set[str], list[tuple[str, 
     return str(revision), columns, indexes, [tuple(row) for row in twice]
 
 
+def metrics(suite: Suite, service: str) -> Scrape:
+    response = httpx.get(f"{suite.url(service)}/metrics", timeout=10)
+    response.raise_for_status()
+    return Scrape(response.text)
+
+
+def routes_group(page: Scrape, name: str) -> float | None:
+    return page.value(name, stream=Streams.DIAGNOSTICS, group="routes")
+
+
+def operator_streams(redis_url: str) -> dict[tuple[str, str], dict[str, object]]:
+    """``iomflow streams --json``, as an operator runs it: (stream, group) -> its stats."""
+    done = subprocess.run(
+        [sys.executable, "-m", "iomflow.cli.main", "streams", "--json", "--redis-url", redis_url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return {(s["stream"], s["group"]): s for s in json.loads(done.stdout)["streams"]}
+
+
 def completed_not_delivered_to_routes(client: redis.Redis) -> list[bytes]:
     """Completed diagnoses on the stream past routes' group's last delivered entry."""
     group = next(g for g in client.xinfo_groups(Streams.DIAGNOSTICS) if g["name"] == b"routes")
@@ -153,6 +179,15 @@ def test_routes_stopped_migrated_and_restarted_catches_up_with_no_loss_and_no_du
     publish(waves[0])
     wait_until(settled(suite, len(waves[0])), "the first wave to settle", within=180)
     routes_before = get(f"{suite.url('routes')}/v1/stats")["routes"]
+    page = metrics(suite, "routes")
+    assert routes_group(page, "iomflow_stream_lag") == 0
+    assert routes_group(page, "iomflow_stream_pending") == 0
+    assert (
+        metrics(suite, "diagnostics").value(
+            "iomflow_stream_dlq_length", stream=Streams.RESULTS_INBOUND
+        )
+        == 0
+    )
 
     # Routes goes down; publishers do not notice. Diagnostics keeps completing diagnoses.
     suite.services["routes"].stop()
@@ -163,6 +198,20 @@ def test_routes_stopped_migrated_and_restarted_catches_up_with_no_loss_and_no_du
         within=180,
     )
     assert len(completed_not_delivered_to_routes(client)) == len(waves[1])
+    # What routes has not read yet is its group's lag, as the operator sees it.
+    waiting = operator_streams(clean_redis)[(Streams.DIAGNOSTICS, "routes")]
+    assert waiting["lag"] >= len(waves[1]) and waiting["pending"] == 0, waiting
+    # A publisher's broken entry meanwhile: dead-lettered by diagnostics, seen in its metrics.
+    client.xadd(Streams.RESULTS_INBOUND, {"event_id": "not-a-uuid", "type": "x"})
+    wait_until(
+        lambda: (
+            metrics(suite, "diagnostics").value(
+                "iomflow_stream_dlq_length", stream=Streams.RESULTS_INBOUND
+            )
+            == 1
+        ),
+        "diagnostics' /metrics to show the dead letter",
+    )
 
     # The admin applies the new migration (a separate step, as a migration Job would), while
     # the third wave is being published.
@@ -200,8 +249,16 @@ def test_routes_stopped_migrated_and_restarted_catches_up_with_no_loss_and_no_du
         if fields[b"type"] == b"routes.route.drafted"
     ]
     assert len(drafted) == len(set(drafted)) == r["routes"]
-    # Nothing waits, nothing is dead.
+    # Nothing waits, nothing is dead: in Redis and in routes' /metrics.
     group = next(g for g in client.xinfo_groups(Streams.DIAGNOSTICS) if g["name"] == b"routes")
     assert int(group["pending"]) == 0
+    page = metrics(suite, "routes")
+    assert routes_group(page, "iomflow_stream_lag") == 0
+    assert routes_group(page, "iomflow_stream_pending") == 0
+    assert routes_group(page, "iomflow_stream_dlq_length") == 0
+    applied = page.value(
+        "iomflow_consumer_entries_total", stream=Streams.DIAGNOSTICS, outcome="applied"
+    )
+    assert applied is not None and applied >= len(waves[1]) + len(waves[2])
     assert client.xlen(Streams.dlq(Streams.DIAGNOSTICS)) == 0
-    assert client.xlen(Streams.RESULTS_INBOUND) == len(teachers) * RESULTS_PER_TEACHER
+    assert client.xlen(Streams.RESULTS_INBOUND) == len(teachers) * RESULTS_PER_TEACHER + 1

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import functools
 import glob
 import importlib.util
@@ -47,7 +46,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +53,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from iomflow.cli.launcher import die_with_parent
 
 __all__ = [
     "PostgresServer",
@@ -154,27 +154,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
         return sock.getsockname()[1]
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """preexec_fn making the child get SIGTERM when we die (Linux only).
-
-    The signal is tied to the forking *thread*, so only use it from the main thread.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return preexec
 
 
 @dataclass(frozen=True)
@@ -438,7 +417,7 @@ class _ProcessRedis(RedisServer):
                 stderr=subprocess.STDOUT,
                 cwd=self._dir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
         deadline = time.monotonic() + 15
         while True:
@@ -739,7 +718,7 @@ class _ProcessPostgres(PostgresServer):
                 cwd=self._dir,
                 env=_child_env(self._dir),
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
                 **_user_kwargs(self._user),
             )
         deadline = time.monotonic() + 60

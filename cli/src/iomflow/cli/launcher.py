@@ -7,6 +7,7 @@ share only Redis.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import shutil
@@ -14,13 +15,36 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 SERVICES = ("registries", "diagnostics", "routes", "monitoring")
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """preexec_fn making the child get SIGTERM when we die (Linux only): a demo killed
+    outright (SIGKILL, a test's timeout) leaves no Redis or service running behind it.
+
+    The signal is tied to the forking *thread*, so only use it from the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return preexec
 
 
 def free_port() -> int:
@@ -84,6 +108,7 @@ class LocalRedis:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl+C reaches us only; we stop them in order
+            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -128,6 +153,7 @@ class ServiceProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl+C reaches us only; we stop them in order
+            preexec_fn=die_with_parent(),
         )
 
     def wait_ready(self, timeout: float = 60) -> None:

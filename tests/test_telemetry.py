@@ -11,6 +11,7 @@ from iomflow.shared.telemetry import (
     JsonlSpanExporter,
     _exporter,
     create_tracer_provider,
+    instrument_sql,
     read_spans,
 )
 
@@ -62,3 +63,31 @@ def test_otel_service_name_overrides_the_default(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "routes-eu")
     provider = create_tracer_provider("routes", None)
     assert provider.resource.attributes["service.name"] == "routes-eu"
+
+
+@pytest.mark.parametrize("services", [1, 2])
+async def test_each_services_sql_is_a_span_of_its_own_provider(
+    tmp_path: Path, services: int
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from sqlalchemy import text
+
+    from iomflow.shared import db
+
+    seen = []
+    for n in range(services):  # several services in one process, each with its own tracer
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path / f'{n}.db'}")
+        instrument_sql(engine, provider)
+        async with engine.connect() as conn:
+            await conn.execute(text("select :answer"), {"answer": 4242})
+        await engine.dispose()
+        seen.append(exporter.get_finished_spans())
+    for spans in seen:
+        statements = [s.attributes.get("db.statement") for s in spans if s.attributes]
+        assert "select ?" in statements, [s.name for s in spans]
+        assert all("4242" not in str(s.attributes) for s in spans)

@@ -23,7 +23,6 @@ from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from faststream.specification import AsyncAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
@@ -45,7 +44,7 @@ from iomflow.shared.metrics import (
 from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
-from iomflow.shared.telemetry import create_tracer_provider
+from iomflow.shared.telemetry import create_tracer_provider, instrument_sql
 from iomflow.shared.wire import PlainFieldsFormat
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
     tracer = provider.get_tracer(f"iomflow.{spec.name}")
     engine = db.create_engine(settings.resolved_database_url())
     if settings.sql_tracing:
-        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
+        instrument_sql(engine, provider)
     sessions = db.sessionmaker(engine)
     redis = Redis.from_url(settings.redis_url)
     broker = RedisBroker(

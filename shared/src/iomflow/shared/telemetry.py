@@ -34,6 +34,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class JsonlSpanExporter(SpanExporter):
@@ -164,3 +165,22 @@ def iter_spans(traces_dir: Path) -> Iterator[dict[str, Any]]:
 def read_spans(traces_dir: Path) -> list[dict[str, Any]]:
     """Every span of ``iter_spans(traces_dir)``, at once (for the demo and tests)."""
     return list(iter_spans(traces_dir))
+
+
+def instrument_sql(engine: AsyncEngine, provider: TracerProvider) -> None:
+    """A span per SQL statement of ``engine``, reported by ``provider`` (statements with
+    their placeholders, never the bound values).
+
+    The instrumentation's ``EngineTracer`` is attached to this one engine. Its
+    ``SQLAlchemyInstrumentor().instrument()`` is not used: it is a process-wide singleton
+    (a second service in the process is not instrumented, and every engine created later
+    is wrapped with the first service's tracer), and 0.66b1 declares SQLAlchemy ``< 2.1``,
+    so on 2.1 it logs an error and instruments nothing. The cursor events it listens to
+    are the same in 2.1 (``tests/test_telemetry.py`` checks the spans).
+    """
+    from opentelemetry.instrumentation.sqlalchemy import __name__ as scope
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    usage = NoOpMeterProvider().get_meter(scope).create_up_down_counter("db.client.connections")
+    EngineTracer(provider.get_tracer(scope), engine.sync_engine, usage)

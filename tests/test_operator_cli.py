@@ -336,28 +336,36 @@ async def test_replay_brings_a_result_through_once_its_campaign_is_opened_with_o
     assert "diagnostics.diagnosis.completed" in by_diagnosis.out
 
 
+async def held_then_expired(
+    svc: Diagnostics, teacher: str, on: datetime
+) -> list[Event[ResultSubmitted]]:
+    """Two results for a teacher the registries do not know: held, then expired on ``on``
+    and dead-lettered as ``unknown_teacher``."""
+    events = two_results(teacher, None)
+    await xadd(svc.redis_url, RESULTS, [wire.encode(e) for e in events])
+    await wait_for(lambda: held(svc, 2), "the results to be held")
+    runtime = svc.app.state.runtime
+    ctx = runtime.extras["diagnostics"]
+    assert await diagnostics_service.expire_held(runtime.sessions, ctx, on) == 2
+    await wait_for(lambda: letters(svc, 2), "the expired results to be dead-lettered")
+    return events
+
+
+async def held(svc: Diagnostics, n: int) -> bool:
+    return (await svc.stats())["held"] == n
+
+
+async def letters(svc: Diagnostics, n: int) -> bool:
+    return len(await svc.dead_letters()) == n
+
+
 async def test_replay_of_a_result_held_for_a_teacher_who_came_too_late_is_applied(
     clean_redis: str, tmp_path: Path, iomflow: Callable[..., Awaitable[Run]]
 ) -> None:
     """A held result was taken into the inbox; expiring it forgets it there, so the
     replay (after the teacher is registered) is applied, not dropped as a duplicate."""
     async with diagnostics(clean_redis, tmp_path, "t-1") as svc:
-        events = two_results("t-late", None)
-        await xadd(clean_redis, RESULTS, [wire.encode(e) for e in events])
-
-        async def held() -> bool:
-            return (await svc.stats())["held"] == 2
-
-        await wait_for(held, "the results to be held")
-        runtime = svc.app.state.runtime
-        ctx = runtime.extras["diagnostics"]
-        later = datetime.now(UTC) + timedelta(days=31)
-        assert await diagnostics_service.expire_held(runtime.sessions, ctx, later) == 2
-
-        async def dead() -> bool:
-            return len(await svc.dead_letters()) == 2
-
-        await wait_for(dead, "the expired results to be dead-lettered")
+        await held_then_expired(svc, "t-late", datetime.now(UTC) + timedelta(days=31))
         listed = await iomflow("dlq", "list", "--redis-url", clean_redis)
         assert "unknown_teacher 2" in listed.out and "t-late" in listed.out
 
@@ -388,34 +396,21 @@ async def test_a_result_replayed_too_early_is_held_and_dead_lettered_again(
     it expires again, dead-lettered again: the second letter is a row of its own in the
     outbox (not refused as the same event), and the expiry after it goes on."""
     async with diagnostics(clean_redis, tmp_path, "t-1") as svc:
-        events = two_results("t-never", None)
-        await xadd(clean_redis, RESULTS, [wire.encode(e) for e in events])
-
-        async def held() -> bool:
-            return (await svc.stats())["held"] == 2
-
-        await wait_for(held, "the results to be held")
-        runtime = svc.app.state.runtime
-        ctx = runtime.extras["diagnostics"]
         later = datetime.now(UTC) + timedelta(days=31)
-        assert await diagnostics_service.expire_held(runtime.sessions, ctx, later) == 2
-
-        async def dead(n: int) -> Callable[[], Awaitable[bool]]:
-            async def check() -> bool:
-                return len(await svc.dead_letters()) == n
-
-            return check
-
-        await wait_for(await dead(2), "the expired results to be dead-lettered")
+        events = await held_then_expired(svc, "t-never", later)
         replayed = await iomflow("dlq", "replay", "--all", "--redis-url", clean_redis)
         assert replayed.code == 0, replayed.out + replayed.err
-        await wait_for(held, "the replayed results to be held again")
+        await wait_for(lambda: held(svc, 2), "the replayed results to be held again")
+        runtime = svc.app.state.runtime
         much_later = later + timedelta(days=31)
-        assert await diagnostics_service.expire_held(runtime.sessions, ctx, much_later) == 2
-        await wait_for(await dead(2), "the results to be dead-lettered again")
-        letters = await svc.dead_letters()
-        assert sorted(d["event_id"] for d in letters) == sorted(str(e.event_id) for e in events)
-        assert {d["dlq_reason"] for d in letters} == {"unknown_teacher"}
+        expired = await diagnostics_service.expire_held(
+            runtime.sessions, runtime.extras["diagnostics"], much_later
+        )
+        assert expired == 2
+        await wait_for(lambda: letters(svc, 2), "the results to be dead-lettered again")
+        again = await svc.dead_letters()
+        assert sorted(d["event_id"] for d in again) == sorted(str(e.event_id) for e in events)
+        assert {d["dlq_reason"] for d in again} == {"unknown_teacher"}
 
 
 # --- two consumer groups on one stream ----------------------------------------------------

@@ -3,19 +3,17 @@ PostgreSQL. Outside publishers write with ``redis-cli XADD``; one diagnosis is o
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import infra
 import pytest
 import redis
 
@@ -128,21 +126,6 @@ def settled(suite: Suite, diagnosed: int) -> Callable[[], bool]:
         )
 
     return check
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def chain(request: pytest.FixtureRequest, clean_redis: str, tmp_path: Path) -> Iterator[Suite]:
-    databases: dict[str, str] = {}
-    if request.param == "postgresql":
-        server = request.getfixturevalue("postgres_server")
-        for name in ("registries", "diagnostics", "routes", "monitoring"):
-            db_name = infra.unique_database_name(f"e2e_{name}")
-            databases[name] = asyncio.run(server.create_database(db_name))
-    suite = start_suite(tmp_path, clean_redis, databases)
-    try:
-        yield suite
-    finally:
-        suite.stop()
 
 
 def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(

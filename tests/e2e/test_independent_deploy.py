@@ -16,13 +16,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
 import httpx
-import infra
-import pytest
 import redis
 from alembic import command
 from alembic.config import Config
@@ -30,7 +27,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from test_metrics import Scrape
 
-from e2e.test_chain import REGION, get, settled, start_suite, wait_until
+from e2e.test_chain import REGION, get, settled, wait_until
 from iomflow.cli.demo import RESULTS_PER_TEACHER, result_entries
 from iomflow.cli.launcher import Suite
 from iomflow.shared.contracts import Streams
@@ -74,22 +71,6 @@ def migrations_with_a_new_revision(tmp: Path) -> tuple[Path, str]:
     assert head is not None
     (target / "versions" / f"{NEW_REVISION}.py").write_text(_new_migration(head))
     return target, head
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def suite(request: pytest.FixtureRequest, clean_redis: str, tmp_path: Path) -> Iterator[Suite]:
-    databases: dict[str, str] = {}
-    if request.param == "postgresql":
-        server = request.getfixturevalue("postgres_server")
-        for name in ("registries", "diagnostics", "routes", "monitoring"):
-            databases[name] = asyncio.run(
-                server.create_database(infra.unique_database_name(f"deploy_{name}"))
-            )
-    running = start_suite(tmp_path, clean_redis, databases)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def routes_database_url(suite: Suite) -> str:
@@ -165,8 +146,9 @@ def completed_not_delivered_to_routes(client: redis.Redis) -> list[bytes]:
 
 
 def test_routes_stopped_migrated_and_restarted_catches_up_with_no_loss_and_no_duplicate(
-    suite: Suite, clean_redis: str, tmp_path: Path
+    chain: Suite, clean_redis: str, tmp_path: Path
 ) -> None:
+    suite = chain  # the four services on SQLite, then on PostgreSQL (e2e/conftest.py)
     client = redis.Redis.from_url(clean_redis)
     teachers = [t["teacher_id"] for t in REGION["teachers"]][:90]
     waves = [teachers[:30], teachers[30:60], teachers[60:]]

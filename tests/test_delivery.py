@@ -7,7 +7,7 @@ import asyncio
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,28 +16,32 @@ from faststream.redis import RedisBroker
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
-from sqlalchemy import Column, String, Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import Column, String, Table, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from iomflow.shared import db, wire
 from iomflow.shared.contracts import (
     Event,
     MunicipalityUpserted,
+    RecordRemoved,
     Streams,
     new_event,
 )
+from iomflow.shared.errors import Rejected
 from iomflow.shared.outbox import Outbox, OutboxRelay
 from iomflow.shared.service import Tables
 from iomflow.shared.streams import (
     Consumer,
     DeliverySettings,
-    Rejected,
     Subscription,
     ensure_group,
 )
+from iomflow.shared.unit import Deps, Unit
 
 STREAM = "test.events"
+ECHO = "test.echoes"
 TYPE = "registry.municipality.upserted"
+REMOVED = "registry.municipality.removed"
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Bench:
     effects: Table
     tables: Tables
     url: str
+    calls: list[list[str]]
 
     async def effect_count(self, subject: str | None = None) -> int:
         query = select(func.count()).select_from(self.effects)
@@ -103,12 +108,29 @@ async def bench(clean_redis: str, database_url: str) -> AsyncIterator[Bench]:
     outbox = Outbox(tables.outbox)
     sessions = db.sessionmaker(engine)
 
-    async def handle(session: AsyncSession, ev: Event[Any], out: Outbox) -> None:
-        if ev.subject.startswith("boom"):
-            raise RuntimeError(f"handler cannot apply {ev.subject}")
-        if ev.subject.startswith("never"):
-            raise Rejected(f"{ev.subject} breaks a rule")
-        await session.execute(insert(effects).values(event_id=str(ev.event_id), subject=ev.subject))
+    calls: list[list[str]] = []
+
+    async def handle(events: Sequence[Event[Any]], deps: Deps[Any]) -> None:
+        calls.append([ev.subject for ev in events])
+        rows = []
+        for ev in events:
+            if ev.subject.startswith("boom"):
+                raise RuntimeError(f"handler cannot apply {ev.subject}")
+            if ev.subject.startswith("never-raised"):
+                raise Rejected(f"{ev.subject} breaks a rule")
+            if ev.subject.startswith("never"):
+                deps.reject(ev, Rejected(f"{ev.subject} breaks a rule", "breaks_a_rule"))
+                continue
+            rows.append({"event_id": str(ev.event_id), "subject": ev.subject})
+            deps.stage(ECHO, event(f"echo-{ev.subject}"), cause=ev)
+        if rows:  # one multi-row statement for the batch
+            await deps.session.execute(insert(effects), rows)
+
+    async def removed(events: Sequence[Event[Any]], deps: Deps[Any]) -> None:
+        calls.append([f"removed {ev.payload.record_id}" for ev in events])
+        await deps.session.execute(
+            delete(effects).where(effects.c.subject.in_([ev.payload.record_id for ev in events]))
+        )
 
     consumer = Consumer(
         group="testers",
@@ -118,13 +140,13 @@ async def bench(clean_redis: str, database_url: str) -> AsyncIterator[Bench]:
         inbox_table=tables.inbox,
         outbox=outbox,
         tracer=tracer,
-        subscriptions=[Subscription(STREAM, {TYPE: handle})],
+        subscriptions=[Subscription(STREAM, {TYPE: handle, REMOVED: removed})],
         settings=DeliverySettings(
             batch_size=50, poll_ms=50, max_deliveries=3, reclaim_idle_ms=100, reclaim_interval_s=0.1
         ),
     )
     relay = OutboxRelay(outbox, sessions, redis, tracer, batch=100, poll_s=0.05)
-    yield Bench(redis, engine, consumer, outbox, relay, effects, tables, clean_redis)
+    yield Bench(redis, engine, consumer, outbox, relay, effects, tables, clean_redis, calls)
     await redis.aclose()
     await engine.dispose()
 
@@ -235,12 +257,96 @@ async def test_one_failing_entry_does_not_sink_its_batch(bench: Bench) -> None:
 
 async def test_rejected_event_is_dead_lettered_at_once(bench: Bench) -> None:
     await bench.consumer.ensure_groups()
-    await xadd(bench.redis, event("never-1"), event("m-3"))
+    await xadd(bench.redis, event("never-raised-1"), event("m-3"))
     await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
     (dead,) = await bench.dlq()
     assert dead["dlq_reason"] == "rejected" and "breaks a rule" in dead["dlq_error"]
     assert await bench.effect_count("m-3") == 1
     assert await bench.pending() == 0
+
+
+async def test_an_event_the_handler_rejects_costs_only_itself_and_its_replay_applies(
+    bench: Bench,
+) -> None:
+    await bench.consumer.ensure_groups()
+    refused = event("never-1")
+    await xadd(bench.redis, event("m-4"), refused, event("m-5"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 2 and len(outcome.rejected) == 1
+    # one call for the whole batch: the rejection did not send it entry by entry
+    assert bench.calls == [["m-4", "never-1", "m-5"]]
+    (dead,) = await bench.dlq()
+    assert dead["dlq_reason"] == "breaks_a_rule" and dead["subject"] == "never-1"
+    assert await bench.pending() == 0
+    # never applied, so not in the inbox: the same event again is applied, not a duplicate
+    renamed = event("m-fixed")
+    fixed = wire.encode(refused) | {"subject": "m-fixed", "data": wire.encode(renamed)["data"]}
+    await xadd(bench.redis, fixed)
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 1 and not outcome.duplicates
+    assert await bench.effect_count("m-fixed") == 1
+
+
+async def test_a_batch_is_one_call_per_run_of_one_type_in_stream_order(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    gone = new_event(REMOVED, RecordRemoved(record_id="m-7"), source="test", subject="m-7")
+    await xadd(bench.redis, event("m-6"), event("m-7"), gone, event("m-7"), event("m-8"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 5
+    assert bench.calls == [["m-6", "m-7"], ["removed m-7"], ["m-7", "m-8"]]
+    assert await bench.effect_count("m-7") == 1  # upserted, removed, upserted again
+
+
+async def test_a_failing_entry_sends_its_batch_entry_by_entry(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    await xadd(bench.redis, event("m-9"), event("boom-2"), event("m-10"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert bench.calls == [["m-9", "boom-2", "m-10"], ["m-9"], ["boom-2"], ["m-10"]]
+    assert len(outcome.applied) == 2 and len(outcome.failed) == 1
+    # what the failed fast path staged is gone; the isolated entries staged theirs once
+    async with bench.engine.connect() as conn:
+        staged = (await conn.execute(select(bench.tables.outbox.c.fields))).scalars().all()
+    assert sorted(f["subject"] for f in staged) == ["echo-m-10", "echo-m-9"]
+
+
+async def test_events_staged_in_a_batch_go_into_the_outbox_in_one_statement(
+    bench: Bench,
+) -> None:
+    await bench.consumer.ensure_groups()
+    await xadd(bench.redis, *[event(f"m-s{i}") for i in range(20)])
+    entries = await read_as(bench, "tester-1")
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    from sqlalchemy import event as sa_event
+
+    sa_event.listen(bench.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        outcome = await bench.consumer.process(STREAM, entries)
+    finally:
+        sa_event.remove(bench.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(outcome.applied) == 20
+    writes = [
+        s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+    # the inbox, the effects, the outbox: one statement each for the 20 entries
+    assert len(writes) == 3, writes
+
+
+async def test_a_unit_of_work_writes_what_it_staged_only_when_it_flushes(bench: Bench) -> None:
+    sessions = db.sessionmaker(bench.engine)
+    async with sessions() as session, session.begin():
+        unit = Unit(session, bench.outbox)
+        unit.stage(STREAM, event("m-u1"), event("m-u2"))
+        assert unit.staged == 2
+        unit.discard()
+        unit.stage(STREAM, event("m-u3"))
+        assert await unit.flush() == 1 and unit.staged == 0
+    assert await bench.relay.publish_pending() == 1
+    entries = await bench.redis.xrange(STREAM)
+    assert [wire.text_fields(f)["subject"] for _, f in entries] == ["m-u3"]
 
 
 # --- the DLQ and reclaim through the real subscriber --------------------------------------
@@ -398,3 +504,39 @@ async def test_span_per_entry_continues_the_producers_trace(bench: Bench) -> Non
     assert len(spans) == 2
     traced = [s for s in spans if s.context.trace_id == trace_id]
     assert len(traced) == 1 and traced[0].kind == trace.SpanKind.CONSUMER
+
+
+async def test_only_sampled_entries_get_a_span_and_what_they_cause_carries_their_trace(
+    bench: Bench,
+) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bench.consumer.tracer = provider.get_tracer("consumer")
+    await bench.consumer.ensure_groups()
+    sampled = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    unsampled = "00-" + "c" * 32 + "-" + "d" * 16 + "-00"
+    await xadd(
+        bench.redis,
+        wire.encode(event("m-sampled"), {"traceparent": sampled}),
+        wire.encode(event("m-unsampled"), {"traceparent": unsampled}),
+    )
+    await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    spans = [s for s in exporter.get_finished_spans() if s.name == f"{STREAM} process"]
+    assert [f"{s.context.trace_id:032x}" for s in spans] == ["a" * 32]
+    async with bench.engine.connect() as conn:
+        staged = {
+            f["subject"]: f.get("traceparent", "")
+            for f in (await conn.execute(select(bench.tables.outbox.c.fields))).scalars()
+        }
+    # the echo of the sampled entry is a child of its consumer span; the other goes on as
+    # it came (not sampled), so nothing downstream samples it either
+    assert staged["echo-m-sampled"].split("-")[1:3] == [
+        "a" * 32,
+        f"{spans[0].context.span_id:016x}",
+    ]
+    assert staged["echo-m-sampled"].endswith("-01")
+    assert staged["echo-m-unsampled"] == unsampled

@@ -9,7 +9,7 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.shared import db, logs, wire
 from iomflow.shared.contracts import Event, Streams, TeacherUpserted, new_event
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.service import Tables
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
+from iomflow.shared.unit import Deps
 
 STREAM = "test.logs"
 TYPE = "registry.teacher.upserted"
@@ -108,11 +108,12 @@ async def bench(clean_redis: str, tmp_path: Path, captured: io.StringIO) -> Asyn
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
 
-    async def handle(session: AsyncSession, ev: Event[Any], outbox: Outbox) -> None:
-        handler_log.info("applying %s", ev.subject)
-        if ev.subject.startswith("boom"):
-            # A handler's own validation, quoting the value like pydantic does.
-            TeacherUpserted.model_validate(teacher(ev.subject, age_band=SECRET))
+    async def handle(events: Sequence[Event[Any]], deps: Deps[Any]) -> None:
+        for ev in events:
+            handler_log.info("applying %s", ev.subject)
+            if ev.subject.startswith("boom"):
+                # A handler's own validation, quoting the value like pydantic does.
+                TeacherUpserted.model_validate(teacher(ev.subject, age_band=SECRET))
 
     redis = Redis.from_url(clean_redis)
     consumer = Consumer(

@@ -6,7 +6,7 @@ the HTTP requests; monitoring adds its KPIs to the same page."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,18 +19,18 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from sqlalchemy import Column, String, Table, insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.monitoring import views
 from iomflow.monitoring.app import create_app as create_monitoring
 from iomflow.monitoring.settings import Settings as MonitoringSettings
 from iomflow.shared import db, wire
 from iomflow.shared.contracts import Event, MunicipalityUpserted, Streams, new_event
-from iomflow.shared.outbox import Outbox
+from iomflow.shared.errors import Rejected
 from iomflow.shared.service import ServiceSpec, Tables, create_service_app
 from iomflow.shared.settings import BaseServiceSettings
-from iomflow.shared.streams import Rejected, Subscription
+from iomflow.shared.streams import Subscription
 from iomflow.shared.telemetry import create_meter_provider, metric_exporter
+from iomflow.shared.unit import Deps
 
 STREAM = "test.metrics"
 OUT = "test.metrics.out"
@@ -121,19 +121,21 @@ def probe_app(redis_url: str, tmp_path: Path) -> FastAPI:
     tables = Tables(metadata)
     effects = Table("effects", metadata, Column("event_id", String(36), primary_key=True))
 
-    async def handle(session: AsyncSession, ev: Event[Any], outbox: Outbox) -> None:
-        if ev.subject.startswith("boom"):
-            raise RuntimeError("the handler cannot apply it now")
-        if ev.subject.startswith("never"):
-            raise Rejected("it breaks a rule")
-        await session.execute(insert(effects).values(event_id=str(ev.event_id)))
+    async def handle(events: Sequence[Event[Any]], deps: Deps[Any]) -> None:
+        for ev in events:
+            if ev.subject.startswith("boom"):
+                raise RuntimeError("the handler cannot apply it now")
+            if ev.subject.startswith("never"):
+                deps.reject(ev, Rejected("it breaks a rule"))
+                continue
+            await deps.session.execute(insert(effects).values(event_id=str(ev.event_id)))
 
     spec = ServiceSpec(
         name=GROUP,
         title="probe",
         package="iomflow.shared",
         tables=tables,
-        subscriptions=lambda runtime: [Subscription(STREAM, {TYPE: handle})],
+        subscriptions=[Subscription(STREAM, {TYPE: handle})],
         publishes=[(OUT, [TYPE])],
     )
     settings = BaseServiceSettings(

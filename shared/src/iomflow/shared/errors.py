@@ -13,7 +13,16 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from iomflow.shared.streams import Rejected
+
+class Rejected(Exception):
+    """An event that can never be applied (it breaks a rule of the domain, not a transient
+    condition): its entry goes to the dead-letter stream at once, with ``code`` as its
+    ``dlq_reason`` and the message as its ``dlq_error``. A handler passes it to
+    ``deps.reject(event, …)``; raised, it costs its whole batch a retry entry by entry."""
+
+    def __init__(self, message: str, code: str = "rejected") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ApiError(Exception):

@@ -57,3 +57,13 @@ async def forget(session: AsyncSession, table: Table, consumer: str, event_id: s
     await session.execute(
         delete(table).where(table.c.consumer == consumer, table.c.event_id == str(event_id))
     )
+
+
+async def forget_many(
+    session: AsyncSession, table: Table, consumer: str, event_ids: list[str]
+) -> None:
+    """``forget`` for many events, in one statement."""
+    if event_ids:
+        await session.execute(
+            delete(table).where(table.c.consumer == consumer, table.c.event_id.in_(event_ids))
+        )

@@ -14,7 +14,8 @@ exporting reader. The measures (labels in braces):
   ``iomflow_stream_length{stream,group}``, ``iomflow_stream_consumers{stream,group}``;
 - ``iomflow_outbox_backlog{stream}``: staged events not yet published (outbox rows with no
   ``sent_at``); ``iomflow_outbox_published_total``: published by this process's relay;
-- ``iomflow_consumer_handler_duration_seconds{stream,group,type}``: a handler's run;
+- ``iomflow_consumer_handler_duration_seconds{stream,group,type}``: a handler's run (the
+  events of one type in a batch);
   ``iomflow_consumer_batch_size{stream,group}``: entries per processed batch;
   ``iomflow_consumer_entries_total{stream,group,type,outcome}``: outcome one of applied,
   duplicate, skipped, failed, dead_lettered (``type`` is ``unknown`` for an entry whose type
@@ -24,6 +25,8 @@ exporting reader. The measures (labels in braces):
   ``iomflow_http_request_duration_seconds``; ``route`` is the route template
   (``/v1/routes/{route_id}``), ``unmatched`` for paths no route serves. ``/metrics`` and
   ``/health/*`` are not counted.
+- ``iomflow_sql_statements_total``: statements sent to the service's database;
+  ``iomflow_process_cpu_seconds_total``, ``iomflow_process_resident_memory_bytes``;
 - ``iomflow_metrics_source_up{source}``: 1 when the last read of a source (``streams``,
   ``outbox``, or a service's own collector) worked.
 
@@ -36,6 +39,7 @@ templates, status classes.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +59,7 @@ from opentelemetry.sdk.metrics.export import (
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iomflow.shared import telemetry
@@ -63,7 +68,7 @@ from iomflow.shared.ops import GroupStats, stream_stats
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from iomflow.shared.outbox import Outbox, OutboxRelay
 
@@ -90,7 +95,7 @@ class ConsumerMetrics:
         self.handler_duration = meter.create_histogram(
             "iomflow_consumer_handler_duration_seconds",
             unit="s",
-            description="Time a handler took to apply one event",
+            description="Time a handler took to apply a run of events of one type (a batch)",
             explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         )
         self.batch_size = meter.create_histogram(
@@ -163,6 +168,7 @@ class ServiceMetrics:
         self.meter = self.provider.get_meter(f"iomflow.{service}")
         self.sources: Sources | None = None
         self.snapshot = Snapshot()
+        self.sql_statements = 0
         self._observe()
         self.http_requests = self.meter.create_counter(
             "iomflow_http_requests", description="HTTP requests, by route template and status"
@@ -220,11 +226,49 @@ class ServiceMetrics:
             callbacks=[published],
             description="Events published by this process's outbox relay",
         )
+
+        def statements(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(self.sql_statements)]
+
+        def cpu(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(time.process_time())]
+
+        def rss(_: CallbackOptions) -> Iterable[Observation]:
+            found = resident_bytes()
+            return [] if found is None else [Observation(found)]
+
+        self.meter.create_observable_counter(
+            "iomflow_sql_statements",
+            callbacks=[statements],
+            description="SQL statements this process sent to its database (an executemany "
+            "counts once)",
+        )
+        self.meter.create_observable_counter(
+            "iomflow_process_cpu_seconds",
+            callbacks=[cpu],
+            unit="s",
+            description="CPU time of this process, user and system",
+        )
+        self.meter.create_observable_gauge(
+            "iomflow_process_resident_memory_bytes",
+            callbacks=[rss],
+            unit="By",
+            description="Resident memory of this process",
+        )
         self.meter.create_observable_gauge(
             "iomflow_metrics_source_up",
             callbacks=[up],
             description="1 when the last read of the source worked",
         )
+
+    def count_statements(self, engine: AsyncEngine) -> None:
+        """Count every statement ``engine`` sends (``iomflow_sql_statements_total``): what
+        a batch costs in round trips is then visible, and benchmarks read it."""
+
+        def counted(*_: Any) -> None:
+            self.sql_statements += 1
+
+        event.listen(engine.sync_engine, "before_cursor_execute", counted)
 
     async def refresh(self) -> None:
         """Read the stream statistics and the outbox backlog now."""
@@ -283,6 +327,16 @@ class ServiceMetrics:
 
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (Linux ``/proc``), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 class _OtelCollector(Collector):

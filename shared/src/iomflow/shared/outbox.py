@@ -160,8 +160,9 @@ class OutboxRelay:
 
     def _continue_trace(self, stream: str, fields: dict[str, str]) -> dict[str, str]:
         parent = propagate.extract(fields)
-        if not trace.get_current_span(parent).get_span_context().is_valid:
-            return fields
+        context = trace.get_current_span(parent).get_span_context()
+        if not context.is_valid or not context.trace_flags.sampled:
+            return fields  # an unsampled trace goes on unsampled, at no cost
         with self.tracer.start_as_current_span(
             f"{stream} publish",
             context=parent,

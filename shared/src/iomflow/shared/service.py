@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,6 +46,7 @@ from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
 from iomflow.shared.telemetry import create_tracer_provider, instrument_sql
+from iomflow.shared.unit import Deps, utc_now
 from iomflow.shared.wire import PlainFieldsFormat
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,11 @@ class Tables:
         self.api_keys = api_keys_table(self.metadata) if self.auth else None
 
 
+C = TypeVar("C")
+
+
 @dataclass
-class Runtime:
+class Runtime(Generic[C]):
     """Everything a running service holds; reached from handlers and routes."""
 
     settings: BaseServiceSettings
@@ -79,7 +84,19 @@ class Runtime:
     tracer: trace.Tracer
     metrics: ServiceMetrics
     api_keys: Table | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    context: C = None  # type: ignore[assignment]  # the service's own (ServiceSpec.context)
+    clock: Callable[[], datetime] = utc_now
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Deps[C]]:
+        """One transaction as a unit of work: what it stages is written into the outbox
+        before the commit, and the relay is woken after it."""
+        async with self.sessions() as session, session.begin():
+            deps = Deps(session, self.outbox, self.context, self.clock)
+            yield deps
+            await deps.flush()
+        if deps.flushed:
+            self.outbox.wake()
 
 
 @dataclass(frozen=True)
@@ -90,11 +107,14 @@ class ServiceSpec:
     title: str
     package: str  # e.g. "iomflow.routes": its migrations live in <package>/migrations
     tables: Tables
-    subscriptions: Callable[[Runtime], Sequence[Subscription]]
+    subscriptions: Sequence[Subscription]
+    context: Callable[[Runtime[Any]], Any] | None = None
+    """Builds the service's context once (rules, framework, caches), given the runtime;
+    handlers get it as ``deps.ctx``, HTTP routes as ``runtime.context``."""
     publishes: Sequence[tuple[str, Sequence[str]]] = ()  # (stream, event types), for AsyncAPI
     routers: Sequence[APIRouter] = ()
-    on_start: Callable[[Runtime], Any] | None = None
-    background: Callable[[Runtime], Sequence[Coroutine[Any, Any, None]]] | None = None
+    on_start: Callable[[Runtime[Any]], Any] | None = None
+    background: Callable[[Runtime[Any]], Sequence[Coroutine[Any, Any, None]]] | None = None
     """Long-running jobs of the service, started after the consumer, cancelled at stop."""
     collectors: Sequence[tuple[str, ExtraCollector]] = ()
     """The service's own Prometheus collectors for ``/metrics`` (name, builder): each
@@ -118,11 +138,11 @@ STOP_TIMEOUT_S = 15.0
 """How long a stopping service waits for its background tasks and subscribers."""
 
 
-def get_runtime(request: Request) -> Runtime:
+def get_runtime(request: Request) -> Runtime[Any]:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime[Any], Depends(get_runtime)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
@@ -138,11 +158,12 @@ METRICS_REFRESH_S = 15.0
 of ``/metrics`` reads them itself)."""
 
 
-def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
+def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[Any]:
     provider = create_tracer_provider(spec.name, settings.traces_dir)
     metrics = ServiceMetrics(spec.name)
     tracer = provider.get_tracer(f"iomflow.{spec.name}")
     engine = db.create_engine(settings.resolved_database_url())
+    metrics.count_statements(engine)
     if settings.sql_tracing:
         instrument_sql(engine, provider)
     sessions = db.sessionmaker(engine)
@@ -169,7 +190,7 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
         reclaim_idle_ms=settings.reclaim_idle_ms,
         reclaim_interval_s=settings.reclaim_interval_s,
     )
-    runtime = Runtime(
+    runtime: Runtime[Any] = Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -177,12 +198,14 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
         broker=broker,
         outbox=outbox,
         relay=relay,
-        consumer=None,  # type: ignore[arg-type]  # needs the runtime for its handlers
+        consumer=None,  # type: ignore[arg-type]  # set below, with the context
         tracer_provider=provider,
         tracer=tracer,
         metrics=metrics,
         api_keys=spec.tables.api_keys,
     )
+    if spec.context is not None:
+        runtime.context = spec.context(runtime)
     runtime.consumer = Consumer(
         group=spec.name,
         consumer=settings.consumer,
@@ -191,8 +214,10 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime:
         inbox_table=spec.tables.inbox,
         outbox=outbox,
         tracer=tracer,
-        subscriptions=spec.subscriptions(runtime),
+        subscriptions=spec.subscriptions,
         settings=delivery,
+        context=runtime.context,
+        clock=runtime.clock,
         meter=metrics.meter,
     )
     runtime.consumer.attach(broker)
@@ -338,7 +363,7 @@ def _health_router() -> APIRouter:
     return router
 
 
-def asyncapi_document(spec: ServiceSpec, runtime: Runtime) -> dict[str, Any]:
+def asyncapi_document(spec: ServiceSpec, runtime: Runtime[Any]) -> dict[str, Any]:
     """AsyncAPI 3 from the broker's subscribers and publishers, with the event contracts.
 
     FastStream describes the channels and operations; each message's payload is then set to
@@ -412,7 +437,7 @@ def serve(app: FastAPI, settings: BaseServiceSettings) -> None:
     import uvicorn
 
     if not logs.configured():
-        runtime: Runtime = app.state.runtime
+        runtime: Runtime[Any] = app.state.runtime
         logs.configure(runtime.settings.service or settings.service)
     uvicorn.run(
         app,

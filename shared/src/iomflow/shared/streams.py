@@ -6,8 +6,13 @@ FastStream reads new entries (``XREADGROUP``, in batches) and hands them to
 - groups are created by us at ``0`` with ``MKSTREAM`` before consuming, so nothing written
   before the first start is skipped; a group lost to a Redis flush or restart (``NOGROUP``)
   is created again and the stopped subscriber restarted, not hot-looped;
-- a batch shares one transaction, each entry inside its own SAVEPOINT: one failing entry
-  rolls back only itself and stays pending, the others commit and are acknowledged;
+- a batch shares one transaction: its entries are recorded in the inbox in one statement
+  (duplicates end there), each run of consecutive entries of one type goes to its handler
+  as one call (set-based reads and multi-row writes), the events they stage go into the
+  outbox in one statement; if a handler fails, the batch is redone entry by entry, each
+  inside its own SAVEPOINT: one failing entry rolls back only itself and stays pending,
+  the others commit and are acknowledged;
+- an event a handler rejects (``deps.reject``) is dead-lettered with its code at once;
 - an entry that fails validation goes to ``<stream>.dlq`` at once, with the errors;
 - entries left pending (a handler failed, or its consumer died) are claimed again with
   ``XAUTOCLAIM`` after ``reclaim_idle_ms``; after ``max_deliveries`` deliveries an entry
@@ -40,13 +45,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.shared import inbox, logs, wire
 from iomflow.shared.contracts import EVENT_TYPES, Event, Streams
+from iomflow.shared.errors import Rejected
 from iomflow.shared.metrics import ConsumerMetrics
 from iomflow.shared.outbox import Outbox
+from iomflow.shared.unit import Deps, utc_now
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, Event[Any], Outbox], Awaitable[None]]
-"""A handler: (session in the batch transaction, the validated event, the outbox)."""
+Handler = Callable[[Sequence[Event[Any]], Deps[Any]], Awaitable[None]]
+"""A handler: (the batch's events of one type, in stream order; the batch's ``Deps``).
+
+It loads what the whole batch needs in set-based reads, decides per event, writes with
+multi-row statements and stages its events through ``deps`` — all in the batch's
+transaction. An event it can never apply goes to ``deps.reject``; an exception fails the
+batch, which is then redone entry by entry (each entry a batch of one, in a savepoint)."""
 
 Entry = tuple[str, dict[str, str]]
 
@@ -55,14 +67,8 @@ class _BatchFailed(Exception):
     """An entry of the fast path failed: redo the batch entry by entry."""
 
 
-class Rejected(Exception):
-    """Raised by a handler for an event that can never be applied (it breaks a rule of the
-    domain, not a transient condition): the entry goes to the dead-letter stream at once,
-    with ``code`` as its ``dlq_reason`` and the message as its ``dlq_error``."""
-
-    def __init__(self, message: str, code: str = "rejected") -> None:
-        super().__init__(message)
-        self.code = code
+class _RejectedInIsolation(Exception):
+    """A handler rejected the one event of an isolated batch: roll back its savepoint."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,41 @@ def errors_key(stream: str, group: str) -> str:
     return f"iomflow:errors:{stream}:{group}"
 
 
+@dataclass
+class _Todo:
+    """An entry to apply: its id, fields and event, and its trace (set in the fast path)."""
+
+    entry_id: str
+    fields: dict[str, str]
+    event: Event[Any]
+    handler: Handler
+    span: trace.Span | None = None
+    carrier: dict[str, str] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _current(span: trace.Span | None) -> Iterator[None]:
+    """Make a sampled entry's span current while its run is handled (its SQL and log
+    lines join that trace); with none sampled, the batch's own context stays."""
+    if span is None:
+        yield
+        return
+    with trace.use_span(span, end_on_exit=False):
+        yield
+
+
+def runs(todo: Sequence[_Todo]) -> list[list[_Todo]]:
+    """Consecutive entries of one type, in stream order: each run is one handler call, so
+    a teacher upserted then removed (or two results of one teacher) apply in their order."""
+    out: list[list[_Todo]] = []
+    for item in todo:
+        if out and out[-1][0].event.type == item.event.type:
+            out[-1].append(item)
+        else:
+            out.append([item])
+    return out
+
+
 class Consumer:
     """One service's consumer of its subscribed streams, as one member of its group."""
 
@@ -126,6 +167,8 @@ class Consumer:
         tracer: trace.Tracer,
         subscriptions: Sequence[Subscription],
         settings: DeliverySettings,
+        context: Any = None,
+        clock: Callable[[], datetime] = utc_now,
         meter: Meter | None = None,
     ) -> None:
         self.group = group
@@ -137,6 +180,8 @@ class Consumer:
         self.tracer = tracer
         self.subscriptions = {sub.stream: sub for sub in subscriptions}
         self.settings = settings
+        self.context = context
+        self.clock = clock
         self.metrics = ConsumerMetrics(meter, group)  # no-op without a meter
         self._subscribers: dict[str, Any] = {}
 
@@ -175,16 +220,22 @@ class Consumer:
         handle.__name__ = f"consume_{stream.replace('.', '_')}"
         return handle
 
+    def deps(
+        self, session: AsyncSession, traces: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Deps[Any]:
+        """What this consumer's handlers are given, over ``session``."""
+        return Deps(session, self.outbox, self.context, self.clock, traces)
+
     # --- processing ------------------------------------------------------------------
 
     async def process(
         self, stream: str, entries: Sequence[Entry], deliveries: Mapping[str, int] | None = None
     ) -> Outcome:
-        """Apply a batch of entries of one stream: one transaction, a savepoint each."""
+        """Apply a batch of entries of one stream: one transaction, set-based handlers."""
         sub = self.subscriptions[stream]
         outcome = Outcome()
         self.metrics.batch(stream, len(entries))
-        todo: list[tuple[str, dict[str, str], Event[Any], Handler]] = []
+        todo: list[_Todo] = []
         for entry_id, fields in entries:
             type_ = fields.get("type", "")
             if type_ in EVENT_TYPES and type_ not in sub.handlers:
@@ -195,7 +246,7 @@ class Consumer:
             except wire.BadEntry as bad:
                 outcome.dead[entry_id] = bad.describe()
                 continue
-            todo.append((entry_id, fields, event, sub.handlers[event.type]))
+            todo.append(_Todo(entry_id, fields, event, sub.handlers[event.type]))
 
         if todo:
             await self._apply(stream, todo, outcome)
@@ -203,130 +254,163 @@ class Consumer:
         await self._settle(stream, dict(entries), outcome, deliveries or {}, reason="invalid")
         return outcome
 
-    async def _apply(
-        self,
-        stream: str,
-        todo: list[tuple[str, dict[str, str], Event[Any], Handler]],
-        outcome: Outcome,
-    ) -> None:
-        # Fast path: the whole batch in one transaction, one inbox statement, no savepoints.
-        # If any entry fails, it is all rolled back and redone entry by entry in savepoints,
-        # so one bad entry still cannot sink the others.
+    async def _apply(self, stream: str, todo: list[_Todo], outcome: Outcome) -> None:
+        # Fast path: the whole batch in one transaction, one inbox statement, each run of
+        # one type one handler call, one outbox statement. If any handler fails, it is all
+        # rolled back and redone entry by entry in savepoints, so one bad entry still
+        # cannot sink the others.
         try:
-            applied, duplicates = await self._apply_batch(stream, todo)
+            wrote = await self._apply_batch(stream, todo, outcome)
         except _BatchFailed:
-            applied, duplicates = await self._apply_isolated(stream, todo, outcome)
+            wrote = await self._apply_isolated(stream, todo, outcome)
         except Exception as exc:
             log.exception("batch transaction on %s failed", stream)
-            for entry_id, *_ in todo:
-                outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
+            for item in todo:
+                outcome.failed[item.entry_id] = f"{type(exc).__name__}: {exc}"
             return
-        outcome.applied.extend(applied)
-        outcome.duplicates.extend(duplicates)
-        if applied:
+        if wrote:
             self.outbox.wake()
 
-    async def _apply_batch(
-        self, stream: str, todo: list[tuple[str, dict[str, str], Event[Any], Handler]]
-    ) -> tuple[list[str], list[str]]:
-        applied: list[str] = []
-        duplicates: list[str] = []
+    async def _apply_batch(self, stream: str, todo: list[_Todo], outcome: Outcome) -> int:
+        """The batch in one transaction; how many outbox rows it wrote."""
         timings: list[tuple[str, float]] = []  # recorded once committed: a failed fast path
-        async with self.sessions() as session, session.begin():  # is timed again, isolated
-            fresh = await inbox.record_many(
-                session, self.inbox_table, self.group, [e.event_id for _, _, e, _ in todo]
-            )
-            for entry_id, fields, event, handler in todo:
-                key = str(event.event_id)
-                if key not in fresh:
-                    duplicates.append(entry_id)
-                    continue
-                fresh.discard(key)  # the same event twice in one batch: once
-                with self._span(stream, entry_id, fields, event):
-                    try:
-                        timings.append((event.type, await self._timed(handler, session, event)))
-                    except Exception as exc:
-                        raise _BatchFailed from exc
-                applied.append(entry_id)
-        for type_, seconds in timings:
-            self.metrics.handled(stream, type_, seconds)
-        return applied, duplicates
-
-    async def _apply_isolated(
-        self,
-        stream: str,
-        todo: list[tuple[str, dict[str, str], Event[Any], Handler]],
-        outcome: Outcome,
-    ) -> tuple[list[str], list[str]]:
-        applied: list[str] = []
+        fresh_items: list[_Todo] = []  # is timed again, isolated
         duplicates: list[str] = []
         async with self.sessions() as session, session.begin():
-            for entry_id, fields, event, handler in todo:
-                with self._span(stream, entry_id, fields, event) as span:
+            fresh = await inbox.record_many(
+                session, self.inbox_table, self.group, [item.event.event_id for item in todo]
+            )
+            for item in todo:
+                key = str(item.event.event_id)
+                if key not in fresh:
+                    duplicates.append(item.entry_id)
+                    continue
+                fresh.discard(key)  # the same event twice in one batch: once
+                self._trace(stream, item)
+                fresh_items.append(item)
+            deps = self.deps(session, {str(i.event.event_id): i.carrier for i in fresh_items})
+            for run in runs(fresh_items):
+                sampled = next((i.span for i in run if i.span is not None), None)
+                started = time.perf_counter()
+                # A log line of a run of one names its event; of a longer run, the trace of
+                # its sampled entry (if any), whose span is current.
+                scope = (
+                    logs.event_scope(str(run[0].event.event_id))
+                    if len(run) == 1
+                    else contextlib.nullcontext()
+                )
+                try:
+                    with _current(sampled), scope:
+                        await run[0].handler([i.event for i in run], deps)
+                except Exception as exc:
+                    raise _BatchFailed from exc
+                timings.append((run[0].event.type, time.perf_counter() - started))
+            rejected = [i for i in fresh_items if deps.is_rejected(i.event)]
+            if rejected:  # never applied: a replay of its dead letter must not be a duplicate
+                await inbox.forget_many(
+                    session, self.inbox_table, self.group, [str(i.event.event_id) for i in rejected]
+                )
+            wrote = await deps.flush()
+        for type_, seconds in timings:
+            self.metrics.handled(stream, type_, seconds)
+        for item in fresh_items:
+            refused = deps.rejected.get(str(item.event.event_id))
+            if item.span is not None:
+                if refused is not None:
+                    item.span.set_status(trace.StatusCode.ERROR, str(refused))
+                item.span.end()
+            if refused is not None:
+                outcome.rejected[item.entry_id] = refused
+            else:
+                outcome.applied.append(item.entry_id)
+        outcome.duplicates.extend(duplicates)
+        return wrote
+
+    def _trace(self, stream: str, item: _Todo) -> None:
+        """The entry's trace: a span of its own only where it is sampled (the producer's
+        decision, or the sampler's for an entry that came with none); otherwise its
+        context is passed on as it came, so what it causes is not sampled either."""
+        parent = propagate.extract(item.fields)
+        context = trace.get_current_span(parent).get_span_context()
+        if context.is_valid and not context.trace_flags.sampled:
+            item.carrier = {k: item.fields[k] for k in wire.TRACE_FIELDS if k in item.fields}
+            return
+        span = self._entry_span(stream, item, parent, start=False)
+        propagate.inject(item.carrier, context=trace.set_span_in_context(span))
+        item.span = span if span.is_recording() else None
+
+    async def _apply_isolated(self, stream: str, todo: list[_Todo], outcome: Outcome) -> int:
+        wrote = 0
+        async with self.sessions() as session, session.begin():
+            deps = self.deps(session)
+            for item in todo:
+                event = item.event
+                parent = propagate.extract(item.fields)
+                with (
+                    self._entry_span(stream, item, parent, start=True) as span,
+                    logs.event_scope(str(event.event_id)),
+                ):
                     try:
                         async with session.begin_nested():
                             fresh = await inbox.record(
                                 session, self.inbox_table, self.group, event.event_id
                             )
                             if fresh:
+                                started = time.perf_counter()
+                                await item.handler([event], deps)
+                                if deps.is_rejected(event):
+                                    raise _RejectedInIsolation
+                                wrote += await deps.flush()
                                 self.metrics.handled(
-                                    stream, event.type, await self._timed(handler, session, event)
+                                    stream, event.type, time.perf_counter() - started
                                 )
+                    except _RejectedInIsolation:
+                        deps.discard()
+                        refused = deps.rejected[str(event.event_id)]
+                        span.set_status(trace.StatusCode.ERROR, str(refused))
+                        outcome.rejected[item.entry_id] = refused
+                        continue
                     except Rejected as exc:
+                        deps.discard()
                         span.set_status(trace.StatusCode.ERROR, str(exc))
-                        outcome.rejected[entry_id] = exc
+                        outcome.rejected[item.entry_id] = exc
                         continue
                     except Exception as exc:
+                        deps.discard()
                         span.record_exception(exc)
                         span.set_status(trace.StatusCode.ERROR, str(exc))
-                        outcome.failed[entry_id] = f"{type(exc).__name__}: {exc}"
+                        outcome.failed[item.entry_id] = f"{type(exc).__name__}: {exc}"
                         log.warning(
                             "handler failed for %s %s (%s): %s",
                             event.type,
                             event.event_id,
-                            entry_id,
+                            item.entry_id,
                             logs.safe_error(exc),
-                            extra={"stream": stream, "entry_id": entry_id},
+                            extra={"stream": stream, "entry_id": item.entry_id},
                         )
                         continue
-                    (applied if fresh else duplicates).append(entry_id)
-        return applied, duplicates
+                    (outcome.applied if fresh else outcome.duplicates).append(item.entry_id)
+        return wrote
 
-    async def _timed(self, handler: Handler, session: AsyncSession, event: Event[Any]) -> float:
-        """Run the handler; the seconds it took."""
-        started = time.perf_counter()
-        await handler(session, event, self.outbox)
-        return time.perf_counter() - started
-
-    @contextlib.contextmanager
-    def _span(
-        self, stream: str, entry_id: str, fields: Mapping[str, str], event: Event[Any]
-    ) -> Iterator[trace.Span]:
+    def _entry_span(self, stream: str, item: _Todo, parent: Any, *, start: bool) -> Any:
         # One span per entry, child of the producer's span: a diagnosis stays one trace
         # even when its entry was read in a batch (the batch span only links to it).
-        # Log lines written meanwhile carry the event's id (and the span's ids).
-        with (
-            self._entry_span(stream, entry_id, fields, event) as span,
-            logs.event_scope(str(event.event_id)),
-        ):
-            yield span
-
-    def _entry_span(
-        self, stream: str, entry_id: str, fields: Mapping[str, str], event: Event[Any]
-    ) -> Any:
-        return self.tracer.start_as_current_span(
+        event = item.event
+        attributes = {
+            "messaging.system": "redis",
+            "messaging.destination.name": stream,
+            "messaging.consumer.group.name": self.group,
+            "messaging.message.id": str(event.event_id),
+            "iomflow.stream.entry_id": item.entry_id,
+            "iomflow.event.type": event.type,
+            "iomflow.event.subject": event.subject,
+        }
+        opener = self.tracer.start_as_current_span if start else self.tracer.start_span
+        return opener(
             f"{stream} process",
-            context=propagate.extract(fields),
+            context=parent,
             kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "redis",
-                "messaging.destination.name": stream,
-                "messaging.consumer.group.name": self.group,
-                "messaging.message.id": str(event.event_id),
-                "iomflow.stream.entry_id": entry_id,
-                "iomflow.event.type": event.type,
-                "iomflow.event.subject": event.subject,
-            },
+            attributes=attributes,
         )
 
     async def _settle(

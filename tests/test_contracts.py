@@ -368,7 +368,7 @@ def test_parse_lifts_traceparent_into_headers() -> None:
         "message_id": entry["event_id"],
         "correlation_id": entry["event_id"],
     }
-    assert json.loads(body) == entry
+    assert body == b"{}"  # the consumer reads the fields from the raw entry
 
 
 def test_parse_of_json_bytes_as_faststream_passes_them() -> None:
@@ -382,7 +382,7 @@ def test_parse_of_json_bytes_as_faststream_passes_them() -> None:
 def test_parse_without_trace_context_has_no_trace_headers() -> None:
     body, headers = wire.PlainFieldsFormat.parse({"type": "x"})
     assert headers == {}
-    assert json.loads(body) == {"type": "x"}
+    assert body == b"{}"
 
 
 @pytest.mark.parametrize(
@@ -403,7 +403,7 @@ def test_parse_never_raises_on_garbage(garbage: Any, body: bytes) -> None:
 def test_parse_of_non_utf8_fields_replaces_bad_bytes() -> None:
     body, headers = wire.PlainFieldsFormat.parse({b"traceparent": b"\xff"})
     assert headers == {"traceparent": "\ufffd"}
-    assert json.loads(body) == {"traceparent": "\ufffd"}
+    assert body == b"{}"
 
 
 def test_parse_never_raises_on_a_mapping_of_odd_values() -> None:

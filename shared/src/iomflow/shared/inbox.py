@@ -32,9 +32,9 @@ async def record_many(
         {"consumer": consumer, "event_id": str(i), "received_at": now}
         for i in dict.fromkeys(event_ids)
     ]
-    result = await session.execute(
-        insert_ignore(session, table).values(rows).returning(table.c.event_id)
-    )
+    # executemany: the statement compiles once and is cached (SQLAlchemy sends it as one
+    # multi-row INSERT … RETURNING); ``.values(rows)`` would compile anew for every size.
+    result = await session.execute(insert_ignore(session, table).returning(table.c.event_id), rows)
     return {row.event_id for row in result}
 
 

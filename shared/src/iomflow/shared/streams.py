@@ -129,6 +129,17 @@ class _Todo:
     carrier: dict[str, str] = field(default_factory=dict)
 
 
+def _unsampled(traceparent: str) -> bool:
+    """A well-formed W3C ``traceparent`` whose sampled flag is off."""
+    parts = traceparent.split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+        return False
+    try:
+        return not int(parts[3], 16) & 1 and int(parts[1], 16) != 0 and int(parts[2], 16) != 0
+    except ValueError:
+        return False
+
+
 @contextlib.contextmanager
 def _current(span: trace.Span | None) -> Iterator[None]:
     """Make a sampled entry's span current while its run is handled (its SQL and log
@@ -329,15 +340,23 @@ class Consumer:
     def _trace(self, stream: str, item: _Todo) -> None:
         """The entry's trace: a span of its own only where it is sampled (the producer's
         decision, or the sampler's for an entry that came with none); otherwise its
-        context is passed on as it came, so what it causes is not sampled either."""
-        parent = propagate.extract(item.fields)
-        context = trace.get_current_span(parent).get_span_context()
-        if context.is_valid and not context.trace_flags.sampled:
+        context is passed on as it came, so what it causes is not sampled either. Cheap
+        for the unsampled bulk: no propagator runs for them."""
+        given = item.fields.get("traceparent")
+        if given is not None and _unsampled(given):
             item.carrier = {k: item.fields[k] for k in wire.TRACE_FIELDS if k in item.fields}
             return
-        span = self._entry_span(stream, item, parent, start=False)
-        propagate.inject(item.carrier, context=trace.set_span_in_context(span))
-        item.span = span if span.is_recording() else None
+        parent = propagate.extract(item.fields) if given is not None else None
+        span = self.tracer.start_span(
+            f"{stream} process", context=parent, kind=trace.SpanKind.CONSUMER
+        )
+        context = span.get_span_context()
+        if span.is_recording():
+            span.set_attributes(self._attributes(stream, item))
+            item.span = span
+            propagate.inject(item.carrier, context=trace.set_span_in_context(span))
+        else:  # the sampler said no: pass the decision on, with the trace it started
+            item.carrier = {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-00"}
 
     async def _apply_isolated(self, stream: str, todo: list[_Todo], outcome: Outcome) -> int:
         wrote = 0
@@ -395,8 +414,17 @@ class Consumer:
     def _entry_span(self, stream: str, item: _Todo, parent: Any, *, start: bool) -> Any:
         # One span per entry, child of the producer's span: a diagnosis stays one trace
         # even when its entry was read in a batch (the batch span only links to it).
+        opener = self.tracer.start_as_current_span if start else self.tracer.start_span
+        return opener(
+            f"{stream} process",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes=self._attributes(stream, item),
+        )
+
+    def _attributes(self, stream: str, item: _Todo) -> dict[str, str]:
         event = item.event
-        attributes = {
+        return {
             "messaging.system": "redis",
             "messaging.destination.name": stream,
             "messaging.consumer.group.name": self.group,
@@ -405,13 +433,6 @@ class Consumer:
             "iomflow.event.type": event.type,
             "iomflow.event.subject": event.subject,
         }
-        opener = self.tracer.start_as_current_span if start else self.tracer.start_span
-        return opener(
-            f"{stream} process",
-            context=parent,
-            kind=trace.SpanKind.CONSUMER,
-            attributes=attributes,
-        )
 
     async def _settle(
         self,

@@ -146,7 +146,10 @@ def validation_errors(
 
 
 class PlainFieldsFormat(MessageFormat):
-    """FastStream's view of our entries: body = the fields as JSON, headers = trace context.
+    """FastStream's view of our entries: headers = trace context and ids; the body is empty
+    (``{}``) for plain fields, since the consumer reads the entry's own fields from the raw
+    message: turning every entry into JSON for FastStream, which decodes it again, then
+    encodes and decodes the batch of them, costed more than applying a result.
 
     It never raises: an entry that is not ours still becomes a message, and the consumer
     decides (dead-letter) with the full reason.
@@ -163,17 +166,27 @@ class PlainFieldsFormat(MessageFormat):
     @classmethod
     def parse(cls, data: Any) -> tuple[bytes, dict[str, Any]]:
         if isinstance(data, Mapping):
-            fields = {str(as_text(k)): str(as_text(v)) for k, v in data.items()}
-        else:
-            try:
-                fields = {str(k): str(v) for k, v in json.loads(data).items()}
-            except Exception:
-                return bytes(data) if isinstance(data, bytes | bytearray) else b"", {}
-        headers = {key: fields[key] for key in TRACE_FIELDS if key in fields}
-        if "event_id" in fields:
-            headers["message_id"] = fields["event_id"]
-            headers["correlation_id"] = fields["event_id"]
-        return json.dumps(fields, ensure_ascii=False, default=str).encode(), headers
+            headers: dict[str, Any] = {}
+            for key in (*TRACE_FIELDS, "event_id"):
+                value = data.get(key, data.get(key.encode()))
+                if value is not None:
+                    headers[key] = str(as_text(value))
+            return b"{}", _ids(headers)
+        try:
+            fields = {str(k): str(v) for k, v in json.loads(data).items()}
+        except Exception:
+            return bytes(data) if isinstance(data, bytes | bytearray) else b"", {}
+        headers = {key: fields[key] for key in (*TRACE_FIELDS, "event_id") if key in fields}
+        return json.dumps(fields, ensure_ascii=False, default=str).encode(), _ids(headers)
+
+
+def _ids(headers: dict[str, Any]) -> dict[str, Any]:
+    """FastStream's message and correlation ids are the event id."""
+    event_id = headers.pop("event_id", None)
+    if event_id is not None:
+        headers["message_id"] = event_id
+        headers["correlation_id"] = event_id
+    return headers
 
 
 async def xadd_many(

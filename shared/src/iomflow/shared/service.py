@@ -173,6 +173,9 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[A
         message_format=PlainFieldsFormat,
         middlewares=[RedisTelemetryMiddleware(tracer_provider=provider)],
         logger=logging.getLogger(f"iomflow.{spec.name}.broker"),
+        # "Received" / "Processed" for every batch is routine: debug, not info (errors
+        # are still logged as errors).
+        log_level=logging.DEBUG,
     )
     outbox = Outbox(spec.tables.outbox)
     relay = OutboxRelay(

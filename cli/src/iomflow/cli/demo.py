@@ -298,22 +298,38 @@ def result_bodies(
 
 
 def wait_for(
-    what: str, total: int, current: Callable[[], tuple[int, bool]], timeout: float
+    what: str,
+    total: int,
+    current: Callable[[], tuple[int, bool]],
+    timeout: float,
+    rate: Callable[[], tuple[int, str]] | None = None,
 ) -> None:
-    """A progress bar until ``current()`` says done; fails loudly on timeout."""
+    """A progress bar until ``current()`` says done; fails loudly on timeout. ``rate()``
+    gives a count that grows as the work goes (results taken, teachers seen) and its unit:
+    the bar shows how many of them a second."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[speed]}"),
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task(what, total=total)
-        deadline = time.monotonic() + timeout
+        task = progress.add_task(what, total=total, speed="")
+        started = time.monotonic()
+        deadline = started + timeout
+        first: int | None = None
         while True:
             done_count, done = current()
-            progress.update(task, completed=done_count)
+            speed = ""
+            if rate is not None:
+                count, unit = rate()
+                first = count if first is None else first
+                elapsed = time.monotonic() - started
+                if elapsed > 0 and count > first:
+                    speed = f"{(count - first) / elapsed:,.0f} {unit}/с".replace(",", " ")
+            progress.update(task, completed=done_count, speed=speed)
             if done:
                 return
             if time.monotonic() > deadline:
@@ -407,11 +423,14 @@ def _chain(
     received = loaded.json()["received"]
     console.print("Реестры загружены: " + ", ".join(f"{k} {v}" for k, v in received.items()))
 
+    seen_now = [0]
+
     def registries_seen() -> tuple[int, bool]:
         d = _get(client, f"{diag}/v1/stats")
         r = _get(client, f"{routes}/v1/stats")
         m = _get(client, f"{mon}/v1/stats")
         seen = min(d["teachers"], r["teachers"], m["teachers"])
+        seen_now[0] = seen
         done = (
             seen == received["teachers"]
             and r["methodists"] == received["methodists"]
@@ -419,7 +438,13 @@ def _chain(
         )
         return seen, done
 
-    wait_for("Реестры → локальные модели сервисов", received["teachers"], registries_seen, timeout)
+    wait_for(
+        "Реестры → локальные модели сервисов",
+        received["teachers"],
+        registries_seen,
+        timeout,
+        rate=lambda: (seen_now[0], "педагогов"),
+    )
 
     all_ids: list[str] = []
     while len(all_ids) < min(teachers, received["teachers"]):
@@ -469,8 +494,11 @@ def _chain(
                 f"{response.status_code} {response.text[:2000]}"
             )
 
+    taken = [0]
+
     def chain_settled() -> tuple[int, bool]:
         d = _get(client, f"{diag}/v1/stats")
+        taken[0] = d["results"] + d["held"]
         r = _get(client, f"{routes}/v1/stats")
         m = _get(client, f"{mon}/v1/stats")
         done = (
@@ -482,7 +510,13 @@ def _chain(
         )
         return m["diagnosed"], done
 
-    wait_for("Диагностика → маршрут → методист → показатели", len(chosen), chain_settled, timeout)
+    wait_for(
+        "Диагностика → маршрут → методист → показатели",
+        len(chosen),
+        chain_settled,
+        timeout,
+        rate=lambda: (taken[0], "результатов"),
+    )
     kpis = _get(client, f"{mon}/v1/kpis")
     print_kpis(kpis)
     teacher_routes = _get(client, f"{routes}/v1/teachers/{traced}/routes")

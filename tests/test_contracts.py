@@ -499,3 +499,39 @@ def test_methodist_assigned_contract_round_trips() -> None:
     )
     event = new_event("routes.methodist.assigned", payload, source="routes", subject="t")
     assert wire.decode(wire.encode(event)).payload == payload
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("[" * 2000 + "]" * 2000, "data is not JSON"),
+        (
+            '{"teacher_id": "t-1", "instrument": "self_diagnosis", "scores": {"digital": NaN}}',
+            "data is not JSON",
+        ),
+        (
+            '{"teacher_id": "t-1\\u0000", "instrument": "self_diagnosis", "scores": {"digital": 5}}',
+            "NUL character",
+        ),
+    ],
+)
+def test_decode_turns_any_poison_into_a_bad_entry(data: str, reason: str) -> None:
+    entry = {**wire.encode(result_event()), "data": data}
+    with pytest.raises(wire.BadEntry) as caught:
+        wire.decode(entry)
+    assert caught.value.reason == reason
+
+
+def test_a_nul_in_an_envelope_field_is_a_bad_entry() -> None:
+    entry = {**wire.encode(result_event()), "subject": "t-1\x00"}
+    with pytest.raises(wire.BadEntry) as caught:
+        wire.decode(entry)
+    assert caught.value.errors[0]["loc"] == ["subject"]
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul() -> None:
+    entry = wire.encode(result_event())
+    data = json.loads(entry["data"])
+    data["teacher_id"] = "t\\u0000"  # a backslash, then the text u0000
+    event = wire.decode({**entry, "data": json.dumps(data)})
+    assert event.payload.teacher_id == "t\\u0000"

@@ -540,3 +540,27 @@ async def test_only_sampled_entries_get_a_span_and_what_they_cause_carries_their
     ]
     assert staged["echo-m-sampled"].endswith("-01")
     assert staged["echo-m-unsampled"] == unsampled
+
+
+async def test_poison_in_a_batch_costs_only_itself_and_is_invalid_at_once(bench: Bench) -> None:
+    """A payload nested past the parser, a NUL, a NaN: each dead-lettered as invalid in
+    the same pass, the valid entries around them applied (one MULTI, as a publisher might)."""
+    await bench.consumer.ensure_groups()
+    good = wire.encode(event("m-good"))
+    poison = {
+        "nested": {**wire.encode(event("m-deep")), "data": "[" * 2000 + "]" * 2000},
+        "nul": wire.encode(event("m-nul\x00")),
+        "nul_escaped": {**wire.encode(event("m-nul2")), "data": '{"municipality_id": "a\\u0000"}'},
+        "nan": {**wire.encode(event("m-nan")), "data": '{"municipality_id": "x", "name": NaN}'},
+    }
+    pipe = bench.redis.pipeline(transaction=True)
+    for fields in (good, *poison.values(), wire.encode(event("m-good-2"))):
+        pipe.xadd(STREAM, fields)  # type: ignore[arg-type]
+    await pipe.execute()
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 2 and len(outcome.dead) == len(poison)
+    assert await bench.effect_count() == 2
+    dead = await bench.dlq()
+    assert {d["dlq_reason"] for d in dead} == {"invalid"}
+    assert all(d["dlq_deliveries"] == "1" for d in dead)
+    assert await bench.pending() == 0

@@ -172,10 +172,14 @@ def validate(
     if errors:
         return None, errors
     version = envelope.version if "version" in item else event_version(envelope.type)
+    try:
+        data = json.dumps(envelope.data, ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError) as exc:
+        return None, [{"loc": [*prefix, "data"], "msg": str(exc)[:200], "type": "json_invalid"}]
     entry = {
         **envelope.model_dump(mode="json", exclude={"data"}),
         "version": str(version),
-        "data": json.dumps(envelope.data, ensure_ascii=False),
+        "data": data,
     }
     try:
         return wire.decode(entry), []
@@ -368,8 +372,8 @@ async def _read(call: _Call, request: Request) -> Any:
             max_bytes=limit,
         )
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return wire.loads(body)
+    except ValueError as exc:  # not JSON, not UTF-8, NaN, nested too deep
         raise await call.refuse(
             422,
             "invalid_json",

@@ -301,6 +301,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RecursionError, _too_deep)
+    app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(Refused, api_error_handler)
     app.include_router(_health_router())
     app.include_router(_asyncapi_router(spec))
@@ -318,6 +320,33 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
         exclude_spans=["receive", "send"],
     )
     return app
+
+
+async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
+    """A body nested deeper than the parser goes is the client's error, not ours."""
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": "Тело запроса вложено слишком глубоко: такой JSON не принимается.",
+            "code": "invalid_json",
+        },
+    )
+
+
+async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    """A failure of ours: a Russian sentence and a code, never the exception's text, and
+    ``Connection: close`` — the server closes the connection after an unhandled error, so
+    the client is told not to reuse it."""
+    log.error("unhandled error: %s", logs.safe_error(exc), exc_info=exc)
+    return JSONResponse(
+        status_code=500,
+        content={
+            "detail": "Внутренняя ошибка сервиса: запрос не выполнен, повторите позже. "
+            "Если ошибка повторяется, сообщите администратору.",
+            "code": "internal_error",
+        },
+        headers={"Connection": "close"},
+    )
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,8 @@ the message headers, where its telemetry middleware looks for it.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,17 +68,58 @@ def encode(event: Event[Any], trace: Mapping[str, str] | None = None) -> dict[st
     return fields
 
 
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""A ``\u0000`` escape in JSON text (not an escaped backslash followed by ``u0000``)."""
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def loads(text: str | bytes | bytearray) -> Any:
+    """JSON as the contracts take it: NaN and Infinity refused (JSON has no such numbers,
+    and PostgreSQL's JSON refuses them), nesting too deep for the parser is a ValueError
+    like any other bad JSON, not a RecursionError."""
+    try:
+        return json.loads(text, parse_constant=_constant)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deep") from exc
+
+
 def decode(fields: Mapping[str, str]) -> Event[Any]:
-    """Validate an entry against the envelope and its type's contract, or raise BadEntry."""
+    """Validate an entry against the envelope and its type's contract, or raise BadEntry.
+
+    Never raises anything else: whatever an entry holds (any nesting, NUL characters, NaN,
+    any size), the answer is the event or the reason it cannot be one."""
+    try:
+        return _decode(fields)
+    except BadEntry:
+        raise
+    except Exception as exc:  # e.g. RecursionError deep inside validation: still invalid
+        raise BadEntry(
+            "validation failed", [{"loc": [], "msg": f"{type(exc).__name__}", "type": "invalid"}]
+        ) from exc
+
+
+def _decode(fields: Mapping[str, str]) -> Event[Any]:
     missing = [name for name in ENVELOPE_FIELDS if name not in fields and name != "version"]
     if missing:
         raise BadEntry(
             "missing fields",
             [{"loc": [name], "msg": "field required", "type": "missing"} for name in missing],
         )
+    nul = [name for name, value in fields.items() if "\x00" in value]
+    if nul or _NUL_ESCAPE.search(fields["data"]):
+        raise BadEntry(
+            "NUL character",
+            [
+                {"loc": [name], "msg": "NUL (\\u0000) is not allowed in text", "type": "nul"}
+                for name in (nul or ["data"])
+            ],
+        )
     try:
-        data = json.loads(fields["data"])
-    except json.JSONDecodeError as exc:
+        data = loads(fields["data"])
+    except ValueError as exc:  # JSONDecodeError is a ValueError
         raise BadEntry(
             "data is not JSON", [{"loc": ["data"], "msg": str(exc), "type": "json_invalid"}]
         ) from exc
@@ -137,7 +180,9 @@ def validation_errors(
             "type": err["type"],
         }
         value = err.get("input")
-        if value is None or isinstance(value, bool | int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            item["input"] = repr(value)  # JSON (and the HTTP answer) has no NaN
+        elif value is None or isinstance(value, bool | int | float):
             item["input"] = value
         elif isinstance(value, str):
             item["input"] = value[:200]

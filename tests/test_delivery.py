@@ -564,3 +564,15 @@ async def test_poison_in_a_batch_costs_only_itself_and_is_invalid_at_once(bench:
     assert {d["dlq_reason"] for d in dead} == {"invalid"}
     assert all(d["dlq_deliveries"] == "1" for d in dead)
     assert await bench.pending() == 0
+
+
+async def test_a_known_type_on_the_wrong_stream_is_dead_lettered_not_skipped(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    course = {**wire.encode(event("m-x")), "type": "courses.course.completed"}
+    await xadd(bench.redis, course, event("m-right"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 1 and not outcome.skipped
+    (dead,) = await bench.dlq()
+    assert dead["dlq_reason"] == "wrong_stream"
+    assert "iomflow.routes.courses.inbound" in dead["dlq_error"]
+    assert await bench.pending() == 0

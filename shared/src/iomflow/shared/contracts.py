@@ -732,6 +732,26 @@ EVENT_TYPES: dict[str, type[Contract]] = {
 }
 """Event type -> payload model (of the type's current version, ``event_version``)."""
 
+def _stream_of(type_: str) -> str:
+    if type_.startswith("registry."):
+        return Streams.REGISTRY
+    if type_ == "diagnostics.result.submitted":
+        return Streams.RESULTS_INBOUND
+    if type_.startswith("diagnostics."):
+        return Streams.DIAGNOSTICS
+    if type_.startswith("routes."):
+        return Streams.ROUTES
+    if type_.startswith("courses."):
+        return Streams.COURSES_INBOUND
+    if type_.startswith("monitoring."):
+        return Streams.MONITORING
+    raise KeyError(type_)
+
+
+STREAM_OF: dict[str, str] = {type_: _stream_of(type_) for type_ in EVENT_TYPES}
+"""Event type -> the one stream that carries it. A consumer dead-letters a known type
+read from any other stream (``wrong_stream``), never skips it."""
+
 EVENT_VERSIONS: dict[str, int] = {}
 """Event type -> its current contract version, for the types past version 1 (a type not
 listed is at version 1). Raise it for a change that is not backward compatible: see

@@ -44,7 +44,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.shared import inbox, logs, wire
-from iomflow.shared.contracts import EVENT_TYPES, Event, Streams
+from iomflow.shared.contracts import EVENT_TYPES, STREAM_OF, Event, Streams
 from iomflow.shared.errors import Rejected
 from iomflow.shared.metrics import ConsumerMetrics
 from iomflow.shared.outbox import Outbox
@@ -250,7 +250,13 @@ class Consumer:
         for entry_id, fields in entries:
             type_ = fields.get("type", "")
             if type_ in EVENT_TYPES and type_ not in sub.handlers:
-                outcome.skipped.append(entry_id)  # another service's business
+                if STREAM_OF[type_] != stream:  # a publisher's mistake: visible, not skipped
+                    outcome.rejected[entry_id] = Rejected(
+                        f"{type_} is carried by {STREAM_OF[type_]}, not by {stream}",
+                        "wrong_stream",
+                    )
+                else:
+                    outcome.skipped.append(entry_id)  # another service's business
                 continue
             try:
                 event = wire.decode(fields)

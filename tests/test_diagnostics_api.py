@@ -369,10 +369,9 @@ async def test_a_result_held_past_its_deadline_is_dead_lettered_with_its_reason(
     )
     assert reply.json()["status"] == "held"
     runtime = app.state.runtime
-    ctx = runtime.extras["diagnostics"]
-    assert await service.expire_held(runtime.sessions, ctx, datetime.now(UTC)) == 0
+    assert await service.expire_held(runtime.transaction, datetime.now(UTC)) == 0
     later = datetime.now(UTC) + timedelta(days=31)
-    assert await service.expire_held(runtime.sessions, ctx, later) == 1
+    assert await service.expire_held(runtime.transaction, later) == 1
 
     async def dead() -> bool:
         return len(await dead_letters(clean_redis)) == 1

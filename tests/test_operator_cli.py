@@ -345,8 +345,7 @@ async def held_then_expired(
     await xadd(svc.redis_url, RESULTS, [wire.encode(e) for e in events])
     await wait_for(lambda: held(svc, 2), "the results to be held")
     runtime = svc.app.state.runtime
-    ctx = runtime.extras["diagnostics"]
-    assert await diagnostics_service.expire_held(runtime.sessions, ctx, on) == 2
+    assert await diagnostics_service.expire_held(runtime.transaction, on) == 2
     await wait_for(lambda: letters(svc, 2), "the expired results to be dead-lettered")
     return events
 
@@ -403,9 +402,7 @@ async def test_a_result_replayed_too_early_is_held_and_dead_lettered_again(
         await wait_for(lambda: held(svc, 2), "the replayed results to be held again")
         runtime = svc.app.state.runtime
         much_later = later + timedelta(days=31)
-        expired = await diagnostics_service.expire_held(
-            runtime.sessions, runtime.extras["diagnostics"], much_later
-        )
+        expired = await diagnostics_service.expire_held(runtime.transaction, much_later)
         assert expired == 2
         await wait_for(lambda: letters(svc, 2), "the results to be dead-lettered again")
         again = await svc.dead_letters()

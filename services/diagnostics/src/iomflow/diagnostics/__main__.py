@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from iomflow.diagnostics import campaigns, domain, exchange, service
-from iomflow.diagnostics.app import INGESTS, create_app, framework_for
+from iomflow.diagnostics.app import INGESTS, NAME, create_app, framework_for
 from iomflow.diagnostics.repository import ingest_tables, tables
 from iomflow.diagnostics.settings import Settings
 from iomflow.shared.admin import Admin, Printer
@@ -39,8 +39,9 @@ ADMIN = Admin("diagnostics", "iomflow.diagnostics", tables, ingest_tables)
 ROLES = ("operator",)
 
 
-def _context(settings: Settings, outbox: Outbox) -> service.Diagnostics:
-    return service.Diagnostics(framework=framework_for(settings), outbox=outbox)
+def _transactions(settings: Settings, sessions: Any, outbox: Outbox) -> service.Transaction:
+    ctx = service.Diagnostics(framework=framework_for(settings), group=NAME)
+    return service.transactions(sessions, outbox, ctx)
 
 
 def cmd_framework(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,12 +100,11 @@ def cmd_revise(args: argparse.Namespace, settings: Settings) -> int:
     printer = Printer()
 
     async def work(sessions: Any, outbox: Outbox) -> int:
-        ctx = _context(settings, outbox)
-        async with sessions() as session, session.begin():
-            await campaigns.register_framework(session, ctx.framework)
+        transaction = _transactions(settings, sessions, outbox)
+        async with transaction() as deps:
+            await campaigns.register_framework(deps.session, deps.ctx.framework)
         return await service.revise_version(
-            sessions,
-            ctx,
+            transaction,
             args.from_version,
             args.reason,
             progress=lambda done, total: printer("пересчёт диагностик", done, total),
@@ -121,8 +121,7 @@ def cmd_close(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(sessions: Any, outbox: Outbox) -> int:
         return await service.close_campaign(
-            sessions,
-            _context(settings, outbox),
+            _transactions(settings, sessions, outbox),
             args.campaign,
             progress=lambda done, total: printer("завершение диагностик", done, total),
         )

@@ -20,6 +20,7 @@ from iomflow.shared.auth import Operator
 from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, event_version
 from iomflow.shared.errors import ApiError, Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
+from iomflow.shared.unit import Deps
 
 router = APIRouter(prefix="/v1", tags=["diagnostics"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -89,7 +90,7 @@ async def _refusals(work: Coroutine[Any, Any, T]) -> T:
 
 
 def _ctx(runtime: RuntimeDep) -> service.Diagnostics:
-    ctx = runtime.extras["diagnostics"]
+    ctx = runtime.context
     assert isinstance(ctx, service.Diagnostics)
     return ctx
 
@@ -101,9 +102,11 @@ Ctx = Annotated[service.Diagnostics, Depends(_ctx)]
 
 
 @router.post("/results", status_code=202, summary="Submit one instrument's result")
-async def submit(body: ResultCreate, runtime: RuntimeDep, ctx: Ctx) -> dict[str, Any]:
-    """The same checks as on the stream: 422/409 with a code instead of a dead letter; a
-    teacher not yet in the registries: 202 with ``status: held``."""
+async def submit(body: ResultCreate, runtime: RuntimeDep) -> dict[str, Any]:
+    """The same checks as on the stream (the same batch code, a batch of one): 422/409 with
+    a code instead of a dead letter; a teacher not yet in the registries: 202 with
+    ``status: held``."""
+    fields = {name: getattr(body, name) for name in ResultSubmitted.model_fields}
     event = Event[ResultSubmitted](
         event_id=body.event_id or uuid.uuid4(),
         type="diagnostics.result.submitted",
@@ -111,20 +114,32 @@ async def submit(body: ResultCreate, runtime: RuntimeDep, ctx: Ctx) -> dict[str,
         source=body.source,
         occurred_at=datetime.now(UTC),
         subject=body.teacher_id,
-        payload=ResultSubmitted.model_validate(body.model_dump(exclude={"event_id", "source"})),
+        payload=ResultSubmitted.model_construct(  # validated as the body already
+            body.model_fields_set - {"event_id", "source"}, **fields
+        ),
     )
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.transaction() as deps:
         # The stream consumer's own inbox: the same event id via XADD is a duplicate.
         fresh = await inbox.record(
-            session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
+            deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
         )
         if fresh:
-            submission = await _refusals(service.submit_result(session, ctx, event))
-            status, diagnosis = submission.status, submission.diagnosis
+            taken = await service.submit_results([event], deps)
+            refused = deps.rejected.get(str(event.event_id))
+            if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
+                raise ApiError(refused.status, refused.code, refused.detail)
+            submission = taken[str(event.event_id)]
+            status = submission.status
+            diagnosis = (
+                await repository.get_diagnosis(deps.session, submission.diagnosis_id)
+                if submission.diagnosis_id
+                else None
+            )
         else:
             status = "duplicate"
-            diagnosis = await repository.find_diagnosis(session, body.teacher_id, body.campaign_id)
-    runtime.outbox.wake()
+            diagnosis = await repository.find_diagnosis(
+                deps.session, body.teacher_id, body.campaign_id
+            )
     return {
         "event_id": str(event.event_id),
         "status": status,
@@ -214,26 +229,25 @@ async def teacher_diagnoses(teacher_id: str, session: SessionDep) -> list[dict[s
 
 
 async def _command(
-    runtime: RuntimeDep, work: Callable[[Any], Coroutine[Any, Any, Any]]
+    runtime: RuntimeDep, work: Callable[[Deps[service.Diagnostics]], Coroutine[Any, Any, Any]]
 ) -> dict[str, Any]:
-    async with runtime.sessions() as session, session.begin():
-        row = await _refusals(work(session))
-    runtime.outbox.wake()
+    async with runtime.transaction() as deps:
+        row = await _refusals(work(deps))
     return _diagnosis(row)
 
 
 @router.post("/diagnoses/{diagnosis_id}/revise", summary="Re-score with the framework in force")
 async def revise(
-    diagnosis_id: str, body: Reason, runtime: RuntimeDep, ctx: Ctx, _: Operator
+    diagnosis_id: str, body: Reason, runtime: RuntimeDep, _: Operator
 ) -> dict[str, Any]:
-    return await _command(runtime, lambda s: service.revise(s, ctx, diagnosis_id, body.reason))
+    return await _command(runtime, lambda deps: service.revise(deps, diagnosis_id, body.reason))
 
 
 @router.post("/diagnoses/{diagnosis_id}/cancel", summary="Cancel a diagnosis")
 async def cancel(
-    diagnosis_id: str, body: Reason, runtime: RuntimeDep, ctx: Ctx, _: Operator
+    diagnosis_id: str, body: Reason, runtime: RuntimeDep, _: Operator
 ) -> dict[str, Any]:
-    return await _command(runtime, lambda s: service.cancel(s, ctx, diagnosis_id, body.reason))
+    return await _command(runtime, lambda deps: service.cancel(deps, diagnosis_id, body.reason))
 
 
 # --- campaigns -------------------------------------------------------------------------------
@@ -250,9 +264,9 @@ async def _campaign_row(session: SessionDep, campaign_id: str) -> Any:
 async def create_campaign(
     body: CampaignCreate, runtime: RuntimeDep, ctx: Ctx, _: Operator
 ) -> dict[str, Any]:
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.transaction() as deps:
         row = await _refusals(
-            campaigns.create_campaign(session, **body.model_dump(), framework=ctx.framework)
+            campaigns.create_campaign(deps.session, **body.model_dump(), framework=ctx.framework)
         )
     return _campaign(row)
 
@@ -290,10 +304,8 @@ async def progress(campaign_id: str, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/campaigns/{campaign_id}/close", summary="Close: complete what is in")
-async def close_campaign(
-    campaign_id: str, runtime: RuntimeDep, ctx: Ctx, _: Operator
-) -> dict[str, Any]:
-    completed = await _refusals(service.close_campaign(runtime.sessions, ctx, campaign_id))
+async def close_campaign(campaign_id: str, runtime: RuntimeDep, _: Operator) -> dict[str, Any]:
+    completed = await _refusals(service.close_campaign(runtime.transaction, campaign_id))
     return {"campaign_id": campaign_id, "status": "closed", "completed": completed}
 
 
@@ -302,10 +314,10 @@ async def close_campaign(
     summary="Complete one teacher's diagnosis with the evidence that is in",
 )
 async def close_teacher(
-    campaign_id: str, teacher_id: str, runtime: RuntimeDep, ctx: Ctx, _: Operator
+    campaign_id: str, teacher_id: str, runtime: RuntimeDep, _: Operator
 ) -> dict[str, Any]:
     return await _command(
-        runtime, lambda s: service.close_diagnosis(s, ctx, teacher_id, campaign_id)
+        runtime, lambda deps: service.close_diagnosis(deps, teacher_id, campaign_id)
     )
 
 

@@ -33,56 +33,49 @@ def framework_for(settings: Settings) -> domain.Framework:
     return domain.load_framework(Path(str(shipped)))
 
 
-def context(runtime: Runtime) -> service.Diagnostics:
-    ctx = runtime.extras["diagnostics"]
-    assert isinstance(ctx, service.Diagnostics)
-    return ctx
+NAME = "diagnostics"
 
 
-async def on_start(runtime: Runtime) -> None:
-    framework = context(runtime).framework
-    async with runtime.sessions() as session, session.begin():
-        await campaigns.register_framework(session, framework)
-        await campaigns.ensure_default_campaign(session, framework)
+async def on_start(runtime: Runtime[service.Diagnostics]) -> None:
+    framework = runtime.context.framework
+    async with runtime.transaction() as deps:
+        await campaigns.register_framework(deps.session, framework)
+        await campaigns.ensure_default_campaign(deps.session, framework)
 
 
-async def expire_held(runtime: Runtime) -> None:
+async def expire_held(runtime: Runtime[service.Diagnostics]) -> None:
     """Dead-letter results held past their deadline for a teacher who never came."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
 
     async def check() -> None:
-        expired = await service.expire_held(runtime.sessions, context(runtime))
+        expired = await service.expire_held(runtime.transaction)
         if expired:
             log.warning("dead-lettered %d held results: the teachers never came", expired)
 
     await periodic("held results check", settings.hold_check_interval_s, check)
 
 
-def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
+def background(runtime: Runtime[service.Diagnostics]) -> Sequence[Coroutine[Any, Any, None]]:
     return [expire_held(runtime)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     framework = framework_for(settings)
+    hold_for = timedelta(days=settings.hold_days)
 
-    def subscriptions(runtime: Runtime) -> list:  # type: ignore[type-arg]
-        ctx = service.Diagnostics(
-            framework=framework,
-            outbox=runtime.outbox,
-            hold_for=timedelta(days=settings.hold_days),
-            group=settings.service or "diagnostics",
-        )
-        runtime.extras["diagnostics"] = ctx
-        return handlers.subscriptions(ctx)
+    def context(runtime: Runtime[Any]) -> service.Diagnostics:
+        # The consumer group is the service's name (its inbox rows are the group's).
+        return service.Diagnostics(framework, hold_for, group=NAME, tracer=runtime.tracer)
 
     spec = ServiceSpec(
-        name="diagnostics",
+        name=NAME,
         title="iomflow — диагностика профессиональных дефицитов (ЦОПМКПиМКО)",
         package="iomflow.diagnostics",
         tables=tables,
-        subscriptions=subscriptions,
+        subscriptions=handlers.SUBSCRIPTIONS,
+        context=context,
         publishes=[
             (
                 Streams.DIAGNOSTICS,

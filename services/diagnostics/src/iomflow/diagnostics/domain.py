@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -144,12 +145,18 @@ class Framework(BaseModel):
             raise ValueError("the prioritised rule needs a priority list")
         return self
 
-    @property
-    def codes(self) -> set[str]:
-        return {c.code for c in self.competencies}
+    # Worked out once per framework (scoring asks for them per competency and result); not
+    # fields, so neither dumped nor compared.
+    @cached_property
+    def codes(self) -> frozenset[str]:
+        return frozenset(c.code for c in self.competencies)
+
+    @cached_property
+    def by_code(self) -> dict[str, Competency]:
+        return {c.code: c for c in self.competencies}
 
     def competency(self, code: str) -> Competency:
-        return next(c for c in self.competencies if c.code == code)
+        return self.by_code[code]
 
     def weight(self, instrument: Instrument, code: str | None = None) -> float:
         """The instrument's weight, for one competency when it overrides the framework's."""
@@ -202,8 +209,9 @@ def instrument_scores(
     Items count as the share of the points of the items that measure each competency.
     A burnout survey scores the burnout scales, everything else the competencies.
     """
-    known = set(framework.burnout.scales) if instrument is Instrument.BURNOUT_SURVEY else None
-    known = known if known is not None else framework.codes
+    known: Collection[str] = (
+        framework.burnout.scales if instrument is Instrument.BURNOUT_SURVEY else framework.codes
+    )
     points: dict[str, tuple[float, float]] = {}
     for item in items:
         got, most = points.get(item.competency, (0.0, 0.0))
@@ -216,7 +224,7 @@ def instrument_scores(
         )
     merged = {code: round(100 * got / most, 2) for code, (got, most) in points.items()}
     merged.update(scores)
-    unknown = sorted(set(merged) - known)
+    unknown = sorted(code for code in merged if code not in known)
     if unknown:
         what = (
             "шкалы опросника выгорания"

@@ -1,117 +1,94 @@
-"""Stream subscribers of diagnostics: contract in -> use case -> repository + outbox."""
+"""Stream subscribers of diagnostics: batches of contract events -> use cases -> one unit of
+work (set-based reads, multi-row writes, events staged in the same transaction)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Sequence
+from datetime import datetime
 
 from iomflow.diagnostics import repository, service
-from iomflow.shared.contracts import (
-    Event,
-    MunicipalityUpserted,
-    OrganizationUpserted,
-    ProgramUpserted,
-    RecordRemoved,
-    ResultSubmitted,
-    Streams,
-    TeacherUpserted,
-)
-from iomflow.shared.outbox import Outbox
-from iomflow.shared.streams import Handler, Subscription
+from iomflow.diagnostics.service import Diagnostics
+from iomflow.shared import readmodel
+from iomflow.shared.contracts import Event, ResultSubmitted, Streams, TeacherUpserted
+from iomflow.shared.readmodel import ReadModel
+from iomflow.shared.streams import Subscription
+from iomflow.shared.unit import Deps, utc_now
 
 
-async def municipality_upserted(
-    session: AsyncSession, event: Event[MunicipalityUpserted], _: Outbox
+async def results_submitted(
+    events: Sequence[Event[ResultSubmitted]], deps: Deps[Diagnostics]
 ) -> None:
-    m = event.payload
-    await repository.save_read_model(
-        session, "municipality", {"municipality_id": m.municipality_id, "name": m.name}
-    )
+    await service.submit_results(events, deps)
 
 
-async def organization_upserted(
-    session: AsyncSession, event: Event[OrganizationUpserted], _: Outbox
+async def teachers_arrived(
+    events: Sequence[Event[TeacherUpserted]], deps: Deps[Diagnostics]
 ) -> None:
-    o = event.payload
-    await repository.save_read_model(
-        session,
+    """After the teachers' rows are written: take the results held for them."""
+    await service.teachers_arrived(deps, events)
+
+
+def _now(_: TeacherUpserted) -> datetime:
+    return utc_now()
+
+
+READ_MODELS = (
+    ReadModel(
+        "teacher",
+        repository.teachers,
+        "teacher_id",
+        {
+            "teacher_id": "teacher_id",
+            "organization_id": "organization_id",
+            "municipality_id": "municipality_id",
+            "audience": "audience",
+            "subjects": "subjects",
+            "is_manager": "is_manager",
+            "updated_at": _now,
+        },
+        after_upsert=teachers_arrived,
+    ),
+    ReadModel(
+        "municipality",
+        repository.municipalities,
+        "municipality_id",
+        {"municipality_id": "municipality_id", "name": "name"},
+    ),
+    ReadModel(
         "organization",
-        o.model_dump(include={"organization_id", "municipality_id", "name", "kind"}, mode="json"),
-    )
-
-
-async def program_upserted(session: AsyncSession, event: Event[ProgramUpserted], _: Outbox) -> None:
-    p = event.payload
-    await repository.save_read_model(
-        session,
+        repository.organizations,
+        "organization_id",
+        {c: c for c in ("organization_id", "municipality_id", "name", "kind")},
+    ),
+    ReadModel(
         "program",
-        p.model_dump(
-            include={
+        repository.programs,
+        "program_id",
+        {
+            c: c
+            for c in (
                 "program_id",
                 "title",
                 "federal_registry",
                 "competencies",
                 "themes",
                 "audiences",
-            },
-            mode="json",
-        ),
-    )
+            )
+        },
+    ),
+)
+"""The registries' entities diagnostics keeps (teachers: to check and score results;
+the others: for the analytics)."""
 
-
-def removed(entity: str) -> Handler:
-    async def handle(session: AsyncSession, event: Event[RecordRemoved], _: Outbox) -> None:
-        await repository.remove_read_model(session, entity, event.payload.record_id)
-
-    return handle  # type: ignore[return-value]
-
-
-def subscriptions(ctx: service.Diagnostics) -> list[Subscription]:
-    async def teacher_upserted(
-        session: AsyncSession, event: Event[TeacherUpserted], _: Outbox
-    ) -> None:
-        t = event.payload
-        await repository.save_read_model(
-            session,
-            "teacher",
-            {
-                **t.model_dump(
-                    include={
-                        "teacher_id",
-                        "organization_id",
-                        "municipality_id",
-                        "audience",
-                        "subjects",
-                        "is_manager",
-                    },
-                    mode="json",
-                ),
-                "updated_at": datetime.now(UTC),
-            },
-        )
-        await service.teacher_arrived(session, ctx, t.teacher_id)
-
-    async def result_submitted(
-        session: AsyncSession, event: Event[ResultSubmitted], _: Outbox
-    ) -> None:
-        await service.submit_result(session, ctx, event)
-
-    registry: dict[str, Any] = {
-        "registry.teacher.upserted": teacher_upserted,
-        "registry.municipality.upserted": municipality_upserted,
-        "registry.organization.upserted": organization_upserted,
-        "registry.program.upserted": program_upserted,
-        **{f"registry.{entity}.removed": removed(entity) for entity in repository.READ_MODELS},
-    }
-    return [
-        Subscription(
-            Streams.REGISTRY, registry, "Teachers, municipalities, organisations and programs"
-        ),
-        Subscription(
-            Streams.RESULTS_INBOUND,
-            {"diagnostics.result.submitted": result_submitted},
-            "Instrument results written by outside publishers (plain XADD)",
-        ),
-    ]
+SUBSCRIPTIONS = [
+    Subscription(
+        Streams.REGISTRY,
+        readmodel.handlers(READ_MODELS),
+        "Teachers, municipalities, organisations and programs",
+    ),
+    Subscription(
+        Streams.RESULTS_INBOUND,
+        {"diagnostics.result.submitted": results_submitted},
+        "Instrument results written by outside publishers (plain XADD)",
+    ),
+]

@@ -4,7 +4,7 @@ per-competency levels (what the analytics count)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,15 +21,17 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.db import new_metadata
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
 
@@ -77,14 +79,6 @@ programs = Table(
     Column("themes", JSON, nullable=False),
     Column("audiences", JSON, nullable=False),
 )
-
-READ_MODELS = {
-    "teacher": (teachers, "teacher_id"),
-    "municipality": (municipalities, "municipality_id"),
-    "organization": (organizations, "organization_id"),
-    "program": (programs, "program_id"),
-}
-"""Registry entity -> (read model table, its key column)."""
 
 # --- our own data --------------------------------------------------------------------------
 
@@ -185,20 +179,32 @@ levels = Table(
 # --- read models -----------------------------------------------------------------------------
 
 
-async def save_read_model(session: AsyncSession, entity: str, values: dict[str, Any]) -> None:
-    table, key = READ_MODELS[entity]
-    await session.execute(upsert(session, table, values, keys=[key]))
+def _locked(session: AsyncSession, query: Any) -> Any:
+    """``FOR UPDATE`` on PostgreSQL (SQLite has one writer: nothing to lock)."""
+    return query.with_for_update() if session.get_bind().dialect.name == "postgresql" else query
 
 
-async def remove_read_model(session: AsyncSession, entity: str, record_id: str) -> None:
-    table, key = READ_MODELS[entity]
-    await session.execute(delete(table).where(table.c[key] == record_id))
-
-
-async def get_teacher(session: AsyncSession, teacher_id: str) -> Any:
-    return (
-        await session.execute(select(teachers).where(teachers.c.teacher_id == teacher_id))
-    ).first()
+async def teachers_by_id(
+    session: AsyncSession, teacher_ids: Collection[str], *, lock: bool = False
+) -> dict[str, Any]:
+    """The teachers of ``teacher_ids`` the registries announced, by id. ``lock``: their rows
+    are locked (PostgreSQL), in id order, until the transaction ends: two replicas deciding
+    for one teacher then take turns, the second seeing what the first wrote."""
+    if not teacher_ids:
+        return {}
+    query = (
+        select(
+            teachers.c.teacher_id,
+            teachers.c.organization_id,
+            teachers.c.municipality_id,
+            teachers.c.audience,
+            teachers.c.is_manager,
+        )
+        .where(teachers.c.teacher_id.in_(sorted(teacher_ids)))
+        .order_by(teachers.c.teacher_id)
+    )
+    rows = await session.execute(_locked(session, query) if lock else query)
+    return {row.teacher_id: row for row in rows}
 
 
 async def all_rows(session: AsyncSession, table: Table) -> list[Any]:
@@ -231,6 +237,13 @@ async def get_campaign(session: AsyncSession, campaign_id: str) -> Any:
     return (
         await session.execute(select(campaigns).where(campaigns.c.campaign_id == campaign_id))
     ).first()
+
+
+async def campaigns_by_id(session: AsyncSession, campaign_ids: Collection[str]) -> dict[str, Any]:
+    rows = await session.execute(
+        select(campaigns).where(campaigns.c.campaign_id.in_(sorted(campaign_ids)))
+    )
+    return {row.campaign_id: row for row in rows}
 
 
 async def list_campaigns(session: AsyncSession) -> list[Any]:
@@ -323,17 +336,54 @@ async def pending_teachers(session: AsyncSession, campaign_id: str) -> list[str]
 # --- results ---------------------------------------------------------------------------------
 
 
-async def add_result(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(results).values(**values))
+async def add_results(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(results), list(rows))
 
 
-async def external_id_taken(session: AsyncSession, source: str, external_id: str) -> bool:
+async def taken_external_ids(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (source, external id) pairs of ``keys`` a stored result already has."""
+    if not keys:
+        return set()
     found = await session.execute(
-        select(results.c.result_id).where(
-            results.c.source == source, results.c.external_id == external_id
+        select(results.c.source, results.c.external_id).where(
+            results.c.external_id.in_(sorted({e for _, e in keys})),
+            results.c.source.in_(sorted({s for s, _ in keys})),
         )
     )
-    return found.first() is not None
+    return {(row.source, row.external_id) for row in found} & set(keys)
+
+
+async def evidence(
+    session: AsyncSession, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], list[Any]]:
+    """Per (teacher, campaign) of ``pairs``: its results in order of arrival, with what
+    combining them needs (not the payload as submitted)."""
+    if not pairs:
+        return {}
+    rows = await session.execute(
+        select(
+            results.c.teacher_id,
+            results.c.campaign_id,
+            results.c.result_id,
+            results.c.instrument,
+            results.c.expert_id,
+            results.c.scores,
+        )
+        .where(
+            results.c.teacher_id.in_(sorted({t for t, _ in pairs})),
+            results.c.campaign_id.in_(sorted({c for _, c in pairs})),
+        )
+        .order_by(results.c.received_at, results.c.result_id)
+    )
+    out: dict[tuple[str, str], list[Any]] = {pair: [] for pair in pairs}
+    for row in rows:
+        found = out.get((row.teacher_id, row.campaign_id))
+        if found is not None:  # the IN of each column admits pairs not asked for
+            found.append(row)
+    return out
 
 
 async def campaign_results(session: AsyncSession, teacher_id: str, campaign_id: str) -> list[Any]:
@@ -346,13 +396,19 @@ async def campaign_results(session: AsyncSession, teacher_id: str, campaign_id: 
     return list(rows)
 
 
-async def hold(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(held).values(**values))
+async def hold(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(held), list(rows))
 
 
-async def held_for(session: AsyncSession, teacher_id: str) -> list[Any]:
+async def held_for(session: AsyncSession, teacher_ids: Collection[str]) -> list[Any]:
+    """The results held for these teachers, in order of arrival."""
+    if not teacher_ids:
+        return []
     rows = await session.execute(
-        select(held).where(held.c.teacher_id == teacher_id).order_by(held.c.received_at)
+        select(held)
+        .where(held.c.teacher_id.in_(sorted(teacher_ids)))
+        .order_by(held.c.received_at, held.c.event_id)
     )
     return list(rows)
 
@@ -365,7 +421,8 @@ async def held_expired(session: AsyncSession, now: datetime, limit: int = 500) -
 
 
 async def release(session: AsyncSession, event_ids: Sequence[str]) -> None:
-    await session.execute(delete(held).where(held.c.event_id.in_(event_ids)))
+    if event_ids:
+        await session.execute(delete(held).where(held.c.event_id.in_(event_ids)))
 
 
 async def held_rows(session: AsyncSession, offset: int, limit: int) -> list[Any]:
@@ -388,32 +445,65 @@ async def find_diagnosis(session: AsyncSession, teacher_id: str, campaign_id: st
     ).first()
 
 
-async def latest_diagnosis(session: AsyncSession, teacher_id: str) -> Any:
-    return (
-        await session.execute(
-            select(diagnoses).where(diagnoses.c.teacher_id == teacher_id, diagnoses.c.latest)
+async def diagnoses_of(
+    session: AsyncSession, teacher_ids: Collection[str], campaign_ids: Collection[str]
+) -> list[Any]:
+    """The teachers' current diagnoses and their ones in these campaigns (what deciding on
+    their new results needs: status, and the levels a new diagnosis compares with)."""
+    if not teacher_ids:
+        return []
+    rows = await session.execute(
+        select(
+            diagnoses.c.diagnosis_id,
+            diagnoses.c.teacher_id,
+            diagnoses.c.campaign_id,
+            diagnoses.c.status,
+            diagnoses.c.latest,
+            diagnoses.c.competencies,
+        ).where(
+            diagnoses.c.teacher_id.in_(sorted(teacher_ids)),
+            or_(diagnoses.c.latest, diagnoses.c.campaign_id.in_(sorted(campaign_ids))),
         )
-    ).first()
+    )
+    return list(rows)
 
 
-async def add_diagnosis(session: AsyncSession, values: dict[str, Any]) -> None:
+async def diagnoses_by_id(session: AsyncSession, diagnosis_ids: Collection[str]) -> dict[str, Any]:
+    if not diagnosis_ids:
+        return {}
+    rows = await session.execute(
+        select(diagnoses).where(diagnoses.c.diagnosis_id.in_(sorted(diagnosis_ids)))
+    )
+    return {row.diagnosis_id: row for row in rows}
+
+
+async def unset_latest(session: AsyncSession, teacher_ids: Collection[str]) -> None:
+    """These teachers' current diagnoses are current no more (newer ones come)."""
+    if teacher_ids:
+        await session.execute(
+            update(diagnoses)
+            .where(diagnoses.c.teacher_id.in_(sorted(teacher_ids)), diagnoses.c.latest)
+            .values(latest=False)
+        )
+
+
+async def add_diagnoses(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(diagnoses), list(rows))
+
+
+async def replace_diagnoses(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Rewrite diagnoses (each row: ``diagnosis_id`` and the same columns), one statement;
+    their levels are replaced by ``add_levels`` after ``remove_levels``."""
+    if not rows:
+        return
+    columns = [k for k in rows[0] if k != "diagnosis_id"]
     await session.execute(
         update(diagnoses)
-        .where(diagnoses.c.teacher_id == values["teacher_id"], diagnoses.c.latest)
-        .values(latest=False)
+        .where(diagnoses.c.diagnosis_id == bindparam("b_diagnosis_id"))
+        .values({k: bindparam(f"b_{k}") for k in columns}),
+        [{f"b_{k}": v for k, v in row.items()} for row in rows],
     )
-    await session.execute(insert(diagnoses).values(**values, latest=True))
-    await _save_levels(session, values["diagnosis_id"], values["competencies"])
-
-
-async def replace_diagnosis(
-    session: AsyncSession, diagnosis_id: str, values: dict[str, Any]
-) -> None:
-    await session.execute(
-        update(diagnoses).where(diagnoses.c.diagnosis_id == diagnosis_id).values(**values)
-    )
-    await session.execute(delete(levels).where(levels.c.diagnosis_id == diagnosis_id))
-    await _save_levels(session, diagnosis_id, values["competencies"])
 
 
 async def cancel_diagnosis(session: AsyncSession, row: Any, at: datetime, reason: str) -> None:
@@ -438,22 +528,31 @@ async def cancel_diagnosis(session: AsyncSession, row: Any, at: datetime, reason
             )
 
 
-async def _save_levels(
-    session: AsyncSession, diagnosis_id: str, competencies: list[dict[str, Any]]
-) -> None:
-    if competencies:
+def level_rows_of(
+    diagnosis_id: str, competencies: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ``competency_levels`` rows of a diagnosis (what the analytics count)."""
+    return [
+        {
+            "diagnosis_id": diagnosis_id,
+            "code": c["code"],
+            "score": c["score"],
+            "level": c["level"],
+            "deficit": c["level"] in ("critical_deficit", "deficit"),
+        }
+        for c in competencies
+    ]
+
+
+async def add_levels(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(levels), list(rows))
+
+
+async def remove_levels(session: AsyncSession, diagnosis_ids: Collection[str]) -> None:
+    if diagnosis_ids:
         await session.execute(
-            insert(levels),
-            [
-                {
-                    "diagnosis_id": diagnosis_id,
-                    "code": c["code"],
-                    "score": c["score"],
-                    "level": c["level"],
-                    "deficit": c["level"] in ("critical_deficit", "deficit"),
-                }
-                for c in competencies
-            ],
+            delete(levels).where(levels.c.diagnosis_id.in_(sorted(diagnosis_ids)))
         )
 
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from sqlalchemy import Column, String, Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from waiting import wait_for
 
 from iomflow.cli import dlq as dlq_cli
@@ -57,6 +57,7 @@ from iomflow.shared.streams import (
     dead_letter_fields,
 )
 from iomflow.shared.telemetry import create_tracer_provider
+from iomflow.shared.unit import Deps
 
 ADMIN = {"Authorization": "Bearer iomf_test_admin_key"}
 RESULTS = Streams.RESULTS_INBOUND
@@ -462,12 +463,14 @@ async def groups(clean_redis: str, tmp_path: Path) -> AsyncIterator[Groups]:
     consumers = {}
     for group in ("alpha", "beta"):
 
-        async def handle(
-            session: AsyncSession, ev: Event[Any], _: Outbox, group: str = group
-        ) -> None:
-            if group == "beta" and not ready["beta"]:
-                raise Rejected("beta is not ready for it", code="not_ready")
-            await session.execute(insert(effects).values(group=group, event_id=str(ev.event_id)))
+        async def handle(events: Sequence[Event[Any]], deps: Deps[Any], group: str = group) -> None:
+            for ev in events:
+                if group == "beta" and not ready["beta"]:
+                    deps.reject(ev, Rejected("beta is not ready for it", code="not_ready"))
+                    continue
+                await deps.session.execute(
+                    insert(effects).values(group=group, event_id=str(ev.event_id))
+                )
 
         consumers[group] = Consumer(
             group=group,

@@ -84,7 +84,9 @@ class ReadModel:
             if others
             else stmt.on_conflict_do_nothing(index_elements=[self.key])
         )
-        await session.execute(stmt, list(rows.values()))
+        # In key order: row locks are then taken in the order every other batch takes
+        # them (PostgreSQL would otherwise deadlock two batches now and then).
+        await session.execute(stmt, [rows[k] for k in sorted(rows)])
 
     async def delete(self, session: AsyncSession, record_ids: Sequence[str]) -> None:
         if record_ids:

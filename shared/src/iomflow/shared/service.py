@@ -46,7 +46,7 @@ from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
 from iomflow.shared.telemetry import create_tracer_provider, instrument_sql
-from iomflow.shared.unit import Deps, utc_now
+from iomflow.shared.unit import Deps, unit_of_work, utc_now
 from iomflow.shared.wire import PlainFieldsFormat
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,8 @@ class Runtime(Generic[C]):
     async def transaction(self) -> AsyncIterator[Deps[C]]:
         """One transaction as a unit of work: what it stages is written into the outbox
         before the commit, and the relay is woken after it."""
-        async with self.sessions() as session, session.begin():
-            deps = Deps(session, self.outbox, self.context, self.clock)
+        async with unit_of_work(self.sessions, self.outbox, self.context, self.clock) as deps:
             yield deps
-            await deps.flush()
         if deps.flushed:
             self.outbox.wake()
 

@@ -306,6 +306,7 @@ class Consumer:
                 self._trace(stream, item)
                 fresh_items.append(item)
             deps = self.deps(session, {str(i.event.event_id): i.carrier for i in fresh_items})
+            deps.spans.update((str(i.event.event_id), i.span) for i in fresh_items if i.span)
             for run in runs(fresh_items):
                 sampled = next((i.span for i in run if i.span is not None), None)
                 started = time.perf_counter()

@@ -16,14 +16,16 @@ the entry that caused it (the consumer records each entry's trace context).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import propagate
+from opentelemetry.trace import Span
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.shared import wire
 from iomflow.shared.contracts import Event
@@ -126,7 +128,13 @@ class Deps(Unit, Generic[C]):
         super().__init__(session, outbox, clock)
         self.ctx = context
         self.traces: Mapping[str, Mapping[str, str]] = traces or {}
+        self.spans: dict[str, Span] = {}  # the sampled entries' own spans, by event id
         self.rejected: dict[str, Rejected] = {}
+
+    def span_of(self, event: Event[Any]) -> Span | None:
+        """The entry's own span where it is sampled (to name what the event became on it),
+        else None: an unsampled entry has none, and nothing is recorded for it."""
+        return self.spans.get(str(event.event_id))
 
     def trace_of(self, cause: Event[Any] | None) -> dict[str, str]:
         if cause is not None:
@@ -146,3 +154,19 @@ class Deps(Unit, Generic[C]):
     def accepted(self, events: Iterable[Event[Any]]) -> list[Event[Any]]:
         """The events of ``events`` not rejected so far."""
         return [e for e in events if str(e.event_id) not in self.rejected]
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    sessions: async_sessionmaker[AsyncSession],
+    outbox: Outbox,
+    context: C,
+    clock: Callable[[], datetime] = utc_now,
+) -> AsyncIterator[Deps[C]]:
+    """One transaction as a unit of work (what ``Runtime.transaction`` is, for code that
+    runs without a service: admin commands on the service's database). What it staged is
+    written before the commit; publishing is the relay's, whenever the service runs."""
+    async with sessions() as session, session.begin():
+        deps = Deps(session, outbox, context, clock)
+        yield deps
+        await deps.flush()

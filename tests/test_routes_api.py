@@ -267,7 +267,7 @@ def make_app(redis_url: str, tmp_path: Path, database_url: str) -> FastAPI:
             admin_key="iomf_test_admin_key",  # type: ignore[arg-type]
         )
     )
-    app.state.runtime.extras["routes"].today = lambda: TODAY
+    app.state.runtime.context.today = lambda: TODAY
     return app
 
 

@@ -12,14 +12,16 @@ sometimes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.routes import domain, handlers, lifecycle, repository, service
+from iomflow.routes.ledger import Ledger, ledger_of
 from iomflow.shared import migrations
 from iomflow.shared.contracts import (
     Audience,
@@ -34,23 +36,41 @@ from iomflow.shared.contracts import (
 )
 from iomflow.shared.db import create_engine, sessionmaker
 from iomflow.shared.outbox import Outbox
+from iomflow.shared.unit import Deps
+
+T = TypeVar("T")
 
 
 @dataclass
 class Replicas:
     sessions: async_sessionmaker[AsyncSession]
     ctx: service.Routes
-    handlers: dict[str, Any]
+    outbox: Outbox
 
     async def deliver(
         self, type_: str, payload: Contract, session: AsyncSession | None = None
     ) -> None:
+        """One entry through its handler, as the consumer applies a batch of one: in
+        ``session`` (left open) or in a transaction of its own."""
         event = new_event(type_, payload, source="test", subject="s")
         if session is not None:
-            await self.handlers[type_](session, event, self.ctx.outbox)
+            deps = Deps(session, self.outbox, self.ctx)
+            await handlers.HANDLERS[type_]([event], deps)
+            await deps.flush()
             return
         async with self.sessions() as s, s.begin():
-            await self.handlers[type_](s, event, self.ctx.outbox)
+            deps = Deps(s, self.outbox, self.ctx)
+            await handlers.HANDLERS[type_]([event], deps)
+            await deps.flush()
+
+    async def command(self, work: Callable[[Ledger], Awaitable[T]]) -> T:
+        """A command in one transaction, as the HTTP API and the tick run them."""
+        async with self.sessions() as s, s.begin():
+            deps = Deps(s, self.outbox, self.ctx)
+            async with ledger_of(deps) as ledger:
+                result = await work(ledger)
+            await deps.flush()
+        return result
 
     async def seats(self) -> dict[str, tuple[int, int, int]]:
         """methodist -> (load, capacity, open routes it holds)."""
@@ -70,9 +90,8 @@ class Replicas:
 async def replicas(pg_database_url: str) -> AsyncIterator[Replicas]:
     await asyncio.to_thread(migrations.upgrade, "iomflow.routes", pg_database_url)
     engine = create_engine(pg_database_url)
-    ctx = service.Routes(rules=domain.load_rules(), outbox=Outbox(repository.tables.outbox))
-    found = {t: h for sub in handlers.subscriptions(ctx) for t, h in sub.handlers.items()}
-    r = Replicas(sessionmaker(engine), ctx, found)
+    ctx = service.Routes(rules=domain.load_rules())
+    r = Replicas(sessionmaker(engine), ctx, Outbox(repository.tables.outbox))
     for teacher_id in ("t0", "t1", "t2"):
         await r.deliver("registry.teacher.upserted", teacher(teacher_id))
     await r.deliver(
@@ -140,15 +159,18 @@ async def test_a_seat_freed_while_a_replica_queues_a_route_is_taken_at_the_tick(
     queueing = replicas.sessions()
     await queueing.begin()  # replica B: t1's route finds nobody with room, not committed
     await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(1, "t1"), queueing)
-    async with replicas.sessions() as a, a.begin():  # replica A frees the seat meanwhile
-        (route,) = await repository.open_routes_of(a, "t0")
-        await service.cancel(replicas.ctx, a, route, "отмена оператором", "operator")
+
+    async def cancel_t0(ledger: Ledger) -> None:  # replica A frees the seat meanwhile
+        await ledger.load_routes(open_of=["t0"])
+        (route,) = ledger.open_of("t0")
+        await ledger.cancel(route, "отмена оператором", "operator", None)
+
+    await replicas.command(cancel_t0)
     await queueing.commit()
     await queueing.close()
     assert await replicas.open_routes() == [("t1", None)]  # room, and a route waiting
 
-    async with replicas.sessions() as s, s.begin():
-        done = await lifecycle.tick(replicas.ctx, s)
+    done = await replicas.command(lifecycle.tick)
     assert done["seated"] == 1
     assert await replicas.open_routes() == [("t1", "m1")]
     assert await replicas.seats() == {"m1": (1, 1, 1)}
@@ -160,8 +182,7 @@ async def test_a_rebalance_counts_the_seat_of_a_route_whose_teacher_is_gone(
     await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(1, "t1"))
     await replicas.deliver("diagnostics.diagnosis.completed", diagnosis(2, "t2"))  # queued
     async with replicas.sessions() as s, s.begin():  # the read model lost the teacher alone
-        await repository.remove(s, "teacher", "t1")
-    async with replicas.sessions() as s, s.begin():
-        assert await service.rebalance(replicas.ctx, s) == []  # m1 is still full
+        await s.execute(delete(repository.teachers).where(repository.teachers.c.teacher_id == "t1"))
+    assert await replicas.command(service.rebalance) == []  # m1 is still full
     assert await replicas.open_routes() == [("t1", "m1"), ("t2", None)]
     assert await replicas.seats() == {"m1": (1, 1, 1)}

@@ -20,31 +20,42 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from iomflow.routes import domain, lifecycle, service
 from iomflow.routes.app import INGESTS, create_app
+from iomflow.routes.ledger import Ledger, ledger_of
 from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
 from iomflow.shared.admin import Admin
 from iomflow.shared.entry import service_main
 from iomflow.shared.outbox import Outbox
+from iomflow.shared.unit import unit_of_work
 
 serve_main = service_main("routes", "iomflow.routes", Settings, create_app)
 ADMIN = Admin("routes", "iomflow.routes", tables, ingest_tables)
 ROLES = ("operator", "methodist", "teacher", "management")
+T = TypeVar("T")
 
 
-def _context(settings: Settings, outbox: Outbox) -> service.Routes:
-    return service.Routes(rules=domain.load_rules(settings.rules_path), outbox=outbox)
+async def _command(
+    settings: Settings, sessions: Any, outbox: Outbox, work: Callable[[Ledger], Awaitable[T]]
+) -> T:
+    """One transaction over the service's database, as the running service would do it."""
+    ctx = service.Routes(rules=domain.load_rules(settings.rules_path))
+    async with unit_of_work(sessions, outbox, ctx) as deps, ledger_of(deps) as ledger:
+        return await work(ledger)
 
 
 def cmd_rebalance(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> list[domain.Move]:
-        async with sessions() as session, session.begin():
-            return await service.rebalance(
-                _context(settings, outbox), session, even=not args.capacity_only, by="cli"
-            )
+        return await _command(
+            settings,
+            sessions,
+            outbox,
+            lambda ledger: service.rebalance(ledger, even=not args.capacity_only, by="cli"),
+        )
 
     moves = ADMIN.run(settings, work)
     queued = sum(1 for m in moves if m.to_methodist is None)
@@ -56,8 +67,7 @@ def cmd_rebalance(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tick(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> dict[str, int]:
-        async with sessions() as session, session.begin():
-            return await lifecycle.tick(_context(settings, outbox), session)
+        return await _command(settings, sessions, outbox, lifecycle.tick)
 
     done = ADMIN.run(settings, work)
     print(

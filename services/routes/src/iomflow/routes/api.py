@@ -10,23 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iomflow.routes import domain, lifecycle, repository, service
+from iomflow.routes.ledger import Ledger, ledger_of
 from iomflow.shared.auth import Operator, Principal, require
 from iomflow.shared.contracts import StepKind
 from iomflow.shared.errors import Refused
-from iomflow.shared.service import RuntimeDep, SessionDep
+from iomflow.shared.service import Runtime, RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["routes"])
 Methodist = Annotated[Principal, Depends(require("methodist"))]
+T = TypeVar("T")
 
 
 def _ctx(runtime: RuntimeDep) -> service.Routes:
-    ctx = runtime.extras["routes"]
+    ctx = runtime.context
     assert isinstance(ctx, service.Routes)
     return ctx
 
@@ -62,11 +64,11 @@ def _route(row: Any, rules: domain.Rules | None = None) -> dict[str, Any]:
     return out
 
 
-async def _transaction(request: Request, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run a command in one transaction; its staged events go out after the commit."""
-    runtime = request.app.state.runtime
-    async with runtime.sessions() as session, session.begin():
-        return await work(session)
+async def _command(runtime: Runtime[Any], work: Callable[[Ledger], Awaitable[T]]) -> T:
+    """Run a command in one transaction; what it decided is written at the end and its
+    events go out after the commit."""
+    async with runtime.transaction() as deps, ledger_of(deps) as ledger:
+        return await work(ledger)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -196,10 +198,12 @@ class ApprovalIn(BaseModel):
 
 
 @router.post("/routes/{route_id}/approvals", summary="Approve a drafted route (one party)")
-async def approve(route_id: str, body: ApprovalIn, request: Request, ctx: Ctx) -> dict[str, Any]:
+async def approve(
+    route_id: str, body: ApprovalIn, request: Request, runtime: RuntimeDep
+) -> dict[str, Any]:
     await require(body.role)(request)  # the key must hold the approving party's role
-    return await _transaction(
-        request, lambda s: lifecycle.approve(ctx, s, route_id, body.role, body.by)
+    return await _command(
+        runtime, lambda ledger: lifecycle.approve(ledger, route_id, body.role, body.by)
     )
 
 
@@ -229,34 +233,36 @@ def _step(body: EditIn) -> dict[str, Any]:
 
 @router.post("/routes/{route_id}/steps", summary="Add a step (methodist)")
 async def add_step(
-    route_id: str, body: EditIn, request: Request, ctx: Ctx, _: Methodist
+    route_id: str, body: EditIn, runtime: RuntimeDep, _: Methodist
 ) -> dict[str, Any]:
     step = _step(body)
-    return await _transaction(
-        request,
-        lambda s: lifecycle.edit(ctx, s, route_id, "add", body.by, body.reason, step=step),
+    return await _command(
+        runtime,
+        lambda ledger: lifecycle.edit(ledger, route_id, "add", body.by, body.reason, step=step),
     )
 
 
 @router.post("/routes/{route_id}/steps/{step_id}/remove", summary="Remove a step (methodist)")
 async def remove_step(
-    route_id: str, step_id: str, body: EditIn, request: Request, ctx: Ctx, _: Methodist
+    route_id: str, step_id: str, body: EditIn, runtime: RuntimeDep, _: Methodist
 ) -> dict[str, Any]:
-    return await _transaction(
-        request,
-        lambda s: lifecycle.edit(ctx, s, route_id, "remove", body.by, body.reason, step_id=step_id),
+    return await _command(
+        runtime,
+        lambda ledger: lifecycle.edit(
+            ledger, route_id, "remove", body.by, body.reason, step_id=step_id
+        ),
     )
 
 
 @router.post("/routes/{route_id}/steps/{step_id}/replace", summary="Replace a step (methodist)")
 async def replace_step(
-    route_id: str, step_id: str, body: EditIn, request: Request, ctx: Ctx, _: Methodist
+    route_id: str, step_id: str, body: EditIn, runtime: RuntimeDep, _: Methodist
 ) -> dict[str, Any]:
     step = _step(body)
-    return await _transaction(
-        request,
-        lambda s: lifecycle.edit(
-            ctx, s, route_id, "replace", body.by, body.reason, step_id=step_id, step=step
+    return await _command(
+        runtime,
+        lambda ledger: lifecycle.edit(
+            ledger, route_id, "replace", body.by, body.reason, step_id=step_id, step=step
         ),
     )
 
@@ -271,17 +277,17 @@ class CompleteIn(BaseModel):
     summary="Mark a step done (methodist): consultations, internships, mentoring, communities",
 )
 async def complete_step(
-    route_id: str, step_id: str, body: CompleteIn, request: Request, ctx: Ctx, _: Methodist
+    route_id: str, step_id: str, body: CompleteIn, runtime: RuntimeDep, ctx: Ctx, _: Methodist
 ) -> dict[str, Any]:
-    async def work(session: Any) -> dict[str, Any]:
-        route = await lifecycle.open_route(session, route_id)
+    async def work(ledger: Ledger) -> dict[str, Any]:
+        route = await lifecycle.open_route(ledger, route_id)
         lifecycle.its_methodist(route, body.by, "Отметить шаг")
         await lifecycle.complete_step(
-            ctx, session, route, step_id, body.by, body.on or ctx.day(), "methodist"
+            ledger, route, step_id, body.by, body.on or ctx.day(), "methodist"
         )
-        return _route(await repository.get_route(session, route_id))
+        return _route(route)
 
-    return await _transaction(request, work)
+    return await _command(runtime, work)
 
 
 class CancelIn(BaseModel):
@@ -290,17 +296,17 @@ class CancelIn(BaseModel):
 
 @router.post("/routes/{route_id}/cancel", summary="Cancel a route (operator)")
 async def cancel(
-    route_id: str, body: CancelIn, request: Request, ctx: Ctx, who: Operator
+    route_id: str, body: CancelIn, runtime: RuntimeDep, who: Operator
 ) -> dict[str, Any]:
-    async def work(session: Any) -> dict[str, Any]:
-        route = await lifecycle.open_route(session, route_id)
-        await service.cancel(ctx, session, route, body.reason, "operator", by=who.name)
-        return _route(await repository.get_route(session, route_id))
+    async def work(ledger: Ledger) -> dict[str, Any]:
+        route = await lifecycle.open_route(ledger, route_id)
+        await ledger.cancel(route, body.reason, "operator", None, by=who.name)
+        return _route(route)
 
-    return await _transaction(request, work)
+    return await _command(runtime, work)
 
 
 @router.post("/rebalance", summary="Even out methodists' loads within capacity (operator)")
-async def rebalance(request: Request, ctx: Ctx, who: Operator) -> dict[str, Any]:
-    moves = await _transaction(request, lambda s: service.rebalance(ctx, s, by=who.name))
+async def rebalance(runtime: RuntimeDep, who: Operator) -> dict[str, Any]:
+    moves = await _command(runtime, lambda ledger: service.rebalance(ledger, by=who.name))
     return {"moved": len(moves), "moves": [m.__dict__ for m in moves]}

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from iomflow.routes import api, domain, handlers, lifecycle, service
+from iomflow.routes.ledger import ledger_of
 from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
 from iomflow.shared.contracts import Streams
@@ -36,45 +37,34 @@ stream whose subscription applies it; the stream is named here too for ``iomflow
 grants the service XADD on it), and tests/test_ingestion.py checks that the two agree."""
 
 
-def context(runtime: Runtime) -> service.Routes:
-    ctx = runtime.extras["routes"]
-    assert isinstance(ctx, service.Routes)
-    return ctx
-
-
-async def tick(runtime: Runtime) -> None:
+async def tick(runtime: Runtime[service.Routes]) -> None:
     """Start agreed routes whose day has come; complete overdue ones by policy."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
 
     async def once() -> None:
-        async with runtime.sessions() as session, session.begin():
-            done = await lifecycle.tick(context(runtime), session)
+        async with runtime.transaction() as deps, ledger_of(deps) as ledger:
+            done = await lifecycle.tick(ledger)
         if any(done.values()):
             log.info("routes tick: %s", done)
 
     await periodic("routes tick", settings.tick_interval_s, once)
 
 
-def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
+def background(runtime: Runtime[service.Routes]) -> Sequence[Coroutine[Any, Any, None]]:
     return [tick(runtime)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     rules = domain.load_rules(settings.rules_path)
-
-    def subscriptions(runtime: Runtime) -> list:  # type: ignore[type-arg]
-        ctx = service.Routes(rules=rules, outbox=runtime.outbox)
-        runtime.extras["routes"] = ctx
-        return handlers.subscriptions(ctx)
-
     spec = ServiceSpec(
         name="routes",
         title="iomflow — индивидуальные образовательные маршруты (ЦНППМ)",
         package="iomflow.routes",
         tables=tables,
-        subscriptions=subscriptions,
+        subscriptions=handlers.SUBSCRIPTIONS,
+        context=lambda _: service.Routes(rules=rules),
         publishes=[(Streams.ROUTES, PUBLISHES)],
         routers=[api.router, ingestion_router(ingest_tables, list(INGESTS))],
         background=background,

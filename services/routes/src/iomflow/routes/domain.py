@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -180,13 +180,32 @@ class TutorView:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """What the registries offer, as the routes service's read models hold it."""
+    """What the registries offer, as the routes service's read models hold it.
+
+    ``by_competency`` optionally indexes ``programs`` by the competencies they address
+    (built once for many drafts); without it every program is looked at per deficit."""
 
     programs: Sequence[ProgramView] = ()
     sites: Sequence[SiteView] = ()
     mentors: Sequence[MentorView] = ()
     communities: Sequence[CommunityView] = ()
     tutors: Sequence[TutorView] = ()
+    by_competency: Mapping[str, Sequence[ProgramView]] | None = None
+
+    def programs_on(self, code: str) -> Sequence[ProgramView]:
+        """The programs that may address ``code`` (all of them without an index)."""
+        if self.by_competency is None:
+            return self.programs
+        return self.by_competency.get(code, ())
+
+
+def index_programs(programs: Iterable[ProgramView]) -> dict[str, list[ProgramView]]:
+    """Programs by each competency they address, in their order."""
+    index: dict[str, list[ProgramView]] = {}
+    for program in programs:
+        for code in dict.fromkeys(program.competencies):
+            index.setdefault(code, []).append(program)
+    return index
 
 
 @dataclass(frozen=True)
@@ -215,6 +234,15 @@ def eligible_methodists(
     """
     serving = [m for m in methodists if m.load < m.capacity and serves(m, teacher.municipality_id)]
     return sorted(serving, key=lambda m: _methodist_key(m, teacher, competencies))
+
+
+def best_methodist(
+    teacher: TeacherView, competencies: set[str], methodists: Iterable[MethodistView]
+) -> MethodistView | None:
+    """The first of ``eligible_methodists`` (None: nobody serving the teacher has room),
+    found without sorting them all."""
+    serving = (m for m in methodists if m.load < m.capacity and serves(m, teacher.municipality_id))
+    return min(serving, key=lambda m: _methodist_key(m, teacher, competencies), default=None)
 
 
 def _methodist_key(
@@ -367,6 +395,61 @@ def plan_rebalance(
 
 OPEN = ("drafted", "agreed", "active")
 """Statuses in which a route holds its methodist's seat and can change."""
+
+
+@dataclass(eq=False)
+class Route:
+    """A route (ИОМ) as the service keeps it: its steps (plain dicts, as stored), its
+    methodist, approvals and history. Mutable: a transaction changes it in memory and
+    writes what changed once (``iomflow.routes.ledger``)."""
+
+    route_id: str
+    diagnosis_id: str
+    teacher_id: str
+    organization_id: str
+    municipality_id: str
+    status: str
+    steps: list[dict[str, Any]]
+    total_hours: int
+    created_at: datetime
+    methodist_id: str | None = None
+    assigned_at: datetime | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+    hours_by_period: dict[str, int] = field(default_factory=dict)
+    rules_version: str | None = None
+    supersedes: str | None = None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    status_reason: str | None = None
+    agreed_at: datetime | None = None
+    activated_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """It holds (or waits for) a methodist's seat and can still change."""
+        return self.status in OPEN
+
+    @property
+    def waiting(self) -> bool:
+        """Open with no methodist: in the unassigned queue."""
+        return self.methodist_id is None and self.status in OPEN
+
+    def competencies(self) -> set[str]:
+        return {step["competency"] for step in self.steps}
+
+
+def seats_of(step: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, resource id) of the seats a step holds: its tutor, mentor and internship site
+    (a removed step holds none)."""
+    if step.get("status") == "removed":
+        return []
+    return [(kind, step[key]) for kind, key in STEP_SEATS if step.get(key)]
+
+
+STEP_SEATS = (("tutor", "tutor_id"), ("mentor", "mentor_id"), ("site", "site_id"))
+"""Resources with a capacity a step may name, by the step field that names them."""
 
 
 def missing_approvals(approvals: Iterable[Mapping[str, Any]], rules: Rules) -> list[str]:

@@ -47,7 +47,7 @@ def program_score(program: ProgramView, teacher: TeacherView, rules: Rules) -> d
     parts = {
         "federal_registry": w.federal_registry if program.federal_registry else 0.0,
         "subject_match": w.subject_match
-        if program.subjects and set(program.subjects) & set(teacher.subjects)
+        if program.subjects and not set(teacher.subjects).isdisjoint(program.subjects)
         else 0.0,
         "format": formats.get(program.format, 0.0),
         "hours": w.per_100_hours * program.hours / 100,
@@ -61,12 +61,13 @@ def fitting_programs(
     """Programs that address ``code``, fit the teacher's audience and subject (a program
     for named subjects fits only their teachers) and the teacher has not completed."""
     done = set(completed)
+    subjects = set(teacher.subjects)
     return [
         p
         for p in programs
         if code in p.competencies
         and teacher.audience in p.audiences
-        and (not p.subjects or set(p.subjects) & set(teacher.subjects))
+        and (not p.subjects or not subjects.isdisjoint(p.subjects))
         and p.program_id not in done
     ]
 
@@ -172,16 +173,14 @@ def best_community(
     the teacher's subject when it names subjects: a municipal one of the teacher's
     municipality first, then by the level order."""
     order: dict[str, int] = {level: n for n, level in enumerate(rules.community.level_order)}
+    subjects = set(teacher.subjects)
     fitting = [
         c
         for c in communities
         if c.community_id not in taken
-        and (
-            code in c.competencies
-            or (not c.competencies and set(c.subjects) & set(teacher.subjects))
-        )
+        and (code in c.competencies or (not c.competencies and not subjects.isdisjoint(c.subjects)))
         # a community of named subjects is for their teachers
-        and (not c.subjects or set(c.subjects) & set(teacher.subjects))
+        and (not c.subjects or not subjects.isdisjoint(c.subjects))
         and (c.level != "municipal" or c.municipality_id == teacher.municipality_id)
     ]
     if not fitting:
@@ -290,9 +289,8 @@ def draft_route(
     for deficit in ordered:
         code = deficit.code
         head = f"{SEVERITY[deficit.level]} по компетенции {code} (балл {deficit.score:g})"
-        ranked = rank_programs(
-            code, teacher, catalogue.programs, rules, completed | chosen_programs
-        )
+        on_code = catalogue.programs_on(code)
+        ranked = rank_programs(code, teacher, on_code, rules, completed | chosen_programs)
         if ranked:
             program, _ = ranked[0]
             chosen_programs.add(program.program_id)
@@ -326,7 +324,7 @@ def draft_route(
                 follows=step.step_id,
             )
         else:
-            fitting = fitting_programs(code, teacher, catalogue.programs, ())
+            fitting = fitting_programs(code, teacher, on_code, ())
             in_route = [p for p in fitting if p.program_id in chosen_programs]
             if in_route:
                 why = (

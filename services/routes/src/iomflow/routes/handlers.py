@@ -1,242 +1,246 @@
-"""Stream subscribers of routes: contract in -> use case -> repository + outbox."""
+"""Stream handlers of routes: a batch of one type's events and the batch's ``Deps`` in,
+the use case on a ``Ledger`` (set-based reads, decisions in memory, multi-row writes and
+staged events) out. The registries' read models are declared once, with what routes does
+on top of keeping them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from iomflow.routes import lifecycle, repository, service
+from iomflow.routes.ledger import ledger_of
 from iomflow.routes.service import Routes
+from iomflow.shared import readmodel
 from iomflow.shared.contracts import (
-    CommunityUpserted,
     CourseEvent,
     DiagnosisCancelled,
     DiagnosisCompleted,
     DiagnosisRevised,
     Event,
-    InternshipSiteUpserted,
-    ManagementMemberUpserted,
-    MentorUpserted,
     MethodistUpserted,
-    MunicipalityUpserted,
     ProgramUpserted,
     RecordRemoved,
     Streams,
     TeacherUpserted,
-    TutorUpserted,
 )
-from iomflow.shared.outbox import Outbox
+from iomflow.shared.readmodel import ReadModel
 from iomflow.shared.streams import Handler, Subscription
+from iomflow.shared.unit import Deps
+
+# --- diagnoses -----------------------------------------------------------------------------
 
 
-def subscriptions(ctx: Routes) -> list[Subscription]:
-    """What routes applies, each handler closed over the service's context."""
+async def diagnoses_completed(
+    events: Sequence[Event[DiagnosisCompleted]], deps: Deps[Routes]
+) -> None:
+    # The hot path: its events go out grouped by type (monitoring applies a run of one
+    # type in one call), each route's in their order.
+    async with ledger_of(deps, grouped=True) as ledger:
+        await service.diagnoses_completed(ledger, events)
 
-    async def teacher(session: AsyncSession, event: Event[TeacherUpserted], _: Outbox) -> None:
-        t = event.payload
-        await repository.save(
-            session,
-            "teacher",
-            {
-                "teacher_id": t.teacher_id,
-                "organization_id": t.organization_id,
-                "municipality_id": t.municipality_id,
-                "audience": t.audience.value,
-                "subjects": t.subjects,
-                "young": t.young,
-                "is_manager": t.is_manager,
-            },
-        )
-        await lifecycle.release_held_courses(ctx, session, t.teacher_id)
 
-    async def municipality(
-        session: AsyncSession, event: Event[MunicipalityUpserted], _: Outbox
-    ) -> None:
-        m = event.payload
-        await repository.save(
-            session,
-            "municipality",
-            {"municipality_id": m.municipality_id, "name": m.name, "remote": m.remote},
-        )
+async def diagnoses_revised(events: Sequence[Event[DiagnosisRevised]], deps: Deps[Routes]) -> None:
+    async with ledger_of(deps, grouped=True) as ledger:
+        await service.diagnoses_revised(ledger, events)
 
-    async def program(session: AsyncSession, event: Event[ProgramUpserted], _: Outbox) -> None:
-        p = event.payload
-        await repository.save(
-            session,
-            "program",
-            {
-                "program_id": p.program_id,
-                "title": p.title,
-                "hours": p.hours,
-                "federal_registry": int(p.federal_registry),
-                "competencies": p.competencies,
-                "audiences": [a.value for a in p.audiences],
-                "format": p.format,
-                "subjects": p.subjects,
-                "federal_number": p.federal_number,
-            },
-        )
-        ctx.forget_offer()
-        await lifecycle.release_held_courses(ctx, session, program=(p.program_id, p.federal_number))
 
-    async def methodist(session: AsyncSession, event: Event[MethodistUpserted], _: Outbox) -> None:
-        m = event.payload
-        before = await repository.get_methodist(session, m.methodist_id)
-        await repository.save(
-            session,
-            "methodist",
-            {
-                "methodist_id": m.methodist_id,
-                "specialisations": m.specialisations,
-                "municipalities": m.municipalities,
-                "subjects": m.subjects,
-                "capacity": m.capacity,
-            },
-        )
-        ctx.forget_offer()
-        if before is not None and before.load > m.capacity:
-            await service.methodist_changed(ctx, session)  # capacity lowered below its load
-        else:
-            await service.drain_queue(ctx, session)
+async def diagnoses_cancelled(
+    events: Sequence[Event[DiagnosisCancelled]], deps: Deps[Routes]
+) -> None:
+    async with ledger_of(deps) as ledger:
+        await service.diagnoses_cancelled(ledger, events)
 
-    async def tutor(session: AsyncSession, event: Event[TutorUpserted], _: Outbox) -> None:
-        t = event.payload
-        await repository.save(
-            session,
-            "tutor",
-            {
-                "tutor_id": t.tutor_id,
-                "specialisations": t.specialisations,
-                "programs": t.programs,
-                "municipalities": t.municipalities,
-                "capacity": t.capacity,
-            },
+
+# --- course events -------------------------------------------------------------------------
+
+
+async def courses_enrolled(events: Sequence[Event[CourseEvent]], deps: Deps[Routes]) -> None:
+    async with ledger_of(deps) as ledger:
+        await lifecycle.courses_received(ledger, events, "enrolled")
+
+
+async def courses_completed(events: Sequence[Event[CourseEvent]], deps: Deps[Routes]) -> None:
+    async with ledger_of(deps) as ledger:
+        await lifecycle.courses_received(ledger, events, "completed")
+
+
+# --- what routes does on top of the read models --------------------------------------------
+
+
+async def teachers_arrived(events: Sequence[Event[TeacherUpserted]], deps: Deps[Routes]) -> None:
+    async with ledger_of(deps) as ledger:
+        await lifecycle.release_held_courses(
+            ledger, teacher_ids=[e.payload.teacher_id for e in events], cause=events[-1]
         )
 
-    async def mentor(session: AsyncSession, event: Event[MentorUpserted], _: Outbox) -> None:
-        m = event.payload
-        await repository.save(
-            session,
-            "mentor",
-            {
-                "mentor_id": m.mentor_id,
-                "organization_id": m.organization_id,
-                "municipality_id": m.municipality_id,
-                "subjects": m.subjects,
-                "capacity": m.capacity,
-            },
+
+async def teachers_leaving(events: Sequence[Event[RecordRemoved]], deps: Deps[Routes]) -> None:
+    async with ledger_of(deps) as ledger:
+        await service.teachers_removed(ledger, events)
+
+
+async def programs_arrived(events: Sequence[Event[ProgramUpserted]], deps: Deps[Routes]) -> None:
+    deps.ctx.forget_offer()
+    programs = [(e.payload.program_id, e.payload.federal_number) for e in events]
+    async with ledger_of(deps) as ledger:
+        await lifecycle.release_held_courses(ledger, programs=programs, cause=events[-1])
+
+
+async def offer_changed(_events: Sequence[Event[Any]], deps: Deps[Routes]) -> None:
+    # Steps already planned keep a removed item (with its reason); new drafts no longer
+    # see it once the kept offer is read again.
+    deps.ctx.forget_offer()
+
+
+async def methodists_arrived(
+    events: Sequence[Event[MethodistUpserted]], deps: Deps[Routes]
+) -> None:
+    deps.ctx.forget_offer()
+    async with ledger_of(deps) as ledger:
+        await service.methodists_changed(
+            ledger, [e.payload.methodist_id for e in events], events[-1]
         )
 
-    async def site(session: AsyncSession, event: Event[InternshipSiteUpserted], _: Outbox) -> None:
-        s = event.payload
-        await repository.save(
-            session,
-            "internship_site",
-            {
-                "site_id": s.site_id,
-                "title": s.title,
-                "organization_id": s.organization_id,
-                "municipality_id": s.municipality_id,
-                "competencies": s.competencies,
-                "capacity": s.capacity,
-            },
-        )
 
-    async def community(session: AsyncSession, event: Event[CommunityUpserted], _: Outbox) -> None:
-        c = event.payload
-        await repository.save(
-            session,
-            "community",
-            {
-                "community_id": c.community_id,
-                "title": c.title,
-                "level": c.level.value,
-                "municipality_id": c.municipality_id,
-                "subjects": c.subjects,
-                "competencies": c.competencies,
-            },
-        )
-        ctx.forget_offer()
+async def methodists_removed(events: Sequence[Event[RecordRemoved]], deps: Deps[Routes]) -> None:
+    # Gone first: the rebalance then moves their routes (or queues them).
+    await METHODIST.delete(deps.session, [e.payload.record_id for e in events])
+    deps.ctx.forget_offer()
+    async with ledger_of(deps) as ledger:
+        await service.rebalance(ledger, even=False, cause=events[-1])
 
-    async def member(
-        session: AsyncSession, event: Event[ManagementMemberUpserted], _: Outbox
-    ) -> None:
-        m = event.payload
-        await repository.save(
-            session,
-            "management_member",
-            {
-                "member_id": m.member_id,
-                "organization_id": m.organization_id,
-                "teacher_id": m.teacher_id,
-            },
-        )
 
-    def removed(entity: str) -> Handler:
-        async def handle(session: AsyncSession, event: Event[RecordRemoved], _: Outbox) -> None:
-            record_id = event.payload.record_id
-            if entity == "teacher":
-                await service.teacher_removed(ctx, session, record_id)
-                return
-            # Steps already planned keep the removed item (with its reason); new drafts
-            # no longer see it.
-            await repository.remove(session, entity, record_id)
-            if entity in ("program", "community", "methodist"):
-                ctx.forget_offer()
-            if entity == "methodist":
-                await service.methodist_changed(ctx, session)
+# --- the registries' read models -----------------------------------------------------------
 
-        return handle  # type: ignore[return-value]
+TEACHER = ReadModel(
+    "teacher",
+    repository.teachers,
+    "teacher_id",
+    {
+        "teacher_id": "teacher_id",
+        "organization_id": "organization_id",
+        "municipality_id": "municipality_id",
+        "audience": "audience",
+        "subjects": "subjects",
+        "young": "young",
+        "is_manager": "is_manager",
+    },
+    after_upsert=teachers_arrived,
+    before_remove=teachers_leaving,
+)
+METHODIST = ReadModel(
+    "methodist",
+    repository.methodists,
+    "methodist_id",  # the load is ours (counted from seats): never in an upsert
+    {c: c for c in ("methodist_id", "specialisations", "municipalities", "subjects", "capacity")},
+    after_upsert=methodists_arrived,
+)
+READ_MODELS = [
+    TEACHER,
+    ReadModel(
+        "municipality",
+        repository.municipalities,
+        "municipality_id",
+        {c: c for c in ("municipality_id", "name", "remote")},
+    ),
+    ReadModel(
+        "program",
+        repository.programs,
+        "program_id",
+        {
+            **{c: c for c in ("program_id", "title", "hours", "competencies", "audiences")},
+            "federal_registry": lambda p: int(p.federal_registry),
+            **{c: c for c in ("format", "subjects", "federal_number")},
+        },
+        after_upsert=programs_arrived,
+        before_remove=offer_changed,
+    ),
+    METHODIST,
+    ReadModel(
+        "tutor",
+        repository.tutors,
+        "tutor_id",
+        {c: c for c in ("tutor_id", "specialisations", "programs", "municipalities", "capacity")},
+    ),
+    ReadModel(
+        "mentor",
+        repository.mentors,
+        "mentor_id",
+        {c: c for c in ("mentor_id", "organization_id", "municipality_id", "subjects", "capacity")},
+    ),
+    ReadModel(
+        "internship_site",
+        repository.sites,
+        "site_id",
+        {
+            c: c
+            for c in (
+                "site_id",
+                "title",
+                "organization_id",
+                "municipality_id",
+                "competencies",
+                "capacity",
+            )
+        },
+    ),
+    ReadModel(
+        "community",
+        repository.communities,
+        "community_id",
+        {
+            c: c
+            for c in (
+                "community_id",
+                "title",
+                "level",
+                "municipality_id",
+                "subjects",
+                "competencies",
+            )
+        },
+        after_upsert=offer_changed,
+        before_remove=offer_changed,
+    ),
+    ReadModel(
+        "management_member",
+        repository.management,
+        "member_id",
+        {c: c for c in ("member_id", "organization_id", "teacher_id")},
+    ),
+]
 
-    async def completed(session: AsyncSession, event: Event[DiagnosisCompleted], _: Outbox) -> None:
-        await service.draft_for_diagnosis(ctx, session, event.payload)
+REGISTRY: dict[str, Handler] = {
+    **readmodel.handlers(READ_MODELS),
+    METHODIST.removed: methodists_removed,
+}
 
-    async def revised(session: AsyncSession, event: Event[DiagnosisRevised], _: Outbox) -> None:
-        await service.diagnosis_revised(ctx, session, event.payload)
+SUBSCRIPTIONS = [
+    Subscription(
+        Streams.REGISTRY,
+        REGISTRY,
+        "The registries' offer and people, for drafting, assignment and approvals",
+    ),
+    Subscription(
+        Streams.DIAGNOSTICS,
+        {
+            "diagnostics.diagnosis.completed": diagnoses_completed,
+            "diagnostics.diagnosis.revised": diagnoses_revised,
+            "diagnostics.diagnosis.cancelled": diagnoses_cancelled,
+        },
+        "Diagnoses: a completed one drafts a route; revised and cancelled ones follow",
+    ),
+    Subscription(
+        Streams.COURSES_INBOUND,
+        {
+            "courses.course.enrolled": courses_enrolled,
+            "courses.course.completed": courses_completed,
+        },
+        "Course enrolments and completions from providers and the federal portal",
+    ),
+]
+"""What routes applies: per stream, each event type's batch handler."""
 
-    async def cancelled(session: AsyncSession, event: Event[DiagnosisCancelled], _: Outbox) -> None:
-        await service.diagnosis_cancelled(ctx, session, event.payload)
-
-    def course(kind: str) -> Handler:
-        async def handle(session: AsyncSession, event: Event[CourseEvent], _: Outbox) -> None:
-            await lifecycle.course_event(ctx, session, event, kind)
-
-        return handle  # type: ignore[return-value]
-
-    upserted: dict[str, Any] = {
-        "registry.teacher.upserted": teacher,
-        "registry.municipality.upserted": municipality,
-        "registry.program.upserted": program,
-        "registry.methodist.upserted": methodist,
-        "registry.tutor.upserted": tutor,
-        "registry.mentor.upserted": mentor,
-        "registry.internship_site.upserted": site,
-        "registry.community.upserted": community,
-        "registry.management_member.upserted": member,
-    }
-    gone = {f"registry.{entity}.removed": removed(entity) for entity in repository.READ_MODELS}
-    return [
-        Subscription(
-            Streams.REGISTRY,
-            {**upserted, **gone},
-            "The registries' offer and people, for drafting, assignment and approvals",
-        ),
-        Subscription(
-            Streams.DIAGNOSTICS,
-            {
-                "diagnostics.diagnosis.completed": completed,
-                "diagnostics.diagnosis.revised": revised,
-                "diagnostics.diagnosis.cancelled": cancelled,
-            },
-            "Diagnoses: a completed one drafts a route; revised and cancelled ones follow",
-        ),
-        Subscription(
-            Streams.COURSES_INBOUND,
-            {
-                "courses.course.enrolled": course("enrolled"),
-                "courses.course.completed": course("completed"),
-            },
-            "Course enrolments and completions from providers and the federal portal",
-        ),
-    ]
+HANDLERS: dict[str, Handler] = {t: h for sub in SUBSCRIPTIONS for t, h in sub.handlers.items()}
+"""Every handler by event type (tests and benchmarks call them as the consumer does)."""

@@ -1,10 +1,12 @@
-"""Routes tables: read models of the registries, the routes, course events, attributions."""
+"""Routes tables (read models of the registries, the routes, course events, attributions)
+and their queries: set-based reads (``… IN (…)``, one statement for a batch) and
+multi-row writes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date
 from typing import Any
 
 from sqlalchemy import (
@@ -17,28 +19,33 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    delete,
+    and_,
+    bindparam,
+    case,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from iomflow.routes.domain import (
     OPEN,
-    Catalogue,
     CommunityView,
     MentorView,
     MethodistView,
     ProgramView,
+    Route,
     SiteView,
     TeacherView,
     TutorView,
+    index_programs,
 )
-from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.db import new_metadata, upsert_many
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
 
@@ -235,38 +242,23 @@ SEATS: dict[str, tuple[Table, str]] = {
     "mentor": (mentors, "mentor_id"),
     "site": (sites, "site_id"),
 }
-"""Resources with a capacity, by the step (or route) field that names them."""
+"""Resources with a capacity, by the step (or route) field that names them; seats are
+written in this order, so replicas lock them in one order."""
 
-READ_MODELS: dict[str, tuple[Table, str]] = {
-    "teacher": (teachers, "teacher_id"),
-    "municipality": (municipalities, "municipality_id"),
-    "program": (programs, "program_id"),
-    "methodist": (methodists, "methodist_id"),
-    "tutor": (tutors, "tutor_id"),
-    "mentor": (mentors, "mentor_id"),
-    "internship_site": (sites, "site_id"),
-    "community": (communities, "community_id"),
-    "management_member": (management, "member_id"),
-}
-"""Registry entity -> (table, key) of the read model its events maintain."""
+CHUNK = 500
+"""Ids per ``IN`` list: a batch's reads stay one statement up to this many keys."""
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def _chunks(ids: Iterable[str]) -> list[list[str]]:
+    wanted = sorted(set(ids))
+    return [wanted[n : n + CHUNK] for n in range(0, len(wanted), CHUNK)]
 
 
-# --- read models ---------------------------------------------------------------------------
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name != "sqlite"
 
 
-async def save(session: AsyncSession, entity: str, values: dict[str, Any]) -> None:
-    """Upsert one read-model row; loads are ours (counted from seats), never overwritten."""
-    table, key = READ_MODELS[entity]
-    await session.execute(upsert(session, table, values, keys=[key]))
-
-
-async def remove(session: AsyncSession, entity: str, record_id: str) -> None:
-    table, key = READ_MODELS[entity]
-    await session.execute(delete(table).where(table.c[key] == record_id))
+# --- teachers ------------------------------------------------------------------------------
 
 
 def _teachers_with_remote() -> Any:
@@ -288,28 +280,24 @@ def teacher_view(row: Any) -> TeacherView:
     )
 
 
-async def get_teacher(
-    session: AsyncSession, teacher_id: str, lock: str | None = None
-) -> TeacherView | None:
-    """The teacher's view; ``lock`` = "share" or "update" locks the row (PostgreSQL; SQLite
-    runs one writer at a time anyway)."""
-    query = _teachers_with_remote().where(teachers.c.teacher_id == teacher_id)
-    if lock is not None and session.get_bind().dialect.name != "sqlite":
-        query = query.with_for_update(read=lock == "share", of=teachers)
-    row = (await session.execute(query)).first()
-    return None if row is None else teacher_view(row)
-
-
-async def teachers_by_id(session: AsyncSession, ids: Iterable[str]) -> dict[str, TeacherView]:
-    wanted = sorted(set(ids))
+async def teachers_by_id(
+    session: AsyncSession, ids: Iterable[str], lock: str | None = None
+) -> dict[str, TeacherView]:
+    """The teachers' views; ``lock`` = "share" or "update" locks their rows (PostgreSQL;
+    SQLite runs one writer at a time anyway), in id order."""
     found: dict[str, TeacherView] = {}
-    for start in range(0, len(wanted), 500):
-        query = _teachers_with_remote().where(
-            teachers.c.teacher_id.in_(wanted[start : start + 500])
-        )
+    for chunk in _chunks(ids):
+        query = _teachers_with_remote().where(teachers.c.teacher_id.in_(chunk))
+        if lock is not None and _postgres(session):
+            query = query.order_by(teachers.c.teacher_id).with_for_update(
+                read=lock == "share", of=teachers
+            )
         for row in await session.execute(query):
             found[row.teacher_id] = teacher_view(row)
     return found
+
+
+# --- the offer -----------------------------------------------------------------------------
 
 
 def program_view(r: Any) -> ProgramView:
@@ -327,16 +315,28 @@ def program_view(r: Any) -> ProgramView:
 
 @dataclass(frozen=True)
 class Offer:
-    """What the registries offer everyone alike (programs, communities): it changes rarely,
-    so a process may keep it for a while (``service.Routes.offer``)."""
+    """What the registries offer everyone alike (programs, communities, who the methodists
+    serve): it changes rarely, so a process may keep it for a while
+    (``service.Routes.offer``). Programs are kept per audience, indexed by competency."""
 
     programs: list[ProgramView]
     communities: list[CommunityView]
     methodists: dict[str, MethodistView]  # who serves what; loads are read fresh
+    by_audience: dict[str, tuple[list[ProgramView], dict[str, list[ProgramView]]]] = field(
+        default_factory=dict
+    )
+
+    def catalogue_programs(self, audience: str) -> tuple[list[ProgramView], dict[str, Any]]:
+        """The programs for an audience and their index by competency (built once)."""
+        found = self.by_audience.get(audience)
+        if found is None:
+            mine = [p for p in self.programs if audience in p.audiences]
+            found = self.by_audience[audience] = (mine, index_programs(mine))
+        return found
 
 
 async def offer(session: AsyncSession) -> Offer:
-    program_rows = await session.execute(select(programs))
+    program_rows = await session.execute(select(programs).order_by(programs.c.program_id))
     community_rows = await session.execute(select(communities))
     return Offer(
         methodists={m.methodist_id: m for m in await all_methodists(session)},
@@ -355,26 +355,35 @@ async def offer(session: AsyncSession) -> Offer:
     )
 
 
-async def catalogue(session: AsyncSession, teacher: TeacherView, offered: Offer) -> Catalogue:
-    """The registries' offer a route for this teacher may draw on: the shared offer, and
-    the sites, mentors and tutors with room now."""
-    site_rows = await session.execute(select(sites).where(sites.c.load < sites.c.capacity))
-    mentor_rows = await session.execute(
-        select(mentors).where(
-            mentors.c.load < mentors.c.capacity,
-            mentors.c.municipality_id == teacher.municipality_id,
+async def all_sites(session: AsyncSession) -> list[SiteView]:
+    rows = await session.execute(select(sites))
+    return [
+        SiteView(r.site_id, r.title, r.municipality_id, tuple(r.competencies), r.capacity, r.load)
+        for r in rows
+    ]
+
+
+async def all_tutors(session: AsyncSession) -> list[TutorView]:
+    rows = await session.execute(select(tutors))
+    return [
+        TutorView(
+            r.tutor_id,
+            tuple(r.specialisations),
+            tuple(r.programs),
+            tuple(r.municipalities),
+            r.capacity,
+            r.load,
         )
-    )
-    tutor_rows = await session.execute(select(tutors).where(tutors.c.load < tutors.c.capacity))
-    return Catalogue(
-        programs=[p for p in offered.programs if teacher.audience in p.audiences],
-        sites=[
-            SiteView(
-                r.site_id, r.title, r.municipality_id, tuple(r.competencies), r.capacity, r.load
-            )
-            for r in site_rows
-        ],
-        mentors=[
+        for r in rows
+    ]
+
+
+async def mentors_in(session: AsyncSession, municipality_ids: Iterable[str]) -> list[MentorView]:
+    """The mentors of these municipalities (a route's mentor is from the teacher's)."""
+    found = []
+    for chunk in _chunks(municipality_ids):
+        rows = await session.execute(select(mentors).where(mentors.c.municipality_id.in_(chunk)))
+        found += [
             MentorView(
                 r.mentor_id,
                 r.organization_id,
@@ -383,32 +392,27 @@ async def catalogue(session: AsyncSession, teacher: TeacherView, offered: Offer)
                 r.capacity,
                 r.load,
             )
-            for r in mentor_rows
-        ],
-        communities=offered.communities,
-        tutors=[
-            TutorView(
-                r.tutor_id,
-                tuple(r.specialisations),
-                tuple(r.programs),
-                tuple(r.municipalities),
-                r.capacity,
-                r.load,
-            )
-            for r in tutor_rows
-        ],
+            for r in rows
+        ]
+    return found
+
+
+async def programs_named(
+    session: AsyncSession, program_ids: Iterable[str], numbers: Iterable[str]
+) -> list[Any]:
+    """Programs by id or by Federal-registry number, in one read."""
+    ids, numbers = sorted(set(program_ids)), sorted(set(numbers))
+    if not ids and not numbers:
+        return []
+    query = select(programs.c.program_id, programs.c.federal_number).where(
+        or_(programs.c.program_id.in_(ids), programs.c.federal_number.in_(numbers))
     )
+    return list(await session.execute(query.order_by(programs.c.program_id)))
 
 
 async def get_program(session: AsyncSession, program_id: str) -> Any:
     return (
         await session.execute(select(programs).where(programs.c.program_id == program_id))
-    ).first()
-
-
-async def program_by_federal_number(session: AsyncSession, number: str) -> Any:
-    return (
-        await session.execute(select(programs).where(programs.c.federal_number == number).limit(1))
     ).first()
 
 
@@ -433,11 +437,6 @@ async def methodist_loads(session: AsyncSession) -> list[Any]:
     return list(await session.execute(query.order_by(methodists.c.methodist_id)))
 
 
-async def get_methodist(session: AsyncSession, methodist_id: str) -> Any:
-    query = select(methodists).where(methodists.c.methodist_id == methodist_id)
-    return (await session.execute(query)).first()
-
-
 async def is_manager_of(
     session: AsyncSession, member_or_teacher: str, organization_id: str, not_teacher: str
 ) -> bool:
@@ -457,83 +456,138 @@ async def is_manager_of(
 # --- seats ---------------------------------------------------------------------------------
 
 
-async def take_seat(session: AsyncSession, kind: str, resource_id: str) -> int | None:
-    """Add one to a resource's load if under capacity; the new load, or None if full.
+async def add_seats(
+    session: AsyncSession, kind: str, deltas: Mapping[str, int], checked: Iterable[str] = ()
+) -> dict[str, int]:
+    """Add seats to resources of one kind (a negative number frees them), in one statement;
+    the new load of every resource it changed.
 
-    One conditional UPDATE, so replicas taking seats at once never exceed the capacity.
+    A resource that takes seats (``deltas`` above zero, or named in ``checked``: it took
+    some and freed as many) changes only if its load stays within its capacity: the
+    condition is checked on the row as it is when the statement locks it, so replicas
+    taking seats at once never exceed a capacity. A resource missing from the result did
+    not change (full, or gone). A freed load never goes below zero, and freeing needs no
+    room.
     """
     table, key = SEATS[kind]
+    column = table.c[key]
+    taking = sorted({i for i, n in deltas.items() if n > 0} | set(checked))
+    freeing = sorted(i for i, n in deltas.items() if n < 0 and i not in taking)
+    ids = taking + freeing
+    if not ids:
+        return {}
+    delta = case({i: literal(deltas.get(i, 0), Integer) for i in ids}, value=column)
+    new = table.c.load + delta
+    where = []
+    if taking:
+        where.append(and_(column.in_(taking), new <= table.c.capacity))
+    if freeing:
+        where.append(column.in_(freeing))
     result = await session.execute(
         update(table)
-        .where(table.c[key] == resource_id, table.c.load < table.c.capacity)
-        .values(load=table.c.load + 1)
-        .returning(table.c.load)
+        .where(or_(*where))
+        .values(load=case((new < 0, 0), else_=new))
+        .returning(column, table.c.load)
     )
-    row = result.first()
-    return row.load if row else None
+    return {row[0]: row[1] for row in result}
 
 
-async def free_seat(session: AsyncSession, kind: str, resource_id: str | None) -> None:
-    if resource_id is None:
+async def set_loads(session: AsyncSession, kind: str, loads: Mapping[str, int]) -> None:
+    """Set loads as counted (a rebalance repairs drift), in one executemany."""
+    if not loads:
         return
     table, key = SEATS[kind]
     await session.execute(
         update(table)
-        .where(table.c[key] == resource_id, table.c.load > 0)
-        .values(load=table.c.load - 1)
+        .where(table.c[key] == bindparam("b_id"))
+        .values(load=bindparam("b_load"))
+        .execution_options(synchronize_session=False),
+        [{"b_id": i, "b_load": n} for i, n in sorted(loads.items())],
     )
-
-
-async def set_loads(session: AsyncSession, kind: str, loads: dict[str, int]) -> None:
-    table, key = SEATS[kind]
-    for resource_id, load in loads.items():
-        await session.execute(update(table).where(table.c[key] == resource_id).values(load=load))
 
 
 # --- routes --------------------------------------------------------------------------------
 
-
-async def route_for_diagnosis(session: AsyncSession, diagnosis_id: str) -> Any:
-    """The newest route drafted for a diagnosis (a revision may have redrafted it)."""
-    query = (
-        select(routes)
-        .where(routes.c.diagnosis_id == diagnosis_id)
-        .order_by(routes.c.created_at.desc())
-        .limit(1)
-    )
-    return (await session.execute(query)).first()
+ROUTE_COLUMNS = [c.name for c in routes.columns]
 
 
-async def open_routes_of(session: AsyncSession, teacher_id: str, *statuses: str) -> list[Any]:
-    query = select(routes).where(
-        routes.c.teacher_id == teacher_id, routes.c.status.in_(statuses or OPEN)
-    )
-    return list(await session.execute(query.order_by(routes.c.created_at)))
+def route_of(row: Any) -> Route:
+    values = dict(row._mapping)
+    if values["created_at"].tzinfo is None:  # SQLite keeps no zone: ours are UTC
+        values["created_at"] = values["created_at"].replace(tzinfo=UTC)
+    return Route(**values)
 
 
-async def add_route(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(routes).values(**values))
+def route_values(route: Route, columns: Iterable[str] = ROUTE_COLUMNS) -> dict[str, Any]:
+    return {c: getattr(route, c) for c in columns}
 
 
-async def change(session: AsyncSession, route_id: str, **values: Any) -> None:
-    await session.execute(update(routes).where(routes.c.route_id == route_id).values(**values))
+async def routes_for(
+    session: AsyncSession, diagnosis_ids: Iterable[str], open_of: Iterable[str] = ()
+) -> list[Route]:
+    """In one read: every route drafted for these diagnoses, and every open route of these
+    teachers."""
+    diagnoses, teacher_ids = sorted(set(diagnosis_ids)), sorted(set(open_of))
+    where: list[ColumnElement[bool]] = []
+    if diagnoses:
+        where.append(routes.c.diagnosis_id.in_(diagnoses))
+    if teacher_ids:
+        where.append(and_(routes.c.teacher_id.in_(teacher_ids), routes.c.status.in_(OPEN)))
+    if not where:
+        return []
+    query = select(routes).where(or_(*where)).order_by(routes.c.created_at, routes.c.route_id)
+    return [route_of(r) for r in await session.execute(query)]
 
 
 async def get_route(session: AsyncSession, route_id: str, lock: bool = False) -> Any:
     query = select(routes).where(routes.c.route_id == route_id)
-    if lock and session.get_bind().dialect.name != "sqlite":
+    if lock and _postgres(session):
         query = query.with_for_update()
     return (await session.execute(query)).first()
 
 
-async def unassigned(session: AsyncSession, limit: int = 1000) -> list[Any]:
+async def routes_by_id(session: AsyncSession, ids: Iterable[str]) -> list[Route]:
+    found = []
+    for chunk in _chunks(ids):
+        found += [
+            route_of(r)
+            for r in await session.execute(select(routes).where(routes.c.route_id.in_(chunk)))
+        ]
+    return found
+
+
+async def insert_routes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(routes), rows)
+
+
+async def update_routes(
+    session: AsyncSession, changes: Sequence[Route], columns: Iterable[str]
+) -> None:
+    """Write ``columns`` of many routes, as they are in memory, in one executemany."""
+    names = sorted(columns)
+    if not changes or not names:
+        return
+    await session.execute(
+        update(routes)
+        .where(routes.c.route_id == bindparam("b_route_id"))
+        .values({c: bindparam(f"b_{c}") for c in names})
+        .execution_options(synchronize_session=False),
+        [
+            {"b_route_id": route.route_id, **{f"b_{c}": getattr(route, c) for c in names}}
+            for route in changes
+        ],
+    )
+
+
+async def unassigned(session: AsyncSession, limit: int = 1000) -> list[Route]:
     rows = await session.execute(
         select(routes)
         .where(routes.c.status.in_(OPEN), routes.c.methodist_id.is_(None))
         .order_by(routes.c.created_at)
         .limit(limit)
     )
-    return list(rows)
+    return [route_of(r) for r in rows]
 
 
 async def open_routes(session: AsyncSession) -> list[Any]:
@@ -553,7 +607,7 @@ async def teacher_routes(session: AsyncSession, teacher_id: str) -> list[Any]:
     return await routes_where(session, routes.c.teacher_id == teacher_id)
 
 
-async def due(session: AsyncSession, today: date) -> list[Any]:
+async def due(session: AsyncSession, today: date) -> list[Route]:
     """Agreed routes whose start has come, and active routes past their end date."""
     query = select(routes).where(
         or_(
@@ -561,9 +615,9 @@ async def due(session: AsyncSession, today: date) -> list[Any]:
             (routes.c.status == "active") & (routes.c.ends_on < today),
         )
     )
-    if session.get_bind().dialect.name != "sqlite":  # replicas tick at once: each takes its own
+    if _postgres(session):  # replicas tick at once: each takes its own
         query = query.with_for_update(skip_locked=True)
-    return list(await session.execute(query.order_by(routes.c.created_at)))
+    return [route_of(r) for r in await session.execute(query.order_by(routes.c.created_at))]
 
 
 async def counts(session: AsyncSession) -> dict[str, int]:
@@ -599,38 +653,51 @@ async def counts(session: AsyncSession) -> dict[str, int]:
 # --- course events -------------------------------------------------------------------------
 
 
-async def add_course(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(upsert(session, courses, values, keys=["event_id"]))
+async def add_courses(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await upsert_many(session, courses, rows, keys=["event_id"])
 
 
 async def held_courses(
     session: AsyncSession,
-    teacher_id: str | None = None,
-    program: tuple[str, str | None] | None = None,
+    teacher_ids: Iterable[str] = (),
+    programs: Iterable[tuple[str, str | None]] = (),
     limit: int = 1000,
 ) -> list[Any]:
-    """Held course events, of one teacher or naming one program (id, federal number)."""
-    query = select(courses).where(courses.c.status == "held")
-    if teacher_id is not None:
-        query = query.where(courses.c.teacher_id == teacher_id)
-    if program is not None:
-        program_id, number = program
-        query = query.where(
-            or_(courses.c.program_id == program_id, courses.c.federal_number == number)
-            if number
-            else courses.c.program_id == program_id
-        )
+    """Held course events of these teachers or naming these programs (id, federal
+    number), in the order they were received; one read."""
+    teacher_list = sorted(set(teacher_ids))
+    program_list = list(programs)
+    ids = sorted({p for p, _ in program_list})
+    numbers = sorted({n for _, n in program_list if n})
+    where = []
+    if teacher_list:
+        where.append(courses.c.teacher_id.in_(teacher_list))
+    if ids:
+        where.append(courses.c.program_id.in_(ids))
+    if numbers:
+        where.append(courses.c.federal_number.in_(numbers))
+    if not where:
+        return []
+    query = select(courses).where(courses.c.status == "held", or_(*where))
     return list(await session.execute(query.order_by(courses.c.received_at).limit(limit)))
 
 
-async def completed_programs(session: AsyncSession, teacher_id: str) -> set[str]:
-    query = select(courses.c.program_id).where(
-        courses.c.teacher_id == teacher_id,
-        courses.c.kind == "completed",
-        courses.c.passed.is_(True),
-        courses.c.program_id.isnot(None),
-    )
-    return {r.program_id for r in await session.execute(query)}
+async def completed_programs(
+    session: AsyncSession, teacher_ids: Iterable[str]
+) -> dict[str, set[str]]:
+    """Per teacher, the programs they completed (passed): not offered to them again."""
+    found: dict[str, set[str]] = {}
+    for chunk in _chunks(teacher_ids):
+        query = select(courses.c.teacher_id, courses.c.program_id).where(
+            courses.c.teacher_id.in_(chunk),
+            courses.c.kind == "completed",
+            courses.c.passed.is_(True),
+            courses.c.program_id.isnot(None),
+        )
+        for r in await session.execute(query):
+            found.setdefault(r.teacher_id, set()).add(r.program_id)
+    return found
 
 
 async def course_list(session: AsyncSession, *where: Any, limit: int = 1000) -> list[Any]:
@@ -642,10 +709,8 @@ async def course_list(session: AsyncSession, *where: Any, limit: int = 1000) -> 
 
 
 async def add_attributions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        await session.execute(
-            upsert(session, attributions, row, keys=["diagnosis_id", "route_id", "step_id"])
-        )
+    if rows:
+        await upsert_many(session, attributions, rows, keys=["diagnosis_id", "route_id", "step_id"])
 
 
 async def attribution_rows(session: AsyncSession, by: str) -> list[Any]:

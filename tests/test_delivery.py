@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from sqlalchemy import Column, String, Table, delete, func, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from iomflow.shared import db, wire
@@ -57,6 +58,7 @@ class Bench:
     tables: Tables
     url: str
     calls: list[list[str]]
+    outage: dict[str, int]
 
     async def effect_count(self, subject: str | None = None) -> int:
         query = select(func.count()).select_from(self.effects)
@@ -109,6 +111,7 @@ async def bench(clean_redis: str, database_url: str) -> AsyncIterator[Bench]:
     sessions = db.sessionmaker(engine)
 
     calls: list[list[str]] = []
+    outage = {"left": 0}
 
     async def handle(events: Sequence[Event[Any]], deps: Deps[Any]) -> None:
         calls.append([ev.subject for ev in events])
@@ -116,6 +119,9 @@ async def bench(clean_redis: str, database_url: str) -> AsyncIterator[Bench]:
         for ev in events:
             if ev.subject.startswith("boom"):
                 raise RuntimeError(f"handler cannot apply {ev.subject}")
+            if ev.subject.startswith("down") and outage["left"] > 0:
+                outage["left"] -= 1
+                raise OperationalError("INSERT …", {}, ConnectionRefusedError("database down"))
             if ev.subject.startswith("never-raised"):
                 raise Rejected(f"{ev.subject} breaks a rule")
             if ev.subject.startswith("never"):
@@ -146,7 +152,7 @@ async def bench(clean_redis: str, database_url: str) -> AsyncIterator[Bench]:
         ),
     )
     relay = OutboxRelay(outbox, sessions, redis, tracer, batch=100, poll_s=0.05)
-    yield Bench(redis, engine, consumer, outbox, relay, effects, tables, clean_redis, calls)
+    yield Bench(redis, engine, consumer, outbox, relay, effects, tables, clean_redis, calls, outage)
     await redis.aclose()
     await engine.dispose()
 
@@ -576,3 +582,63 @@ async def test_a_known_type_on_the_wrong_stream_is_dead_lettered_not_skipped(ben
     assert dead["dlq_reason"] == "wrong_stream"
     assert "iomflow.routes.courses.inbound" in dead["dlq_error"]
     assert await bench.pending() == 0
+
+
+async def test_an_entry_waiting_for_the_database_is_never_dead_lettered_for_it(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twice max_deliveries failures that say the database is down: the entry waits and is
+    applied when it is back, with nothing in the DLQ; a real failure still counts."""
+    from iomflow.shared import streams
+
+    monkeypatch.setattr(streams, "BACKOFF_START_S", 0.01)
+    monkeypatch.setattr(streams, "BACKOFF_MAX_S", 0.01)
+    bench.outage["left"] = 2 * bench.consumer.settings.max_deliveries
+    await bench.consumer.ensure_groups()
+    await xadd(bench.redis, event("down-1"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.unavailable) == 1 and not outcome.failed
+    for _ in range(3 * bench.consumer.settings.max_deliveries):
+        await asyncio.sleep(0.12)  # past reclaim_idle_ms
+        total = await bench.consumer.reclaim(STREAM)
+        if total.applied:
+            break
+    assert total.applied and not total.dead
+    assert bench.outage["left"] == 0
+    assert await bench.effect_count("down-1") == 1
+    assert await bench.dlq() == []
+    assert await bench.pending() == 0
+    assert await bench.redis.hlen(streams.unavailable_key(STREAM, "testers")) == 0
+
+
+def test_what_counts_as_the_database_being_unavailable() -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from iomflow.shared.streams import unavailable
+
+    assert unavailable(OperationalError("SELECT 1", {}, Exception("server closed")))
+    assert unavailable(ConnectionRefusedError())
+    wrapped = RuntimeError("handler")
+    wrapped.__cause__ = OperationalError("x", {}, Exception("database is locked"))
+    assert unavailable(wrapped)
+    assert not unavailable(IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not unavailable(ValueError("bad data"))
+
+
+async def test_after_commit_actions_run_only_for_what_committed(bench: Bench) -> None:
+    sessions = db.sessionmaker(bench.engine)
+    ran: list[str] = []
+    from iomflow.shared.unit import unit_of_work
+
+    async with unit_of_work(sessions, bench.outbox, None) as deps:
+        deps.after_commit(lambda: ran.append("kept"))
+        mark = deps.mark()
+        deps.after_commit(lambda: ran.append("rolled back"))
+        deps.discard(mark)
+        assert ran == []  # not before the commit
+    assert ran == ["kept"]
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(sessions, bench.outbox, None) as deps:
+            deps.after_commit(lambda: ran.append("never"))
+            raise RuntimeError("the transaction fails")
+    assert ran == ["kept"]

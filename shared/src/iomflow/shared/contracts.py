@@ -732,6 +732,7 @@ EVENT_TYPES: dict[str, type[Contract]] = {
 }
 """Event type -> payload model (of the type's current version, ``event_version``)."""
 
+
 def _stream_of(type_: str) -> str:
     if type_.startswith("registry."):
         return Streams.REGISTRY

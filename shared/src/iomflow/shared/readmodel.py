@@ -6,7 +6,8 @@ key and, per column, the payload field it comes from (or a function of the paylo
 event of a key wins, as in stream order), its ``.removed`` events one ``DELETE … IN``. What
 a service does on top (release held results when a teacher arrives, drain the queue when a
 methodist gets room) is a hook: ``after_upsert`` runs after the rows are written,
-``before_remove`` before they go, each with the batch's events of its run.
+``before_remove`` before they go and ``after_remove`` after, each with the batch's events of
+its run.
 
 Consecutive events of one type form a run (``iomflow.shared.streams.runs``), so a record
 upserted and then removed in one batch is written, then removed, in that order.
@@ -51,6 +52,7 @@ class ReadModel:
     columns: Mapping[str, Column]
     after_upsert: Handler | None = None
     before_remove: Handler | None = None
+    after_remove: Handler | None = None
 
     @property
     def upserted(self) -> str:
@@ -105,6 +107,8 @@ class ReadModel:
             if self.before_remove is not None:
                 await self.before_remove(events, deps)
             await self.delete(deps.session, [e.payload.record_id for e in events])
+            if self.after_remove is not None:
+                await self.after_remove(events, deps)
 
         upserted.__name__ = f"{self.entity}_upserted"
         removed.__name__ = f"{self.entity}_removed"

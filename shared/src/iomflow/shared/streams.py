@@ -39,8 +39,10 @@ from faststream.redis.annotations import RedisBatchStreamMessage
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import Meter
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.shared import inbox, logs, wire
@@ -67,6 +69,10 @@ class _BatchFailed(Exception):
     """An entry of the fast path failed: redo the batch entry by entry."""
 
 
+class _Unavailable(Exception):
+    """The database went away while an entry was applied in isolation."""
+
+
 class _RejectedInIsolation(Exception):
     """A handler rejected the one event of an isolated batch: roll back its savepoint."""
 
@@ -88,6 +94,9 @@ class Outcome:
     duplicates: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Entries that failed because a dependency (the database) was unavailable: retried,
+    and the attempt does not count towards ``max_deliveries``."""
     dead: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, Rejected] = field(default_factory=dict)
 
@@ -115,6 +124,43 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> bool:
 
 def errors_key(stream: str, group: str) -> str:
     return f"iomflow:errors:{stream}:{group}"
+
+
+def unavailable_key(stream: str, group: str) -> str:
+    """Per entry id: how many of its deliveries failed only because a dependency was down."""
+    return f"iomflow:unavailable:{stream}:{group}"
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a failure says a dependency is unavailable (the database refused or dropped
+    the connection, a lock timed out, the network failed), not that the entry is bad: such
+    an entry must wait for the dependency, never go to the dead-letter stream for it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, OperationalError | InterfaceError | DisconnectionError):
+            return True
+        if isinstance(current, OSError | TimeoutError | RedisConnectionError):
+            return True
+        if type(current).__module__.startswith("asyncpg") and type(current).__name__ in (
+            "ConnectionDoesNotExistError",
+            "CannotConnectNowError",
+            "ConnectionFailureError",
+            "TooManyConnectionsError",
+            "AdminShutdownError",
+            "CrashShutdownError",
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 30.0
+OUTAGE_LOG_EVERY_S = 60.0
 
 
 @dataclass
@@ -195,6 +241,9 @@ class Consumer:
         self.clock = clock
         self.metrics = ConsumerMetrics(meter, group)  # no-op without a meter
         self._subscribers: dict[str, Any] = {}
+        self._backoff = 0.0
+        self._outage_since: float | None = None
+        self._outage_logged = 0.0
 
     # --- setup -----------------------------------------------------------------------
 
@@ -269,7 +318,43 @@ class Consumer:
             await self._apply(stream, todo, outcome)
 
         await self._settle(stream, dict(entries), outcome, deliveries or {}, reason="invalid")
+        await self._pace(stream, outcome)
         return outcome
+
+    async def _pace(self, stream: str, outcome: Outcome) -> None:
+        """While a dependency is down, wait before the next batch (doubling up to
+        ``BACKOFF_MAX_S``) instead of reading entry after entry into failure; say so when
+        it lasts. The entries stay pending and are retried when it is back."""
+        if not outcome.unavailable:
+            if self._outage_since is not None and (outcome.applied or outcome.duplicates):
+                log.warning(
+                    "%s: the database answers again after %.0f s",
+                    stream,
+                    time.monotonic() - self._outage_since,
+                )
+                self._outage_since, self._backoff = None, 0.0
+            return
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        self._backoff = min(BACKOFF_MAX_S, max(BACKOFF_START_S, self._backoff * 2))
+        lasting = now - self._outage_since
+        if lasting >= OUTAGE_LOG_EVERY_S and now - self._outage_logged >= OUTAGE_LOG_EVERY_S:
+            self._outage_logged = now
+            log.error(
+                "%s: the database has been unavailable for %.0f s; %d entries wait for it "
+                "(nothing is dead-lettered for it): %s",
+                stream,
+                lasting,
+                len(outcome.unavailable),
+                next(iter(outcome.unavailable.values())),
+            )
+        await asyncio.sleep(self._backoff)
+
+    @property
+    def outage_s(self) -> float | None:
+        """For how long the database has been unavailable to this consumer (None: it is not)."""
+        return None if self._outage_since is None else time.monotonic() - self._outage_since
 
     async def _apply(self, stream: str, todo: list[_Todo], outcome: Outcome) -> None:
         # Fast path: the whole batch in one transaction, one inbox statement, each run of
@@ -278,15 +363,45 @@ class Consumer:
         # cannot sink the others.
         try:
             wrote = await self._apply_batch(stream, todo, outcome)
-        except _BatchFailed:
+        except _BatchFailed as failed:
+            if failed.__cause__ is not None and unavailable(failed.__cause__):
+                self._unavailable(stream, todo, outcome, failed.__cause__)
+                return
+            # Visible: a batch redone entry by entry (a bad entry, or a seat another
+            # replica took meanwhile) costs its whole batch a slower pass.
+            log.info(
+                "batch of %d on %s redone entry by entry: %s",
+                len(todo),
+                stream,
+                logs.safe_error(failed.__cause__) if failed.__cause__ else "",
+                extra={"stream": stream},
+            )
             wrote = await self._apply_isolated(stream, todo, outcome)
         except Exception as exc:
+            if unavailable(exc):
+                self._unavailable(stream, todo, outcome, exc)
+                return
             log.exception("batch transaction on %s failed", stream)
             for item in todo:
                 outcome.failed[item.entry_id] = f"{type(exc).__name__}: {exc}"
             return
         if wrote:
             self.outbox.wake()
+
+    def _unavailable(
+        self, stream: str, todo: Sequence[_Todo], outcome: Outcome, exc: BaseException
+    ) -> None:
+        error = f"{type(exc).__name__}: {logs.safe_error(exc)}"[:2000]
+        for item in todo:
+            if item.entry_id not in outcome.applied and item.entry_id not in outcome.duplicates:
+                outcome.unavailable[item.entry_id] = error
+        log.warning(
+            "%s: the database is unavailable, %d entries wait: %s",
+            stream,
+            len(outcome.unavailable),
+            error,
+            extra={"stream": stream},
+        )
 
     async def _apply_batch(self, stream: str, todo: list[_Todo], outcome: Outcome) -> int:
         """The batch in one transaction; how many outbox rows it wrote."""
@@ -329,6 +444,7 @@ class Consumer:
                     session, self.inbox_table, self.group, [str(i.event.event_id) for i in rejected]
                 )
             wrote = await deps.flush()
+        deps.committed()
         for type_, seconds in timings:
             self.metrics.handled(stream, type_, seconds)
         for item in fresh_items:
@@ -366,6 +482,18 @@ class Consumer:
             item.carrier = {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-00"}
 
     async def _apply_isolated(self, stream: str, todo: list[_Todo], outcome: Outcome) -> int:
+        try:
+            return await self._isolated(stream, todo, outcome)
+        except _Unavailable as gone:  # the rest of the batch would fail the same way
+            assert gone.__cause__ is not None
+            outcome.applied.clear()  # nothing of this transaction committed
+            outcome.duplicates.clear()
+            outcome.rejected.clear()
+            outcome.failed.clear()
+            self._unavailable(stream, todo, outcome, gone.__cause__)
+            return 0
+
+    async def _isolated(self, stream: str, todo: list[_Todo], outcome: Outcome) -> int:
         wrote = 0
         async with self.sessions() as session, session.begin():
             deps = self.deps(session)
@@ -376,6 +504,7 @@ class Consumer:
                     self._entry_span(stream, item, parent, start=True) as span,
                     logs.event_scope(str(event.event_id)),
                 ):
+                    mark = deps.mark()
                     try:
                         async with session.begin_nested():
                             fresh = await inbox.record(
@@ -391,20 +520,22 @@ class Consumer:
                                     stream, event.type, time.perf_counter() - started
                                 )
                     except _RejectedInIsolation:
-                        deps.discard()
+                        deps.discard(mark)
                         refused = deps.rejected[str(event.event_id)]
                         span.set_status(trace.StatusCode.ERROR, str(refused))
                         outcome.rejected[item.entry_id] = refused
                         continue
                     except Rejected as exc:
-                        deps.discard()
+                        deps.discard(mark)
                         span.set_status(trace.StatusCode.ERROR, str(exc))
                         outcome.rejected[item.entry_id] = exc
                         continue
                     except Exception as exc:
-                        deps.discard()
+                        deps.discard(mark)
                         span.record_exception(exc)
                         span.set_status(trace.StatusCode.ERROR, str(exc))
+                        if unavailable(exc):
+                            raise _Unavailable(item.entry_id) from exc
                         outcome.failed[item.entry_id] = f"{type(exc).__name__}: {exc}"
                         log.warning(
                             "handler failed for %s %s (%s): %s",
@@ -416,6 +547,7 @@ class Consumer:
                         )
                         continue
                     (outcome.applied if fresh else outcome.duplicates).append(item.entry_id)
+        deps.committed()
         return wrote
 
     def _entry_span(self, stream: str, item: _Todo, parent: Any, *, start: bool) -> Any:
@@ -452,7 +584,7 @@ class Consumer:
     ) -> None:
         """Dead-letter, acknowledge and remember errors, in one atomic round trip."""
         done = outcome.applied + outcome.duplicates + outcome.skipped
-        if not (done or outcome.dead or outcome.failed or outcome.rejected):
+        if not (done or outcome.dead or outcome.failed or outcome.rejected or outcome.unavailable):
             return
         pipe = self.redis.pipeline(transaction=True)
         key = errors_key(stream, self.group)
@@ -476,9 +608,14 @@ class Consumer:
             pipe.xack(stream, self.group, *acked)
         if outcome.failed:
             pipe.hset(key, mapping=outcome.failed)  # type: ignore[arg-type]
+        if outcome.unavailable:
+            waiting = unavailable_key(stream, self.group)
+            for entry_id in outcome.unavailable:
+                pipe.hincrby(waiting, entry_id, 1)
         retried = [entry_id for entry_id in acked if deliveries.get(entry_id, 1) > 1]
         if retried:
             pipe.hdel(key, *retried)
+            pipe.hdel(unavailable_key(stream, self.group), *retried)
         await pipe.execute()
         self._count(stream, entries, outcome)
         if dead:
@@ -500,6 +637,7 @@ class Consumer:
             ("duplicate", outcome.duplicates),
             ("skipped", outcome.skipped),
             ("failed", outcome.failed),
+            ("unavailable", outcome.unavailable),
             ("dead_lettered", [*outcome.dead, *outcome.rejected]),
         ):
             for entry_id in ids:
@@ -549,8 +687,17 @@ class Consumer:
             consumername=self.consumer,
         )
         deliveries = {wire.as_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
-        over = [(i, f) for i, f in claimed if deliveries.get(i, 1) > self.settings.max_deliveries]
-        again = [(i, f) for i, f in claimed if deliveries.get(i, 1) <= self.settings.max_deliveries]
+        # Deliveries that failed only because the database was down do not count: such an
+        # entry waits for it however long it takes, it is not poison.
+        waited = await self.redis.hmget(
+            unavailable_key(stream, self.group), [i for i, _ in claimed]
+        )
+        counted = {
+            entry_id: deliveries.get(entry_id, 1) - int(w or 0)
+            for (entry_id, _), w in zip(claimed, waited, strict=True)
+        }
+        over = [(i, f) for i, f in claimed if counted[i] > self.settings.max_deliveries]
+        again = [(i, f) for i, f in claimed if counted[i] <= self.settings.max_deliveries]
         if over:
             errors = await self.redis.hmget(errors_key(stream, self.group), [i for i, _ in over])
             outcome = Outcome(
@@ -562,7 +709,7 @@ class Consumer:
                 }
             )
             # count = failed deliveries so far (this claim is not a delivery to a handler)
-            counts = {i: deliveries[i] - 1 for i, _ in over}
+            counts = {i: counted[i] - 1 for i, _ in over}
             await self._settle(stream, dict(over), outcome, counts, reason="max_deliveries")
             total.dead.update(outcome.dead)
         if again:
@@ -570,6 +717,7 @@ class Consumer:
             for name in ("applied", "duplicates", "skipped"):
                 getattr(total, name).extend(getattr(outcome, name))
             total.failed.update(outcome.failed)
+            total.unavailable.update(outcome.unavailable)
             total.dead.update(outcome.dead)
             total.rejected.update(outcome.rejected)
 

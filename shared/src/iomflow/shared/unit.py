@@ -53,6 +53,18 @@ class Unit:
         self.clock = clock
         self._rows: list[dict[str, Any]] = []
         self.flushed = 0
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the transaction has committed (e.g. forget a cache of what it
+        changed: forgotten before, another task could fill it again with the old rows)."""
+        self._after_commit.append(action)
+
+    def committed(self) -> None:
+        """The transaction committed: run what waited for it."""
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
 
     def now(self) -> datetime:
         return self.clock()
@@ -100,9 +112,15 @@ class Unit:
         """Rows staged and not yet flushed."""
         return len(self._rows)
 
-    def discard(self) -> None:
-        """Forget what was staged since the last flush (its savepoint was rolled back)."""
+    def mark(self) -> int:
+        """Where a savepoint starts, for ``discard``."""
+        return len(self._after_commit)
+
+    def discard(self, mark: int = 0) -> None:
+        """Forget what was staged since the last flush, and the after-commit actions since
+        ``mark`` (their savepoint was rolled back)."""
         self._rows.clear()
+        del self._after_commit[mark:]
 
     async def flush(self) -> int:
         """Write the staged rows into the outbox, in one statement; how many."""
@@ -170,3 +188,4 @@ async def unit_of_work(
         deps = Deps(session, outbox, context, clock)
         yield deps
         await deps.flush()
+    deps.committed()

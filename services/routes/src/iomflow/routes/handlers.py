@@ -80,8 +80,15 @@ async def teachers_leaving(events: Sequence[Event[RecordRemoved]], deps: Deps[Ro
         await service.teachers_removed(ledger, events)
 
 
-async def programs_arrived(events: Sequence[Event[ProgramUpserted]], deps: Deps[Routes]) -> None:
+def forget_offer(deps: Deps[Routes]) -> None:
+    """Forget the kept offer now (this transaction reads what it just wrote) and again
+    after the commit (another task of this process may have read the old rows meanwhile)."""
     deps.ctx.forget_offer()
+    deps.after_commit(deps.ctx.forget_offer)
+
+
+async def programs_arrived(events: Sequence[Event[ProgramUpserted]], deps: Deps[Routes]) -> None:
+    forget_offer(deps)
     programs = [(e.payload.program_id, e.payload.federal_number) for e in events]
     async with ledger_of(deps) as ledger:
         await lifecycle.release_held_courses(ledger, programs=programs, cause=events[-1])
@@ -90,13 +97,13 @@ async def programs_arrived(events: Sequence[Event[ProgramUpserted]], deps: Deps[
 async def offer_changed(_events: Sequence[Event[Any]], deps: Deps[Routes]) -> None:
     # Steps already planned keep a removed item (with its reason); new drafts no longer
     # see it once the kept offer is read again.
-    deps.ctx.forget_offer()
+    forget_offer(deps)
 
 
 async def methodists_arrived(
     events: Sequence[Event[MethodistUpserted]], deps: Deps[Routes]
 ) -> None:
-    deps.ctx.forget_offer()
+    forget_offer(deps)
     async with ledger_of(deps) as ledger:
         await service.methodists_changed(
             ledger, [e.payload.methodist_id for e in events], events[-1]
@@ -104,9 +111,8 @@ async def methodists_arrived(
 
 
 async def methodists_removed(events: Sequence[Event[RecordRemoved]], deps: Deps[Routes]) -> None:
-    # Gone first: the rebalance then moves their routes (or queues them).
-    await METHODIST.delete(deps.session, [e.payload.record_id for e in events])
-    deps.ctx.forget_offer()
+    """After they are gone: the rebalance moves their routes (or queues them)."""
+    forget_offer(deps)
     async with ledger_of(deps) as ledger:
         await service.rebalance(ledger, even=False, cause=events[-1])
 
@@ -135,6 +141,7 @@ METHODIST = ReadModel(
     "methodist_id",  # the load is ours (counted from seats): never in an upsert
     {c: c for c in ("methodist_id", "specialisations", "municipalities", "subjects", "capacity")},
     after_upsert=methodists_arrived,
+    after_remove=methodists_removed,
 )
 READ_MODELS = [
     TEACHER,
@@ -213,7 +220,6 @@ READ_MODELS = [
 
 REGISTRY: dict[str, Handler] = {
     **readmodel.handlers(READ_MODELS),
-    METHODIST.removed: methodists_removed,
 }
 
 SUBSCRIPTIONS = [

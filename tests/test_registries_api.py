@@ -213,9 +213,8 @@ async def test_stale_records_are_listed_and_published_with_a_moved_clock(
 ) -> None:
     runtime = app.state.runtime
     later = datetime.now(UTC) + timedelta(days=200)
-    async with runtime.sessions() as session, session.begin():
-        groups = await service.check_stale(session, runtime.outbox, now=later)
-    runtime.outbox.wake()
+    async with runtime.transaction() as deps:
+        groups = await service.check_stale(deps, now=later)
     assert {(g["register"], g["owner"], g["stale"]) for g in groups} >= {
         ("teachers", "org-1", 2),
         ("organizations", "mun-02", 2),
@@ -225,8 +224,8 @@ async def test_stale_records_are_listed_and_published_with_a_moved_clock(
     assert {(e["data"]["registry"], e["data"]["owner"], e["data"]["stale"]) for e in stale} == {
         (g["register"], g["owner"], g["stale"]) for g in groups
     }
-    async with runtime.sessions() as session, session.begin():
-        await service.check_stale(session, runtime.outbox, now=later)
+    async with runtime.transaction() as deps:
+        await service.check_stale(deps, now=later)
     assert len(await events(clean_redis, "registry.stale")) == len(stale)  # nothing new
 
     now_stale = (await client.get("/v1/stale")).json()
@@ -234,12 +233,11 @@ async def test_stale_records_are_listed_and_published_with_a_moved_clock(
     assert (await client.post("/v1/registers/teachers/records/t-1/verify")).status_code == 200
 
     # Verified on the moved date: org-1's teachers are not overdue then any more.
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.transaction() as deps:
         from iomflow.registries import repository
 
-        await repository.verify(session, "teachers", ["t-3", "t-6"], actor="x", now=later)
-        groups = await service.check_stale(session, runtime.outbox, now=later)
-    runtime.outbox.wake()
+        await repository.verify(deps.session, "teachers", ["t-3", "t-6"], actor="x", now=later)
+        groups = await service.check_stale(deps, now=later)
     resolved = [
         e["data"]
         for e in await events(clean_redis, "registry.stale")

@@ -9,8 +9,9 @@
   keys add NAME --role R… | list | revoke KEY_ID
   demo-files --out DIR                  the demo region as spreadsheets, one per register
 
-Admin commands work on the service's database directly and publish what they stage when
-they finish (iomflow.shared.admin).
+Admin commands work on the service's database directly, in units of work of their own
+(``service.unit_of_work``), and publish what they staged when they finish
+(iomflow.shared.admin).
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(sessions: Any, outbox: Outbox) -> service.ImportReport:
         return await service.import_table(
-            sessions,
-            outbox,
+            service.unit_of_work(sessions, outbox),
             spec,
             table,
             mode=mode,
@@ -105,7 +105,9 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
     printer = Printer()
 
     async def work(sessions: Any, outbox: Outbox) -> dict[str, int]:
-        return await service.resync(sessions, outbox, args.registers or None, progress=printer)
+        return await service.resync(
+            service.unit_of_work(sessions, outbox), args.registers or None, progress=printer
+        )
 
     counts = ADMIN.run(settings, work)
     printer.close()
@@ -116,10 +118,11 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_stale(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> list[dict[str, Any]]:
-        async with sessions() as session, session.begin():
-            groups = await service.check_stale(session, outbox, days=settings.stale_after_days)
-            if not args.publish:
-                await session.rollback()
+        async with service.unit_of_work(sessions, outbox)() as unit:
+            groups = await service.check_stale(unit, days=settings.stale_after_days)
+            if not args.publish:  # a look only: no event, no notice saved
+                unit.discard()
+                await unit.session.rollback()
             return groups
 
     groups = ADMIN.run(settings, work)

@@ -4,6 +4,7 @@ a purpose, written to the audit log), reading that log ``auditor``."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -11,10 +12,9 @@ from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Upload
 from fastapi.responses import Response
 
 from iomflow.registries import demo, importing, repository, service
-from iomflow.registries.jobs import ImportJobs
+from iomflow.registries.context import ContextDep
 from iomflow.registries.personal import PERSONAL_FIELDS
 from iomflow.registries.registers import REGISTRY, Register
-from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import TableError, kind_of, write_xlsx
 from iomflow.shared.auth import Principal, require
 from iomflow.shared.errors import ApiError
@@ -38,14 +38,6 @@ def register_of(name: str) -> Register:
             f"Реестр «{name}» не найден. Доступны: " + ", ".join(REGISTRY),
         )
     return spec
-
-
-def jobs_of(runtime: Any) -> ImportJobs:
-    return runtime.extras["imports"]  # type: ignore[no-any-return]
-
-
-def settings_of(runtime: Any) -> Settings:
-    return runtime.settings  # type: ignore[no-any-return]
 
 
 def _xlsx(content: bytes, filename: str) -> Response:
@@ -103,7 +95,7 @@ PAGING = {"offset", "limit", "stale"}
 async def list_records(
     register: str,
     request: Request,
-    runtime: RuntimeDep,
+    ctx: ContextDep,
     session: SessionDep,
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
@@ -132,7 +124,7 @@ async def list_records(
             value = value.isoformat()
         conditions.append(repository.field_filter(session, name, kind, value))
     if stale is not None:
-        cutoff = service.stale_cutoff(datetime.now(UTC), settings_of(runtime).stale_after_days)
+        cutoff = service.stale_cutoff(datetime.now(UTC), ctx.settings.stale_after_days)
         column = repository.records.c.verified_at
         conditions.append(column < cutoff if stale else column >= cutoff)
     total, items = await repository.page(
@@ -181,24 +173,17 @@ async def update_record(
 async def _save(
     register: str,
     body: dict[str, Any],
-    runtime: Any,
+    runtime: RuntimeDep,
     who: Principal,
     record_id: str | None,
 ) -> dict[str, Any]:
     spec = register_of(register)
     values = dict(body)
     personal = values.pop("personal", None)
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.transaction() as deps:
         data, changed = await service.save_record(
-            session,
-            runtime.outbox,
-            spec,
-            values,
-            personal,
-            actor=who.name,
-            record_id=record_id,
+            deps, spec, values, personal, actor=who.name, record_id=record_id
         )
-    runtime.outbox.wake()
     return {"record": data, "changed": changed}
 
 
@@ -211,11 +196,8 @@ async def delete_record(
     reason: str = Query("", max_length=500),
 ) -> dict[str, Any]:
     spec = register_of(register)
-    async with runtime.sessions() as session, session.begin():
-        await service.remove_record(
-            session, runtime.outbox, spec, record_id, reason=reason or f"удалено: {who.name}"
-        )
-    runtime.outbox.wake()
+    async with runtime.transaction() as deps:
+        await service.remove_record(deps, spec, record_id, reason=reason or f"удалено: {who.name}")
     return {"removed": record_id}
 
 
@@ -290,7 +272,7 @@ async def access_log(
 )
 async def start_import(
     register: str,
-    runtime: RuntimeDep,
+    ctx: ContextDep,
     who: Registrar,
     file: UploadFile = File(..., description=".xlsx or .csv; the first row names the columns"),
     mode: service.Mode = Form(
@@ -304,31 +286,31 @@ async def start_import(
         kind_of(filename)
     except TableError as exc:
         raise ApiError(415, "unsupported_file", str(exc)) from exc
-    limit = settings_of(runtime).max_upload_mb * 1024 * 1024
+    limit = ctx.settings.max_upload_mb * 1024 * 1024
     content = await file.read(limit + 1)
     if len(content) > limit:
         raise ApiError(
             413,
             "file_too_large",
-            f"Файл больше {settings_of(runtime).max_upload_mb} МБ: разделите его на части.",
+            f"Файл больше {ctx.settings.max_upload_mb} МБ: разделите его на части.",
         )
-    import_id = await jobs_of(runtime).submit(
+    import_id = await ctx.imports.submit(
         spec.name, filename, content, mode=mode, confirm=confirm, actor=who.name
     )
     return {"import_id": import_id, "status": "queued", "href": f"/v1/imports/{import_id}"}
 
 
 @router.get("/imports/{import_id}", summary="An import job: progress, summary, row errors")
-async def get_import(import_id: str, runtime: RuntimeDep, who: Registrar) -> dict[str, Any]:
-    job = await jobs_of(runtime).status(import_id)
+async def get_import(import_id: str, ctx: ContextDep, who: Registrar) -> dict[str, Any]:
+    job = await ctx.imports.status(import_id)
     if job is None:
         raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")
     return job
 
 
 @router.get("/imports/{import_id}/errors.xlsx", summary="The import's row errors as XLSX")
-async def import_errors(import_id: str, runtime: RuntimeDep, who: Registrar) -> Response:
-    job = await jobs_of(runtime).status(import_id)
+async def import_errors(import_id: str, ctx: ContextDep, who: Registrar) -> Response:
+    job = await ctx.imports.status(import_id)
     if job is None:
         raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")
     if job["status"] in ("queued", "running"):
@@ -350,12 +332,12 @@ async def export(register: str, runtime: RuntimeDep) -> Response:
 @router.get("/stale", summary="Records overdue for verification, per register and owner")
 async def stale(
     session: SessionDep,
-    runtime: RuntimeDep,
+    ctx: ContextDep,
     register: str | None = None,
     owner: str | None = None,
     limit: int = Query(100, ge=1, le=5000, description="Record ids listed per register"),
 ) -> dict[str, Any]:
-    days = settings_of(runtime).stale_after_days
+    days = ctx.settings.stale_after_days
     cutoff = service.stale_cutoff(datetime.now(UTC), days)
     if register is not None:
         register_of(register)
@@ -371,12 +353,9 @@ async def stale(
 
 
 @router.post("/stale/check", summary="Look for stale records now and publish registry.stale")
-async def check_stale(runtime: RuntimeDep, who: Registrar) -> dict[str, Any]:
-    async with runtime.sessions() as session, session.begin():
-        groups = await service.check_stale(
-            session, runtime.outbox, days=settings_of(runtime).stale_after_days
-        )
-    runtime.outbox.wake()
+async def check_stale(runtime: RuntimeDep, ctx: ContextDep, who: Registrar) -> dict[str, Any]:
+    async with runtime.transaction() as deps:
+        groups = await service.check_stale(deps, days=ctx.settings.stale_after_days)
     return {"groups": groups}
 
 
@@ -388,16 +367,16 @@ async def resync(
 ) -> dict[str, int]:
     for name in register or []:
         register_of(name)
-    return await service.resync(runtime.sessions, runtime.outbox, register)
+    return await service.resync(runtime.transaction, register)
 
 
 async def _load_region(
-    runtime: Any, region: dict[str, list[dict[str, Any]]], who: Principal
+    runtime: RuntimeDep, region: dict[str, list[dict[str, Any]]], who: Principal
 ) -> dict[str, Any]:
     unknown = [name for name in region if name not in REGISTRY]
     if unknown:
         raise ApiError(422, "register_not_found", "Неизвестные реестры: " + ", ".join(unknown))
-    reports = await service.load_region(runtime.sessions, runtime.outbox, region, actor=who.name)
+    reports = await service.load_region(runtime.transaction, region, actor=who.name)
     failed = {n: r for n, r in reports.items() if not r.applied}
     if failed:
         raise ApiError(
@@ -434,4 +413,7 @@ async def load_demo(
     teachers: int = Query(40_000, ge=10, le=200_000),
     seed: int = Query(38),
 ) -> dict[str, Any]:
-    return await _load_region(runtime, demo.generate(seed=seed, teachers=teachers), who)
+    # Generating the region is CPU for a second or so: off the event loop.
+    with service.collector_paused():
+        region = await asyncio.to_thread(demo.generate, seed=seed, teachers=teachers)
+    return await _load_region(runtime, region, who)

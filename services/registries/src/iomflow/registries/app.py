@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.registries import api, service
-from iomflow.registries.jobs import ImportJobs
+from iomflow.registries import api, context, service
 from iomflow.registries.registers import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
@@ -16,25 +15,19 @@ from iomflow.shared.contracts import Streams
 from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, periodic
 
 
-def on_start(runtime: Runtime) -> None:
-    runtime.extras["imports"] = ImportJobs(runtime)
-
-
-async def watch_stale(runtime: Runtime) -> None:
+async def watch_stale(runtime: Runtime[context.Context]) -> None:
     """Publish ``registry.stale`` when the count of overdue records changes."""
-    settings = runtime.settings
-    assert isinstance(settings, Settings)
+    settings = runtime.context.settings
 
     async def check() -> None:
-        async with runtime.sessions() as session, session.begin():
-            await service.check_stale(session, runtime.outbox, days=settings.stale_after_days)
-        runtime.outbox.wake()
+        async with runtime.transaction() as deps:
+            await service.check_stale(deps, days=settings.stale_after_days)
 
     await periodic("stale check", settings.stale_check_interval_s, check)
 
 
-def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
-    return [runtime.extras["imports"].resume(), watch_stale(runtime)]
+def background(runtime: Runtime[context.Context]) -> Sequence[Coroutine[Any, Any, None]]:
+    return [runtime.context.imports.resume(), watch_stale(runtime)]
 
 
 SPEC = ServiceSpec(
@@ -42,7 +35,8 @@ SPEC = ServiceSpec(
     title="iomflow — региональные реестры (ЦНППМ)",
     package="iomflow.registries",
     tables=tables,
-    subscriptions=lambda runtime: [],
+    subscriptions=[],
+    context=context.build,
     publishes=[
         (
             Streams.REGISTRY,
@@ -51,7 +45,6 @@ SPEC = ServiceSpec(
         )
     ],
     routers=[api.router],
-    on_start=on_start,
     background=background,
 )
 

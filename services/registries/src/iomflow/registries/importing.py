@@ -9,13 +9,14 @@ and fix each one.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -140,14 +141,30 @@ _FALSE = {"нет", "false", "0", "no", "n", "-", "ложь", "н"}
 
 def parse_cell(spec: Register, name: str, cell: Cell) -> Any:
     """A cell as the field's value; ``None`` for an empty cell. Raises CellError."""
-    if cell is None or (isinstance(cell, str) and not cell.strip()):
-        return None
+    return parser(spec, name)(cell)
+
+
+Parser = Callable[[Cell], Any]
+
+
+@cache
+def parser(spec: Register, name: str) -> Parser:
+    """``parse_cell`` for one field, with its type and labels looked up once: a file's
+    hundreds of thousands of cells are each one call and a dict lookup or two."""
     model = PersonalData if name in PERSONAL_FIELDS else spec.record
     inner, many = _unwrap(model.model_fields[name].annotation)
-    if many:
-        parts = cell if isinstance(cell, list) else _split(cell)
-        return [_scalar(spec, name, inner, part) for part in parts]
-    return _scalar(spec, name, inner, cell)
+    labels = labels_of(spec, name) if name not in PERSONAL_FIELDS else None
+    scalar = _scalar_parser(inner, labels)
+
+    def parse(cell: Cell) -> Any:
+        if cell is None or (isinstance(cell, str) and not cell.strip()):
+            return None
+        if many:
+            parts = cell if isinstance(cell, list) else _split(cell)
+            return [scalar(part) for part in parts]
+        return scalar(cell)
+
+    return parse
 
 
 def _split(cell: Cell) -> list[str]:
@@ -156,46 +173,84 @@ def _split(cell: Cell) -> list[str]:
     return [part.strip() for part in text.split(separator) if part.strip()]
 
 
-def _scalar(spec: Register, name: str, inner: Any, cell: Any) -> Any:
-    labels = labels_of(spec, name) if name not in PERSONAL_FIELDS else None
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RU_DATE = re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{4}")
+_DATE_PATTERNS = ("%d.%m.%Y", "%Y-%m-%d", "%d.%m.%y")
+
+
+def _scalar_parser(inner: Any, labels: Mapping[str, str] | None) -> Parser:
     if labels is not None:
-        text = _norm(str(cell))
+        # The first code whose code or label matches wins, as a scan in order would.
+        lookup: dict[str, str] = {}
         for code, label in labels.items():
-            if text in (_norm(code), _norm(label)):
-                return code
-        raise CellError("недопустимое значение; допустимо: " + ", ".join(labels.values()))
+            lookup.setdefault(_norm(code), code)
+            lookup.setdefault(_norm(label), code)
+        allowed = "недопустимое значение; допустимо: " + ", ".join(labels.values())
+
+        def labelled(cell: Any) -> Any:
+            found = lookup.get(_norm(str(cell)))
+            if found is None:
+                raise CellError(allowed)
+            return found
+
+        return labelled
     if inner is bool:
-        if isinstance(cell, bool):
-            return cell
-        text = _norm(str(cell))
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise CellError("ожидается «да» или «нет»")
+        return _bool
     if inner is int:
-        if isinstance(cell, bool):
-            raise CellError("ожидается целое число")
-        if isinstance(cell, int):
-            return cell
-        if isinstance(cell, float) and cell.is_integer():
-            return int(cell)
-        text = str(cell).strip().replace(" ", "").replace("\u00a0", "")
-        if text.lstrip("-").isdigit():
-            return int(text)
-        raise CellError("ожидается целое число")
+        return _int
     if inner is date:
-        if isinstance(cell, datetime):
-            return cell.date()
-        if isinstance(cell, date):
-            return cell
-        text = str(cell).strip()
-        for pattern in ("%d.%m.%Y", "%Y-%m-%d", "%d.%m.%y"):
-            try:
-                return datetime.strptime(text, pattern).date()
-            except ValueError:
-                continue
-        raise CellError("ожидается дата в формате ДД.ММ.ГГГГ")
+        return _date
+    return _text
+
+
+def _bool(cell: Any) -> bool:
+    if isinstance(cell, bool):
+        return cell
+    text = _norm(str(cell))
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CellError("ожидается «да» или «нет»")
+
+
+def _int(cell: Any) -> int:
+    if isinstance(cell, bool):
+        raise CellError("ожидается целое число")
+    if isinstance(cell, int):
+        return cell
+    if isinstance(cell, float) and cell.is_integer():
+        return int(cell)
+    text = str(cell).strip().replace(" ", "").replace("\u00a0", "")
+    if text.lstrip("-").isdigit():
+        return int(text)
+    raise CellError("ожидается целое число")
+
+
+def _date(cell: Any) -> date:
+    if isinstance(cell, datetime):
+        return cell.date()
+    if isinstance(cell, date):
+        return cell
+    text = str(cell).strip()
+    # The two usual spellings without strptime (its cost dominated a large file's dates);
+    # anything else, or an impossible day, goes the long way and gets its reason there.
+    try:
+        if _ISO_DATE.fullmatch(text):
+            return date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+        if _RU_DATE.fullmatch(text):
+            return date(int(text[6:10]), int(text[3:5]), int(text[0:2]))
+    except ValueError:
+        pass
+    for pattern in _DATE_PATTERNS:
+        try:
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    raise CellError("ожидается дата в формате ДД.ММ.ГГГГ")
+
+
+def _text(cell: Any) -> str:
     if isinstance(cell, float) and cell.is_integer():
         return str(int(cell))
     return str(cell).strip()
@@ -378,29 +433,51 @@ def plan(
         result.header_errors = True
         return result
     has_personal = bool(set(mapping.values()) & set(PERSONAL_FIELDS))
+    # Each column once: (index, field, header, letter, its parser, a personal field).
+    columns_ = [
+        (
+            index,
+            name,
+            table.headers[index],
+            column_letter(index),
+            parser(spec, name),
+            name in PERSONAL_FIELDS,
+        )
+        for index, name in mapping.items()
+    ]
+    where = {name: (index, header, letter) for index, name, header, letter, _, _ in columns_}
+
+    def shown(cells: Sequence[Cell], name: str) -> tuple[str, str, str]:
+        """(header, letter, the value as written) of ``name``'s cell, for an error. A
+        person's data never leaves its table, not even in an error report: the row and
+        column point to the cell in the operator's own file."""
+        found = where.get(name)
+        if found is None:
+            return title(name), "", ""
+        index, header, letter = found
+        if name in PERSONAL_FIELDS:
+            return header, letter, ""
+        return header, letter, _shown(cells[index] if index < len(cells) else None)
+
     seen: dict[str, int] = {}
     for done, (number, cells) in enumerate(table.rows, start=1):
         if done % 1000 == 0:
             progress(done)
         values: dict[str, Any] = {}
         personal: dict[str, Any] | None = {} if has_personal else None
-        where: dict[str, tuple[str, str, str]] = {}
         row_errors: list[RowError] = []
-        for index, name in mapping.items():
-            cell = cells[index] if index < len(cells) else None
-            header, letter = table.headers[index], column_letter(index)
-            # A person's data never leaves its table, not even in an error report: the row
-            # and column point to the cell in the operator's own file.
-            shown = "" if name in PERSONAL_FIELDS else _shown(cell)
-            where[name] = (header, letter, shown)
+        width = len(cells)
+        for index, name, header, letter, parse, is_personal in columns_:
+            cell = cells[index] if index < width else None
             try:
-                value = parse_cell(spec, name, cell)
+                value = parse(cell)
             except CellError as exc:
-                row_errors.append(RowError(number, header, shown, str(exc), name, letter))
+                value_shown = "" if is_personal else _shown(cell)
+                row_errors.append(RowError(number, header, value_shown, str(exc), name, letter))
                 continue
             if value is None:
                 continue
-            if name in PERSONAL_FIELDS:
+            if is_personal:
                 assert personal is not None
                 personal[name] = value
             else:
@@ -412,18 +489,18 @@ def plan(
         for name, reason in problems:
             if name in unreadable:
                 continue  # already reported: the cell could not be read
-            header, letter, shown = where.get(name, (title(name), "", ""))
-            result.add(RowError(number, header, shown, reason, name, letter))
+            header, letter, value_shown = shown(cells, name)
+            result.add(RowError(number, header, value_shown, reason, name, letter))
         if data is None or row_errors:
             continue
         record_id = str(data[spec.key])
         if record_id in seen:
-            header, letter, shown = where[spec.key]
+            header, letter, value_shown = shown(cells, spec.key)
             result.add(
                 RowError(
                     number,
                     header,
-                    shown,
+                    value_shown,
                     f"код «{record_id}» уже встречался в строке {seen[record_id]}",
                     spec.key,
                     letter,

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.registries import repository, service
 from iomflow.registries.registers import REGISTRY
 from iomflow.registries.tabular import TableError, read_table
-from iomflow.shared.service import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,16 @@ ACTIVE = ("queued", "running")
 
 
 class ImportJobs:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    """The jobs: their rows in ``imports`` (``sessions``), their writes as units of work
+    (``transaction``: the service's ``runtime.transaction``)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transaction: service.Transaction,
+    ) -> None:
+        self.sessions = sessions
+        self.transaction = transaction
         self.progress: dict[str, dict[str, Any]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -43,7 +51,7 @@ class ImportJobs:
         actor: str,
     ) -> str:
         import_id = str(uuid.uuid4())
-        async with self.runtime.sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             await session.execute(
                 insert(repository.imports).values(
                     import_id=import_id,
@@ -72,7 +80,7 @@ class ImportJobs:
 
     async def resume(self) -> None:
         """Run again the jobs a stopped process left unfinished."""
-        async with self.runtime.sessions() as session:
+        async with self.sessions() as session:
             ids = (
                 (
                     await session.execute(
@@ -90,7 +98,7 @@ class ImportJobs:
 
     async def run(self, import_id: str) -> None:
         table = repository.imports
-        async with self.runtime.sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             row = (
                 await session.execute(select(table).where(table.c.import_id == import_id))
             ).first()
@@ -110,8 +118,7 @@ class ImportJobs:
             live["progress"] = {"phase": "чтение файла", "done": 0, "total": None}
             sheet = await asyncio.to_thread(read_table, row.content, row.filename)
             report = await service.import_table(
-                self.runtime.sessions,
-                self.runtime.outbox,
+                self.transaction,
                 REGISTRY[row.register],
                 sheet,
                 mode=service.Mode(row.mode),
@@ -134,7 +141,7 @@ class ImportJobs:
                 "summary": {"message": f"Внутренняя ошибка импорта: {type(exc).__name__}"},
                 "errors": [],
             }
-        async with self.runtime.sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             await session.execute(
                 update(table)
                 .where(table.c.import_id == import_id)
@@ -148,7 +155,7 @@ class ImportJobs:
         if live is not None:
             return dict(live)
         table = repository.imports
-        async with self.runtime.sessions() as session:
+        async with self.sessions() as session:
             row = (
                 await session.execute(
                     select(

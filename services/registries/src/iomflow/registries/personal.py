@@ -6,6 +6,7 @@ every read audited. Nothing here ever goes into an event.
 
 from __future__ import annotations
 
+import operator
 import re
 from typing import Annotated
 
@@ -16,11 +17,15 @@ from iomflow.shared.contracts import Contract
 
 _NAME = re.compile(r"^[А-ЯЁа-яё]+(?:-[А-ЯЁа-яё]+)?(?: [А-ЯЁа-яё]+(?:-[А-ЯЁа-яё]+)?){1,3}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_SNILS_NOISE = re.compile(r"[\s-]")
+_SNILS = re.compile(r"\d{11}")
+_PHONE_NOISE = re.compile(r"[\s()+\-]")
+_PHONE = re.compile(r"7\d{10}")
 
 
 def snils_check_digits(first9: str) -> int:
     """The two check digits of a СНИЛС from its first nine (ПФР's published rule)."""
-    total = sum(int(d) * (9 - i) for i, d in enumerate(first9))
+    total = sum(map(operator.mul, map(int, first9), range(9, 9 - len(first9), -1)))
     if total < 100:
         return total
     if total in (100, 101):
@@ -34,8 +39,8 @@ def format_snils(digits: str) -> str:
 
 
 def normalise_snils(value: object) -> str:
-    digits = re.sub(r"[\s-]", "", str(value))
-    if not re.fullmatch(r"\d{11}", digits):
+    digits = _SNILS_NOISE.sub("", str(value))
+    if not _SNILS.fullmatch(digits):
         raise PydanticCustomError(
             "snils_format", "СНИЛС должен состоять из 11 цифр (формат 123-456-789 01)"
         )
@@ -48,12 +53,12 @@ def normalise_snils(value: object) -> str:
 
 
 def normalise_phone(value: object) -> str:
-    digits = re.sub(r"[\s()+\-]", "", str(value))
+    digits = _PHONE_NOISE.sub("", str(value))
     if digits.startswith("8") and len(digits) == 11:
         digits = "7" + digits[1:]
     if len(digits) == 10:
         digits = "7" + digits
-    if not re.fullmatch(r"7\d{10}", digits):
+    if not _PHONE.fullmatch(digits):
         raise PydanticCustomError(
             "phone_format", "телефон должен быть российским номером из 10 цифр (+7 XXX XXX-XX-XX)"
         )

@@ -114,13 +114,17 @@ def experience_band(years: int) -> str:
 
 def teacher_event(record: Contract, today: date) -> TeacherUpserted:
     assert isinstance(record, TeacherRecord)
-    age = _years(record.birth_date, today)
-    experience = max(0, _years(record.hire_date, today))
-    data = record.model_dump(exclude={"birth_date", "hire_date"})
+    return teacher_event_of(record.model_dump(mode="json"), today)
+
+
+def teacher_event_of(data: Mapping[str, Any], today: date) -> TeacherUpserted:
+    """The event of a stored teacher record (its JSON data): bands instead of dates."""
+    age = _years(date.fromisoformat(data["birth_date"]), today)
+    experience = max(0, _years(date.fromisoformat(data["hire_date"]), today))
     return TeacherUpserted(
-        **data,
-        age_band=age_band(age),  # type: ignore[arg-type]
-        experience_band=experience_band(experience),  # type: ignore[arg-type]
+        **{k: v for k, v in data.items() if k not in ("birth_date", "hire_date")},
+        age_band=age_band(age),
+        experience_band=experience_band(experience),
         young=age < 35 and experience < 3,
     )
 
@@ -148,7 +152,8 @@ class Register:
     references: tuple[Reference, ...] = ()
     person: bool = False
     checks: Callable[[Contract], list[tuple[str, str]]] = field(default=lambda _: [])
-    to_event: Callable[[Contract, date], Contract] | None = None
+    to_event: Callable[[Mapping[str, Any], date], Contract] | None = None
+    """The event of a stored record's data, where it is not the record itself."""
 
     @property
     def entity(self) -> str:
@@ -169,10 +174,12 @@ class Register:
             "municipality_id" in self.record.model_fields
         )
 
-    def event_of(self, record: Contract, today: date) -> Contract:
+    def event_of(self, data: Mapping[str, Any], today: date) -> Contract:
+        """The event of a stored record (its validated JSON data), checked against the
+        event's contract."""
         if self.to_event is not None:
-            return self.to_event(record, today)
-        return self.event.model_validate(record.model_dump())
+            return self.to_event(data, today)
+        return self.event.model_validate(data)
 
 
 def _program_checks(record: Contract) -> list[tuple[str, str]]:
@@ -242,7 +249,7 @@ _SPECS = [
         references=(ORGANIZATION_REF, MUNICIPALITY_REF),
         person=True,
         checks=_teacher_checks,
-        to_event=teacher_event,
+        to_event=teacher_event_of,
     ),
     Register(
         "management_teams",

@@ -61,7 +61,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def transaction(engine: AsyncEngine) -> service.Transaction:
-    return service.unit_of_work(db.sessionmaker(engine), Outbox(repository.tables.outbox))
+    return service.transactions(db.sessionmaker(engine), Outbox(repository.tables.outbox))
 
 
 @contextmanager

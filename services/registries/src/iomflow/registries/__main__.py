@@ -10,7 +10,7 @@
   demo-files --out DIR                  the demo region as spreadsheets, one per register
 
 Admin commands work on the service's database directly, in units of work of their own
-(``service.unit_of_work``), and publish what they staged when they finish
+(``service.transactions``), and publish what they staged when they finish
 (iomflow.shared.admin).
 """
 
@@ -62,7 +62,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(sessions: Any, outbox: Outbox) -> service.ImportReport:
         return await service.import_table(
-            service.unit_of_work(sessions, outbox),
+            service.transactions(sessions, outbox),
             spec,
             table,
             mode=mode,
@@ -106,7 +106,7 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(sessions: Any, outbox: Outbox) -> dict[str, int]:
         return await service.resync(
-            service.unit_of_work(sessions, outbox), args.registers or None, progress=printer
+            service.transactions(sessions, outbox), args.registers or None, progress=printer
         )
 
     counts = ADMIN.run(settings, work)
@@ -118,7 +118,7 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_stale(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sessions: Any, outbox: Outbox) -> list[dict[str, Any]]:
-        async with service.unit_of_work(sessions, outbox)() as unit:
+        async with service.transactions(sessions, outbox)() as unit:
             groups = await service.check_stale(unit, days=settings.stale_after_days)
             if not args.publish:  # a look only: no event, no notice saved
                 unit.discard()

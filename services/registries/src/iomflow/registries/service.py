@@ -3,15 +3,16 @@ stages its event in the same unit of work (``iomflow.shared.unit``), written int
 outbox with the change and published after the commit; nothing unchanged is published.
 
 Use cases that run their own transactions take a ``Transaction``: ``runtime.transaction``
-in the service, ``unit_of_work(sessions, outbox)`` for admin commands on its database.
+in the service, ``transactions(sessions, outbox)`` for admin commands on its database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,7 +28,7 @@ from iomflow.registries.tabular import Table, write_xlsx
 from iomflow.shared.contracts import Event, RecordRemoved, RegistryStale, Streams, new_event
 from iomflow.shared.errors import ApiError
 from iomflow.shared.outbox import Outbox
-from iomflow.shared.unit import Unit
+from iomflow.shared.unit import Unit, unit_of_work
 
 SOURCE = "registries"
 CHUNK = 1000
@@ -71,19 +72,11 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def unit_of_work(sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> Transaction:
+def transactions(sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> Transaction:
     """Units of work for code outside a service process (admin commands on the service's
-    database): each is a fresh transaction whose staged events are flushed into the
-    outbox before its commit (``Admin`` publishes them when the command ends)."""
-
-    @contextlib.asynccontextmanager
-    async def transaction() -> AsyncIterator[Unit]:
-        async with sessions() as session, session.begin():
-            unit = Unit(session, outbox)
-            yield unit
-            await unit.flush()
-
-    return transaction
+    database): each a fresh transaction whose staged events are in the outbox at its
+    commit (``Admin`` publishes them when the command ends)."""
+    return functools.partial(unit_of_work, sessions, outbox, None)
 
 
 class Mode(StrEnum):

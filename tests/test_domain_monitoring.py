@@ -4,6 +4,7 @@ of a date by level, status against the path to the target, the forecast."""
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -249,3 +250,177 @@ def test_a_series_gives_one_kpi_at_several_dates(shipped: Catalogue) -> None:
     days = [date(2026, 2, 1) + timedelta(days=30 * n) for n in range(3)]
     points = domain.series(shipped, facts, Scope(), days, "diagnosed_share")
     assert [p["value"] for p in points] == [0.0, 50.0, 50.0]
+
+
+# --- the indexed evaluation gives what the plain reading of the catalogue gives -------------
+
+
+def plainly(
+    members: list[Member], facts: list[Fact], k: Kpi, scope: Scope, at: datetime, by: str
+) -> dict[str | None, domain.Value]:
+    """A KPI's values read straight from the catalogue, member by member and fact by fact
+    (how ``Facts.values`` was written before it kept what it found)."""
+
+    def level(m: Member) -> str | None:
+        return {"municipality": m.municipality_id, "organization": m.organization_id}.get(by)
+
+    pop = k.population
+    population = [
+        m
+        for m in members
+        if m.kind == pop.of
+        and m.present(at)
+        and scope.holds(m)
+        and domain.matches(m.attrs, pop.where)
+    ]
+    if pop.holding is not None:
+        holding = {f.member_id for f in facts if f.kind == pop.holding and f.holds(at)}
+        population = [m for m in population if m.member_id in holding]
+    group = {m.member_id: level(m) for m in population}
+    since = (
+        datetime(at.year, 1, 1, tzinfo=UTC)
+        if k.accumulation == "yearly"
+        else datetime.min.replace(tzinfo=UTC)
+    )
+    counted = [
+        f
+        for f in facts
+        if f.kind == k.numerator.fact
+        and domain.matches(f.attrs, k.numerator.where)
+        and (f.holds(at) if k.accumulation == "current" else since <= f.start <= at)
+        and f.member_id in group
+    ]
+    sizes: dict[str | None, int] = {}
+    for key in group.values():
+        sizes[key] = sizes.get(key, 0) + 1
+    out: dict[str | None, domain.Value] = {}
+    if k.measure == "max_per_holder":
+        per: dict[str | None, dict[Any, set[str]]] = {}
+        for f in counted:
+            holder = f.attrs.get(k.holder or "")
+            if holder is not None:
+                per.setdefault(group[f.member_id], {}).setdefault(holder, set()).add(f.member_id)
+        for key in sizes.keys() | per.keys():
+            most = max((len(v) for v in per.get(key, {}).values()), default=0)
+            out[key] = domain.Value(float(most), most, len(per.get(key, {})))
+        if not out and by == "region":
+            out[None] = domain.Value(0.0, 0, 0)
+        return out
+    hits: dict[str | None, set[str]] = {}
+    for f in counted:
+        hits.setdefault(group[f.member_id], set()).add(f.member_id)
+    for key, size in sizes.items():
+        hit = len(hits.get(key, ()))
+        value = float(hit) if k.measure == "count" else (100.0 * hit / size if size else None)
+        out[key] = domain.Value(value, hit, size)
+    if None not in out and by == "region":
+        out[None] = domain.Value(0.0 if k.measure == "count" else None, 0, 0)
+    return out
+
+
+KINDS = (
+    "diagnosed route support tutor trained expert mentored team_trained mentoring_org project team"
+).split()
+
+
+def random_region(seed: int) -> tuple[list[Member], list[Fact]]:
+    """Teachers and organisations coming and going, facts of every kind the shipped KPIs
+    count, with attributes they test, beginning and ending at random."""
+    rng = random.Random(seed)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+
+    def moment() -> datetime:
+        return base + timedelta(days=rng.randrange(1000), hours=rng.randrange(24))
+
+    def interval() -> tuple[datetime, datetime | None]:
+        start = moment()
+        return start, (
+            start + timedelta(days=rng.randrange(1, 400))
+        ) if rng.random() < 0.3 else None
+
+    members: list[Member] = []
+    for n in range(40):
+        start, end = interval()
+        members.append(
+            Member(
+                "organizations",
+                f"o{n}",
+                f"m{n % 4}",
+                f"o{n}",
+                {
+                    "kind": "school",
+                    "projects": rng.sample(
+                        ["personal_potential", "school_of_ministry"], rng.randrange(3)
+                    ),
+                },
+                start,
+                end,
+            )
+        )
+    for n in range(400):
+        start, end = interval()
+        org = rng.randrange(40)
+        members.append(
+            Member(
+                "teachers",
+                f"t{n}",
+                f"m{org % 4}",
+                f"o{org}",
+                {
+                    "audience": rng.choice(["general", "preschool", "college"]),
+                    "subjects": rng.choice([[], ["физика"]]),
+                    "young": rng.random() < 0.2,
+                    "school_at_risk": org % 7 == 0,
+                },
+                start,
+                end,
+            )
+        )
+    themes = ["subject", "functional_literacy", "updated_fgos", "digital_environment",
+              "quality_assessment", "gifted_children", "career_guidance", "upbringing",
+              "preschool_quality", "burnout_prevention", "management"]  # fmt: skip
+    facts: list[Fact] = []
+    for _ in range(1500):
+        kind = rng.choice(KINDS)
+        owner = (
+            f"o{rng.randrange(40)}"
+            if kind in ("team_trained", "mentoring_org", "project", "team")
+            else f"t{rng.randrange(400)}"
+        )
+        attrs: dict[str, Any] = {}
+        if kind == "support":
+            attrs = {"methodist_id": rng.choice(["A", "B", "C", None])}
+        elif kind == "trained":
+            attrs = {
+                "themes": rng.sample(themes, rng.randrange(3)),
+                "federal_registry": rng.random() < 0.5,
+                "from_route": rng.random() < 0.5,
+                "program_kind": rng.choice(["pk", "pp"]),
+            }
+        elif kind == "project":
+            attrs = {"project": rng.choice(["personal_potential", "school_of_ministry"])}
+        start, end = interval()
+        facts.append(Fact(kind, owner, start, attrs, end))
+    return members, facts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_the_indexed_evaluation_gives_what_the_plain_reading_gives(
+    shipped: Catalogue, seed: int
+) -> None:
+    members, facts = random_region(seed)
+    indexed = Facts(members, facts)  # one instance: what it keeps serves every question
+    days = [date(2024, 6, 30), date(2025, 1, 1), date(2025, 12, 31), date(2026, 6, 1)]
+    scopes = [
+        Scope(),
+        Scope(municipality_id="m1"),
+        Scope(municipality_id="m2", organization_id="o2"),
+    ]
+    for on in days:
+        at = domain.end_of(on)
+        for scope in scopes:
+            for by in ("municipality", "region", "organization"):
+                for k in shipped.kpis:
+                    assert indexed.values(k, scope, at, by) == plainly(
+                        members, facts, k, scope, at, by
+                    ), (k.code, on, scope, by)

@@ -274,7 +274,7 @@ async def test_monitoring_shows_its_kpis_beside_the_stream_metrics(
             poll_ms=20,
         )
     )
-    app.state.runtime.extras["kpi_cache"] = views.Cache(min_age_s=0, max_age_s=0)
+    app.state.runtime.context.cache = views.Cache(min_age_s=0, max_age_s=0)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

@@ -130,9 +130,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def run_check(app: FastAPI, clean_redis: str) -> tuple[list[str], list[str]]:
     runtime = app.state.runtime
     async with Redis.from_url(clean_redis) as redis:
-        return await checks.check(
-            runtime.sessions, runtime.outbox, redis, runtime.extras["catalogue"], LIMITS
-        )
+        return await checks.check(runtime, redis, LIMITS)
 
 
 async def published(redis_url: str) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from iomflow.monitoring import rebuild, repository, views
-from iomflow.monitoring.app import catalogue, create_app
+from iomflow.monitoring.app import create_app
+from iomflow.monitoring.context import Context, catalogue
 from iomflow.monitoring.repository import tables
 from iomflow.monitoring.settings import Settings
 from iomflow.shared.admin import Admin, Printer
@@ -30,6 +31,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     kpis = catalogue()
     today = datetime.now(UTC).date()
 
+    context = Context.of(settings, kpis, consumer="rebuild")
+
     async def values(sessions: Any) -> dict[str, Any]:
         async with sessions() as session:
             facts = await repository.load(session)
@@ -41,7 +44,11 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         redis = Redis.from_url(settings.redis_url)
         try:
             done = await rebuild.replay(
-                redis, sessions, outbox, progress=lambda s, n, t: printer(f"повтор {s}", n, t)
+                redis,
+                sessions,
+                outbox,
+                context,
+                progress=lambda s, n, t: printer(f"повтор {s}", n, t),
             )
         finally:
             await redis.aclose()

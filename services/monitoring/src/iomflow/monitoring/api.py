@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from iomflow.monitoring import domain, repository, views
+from iomflow.monitoring.context import Context
 from iomflow.shared.errors import Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["monitoring"])
 
 
-def cache_of(runtime: Any) -> views.Cache:
-    found = runtime.extras.setdefault("kpi_cache", views.Cache())
-    assert isinstance(found, views.Cache)
+def context_of(runtime: Any) -> Context:
+    found = runtime.context
+    assert isinstance(found, Context)
     return found
 
 
-def catalogue_of(runtime: Any) -> domain.Catalogue:
-    found = runtime.extras["catalogue"]
-    assert isinstance(found, domain.Catalogue)
-    return found
-
-
-def _day(as_of: date | None) -> date:
-    today = datetime.now(UTC).date()
+def _day(runtime: Any, as_of: date | None) -> date:
+    today = context_of(runtime).clock().date()
     if as_of is not None and as_of > today:
         raise Refused("future_date", "Дата «на» не может быть в будущем.", 422)
     return as_of or today
@@ -36,15 +31,33 @@ def _day(as_of: date | None) -> date:
 AsOf = Annotated[date | None, Query(description="Values as of the end of this day (default today)")]
 
 
-@router.get("/kpis", summary="Every KPI for the region and each municipality, as of a date")
-async def kpis(runtime: RuntimeDep, session: SessionDep, as_of: AsOf = None) -> dict[str, Any]:
-    on = _day(as_of)
-    cache = cache_of(runtime)
-    facts = await cache.facts(session)
-    names = await repository.municipality_names(session)
-    return await cache.answer(
-        ("region", on), lambda: views.region(catalogue_of(runtime), facts, names, on)
-    )
+async def region(runtime: Any, on: date) -> dict[str, Any]:
+    """Every KPI for the region and each municipality as of ``on``: today's from the
+    maintained snapshot, another day's computed on demand (and kept while the projections
+    stay the same)."""
+    ctx = context_of(runtime)
+    if on == ctx.clock().date():
+        return await ctx.kpis.answer(runtime.sessions)
+    facts = await ctx.cache.facts(runtime.sessions)
+    async with runtime.sessions() as session:
+        names = await repository.municipality_names(session)
+
+    def compute() -> dict[str, Any]:
+        answer = views.region(ctx.catalogue, facts, names, on)
+        return {**answer, "computed_at": ctx.clock().isoformat()}
+
+    return await ctx.cache.answer(("region", on), compute)  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/kpis",
+    summary="Every KPI for the region and each municipality, as of a date",
+    description="Today's answer is the maintained snapshot (``computed_at`` says when it was "
+    "computed: a few seconds after the last change, at most ``kpi_max_lag_s`` behind "
+    "during a burst of events); another date's is computed on demand.",
+)
+async def kpis(runtime: RuntimeDep, as_of: AsOf = None) -> dict[str, Any]:
+    return await region(runtime, _day(runtime, as_of))
 
 
 @router.get(
@@ -52,30 +65,40 @@ async def kpis(runtime: RuntimeDep, session: SessionDep, as_of: AsOf = None) -> 
     summary="A municipality's KPIs and each of its organisations'",
 )
 async def municipality_kpis(
-    municipality_id: str, runtime: RuntimeDep, session: SessionDep, as_of: AsOf = None
+    municipality_id: str, runtime: RuntimeDep, as_of: AsOf = None
 ) -> dict[str, Any]:
-    catalogue = catalogue_of(runtime)
-    on = _day(as_of)
-    facts = await cache_of(runtime).facts(session)
+    ctx = context_of(runtime)
+    on = _day(runtime, as_of)
+    facts = await ctx.cache.facts(runtime.sessions)
     scope = domain.Scope(municipality_id=municipality_id)
-    whole = domain.evaluate(catalogue, facts, on, scope)
-    if whole[None][0]["population"] == 0 and not any(
-        m.municipality_id == municipality_id for m in facts.members["teachers"]
-    ):
+
+    def compute() -> dict[str, Any] | None:
+        whole = domain.evaluate(ctx.catalogue, facts, on, scope)
+        if whole[None][0]["population"] == 0 and not any(
+            m.municipality_id == municipality_id for m in facts.members["teachers"]
+        ):
+            return None
+        return {
+            "kpis": whole[None],
+            "counts": views.counts(facts, scope, on).get(municipality_id, {}),
+            "organizations": domain.evaluate(ctx.catalogue, facts, on, scope, by="organization"),
+        }
+
+    found = await ctx.cache.answer(("municipality", municipality_id, on), compute)
+    if found is None:
         raise Refused("unknown_municipality", f"Муниципалитет «{municipality_id}» не найден.", 404)
-    orgs = domain.evaluate(catalogue, facts, on, scope, by="organization")
-    names = await repository.organization_names(session)
+    async with runtime.sessions() as session:
+        names = await repository.organization_names(session)
+        municipalities = await repository.municipality_names(session)
     return {
         "as_of": on.isoformat(),
         "municipality_id": municipality_id,
-        "name": (await repository.municipality_names(session)).get(
-            municipality_id, municipality_id
-        ),
-        "counts": views.counts(facts, scope, on).get(municipality_id, {}),
-        "kpis": whole[None],
+        "name": municipalities.get(municipality_id, municipality_id),
+        "counts": found["counts"],
+        "kpis": found["kpis"],
         "organizations": [
             {"organization_id": org, "name": names.get(org or "", org), "kpis": values}
-            for org, values in sorted(orgs.items(), key=lambda kv: kv[0] or "")
+            for org, values in sorted(found["organizations"].items(), key=lambda kv: kv[0] or "")
         ],
     }
 
@@ -84,23 +107,22 @@ async def municipality_kpis(
 async def kpi_series(
     code: str,
     runtime: RuntimeDep,
-    session: SessionDep,
     municipality_id: str | None = None,
     months: Annotated[int, Query(ge=1, le=60)] = 12,
     as_of: AsOf = None,
 ) -> dict[str, Any]:
-    catalogue = catalogue_of(runtime)
-    if code not in {k.code for k in catalogue.kpis}:
+    ctx = context_of(runtime)
+    if code not in {k.code for k in ctx.catalogue.kpis}:
         raise Refused("unknown_kpi", f"Показатель «{code}» не найден в каталоге.", 404)
-    on = _day(as_of)
+    on = _day(runtime, as_of)
     days = [on - timedelta(days=30 * n) for n in reversed(range(months))]
-    facts = await cache_of(runtime).facts(session)
+    facts = await ctx.cache.facts(runtime.sessions)
     scope = domain.Scope(municipality_id=municipality_id)
-    return {
-        "code": code,
-        "municipality_id": municipality_id,
-        "points": domain.series(catalogue, facts, scope, days, code),
-    }
+    points = await ctx.cache.answer(
+        ("series", code, municipality_id, tuple(days)),
+        lambda: domain.series(ctx.catalogue, facts, scope, days, code),
+    )
+    return {"code": code, "municipality_id": municipality_id, "points": points}
 
 
 @router.get("/alerts", summary="Alerts: open ones first, newest first")
@@ -122,7 +144,7 @@ async def list_alerts(
 
 @router.get("/catalogue", summary="The KPI catalogue in force")
 async def catalogue(runtime: RuntimeDep) -> dict[str, Any]:
-    return catalogue_of(runtime).model_dump(mode="json")
+    return context_of(runtime).catalogue.model_dump(mode="json")
 
 
 @router.get("/stats", summary="Members and facts kept")

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.monitoring import (
-    alerts,
-    api,
-    checks,
-    dashboard,
-    domain,
-    handlers,
-    metrics,
-    reports_api,
-)
+from iomflow.monitoring import api, checks, dashboard, handlers, metrics, reports_api
+from iomflow.monitoring.context import Context, catalogue
 from iomflow.monitoring.repository import tables
 from iomflow.monitoring.settings import Settings
 from iomflow.shared.contracts import Streams
@@ -27,55 +18,44 @@ from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, per
 
 log = logging.getLogger(__name__)
 
-
-def catalogue() -> domain.Catalogue:
-    shipped = resources.files("iomflow.monitoring").joinpath("data/kpis.json")
-    return domain.load_catalogue(Path(str(shipped)))
+__all__ = ["catalogue", "create_app"]
 
 
-def limits(settings: Settings) -> alerts.Limits:
-    return alerts.Limits(settings.route_wait_days, settings.diagnosis_route_days)
-
-
-async def alert_check(runtime: Runtime) -> None:
+async def alert_check(runtime: Runtime[Context]) -> None:
     """Detect alerts, raise the new ones and resolve the gone ones, for the service's life."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
 
     async def once() -> None:
-        raised, resolved = await checks.check(
-            runtime.sessions,
-            runtime.outbox,
-            runtime.redis,
-            runtime.extras["catalogue"],
-            limits(settings),
-        )
+        raised, resolved = await checks.check(runtime, runtime.redis)
         if raised or resolved:
             log.info("alerts: %d raised, %d resolved", len(raised), len(resolved))
 
+    # The first check one interval after the start: the consumer has caught up with what
+    # arrived meanwhile, so a restart raises no alert of half-read projections.
+    await asyncio.sleep(settings.alert_check_interval_s)
     await periodic("alert check", settings.alert_check_interval_s, once)
 
 
-def background(runtime: Runtime) -> Sequence[Coroutine[Any, Any, None]]:
-    return [alert_check(runtime)]
+def background(runtime: Runtime[Context]) -> Sequence[Coroutine[Any, Any, None]]:
+    return [runtime.context.kpis.run(runtime.sessions), alert_check(runtime)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
     kpis = catalogue()
-
-    def subscriptions(runtime: Runtime) -> list:  # type: ignore[type-arg]
-        runtime.extras["catalogue"] = kpis
-        return handlers.SUBSCRIPTIONS
-
     spec = ServiceSpec(
         name="monitoring",
         title="iomflow — мониторинг показателей РС НМС",
         package="iomflow.monitoring",
         tables=tables,
-        subscriptions=subscriptions,
+        subscriptions=handlers.SUBSCRIPTIONS,
+        context=lambda runtime: Context.of(
+            runtime.settings, kpis, runtime.clock, runtime.settings.consumer
+        ),
         publishes=[(Streams.MONITORING, ["monitoring.alert.raised", "monitoring.alert.resolved"])],
         background=background,
         routers=[api.router, reports_api.router, dashboard.router],
         collectors=metrics.COLLECTORS,
     )
-    return create_service_app(spec, settings or Settings())
+    return create_service_app(spec, settings)

@@ -1,16 +1,23 @@
-"""The periodic alert check: detect, raise what is new, resolve what is gone."""
+"""The periodic alert check: detect, raise what is new, resolve what is gone.
+
+KPIs off their path come from the KPI snapshot (``projection``), so an alert and the
+dashboard say the same; the other alerts from the loaded facts (``views.Cache``), which are
+reloaded only when the projections changed.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from iomflow.monitoring import alerts, domain, repository
+from iomflow.monitoring import alerts, repository
+from iomflow.monitoring.context import Context
 from iomflow.shared.contracts import AlertResolved, Streams, new_event
-from iomflow.shared.outbox import Outbox
+from iomflow.shared.service import Runtime
 
 DLQ_STREAMS = (
     Streams.REGISTRY,
@@ -26,66 +33,70 @@ async def dead_letter_sizes(redis: Redis) -> dict[str, int]:
     return {Streams.dlq(s): int(await redis.xlen(Streams.dlq(s))) for s in DLQ_STREAMS}
 
 
+def levels(answer: dict[str, Any]) -> dict[str | None, list[dict[str, Any]]]:
+    """A ``/v1/kpis`` answer as KPI rows per level (None: the region)."""
+    return {
+        None: answer["region"]["kpis"],
+        **{m["municipality_id"]: m["kpis"] for m in answer["municipalities"]},
+    }
+
+
 async def check(
-    sessions: async_sessionmaker[AsyncSession],
-    outbox: Outbox,
+    runtime: Runtime[Context],
     redis: Redis,
-    catalogue: domain.Catalogue,
-    limits: alerts.Limits,
+    limits: alerts.Limits | None = None,
     now: datetime | None = None,
 ) -> tuple[list[str], list[str]]:
     """Raise new alerts and resolve gone ones; the ids raised and resolved."""
-    now = now or datetime.now(UTC)
+    ctx = runtime.context
+    limits = limits or ctx.limits
+    now = now or ctx.clock()
     dlq = await dead_letter_sizes(redis)
-    async with sessions() as session, session.begin():
-        if session.get_bind().dialect.name != "sqlite":
-            got = await session.execute(text(f"SELECT pg_try_advisory_xact_lock({LOCK})"))
+    async with runtime.sessions() as holder:
+        # PostgreSQL: the lock is held by this session until the check is done. (SQLite: one
+        # process; this session never takes the one connection the others need.)
+        if holder.get_bind().dialect.name != "sqlite":
+            got = await holder.execute(text(f"SELECT pg_try_advisory_xact_lock({LOCK})"))
             if not got.scalar_one():
                 return [], []  # another replica is checking right now
-        facts = await repository.load(session)
-        names = await repository.municipality_names(session)
-        on = now.date()
-        evaluated = {
-            None: domain.evaluate(catalogue, facts, on)[None],
-            **domain.evaluate(catalogue, facts, on, by="municipality"),
-        }
-        stale = [
-            alerts.Stale(r.registry, r.owner, r.stale, r.total)
-            for r in await repository.stale_registers(session)
-        ]
-        current = alerts.detect(
-            evaluated,
-            names,
-            facts,
-            await repository.capacities(session),
-            stale,
-            dlq,
-            now,
-            limits,
+        answer = await ctx.kpis.answer(runtime.sessions)
+        facts = await ctx.cache.facts(runtime.sessions)
+        async with runtime.sessions() as session:
+            names = await repository.municipality_names(session)
+            capacities = await repository.capacities(session)
+            stale = [
+                alerts.Stale(r.registry, r.owner, r.stale, r.total)
+                for r in await repository.stale_registers(session)
+            ]
+        current = await asyncio.to_thread(
+            alerts.detect, levels(answer), names, facts, capacities, stale, dlq, now, limits
         )
-        known = await repository.open_alerts(session)
-        raised = [a for a in current if a.alert_id not in known]
-        gone = [aid for aid in known if aid not in {a.alert_id for a in current}]
-        events = []
-        for alert in raised:
-            await repository.raise_alert(
-                session, {**alert.model_dump(), "raised_at": now, "resolved_at": None}
+        async with runtime.transaction() as deps:
+            session = deps.session
+            known = await repository.open_alerts(session)
+            raised = [a for a in current if a.alert_id not in known]
+            gone = [aid for aid in known if aid not in {a.alert_id for a in current}]
+            await repository.raise_alerts(
+                session,
+                [{**a.model_dump(), "raised_at": now, "resolved_at": None} for a in raised],
             )
-            events.append(
-                new_event(
-                    "monitoring.alert.raised", alert, source="monitoring", subject=alert.subject
-                )
+            await repository.resolve_alerts(session, gone, now)
+            deps.stage(
+                Streams.MONITORING,
+                *(
+                    new_event("monitoring.alert.raised", a, source="monitoring", subject=a.subject)
+                    for a in raised
+                ),
+                *(
+                    new_event(
+                        "monitoring.alert.resolved",
+                        AlertResolved(
+                            alert_id=aid, kind=known[aid].kind, subject=known[aid].subject
+                        ),
+                        source="monitoring",
+                        subject=known[aid].subject,
+                    )
+                    for aid in gone
+                ),
             )
-        for alert_id in gone:
-            row = known[alert_id]
-            await repository.resolve_alert(session, alert_id, now)
-            events.append(
-                new_event(
-                    "monitoring.alert.resolved",
-                    AlertResolved(alert_id=alert_id, kind=row.kind, subject=row.subject),
-                    source="monitoring",
-                    subject=row.subject,
-                )
-            )
-        await outbox.stage(session, Streams.MONITORING, *events)
     return [a.alert_id for a in raised], gone

@@ -18,8 +18,9 @@ where the documents disagree), a comparison, a deadline and how facts accumulate
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -106,7 +107,11 @@ def load_catalogue(path: Path) -> Catalogue:
 # --- members and facts ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Members and facts are values (nothing changes one once built) but not frozen dataclasses:
+# a load builds 200,000 of them, and a frozen one costs four times as much to build.
+
+
+@dataclass(slots=True)
 class Member:
     """A teacher or an organisation over the time it is in the registry."""
 
@@ -122,7 +127,7 @@ class Member:
         return self.start <= at and (self.end is None or at < self.end)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fact:
     """Something that holds for a member from ``start`` until ``end`` (None: for good)."""
 
@@ -177,6 +182,10 @@ class Scope:
             self.municipality_id is None or member.municipality_id == self.municipality_id
         ) and (self.organization_id is None or member.organization_id == self.organization_id)
 
+    @property
+    def whole(self) -> bool:
+        return self.municipality_id is None and self.organization_id is None
+
 
 @dataclass(frozen=True)
 class Value:
@@ -185,8 +194,27 @@ class Value:
     population: int
 
 
+def _key(where: Where) -> str:
+    return json.dumps(where, sort_keys=True, default=str)
+
+
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
+
+
 class Facts:
-    """Members and facts, indexed for evaluation."""
+    """Members and facts, indexed for evaluation.
+
+    Every KPI for the region and each municipality at three dates asks the same questions
+    many times: most KPIs count over all teachers, several count one fact kind, a level's
+    value is a count within a population. Each question is answered once and kept — the
+    members matching a population's conditions and the facts matching a numerator's (for
+    any date); who of them is in the registry, holds a fact, or is counted at a date; each
+    population's sizes per level — so a value is a set intersection and a count, not a
+    scan of every member and fact per KPI. Answers per date are kept for the last
+    ``DATES`` dates asked about.
+    """
+
+    DATES = 16
 
     def __init__(self, members: Iterable[Member], facts: Iterable[Fact]) -> None:
         self.members: dict[str, list[Member]] = defaultdict(list)
@@ -195,40 +223,233 @@ class Facts:
         self.by_kind: dict[str, list[Fact]] = defaultdict(list)
         for f in facts:
             self.by_kind[f.kind].append(f)
-        self._populations: dict[Any, list[Member]] = {}
+        self._static: dict[Any, Any] = {}
+        self._dated: dict[datetime, dict[Any, Any]] = {}
+        self._lock = threading.Lock()  # answers are computed in worker threads
+
+    # --- memory ---------------------------------------------------------------------------
+
+    def _memo(self, at: datetime | None, key: Any, compute: Callable[[], Any]) -> Any:
+        table = self._static if at is None else self._of_date(at)
+        found = table.get(key, _MISSING)
+        if found is _MISSING:
+            found = table[key] = compute()
+        return found
+
+    def _of_date(self, at: datetime) -> dict[Any, Any]:
+        table = self._dated.get(at)
+        if table is None:
+            with self._lock:
+                table = self._dated.get(at)
+                if table is None:
+                    while len(self._dated) >= self.DATES:
+                        del self._dated[next(iter(self._dated))]
+                    table = self._dated[at] = {}
+        return table
+
+    # --- members --------------------------------------------------------------------------
+
+    def _in_scope(self, of: str, scope: Scope) -> list[Member]:
+        if scope.whole:
+            return self.members[of]
+        return self._memo(
+            None, ("scope", of, scope), lambda: [m for m in self.members[of] if scope.holds(m)]
+        )
+
+    def _matching(self, of: str, where: Where, scope: Scope) -> list[Member]:
+        """Members of a kind in ``scope`` meeting ``where`` (at any date)."""
+
+        def compute() -> list[Member]:
+            seen: dict[int, bool] = {}  # members loaded together share equal attributes
+            out = []
+            for m in self._in_scope(of, scope):
+                ok = seen.get(id(m.attrs))
+                if ok is None:
+                    ok = seen[id(m.attrs)] = matches(m.attrs, where)
+                if ok:
+                    out.append(m)
+            return out
+
+        if not where:
+            return self._in_scope(of, scope)
+        return self._memo(None, ("matching", of, _key(where), scope), compute)  # type: ignore[no-any-return]
+
+    def _absent(self, of: str, at: datetime) -> set[str]:
+        """Members of a kind not in the registry at ``at`` (usually none)."""
+        return self._memo(
+            at,
+            ("absent", of),
+            lambda: {  # type: ignore[no-any-return]
+                m.member_id for m in self.members[of] if not m.present(at)
+            },
+        )
+
+    def holding(self, kind: str, at: datetime) -> set[str]:
+        """Members holding a fact of ``kind`` at ``at``."""
+        return self._memo(
+            at,
+            ("holding", kind),
+            lambda: {  # type: ignore[no-any-return]
+                f.member_id for f in self.by_kind[kind] if f.holds(at)
+            },
+        )
+
+    def ever(self, kind: str, at: datetime) -> set[str]:
+        """Members with a fact of ``kind`` begun by ``at``."""
+        return self._memo(
+            at,
+            ("ever", kind),
+            lambda: {  # type: ignore[no-any-return]
+                f.member_id for f in self.by_kind[kind] if f.start <= at
+            },
+        )
+
+    def present(self, of: str, scope: Scope, at: datetime) -> list[Member]:
+        """Members of a kind in ``scope`` in the registry at ``at``."""
+        return self._population(of, {}, None, scope, at)[0]
+
+    def tally(
+        self, of: str, scope: Scope, at: datetime, among: set[str] | None = None
+    ) -> Counter[str]:
+        """Members of a kind in ``scope`` in the registry at ``at`` (and in ``among``), per
+        municipality."""
+        _, ids = self._population(of, {}, None, scope, at)
+        if among is not None:
+            ids = ids & among
+        return Counter(map(self._groups(of, "municipality").__getitem__, ids))
 
     def population(self, kpi: Kpi, scope: Scope, at: datetime) -> list[Member]:
-        # KPIs share populations (most count over all teachers): found once per date.
-        key = (kpi.population.model_dump_json(), scope, at)
-        if key not in self._populations:
-            self._populations[key] = self._population(kpi, scope, at)
-        return self._populations[key]
-
-    def _population(self, kpi: Kpi, scope: Scope, at: datetime) -> list[Member]:
         pop = kpi.population
-        found = [
-            m
-            for m in self.members[pop.of]
-            if m.present(at) and scope.holds(m) and matches(m.attrs, pop.where)
-        ]
-        if pop.holding is not None:
-            holding = {f.member_id for f in self.by_kind[pop.holding] if f.holds(at)}
-            found = [m for m in found if m.member_id in holding]
-        return found
+        return self._population(pop.of, pop.where, pop.holding, scope, at)[0]
+
+    def _population(
+        self, of: str, where: Where, holding: str | None, scope: Scope, at: datetime
+    ) -> tuple[list[Member], set[str]]:
+        def compute() -> tuple[list[Member], set[str]]:
+            found = self._matching(of, where, scope)
+            absent = self._absent(of, at)
+            if len(absent) == len(self.members[of]):
+                found = []  # before the registry was there
+            elif absent:
+                found = [m for m in found if m.member_id not in absent]
+            if holding is not None:
+                holders = self.holding(holding, at)
+                found = [m for m in found if m.member_id in holders]
+            return found, {m.member_id for m in found}
+
+        key = ("population", of, _key(where), holding, scope)
+        return self._memo(at, key, compute)  # type: ignore[no-any-return]
+
+    def _groups(self, of: str, by: GroupBy) -> dict[str, str]:
+        """Each member's level key (municipality or organisation)."""
+        return self._memo(
+            None,
+            ("groups", of, by),
+            lambda: {  # type: ignore[no-any-return]
+                m.member_id: _group(m, by) for m in self.members[of]
+            },
+        )
+
+    def _grouped(self, of: str, by: GroupBy, scope: Scope) -> dict[str | None, set[str]]:
+        """The members of a kind in ``scope``, per level key (municipality or organisation):
+        a level's count is then one set intersection."""
+
+        def compute() -> dict[str | None, set[str]]:
+            out: dict[str | None, set[str]] = defaultdict(set)
+            for m in self._in_scope(of, scope):
+                out[_group(m, by)].add(m.member_id)
+            return dict(out)
+
+        return self._memo(None, ("grouped", of, by, scope), compute)  # type: ignore[no-any-return]
+
+    def _sizes(self, kpi: Kpi, scope: Scope, at: datetime, by: GroupBy) -> dict[str | None, int]:
+        pop = kpi.population
+
+        def compute() -> dict[str | None, int]:
+            _, ids = self._population(pop.of, pop.where, pop.holding, scope, at)
+            if by == "region":
+                return {None: len(ids)} if ids else {}
+            return _per_group(self._grouped(pop.of, by, scope), ids)
+
+        key = ("sizes", pop.of, _key(pop.where), pop.holding, scope, by)
+        return self._memo(at, key, compute)  # type: ignore[no-any-return]
+
+    # --- facts ----------------------------------------------------------------------------
+
+    def _numerator(self, kpi: Kpi) -> list[Fact]:
+        """Facts of the numerator's kind meeting its conditions (at any date)."""
+        num = kpi.numerator
+        if not num.where:
+            return self.by_kind[num.fact]
+
+        def compute() -> list[Fact]:
+            out: list[Fact] = []
+            for attrs, facts in self._by_attrs(num.fact):
+                if matches(attrs, num.where):
+                    out += facts
+            return out
+
+        return self._memo(None, ("numerator", num.fact, _key(num.where)), compute)  # type: ignore[no-any-return]
+
+    def _by_attrs(self, kind: str) -> list[tuple[Mapping[str, Any], list[Fact]]]:
+        """The facts of a kind by their attributes: facts loaded together share equal
+        attributes (a completion's program), so conditions are tested once per value."""
+
+        def compute() -> list[tuple[Mapping[str, Any], list[Fact]]]:
+            out: dict[int, tuple[Mapping[str, Any], list[Fact]]] = {}
+            for f in self.by_kind[kind]:
+                found = out.get(id(f.attrs))
+                if found is None:
+                    found = out[id(f.attrs)] = (f.attrs, [])
+                found[1].append(f)
+            return list(out.values())
+
+        return self._memo(None, ("by attrs", kind), compute)  # type: ignore[no-any-return]
 
     def counted(self, kpi: Kpi, at: datetime) -> list[Fact]:
         """Facts of the numerator that count at ``at`` under the KPI's accumulation."""
-        facts = (
-            f for f in self.by_kind[kpi.numerator.fact] if matches(f.attrs, kpi.numerator.where)
+        num = kpi.numerator
+
+        def compute() -> list[Fact]:
+            facts = self._numerator(kpi)
+            if kpi.accumulation == "current":
+                return [f for f in facts if f.holds(at)]
+            since = (
+                datetime(at.year, 1, 1, tzinfo=UTC) if kpi.accumulation == "yearly" else _BEGINNING
+            )
+            return [f for f in facts if since <= f.start <= at]
+
+        key = ("counted", num.fact, _key(num.where), kpi.accumulation)
+        return self._memo(at, key, compute)  # type: ignore[no-any-return]
+
+    def _counted_members(self, kpi: Kpi, at: datetime) -> set[str]:
+        num = kpi.numerator
+        key = ("counted members", num.fact, _key(num.where), kpi.accumulation)
+        return self._memo(
+            at,
+            key,
+            lambda: {  # type: ignore[no-any-return]
+                f.member_id for f in self.counted(kpi, at)
+            },
         )
-        if kpi.accumulation == "current":
-            return [f for f in facts if f.holds(at)]
-        since = (
-            datetime(at.year, 1, 1, tzinfo=UTC)
-            if kpi.accumulation == "yearly"
-            else datetime.min.replace(tzinfo=UTC)
-        )
-        return [f for f in facts if since <= f.start <= at]
+
+    def _holders(self, kpi: Kpi, at: datetime) -> dict[Any, set[str]]:
+        """max_per_holder: per holder (a methodist), the members of its counted facts."""
+        num, holder = kpi.numerator, kpi.holder
+        assert holder is not None
+
+        def compute() -> dict[Any, set[str]]:
+            out: dict[Any, set[str]] = defaultdict(set)
+            for f in self.counted(kpi, at):
+                name = f.attrs.get(holder)
+                if name is not None:
+                    out[name].add(f.member_id)
+            return out
+
+        key = ("holders", num.fact, _key(num.where), kpi.accumulation, holder)
+        return self._memo(at, key, compute)  # type: ignore[no-any-return]
+
+    # --- values ---------------------------------------------------------------------------
 
     def value(self, kpi: Kpi, scope: Scope, at: datetime) -> Value:
         return self.values(kpi, scope, at, "region")[None]
@@ -236,36 +457,91 @@ class Facts:
     def values(self, kpi: Kpi, scope: Scope, at: datetime, by: GroupBy) -> dict[str | None, Value]:
         """The KPI within ``scope`` at ``at``, for the whole scope (``by`` = "region": key
         None) or per municipality / organisation in it."""
-        population = self.population(kpi, scope, at)
-        group = {m.member_id: _group(m, by) for m in population}
-        counted = [f for f in self.counted(kpi, at) if f.member_id in group]
-        sizes: dict[str | None, int] = defaultdict(int)
-        for key in group.values():
-            sizes[key] += 1
+        key = ("values", _kpi_key(kpi), scope, by)
+        found = self._of_date(at).get(key)
+        if found is None:
+            found = self._of_date(at)[key] = self._values(kpi, scope, at, by)
+        return found  # type: ignore[no-any-return]
+
+    def _values(self, kpi: Kpi, scope: Scope, at: datetime, by: GroupBy) -> dict[str | None, Value]:
+        if by == "region" and kpi.measure != "max_per_holder":
+            # Members are in one municipality each: the whole is the sum of its parts,
+            # when those are known already (the region is asked after its municipalities).
+            parts = self._of_date(at).get(("values", _kpi_key(kpi), scope, "municipality"))
+            if parts is not None:
+                return _whole(kpi, parts)
+        pop = kpi.population
+        _, ids = self._population(pop.of, pop.where, pop.holding, scope, at)
+        sizes = self._sizes(kpi, scope, at, by)
+        groups = self._groups(pop.of, by) if by != "region" else None
         out: dict[str | None, Value] = {}
         if kpi.measure == "max_per_holder":
-            assert kpi.holder is not None
-            per: dict[str | None, dict[Any, set[str]]] = defaultdict(lambda: defaultdict(set))
-            for f in counted:
-                holder = f.attrs.get(kpi.holder)
-                if holder is not None:
-                    per[group[f.member_id]][holder].add(f.member_id)
+            per: dict[str | None, dict[Any, int]] = defaultdict(dict)
+            for holder, counted in self._holders(kpi, at).items():
+                inside = counted & ids
+                if not inside:
+                    continue
+                if groups is None:
+                    per[None][holder] = len(inside)
+                    continue
+                for group, n in Counter(map(groups.__getitem__, inside)).items():
+                    per[group][holder] = n
             for key in sizes.keys() | per.keys():
-                most = max((len(v) for v in per.get(key, {}).values()), default=0)
+                most = max(per.get(key, {}).values(), default=0)
                 out[key] = Value(float(most), most, len(per.get(key, {})))
             if not out and by == "region":
                 out[None] = Value(0.0, 0, 0)
             return out
-        hits: dict[str | None, set[str]] = defaultdict(set)
-        for f in counted:
-            hits[group[f.member_id]].add(f.member_id)
+        hit_ids = ids & self._counted_members(kpi, at)
+        hits: Mapping[str | None, int] = (
+            {None: len(hit_ids)}
+            if groups is None
+            else _per_group(self._grouped(pop.of, by, scope), hit_ids)
+        )
         for key, size in sizes.items():
-            hit = len(hits.get(key, ()))
+            hit = hits.get(key, 0)
             value = float(hit) if kpi.measure == "count" else (100.0 * hit / size if size else None)
             out[key] = Value(value, hit, size)
         if None not in out and by == "region":
             out[None] = Value(0.0 if kpi.measure == "count" else None, 0, 0)
         return out
+
+
+_MISSING = object()
+
+
+def _per_group(grouped: Mapping[str | None, set[str]], ids: set[str]) -> dict[str | None, int]:
+    """How many of ``ids`` each level holds (levels holding none left out)."""
+    out = {}
+    for key, members in grouped.items():
+        n = len(members & ids)
+        if n:
+            out[key] = n
+    return out
+
+
+def _kpi_key(kpi: Kpi) -> tuple[Any, ...]:
+    """What a KPI's values depend on (its code, name and targets do not)."""
+    num, pop = kpi.numerator, kpi.population
+    return (
+        kpi.measure,
+        num.fact,
+        _key(num.where),
+        kpi.accumulation,
+        kpi.holder,
+        pop.of,
+        _key(pop.where),
+        pop.holding,
+    )
+
+
+def _whole(kpi: Kpi, parts: Mapping[str | None, Value]) -> dict[str | None, Value]:
+    hit = sum(v.numerator for v in parts.values())
+    size = sum(v.population for v in parts.values())
+    if not size:
+        return {None: Value(0.0 if kpi.measure == "count" else None, 0, 0)}
+    value = float(hit) if kpi.measure == "count" else 100.0 * hit / size
+    return {None: Value(value, hit, size)}
 
 
 GroupBy = Literal["region", "municipality", "organization"]
@@ -356,6 +632,8 @@ def evaluate(
     keys = sorted({k for values in current.values() for k in values}, key=lambda k: k or "")
     empty = Value(None, 0, 0)
     for kpi in catalogue.kpis:
+        targets = [t.model_dump() for t in kpi.targets]  # the same for every level
+        deadline = kpi.deadline.isoformat() if kpi.deadline else None
         now = current[kpi.code]
         earlier = facts.values(kpi, scope, before, by)
         previous = facts.values(kpi, scope, last_year, by) if kpi.comparison == "growth" else {}
@@ -373,9 +651,9 @@ def evaluate(
                     "numerator": value.numerator,
                     "population": value.population,
                     "target": kpi.target,
-                    "targets": [t.model_dump() for t in kpi.targets],
+                    "targets": targets,
                     "comparison": kpi.comparison,
-                    "deadline": kpi.deadline.isoformat() if kpi.deadline else None,
+                    "deadline": deadline,
                     "accumulation": kpi.accumulation,
                     "met": met(kpi, value.value, prior),
                     "status": status(kpi, value.value, on, catalogue.start, prior),

@@ -3,31 +3,35 @@
 Facts are keyed by what they are about (a diagnosis, a route, a step), so a redelivered or
 replayed event writes the same rows again. Their times are the events' ``occurred_at``
 (a step's completion day), so values "as of" a date and a replay agree.
+
+Each handler takes a run of events of one type (``iomflow.shared.streams``) and writes it
+in a few statements whatever its length: what happens to facts is said event by event, in
+stream order, to a ``writes.Changes``, which sends it as few multi-row statements as that
+order allows; members likewise (``writes.Members``). Registry read models are declared
+once (``ReadModel``). A batch that changed anything marks the projections changed, once
+(``repository.mark``): the KPI snapshot is renewed from that (``projection``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TypeAlias
 
 from iomflow.monitoring import repository as repo
+from iomflow.monitoring.context import Context
+from iomflow.monitoring.writes import Changes, Members
 from iomflow.shared.contracts import (
     CommunityUpserted,
     DiagnosisCancelled,
     DiagnosisCompleted,
     Event,
-    InternshipSiteUpserted,
     ManagementMemberUpserted,
     MentorUpserted,
     MethodistAssigned,
     MethodistUnavailable,
-    MethodistUpserted,
-    MunicipalityUpserted,
     OrganizationUpserted,
-    ProgramUpserted,
+    Project,
     RecordRemoved,
     RegistryStale,
     RouteCancelled,
@@ -37,326 +41,368 @@ from iomflow.shared.contracts import (
     Streams,
     TeacherUpserted,
 )
-from iomflow.shared.outbox import Outbox
-from iomflow.shared.streams import Subscription
+from iomflow.shared.readmodel import ReadModel
+from iomflow.shared.streams import Handler, Subscription
+from iomflow.shared.unit import Deps
 
-Handler = Callable[[AsyncSession, Event[Any], Outbox], Awaitable[None]]
-F = repo.facts.c
+MonitoringDeps: TypeAlias = Deps[Context]
+
+
+async def changed(deps: MonitoringDeps, stream: str) -> None:
+    """The projections changed in this batch: marked once per batch (its transaction; in
+    the entry-by-entry fallback, per entry, as each savepoint may be rolled back)."""
+    if deps in deps.ctx.marked and not deps.session.in_nested_transaction():
+        return
+    await repo.mark(deps.session, deps.ctx.consumer, stream, deps.now())
+    deps.ctx.marked.add(deps)
+
+
+async def _write(deps: MonitoringDeps, stream: str, *parts: Changes | Members) -> None:
+    wrote = 0
+    for part in parts:
+        wrote += await part.write(deps.session)
+    if wrote:
+        await changed(deps, stream)
 
 
 # --- registries ----------------------------------------------------------------------------
 
 
-async def municipality(
-    session: AsyncSession, event: Event[MunicipalityUpserted], _: Outbox
-) -> None:
-    m = event.payload
-    await repo.save(
-        session,
-        repo.municipalities,
-        {"municipality_id": m.municipality_id, "name": m.name, "remote": m.remote},
-        "municipality_id",
-    )
+async def registry_changed(events: Sequence[Event[object]], deps: MonitoringDeps) -> None:
+    """A read model the KPIs read (names, programs' themes, sites, capacities) changed."""
+    await changed(deps, Streams.REGISTRY)
 
 
-async def organization(
-    session: AsyncSession, event: Event[OrganizationUpserted], _: Outbox
+PROJECTS = tuple(Project)
+
+
+async def organizations(
+    events: Sequence[Event[OrganizationUpserted]], deps: MonitoringDeps
 ) -> None:
-    o = event.payload
-    at_risk = o.low_results or o.unfavorable_conditions
-    await repo.save(
-        session,
-        repo.organizations,
-        {
-            "organization_id": o.organization_id,
-            "municipality_id": o.municipality_id,
-            "name": o.name,
-            "at_risk": at_risk,
-        },
-        "organization_id",
-    )
-    await repo.save_member(
-        session,
-        "organizations",
-        o.organization_id,
-        o.municipality_id,
-        o.organization_id,
-        {"kind": o.kind.value, "at_risk": at_risk, "projects": [p.value for p in o.projects]},
-        event.occurred_at,
-    )
-    # Each project the organisation takes part in, from when the registry says so.
-    projects = [p.value for p in o.projects]
-    await repo.end_facts(
-        session,
-        event.occurred_at,
-        F.kind == "project",
-        F.member_id == o.organization_id,
-        F.key.not_in(projects),
-    )
-    for project in projects:
-        await repo.add_fact(
-            session,
-            f"project:{o.organization_id}:{project}",
-            "project",
+    """Organisations as members, and each project they take part in, from when the registry
+    says so (after the read model is saved)."""
+    members, facts = Members(), Changes()
+    for event in events:
+        o, at = event.payload, event.occurred_at
+        projects = [p.value for p in o.projects]
+        members.add(
+            "organizations",
             o.organization_id,
-            event.occurred_at,
-            {"project": project},
-            key=project,
+            o.municipality_id,
+            o.organization_id,
+            {
+                "kind": o.kind.value,
+                "at_risk": o.low_results or o.unfavorable_conditions,
+                "projects": projects,
+            },
+            at,
         )
+        # The projects it no longer takes part in end. (Project facts are keyed
+        # project:<organisation>:<project>, projects are the contract's enumeration: one
+        # end per project it is not in, where one row per event would need NOT IN lists
+        # of every length.)
+        for project in PROJECTS:
+            if project.value not in projects:
+                facts.end(at, fact_id=f"project:{o.organization_id}:{project.value}")
+        for project in projects:
+            facts.add(
+                f"project:{o.organization_id}:{project}",
+                "project",
+                o.organization_id,
+                at,
+                {"project": project},
+                key=project,
+            )
+    await _write(deps, Streams.REGISTRY, members, facts)
 
 
-async def teacher(session: AsyncSession, event: Event[TeacherUpserted], _: Outbox) -> None:
-    t = event.payload
-    await repo.save_member(
-        session,
-        "teachers",
-        t.teacher_id,
-        t.municipality_id,
-        t.organization_id,
-        {
-            "audience": t.audience.value,
-            "subjects": t.subjects,
-            "young": t.young,
-            "is_manager": t.is_manager,
-        },
-        event.occurred_at,
-    )
-    if t.expert:
-        await repo.add_fact(
-            session, f"expert:{t.teacher_id}", "expert", t.teacher_id, event.occurred_at
+async def teachers(events: Sequence[Event[TeacherUpserted]], deps: MonitoringDeps) -> None:
+    members, facts = Members(), Changes()
+    for event in events:
+        t, at = event.payload, event.occurred_at
+        members.add(
+            "teachers",
+            t.teacher_id,
+            t.municipality_id,
+            t.organization_id,
+            {
+                "audience": t.audience.value,
+                "subjects": t.subjects,
+                "young": t.young,
+                "is_manager": t.is_manager,
+            },
+            at,
         )
-    else:
-        await repo.end_facts(session, event.occurred_at, F.fact_id == f"expert:{t.teacher_id}")
+        if t.expert:
+            facts.add(f"expert:{t.teacher_id}", "expert", t.teacher_id, at)
+        else:
+            facts.end(at, fact_id=f"expert:{t.teacher_id}")
+    await _write(deps, Streams.REGISTRY, members, facts)
 
 
-async def program(session: AsyncSession, event: Event[ProgramUpserted], _: Outbox) -> None:
-    p = event.payload
-    await repo.save(
-        session,
-        repo.programs,
-        {
-            "program_id": p.program_id,
-            "federal_registry": p.federal_registry,
-            "themes": [t.value for t in p.themes],
-            "kind": p.kind,
-        },
-        "program_id",
-    )
-
-
-async def site(session: AsyncSession, event: Event[InternshipSiteUpserted], _: Outbox) -> None:
-    s = event.payload
-    await repo.save(
-        session,
-        repo.sites,
-        {"site_id": s.site_id, "themes": [t.value for t in s.themes]},
-        "site_id",
-    )
-
-
-async def mentor(session: AsyncSession, event: Event[MentorUpserted], _: Outbox) -> None:
+async def mentors(events: Sequence[Event[MentorUpserted]], deps: MonitoringDeps) -> None:
     """An organisation with a registered mentor runs a mentoring program; a mentor who
     moved stops counting for the old one."""
-    m = event.payload
-    await repo.end_facts(
-        session,
-        event.occurred_at,
-        F.kind == "mentoring_org",
-        F.key == m.mentor_id,
-        F.member_id != m.organization_id,
-    )
-    await repo.add_fact(
-        session,
-        f"mentoring_org:{m.mentor_id}:{m.organization_id}",
-        "mentoring_org",
-        m.organization_id,
-        event.occurred_at,
-        key=m.mentor_id,
-    )
+    facts = Changes()
+    for event in events:
+        m, at = event.payload, event.occurred_at
+        facts.end(at, kind="mentoring_org", key=m.mentor_id, ne={"member_id": m.organization_id})
+        facts.add(
+            f"mentoring_org:{m.mentor_id}:{m.organization_id}",
+            "mentoring_org",
+            m.organization_id,
+            at,
+            key=m.mentor_id,
+        )
+    await _write(deps, Streams.REGISTRY, facts)
 
 
-async def mentor_removed(session: AsyncSession, event: Event[RecordRemoved], _: Outbox) -> None:
-    await repo.end_facts(
-        session, event.occurred_at, F.kind == "mentoring_org", F.key == event.payload.record_id
-    )
+async def mentors_removed(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
+    facts = Changes()
+    for event in events:
+        facts.end(event.occurred_at, kind="mentoring_org", key=event.payload.record_id)
+    await _write(deps, Streams.REGISTRY, facts)
 
 
-async def management_member(
-    session: AsyncSession, event: Event[ManagementMemberUpserted], _: Outbox
-) -> None:
-    m = event.payload
-    await repo.save(
-        session,
-        repo.management,
-        {
-            "member_id": m.member_id,
-            "teacher_id": m.teacher_id,
-            "organization_id": m.organization_id,
-        },
-        "member_id",
-    )
-    await repo.add_fact(
-        session, f"team:{m.organization_id}", "team", m.organization_id, event.occurred_at
-    )
-
-
-async def methodist(session: AsyncSession, event: Event[MethodistUpserted], _: Outbox) -> None:
-    m = event.payload
-    await repo.save(
-        session,
-        repo.methodists,
-        {"methodist_id": m.methodist_id, "capacity": m.capacity},
-        "methodist_id",
-    )
-
-
-async def registry_stale(session: AsyncSession, event: Event[RegistryStale], _: Outbox) -> None:
-    s = event.payload
-    await repo.save_stale(session, s.registry, s.owner, s.stale, s.total, event.occurred_at)
-
-
-async def community(session: AsyncSession, event: Event[CommunityUpserted], _: Outbox) -> None:
-    """Communities carry no KPI yet; known so that a replay reads the same stream."""
+async def teams(events: Sequence[Event[ManagementMemberUpserted]], deps: MonitoringDeps) -> None:
+    """A management member makes their school's team (after the read model is saved)."""
+    facts = Changes()
+    for event in events:
+        org = event.payload.organization_id
+        facts.add(f"team:{org}", "team", org, event.occurred_at)
+    await _write(deps, Streams.REGISTRY, facts)
 
 
 def removed(kind: str) -> Handler:
-    async def handle(session: AsyncSession, event: Event[RecordRemoved], _: Outbox) -> None:
-        record_id = event.payload.record_id
-        await repo.end_member(session, kind, record_id, event.occurred_at)
+    async def handle(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
+        members = Members()
+        for event in events:
+            members.end(kind, event.payload.record_id, event.occurred_at)
+        await _write(deps, Streams.REGISTRY, members)
 
+    handle.__name__ = f"{kind}_removed"
     return handle  # type: ignore[return-value]
+
+
+async def registry_stale(events: Sequence[Event[RegistryStale]], deps: MonitoringDeps) -> None:
+    # Alerts read it; no KPI does.
+    await repo.save_stale(
+        deps.session,
+        [
+            {
+                "registry": e.payload.registry,
+                "owner": e.payload.owner,
+                "stale": e.payload.stale,
+                "total": e.payload.total,
+                "at": e.occurred_at,
+            }
+            for e in events
+        ],
+    )
+
+
+async def communities(events: Sequence[Event[CommunityUpserted]], deps: MonitoringDeps) -> None:
+    """Communities carry no KPI yet; known so that a replay reads the same stream."""
+
+
+MUNICIPALITIES = ReadModel(
+    "municipality",
+    repo.municipalities,
+    "municipality_id",
+    {"municipality_id": "municipality_id", "name": "name", "remote": "remote"},
+    after_upsert=registry_changed,
+)
+ORGANIZATIONS = ReadModel(
+    "organization",
+    repo.organizations,
+    "organization_id",
+    {
+        "organization_id": "organization_id",
+        "municipality_id": "municipality_id",
+        "name": "name",
+        "at_risk": lambda o: o.low_results or o.unfavorable_conditions,
+    },
+    after_upsert=organizations,
+)
+PROGRAMS = ReadModel(
+    "program",
+    repo.programs,
+    "program_id",
+    {
+        "program_id": "program_id",
+        "federal_registry": "federal_registry",
+        "themes": "themes",
+        "kind": "kind",
+    },
+    after_upsert=registry_changed,
+)
+SITES = ReadModel(
+    "internship_site",
+    repo.sites,
+    "site_id",
+    {"site_id": "site_id", "themes": "themes"},
+    after_upsert=registry_changed,
+)
+MANAGEMENT = ReadModel(
+    "management_member",
+    repo.management,
+    "member_id",
+    {"member_id": "member_id", "teacher_id": "teacher_id", "organization_id": "organization_id"},
+    after_upsert=teams,
+)
+METHODISTS = ReadModel(
+    "methodist",
+    repo.methodists,
+    "methodist_id",
+    {"methodist_id": "methodist_id", "capacity": "capacity"},
+    after_upsert=registry_changed,
+)
+READ_MODELS = (MUNICIPALITIES, ORGANIZATIONS, PROGRAMS, SITES, MANAGEMENT, METHODISTS)
+"""Kept from their upserts only: a removed organisation still names its past teachers'
+school, a removed program still says what its past completions taught."""
 
 
 # --- diagnostics ---------------------------------------------------------------------------
 
 
-async def diagnosed(session: AsyncSession, event: Event[DiagnosisCompleted], _: Outbox) -> None:
-    d = event.payload
-    await repo.add_fact(
-        session,
-        f"diagnosed:{d.diagnosis_id}",
-        "diagnosed",
-        d.teacher_id,
-        event.occurred_at,
-        {"burnout": d.burnout.level if d.burnout else None, "deficits": len(d.deficits)},
-    )
+async def diagnosed(events: Sequence[Event[DiagnosisCompleted]], deps: MonitoringDeps) -> None:
+    facts = Changes()
+    for event in events:
+        d = event.payload
+        facts.add(
+            f"diagnosed:{d.diagnosis_id}",
+            "diagnosed",
+            d.teacher_id,
+            event.occurred_at,
+            {"burnout": d.burnout.level if d.burnout else None, "deficits": len(d.deficits)},
+        )
+    await _write(deps, Streams.DIAGNOSTICS, facts)
 
 
-async def diagnosis_cancelled(
-    session: AsyncSession, event: Event[DiagnosisCancelled], _: Outbox
+async def diagnoses_cancelled(
+    events: Sequence[Event[DiagnosisCancelled]], deps: MonitoringDeps
 ) -> None:
     # A cancelled diagnosis was never one: it leaves no trace in any KPI.
-    await repo.drop_facts(session, F.fact_id == f"diagnosed:{event.payload.diagnosis_id}")
+    facts = Changes()
+    for event in events:
+        facts.drop(fact_id=f"diagnosed:{event.payload.diagnosis_id}")
+    await _write(deps, Streams.DIAGNOSTICS, facts)
 
 
 # --- routes --------------------------------------------------------------------------------
 
 
-async def route_drafted(session: AsyncSession, event: Event[RouteDrafted], _: Outbox) -> None:
-    r = event.payload
-    at = event.occurred_at
-    if r.supersedes:
-        await repo.end_facts(session, at, F.key == r.supersedes)
-    await repo.add_fact(session, f"route:{r.route_id}", "route", r.teacher_id, at, key=r.route_id)
-    tutors = sorted({s.tutor_id for s in r.steps if s.tutor_id})
-    if tutors:
-        await repo.add_fact(
-            session,
-            f"tutor:{r.route_id}",
-            "tutor",
-            r.teacher_id,
-            at,
-            {"tutor_ids": tutors},
-            key=r.route_id,
-        )
-    if any(s.kind == "mentoring" for s in r.steps):
-        await repo.add_fact(
-            session, f"mentored:{r.route_id}", "mentored", r.teacher_id, at, key=r.route_id
-        )
+async def routes_drafted(events: Sequence[Event[RouteDrafted]], deps: MonitoringDeps) -> None:
+    facts = Changes()
+    for event in events:
+        r, at = event.payload, event.occurred_at
+        if r.supersedes:
+            facts.end(at, key=r.supersedes)
+        facts.add(f"route:{r.route_id}", "route", r.teacher_id, at, key=r.route_id)
+        tutors = sorted({s.tutor_id for s in r.steps if s.tutor_id})
+        if tutors:
+            facts.add(
+                f"tutor:{r.route_id}",
+                "tutor",
+                r.teacher_id,
+                at,
+                {"tutor_ids": tutors},
+                key=r.route_id,
+            )
+        if any(s.kind == "mentoring" for s in r.steps):
+            facts.add(f"mentored:{r.route_id}", "mentored", r.teacher_id, at, key=r.route_id)
+    await _write(deps, Streams.ROUTES, facts)
 
 
-async def methodist_assigned(
-    session: AsyncSession, event: Event[MethodistAssigned], _: Outbox
+async def methodists_assigned(
+    events: Sequence[Event[MethodistAssigned]], deps: MonitoringDeps
 ) -> None:
-    a = event.payload
-    at = event.occurred_at
-    await repo.end_facts(session, at, F.kind == "support", F.key == a.route_id)
-    await repo.add_fact(
-        session,
-        f"support:{a.route_id}:{a.methodist_id}",
-        "support",
-        a.teacher_id,
-        at,
-        {"methodist_id": a.methodist_id},
-        key=a.route_id,
-    )
+    facts = Changes()
+    for event in events:
+        a, at = event.payload, event.occurred_at
+        facts.end(at, kind="support", key=a.route_id)
+        facts.add(
+            f"support:{a.route_id}:{a.methodist_id}",
+            "support",
+            a.teacher_id,
+            at,
+            {"methodist_id": a.methodist_id},
+            key=a.route_id,
+        )
+    await _write(deps, Streams.ROUTES, facts)
 
 
-async def methodist_unavailable(
-    session: AsyncSession, event: Event[MethodistUnavailable], _: Outbox
+async def methodists_unavailable(
+    events: Sequence[Event[MethodistUnavailable]], deps: MonitoringDeps
 ) -> None:
     # Back in the queue (a rebalance): the route has no methodist from now.
-    u = event.payload
-    await repo.end_facts(session, event.occurred_at, F.kind == "support", F.key == u.route_id)
+    facts = Changes()
+    for event in events:
+        facts.end(event.occurred_at, kind="support", key=event.payload.route_id)
+    await _write(deps, Streams.ROUTES, facts)
 
 
-async def route_closed(
-    session: AsyncSession, event: Event[RouteCompleted] | Event[RouteCancelled], _: Outbox
+async def routes_closed(
+    events: Sequence[Event[RouteCompleted] | Event[RouteCancelled]], deps: MonitoringDeps
 ) -> None:
-    payload = event.payload
-    if isinstance(payload, RouteCancelled) and payload.code == "diagnosis_cancelled":
-        await repo.drop_facts(session, F.key == payload.route_id)  # never a real route
-        return
-    await repo.end_facts(session, event.occurred_at, F.key == payload.route_id)
+    facts = Changes()
+    for event in events:
+        payload = event.payload
+        if isinstance(payload, RouteCancelled) and payload.code == "diagnosis_cancelled":
+            facts.drop(key=payload.route_id)  # never a real route
+        else:
+            facts.end(event.occurred_at, key=payload.route_id)
+    await _write(deps, Streams.ROUTES, facts)
 
 
-async def step_completed(session: AsyncSession, event: Event[StepCompleted], _: Outbox) -> None:
-    s = event.payload
-    if s.kind not in ("program", "internship"):
-        return
-    # What the program or site teaches is looked up when values are computed: the
-    # registries' stream and this one are read independently, in any order.
-    await repo.add_fact(
-        session,
-        f"trained:{s.route_id}:{s.step_id}",
-        "trained",
-        s.teacher_id,
-        datetime.combine(s.completed_on, time(12, 0), tzinfo=UTC),
-        {
-            "from_route": True,
-            "step_kind": s.kind,
-            "competency": s.competency,
-            "program_id": s.program_id,
-        },
-    )
+async def steps_completed(events: Sequence[Event[StepCompleted]], deps: MonitoringDeps) -> None:
+    facts = Changes()
+    for event in events:
+        s = event.payload
+        if s.kind not in ("program", "internship"):
+            continue
+        # What the program or site teaches is looked up when values are computed: the
+        # registries' stream and this one are read independently, in any order.
+        facts.add(
+            f"trained:{s.route_id}:{s.step_id}",
+            "trained",
+            s.teacher_id,
+            datetime.combine(s.completed_on, time(12, 0), tzinfo=UTC),
+            {
+                "from_route": True,
+                "step_kind": s.kind,
+                "competency": s.competency,
+                "program_id": s.program_id,
+            },
+        )
+    await _write(deps, Streams.ROUTES, facts)
+
+
+def _upserted(model: ReadModel) -> tuple[str, Handler]:
+    return model.upserted, model.handlers()[model.upserted]
 
 
 REGISTRY: dict[str, Handler] = {
-    "registry.municipality.upserted": municipality,  # type: ignore[dict-item]
-    "registry.organization.upserted": organization,  # type: ignore[dict-item]
-    "registry.teacher.upserted": teacher,  # type: ignore[dict-item]
-    "registry.program.upserted": program,  # type: ignore[dict-item]
-    "registry.internship_site.upserted": site,  # type: ignore[dict-item]
-    "registry.mentor.upserted": mentor,  # type: ignore[dict-item]
-    "registry.management_member.upserted": management_member,  # type: ignore[dict-item]
-    "registry.community.upserted": community,  # type: ignore[dict-item]
-    "registry.methodist.upserted": methodist,  # type: ignore[dict-item]
-    "registry.stale": registry_stale,  # type: ignore[dict-item]
+    **dict(_upserted(model) for model in READ_MODELS),
+    "registry.teacher.upserted": teachers,
+    "registry.mentor.upserted": mentors,
+    "registry.community.upserted": communities,
+    "registry.stale": registry_stale,
     "registry.teacher.removed": removed("teachers"),
     "registry.organization.removed": removed("organizations"),
-    "registry.mentor.removed": mentor_removed,  # type: ignore[dict-item]
+    "registry.mentor.removed": mentors_removed,
 }
 DIAGNOSTICS: dict[str, Handler] = {
-    "diagnostics.diagnosis.completed": diagnosed,  # type: ignore[dict-item]
-    "diagnostics.diagnosis.cancelled": diagnosis_cancelled,  # type: ignore[dict-item]
+    "diagnostics.diagnosis.completed": diagnosed,
+    "diagnostics.diagnosis.cancelled": diagnoses_cancelled,
 }
 ROUTES: dict[str, Handler] = {
-    "routes.route.drafted": route_drafted,  # type: ignore[dict-item]
-    "routes.methodist.assigned": methodist_assigned,  # type: ignore[dict-item]
-    "routes.methodist.unavailable": methodist_unavailable,  # type: ignore[dict-item]
-    "routes.route.completed": route_closed,  # type: ignore[dict-item]
-    "routes.route.cancelled": route_closed,  # type: ignore[dict-item]
-    "routes.step.completed": step_completed,  # type: ignore[dict-item]
+    "routes.route.drafted": routes_drafted,
+    "routes.methodist.assigned": methodists_assigned,
+    "routes.methodist.unavailable": methodists_unavailable,
+    "routes.route.completed": routes_closed,
+    "routes.route.cancelled": routes_closed,
+    "routes.step.completed": steps_completed,
 }
 
 SUBSCRIPTIONS = [

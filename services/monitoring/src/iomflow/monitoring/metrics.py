@@ -8,14 +8,13 @@ KPIs to it through ``kpi_collector``, a collector of its ``ServiceSpec``."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from iomflow.monitoring import repository, views
-from iomflow.monitoring.api import cache_of, catalogue_of
+from iomflow.monitoring import repository
+from iomflow.monitoring.api import context_of
 from iomflow.shared.service import Runtime
 
 
@@ -50,16 +49,11 @@ class Snapshot(Collector):
         yield from (value, met, target, alerts)
 
 
-async def kpi_collector(runtime: Runtime) -> Collector:
-    """The KPIs of the region and its municipalities as of today, and the open alerts."""
-    on = datetime.now(UTC).date()
-    cache = cache_of(runtime)
+async def kpi_collector(runtime: Runtime[Any]) -> Collector:
+    """The KPIs of the region and its municipalities as of today (the snapshot), and the
+    open alerts."""
+    answer = await context_of(runtime).kpis.answer(runtime.sessions)
     async with runtime.sessions() as session:
-        facts = await cache.facts(session)
-        names = await repository.municipality_names(session)
-        answer = await cache.answer(
-            ("region", on), lambda: views.region(catalogue_of(runtime), facts, names, on)
-        )
         alerts = Counter(r.kind for r in await repository.list_alerts(session, True, 10_000))
     return Snapshot(answer, alerts)
 

@@ -1,7 +1,8 @@
 """Rebuild every projection by replaying the streams from their first entry.
 
 The registries' stream first (who the members are, what programs teach), then diagnoses,
-then routes; each entry through the same handler as when it arrived live. Entries the
+then routes; each entry through the same handler as when it arrived live, in runs of one
+type as the consumer makes them. Entries the
 service never applied (a type it does not read, a malformed entry that was dead-lettered)
 are skipped and counted.
 """
@@ -16,8 +17,11 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.monitoring import handlers, repository
+from iomflow.monitoring.context import Context
 from iomflow.shared import wire
+from iomflow.shared.contracts import Event
 from iomflow.shared.outbox import Outbox
+from iomflow.shared.unit import Deps
 from iomflow.shared.wire import BadEntry
 
 CHUNK = 1000
@@ -34,12 +38,16 @@ async def replay(
     redis: Redis,
     sessions: async_sessionmaker[AsyncSession],
     outbox: Outbox,
+    context: Context,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Replayed:
     """Empty the projections and apply every entry of the streams monitoring reads, in one
-    transaction: readers see the old values until the new ones are complete."""
+    transaction: readers see the old values until the new ones are complete. Entries are
+    read ``CHUNK`` at a time and each run of one type in a chunk is one handler call, as
+    when they arrived live in batches."""
     done = Replayed()
     async with sessions() as session, session.begin():
+        deps = Deps(session, outbox, context, context.clock)
         await repository.empty(session)
         for subscription in handlers.SUBSCRIPTIONS:
             stream, table = subscription.stream, subscription.handlers
@@ -50,11 +58,11 @@ async def replay(
                 entries = await redis.xrange(stream, min=after, count=CHUNK) or []
                 if not entries:
                     break
+                run: list[Event[Any]] = []
                 for _, fields in entries:
                     seen += 1
                     text = wire.text_fields(fields)  # type: ignore[arg-type]
-                    handler = table.get(text.get("type", ""))
-                    if handler is None:
+                    if text.get("type", "") not in table:
                         done.skipped += 1
                         continue
                     try:
@@ -62,11 +70,17 @@ async def replay(
                     except BadEntry:
                         done.invalid += 1
                         continue
-                    await handler(session, event, outbox)
+                    if run and run[0].type != event.type:
+                        await table[run[0].type](run, deps)
+                        run = []
+                    run.append(event)
                     done.applied[stream] = done.applied.get(stream, 0) + 1
+                if run:
+                    await table[run[0].type](run, deps)
                 after = "(" + wire.as_text(entries[-1][0])  # type: ignore[arg-type]
                 if progress is not None:
                     progress(stream, seen, total)
+        await deps.flush()
     return done
 
 

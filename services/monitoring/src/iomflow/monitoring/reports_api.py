@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, Response
 
-from iomflow.monitoring import report, repository
-from iomflow.monitoring.api import cache_of, catalogue_of
-from iomflow.shared.service import RuntimeDep, SessionDep
+from iomflow.monitoring import report
+from iomflow.monitoring.api import context_of, region
+from iomflow.shared.service import RuntimeDep
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 Year = Annotated[int, Path(ge=2000, le=2100, description="The year (the current one: as of today)")]
 
 
-async def _report(runtime: Any, session: Any, year: int, form: str = "json") -> Any:
+async def _report(runtime: Any, year: int, form: str = "json") -> Any:
     """The report for ``year`` as data (``form`` = "json"), a workbook ("xlsx") or a page
-    ("html"), each computed once while the facts stay the same, off the event loop."""
-    today = datetime.now(UTC).date()
+    ("html"), each computed once while the facts stay the same, off the event loop. The
+    current year's is made from today's KPI snapshot, as ``/v1/kpis`` answers."""
+    ctx = context_of(runtime)
+    today = ctx.clock().date()
     on = report.as_of(year, today)  # refuses a year to come before anything is loaded
-    cache = cache_of(runtime)
-    facts = await cache.facts(session)
-    names = await repository.municipality_names(session)
-    found = await cache.answer(
-        ("report", year, on),
-        lambda: report.yearly(catalogue_of(runtime), facts, names, year, today),
+    answer = await region(runtime, on)
+    found = await ctx.cache.answer(
+        ("report", year, on, answer.get("computed_at")),
+        lambda: report.content(ctx.catalogue, answer, year, on, final=year < today.year),
     )
     if form == "json":
         return found
     write = report.workbook if form == "xlsx" else report.html
-    return await cache.answer((f"report.{form}", year, on), lambda: write(found))
+    return await ctx.cache.answer(
+        (f"report.{form}", year, on, answer.get("computed_at")), lambda: write(found)
+    )
 
 
 # The workbook and the page come first: "/2025.xlsx" must not reach "/{year}".
 @router.get("/{year}.xlsx", summary="The yearly report as a workbook (Russian)")
-async def yearly_xlsx(year: Year, runtime: RuntimeDep, session: SessionDep) -> Response:
+async def yearly_xlsx(year: Year, runtime: RuntimeDep) -> Response:
     return Response(
-        await _report(runtime, session, year, "xlsx"),
+        await _report(runtime, year, "xlsx"),
         media_type=report.XLSX,
         headers={"Content-Disposition": f'attachment; filename="monitoring-report-{year}.xlsx"'},
     )
@@ -48,12 +49,12 @@ async def yearly_xlsx(year: Year, runtime: RuntimeDep, session: SessionDep) -> R
 @router.get(
     "/{year}/print", summary="The yearly report as a printable page", response_class=HTMLResponse
 )
-async def yearly_print(year: Year, runtime: RuntimeDep, session: SessionDep) -> HTMLResponse:
-    return HTMLResponse(await _report(runtime, session, year, "html"))
+async def yearly_print(year: Year, runtime: RuntimeDep) -> HTMLResponse:
+    return HTMLResponse(await _report(runtime, year, "html"))
 
 
 @router.get("/{year}", summary="The yearly report: KPIs, municipalities, recommendations")
-async def yearly(year: Year, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
-    found = await _report(runtime, session, year)
+async def yearly(year: Year, runtime: RuntimeDep) -> dict[str, Any]:
+    found = await _report(runtime, year)
     assert isinstance(found, dict)
     return found

@@ -1,21 +1,35 @@
-"""Monitoring projections: dated members and facts (what the KPIs count), and the read
-models the facts need (programs and sites for their themes, management teams, routes)."""
+"""Monitoring projections: dated members and facts (what the KPIs count), the read models
+the facts need (programs and sites for their themes, management teams), the marks that say
+the projections changed, and the KPI snapshot computed from them.
+
+Writing members and facts in batches is ``iomflow.monitoring.writes``; this module reads
+them (``load``: every member and fact, only the columns evaluation needs, turned into
+domain objects in a worker thread) and keeps the rest.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
+    Index,
     Integer,
     String,
     Table,
-    case,
+    Text,
+    cast,
     delete,
     func,
     select,
@@ -26,7 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.monitoring.domain import Fact, Facts, Member
-from iomflow.shared.db import new_metadata, upsert
+from iomflow.shared.db import new_metadata, upsert, upsert_many
 from iomflow.shared.service import Tables
 
 metadata = new_metadata()
@@ -53,7 +67,10 @@ facts = Table(
     Column("start", DateTime(timezone=True), nullable=False),
     Column("end", DateTime(timezone=True), nullable=True),
     Column("attrs", JSON, nullable=False),
-    Column("key", String(100), nullable=True, index=True),  # what ends it: a route id
+    Column("key", String(100), nullable=True),  # what ends it: a route id
+    # Ends name the key and often the kind ("support" of a route): with an index of the kind
+    # alone SQLite's planner scans every fact of that kind for each route.
+    Index("ix_facts_key_kind", "key", "kind"),
 )
 
 municipalities = Table(
@@ -129,6 +146,28 @@ alerts = Table(
     Column("resolved_at", DateTime(timezone=True), nullable=True, index=True),
 )
 
+changes = Table(
+    "changes",
+    metadata,
+    # One row per consumer (replica) and stream: replicas never wait on each other's row.
+    Column("consumer", String(200), primary_key=True),
+    Column("stream", String(200), primary_key=True),
+    Column("changes", BigInteger, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+"""Marks, written with the projections they mark: the projections changed. Their count,
+sum and latest time are the projections' ``signature``."""
+
+snapshots = Table(
+    "kpi_snapshots",
+    metadata,
+    Column("name", String(40), primary_key=True),  # "region": /v1/kpis as of today
+    Column("as_of", Date, nullable=False),
+    Column("version", String(200), nullable=False),  # the signature it was computed at
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column("answer", JSON, nullable=False),
+)
+
 PROJECTIONS = (
     members,
     facts,
@@ -139,15 +178,17 @@ PROJECTIONS = (
     management,
     methodists,
     stale,
+    changes,
+    snapshots,
 )
 """Everything a rebuild empties and fills again from the streams."""
 
 
+def _insert(session: AsyncSession) -> Any:
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+
+
 # --- read models ---------------------------------------------------------------------------
-
-
-async def save(session: AsyncSession, table: Table, values: dict[str, Any], key: str) -> None:
-    await session.execute(upsert(session, table, values, keys=[key]))
 
 
 async def municipality_names(session: AsyncSession) -> dict[str, str]:
@@ -160,171 +201,173 @@ async def organization_names(session: AsyncSession) -> dict[str, str]:
     return {k: v for k, v in rows.all()}
 
 
-# --- members -------------------------------------------------------------------------------
+# --- what changed ---------------------------------------------------------------------------
 
 
-async def save_member(
-    session: AsyncSession,
-    kind: str,
-    member_id: str,
-    municipality_id: str,
-    organization_id: str,
-    attrs: dict[str, Any],
-    at: datetime,
-) -> None:
-    """A member appears (from ``at``) or changes its attributes, keeping when it first came;
-    one statement."""
-    dialect = session.get_bind().dialect.name
-    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(members).values(
-        kind=kind,
-        member_id=member_id,
-        municipality_id=municipality_id,
-        organization_id=organization_id,
-        attrs=attrs,
-        start=at,
-        end=None,
+async def mark(session: AsyncSession, consumer: str, stream: str, at: datetime) -> None:
+    """The projections changed (in this transaction): one statement."""
+    stmt = _insert(session)(changes).values(
+        consumer=consumer, stream=stream, changes=1, changed_at=at
     )
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["kind", "member_id"],
-            set_={
-                "municipality_id": stmt.excluded.municipality_id,
-                "organization_id": stmt.excluded.organization_id,
-                "attrs": stmt.excluded.attrs,
-                "start": case(
-                    (members.c.start < stmt.excluded.start, members.c.start),
-                    else_=stmt.excluded.start,
-                ),
-                "end": None,
-            },
+            index_elements=["consumer", "stream"],
+            set_={"changes": changes.c.changes + 1, "changed_at": stmt.excluded.changed_at},
         )
     )
 
 
-async def end_member(session: AsyncSession, kind: str, member_id: str, at: datetime) -> None:
-    await session.execute(
-        update(members)
-        .where(members.c.kind == kind, members.c.member_id == member_id, members.c.end.is_(None))
-        .values(end=at)
-    )
-
-
-# --- facts ---------------------------------------------------------------------------------
-
-
-async def add_fact(
-    session: AsyncSession,
-    fact_id: str,
-    kind: str,
-    member_id: str,
-    at: datetime,
-    attrs: dict[str, Any] | None = None,
-    key: str | None = None,
-) -> None:
-    """A fact begins. Said again while it holds (a registry resync), it keeps when it
-    began; said again after it ended, it begins anew."""
-    dialect = session.get_bind().dialect.name
-    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(facts).values(
-        fact_id=fact_id,
-        kind=kind,
-        member_id=member_id,
-        start=at,
-        end=None,
-        attrs=attrs or {},
-        key=key,
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["fact_id"],
-            set_={
-                "member_id": stmt.excluded.member_id,
-                "attrs": stmt.excluded.attrs,
-                "key": stmt.excluded.key,
-                "start": case(
-                    (
-                        (facts.c.end.is_(None)) & (facts.c.start < stmt.excluded.start),
-                        facts.c.start,
-                    ),
-                    else_=stmt.excluded.start,
-                ),
-                "end": None,
-            },
+async def signature(session: AsyncSession) -> str:
+    """Changes whenever the projections do (and when a rebuild empties them): read from the
+    marks, a few rows, not from the facts."""
+    n, total, last = (
+        await session.execute(
+            select(func.count(), func.sum(changes.c.changes), func.max(changes.c.changed_at))
         )
-    )
+    ).one()
+    return f"{n}:{total or 0}:{last}"
 
 
-async def end_facts(session: AsyncSession, at: datetime, *where: Any) -> None:
-    """Facts matching ``where`` that still hold stop holding at ``at``."""
-    await session.execute(update(facts).where(facts.c.end.is_(None), *where).values(end=at))
-
-
-async def drop_facts(session: AsyncSession, *where: Any) -> None:
-    await session.execute(delete(facts).where(*where))
-
+# --- loading for evaluation ----------------------------------------------------------------
 
 TEAM_THEMES = {"management", "quality_assessment"}
 """A school director's or deputy's training on these themes trains the school's team."""
 
 
-async def load(session: AsyncSession) -> Facts:
-    """Every member and fact, for evaluation, joined with what the registries say now:
-    a teacher's school at risk, a completed program's themes and registry, a management
-    member's school (whose team a trained manager trains)."""
-    at_risk = {
-        r.organization_id
-        for r in await session.execute(
-            select(organizations.c.organization_id).where(organizations.c.at_risk.is_(True))
+@dataclass(frozen=True)
+class Rows:
+    """Members and facts as read, before they become domain objects (``build``)."""
+
+    members: Sequence[Any]
+    facts: Sequence[Any]
+    at_risk: set[str]
+    taught: Mapping[str, tuple[bool, list[str], str]]
+    schools: Mapping[str, list[str]]
+
+    def build(self) -> Facts:
+        """The domain's ``Facts``: CPU only, for a worker thread. Equal attribute texts are
+        parsed once and their dicts shared (most are: a teacher's audience and subjects,
+        a support's methodist, a completion's program)."""
+        loads = json.loads
+        parsed: dict[str, Any] = {"{}": {}}
+        # SQLite keeps UTC times as naive text; PostgreSQL's come as aware datetimes.
+        text_times = any(isinstance(row[5], str) for row in self.members[:1]) or any(
+            isinstance(row[2], str) for row in self.facts[:1]
         )
-    }
-    taught = {r.program_id: r for r in await session.execute(select(programs))}
-    schools: dict[str, set[str]] = {}
-    for r in await session.execute(select(management)):
-        schools.setdefault(r.teacher_id, set()).add(r.organization_id)
-    member_rows = await session.execute(select(members))
-    loaded = [
-        Member(
-            r.kind,
-            r.member_id,
-            r.municipality_id,
-            r.organization_id,
-            {**r.attrs, "school_at_risk": r.organization_id in at_risk}
-            if r.kind == "teachers"
-            else r.attrs,
-            _aware(r.start),
-            _aware(r.end),
-        )
-        for r in member_rows
-    ]
-    found: list[Fact] = []
-    for r in await session.execute(select(facts)):
-        attrs = dict(r.attrs)
-        if r.kind == "trained" and attrs.get("program_id") in taught:
-            program = taught[attrs["program_id"]]
-            attrs.update(
-                federal_registry=program.federal_registry,
-                themes=program.themes,
-                program_kind=program.kind,
+        parse = datetime.fromisoformat
+
+        def time_of(value: Any) -> Any:
+            if value is None:
+                return None
+            return parse(value + "+00:00") if text_times else _aware(value)
+
+        shared: dict[Any, Mapping[str, Any]] = {}
+        at_risk = self.at_risk
+        loaded = []
+        for kind, member_id, mun, org, text, start, end in self.members:
+            attrs = parsed.get(text)
+            if attrs is None:
+                attrs = parsed[text] = loads(text)
+            if kind == "teachers":
+                risky = org in at_risk
+                found = shared.get((text, risky))
+                if found is None:
+                    found = shared[(text, risky)] = {**attrs, "school_at_risk": risky}
+                attrs = found
+            loaded.append(Member(kind, member_id, mun, org, attrs, time_of(start), time_of(end)))
+        facts: list[Fact] = []
+        append = facts.append
+        taught, schools = self.taught, self.schools
+        for kind, member_id, start, end, text in self.facts:
+            attrs = parsed.get(text)
+            if attrs is None:
+                attrs = parsed[text] = loads(text)
+            if text_times:
+                began = parse(start + "+00:00")
+                ended = None if end is None else parse(end + "+00:00")
+            else:
+                began, ended = _aware(start), _aware(end)
+            if kind == "trained" and attrs.get("program_id") in taught:
+                program = attrs["program_id"]
+                federal, themes, program_kind = taught[program]
+                found = shared.get((text, program))
+                if found is None:
+                    found = shared[(text, program)] = {
+                        **attrs,
+                        "federal_registry": federal,
+                        "themes": themes,
+                        "program_kind": program_kind,
+                    }
+                attrs = found
+                if TEAM_THEMES & set(themes):
+                    facts += [
+                        Fact("team_trained", school, began, {"by": member_id})
+                        for school in schools.get(member_id, ())
+                    ]
+            append(Fact(kind, member_id, began, attrs, ended))
+        return Facts(loaded, facts)
+
+
+async def _all(session: AsyncSession, query: Any) -> Sequence[Any]:
+    """Every row of ``query`` (no parameters) as the driver gives them: for 200,000 rows
+    SQLAlchemy's own rows cost as much again as reading them, and on the event loop."""
+    connection = await session.connection()  # in the session's transaction
+    sql = str(query.compile(dialect=connection.dialect))
+    raw: Any = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name == "sqlite":  # aiosqlite: read in its own thread
+        cursor = await raw.execute(sql)
+        return await cursor.fetchall()  # type: ignore[no-any-return]
+    return await raw.fetch(sql)  # type: ignore[no-any-return]  # asyncpg
+
+
+async def fetch(session: AsyncSession) -> Rows:
+    """Every member and fact, joined (when built) with what the registries say now: a
+    teacher's school at risk, a completed program's themes and registry, a management
+    member's school (whose team a trained manager trains).
+
+    Only the columns evaluation reads, as they are stored (JSON as text, SQLite's times as
+    text) and as the driver gives them: ``Rows.build`` turns 200,000 of them into domain
+    objects in a worker thread, so neither the event loop nor the session's connection
+    (SQLite's one) waits for it."""
+    at_risk = set(
+        (
+            await session.execute(
+                select(organizations.c.organization_id).where(organizations.c.at_risk.is_(True))
             )
-            if TEAM_THEMES & set(program.themes):
-                found += [
-                    Fact("team_trained", school, _aware(r.start), {"by": r.member_id})
-                    for school in schools.get(r.member_id, ())
-                ]
-        found.append(Fact(r.kind, r.member_id, _aware(r.start), attrs, _aware(r.end)))
-    return Facts(loaded, found)
+        ).scalars()
+    )
+    taught = {
+        r.program_id: (r.federal_registry, list(r.themes), r.kind)
+        for r in await session.execute(select(programs))
+    }
+    schools: dict[str, list[str]] = {}
+    for teacher_id, organization_id in await session.execute(
+        select(management.c.teacher_id, management.c.organization_id)
+    ):
+        schools.setdefault(teacher_id, []).append(organization_id)
+    m, f = members.c, facts.c
+    member_rows = await _all(
+        session,
+        select(
+            m.kind,
+            m.member_id,
+            m.municipality_id,
+            m.organization_id,
+            cast(m.attrs, Text),
+            m.start,
+            m.end,
+        ),
+    )
+    fact_rows = await _all(
+        session, select(f.kind, f.member_id, f.start, f.end, cast(f.attrs, Text))
+    )
+    return Rows(member_rows, fact_rows, at_risk, taught, schools)
 
 
-async def signature(session: AsyncSession) -> tuple[Any, ...]:
-    """Changes whenever a fact or member is added, ended or dropped (cheap aggregates)."""
-    f = (
-        await session.execute(select(func.count(), func.max(facts.c.start), func.max(facts.c.end)))
-    ).one()
-    m = (
-        await session.execute(
-            select(func.count(), func.max(members.c.start), func.max(members.c.end))
-        )
-    ).one()
-    return (*f, *m)
+async def load(session: AsyncSession) -> Facts:
+    """``fetch`` and ``Rows.build`` (in a worker thread)."""
+    rows = await fetch(session)
+    return await asyncio.to_thread(rows.build)
 
 
 def _aware(value: datetime | None) -> Any:
@@ -365,6 +408,52 @@ async def empty(session: AsyncSession) -> None:
         await session.execute(delete(table))
 
 
+# --- the KPI snapshot ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored snapshot's heading (its answer is read only when it is needed)."""
+
+    as_of: date
+    version: str
+    computed_at: datetime
+
+
+async def snapshot_heading(session: AsyncSession, name: str) -> Stored | None:
+    s = snapshots.c
+    row = (
+        await session.execute(select(s.as_of, s.version, s.computed_at).where(s.name == name))
+    ).one_or_none()
+    return None if row is None else Stored(row.as_of, row.version, _aware(row.computed_at))
+
+
+async def snapshot_answer(session: AsyncSession, name: str, version: str) -> Any:
+    """The stored answer if it is still of ``version`` (None if another replaced it)."""
+    s = snapshots.c
+    found = await session.execute(select(s.answer).where(s.name == name, s.version == version))
+    return found.scalar_one_or_none()
+
+
+async def save_snapshot(
+    session: AsyncSession, name: str, stored: Stored, answer: Mapping[str, Any]
+) -> None:
+    await session.execute(
+        upsert(
+            session,
+            snapshots,
+            {
+                "name": name,
+                "as_of": stored.as_of,
+                "version": stored.version,
+                "computed_at": stored.computed_at,
+                "answer": answer,
+            },
+            keys=["name"],
+        )
+    )
+
+
 # --- alerts --------------------------------------------------------------------------------
 
 
@@ -373,17 +462,11 @@ async def capacities(session: AsyncSession) -> dict[str, int]:
     return {k: v for k, v in rows.all()}
 
 
-async def save_stale(
-    session: AsyncSession, registry: str, owner: str, count: int, total: int, at: datetime
-) -> None:
-    await session.execute(
-        upsert(
-            session,
-            stale,
-            {"registry": registry, "owner": owner, "stale": count, "total": total, "at": at},
-            keys=["registry", "owner"],
-        )
-    )
+async def save_stale(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Registries' stale counts, one statement (the last of a register and owner wins)."""
+    last = {(r["registry"], r["owner"]): r for r in rows}
+    if last:
+        await upsert_many(session, stale, list(last.values()), keys=["registry", "owner"])
 
 
 async def stale_registers(session: AsyncSession) -> list[Any]:
@@ -395,14 +478,16 @@ async def open_alerts(session: AsyncSession) -> dict[str, Any]:
     return {r.alert_id: r for r in rows}
 
 
-async def raise_alert(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(upsert(session, alerts, values, keys=["alert_id"]))
+async def raise_alerts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await upsert_many(session, alerts, rows, keys=["alert_id"])
 
 
-async def resolve_alert(session: AsyncSession, alert_id: str, at: datetime) -> None:
-    await session.execute(
-        update(alerts).where(alerts.c.alert_id == alert_id).values(resolved_at=at)
-    )
+async def resolve_alerts(session: AsyncSession, alert_ids: list[str], at: datetime) -> None:
+    if alert_ids:
+        await session.execute(
+            update(alerts).where(alerts.c.alert_id.in_(alert_ids)).values(resolved_at=at)
+        )
 
 
 async def list_alerts(session: AsyncSession, open_only: bool, limit: int) -> list[Any]:

@@ -17,3 +17,16 @@ class Settings(BaseServiceSettings):
     diagnosis_route_days: int = Field(
         default=7, ge=0, description="Alert when a diagnosis with deficits has no route after"
     )
+    kpi_refresh_s: float = Field(
+        default=1.0, gt=0, description="How often the KPI snapshot job looks for changes"
+    )
+    kpi_quiet_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="The KPI snapshot is renewed once the projections have not changed this long",
+    )
+    kpi_max_lag_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="… or once it is this old while they keep changing (a burst)",
+    )

@@ -187,6 +187,7 @@
       return {
         kind: "region",
         asOf: data.as_of,
+        computedAt: data.computed_at || null,
         title: "Регион",
         counts: data.region.counts,
         kpis: data.region.kpis,
@@ -270,6 +271,10 @@
 
     drawBreadcrumb();
     $("level-title").textContent = `${view.title} — на ${ruDate(view.asOf)}`;
+    // The region's answer is a snapshot, renewed a few seconds after the events: say when.
+    $("computed").textContent = view.computedAt
+      ? `Рассчитано: ${new Date(view.computedAt).toLocaleString("ru-RU")}`
+      : "";
     drawCounts();
     drawKpiTable();
     $("units").hidden = view.kind === "organization";

@@ -510,7 +510,8 @@ def test_methodist_assigned_contract_round_trips() -> None:
             "data is not JSON",
         ),
         (
-            '{"teacher_id": "t-1\\u0000", "instrument": "self_diagnosis", "scores": {"digital": 5}}',
+            '{"teacher_id": "t-1\\u0000", "instrument": "self_diagnosis", '
+            '"scores": {"digital": 5}}',
             "NUL character",
         ),
     ],

@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def outbox_table(metadata: MetaData) -> Table:
-    return Table(
+    table = Table(
         "outbox",
         metadata,
         Column(
@@ -57,6 +58,15 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
     )
+    # The relay reads unsent rows in id order, a batch at a time; with only the sent_at
+    # index PostgreSQL sorted every unsent row (fields and all) for each batch.
+    Index(
+        "ix_outbox_unsent",
+        table.c.id,
+        postgresql_where=table.c.sent_at.is_(None),
+        sqlite_where=table.c.sent_at.is_(None),
+    )
+    return table
 
 
 class Outbox:

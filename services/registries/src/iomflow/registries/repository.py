@@ -49,17 +49,6 @@ from iomflow.shared.service import Tables
 metadata = new_metadata()
 tables = Tables(metadata, auth=True)
 
-# The relay reads unsent rows in id order, a batch at a time. With only the index on
-# ``sent_at``, PostgreSQL sorted every unsent row (fields and all) for each batch, so a
-# load of 46,000 events cost it ~1,000 rows sorted per row published; this one is read in
-# order, a batch's worth. (Here, not in ``outbox_table``: a change of every service's
-# schema is theirs to migrate.)
-Index(
-    "ix_outbox_unsent",
-    tables.outbox.c.id,
-    postgresql_where=tables.outbox.c.sent_at.is_(None),
-    sqlite_where=tables.outbox.c.sent_at.is_(None),
-)
 
 Document = JSON().with_variant(JSONB(), "postgresql")
 

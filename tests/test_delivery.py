@@ -193,10 +193,14 @@ async def test_outbox_row_exists_only_if_the_transaction_commits(bench: Bench) -
     sessions = db.sessionmaker(bench.engine)
     with pytest.raises(RuntimeError):
         async with sessions() as session, session.begin():
-            await bench.outbox.stage(session, STREAM, event("m-rolled-back"))
+            unit = Unit(session, bench.outbox)
+            unit.stage(STREAM, event("m-rolled-back"))
+            await unit.flush()
             raise RuntimeError("state change failed")
     async with sessions() as session, session.begin():
-        await bench.outbox.stage(session, STREAM, event("m-committed"))
+        unit = Unit(session, bench.outbox)
+        unit.stage(STREAM, event("m-committed"))
+        await unit.flush()
     assert await bench.relay.publish_pending() == 1
     assert await bench.relay.publish_pending() == 0  # marked sent: published once
     entries = await bench.redis.xrange(STREAM)
@@ -208,7 +212,9 @@ async def test_relay_writes_plain_fields_with_the_producers_trace(bench: Bench) 
     sessions = db.sessionmaker(bench.engine)
     with provider.get_tracer("t").start_as_current_span("producer") as span:
         async with sessions() as session, session.begin():
-            await bench.outbox.stage(session, STREAM, event("m-traced"))
+            unit = Unit(session, bench.outbox)
+            unit.stage(STREAM, event("m-traced"))
+            await unit.flush()
         trace_id = f"{span.get_span_context().trace_id:032x}"
     await bench.relay.publish_pending()
     ((_, raw),) = await bench.redis.xrange(STREAM)

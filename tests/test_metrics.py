@@ -30,7 +30,7 @@ from iomflow.shared.service import ServiceSpec, Tables, create_service_app
 from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Subscription
 from iomflow.shared.telemetry import create_meter_provider, metric_exporter
-from iomflow.shared.unit import Deps
+from iomflow.shared.unit import Deps, Unit
 
 STREAM = "test.metrics"
 OUT = "test.metrics.out"
@@ -174,7 +174,9 @@ async def test_lag_pending_and_dlq_follow_the_consumer(probe: Probe) -> None:
     for n in range(3):
         await probe.xadd(wire.encode(event(f"m-{n}")))
     async with runtime.sessions() as session, session.begin():
-        await runtime.outbox.stage(session, OUT, event("out-1"), event("out-2"))
+        unit = Unit(session, runtime.outbox)
+        unit.stage(OUT, event("out-1"), event("out-2"))
+        await unit.flush()
 
     page = await scrape(probe.client)
     assert probe.at(page, "iomflow_stream_lag") == 3

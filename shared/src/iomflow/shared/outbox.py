@@ -1,7 +1,8 @@
 """Transactional outbox: events are staged with the state change and published after commit.
 
-``Outbox.stage`` inserts a row in the caller's transaction, with the current trace context,
-so the event exists if and only if the state change does. ``OutboxRelay`` reads unsent rows
+A unit of work (``iomflow.shared.unit.Unit``) inserts the rows in the caller's
+transaction, with the trace context to continue, so the event exists if and only if the
+state change does. ``OutboxRelay`` reads unsent rows
 in order, appends them to their streams in one pipelined round trip per batch, and marks
 them sent. A crash between the XADD and the mark publishes the batch again; consumers
 dedupe on ``event_id`` through their inbox, so the effect stays once.
@@ -12,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from opentelemetry import propagate, trace
 from redis.asyncio import Redis
@@ -29,14 +28,12 @@ from sqlalchemy import (
     String,
     Table,
     func,
-    insert,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.shared import wire
-from iomflow.shared.contracts import Event
 
 log = logging.getLogger(__name__)
 
@@ -70,47 +67,12 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 class Outbox:
-    """Stages events in the caller's transaction; wakes the relay after commit."""
+    """The outbox table and the relay's wake-up call. Events are staged through a unit of
+    work (``iomflow.shared.unit``), which writes them in the caller's transaction."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
         self.wakeup = asyncio.Event()
-
-    async def stage(self, session: AsyncSession, stream: str, *events: Event[Any]) -> None:
-        if not events:
-            return
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)  # the handler's span: the relay continues this trace
-        now = datetime.now(UTC)
-        await session.execute(
-            insert(self.table),
-            [
-                {
-                    "event_id": str(event.event_id),
-                    "stream": stream,
-                    "type": event.type,
-                    "fields": wire.encode(event, carrier),
-                    "created_at": now,
-                }
-                for event in events
-            ],
-        )
-
-    async def stage_entry(
-        self, session: AsyncSession, stream: str, type_: str, fields: dict[str, str]
-    ) -> None:
-        """Stage entry fields as they are (e.g. a dead letter a service writes itself). The
-        row gets an id of its own: the same event may be dead-lettered again after a replay,
-        its ``event_id`` field is kept as it was."""
-        await session.execute(
-            insert(self.table).values(
-                event_id=str(uuid.uuid4()),
-                stream=stream,
-                type=type_,
-                fields=fields,
-                created_at=datetime.now(UTC),
-            )
-        )
 
     def wake(self) -> None:
         self.wakeup.set()

@@ -536,3 +536,12 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul() -> None:
     data["teacher_id"] = "t\\u0000"  # a backslash, then the text u0000
     event = wire.decode({**entry, "data": json.dumps(data)})
     assert event.payload.teacher_id == "t\\u0000"
+
+
+def test_the_quick_decoding_and_the_careful_one_agree() -> None:
+    """``decode`` takes a valid entry in one pass over its JSON; what it gives must be what
+    the careful, step-by-step reading gives (the demo's six instruments of some teachers)."""
+    from iomflow.cli import demo
+
+    for _, fields in demo.result_entries([f"t-{n:06d}" for n in range(1, 6)]):
+        assert wire._decode(fields) == wire._explain(fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, event
+from sqlalchemy import JSON, MetaData, Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -23,6 +24,29 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class RawJSON(str):
+    """JSON text already serialized (e.g. a payload exactly as a publisher sent it): a
+    ``JSONText`` column stores it as it is, without parsing and dumping it again."""
+
+
+class JSONText(TypeDecorator[Any]):
+    """A JSON column that also takes ``RawJSON`` text as it is; read back, it is JSON like
+    any other (the database type is the same: no migration)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        inner = self.load_dialect_impl(dialect).bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, RawJSON):
+                return str(value)
+            return inner(value) if inner is not None else value
+
+        return process
 
 
 def new_metadata() -> MetaData:

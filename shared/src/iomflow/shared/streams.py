@@ -422,6 +422,7 @@ class Consumer:
                 fresh_items.append(item)
             deps = self.deps(session, {str(i.event.event_id): i.carrier for i in fresh_items})
             deps.spans.update((str(i.event.event_id), i.span) for i in fresh_items if i.span)
+            deps.entries.update((str(i.event.event_id), i.fields) for i in fresh_items)
             for run in runs(fresh_items):
                 sampled = next((i.span for i in run if i.span is not None), None)
                 started = time.perf_counter()
@@ -512,6 +513,7 @@ class Consumer:
                             )
                             if fresh:
                                 started = time.perf_counter()
+                                deps.entries[str(event.event_id)] = item.fields
                                 await item.handler([event], deps)
                                 if deps.is_rejected(event):
                                     raise _RejectedInIsolation

@@ -147,7 +147,13 @@ class Deps(Unit, Generic[C]):
         self.ctx = context
         self.traces: Mapping[str, Mapping[str, str]] = traces or {}
         self.spans: dict[str, Span] = {}  # the sampled entries' own spans, by event id
+        self.entries: dict[str, Mapping[str, str]] = {}  # the stream entries, by event id
         self.rejected: dict[str, Rejected] = {}
+
+    def fields_of(self, event: Event[Any]) -> Mapping[str, str] | None:
+        """The stream entry the event came in (its ``data`` is the payload exactly as it was
+        sent), or None where it did not come from a stream (an HTTP request)."""
+        return self.entries.get(str(event.event_id))
 
     def span_of(self, event: Event[Any]) -> Span | None:
         """The entry's own span where it is sampled (to name what the event became on it),

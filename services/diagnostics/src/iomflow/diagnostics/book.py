@@ -27,6 +27,7 @@ from iomflow.shared.contracts import (
     Streams,
     new_event,
 )
+from iomflow.shared.db import RawJSON
 from iomflow.shared.unit import Deps
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class Book:
         """Store a result: it is evidence of its sheet from now on."""
         result = event.payload
         instrument = result.instrument.value
+        entry = self.deps.fields_of(event)
         self.sheets[(result.teacher_id, result.campaign_id)].add(
             Taken(str(event.event_id), instrument, result.expert_id, scores)
         )
@@ -154,7 +156,10 @@ class Book:
                 "instrument": instrument,
                 "expert_id": result.expert_id,
                 "external_id": result.external_id,
-                "submitted": result.model_dump(mode="json"),
+                # As it came on the stream, text as it is; over HTTP, as validated.
+                "submitted": RawJSON(entry["data"])
+                if entry is not None
+                else result.model_dump(mode="json"),
                 "scores": scores,
                 "source": event.source,
                 "taken_at": result.taken_at or event.occurred_at,

@@ -301,6 +301,7 @@ def combine(
     explanation lists every piece of evidence used and its share, which sum to 1.
     """
     used = current(evidence)
+    label = framework.combination.label
     results = []
     for competency in framework.competencies:
         code = competency.code
@@ -318,7 +319,7 @@ def combine(
                 code=code,
                 score=score,
                 level=framework.level(score),
-                rule=framework.combination.label,
+                rule=label,
                 evidence=[
                     EvidenceUsed(
                         instrument=e.instrument,

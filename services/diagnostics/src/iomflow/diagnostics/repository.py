@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iomflow.shared.db import new_metadata
+from iomflow.shared.db import JSONText, new_metadata
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
 
@@ -114,7 +114,7 @@ results = Table(
     Column("instrument", String(40), nullable=False),
     Column("expert_id", String(100), nullable=True),
     Column("external_id", String(200), nullable=True),
-    Column("submitted", JSON, nullable=False),  # the payload exactly as it came
+    Column("submitted", JSONText, nullable=False),  # the payload exactly as it came
     Column("scores", JSON, nullable=False),  # 0..100 per competency (or burnout scale)
     Column("source", String(200), nullable=False),
     Column("taken_at", DateTime(timezone=True), nullable=False),

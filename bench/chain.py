@@ -486,6 +486,7 @@ def run_once(args: argparse.Namespace, plan: dict[str, Any], server: Any) -> dic
             extra_env={
                 "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
                 "OTEL_TRACES_SAMPLER_ARG": str(args.sample),
+                **dict(item.split("=", 1) for item in args.env),
             },
         )
         suite.start()
@@ -559,6 +560,13 @@ def main() -> None:
     parser.add_argument("--transport-entries", type=int, default=20_000)
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--keep", action="store_true", help="keep each run's directory")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every service (e.g. IOMFLOW_BATCH_SIZE=500); repeatable",
+    )
     args = parser.parse_args()
 
     latency_n = int(args.rate * args.latency_s)

@@ -14,6 +14,7 @@ from iomflow.shared import contracts, wire
 from iomflow.shared.contracts import (
     EVENT_TYPES,
     INBOUND_TYPES,
+    STREAM_OF,
     CompetencyResult,
     DiagnosisCompleted,
     Event,
@@ -545,3 +546,53 @@ def test_the_quick_decoding_and_the_careful_one_agree() -> None:
 
     for _, fields in demo.result_entries([f"t-{n:06d}" for n in range(1, 6)]):
         assert wire._decode(fields) == wire._explain(fields)
+
+
+def test_every_digest_a_service_reads_through_is_a_projection_of_its_contract() -> None:
+    """A digest keeps a subset of its contract's fields, each with the contract's own type,
+    bounds and default; read through it, a valid event gives those fields' values."""
+    from iomflow.monitoring.handlers import SUBSCRIPTIONS as monitoring
+    from iomflow.routes.handlers import SUBSCRIPTIONS as routes
+    from iomflow.shared.contracts import Digest
+
+    seen = 0
+    for sub in [*monitoring, *routes]:
+        for type_, reader in sub.digests.items():
+            contract = EVENT_TYPES[type_]
+            assert issubclass(reader, Digest) and STREAM_OF[type_] == sub.stream
+            for name, field in reader.model_fields.items():
+                assert name in contract.model_fields, (type_, name)
+                theirs = contract.model_fields[name]
+                assert field.annotation == theirs.annotation, (type_, name)
+                assert field.default == theirs.default, (type_, name)
+                assert field.metadata == theirs.metadata, (type_, name)
+            seen += 1
+    assert seen >= 3
+
+
+def test_an_event_read_through_a_digest_has_the_contracts_values() -> None:
+    from iomflow.shared.contracts import DiagnosisDigest
+
+    level = CompetencyResult(code="digital", score=20, level=Level.CRITICAL)
+    diagnosis = DiagnosisCompleted(
+        diagnosis_id="d-1",
+        teacher_id="t-1",
+        organization_id="o-1",
+        municipality_id="m-1",
+        campaign_id="c",
+        framework_version="f",
+        competencies=[level],
+        deficits=[level],
+    )
+    fields = wire.encode(
+        new_event("diagnostics.diagnosis.completed", diagnosis, source="x", subject="t-1")
+    )
+    read = wire.decode(fields, {"diagnostics.diagnosis.completed": DiagnosisDigest}).payload
+    assert read.model_dump() == diagnosis.model_dump(exclude={"competencies"})
+    # and a digest still refuses what its fields' contract refuses
+    bad = json.loads(fields["data"]) | {"deficits": [{"code": "digital", "score": "x"}]}
+    with pytest.raises(wire.BadEntry):
+        wire.decode(
+            {**fields, "data": json.dumps(bad)},
+            {"diagnostics.diagnosis.completed": DiagnosisDigest},
+        )

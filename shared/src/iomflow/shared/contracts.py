@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 # --- streams -------------------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
 
-P = TypeVar("P", bound=Contract)
+P = TypeVar("P", bound=BaseModel)  # a contract, or a consumer's digest of one
 
 
 class Event(BaseModel, Generic[P]):
@@ -517,6 +517,39 @@ class DiagnosisCancelled(Contract):
     teacher_id: str
     campaign_id: str
     reason: str
+
+
+# --- digests: a consumer's reading of a contract ---------------------------------------------
+
+
+class Digest(BaseModel):
+    """A consumer's reading of a contract: the fields it uses, validated as the contract
+    validates them; the others passed over (neither validated nor built). Declared per
+    subscription (``Subscription.digests``) for what services publish to each other, never
+    for what outside publishers send (that is checked whole at the edge); every digest is a
+    projection of its contract (``digest``; ``tests/test_contracts.py`` checks)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def digest(contract: type[Contract], *, without: set[str]) -> type[Digest]:
+    """``contract`` without some of its fields: the same names, types, bounds, defaults."""
+    unknown = without - set(contract.model_fields)
+    if unknown:
+        raise ValueError(f"{contract.__name__} has no fields {sorted(unknown)}")
+    fields: dict[str, Any] = {
+        name: (field.annotation, field)
+        for name, field in contract.model_fields.items()
+        if name not in without
+    }
+    return create_model(f"{contract.__name__}Digest", __base__=Digest, **fields)  # type: ignore[no-any-return]
+
+
+DiagnosisDigest = digest(DiagnosisCompleted, without={"competencies"})
+"""``diagnostics.diagnosis.completed`` without the explanation of every competency (most of
+its size): the deficits, changes, burnout and ids are what routes and monitoring use."""
+
+RevisedDiagnosisDigest = digest(DiagnosisRevised, without={"competencies"})
 
 
 # --- routes --------------------------------------------------------------------------------

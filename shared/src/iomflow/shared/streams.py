@@ -38,6 +38,7 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import Meter
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -84,6 +85,9 @@ class Subscription:
     stream: str
     handlers: Mapping[str, Handler]
     description: str = ""
+    digests: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    """Types this subscription reads through a digest of their contract (the fields its
+    handlers use): events other services publish, whose bulk it does not need."""
 
 
 @dataclass
@@ -308,7 +312,7 @@ class Consumer:
                     outcome.skipped.append(entry_id)  # another service's business
                 continue
             try:
-                event = wire.decode(fields)
+                event = wire.decode(fields, sub.digests)
             except wire.BadEntry as bad:
                 outcome.dead[entry_id] = bad.describe()
                 continue

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faststream.redis.parser.message import MessageFormat
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event, event_version
@@ -86,13 +86,15 @@ def loads(text: str | bytes | bytearray) -> Any:
         raise ValueError("JSON nested too deep") from exc
 
 
-def decode(fields: Mapping[str, str]) -> Event[Any]:
+def decode(
+    fields: Mapping[str, str], digests: Mapping[str, type[BaseModel]] | None = None
+) -> Event[Any]:
     """Validate an entry against the envelope and its type's contract, or raise BadEntry.
 
     Never raises anything else: whatever an entry holds (any nesting, NUL characters, NaN,
     any size), the answer is the event or the reason it cannot be one."""
     try:
-        return _decode(fields)
+        return _decode(fields, digests or {})
     except BadEntry:
         raise
     except Exception as exc:  # e.g. RecursionError deep inside validation: still invalid
@@ -104,10 +106,12 @@ def decode(fields: Mapping[str, str]) -> Event[Any]:
 _NO_DATA: dict[str, Any] = {}
 
 
-def _decode(fields: Mapping[str, str]) -> Event[Any]:
+def _decode(fields: Mapping[str, str], digests: Mapping[str, type[BaseModel]]) -> Event[Any]:
     """The common case at the cost of one pydantic pass over the JSON text; anything it
-    does not take goes the careful way (``_explain``), which says why."""
-    contract = EVENT_TYPES.get(fields.get("type", ""))
+    does not take goes the careful way (``_explain``), which says why. A type with a digest
+    is read through it (``iomflow.shared.contracts.Digest``)."""
+    type_ = fields.get("type", "")
+    contract: type[BaseModel] | None = digests.get(type_) or EVENT_TYPES.get(type_)
     text = fields.get("data")
     if (
         contract is None
@@ -117,16 +121,16 @@ def _decode(fields: Mapping[str, str]) -> Event[Any]:
         or "\\u0000" in text
         or any("\x00" in value for value in fields.values())
     ):
-        return _explain(fields)
+        return _explain(fields, digests)
     try:
         envelope = Envelope.model_validate(
             {name: fields[name] for name in ENVELOPE_FIELDS if name in fields} | {"data": _NO_DATA}
         )
         if envelope.version != event_version(envelope.type):
-            return _explain(fields)
+            return _explain(fields, digests)
         payload = contract.model_validate_json(text)
     except ValidationError:
-        return _explain(fields)
+        return _explain(fields, digests)
     return Event(  # (model_construct would be slower: it runs in Python)
         event_id=envelope.event_id,
         type=envelope.type,
@@ -138,7 +142,9 @@ def _decode(fields: Mapping[str, str]) -> Event[Any]:
     )
 
 
-def _explain(fields: Mapping[str, str]) -> Event[Any]:
+def _explain(
+    fields: Mapping[str, str], digests: Mapping[str, type[BaseModel]] | None = None
+) -> Event[Any]:
     """Every check in turn, so a bad entry is told the first thing wrong with it."""
     missing = [name for name in ENVELOPE_FIELDS if name not in fields and name != "version"]
     if missing:
@@ -166,7 +172,9 @@ def _explain(fields: Mapping[str, str]) -> Event[Any]:
             "data is not a JSON object",
             [{"loc": ["data"], "msg": "expected an object", "type": "dict_type"}],
         )
-    contract = EVENT_TYPES.get(fields["type"])
+    contract: type[BaseModel] | None = EVENT_TYPES.get(fields["type"])
+    if contract is not None and digests:
+        contract = digests.get(fields["type"], contract)
     if contract is None:
         raise BadEntry(
             "unknown event type",

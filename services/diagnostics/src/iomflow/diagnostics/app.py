@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def context(runtime: Runtime[Any]) -> service.Diagnostics:
         # The consumer group is the service's name (its inbox rows are the group's).
-        return service.Diagnostics(framework, hold_for, group=NAME, tracer=runtime.tracer)
+        return service.Diagnostics(framework, hold_for, group=NAME)
 
     spec = ServiceSpec(
         name=NAME,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from iomflow.diagnostics import domain, repository
 from iomflow.shared.contracts import (
@@ -278,20 +278,13 @@ def traced(
     deps: Deps[Diagnostics], cause: Event[Any] | None, diagnosis_id: str, teacher: str
 ) -> None:
     """Name the diagnosis in the trace of what caused it: ``iomflow trace <diagnosis id>``
-    finds that trace by it. On the span at work when it is the cause's (an HTTP request,
-    an entry handled alone); in a batch, on a small span of the cause's own trace, and only
-    where that trace is sampled."""
-    span = trace.get_current_span()
-    carrier = deps.traces.get(str(cause.event_id)) if cause is not None else None
-    if carrier is not None:
-        parent = propagate.extract(carrier)
-        cause_span = trace.get_current_span(parent).get_span_context()
-        if not cause_span.trace_flags.sampled:
-            return
-        if cause_span.span_id != span.get_span_context().span_id:
-            attributes = {"iomflow.diagnosis_id": diagnosis_id, "iomflow.teacher_id": teacher}
-            tracer = deps.ctx.tracer
-            tracer.start_span("diagnosis completed", context=parent, attributes=attributes).end()
+    finds that trace by it. On the cause's own span where it is sampled (in a batch), else
+    on the span at work when it is recording (an HTTP request, an entry handled alone);
+    nothing at all for the unsampled bulk."""
+    span = deps.span_of(cause) if cause is not None else None
+    if span is None:
+        span = trace.get_current_span()
+        if not span.is_recording():
             return
     span.set_attribute("iomflow.diagnosis_id", diagnosis_id)
     span.set_attribute("iomflow.teacher_id", teacher)

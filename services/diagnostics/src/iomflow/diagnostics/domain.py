@@ -161,10 +161,17 @@ class Framework(BaseModel):
     def weight(self, instrument: Instrument, code: str | None = None) -> float:
         """The instrument's weight, for one competency when it overrides the framework's."""
         if code is not None:
-            own = self.competency(code).weights
-            if instrument in own:
-                return own[instrument]
+            return self.weights_of(code).get(instrument, 0.0)
         return self.instrument_weights.get(instrument, 0.0)
+
+    def weights_of(self, code: str) -> Mapping[Instrument, float]:
+        """Every instrument's weight for one competency (its own where it sets them)."""
+        return self._weights_by_code[code]
+
+    @cached_property
+    def _weights_by_code(self) -> dict[str, dict[Instrument, float]]:
+        # asked for every piece of evidence of every competency of every diagnosis
+        return {c.code: {**self.instrument_weights, **c.weights} for c in self.competencies}
 
     def applicable(self, *, is_manager: bool, audience: Audience) -> set[str]:
         """Codes that apply to a teacher of this audience (and management team or not)."""
@@ -266,14 +273,21 @@ def current(evidence: Iterable[Evidence]) -> list[Evidence]:
     return sorted(latest.values(), key=lambda e: e.key)
 
 
-def _weights(framework: Framework, code: str, scored: Sequence[Evidence]) -> list[float]:
+def _weights(
+    framework: Framework,
+    code: str,
+    scored: Sequence[Evidence],
+    weights: Mapping[Instrument, float],
+) -> list[float]:
     """Raw weights of the evidence for one competency under the framework's rule."""
     rule = framework.combination
+    if len(scored) == 1:
+        return [1.0]  # one piece of evidence: all of it, whatever the rule
     experts: dict[Instrument, int] = {}
     for e in scored:
         experts[e.instrument] = experts.get(e.instrument, 0) + 1
     # Several experts share their instrument's weight: their mean is the instrument's score.
-    shared = [framework.weight(e.instrument, code) / experts[e.instrument] for e in scored]
+    shared = [weights[e.instrument] / experts[e.instrument] for e in scored]
     if rule.rule == "weighted_mean":
         return shared
     if rule.rule == "highest":
@@ -287,7 +301,7 @@ def _weights(framework: Framework, code: str, scored: Sequence[Evidence]) -> lis
     order = {instrument: i for i, instrument in enumerate(rule.priority)}
     first = min(
         scored,
-        key=lambda e: (order.get(e.instrument, len(order)), -framework.weight(e.instrument, code)),
+        key=lambda e: (order.get(e.instrument, len(order)), -weights[e.instrument]),
     ).instrument
     return [w if e.instrument is first else 0.0 for e, w in zip(scored, shared, strict=True)]
 
@@ -307,10 +321,11 @@ def combine(
         code = competency.code
         if applicable is not None and code not in applicable:
             continue
-        scored = [e for e in used if code in e.scores and framework.weight(e.instrument, code) > 0]
+        weights = framework.weights_of(code)
+        scored = [e for e in used if code in e.scores and weights.get(e.instrument, 0.0) > 0]
         if not scored:
             continue
-        raw = _weights(framework, code, scored)
+        raw = _weights(framework, code, scored, weights)
         total = math.fsum(raw)
         shares = [w / total for w in raw]
         score = round(math.fsum(s * e.scores[code] for s, e in zip(shares, scored, strict=True)), 1)

@@ -40,12 +40,11 @@ Progress = Callable[[int, int], None]
 @dataclass(frozen=True)
 class Diagnostics:
     """The service's context (``deps.ctx``): the framework in force, the hold period, the
-    consumer group (whose inbox a dead-lettered held result leaves) and the tracer."""
+    consumer group (whose inbox a dead-lettered held result leaves)."""
 
     framework: domain.Framework
     hold_for: timedelta = timedelta(days=30)
     group: str = "diagnostics"
-    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
     _applicable: dict[tuple[bool, Audience], set[str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

@@ -25,6 +25,7 @@ from iomflow.shared.contracts import (
     CommunityUpserted,
     DiagnosisCancelled,
     DiagnosisCompleted,
+    DiagnosisDigest,
     Event,
     ManagementMemberUpserted,
     MentorUpserted,
@@ -407,6 +408,12 @@ ROUTES: dict[str, Handler] = {
 
 SUBSCRIPTIONS = [
     Subscription(Streams.REGISTRY, REGISTRY, "Members (teachers, organisations) and read models"),
-    Subscription(Streams.DIAGNOSTICS, DIAGNOSTICS, "Diagnosed teachers"),
+    Subscription(
+        Streams.DIAGNOSTICS,
+        DIAGNOSTICS,
+        "Diagnosed teachers",
+        # who, when, how many deficits, burnout: not every competency's explanation
+        digests={"diagnostics.diagnosis.completed": DiagnosisDigest},
+    ),
     Subscription(Streams.ROUTES, ROUTES, "Routes, methodist support, training completed"),
 ]

@@ -8,6 +8,7 @@ alternatives. Rule parameters (weights, hours, pace, budget) come from ``data/ru
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,8 +61,14 @@ class Budget(_Strict):
         return self
 
     def period_start(self, year: int) -> date:
-        month, day = (int(x) for x in self.period_starts.split("-"))
-        return date(year, month, day)
+        return _period_start(self.period_starts, year)
+
+
+@functools.lru_cache(maxsize=512)
+def _period_start(starts: str, year: int) -> date:
+    """The day a budget year begins (``MM-DD`` of ``year``): asked for every step paced."""
+    month, day = (int(x) for x in starts.split("-"))
+    return date(year, month, day)
 
 
 class InternshipRule(_Strict):

@@ -16,11 +16,13 @@ from iomflow.shared.contracts import (
     CourseEvent,
     DiagnosisCancelled,
     DiagnosisCompleted,
+    DiagnosisDigest,
     DiagnosisRevised,
     Event,
     MethodistUpserted,
     ProgramUpserted,
     RecordRemoved,
+    RevisedDiagnosisDigest,
     Streams,
     TeacherUpserted,
 )
@@ -236,6 +238,11 @@ SUBSCRIPTIONS = [
             "diagnostics.diagnosis.cancelled": diagnoses_cancelled,
         },
         "Diagnoses: a completed one drafts a route; revised and cancelled ones follow",
+        # deficits, changes and ids: not every competency's explanation
+        digests={
+            "diagnostics.diagnosis.completed": DiagnosisDigest,
+            "diagnostics.diagnosis.revised": RevisedDiagnosisDigest,
+        },
     ),
     Subscription(
         Streams.COURSES_INBOUND,

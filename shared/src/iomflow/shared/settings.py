@@ -33,7 +33,9 @@ class BaseServiceSettings(BaseSettings):
     http_port: int = 8000
     consumer: str = Field(default_factory=_default_consumer)
 
-    batch_size: int = Field(default=100, ge=1, le=5000, description="Entries read at once")
+    batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Entries read and applied per transaction"
+    )
     poll_ms: int = Field(default=200, ge=1, description="XREADGROUP block time")
     max_deliveries: int = Field(default=5, ge=1, description="Deliveries before the DLQ")
     reclaim_idle_ms: int = Field(

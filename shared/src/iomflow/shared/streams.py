@@ -107,7 +107,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    batch_size: int = 100
+    batch_size: int = 500
     poll_ms: int = 200
     max_deliveries: int = 5
     reclaim_idle_ms: int = 30_000

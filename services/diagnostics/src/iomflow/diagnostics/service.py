@@ -14,7 +14,7 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.diagnostics import domain, repository
-from iomflow.diagnostics.book import SOURCE, Book, columns, levels_of, scored, traced
+from iomflow.diagnostics.book import INSTRUMENTS, SOURCE, Book, columns, levels_of, scored, traced
 from iomflow.diagnostics.campaigns import DEFAULT_CAMPAIGN, in_target
 from iomflow.shared import inbox, wire
 from iomflow.shared.contracts import (
@@ -173,7 +173,7 @@ async def submit_results(
 
     session = deps.session
     found = await repository.campaigns_by_id(session, {e.payload.campaign_id for e, _ in scored_})
-    required = {c.campaign_id: [Instrument(i) for i in c.required] for c in found.values()}
+    required = {c.campaign_id: [INSTRUMENTS[i] for i in c.required] for c in found.values()}
     checked: list[_Checked] = []
     for event, scores in scored_:
         campaign = found.get(event.payload.campaign_id)

@@ -968,3 +968,37 @@ def test_rules_with_an_invalid_value_are_refused(section: str, key: str, value: 
 def test_rules_are_frozen() -> None:
     with pytest.raises(ValidationError):
         RULES.budget.yearly_hours = 1  # type: ignore[misc]
+
+
+def test_a_kept_ranking_drafts_what_a_fresh_one_drafts_for_every_profile() -> None:
+    """The ranking is kept per teacher profile; drafts for teachers of one profile who have
+    completed different programs, and for other profiles, are the same with and without it."""
+    programs = [
+        program("p1", ("a",), federal=True, hours=72),
+        program("p2", ("a",), format="distance"),
+        program("p3", ("a", "b"), subjects=("math",)),
+        program("p4", ("b",), hours=16),
+    ]
+    kept: dict[Any, Any] = {}
+    teachers = [
+        (teacher(teacher_id="t-1"), ()),
+        (teacher(teacher_id="t-2"), ("p1",)),  # same profile, another history
+        (teacher(teacher_id="t-3", remote=True), ()),
+        (teacher(teacher_id="t-4", subjects=("history",)), ("p2",)),
+    ]
+    for round_ in range(2):  # the second round is served from what the first kept
+        for person, done in teachers:
+            deficits = [critical("a"), deficit("b")]
+            fresh = drafting.draft_route(
+                person, deficits, Catalogue(programs=programs), RULES, START, done
+            )
+            cached = drafting.draft_route(
+                person,
+                deficits,
+                Catalogue(programs=programs, rank_cache=kept),
+                RULES,
+                START,
+                done,
+            )
+            assert cached == fresh, (round_, person.teacher_id)
+    assert kept  # it was used

@@ -198,6 +198,9 @@ class Catalogue:
     communities: Sequence[CommunityView] = ()
     tutors: Sequence[TutorView] = ()
     by_competency: Mapping[str, Sequence[ProgramView]] | None = None
+    rank_cache: dict[Any, Any] | None = None
+    """Programs ranked per competency and teacher profile (``drafting.ranked_for``), kept
+    as long as the offer they rank is."""
 
     def programs_on(self, code: str) -> Sequence[ProgramView]:
         """The programs that may address ``code`` (all of them without an index)."""

@@ -90,6 +90,25 @@ def rank_programs(
     return sorted(scored, key=lambda ps: (-sum(ps[1].values()), ps[0].hours, ps[0].program_id))
 
 
+def ranked_for(
+    code: str, teacher: TeacherView, catalogue: Catalogue, rules: Rules
+) -> list[tuple[ProgramView, dict[str, float]]]:
+    """``rank_programs`` of every program fitting ``code`` for this teacher, kept in the
+    catalogue's cache per teacher profile (audience, remote or not, subjects): the ranking
+    depends on nothing else, and thousands of drafts share a few hundred profiles. What a
+    teacher has completed is filtered out afterwards (the order does not change)."""
+    cache = catalogue.rank_cache
+    key = (code, teacher.audience, teacher.remote, frozenset(teacher.subjects), rules.version)
+    if cache is not None:
+        found = cache.get(key)
+        if found is not None:
+            return found
+    found = rank_programs(code, teacher, catalogue.programs_on(code), rules)
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
 _PART_NAMES = {
     "federal_registry": "входит в Федеральный реестр ДПП",
     "subject_match": "по предмету педагога",
@@ -290,7 +309,12 @@ def draft_route(
         code = deficit.code
         head = f"{SEVERITY[deficit.level]} по компетенции {code} (балл {deficit.score:g})"
         on_code = catalogue.programs_on(code)
-        ranked = rank_programs(code, teacher, on_code, rules, completed | chosen_programs)
+        excluded = completed | chosen_programs
+        ranked = [
+            ps
+            for ps in ranked_for(code, teacher, catalogue, rules)
+            if ps[0].program_id not in excluded
+        ]
         if ranked:
             program, _ = ranked[0]
             chosen_programs.add(program.program_id)

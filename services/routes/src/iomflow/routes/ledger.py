@@ -307,6 +307,7 @@ class Ledger:
             communities=self._offer.communities,
             tutors=[t for t in tutors.values() if t.load < t.capacity],
             by_competency=index,
+            rank_cache=self._offer.ranked,
         )
 
     async def _load_queue(self) -> None:

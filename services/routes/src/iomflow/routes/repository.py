@@ -325,6 +325,7 @@ class Offer:
     by_audience: dict[str, tuple[list[ProgramView], dict[str, list[ProgramView]]]] = field(
         default_factory=dict
     )
+    ranked: dict[Any, Any] = field(default_factory=dict)  # drafting.ranked_for's cache
 
     def catalogue_programs(self, audience: str) -> tuple[list[ProgramView], dict[str, Any]]:
         """The programs for an audience and their index by competency (built once)."""

@@ -93,17 +93,34 @@ def statements(client: httpx.Client, url: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def servers_cpu_ms(command: str) -> float:
+    """CPU of every process of this machine named ``command`` (PostgreSQL's server and its
+    backends, Redis): what the services' own figures leave out."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == command:
+                total += cpu_ms(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total
+
+
 class Meters:
-    """CPU and SQL statements of every service between two readings."""
+    """CPU and SQL statements of every service (and of the servers) between two readings."""
 
     def __init__(self, client: httpx.Client, suite: Suite) -> None:
         self.client, self.suite = client, suite
 
     def read(self) -> dict[str, tuple[float, float | None]]:
-        out = {}
+        out: dict[str, tuple[float, float | None]] = {}
         for name, service in self.suite.services.items():
             assert service.proc is not None
             out[name] = (cpu_ms(service.proc.pid), statements(self.client, service.url))
+        out["redis-server"] = (servers_cpu_ms("redis-server"), None)
+        out["postgres"] = (servers_cpu_ms("postgres"), None)
         return out
 
     @staticmethod

@@ -151,6 +151,19 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+ANALYZE_EVERY_S = 10.0
+"""PostgreSQL: how often tables that changed by half are analysed (``db.analyze_grown``)."""
+
+
+def _analyze(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    async def job() -> None:
+        grown = await db.analyze_grown(engine)
+        if grown:
+            log.info("analysed tables that grew: %s", ", ".join(grown))
+
+    return job
+
+
 METRICS_REFRESH_S = 15.0
 """How often stream statistics and the outbox backlog are read for OTLP export (a scrape
 of ``/metrics`` reads them itself)."""
@@ -262,6 +275,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
         ]
         if spec.background is not None:
             tasks += [asyncio.create_task(job) for job in spec.background(runtime)]
+        if runtime.engine.dialect.name == "postgresql":
+            statistics = periodic("table statistics", ANALYZE_EVERY_S, _analyze(runtime.engine))
+            tasks.append(asyncio.create_task(statistics, name=f"{spec.name}-analyze"))
         if runtime.metrics.exporting:  # OTLP export reads the last values: keep them fresh
             refresh = periodic("metrics refresh", METRICS_REFRESH_S, runtime.metrics.refresh)
             tasks.append(asyncio.create_task(refresh, name=f"{spec.name}-metrics"))

@@ -532,17 +532,27 @@ class Digest(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-def digest(contract: type[Contract], *, without: set[str]) -> type[Digest]:
-    """``contract`` without some of its fields: the same names, types, bounds, defaults."""
-    unknown = without - set(contract.model_fields)
+def digest(
+    contract: type[Contract],
+    *,
+    without: set[str] = frozenset(),  # type: ignore[assignment]
+    nested: dict[str, Any] | None = None,
+) -> type[Digest]:
+    """``contract`` without some of its fields: the same names, types, bounds, defaults;
+    ``nested`` reads a field through digests of its own (``list[StepDigest]`` for
+    ``list[RouteStep]``)."""
+    nested = nested or {}
+    unknown = (without | set(nested)) - set(contract.model_fields)
     if unknown:
         raise ValueError(f"{contract.__name__} has no fields {sorted(unknown)}")
     fields: dict[str, Any] = {
-        name: (field.annotation, field)
+        name: (nested.get(name, field.annotation), field)
         for name, field in contract.model_fields.items()
         if name not in without
     }
-    return create_model(f"{contract.__name__}Digest", __base__=Digest, **fields)  # type: ignore[no-any-return]
+    made = create_model(f"{contract.__name__}Digest", __base__=Digest, **fields)
+    made.__digest_of__ = contract  # type: ignore[attr-defined]
+    return made  # type: ignore[no-any-return]
 
 
 DiagnosisDigest = digest(DiagnosisCompleted, without={"competencies"})
@@ -594,6 +604,12 @@ class RouteDrafted(Contract):
         default_factory=dict, description="Budget year -> hours planned in it"
     )
     rules_version: str | None = Field(default=None, description="Version of the drafting rules")
+
+
+StepDigest = digest(RouteStep, without={"reason"})
+RouteDraftedDigest = digest(RouteDrafted, nested={"steps": list[StepDigest]})  # type: ignore[valid-type]
+"""``routes.route.drafted`` without every step's reason (the longest text it carries): what
+monitoring counts of a route (its steps' kinds and tutors)."""
 
 
 class MethodistAssigned(Contract):

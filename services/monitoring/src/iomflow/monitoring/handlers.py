@@ -38,6 +38,7 @@ from iomflow.shared.contracts import (
     RouteCancelled,
     RouteCompleted,
     RouteDrafted,
+    RouteDraftedDigest,
     StepCompleted,
     Streams,
     TeacherUpserted,
@@ -415,5 +416,11 @@ SUBSCRIPTIONS = [
         # who, when, how many deficits, burnout: not every competency's explanation
         digests={"diagnostics.diagnosis.completed": DiagnosisDigest},
     ),
-    Subscription(Streams.ROUTES, ROUTES, "Routes, methodist support, training completed"),
+    Subscription(
+        Streams.ROUTES,
+        ROUTES,
+        "Routes, methodist support, training completed",
+        # a route's steps by kind and tutor: not every step's reason
+        digests={"routes.route.drafted": RouteDraftedDigest},
+    ),
 ]

@@ -14,12 +14,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from opentelemetry import trace
+from pydantic import TypeAdapter
 
 from iomflow.diagnostics import domain, repository
 from iomflow.shared.contracts import (
     Audience,
+    CompetencyChange,
     CompetencyResult,
     DiagnosisCompleted,
+    DiagnosisRevised,
     Event,
     Instrument,
     Level,
@@ -194,9 +197,8 @@ class Book:
             previous_diagnosis_id=previous.diagnosis_id if previous else None,
             **scored(ctx, teacher, sheet.results, previous.levels() if previous else None),
         )
-        data = diagnosis.model_dump(mode="json")
         row = {
-            **columns(data, diagnosis),
+            **columns(diagnosis),
             "status": "completed",
             "latest": True,
             "revision": 0,
@@ -209,7 +211,7 @@ class Book:
         self.current[teacher_id] = Current(diagnosis.diagnosis_id, diagnosis.competencies, row)
         sheet.diagnosis_id, sheet.status = diagnosis.diagnosis_id, "completed"
         self.diagnoses.append(row)
-        self.levels += repository.level_rows_of(diagnosis.diagnosis_id, data["competencies"])
+        self.levels += repository.level_rows_of(diagnosis.diagnosis_id, diagnosis.competencies)
         traced(self.deps, cause, diagnosis.diagnosis_id, teacher_id)
         self.deps.stage(
             Streams.DIAGNOSTICS,
@@ -271,13 +273,34 @@ def scored(
     }
 
 
-def columns(data: dict[str, Any], diagnosis: DiagnosisCompleted) -> dict[str, Any]:
-    """The ``diagnoses`` columns of a diagnosis (``data``: it dumped as JSON)."""
-    return {
-        **{k: data[k] for k in repository.diagnoses.c.keys() if k in data},
-        "deficit_count": len(diagnosis.deficits),
+_RESULTS = TypeAdapter(list[CompetencyResult])
+_CHANGES = TypeAdapter(list[CompetencyChange])
+
+
+def columns(diagnosis: DiagnosisCompleted) -> dict[str, Any]:
+    """The ``diagnoses`` columns of a diagnosis. Its long lists go in as JSON text dumped
+    straight from the models (no dict of them built, then dumped again: per diagnosis,
+    every competency with its evidence)."""
+    found = {
+        "diagnosis_id": diagnosis.diagnosis_id,
+        "teacher_id": diagnosis.teacher_id,
+        "campaign_id": diagnosis.campaign_id,
+        "organization_id": diagnosis.organization_id,
+        "municipality_id": diagnosis.municipality_id,
+        "framework_version": diagnosis.framework_version,
         "rule": diagnosis.rule or "",
+        "instruments": [i.value for i in diagnosis.instruments],
+        "completed_by": diagnosis.completed_by,
+        "competencies": RawJSON(_RESULTS.dump_json(diagnosis.competencies).decode()),
+        "deficits": RawJSON(_RESULTS.dump_json(diagnosis.deficits).decode()),
+        "deficit_count": len(diagnosis.deficits),
+        "burnout": diagnosis.burnout.model_dump(mode="json") if diagnosis.burnout else None,
+        "previous_diagnosis_id": diagnosis.previous_diagnosis_id,
+        "changes": RawJSON(_CHANGES.dump_json(diagnosis.changes).decode()),
     }
+    if isinstance(diagnosis, DiagnosisRevised):
+        found["revision"] = diagnosis.revision
+    return found
 
 
 def traced(

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from iomflow.shared.contracts import CompetencyResult, Level
 from iomflow.shared.db import JSONText, new_metadata
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
@@ -149,12 +150,12 @@ diagnoses = Table(
     Column("rule", String(60), nullable=False),
     Column("instruments", JSON, nullable=False),
     Column("completed_by", String(20), nullable=False),
-    Column("competencies", JSON, nullable=False),
-    Column("deficits", JSON, nullable=False),
+    Column("competencies", JSONText, nullable=False),
+    Column("deficits", JSONText, nullable=False),
     Column("deficit_count", Integer, nullable=False),
     Column("burnout", JSON, nullable=True),
     Column("previous_diagnosis_id", String(36), nullable=True),
-    Column("changes", JSON, nullable=False),
+    Column("changes", JSONText, nullable=False),
     Column("revision", Integer, nullable=False),
     Column("history", JSON, nullable=False),  # earlier revisions, as they were
     Column("completed_at", DateTime(timezone=True), nullable=False),
@@ -529,16 +530,16 @@ async def cancel_diagnosis(session: AsyncSession, row: Any, at: datetime, reason
 
 
 def level_rows_of(
-    diagnosis_id: str, competencies: Iterable[dict[str, Any]]
+    diagnosis_id: str, competencies: Iterable[CompetencyResult]
 ) -> list[dict[str, Any]]:
     """The ``competency_levels`` rows of a diagnosis (what the analytics count)."""
     return [
         {
             "diagnosis_id": diagnosis_id,
-            "code": c["code"],
-            "score": c["score"],
-            "level": c["level"],
-            "deficit": c["level"] in ("critical_deficit", "deficit"),
+            "code": c.code,
+            "score": c.score,
+            "level": c.level.value,
+            "deficit": c.level in (Level.CRITICAL, Level.DEFICIT),
         }
         for c in competencies
     ]

@@ -448,10 +448,9 @@ async def revise_many(
             k: getattr(row, k)
             for k in ("revision", "framework_version", "rule", "competencies", "burnout", "changes")
         }
-        data = revised.model_dump(mode="json")
         replaced.append(
             {
-                **columns(data, revised),
+                **columns(revised),
                 "history": [
                     *row.history,
                     {**earlier, "replaced_at": now.isoformat(), "reason": reason},
@@ -459,7 +458,7 @@ async def revise_many(
                 "revised_at": now,
             }
         )
-        levels += repository.level_rows_of(row.diagnosis_id, data["competencies"])
+        levels += repository.level_rows_of(row.diagnosis_id, revised.competencies)
         deps.stage(
             Streams.DIAGNOSTICS,
             new_event(

@@ -376,7 +376,8 @@ async def _load_region(
     unknown = [name for name in region if name not in REGISTRY]
     if unknown:
         raise ApiError(422, "register_not_found", "Неизвестные реестры: " + ", ".join(unknown))
-    reports = await service.load_region(runtime.transaction, region, actor=who.name)
+    # The region is this request's alone (parsed from its body or generated for it).
+    reports = await service.load_region(runtime.transaction, region, actor=who.name, consume=True)
     failed = {n: r for n, r in reports.items() if not r.applied}
     if failed:
         raise ApiError(

@@ -132,6 +132,8 @@ class ImportJobs:
                 "summary": report.summary(),
                 "errors": [e.as_dict() for e in report.errors],
             }
+            del sheet, report
+            service.release_memory()
         except TableError as exc:
             values = {"status": "failed", "summary": {"message": str(exc)}, "errors": []}
         except Exception as exc:  # the job must end with a status, whatever happened

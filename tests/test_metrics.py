@@ -276,6 +276,7 @@ async def test_monitoring_shows_its_kpis_beside_the_stream_metrics(
             migrate_on_start=True,
             relay_poll_s=0.05,
             poll_ms=20,
+            kpi_worker="thread",
         )
     )
     app.state.runtime.context.cache = views.Cache(min_age_s=0, max_age_s=0)

@@ -206,6 +206,7 @@ def make_app(redis_url: str, tmp_path: Path, database_url: str) -> FastAPI:
             migrate_on_start=True,
             relay_poll_s=0.05,
             poll_ms=20,
+            kpi_worker="thread",  # the worker process has a test of its own
         )
     )
     # Every answer computed afresh: a test must see what the projections hold now. (Today's

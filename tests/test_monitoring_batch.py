@@ -54,7 +54,14 @@ T0 = datetime.now(UTC) - timedelta(days=30)
 async def runtime(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[Runtime]:
     """The service's runtime, not started: its consumer is driven by the test."""
     await asyncio.to_thread(migrations.upgrade, "iomflow.monitoring", database_url)
-    app = create_app(Settings(redis_url=clean_redis, data_dir=tmp_path, database_url=database_url))
+    app = create_app(
+        Settings(
+            redis_url=clean_redis,
+            data_dir=tmp_path,
+            database_url=database_url,
+            kpi_worker="thread",  # the worker process has a test of its own
+        )
+    )
     runtime: Runtime = app.state.runtime
     try:
         yield runtime
@@ -483,3 +490,28 @@ def test_every_handler_takes_a_batch() -> None:
     for subscription in handlers.SUBSCRIPTIONS:
         for type_, handler in subscription.handlers.items():
             assert handler.__code__.co_varnames[:2] == ("events", "deps"), type_
+
+
+async def test_a_worker_process_evaluates_the_snapshot_the_service_would(
+    runtime: Runtime,
+) -> None:
+    """Renewals run in a process of their own (the consumer keeps its pace): what it
+    evaluates from the database is what the service evaluates itself."""
+    kpis = runtime.context.kpis
+    await consume(runtime, Streams.REGISTRY, registry())
+    await consume(runtime, Streams.DIAGNOSTICS, [diagnosed(n, n % 4 + 1) for n in range(6)])
+    here = await kpis._renew(runtime.sessions, 0)
+    assert here is not None and kpis.worker is None
+    worker = projection.Worker(runtime.settings.resolved_database_url(), kpis.catalogue)
+    try:
+        kpis.worker = worker
+        there = await kpis._renew(runtime.sessions, 1)
+    finally:
+        kpis.worker = None
+        worker.close()
+    assert there is not None and there.stored.version == here.stored.version
+    strip = {"computed_at"}
+    assert {k: v for k, v in there.answer.items() if k not in strip} == {
+        k: v for k, v in here.answer.items() if k not in strip
+    }
+    assert there.answer["region"]["counts"]["diagnosed"] == 4  # teachers t-1 .. t-4

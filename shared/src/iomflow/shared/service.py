@@ -113,6 +113,8 @@ class ServiceSpec:
     publishes: Sequence[tuple[str, Sequence[str]]] = ()  # (stream, event types), for AsyncAPI
     routers: Sequence[APIRouter] = ()
     on_start: Callable[[Runtime[Any]], Any] | None = None
+    on_stop: Callable[[Runtime[Any]], Any] | None = None
+    """Called when the service stops, after its tasks (e.g. a worker process to end)."""
     background: Callable[[Runtime[Any]], Sequence[Coroutine[Any, Any, None]]] | None = None
     """Long-running jobs of the service, started after the consumer, cancelled at stop."""
     collectors: Sequence[tuple[str, ExtraCollector]] = ()
@@ -315,6 +317,11 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
                     STOP_TIMEOUT_S,
                     stuck,
                 )
+            if spec.on_stop is not None:
+                with contextlib.suppress(Exception):
+                    result = spec.on_stop(runtime)
+                    if asyncio.iscoroutine(result):
+                        await result
             # Publish what the last transactions staged before going away.
             with contextlib.suppress(Exception):
                 await runtime.relay.publish_pending()

@@ -41,6 +41,12 @@ def background(runtime: Runtime[Context]) -> Sequence[Coroutine[Any, Any, None]]
     return [runtime.context.kpis.run(runtime.sessions), alert_check(runtime)]
 
 
+def stop(runtime: Runtime[Context]) -> None:
+    worker = runtime.context.kpis.worker
+    if worker is not None:
+        worker.close()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     kpis = catalogue()
@@ -55,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         publishes=[(Streams.MONITORING, ["monitoring.alert.raised", "monitoring.alert.resolved"])],
         background=background,
+        on_stop=stop,
         routers=[api.router, reports_api.router, dashboard.router],
         collectors=metrics.COLLECTORS,
     )

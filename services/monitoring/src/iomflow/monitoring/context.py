@@ -30,6 +30,7 @@ class Context:
         limits: alerts.Limits | None = None,
         clock: Callable[[], datetime] = utc_now,
         policy: projection.Policy | None = None,
+        worker: projection.Worker | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.consumer = consumer
@@ -37,7 +38,7 @@ class Context:
         self.limits = limits or alerts.Limits()
         self.clock = clock
         self.kpis = projection.Projection(
-            catalogue, views.Cache(), policy or projection.Policy(), clock
+            catalogue, views.Cache(), policy or projection.Policy(), clock, worker=worker
         )
         """Today's KPI answer, maintained."""
         self.marked: WeakSet[Any] = WeakSet()
@@ -70,4 +71,7 @@ class Context:
                 quiet_s=settings.kpi_quiet_s,
                 max_lag_s=settings.kpi_max_lag_s,
             ),
+            worker=projection.Worker(settings.resolved_database_url(), kpis or catalogue())
+            if settings.kpi_worker == "process"
+            else None,
         )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from iomflow.shared.settings import BaseServiceSettings
@@ -29,4 +31,9 @@ class Settings(BaseServiceSettings):
         default=60.0,
         gt=0,
         description="… or once it is this old while they keep changing (a burst)",
+    )
+    kpi_worker: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where the KPI snapshot is evaluated: a worker process of its own (the "
+        "consumer keeps its pace meanwhile), or a thread of the service",
     )

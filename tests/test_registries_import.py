@@ -282,7 +282,9 @@ async def test_bad_files_get_clear_answers(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/registers/teachers/imports", files={"file": ("t.xlsx", b"x")})
     assert response.status_code == 422  # the mode is chosen explicitly
     job = await run_import(client, b"not a workbook", "valid_rows")
-    assert job["status"] == "failed" and "XLSX" in job["summary"]["message"]
+    message = job["summary"]["message"]
+    assert job["status"] == "failed" and "не является книгой Excel (.xlsx)" in message
+    assert "zip" not in message.lower()  # the library's words are not the registrar's
     response = await client.post(
         "/v1/registers/pupils/imports",
         files={"file": ("t.xlsx", xlsx([]))},
@@ -303,3 +305,52 @@ async def test_export_imports_back_unchanged(client: httpx.AsyncClient, clean_re
         assert job["errors"] == [] and job["summary"]["unchanged"] > 0, job
         assert job["summary"]["created"] == job["summary"]["updated"] == 0
         assert len(await registry_events(clean_redis)) == published
+
+
+BOMB = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
+<row r="1"><c r="A1" t="inlineStr"><is><t>&lol9;</t></is></c></row></sheetData></worksheet>
+"""
+
+
+def xml_bomb() -> bytes:
+    """A real workbook whose sheet declares a billion laughs (entities within entities)."""
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(xlsx([["t-1"]])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as bomb:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = BOMB.encode()
+            bomb.writestr(item, data)
+    return out.getvalue()
+
+
+def test_an_xml_bomb_in_a_workbook_is_refused_not_expanded() -> None:
+    from iomflow.registries.tabular import TableError, read_table
+
+    with pytest.raises(TableError) as refused:
+        read_table(xml_bomb(), "teachers.xlsx")
+    assert "XML" in str(refused.value) and "отклонён" in str(refused.value)
+
+
+async def test_an_uploaded_xml_bomb_fails_the_import_with_a_russian_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await run_import(client, xml_bomb(), "valid_rows")
+    assert job["status"] == "failed"
+    assert "конструкции XML" in job["summary"]["message"]

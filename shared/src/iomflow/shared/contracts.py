@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 
 # --- streams -------------------------------------------------------------------------------
 
@@ -63,7 +63,10 @@ class Envelope(BaseModel):
     type: str = Field(description="Event type, e.g. diagnostics.diagnosis.completed")
     version: int = Field(default=1, ge=1, description="Contract version of the payload")
     source: str = Field(min_length=1, max_length=200, description="Service or publisher id")
-    occurred_at: datetime
+    occurred_at: AwareDatetime = Field(
+        description="When it happened: ISO 8601 with its time zone (a time without one is "
+        "refused: nobody could tell which day it was)"
+    )
     subject: str = Field(min_length=1, max_length=200, description="Pseudonymous id")
     data: dict[str, Any]
 
@@ -801,6 +804,12 @@ def _stream_of(type_: str) -> str:
 STREAM_OF: dict[str, str] = {type_: _stream_of(type_) for type_ in EVENT_TYPES}
 """Event type -> the one stream that carries it. A consumer dead-letters a known type
 read from any other stream (``wrong_stream``), never skips it."""
+
+
+def types_of(stream: str) -> frozenset[str]:
+    """Every event type that ``stream`` carries."""
+    return frozenset(t for t, s in STREAM_OF.items() if s == stream)
+
 
 EVENT_VERSIONS: dict[str, int] = {}
 """Event type -> its current contract version, for the types past version 1 (a type not

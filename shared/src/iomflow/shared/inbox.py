@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, delete
+from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.shared.db import insert_ignore
@@ -17,7 +17,7 @@ def inbox_table(metadata: MetaData) -> Table:
         metadata,
         Column("consumer", String(100), primary_key=True),
         Column("event_id", String(36), primary_key=True),
-        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, index=True),
     )
 
 
@@ -67,3 +67,21 @@ async def forget_many(
         await session.execute(
             delete(table).where(table.c.consumer == consumer, table.c.event_id.in_(event_ids))
         )
+
+
+PRUNE_CHUNK = 10_000
+
+
+async def prune(session: AsyncSession, table: Table, before: datetime) -> int:
+    """Forget up to ``PRUNE_CHUNK`` events applied before ``before``; how many. An event
+    sent again after its row is gone is applied again: the retention must be longer than
+    any publisher retries (``IOMFLOW_INBOX_RETENTION_DAYS``)."""
+    old = (
+        select(table.c.consumer, table.c.event_id)
+        .where(table.c.received_at < before)
+        .limit(PRUNE_CHUNK)
+    )
+    result = await session.execute(
+        delete(table).where(tuple_(table.c.consumer, table.c.event_id).in_(old))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

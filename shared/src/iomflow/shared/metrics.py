@@ -26,6 +26,7 @@ exporting reader. The measures (labels in braces):
   (``/v1/routes/{route_id}``), ``unmatched`` for paths no route serves. ``/metrics`` and
   ``/health/*`` are not counted.
 - ``iomflow_sql_statements_total``: statements sent to the service's database;
+  ``iomflow_pruned_rows_total{table}``: inbox and outbox rows the retention job removed;
   ``iomflow_process_cpu_seconds_total``, ``iomflow_process_resident_memory_bytes``;
 - ``iomflow_metrics_source_up{source}``: 1 when the last read of a source (``streams``,
   ``outbox``, or a service's own collector) worked.
@@ -169,6 +170,7 @@ class ServiceMetrics:
         self.sources: Sources | None = None
         self.snapshot = Snapshot()
         self.sql_statements = 0
+        self.pruned: dict[str, int] = {}  # table -> rows pruned by the retention job
         self._observe()
         self.http_requests = self.meter.create_counter(
             "iomflow_http_requests", description="HTTP requests, by route template and status"
@@ -229,6 +231,16 @@ class ServiceMetrics:
 
         def statements(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(self.sql_statements)]
+
+        def pruned(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(n, {"table": table}) for table, n in self.pruned.items()]
+
+        self.meter.create_observable_counter(
+            "iomflow_pruned_rows",
+            callbacks=[pruned],
+            description="Inbox rows (events applied long ago) and outbox rows (published long "
+            "ago) the retention job removed",
+        )
 
         def cpu(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(time.process_time())]

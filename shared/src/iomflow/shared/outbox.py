@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     func,
     select,
     update,
@@ -86,6 +87,21 @@ class Outbox:
             .group_by(table.c.stream)
         )
         return {stream: int(n) for stream, n in (await session.execute(query)).all()}
+
+
+PRUNE_CHUNK = 10_000
+
+
+async def prune(session: AsyncSession, table: Table, before: datetime) -> int:
+    """Drop up to ``PRUNE_CHUNK`` rows published before ``before``; how many (unsent rows
+    are never dropped)."""
+    old = (
+        select(table.c.id)
+        .where(table.c.sent_at.is_not(None), table.c.sent_at < before)
+        .limit(PRUNE_CHUNK)
+    )
+    result = await session.execute(delete(table).where(table.c.id.in_(old)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class OutboxRelay:

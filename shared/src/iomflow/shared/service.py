@@ -14,7 +14,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from iomflow.shared import db, logs, migrations
+from iomflow.shared import db, inbox, logs, migrations
 from iomflow.shared.auth import api_keys_table
 from iomflow.shared.contracts import entry_schema
 from iomflow.shared.errors import ApiError, Refused, api_error_handler
@@ -44,6 +44,7 @@ from iomflow.shared.metrics import (
     Sources,
 )
 from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
+from iomflow.shared.outbox import prune as outbox_prune
 from iomflow.shared.settings import BaseServiceSettings
 from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
 from iomflow.shared.telemetry import create_tracer_provider, instrument_sql
@@ -166,6 +167,31 @@ def tune_gc() -> None:
     gc.set_threshold(max(gen0, 10_000), gen1, gen2)
 
 
+def _prune(runtime: Runtime[Any], spec: ServiceSpec) -> Callable[[], Awaitable[None]]:
+    """The retention job: inbox rows older than ``inbox_retention_days`` and published
+    outbox rows older than ``outbox_retention_days`` go, a chunk per transaction."""
+    settings = runtime.settings
+
+    async def job() -> None:
+        now = runtime.clock()
+        for table, prune, days in (
+            (spec.tables.inbox, inbox.prune, settings.inbox_retention_days),
+            (spec.tables.outbox, outbox_prune, settings.outbox_retention_days),
+        ):
+            before = now - timedelta(days=days)
+            while True:
+                async with runtime.sessions() as session, session.begin():
+                    removed = await prune(session, table, before)
+                metrics = runtime.metrics.pruned
+                metrics[table.name] = metrics.get(table.name, 0) + removed
+                if removed:
+                    log.info("retention: %d %s rows before %s removed", removed, table.name, before)
+                if removed < inbox.PRUNE_CHUNK:
+                    break
+
+    return job
+
+
 ANALYZE_EVERY_S = 10.0
 """PostgreSQL: how often tables that changed by half are analysed (``db.analyze_grown``)."""
 
@@ -218,6 +244,7 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[A
         max_deliveries=settings.max_deliveries,
         reclaim_idle_ms=settings.reclaim_idle_ms,
         reclaim_interval_s=settings.reclaim_interval_s,
+        max_entry_bytes=settings.ingest_max_bytes,
     )
     runtime: Runtime[Any] = Runtime(
         settings=settings,
@@ -290,6 +317,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
         ]
         if spec.background is not None:
             tasks += [asyncio.create_task(job) for job in spec.background(runtime)]
+        retention = periodic("retention", settings.retention_check_s, _prune(runtime, spec))
+        tasks.append(asyncio.create_task(retention, name=f"{spec.name}-retention"))
         if runtime.engine.dialect.name == "postgresql":
             statistics = periodic("table statistics", ANALYZE_EVERY_S, _analyze(runtime.engine))
             tasks.append(asyncio.create_task(statistics, name=f"{spec.name}-analyze"))

@@ -43,6 +43,18 @@ class BaseServiceSettings(BaseSettings):
     )
     reclaim_interval_s: float = Field(default=5.0, gt=0)
     relay_batch: int = Field(default=500, ge=1)
+    inbox_retention_days: float = Field(
+        default=30,
+        ge=1,
+        description="How long an applied event's id is kept (an event sent again later is "
+        "applied again): longer than any publisher's retries, and than a reclaim cycle",
+    )
+    outbox_retention_days: float = Field(
+        default=7, ge=0, description="How long a published event's outbox row is kept"
+    )
+    retention_check_s: float = Field(
+        default=3600, gt=0, description="How often old inbox and outbox rows are pruned"
+    )
     relay_poll_s: float = Field(default=0.5, gt=0)
 
     traces_dir: Path | None = Field(

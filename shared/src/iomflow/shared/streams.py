@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -88,6 +88,10 @@ class Subscription:
     digests: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     """Types this subscription reads through a digest of their contract (the fields its
     handlers use): events other services publish, whose bulk it does not need."""
+    ignores: Collection[str] = ()
+    """Types of this stream the service deliberately does not apply (another service's
+    business): acknowledged, counted as ``skipped`` and logged with their event ids. Any
+    other type of the stream it has no handler for is dead-lettered as ``not_handled``."""
 
 
 @dataclass
@@ -112,6 +116,9 @@ class DeliverySettings:
     max_deliveries: int = 5
     reclaim_idle_ms: int = 30_000
     reclaim_interval_s: float = 5.0
+    max_entry_bytes: int = 256 * 1024
+    """An entry larger than this (its fields together, as HTTP ingestion limits a body) is
+    dead-lettered as ``too_large`` at once, its fields cut short in the letter."""
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> bool:
@@ -300,16 +307,31 @@ class Consumer:
         outcome = Outcome()
         self.metrics.batch(stream, len(entries))
         todo: list[_Todo] = []
+        skipped: list[str] = []
+        limit = self.settings.max_entry_bytes
         for entry_id, fields in entries:
             type_ = fields.get("type", "")
+            size = sum(len(k) + len(v) for k, v in fields.items())
+            if size > limit:
+                outcome.rejected[entry_id] = Rejected(
+                    f"the entry has {size} characters, over the limit of {limit}",
+                    TOO_LARGE,
+                )
+                continue
             if type_ in EVENT_TYPES and type_ not in sub.handlers:
                 if STREAM_OF[type_] != stream:  # a publisher's mistake: visible, not skipped
                     outcome.rejected[entry_id] = Rejected(
                         f"{type_} is carried by {STREAM_OF[type_]}, not by {stream}",
                         "wrong_stream",
                     )
+                elif type_ in sub.ignores:  # another service's business, declared so
+                    outcome.skipped.append(entry_id)
+                    skipped.append(fields.get("event_id", entry_id))
                 else:
-                    outcome.skipped.append(entry_id)  # another service's business
+                    outcome.rejected[entry_id] = Rejected(
+                        f"{self.group} has no handler for {type_} and does not declare it ignored",
+                        "not_handled",
+                    )
                 continue
             try:
                 event = wire.decode(fields, sub.digests)
@@ -318,6 +340,15 @@ class Consumer:
                 continue
             todo.append(_Todo(entry_id, fields, event, sub.handlers[event.type]))
 
+        if skipped:
+            log.info(
+                "%s: skipped %d entries of types %s does not apply: %s",
+                stream,
+                len(skipped),
+                self.group,
+                ", ".join(skipped[:20]) + (" …" if len(skipped) > 20 else ""),
+                extra={"stream": stream},
+            )
         if todo:
             await self._apply(stream, todo, outcome)
 
@@ -475,6 +506,17 @@ class Consumer:
             item.carrier = {k: item.fields[k] for k in wire.TRACE_FIELDS if k in item.fields}
             return
         parent = propagate.extract(item.fields) if given is not None else None
+        if parent is not None and not trace.get_current_span(parent).get_span_context().is_valid:
+            # Kept, with a trace of its own from here: a publisher's bad header is not a
+            # reason to refuse its event, but it is said.
+            log.warning(
+                "%s: entry %s (event %s) has a malformed traceparent; it starts a new trace",
+                stream,
+                item.entry_id,
+                item.event.event_id,
+                extra={"stream": stream, "entry_id": item.entry_id},
+            )
+            parent = None
         span = self.tracer.start_span(
             f"{stream} process", context=parent, kind=trace.SpanKind.CONSUMER
         )
@@ -597,10 +639,13 @@ class Consumer:
         dead = [(i, e, reason) for i, e in outcome.dead.items()]
         dead += [(i, str(e), e.code) for i, e in outcome.rejected.items()]
         for entry_id, error, why in dead:
+            fields = entries[entry_id]
+            if why == TOO_LARGE:
+                fields = truncated(fields)
             pipe.xadd(
                 Streams.dlq(stream),
                 dead_letter_fields(  # type: ignore[arg-type]  # redis: invariant dict
-                    entries[entry_id],
+                    fields,
                     stream=stream,
                     group=self.group,
                     entry_id=entry_id,
@@ -762,6 +807,21 @@ class Consumer:
             if not any(wire.as_text(g["name"]) == self.group for g in groups):
                 return False
         return True
+
+
+TOO_LARGE = "too_large"
+KEPT_CHARACTERS = 2_000
+
+
+def truncated(fields: Mapping[str, str]) -> dict[str, str]:
+    """An oversized entry as its dead letter keeps it: each field cut to its first
+    ``KEPT_CHARACTERS``, saying how long it was (the letter is for a person to read)."""
+    return {
+        name: value
+        if len(value) <= KEPT_CHARACTERS
+        else f"{value[:KEPT_CHARACTERS]}… [cut: {len(value)} characters]"
+        for name, value in fields.items()
+    }
 
 
 def dead_letter_fields(

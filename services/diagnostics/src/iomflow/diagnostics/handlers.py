@@ -9,7 +9,7 @@ from datetime import datetime
 from iomflow.diagnostics import repository, service
 from iomflow.diagnostics.service import Diagnostics
 from iomflow.shared import readmodel
-from iomflow.shared.contracts import Event, ResultSubmitted, Streams, TeacherUpserted
+from iomflow.shared.contracts import Event, ResultSubmitted, Streams, TeacherUpserted, types_of
 from iomflow.shared.readmodel import ReadModel
 from iomflow.shared.streams import Subscription
 from iomflow.shared.unit import Deps, utc_now
@@ -80,11 +80,16 @@ READ_MODELS = (
 """The registries' entities diagnostics keeps (teachers: to check and score results;
 the others: for the analytics)."""
 
+REGISTRY = readmodel.handlers(READ_MODELS)
+
 SUBSCRIPTIONS = [
     Subscription(
         Streams.REGISTRY,
-        readmodel.handlers(READ_MODELS),
+        REGISTRY,
         "Teachers, municipalities, organisations and programs",
+        # the other registers (tutors, mentors, sites, practices …) are routes' and
+        # monitoring's business
+        ignores=types_of(Streams.REGISTRY) - set(REGISTRY),
     ),
     Subscription(
         Streams.RESULTS_INBOUND,

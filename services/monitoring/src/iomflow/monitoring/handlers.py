@@ -42,6 +42,7 @@ from iomflow.shared.contracts import (
     StepCompleted,
     Streams,
     TeacherUpserted,
+    types_of,
 )
 from iomflow.shared.readmodel import ReadModel
 from iomflow.shared.streams import Handler, Subscription
@@ -408,13 +409,22 @@ ROUTES: dict[str, Handler] = {
 }
 
 SUBSCRIPTIONS = [
-    Subscription(Streams.REGISTRY, REGISTRY, "Members (teachers, organisations) and read models"),
+    Subscription(
+        Streams.REGISTRY,
+        REGISTRY,
+        "Members (teachers, organisations) and read models",
+        # registers no KPI counts yet (tutors, municipal staff, innovation sites, practices),
+        # and the removal of read-model rows past KPIs still name
+        ignores=types_of(Streams.REGISTRY) - set(REGISTRY),
+    ),
     Subscription(
         Streams.DIAGNOSTICS,
         DIAGNOSTICS,
         "Diagnosed teachers",
         # who, when, how many deficits, burnout: not every competency's explanation
         digests={"diagnostics.diagnosis.completed": DiagnosisDigest},
+        # a revision changes a diagnosis's levels, not whether the teacher was diagnosed
+        ignores=types_of(Streams.DIAGNOSTICS) - set(DIAGNOSTICS),
     ),
     Subscription(
         Streams.ROUTES,
@@ -422,5 +432,7 @@ SUBSCRIPTIONS = [
         "Routes, methodist support, training completed",
         # a route's steps by kind and tutor: not every step's reason
         digests={"routes.route.drafted": RouteDraftedDigest},
+        # an agreement moves no KPI (a route counts from its draft, support from its seat)
+        ignores=types_of(Streams.ROUTES) - set(ROUTES),
     ),
 ]

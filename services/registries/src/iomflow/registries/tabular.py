@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from defusedxml import DefusedXmlException
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
@@ -67,15 +69,43 @@ def _blank(cell: Cell) -> bool:
 
 
 def _read_xlsx(content: bytes) -> Iterator[tuple[int, Sequence[Cell]]]:
+    # openpyxl parses the sheets' XML with defusedxml when it is installed (it is a
+    # dependency of this service): an XML bomb or an external entity is refused, not
+    # expanded. The sheet is parsed lazily, so its errors come while rows are read.
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several kinds for a broken file
-        raise TableError(f"файл не читается как XLSX: {exc}") from exc
+        raise TableError(_unreadable(exc)) from exc
     try:
         sheet = book.worksheets[0]
         yield from enumerate(sheet.iter_rows(values_only=True), start=1)
+    except TableError:
+        raise
+    except Exception as exc:
+        raise TableError(_unreadable(exc)) from exc
     finally:
         book.close()
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why a spreadsheet could not be read, said to the registrar who sent it."""
+    if isinstance(exc, DefusedXmlException):
+        return (
+            "файл отклонён: в нём есть конструкции XML (сущности, внешние ссылки), которые "
+            "могут перегрузить или обойти сервис; сохраните таблицу заново в Excel или "
+            "LibreOffice как «Книга Excel (.xlsx)»"
+        )
+    if isinstance(exc, zipfile.BadZipFile):
+        return (
+            "файл не является книгой Excel (.xlsx): возможно, это старый формат .xls, другой "
+            "файл с расширением .xlsx или файл повреждён; сохраните его как «Книга Excel "
+            "(.xlsx)» или выгрузите в CSV"
+        )
+    return (
+        "файл не читается как книга Excel (.xlsx): он повреждён или создан программой, "
+        "которая записала его с ошибками; откройте и сохраните его заново как «Книга Excel "
+        "(.xlsx)» или выгрузите в CSV"
+    )
 
 
 def _read_csv(content: bytes) -> Iterator[tuple[int, Sequence[Cell]]]:

@@ -25,6 +25,7 @@ from iomflow.shared.contracts import (
     RevisedDiagnosisDigest,
     Streams,
     TeacherUpserted,
+    types_of,
 )
 from iomflow.shared.readmodel import ReadModel
 from iomflow.shared.streams import Handler, Subscription
@@ -229,6 +230,9 @@ SUBSCRIPTIONS = [
         Streams.REGISTRY,
         REGISTRY,
         "The registries' offer and people, for drafting, assignment and approvals",
+        # organisations, municipal staff, innovation sites, practices, staleness: what
+        # drafting and assignment do not use
+        ignores=types_of(Streams.REGISTRY) - set(REGISTRY),
     ),
     Subscription(
         Streams.DIAGNOSTICS,

@@ -667,3 +667,111 @@ async def test_tables_that_grew_are_analysed_on_postgresql(bench: Bench) -> None
         grown = await db.analyze_grown(bench.engine)
     assert "effects" in grown
     assert "effects" not in await db.analyze_grown(bench.engine)  # analysed: not again
+
+
+async def test_an_entry_over_the_size_limit_is_dead_lettered_cut_short(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    limit = bench.consumer.settings.max_entry_bytes
+    huge = {**wire.encode(event("m-huge")), "data": '{"name": "' + "x" * limit + '"}'}
+    await xadd(bench.redis, huge, event("m-small"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 1 and len(outcome.rejected) == 1
+    (dead,) = await bench.dlq()
+    assert dead["dlq_reason"] == "too_large"
+    assert len(dead["data"]) < 3_000 and "[cut:" in dead["data"]  # the letter is small
+    assert dead["subject"] == "m-huge"  # what identifies it is kept whole
+    assert await bench.pending() == 0
+
+
+async def test_types_of_its_stream_a_service_does_not_apply_are_skipped_only_if_declared(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A type the subscription declares it ignores is acknowledged and logged with its id;
+    one it neither handles nor declares is dead-lettered: nothing is dropped silently."""
+    from dataclasses import replace as replaced
+
+    from iomflow.shared.contracts import types_of
+
+    registry = Streams.REGISTRY
+    sub = bench.consumer.subscriptions[STREAM]
+    bench.consumer.subscriptions[registry] = replaced(
+        sub, stream=registry, ignores={"registry.tutor.upserted"}
+    )
+    await ensure_group(bench.redis, registry, "testers")
+    assert {"registry.tutor.upserted", "registry.mentor.upserted"} <= types_of(registry)
+    tutor = {**wire.encode(event("m-t")), "type": "registry.tutor.upserted"}
+    mentor = {**wire.encode(event("m-m")), "type": "registry.mentor.upserted"}
+    ids = [wire.as_text(await bench.redis.xadd(registry, f)) for f in (tutor, mentor)]
+    reply = await bench.redis.xreadgroup("testers", "tester-1", {registry: ">"})
+    entries = [(wire.as_text(i), wire.text_fields(f)) for i, f in reply[0][1]]
+    with caplog.at_level("INFO", logger="iomflow.shared.streams"):
+        outcome = await bench.consumer.process(registry, entries)
+    assert outcome.skipped == [ids[0]]
+    assert set(outcome.rejected) == {ids[1]}
+    assert outcome.rejected[ids[1]].code == "not_handled"
+    assert tutor["event_id"] in caplog.text  # the skip is said, with the event's id
+    dead = [wire.text_fields(f) for _, f in await bench.redis.xrange(Streams.dlq(registry))]
+    assert [d["dlq_reason"] for d in dead] == ["not_handled"]
+
+
+async def test_an_occurred_at_without_a_time_zone_is_invalid(bench: Bench) -> None:
+    await bench.consumer.ensure_groups()
+    naive = {**wire.encode(event("m-naive")), "occurred_at": "2026-11-22T10:00:00"}
+    await xadd(bench.redis, naive, event("m-aware"))
+    outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 1 and len(outcome.dead) == 1
+    (dead,) = await bench.dlq()
+    assert dead["dlq_reason"] == "invalid" and "occurred_at" in dead["dlq_error"]
+
+
+async def test_a_malformed_traceparent_is_dropped_and_said_and_the_event_applied(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    await bench.consumer.ensure_groups()
+    bad = wire.encode(event("m-bad-trace"), {"traceparent": "00-not-a-trace-01"})
+    await xadd(bench.redis, bad)
+    with caplog.at_level("WARNING", logger="iomflow.shared.streams"):
+        outcome = await bench.consumer.process(STREAM, await read_as(bench, "tester-1"))
+    assert len(outcome.applied) == 1
+    assert "malformed traceparent" in caplog.text and bad["event_id"] in caplog.text
+    async with bench.engine.connect() as conn:
+        staged = (await conn.execute(select(bench.tables.outbox.c.fields))).scalars().all()
+    (echo,) = staged
+    assert echo["traceparent"] != "00-not-a-trace-01"  # a trace of its own from here
+    assert len(echo["traceparent"].split("-")[1]) == 32
+
+
+async def test_old_inbox_and_published_outbox_rows_are_pruned_and_nothing_else(
+    bench: Bench,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from iomflow.shared import inbox
+    from iomflow.shared import outbox as outboxes
+
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=40), now - timedelta(days=1)
+    inbox_rows = [
+        {"consumer": "g", "event_id": f"old-{n}", "received_at": old} for n in range(3)
+    ] + [{"consumer": "g", "event_id": "recent", "received_at": recent}]
+    out = bench.tables.outbox
+    outbox_rows = [
+        {"event_id": "sent-old", "stream": STREAM, "type": TYPE, "fields": {}, "created_at": old,
+         "sent_at": old},
+        {"event_id": "unsent-old", "stream": STREAM, "type": TYPE, "fields": {}, "created_at": old,
+         "sent_at": None},
+        {"event_id": "sent-recent", "stream": STREAM, "type": TYPE, "fields": {},
+         "created_at": recent, "sent_at": recent},
+    ]  # fmt: skip
+    async with bench.engine.begin() as conn:
+        await conn.execute(insert(bench.tables.inbox), inbox_rows)
+        await conn.execute(insert(out), outbox_rows)
+    sessions = db.sessionmaker(bench.engine)
+    async with sessions() as session, session.begin():
+        assert await inbox.prune(session, bench.tables.inbox, now - timedelta(days=30)) == 3
+        assert await outboxes.prune(session, out, now - timedelta(days=7)) == 1
+    async with bench.engine.connect() as conn:
+        left = (await conn.execute(select(bench.tables.inbox.c.event_id))).scalars().all()
+        kept = (await conn.execute(select(out.c.event_id))).scalars().all()
+    assert left == ["recent"]
+    assert sorted(kept) == ["sent-recent", "unsent-old"]  # an unsent row is never dropped

@@ -149,6 +149,7 @@ def probe_app(redis_url: str, tmp_path: Path) -> FastAPI:
     )
     app = create_service_app(spec, settings)
     app.state.metadata = metadata
+    app.state.tables = tables
     return app
 
 
@@ -319,3 +320,22 @@ def test_otlp_export_of_metrics_follows_the_otel_variables(
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
     assert isinstance(metric_exporter(), OTLPMetricExporter)
+
+
+async def test_the_retention_job_prunes_old_rows_and_counts_them(probe: Probe) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from iomflow.shared.service import retention_job
+
+    runtime = probe.runtime
+    tables = probe.app.state.tables
+    long_ago = datetime.now(UTC) - timedelta(days=runtime.settings.inbox_retention_days + 1)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            insert(tables.inbox),
+            [{"consumer": GROUP, "event_id": f"e-{n}", "received_at": long_ago} for n in range(3)],
+        )
+    await retention_job(runtime, tables)()
+    page = await scrape(probe.client)
+    assert page.value("iomflow_pruned_rows_total", table="inbox") == 3
+    assert page.value("iomflow_pruned_rows_total", table="outbox") == 0

@@ -167,7 +167,7 @@ def tune_gc() -> None:
     gc.set_threshold(max(gen0, 10_000), gen1, gen2)
 
 
-def _prune(runtime: Runtime[Any], spec: ServiceSpec) -> Callable[[], Awaitable[None]]:
+def retention_job(runtime: Runtime[Any], tables: Tables) -> Callable[[], Awaitable[None]]:
     """The retention job: inbox rows older than ``inbox_retention_days`` and published
     outbox rows older than ``outbox_retention_days`` go, a chunk per transaction."""
     settings = runtime.settings
@@ -175,8 +175,8 @@ def _prune(runtime: Runtime[Any], spec: ServiceSpec) -> Callable[[], Awaitable[N
     async def job() -> None:
         now = runtime.clock()
         for table, prune, days in (
-            (spec.tables.inbox, inbox.prune, settings.inbox_retention_days),
-            (spec.tables.outbox, outbox_prune, settings.outbox_retention_days),
+            (tables.inbox, inbox.prune, settings.inbox_retention_days),
+            (tables.outbox, outbox_prune, settings.outbox_retention_days),
         ):
             before = now - timedelta(days=days)
             while True:
@@ -317,7 +317,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
         ]
         if spec.background is not None:
             tasks += [asyncio.create_task(job) for job in spec.background(runtime)]
-        retention = periodic("retention", settings.retention_check_s, _prune(runtime, spec))
+        retention = periodic(
+            "retention", settings.retention_check_s, retention_job(runtime, spec.tables)
+        )
         tasks.append(asyncio.create_task(retention, name=f"{spec.name}-retention"))
         if runtime.engine.dialect.name == "postgresql":
             statistics = periodic("table statistics", ANALYZE_EVERY_S, _analyze(runtime.engine))

@@ -89,13 +89,18 @@ def _read_xlsx(content: bytes) -> Iterator[tuple[int, Sequence[Cell]]]:
 
 def _unreadable(exc: Exception) -> str:
     """Why a spreadsheet could not be read, said to the registrar who sent it."""
-    if isinstance(exc, DefusedXmlException):
+    causes: list[BaseException] = []
+    found: BaseException | None = exc
+    while found is not None and found not in causes:  # openpyxl wraps what it met
+        causes.append(found)
+        found = found.__cause__ or found.__context__
+    if any(isinstance(cause, DefusedXmlException) for cause in causes):
         return (
             "файл отклонён: в нём есть конструкции XML (сущности, внешние ссылки), которые "
             "могут перегрузить или обойти сервис; сохраните таблицу заново в Excel или "
             "LibreOffice как «Книга Excel (.xlsx)»"
         )
-    if isinstance(exc, zipfile.BadZipFile):
+    if any(isinstance(cause, zipfile.BadZipFile) for cause in causes):
         return (
             "файл не является книгой Excel (.xlsx): возможно, это старый формат .xls, другой "
             "файл с расширением .xlsx или файл повреждён; сохраните его как «Книга Excel "

@@ -179,7 +179,12 @@ def test_routes_stopped_migrated_and_restarted_catches_up_with_no_loss_and_no_du
         "diagnostics to complete the second wave while routes is down",
         within=180,
     )
-    assert len(completed_not_delivered_to_routes(client)) == len(waves[1])
+    # Published by diagnostics' relay after each commit: on the stream, for routes to read.
+    wait_until(
+        lambda: len(completed_not_delivered_to_routes(client)) == len(waves[1]),
+        "the second wave's diagnoses on the stream, past routes' group",
+        within=60,
+    )
     # What routes has not read yet is its group's lag, as the operator sees it.
     waiting = operator_streams(clean_redis)[(Streams.DIAGNOSTICS, "routes")]
     assert waiting["lag"] >= len(waves[1]) and waiting["pending"] == 0, waiting

@@ -87,8 +87,9 @@ class Snapshot:
     it holds every change committed before."""
 
 
-Evaluated = tuple[str, dict[str, Any]]
-"""What a renewal computes: the projections' signature it read, and the answer."""
+Evaluated = tuple[str, dict[str, Any], float]
+"""What a renewal computes: the projections' signature it read, the answer, and the
+seconds the work took (where it ran: a worker's start is not counted)."""
 
 
 def evaluate_elsewhere(database_url: str, catalogue: str, day: date) -> Evaluated:
@@ -100,13 +101,15 @@ def evaluate_elsewhere(database_url: str, catalogue: str, day: date) -> Evaluate
 
 
 async def _evaluate(database_url: str, catalogue: domain.Catalogue, day: date) -> Evaluated:
+    started = time.perf_counter()
     engine = db.create_engine(database_url)
     try:
         sessions = db.sessionmaker(engine)
         version, facts = await views.Cache().loaded(sessions, fresh=True)
         async with sessions() as session:
             names = await repository.municipality_names(session)
-        return version, views.region(catalogue, facts, names, day)
+        answer = views.region(catalogue, facts, names, day)
+        return version, answer, time.perf_counter() - started
     finally:
         await engine.dispose()
 
@@ -277,12 +280,13 @@ class Projection:
             day = self.today()
             evaluated = time.perf_counter()
             if self.worker is not None:
-                version, answer = await self.worker.evaluate(day)
+                version, answer, work = await self.worker.evaluate(day)
             else:
                 version, facts = await self.cache.loaded(sessions, fresh=True)
                 async with sessions() as session:
                     names = await repository.municipality_names(session)
                 answer = await asyncio.to_thread(views.region, self.catalogue, facts, names, day)
+                work = time.monotonic() - started
             evaluated = time.perf_counter() - evaluated
             stored = Stored(day, version, self.clock())
             answer = {**answer, "computed_at": stored.computed_at.isoformat()}
@@ -291,8 +295,10 @@ class Projection:
         self._current = Snapshot(stored, answer, read_at)
         self.renewals += 1
         took = time.monotonic() - started
-        self.last_s = took
-        self._next_at = time.monotonic() + took * (1 / self.policy.budget - 1)
+        # The work itself decides whether a request may wait for a renewal and how often
+        # renewals may come (a worker process's start, once, is not the work).
+        self.last_s = work
+        self._next_at = time.monotonic() + work * (1 / self.policy.budget - 1)
         log.info(
             "KPI snapshot renewed in %.0f ms (evaluation %.0f ms), as of %s, projections %s",
             took * 1000,

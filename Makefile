@@ -12,8 +12,9 @@ dev: uv  ## the same, then stay up and print the URLs
 	$(UV) sync --all-packages --frozen
 	$(UV) run iomflow dev
 
-test: uv  ## the test suite (real Redis and PostgreSQL, started by the fixtures)
+test: uv  ## installs what the tests need, then the suite (real Redis and PostgreSQL, started by the fixtures)
 	$(UV) sync --all-packages --frozen
+	bash tests/tools.sh
 	$(UV) run pytest $(PYTEST_ARGS)
 
 lint: uv

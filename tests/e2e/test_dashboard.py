@@ -5,6 +5,7 @@ region, a municipality and an organisation, and as of another date."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -33,9 +34,20 @@ STATUS_WORDS = {
     "no_data": "нет данных",
 }
 
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"
-)
+
+def needs_chromium(test: Any) -> Any:
+    """The browser test needs Debian's Chromium: without it the test fails saying how to
+    install it (``make test`` installs it as root), never skips."""
+
+    @functools.wraps(test)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if not CHROMIUM.exists():
+            pytest.fail(
+                f"{CHROMIUM} is absent: apt-get install chromium (or run make test as root)"
+            )
+        return test(*args, **kwargs)
+
+    return checked
 
 
 async def test_the_service_serves_the_page_and_only_its_own_files(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ Writes a Redis ACL file (``aclfile`` in redis.conf, or ``ACL LOAD``) with one us
   (XREADGROUP, XACK, XAUTOCLAIM, XPENDING, XINFO, XGROUP CREATE … MKSTREAM, XLEN, XRANGE for
   lag and rebuilds), their dead-letter streams, the streams it publishes and the inbound
   streams its HTTP ingestion appends to (its ``INGESTS``) (XADD, XLEN, XINFO, XRANGE,
-  MULTI/EXEC), its error hashes ``iomflow:errors:<stream>:<group>`` (HSET,
-  HDEL, HMGET…), its rate-limit counters ``iomflow:ratelimit:<service>:*`` (INCR, EXPIRE…),
+  MULTI/EXEC), its error hashes ``iomflow:errors:<stream>:<group>`` and
+  ``iomflow:unavailable:<stream>:<group>`` (HSET, HDEL, HMGET, HINCRBY…), its rate-limit
+  counters ``iomflow:ratelimit:<service>:*`` (INCR, EXPIRE…),
   and for monitoring the size (XLEN) of every dead-letter stream it raises alerts on;
 - ``pub-<name>``, for each outside publisher: XADD, and nothing else, on exactly the inbound
   streams that carry the event types it may send. No read command at all.
@@ -65,7 +66,7 @@ from iomflow.cli.common import EXIT_OK, EXIT_USAGE, UsageError, built_app, check
 from iomflow.shared.auth import hash_key
 from iomflow.shared.contracts import INBOUND_TYPES, Streams
 from iomflow.shared.ingest import rate_keys
-from iomflow.shared.streams import errors_key
+from iomflow.shared.streams import errors_key, unavailable_key
 
 ADMIN = "iomflow-admin"
 OPERATOR = "iomflow-operator"
@@ -91,8 +92,9 @@ PUBLISH = ("+xadd", "+xlen", "+xinfo", "+xrange", "+xpending", "+multi", "+exec"
 """A service on the streams it writes: its own stream, the dead-letter streams of its
 subscriptions (in one MULTI with the XACK), and what ``/metrics`` asks of them."""
 
-ERRORS = ("+hset", "+hdel", "+hmget", "+hget", "+hgetall", "+hlen")
-"""The last error of each failing entry, ``iomflow:errors:<stream>:<group>``."""
+ERRORS = ("+hset", "+hdel", "+hmget", "+hget", "+hgetall", "+hlen", "+hincrby")
+"""The last error of each failing entry, ``iomflow:errors:<stream>:<group>``; the deliveries
+that failed only for an unavailable dependency, ``iomflow:unavailable:<stream>:<group>``."""
 
 RATE_LIMIT = ("+incr", "+incrby", "+expire", "+pexpire", "+ttl", "+pttl", "+get")
 """Fixed-window counters of the HTTP ingestion, ``iomflow:ratelimit:<service>:*``."""
@@ -289,7 +291,10 @@ def user_variable(user: str) -> str:
 
 def service_user(svc: ServiceStreams) -> User:
     dlqs = [Streams.dlq(s) for s in svc.reads]
-    errors = [errors_key(s, svc.group) for s in svc.reads]
+    errors = [
+        *(errors_key(s, svc.group) for s in svc.reads),
+        *(unavailable_key(s, svc.group) for s in svc.reads),
+    ]
     own = Grant(
         keys=(*svc.writes, *dlqs, *errors, rate_limit_pattern(svc.name)),
         commands=(*PUBLISH, *(ERRORS if errors else ()), *RATE_LIMIT),

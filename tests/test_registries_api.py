@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,10 @@ from redis.asyncio import Redis
 
 from iomflow.registries import service
 from iomflow.registries.app import create_app
+from iomflow.registries.registers import age_band, experience_band
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
+from iomflow.registries.tabular import read_table
 from iomflow.shared import auth
 from iomflow.shared.contracts import Streams
 
@@ -206,6 +208,131 @@ async def test_personal_data_needs_the_role_and_every_read_is_audited(
         "/v1/registers/teachers/records", json={"teacher_id": "x"}, headers=reader
     )
     assert forbidden_edit.status_code == 403
+
+
+DATES = {"birth_date", "hire_date"}
+BANDS = {"age_band", "experience_band", "young"}
+PURPOSE = {"purpose": "проверка стажа для аттестации"}
+
+
+def bands_today(teacher: dict[str, Any]) -> dict[str, Any]:
+    """The bands the events carry for a teacher of REGION, as of today."""
+    today = date.today()
+
+    def years(start: str) -> int:
+        born = date.fromisoformat(start)
+        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+    age, experience = years(teacher["birth_date"]), years(teacher["hire_date"])
+    return {
+        "age_band": age_band(age),
+        "experience_band": experience_band(experience),
+        "young": age < 35 and experience < 3,
+    }
+
+
+def export_sheet(content: bytes) -> list[dict[str, Any]]:
+    table = read_table(content, "teachers.xlsx")
+    return [dict(zip(table.headers, cells, strict=False)) for _, cells in table.rows]
+
+
+async def test_open_reads_carry_bands_never_dates(client: httpx.AsyncClient) -> None:
+    expected = bands_today(REGION["teachers"][0])
+    # Without a key, and with a key holding every role but no purpose: bands only.
+    for headers in ({"Authorization": ""}, {}):
+        page = await client.get("/v1/registers/teachers/records", headers=headers)
+        assert page.status_code == 200, page.text
+        items = page.json()["items"]
+        assert len(items) == 7
+        for item in items:
+            assert not DATES & set(item)
+            assert {k: item[k] for k in BANDS} == expected
+        one = (await client.get("/v1/registers/teachers/records/t-1", headers=headers)).json()
+        assert one["teacher_id"] == "t-1" and not DATES & set(one)
+        assert {k: one[k] for k in BANDS} == expected
+        exported = await client.get("/v1/registers/teachers/export.xlsx", headers=headers)
+        assert exported.status_code == 200
+        rows = export_sheet(exported.content)
+        assert len(rows) == 7
+        assert "Дата рождения" not in rows[0] and "Начало педагогической работы" not in rows[0]
+        assert rows[0]["Возрастная группа"] == expected["age_band"]
+        assert rows[0]["Стаж (группа)"] == expected["experience_band"]
+    # Registers without personal dates are shown as they are.
+    org = (await client.get("/v1/registers/organizations/records/org-1")).json()
+    assert org["name"] == "СОШ № 1" and not BANDS & set(org)
+
+
+async def test_personal_data_key_with_purpose_sees_dates_and_each_record_is_audited(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    reader = await key_with(app, "методист Сидорова", "personal_data")
+    auditor = await key_with(app, "аудитор", "auditor")
+    url = "/v1/registers/teachers/records"
+    page = await client.get(url, params={**PURPOSE, "limit": 3}, headers=reader)
+    assert page.status_code == 200, page.text
+    items = page.json()["items"]
+    assert [(t["teacher_id"], t["birth_date"], t["hire_date"]) for t in items] == [
+        (f"t-{n}", "1990-05-01", "2015-09-01") for n in (1, 2, 3)
+    ]
+    assert not BANDS & set(items[0])
+    one = await client.get(f"{url}/t-5", params={**PURPOSE, "dates": "true"}, headers=reader)
+    assert one.json()["birth_date"] == "1990-05-01"
+    found = await client.get(url, params={**PURPOSE, "birth_date": "01.05.1990"}, headers=reader)
+    assert found.json()["total"] == 7
+    exported = await client.get(
+        "/v1/registers/teachers/export.xlsx", params=PURPOSE, headers=reader
+    )
+    rows = export_sheet(exported.content)
+    assert rows[0]["Дата рождения"] is not None and "Возрастная группа" not in rows[0]
+
+    log = (await client.get("/v1/personal-data/access-log", headers=auditor)).json()
+    shown = [r["record_id"] for r in reversed(log)]
+    assert shown == ["t-1", "t-2", "t-3", "t-5"] + [f"t-{n}" for n in range(1, 8)] * 2
+    assert {(r["actor"], r["register"]) for r in log} == {("методист Сидорова", "teachers")}
+    assert all(r["purpose"].endswith(PURPOSE["purpose"]) for r in log)
+    assert "дат" in log[0]["purpose"]  # told apart from a read of the person's name
+
+
+async def test_dates_and_date_filters_need_the_personal_data_role(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    url = "/v1/registers/teachers/records"
+    anonymous = {"Authorization": ""}
+    registrar = await key_with(app, "оператор реестров", "registrar")
+    for headers in (anonymous, registrar):
+        for path, params in (
+            (url, {"dates": "true"}),
+            (url, PURPOSE),
+            (f"{url}/t-1", {"dates": "true", **PURPOSE}),
+            ("/v1/registers/teachers/export.xlsx", PURPOSE),
+        ):
+            refused = await client.get(path, params=params, headers=headers)
+            assert refused.status_code == 403, (path, params, refused.text)
+            body = refused.json()
+            assert body["code"] == "personal_dates_forbidden" and "personal_data" in body["detail"]
+        for field, value in (("birth_date", "01.05.1990"), ("hire_date", "2015-09-01")):
+            searched = await client.get(url, params={field: value}, headers=headers)
+            assert searched.status_code == 403
+            assert searched.json()["code"] == "date_filter_forbidden"
+            assert "раскрывает даты" in searched.json()["detail"]
+    reader = await key_with(app, "методист Сидорова", "personal_data")
+    no_purpose = await client.get(url, params={"dates": "true"}, headers=reader)
+    assert no_purpose.status_code == 422 and no_purpose.json()["code"] == "purpose_required"
+    short = await client.get(url, params={"purpose": "так"}, headers=reader)
+    assert short.status_code == 422
+    auditor = await key_with(app, "аудитор", "auditor")
+    assert (await client.get("/v1/personal-data/access-log", headers=auditor)).json() == []
+
+
+async def test_an_invalid_key_on_an_open_read_is_401(client: httpx.AsyncClient) -> None:
+    bad = {"Authorization": "Bearer iomf_not_a_key"}
+    for path in (
+        "/v1/registers/teachers/records",
+        "/v1/registers/teachers/records/t-1",
+        "/v1/registers/teachers/export.xlsx",
+    ):
+        response = await client.get(path, headers=bad)
+        assert response.status_code == 401 and response.json()["code"] == "invalid_key"
 
 
 async def test_stale_records_are_listed_and_published_with_a_moved_clock(

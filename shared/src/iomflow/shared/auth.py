@@ -3,7 +3,8 @@
 A key is shown once when it is issued; only its SHA-256 is stored (keys are 256 random
 bits, so a plain hash cannot be reversed by guessing). A request names its key in
 ``Authorization: Bearer <key>`` or ``X-API-Key``. ``require(role)`` is a FastAPI dependency
-that answers 401 without a valid key and 403 without the role, in Russian with a code.
+that answers 401 without a valid key and 403 without the role, in Russian with a code;
+``optional(role)`` gives the principal holding the role or None, and 401 for a bad key.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Principal:
     name: str
     roles: frozenset[str]
     key_id: str = ""
+
+    def holds(self, role: str) -> bool:
+        return role in self.roles or "*" in self.roles
 
 
 async def issue(
@@ -111,7 +115,8 @@ ADMIN = Principal("admin", frozenset({"*"}), "admin")
 """The holder of the settings' ``admin_key``: every role."""
 
 
-async def _principal(request: Request, key: str) -> Principal | None:
+async def principal_of(request: Request, key: str) -> Principal | None:
+    """The principal of a presented key: the admin's, or an active API key's; None."""
     runtime = request.app.state.runtime
     admin = runtime.settings.admin_key
     if admin is not None and hmac.compare_digest(key, admin.get_secret_value()):
@@ -135,19 +140,39 @@ def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
                 "Нужен ключ доступа: заголовок Authorization: Bearer <ключ>.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        principal = await _principal(request, key)
-        if principal is None:
-            raise ApiError(
-                401,
-                "invalid_key",
-                "Ключ доступа неизвестен или отозван.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if role not in principal.roles and "*" not in principal.roles:
+        principal = await _known(request, key)
+        if not principal.holds(role):
             raise ApiError(403, "forbidden", f"Недостаточно прав: нужна роль «{role}».", role=role)
         return principal
 
     return dependency
+
+
+def optional(role: str) -> Callable[[Request], Awaitable[Principal | None]]:
+    """A dependency for routes open to all that show more to ``role``: the caller's
+    principal if it holds ``role``, None without a key or without the role; 401 for a key
+    that is presented but unknown or revoked (as ``require``)."""
+
+    async def dependency(request: Request) -> Principal | None:
+        key = presented_key(request)
+        if key is None:
+            return None
+        principal = await _known(request, key)
+        return principal if principal.holds(role) else None
+
+    return dependency
+
+
+async def _known(request: Request, key: str) -> Principal:
+    principal = await principal_of(request, key)
+    if principal is None:
+        raise ApiError(
+            401,
+            "invalid_key",
+            "Ключ доступа неизвестен или отозван.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
 
 
 Operator = Annotated[Principal, Depends(require("operator"))]

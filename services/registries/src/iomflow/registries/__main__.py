@@ -3,7 +3,8 @@
   serve | migrate                       the service (settings from IOMFLOW_* variables)
   import FILE --register R --mode M     import a CSV/XLSX file; M: dry-run, all-or-nothing,
                                         valid-rows; --errors OUT.xlsx writes the row errors
-  export --register R --out FILE        a register as XLSX
+  export --register R --out FILE        a register as XLSX (teachers: age and experience
+                                        bands; --purpose P: their dates, audited)
   resync [REGISTER ...]                 publish the current state again
   stale [--publish]                     records overdue for verification (6 months)
   keys add NAME --role R… | list | revoke KEY_ID
@@ -91,8 +92,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     spec = _register(args.register)
 
+    # Teachers' dates only for a stated purpose, audited as for the API.
+    reader = (args.actor, args.purpose) if args.purpose else None
+
     async def work(sessions: Any, outbox: Outbox) -> bytes:
-        return await service.export_xlsx(sessions, spec)
+        return await service.export_xlsx(sessions, spec, reader)
 
     args.out.write_bytes(ADMIN.run(settings, work))
     print(args.out)
@@ -174,6 +178,11 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("export", help="a register as XLSX")
     sub.add_argument("--register", required=True, choices=list(REGISTRY))
     sub.add_argument("--out", type=Path, required=True)
+    sub.add_argument(
+        "--purpose",
+        help="export teachers' birth and hire dates (not bands) for this purpose, audited",
+    )
+    sub.add_argument("--actor", default="cli", help="who reads the dates (audit log)")
 
     sub = commands.add_parser("resync", help="publish the current state again")
     sub.add_argument("registers", nargs="*", help="registers (default: all)")

@@ -1,6 +1,12 @@
-"""HTTP API of the registries. Reading registers is open (records carry no personal data);
-changing them needs the ``registrar`` role, reading personal data ``personal_data`` (and
-a purpose, written to the audit log), reading that log ``auditor``."""
+"""HTTP API of the registries. Reading registers is open, and records read so carry no
+personal data: a teacher's birth and hire dates (``Register.personal_dates``) are shown as
+the bands its events carry (``age_band``, ``experience_band``, ``young``, as of today), and
+filtering by them is refused (403: a search would reveal them). A key with the
+``personal_data`` role and a ``purpose`` (5+ characters) sees the dates, in the records,
+the single record and the XLSX export, and may filter by them; every record shown so is
+written to ``personal_data_access``, one row per record. Changing registers needs the
+``registrar`` role, reading a person's name and contacts ``personal_data`` (and a purpose,
+audited), reading the audit log ``auditor``."""
 
 from __future__ import annotations
 
@@ -10,13 +16,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.registries import demo, importing, repository, service
 from iomflow.registries.context import ContextDep
 from iomflow.registries.personal import PERSONAL_FIELDS
 from iomflow.registries.registers import REGISTRY, Register
 from iomflow.registries.tabular import TableError, kind_of, write_xlsx
-from iomflow.shared.auth import Principal, require
+from iomflow.shared.auth import Principal, optional, require
 from iomflow.shared.errors import ApiError
 from iomflow.shared.service import RuntimeDep, SessionDep
 
@@ -25,6 +32,20 @@ router = APIRouter(prefix="/v1", tags=["registries"])
 Registrar = Annotated[Principal, Depends(require("registrar"))]
 PersonalReader = Annotated[Principal, Depends(require("personal_data"))]
 Auditor = Annotated[Principal, Depends(require("auditor"))]
+MaybePersonal = Annotated[Principal | None, Depends(optional("personal_data"))]
+"""The caller if it holds ``personal_data``; None for anyone else (401 for a bad key)."""
+
+Dates = Annotated[
+    bool, Query(description="Show the personal dates (birth, hire): personal_data role + purpose")
+]
+Purpose = Annotated[
+    str | None,
+    Query(
+        min_length=5,
+        max_length=470,
+        description="Why the personal dates are read (personal_data role; audited)",
+    ),
+]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -71,7 +92,7 @@ async def list_registers(session: SessionDep) -> list[dict[str, Any]]:
                     "values": importing.labels_of(spec, name)
                     if name in spec.record.model_fields
                     else None,
-                    "personal": name in PERSONAL_FIELDS,
+                    "personal": name in PERSONAL_FIELDS or name in spec.personal_dates,
                 }
                 for name in importing.columns(spec)
             ],
@@ -85,23 +106,93 @@ async def stats(session: SessionDep) -> dict[str, int]:
     return await repository.counts(session)
 
 
-PAGING = {"offset", "limit", "stale"}
+PAGING = {"offset", "limit", "stale", "dates", "purpose"}
+
+
+def dates_reader(
+    spec: Register,
+    who: Principal | None,
+    dates: bool,
+    purpose: str | None,
+    filters: frozenset[str] = frozenset(),
+) -> tuple[str, str] | None:
+    """(actor, purpose) when this read shows the personal dates of ``spec``; None when it
+    shows their bands. Asking for dates (``dates``, a purpose) or filtering by them without
+    the ``personal_data`` role is 403; with the role, a purpose is required."""
+    if not spec.personal_dates:
+        return None
+    searched = sorted(filters & set(spec.personal_dates))
+    if searched and who is None:
+        raise ApiError(
+            403,
+            "date_filter_forbidden",
+            "Поиск по полям " + ", ".join(f"«{n}»" for n in searched) + " раскрывает даты "
+            "рождения и начала работы: нужна роль «personal_data» и цель запроса (purpose).",
+            role="personal_data",
+        )
+    if not (dates or purpose is not None or searched):
+        return None
+    if who is None:
+        raise ApiError(
+            403,
+            "personal_dates_forbidden",
+            "Даты рождения и начала педагогической работы видны только с ролью "
+            "«personal_data» и с целью запроса (purpose); без неё показаны группы "
+            "возраста и стажа (age_band, experience_band, young).",
+            role="personal_data",
+        )
+    if purpose is None:
+        raise ApiError(
+            422,
+            "purpose_required",
+            "Укажите цель запроса дат (purpose, не короче 5 символов): она записывается "
+            "в журнал доступа к персональным данным.",
+        )
+    return who.name, purpose
+
+
+async def _audited(
+    session: AsyncSession, spec: Register, reader: tuple[str, str] | None, ids: list[str]
+) -> None:
+    if reader is None or not spec.personal_dates or not ids:
+        return
+    actor, purpose = reader
+    await repository.audit_dates(
+        session, spec.name, ids, actor=actor, purpose=purpose, now=datetime.now(UTC)
+    )
+    await session.commit()
+
+
+def _shown(
+    spec: Register, records: list[dict[str, Any]], reader: tuple[str, str] | None
+) -> list[dict[str, Any]]:
+    if reader is not None or not spec.personal_dates:
+        return records
+    today = date.today()
+    return [spec.banded(record, today) for record in records]
 
 
 @router.get(
     "/registers/{register}/records",
-    summary="Records of a register; filter by any field: ?kind=school&subjects=математика",
+    summary="Records of a register; filter by any field: ?kind=school&subjects=математика. "
+    "Teachers carry age and experience bands; their dates and filters by them need the "
+    "personal_data role and a purpose (audited)",
 )
 async def list_records(
     register: str,
     request: Request,
     ctx: ContextDep,
     session: SessionDep,
+    who: MaybePersonal,
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
     stale: bool | None = Query(None, description="Only records overdue for verification"),
+    dates: Dates = False,
+    purpose: Purpose = None,
 ) -> dict[str, Any]:
     spec = register_of(register)
+    filters = frozenset(request.query_params) - PAGING
+    reader = dates_reader(spec, who, dates, purpose, filters)
     conditions = []
     for name, raw in request.query_params.items():
         if name in PAGING:
@@ -130,18 +221,32 @@ async def list_records(
     total, items = await repository.page(
         session, spec.name, conditions=conditions, offset=offset, limit=limit
     )
+    await _audited(session, spec, reader, [str(item[spec.key]) for item in items])
+    items = _shown(spec, items, reader)
     return {"register": spec.name, "total": total, "offset": offset, "limit": limit, "items": items}
 
 
-@router.get("/registers/{register}/records/{record_id}", summary="One record")
-async def get_record(register: str, record_id: str, session: SessionDep) -> dict[str, Any]:
+@router.get(
+    "/registers/{register}/records/{record_id}",
+    summary="One record (a teacher's dates: personal_data role and a purpose, audited)",
+)
+async def get_record(
+    register: str,
+    record_id: str,
+    session: SessionDep,
+    who: MaybePersonal,
+    dates: Dates = False,
+    purpose: Purpose = None,
+) -> dict[str, Any]:
     spec = register_of(register)
+    reader = dates_reader(spec, who, dates, purpose)
     record = await repository.one(session, spec.name, record_id)
     if record is None:
         raise ApiError(
             404, "record_not_found", f"Записи «{record_id}» нет в реестре «{spec.title}»."
         )
-    return record
+    await _audited(session, spec, reader, [record_id])
+    return _shown(spec, [record], reader)[0]
 
 
 RecordBody = Annotated[
@@ -319,10 +424,21 @@ async def import_errors(import_id: str, ctx: ContextDep, who: Registrar) -> Resp
     return _xlsx(content, f"errors-{job['register']}.xlsx")
 
 
-@router.get("/registers/{register}/export.xlsx", summary="The whole register as XLSX")
-async def export(register: str, runtime: RuntimeDep) -> Response:
+@router.get(
+    "/registers/{register}/export.xlsx",
+    summary="The whole register as XLSX; teachers with age and experience bands, their dates "
+    "(to edit and import back) with the personal_data role and a purpose, audited",
+)
+async def export(
+    register: str,
+    runtime: RuntimeDep,
+    who: MaybePersonal,
+    dates: Dates = False,
+    purpose: Purpose = None,
+) -> Response:
     spec = register_of(register)
-    content = await service.export_xlsx(runtime.sessions, spec)
+    reader = dates_reader(spec, who, dates, purpose)
+    content = await service.export_xlsx(runtime.sessions, spec, reader)
     return _xlsx(content, f"{spec.name}.xlsx")
 
 

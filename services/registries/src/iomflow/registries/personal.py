@@ -1,7 +1,8 @@
 """Personal data of the people in the registers: full name, СНИЛС, e-mail, phone.
 
 Kept only in this service, in its own table, read only with the ``personal_data`` role and
-every read audited. Nothing here ever goes into an event.
+every read audited. Nothing here ever goes into an event. The same holds for the dates
+of ``PERSONAL_DATES`` kept in a record (teachers' birth and hire dates).
 """
 
 from __future__ import annotations
@@ -90,3 +91,8 @@ class PersonalData(Contract):
 
 
 PERSONAL_FIELDS = tuple(PersonalData.model_fields)
+
+PERSONAL_DATES = ("birth_date", "hire_date")
+"""Record fields that identify a person together with the workplace (152-ФЗ): a register
+whose record has them shows them only with the ``personal_data`` role and a purpose
+(audited); everyone else sees the bands its events carry."""

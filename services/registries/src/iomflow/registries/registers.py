@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from iomflow.registries.personal import PERSONAL_DATES
 from iomflow.shared.contracts import (
     REGISTERS,
     Audience,
@@ -180,6 +181,41 @@ class Register:
         if self.to_event is not None:
             return self.to_event(data, today)
         return self.event.model_validate(data)
+
+    @property
+    def personal_dates(self) -> tuple[str, ...]:
+        """The fields of its record that are personal dates (``PERSONAL_DATES``)."""
+        return tuple(name for name in PERSONAL_DATES if name in self.record.model_fields)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The fields its event carries in place of the personal dates."""
+        if not self.personal_dates:
+            return ()
+        return tuple(
+            name for name in self.event.model_fields if name not in self.record.model_fields
+        )
+
+    def fields(self, dates: bool) -> list[str]:
+        """Its record's fields as shown: with the personal dates, or with their bands in
+        their place."""
+        names = list(self.record.model_fields)
+        if dates or not self.personal_dates:
+            return names
+        at = names.index(self.personal_dates[0])
+        rest = [name for name in names if name not in self.personal_dates]
+        return rest[:at] + list(self.bands) + rest[at:]
+
+    def banded(self, shown: Mapping[str, Any], today: date) -> dict[str, Any]:
+        """A stored record as shown without the ``personal_data`` role: its personal dates
+        replaced by the bands of its event as of ``today``, computed as the event does.
+        ``shown`` may carry more than the record (its verification)."""
+        if not self.personal_dates:
+            return dict(shown)
+        data = {name: shown[name] for name in self.record.model_fields if name in shown}
+        event = self.event_of(data, today).model_dump(mode="json")
+        kept = {k: v for k, v in shown.items() if k not in self.personal_dates}
+        return kept | {name: event[name] for name in self.bands}
 
 
 def _program_checks(record: Contract) -> list[tuple[str, str]]:
@@ -370,6 +406,9 @@ TITLES: dict[str, str] = {
     "category": "Квалификационная категория",
     "birth_date": "Дата рождения",
     "hire_date": "Начало педагогической работы",
+    "age_band": "Возрастная группа",
+    "experience_band": "Стаж (группа)",
+    "young": "Молодой педагог",
     "is_manager": "Руководитель",
     "expert": "Эксперт",
     "member_id": "Код члена команды",

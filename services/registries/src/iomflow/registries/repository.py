@@ -399,6 +399,36 @@ async def read_personal(
     return dict(row._mapping)
 
 
+DATES_READ = "даты рождения и начала работы: "
+"""How the access log tells a read of a record's personal dates from one of its person."""
+
+
+async def audit_dates(
+    session: AsyncSession,
+    register: str,
+    ids: Sequence[str],
+    *,
+    actor: str,
+    purpose: str,
+    now: datetime,
+) -> None:
+    """Audit a read of the personal dates of records: one ``personal_data_access`` row per
+    record shown (so the log answers «who saw this person's data» as for ``read_personal``),
+    its purpose prefixed with ``DATES_READ``; multi-row statements."""
+    rows = [
+        {
+            "at": now,
+            "actor": actor,
+            "register": register,
+            "record_id": i,
+            "purpose": DATES_READ + purpose,
+        }
+        for i in ids
+    ]
+    for start in range(0, len(rows), BATCH):
+        await session.execute(insert(personal_data_access), rows[start : start + BATCH])
+
+
 async def access_log(
     session: AsyncSession,
     *,

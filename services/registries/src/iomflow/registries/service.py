@@ -16,7 +16,7 @@ import gc
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -558,9 +558,17 @@ async def resync(
 # --- export --------------------------------------------------------------------------------
 
 
-async def export_xlsx(sessions: async_sessionmaker[AsyncSession], spec: Register) -> bytes:
-    """The register as a spreadsheet an operator can edit and import again (without
-    personal data: that is read one person at a time, audited)."""
+async def export_xlsx(
+    sessions: async_sessionmaker[AsyncSession],
+    spec: Register,
+    reader: tuple[str, str] | None = None,
+) -> bytes:
+    """The register as a spreadsheet (without personal data: that is read one person at a
+    time, audited). Personal dates (``Register.personal_dates``) are exported only for a
+    ``reader`` (actor, purpose), every record audited in one transaction
+    (``repository.audit_dates``); everyone else gets their bands as of today — such a
+    sheet cannot be imported back. With dates, an operator can edit it and import again."""
+    ids: list[str] = []
     records: list[dict[str, Any]] = []
     after = ""
     while True:
@@ -568,7 +576,18 @@ async def export_xlsx(sessions: async_sessionmaker[AsyncSession], spec: Register
             chunk = await repository.records_after(session, spec.name, after, 5000)
         if not chunk:
             break
+        ids += [record_id for record_id, _ in chunk]
         records += [data for _, data in chunk]
         after = chunk[-1][0]
-    content = importing.sheet(spec, records, list(spec.record.model_fields))
+    dates = reader is not None or not spec.personal_dates
+    if not dates:
+        today = date.today()
+        records = [spec.banded(data, today) for data in records]
+    elif reader is not None and spec.personal_dates:
+        actor, purpose = reader
+        async with sessions() as session, session.begin():
+            await repository.audit_dates(
+                session, spec.name, ids, actor=actor, purpose=purpose, now=datetime.now(UTC)
+            )
+    content = importing.sheet(spec, records, spec.fields(dates))
     return await asyncio.to_thread(write_xlsx, [content])

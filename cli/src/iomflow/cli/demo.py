@@ -7,6 +7,10 @@ the inbound stream exactly as an outside publisher would (plain XADD), submits o
 teacher's results over HTTP inside a known trace, waits for every diagnosis to become a
 route with a methodist and for the KPIs to catch up, then prints the KPI table and that
 one trace across the services.
+
+While it runs, ``<workdir>/suite.json`` holds its settings (``launcher.write_settings``), so
+that the services' admin commands run beside it work on its databases; ``iomflow dev``
+prints the admin key and the commands that issue publishers' keys (``admin_hints``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from iomflow.cli import trace
-from iomflow.cli.launcher import LocalRedis, Suite
+from iomflow.cli.launcher import SETTINGS_FILE, LocalRedis, Suite, write_settings
 from iomflow.shared import wire
 from iomflow.shared.contracts import (
     Event,
@@ -347,6 +351,35 @@ def _get(client: httpx.Client, url: str) -> Any:
     return response.json()
 
 
+PUBLISHED_OVER_HTTP = {
+    "diagnostics": ("результатов диагностики", "diagnostics.result.submitted"),
+    "routes": ("событий курсов", "courses.course.enrolled,courses.course.completed"),
+}
+"""Service -> (whose key, for people; the event types outside publishers post to it over
+``POST /v1/events``, as its ``INGESTS``)."""
+
+
+def admin_hints(suite: Suite, settings: Path) -> list[str]:
+    """What ``iomflow dev`` tells an admin: the admin key, where the suite's settings are,
+    and the exact commands that issue a publisher's key on its databases."""
+    at_default = settings.resolve() == SETTINGS_FILE.resolve()
+    where = "" if at_default else f" --data-dir {suite.data_dir}"
+    lines = [
+        f"Ключ администратора (все роли во всех сервисах): {suite.admin_key}",
+        f"Настройки набора (базы, Redis, ключ) для команд администратора: {settings}",
+    ]
+    for service, (whose, types) in PUBLISHED_OVER_HTTP.items():
+        lines.append(f"Выдать ключ издателя {whose} (POST {suite_url(suite, service)}/v1/events):")
+        lines.append(
+            f"  uv run iomflow {service} publishers add <код-издателя> --types {types}{where}"
+        )
+    return lines
+
+
+def suite_url(suite: Suite, service: str) -> str:
+    return suite.services[service].url if service in suite.services else f"<{service}>"
+
+
 def run(
     *,
     teachers: int,
@@ -359,6 +392,7 @@ def run(
     workdir = workdir.resolve()
     local = None if redis_url else LocalRedis(workdir / "redis")
     suite: Suite | None = None
+    settings = workdir / "suite.json"
     try:
         if local is not None:
             redis_url = local.start()
@@ -382,6 +416,8 @@ def run(
             + " …"
         )
         suite.start()
+        write_settings(suite, settings)
+        console.print(f"Настройки набора для команд администратора: {settings}")
         with httpx.Client() as client:
             return _chain(
                 client, suite, redis_url, teachers, workdir, timeout, stay, region_teachers
@@ -393,6 +429,7 @@ def run(
     finally:
         # A second Ctrl+C must not leave half-stopped services behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        settings.unlink(missing_ok=True)  # its databases are no longer a running suite's
         if suite is not None:
             suite.stop()
         if local is not None:
@@ -535,6 +572,9 @@ def _chain(
         for name, service in suite.services.items():
             console.print(f"  {name:12} {service.url}/docs   {service.url}/health/ready")
         console.print(f"  redis        {redis_url}")
+        console.print()
+        for line in admin_hints(suite, workdir / "suite.json"):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
         try:
             signal.pause()
         except KeyboardInterrupt:

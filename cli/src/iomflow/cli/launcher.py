@@ -3,11 +3,18 @@
 Used by ``iomflow demo`` / ``iomflow dev`` and by the end-to-end tests. Each service is its
 own process (``python -m iomflow.<name>``) with its own database, port and log file; they
 share only Redis.
+
+While the demo runs, its settings are in ``<workdir>/suite.json`` (``write_settings``; by
+default ``var/demo/suite.json``, readable by its owner only: it holds the admin key): the
+database and Redis URLs of each service, their HTTP addresses and the admin key. The
+services' admin commands (``iomflow diagnostics publishers add …``) read it by default
+(``read_settings``), so they work on the running suite's databases.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import secrets
 import shutil
@@ -20,10 +27,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 SERVICES = ("registries", "diagnostics", "routes", "monitoring")
+
+SETTINGS_FILE = Path("var/demo/suite.json")
+"""Where the demo's settings are (``<workdir>/suite.json`` of the default workdir)."""
+SETTINGS_ENV = "IOMFLOW_SUITE_FILE"
+"""The variable naming another settings file for the admin commands."""
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -205,11 +218,20 @@ class Suite:
     redis_urls: dict[str, str] = field(default_factory=dict)
     """Service -> its own Redis URL (e.g. with its ACL user); default: ``redis_url``."""
 
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def database_url(self, name: str) -> str:
+        """The service's database, as the service resolves it from ``env_for``."""
+        default = f"sqlite+aiosqlite:///{self.data_dir / f'{name}.db'}"
+        return self.database_urls.get(name, default)
+
     def env_for(self, name: str) -> dict[str, str]:
         env = {
             "IOMFLOW_SERVICE": name,
             "IOMFLOW_REDIS_URL": self.redis_urls.get(name, self.redis_url),
-            "IOMFLOW_DATA_DIR": str(self.workdir / "data"),
+            "IOMFLOW_DATA_DIR": str(self.data_dir),
             "IOMFLOW_MIGRATE_ON_START": "true",
             "IOMFLOW_TRACES_DIR": str(self.workdir / "traces"),
             "IOMFLOW_CONSUMER": f"{name}-1",
@@ -238,3 +260,43 @@ class Suite:
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
             service.stop()
+
+
+def write_settings(suite: Suite, path: Path) -> Path:
+    """Write the suite's settings where the admin commands find them (see the module's
+    docstring); readable by its owner only."""
+    document = {
+        "workdir": str(suite.workdir),
+        "data_dir": str(suite.data_dir),
+        "redis_url": suite.redis_url,
+        "admin_key": suite.admin_key,
+        "services": {
+            name: {
+                "database_url": suite.database_url(name),
+                "redis_url": suite.redis_urls.get(name, suite.redis_url),
+                "url": suite.services[name].url if name in suite.services else None,
+            }
+            for name in SERVICES
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(document, out, ensure_ascii=False, indent=2)
+    return path
+
+
+def settings_file() -> Path:
+    """The settings file the admin commands read: ``$IOMFLOW_SUITE_FILE`` or the default."""
+    return Path(os.environ.get(SETTINGS_ENV) or SETTINGS_FILE)
+
+
+def read_settings(path: Path) -> dict[str, Any] | None:
+    """The settings ``write_settings`` wrote, or None when there is no such file."""
+    try:
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"файл настроек {path} не читается: {exc}") from exc
+    return document

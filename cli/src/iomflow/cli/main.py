@@ -14,6 +14,11 @@ iomflow routes …            the routes' admin commands: rebalance, tick, keys,
                             audit (iomflow routes --help)
 iomflow monitoring rebuild  replay the streams into fresh projections and compare
 
+The services' admin commands work on the service's database: IOMFLOW_DATABASE_URL or
+IOMFLOW_DATA_DIR when set; else, while ``iomflow demo``/``dev`` runs, the databases of that
+suite (read from var/demo/suite.json, or the file $IOMFLOW_SUITE_FILE names); else var/.
+``--data-dir PATH`` (anywhere after the service) overrides them all: PATH/<service>.db.
+
 Operators (Redis from IOMFLOW_REDIS_URL or --redis-url; traces from files or Jaeger):
 iomflow streams             length, lag, pending and dead letters per stream and group
 iomflow dlq list|show|replay|drop
@@ -26,11 +31,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shutil
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from iomflow.cli.launcher import SERVICES
+from iomflow.cli.launcher import SERVICES, SETTINGS_ENV, SETTINGS_FILE, read_settings
 
 OPERATOR_COMMANDS = {
     "streams": "lag, pending and dead letters per stream and group",
@@ -39,6 +47,113 @@ OPERATOR_COMMANDS = {
     "acl": "Redis ACL users for services and publishers",
 }
 """Command -> what it does; each lives in ``iomflow.cli.<command>`` with ``main(argv)``."""
+
+DATABASE_COMMANDS = {"publishers", "audit", "keys"}
+"""Admin commands that need the service's tables: refused clearly when its database is
+missing (instead of SQLite's «no such table»)."""
+
+
+def _take_data_dir(argv: list[str]) -> tuple[list[str], Path | None]:
+    rest: list[str] = []
+    found: Path | None = None
+    items = iter(argv)
+    for item in items:
+        if item == "--data-dir":
+            value = next(items, None)
+            if value is None:
+                print("iomflow: после --data-dir укажите каталог баз", file=sys.stderr)
+                sys.exit(2)
+            found = Path(value)
+        elif item.startswith("--data-dir="):
+            found = Path(item.split("=", 1)[1])
+        else:
+            rest.append(item)
+    return rest, found
+
+
+def admin_settings(
+    service: str, argv: list[str], environ: Mapping[str, str]
+) -> tuple[list[str], dict[str, str], str | None]:
+    """For ``iomflow <service> …``: its arguments without ``--data-dir``, the ``IOMFLOW_*``
+    variables to run them with, and a note for people (where the database comes from).
+
+    ``--data-dir`` wins; then the variables already set; then, for an admin command (not
+    serve or migrate), the settings file of a running demo suite (``launcher``)."""
+    argv, data_dir = _take_data_dir(argv)
+    if data_dir is not None:
+        return argv, {"IOMFLOW_DATA_DIR": str(data_dir), "IOMFLOW_DATABASE_URL": ""}, None
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in (None, "serve", "migrate"):
+        return argv, {}, None
+    if "IOMFLOW_DATABASE_URL" in environ or "IOMFLOW_DATA_DIR" in environ:
+        return argv, {}, None
+    path = Path(environ.get(SETTINGS_ENV) or SETTINGS_FILE)
+    try:
+        suite = read_settings(path)
+    except RuntimeError as exc:
+        raise SystemExit(f"Ошибка: {exc}") from exc
+    own = (suite or {}).get("services", {}).get(service)
+    if suite is None or own is None:
+        return argv, {}, None
+    env = {"IOMFLOW_DATABASE_URL": own["database_url"], "IOMFLOW_DATA_DIR": suite["data_dir"]}
+    if "IOMFLOW_REDIS_URL" not in environ:
+        env["IOMFLOW_REDIS_URL"] = own["redis_url"]
+    note = (
+        f"База сервиса {service} — запущенного набора iomflow demo/dev ({path}): "
+        f"{own['database_url']}; другой каталог баз: --data-dir ПУТЬ"
+    )
+    return argv, env, note
+
+
+def _missing_database(service: str, environ: Mapping[str, str]) -> Path | None:
+    """The SQLite file the service would open, when it does not exist (and nothing would
+    create its tables)."""
+    if environ.get("IOMFLOW_MIGRATE_ON_START", "").lower() in ("1", "true", "yes", "on"):
+        return None
+    url = environ.get("IOMFLOW_DATABASE_URL", "")
+    if url and not url.startswith("sqlite"):
+        return None
+    path = (
+        Path(url.split(":///", 1)[1])
+        if url
+        else Path(environ.get("IOMFLOW_DATA_DIR") or "var") / f"{service}.db"
+    )
+    return None if path.exists() else path
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` set in ``os.environ`` (the services' settings read it) for a while."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_admin(service: str, argv: list[str]) -> None:
+    """``iomflow <service> …``: the service's own command line, on the database chosen by
+    ``admin_settings``."""
+    argv, env, note = admin_settings(service, argv, os.environ)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in DATABASE_COMMANDS and "-h" not in argv and "--help" not in argv:
+        missing = _missing_database(service, {**os.environ, **env})
+        if missing is not None:
+            raise SystemExit(
+                f"Ошибка: базы сервиса {service} нет: {missing}. Если запущен make dev "
+                f"(iomflow dev), его настройки ищутся в {SETTINGS_FILE} (или в файле "
+                f"${SETTINGS_ENV}); укажите каталог баз явно: --data-dir ПУТЬ (у make dev — "
+                "var/demo/data) или IOMFLOW_DATABASE_URL."
+            )
+    if note:
+        print(note, file=sys.stderr)
+    with _environment(env):
+        importlib.import_module(f"iomflow.{service}.__main__").main(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,8 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, text in OPERATOR_COMMANDS.items():
         commands.add_parser(name, help=text, add_help=False)
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["registries"], ["diagnostics"], ["routes"], ["monitoring"]):
-        importlib.import_module(f"iomflow.{argv[0]}.__main__").main(argv[1:])
+    if argv[:1] and argv[0] in SERVICES:
+        run_admin(argv[0], argv[1:])
         return
     if argv[:1] and argv[0] in OPERATOR_COMMANDS:
         sys.exit(importlib.import_module(f"iomflow.cli.{argv[0]}").main(argv[1:]))

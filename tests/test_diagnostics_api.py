@@ -206,7 +206,7 @@ async def open_campaign(client: httpx.AsyncClient, campaign_id: str, **body: Any
 async def post_all(client: httpx.AsyncClient, results: list[dict[str, Any]]) -> list[Any]:
     replies = []
     for body in results:
-        response = await client.post("/v1/results", json=body)
+        response = await client.post("/v1/results", headers=ADMIN, json=body)
         assert response.status_code == 202, response.text
         replies.append(response.json())
     return replies
@@ -293,12 +293,12 @@ async def test_results_that_break_a_rule_get_422_or_409_with_a_code(
         ({"teacher_id": "t-5"}, 422, "not_in_campaign"),  # t-5 works in mun-02
     ]
     for change, status, code in cases:
-        response = await client.post("/v1/results", json={**base, **change})
+        response = await client.post("/v1/results", headers=ADMIN, json={**base, **change})
         assert (response.status_code, response.json()["code"]) == (status, code), change
         assert response.json()["detail"], change
-    first = await client.post("/v1/results", json={**base, "external_id": "cop-1"})
+    first = await client.post("/v1/results", headers=ADMIN, json={**base, "external_id": "cop-1"})
     assert first.status_code == 202
-    again = await client.post("/v1/results", json={**base, "external_id": "cop-1"})
+    again = await client.post("/v1/results", headers=ADMIN, json={**base, "external_id": "cop-1"})
     assert again.status_code == 409 and again.json()["code"] == "duplicate_external_id"
     assert "cop-1" in again.json()["detail"]
 
@@ -365,6 +365,7 @@ async def test_a_result_held_past_its_deadline_is_dead_lettered_with_its_reason(
 ) -> None:
     reply = await client.post(
         "/v1/results",
+        headers=ADMIN,
         json={"teacher_id": "t-ghost", "instrument": "self_diagnosis", "scores": {"digital": 1}},
     )
     assert reply.json()["status"] == "held"
@@ -413,7 +414,7 @@ async def test_closing_a_campaign_completes_what_is_in_and_refuses_later_results
         ("standardized_test", "expert_evaluation"),
         ("self_diagnosis",),
     }
-    late = await client.post("/v1/results", json=five("t-4", "autumn")[0])
+    late = await client.post("/v1/results", headers=ADMIN, json=five("t-4", "autumn")[0])
     assert late.status_code == 422 and late.json()["code"] == "campaign_closed"
 
 
@@ -453,7 +454,7 @@ async def test_rediagnosis_carries_the_change_since_the_previous_one_and_cancel_
     )
     assert again.status_code == 409 and again.json()["code"] == "already_cancelled"
     assert (await client.get(f"/v1/diagnoses/{first['diagnosis_id']}")).json()["latest"]
-    late = await client.post("/v1/results", json=better[0])
+    late = await client.post("/v1/results", headers=ADMIN, json=better[0])
     assert late.status_code == 409 and late.json()["code"] == "diagnosis_cancelled"
 
     async def relayed() -> bool:
@@ -598,7 +599,7 @@ async def test_an_http_result_and_the_same_event_id_on_the_stream_count_once(
     event_id = str(uuid.uuid4())
     body = {"teacher_id": "t-2", "instrument": "self_diagnosis", "scores": {"digital": 50},
             "event_id": event_id}  # fmt: skip
-    first = await client.post("/v1/results", json=body)
-    second = await client.post("/v1/results", json=body)
+    first = await client.post("/v1/results", headers=ADMIN, json=body)
+    second = await client.post("/v1/results", headers=ADMIN, json=body)
     assert (first.json()["status"], second.json()["status"]) == ("stored", "duplicate")
     assert (await client.get("/v1/stats")).json()["results"] == 1

@@ -228,19 +228,24 @@ async def test_a_type_the_publisher_may_not_send_is_refused_403_and_audited(
     assert (await routes_client.get("/v1/ingest/audit")).status_code == 401
 
 
-async def test_a_type_this_service_does_not_ingest_is_422(
+async def test_a_type_this_service_does_not_ingest_is_422_whatever_the_key_may_send(
     client: httpx.AsyncClient, diagnostics: FastAPI
 ) -> None:
+    # A publisher of results posting a course event to diagnostics: the type is not one this
+    # service takes at all (the key's own list is not the question), so 422, not 403.
+    headers = await add_publisher(diagnostics, "cop-testing", [RESULT])
+    response = await client.post("/v1/events", json=course(), headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "type_not_ingested"
+    assert response.json()["accepted"] == [RESULT]
     # registered before this service stopped ingesting the type, say (its admin command
     # refuses it now: the publisher may send only what the service ingests)
     with pytest.raises(ValueError, match="не принимаются"):
         await add_publisher(diagnostics, "federal-portal", [ENROLLED])
     headers = await add_publisher(diagnostics, "federal-portal", [ENROLLED], allowed=[ENROLLED])
     response = await client.post("/v1/events", json=course(), headers=headers)
-    assert response.status_code == 422
-    assert response.json()["code"] == "type_not_ingested"
-    assert response.json()["accepted"] == [RESULT]
-    assert [r["outcome"] for r in await audit_rows(diagnostics)] == ["invalid"]
+    assert response.status_code == 422 and response.json()["code"] == "type_not_ingested"
+    assert [r["outcome"] for r in await audit_rows(diagnostics)] == ["invalid"] * 2
 
 
 async def test_keys_are_kept_only_as_hashes(
@@ -364,9 +369,10 @@ async def test_a_batch_is_all_or_nothing(
     assert {e["source"] for e in on_stream} == {"cop-testing"}
     assert [r["outcome"] for r in await audit_rows(diagnostics)] == ["invalid"] + ["accepted"] * 3
 
-    forbidden = [result(), course()]
-    response = await client.post("/v1/events/batch", json=forbidden, headers=headers)
-    assert response.status_code == 403 and response.json()["index"] == 1
+    foreign = [result(), course()]  # a course event: diagnostics does not take it at all
+    response = await client.post("/v1/events/batch", json=foreign, headers=headers)
+    assert response.status_code == 422 and response.json()["index"] == 1
+    assert response.json()["code"] == "type_not_ingested"
     assert (await client.post("/v1/events/batch", json={}, headers=headers)).status_code == 422
 
 
@@ -564,44 +570,132 @@ async def test_a_body_over_the_size_limit_gets_413(
     assert await entries(clean_redis, Streams.RESULTS_INBOUND) == []
 
 
-async def test_over_the_rate_429_with_retry_after(
+async def test_the_rate_is_a_sliding_window_of_what_was_accepted(
     client: httpx.AsyncClient,
     diagnostics: FastAPI,
     clean_redis: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ingest, "clock", lambda: 1_800_000_000.0 + 15)  # 45 s to the window end
+    start = 1_800_000_000.0  # a minute's boundary
+    now = [start + 15]  # 45 s to the end of this minute
+    monkeypatch.setattr(ingest, "clock", lambda: now[0])
     headers = await add_publisher(diagnostics, "cop-testing", [RESULT], rate=5)
     other = await add_publisher(diagnostics, "mms-irkutsk", [RESULT])
 
-    async def post(batch: int = 0, who: dict[str, str] = headers) -> httpx.Response:
+    async def post(batch: int = 0, who: dict[str, str] = headers, **data: Any) -> httpx.Response:
         if batch:
-            body = [result() for _ in range(batch)]
+            body = [result(**data) for _ in range(batch)]
             return await client.post("/v1/events/batch", json=body, headers=who)
-        return await client.post("/v1/events", json=result(), headers=who)
+        return await client.post("/v1/events", json=result(**data), headers=who)
 
-    assert (await post(batch=3)).status_code == 202  # 3 of 5
-    refused = await post(batch=3)  # would be 7: refused; only the request itself counts
+    def rate(response: httpx.Response) -> tuple[str, str, str, str]:
+        h = response.headers
+        return (
+            h["ratelimit-limit"],
+            h["ratelimit-remaining"],
+            h["ratelimit-reset"],
+            h["ratelimit-policy"],
+        )
+
+    too_many = await post(batch=6)  # could never pass: split it
+    assert too_many.status_code == 413 and too_many.json()["code"] == "too_large"
+    assert rate(too_many)[1] == "5"
+    accepted = await post(batch=3)
+    assert accepted.status_code == 202
+    assert rate(accepted) == ("5", "2", "45", "5;w=60")
+    refused = await post(batch=3)  # would be 6 of 5
     assert refused.status_code == 429, refused.text
     assert refused.json()["code"] == "rate_limited" and refused.json()["limit"] == 5
-    assert refused.headers["retry-after"] == "45"
-    assert (await post()).status_code == 202  # 5 of 5
-    assert (await post()).status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 120
+    assert rate(refused)[1] == "2"  # refused: it used nothing
+    invalid = await post(scores={"digital": "много"})  # 422: it uses nothing either
+    assert invalid.status_code == 422 and rate(invalid)[1] == "2"
+    assert (await post(scores={f"c{n:04d}": 50 for n in range(400)})).status_code == 413
+    assert rate(await post())[1] == "1"  # 4 of 5
+    assert rate(await post())[1] == "0"  # 5 of 5
+    full = await post()
+    assert full.status_code == 429 and rate(full)[1] == "0"
     assert (await post(who=other)).status_code == 202  # each publisher has its own
 
     async with Redis.from_url(clean_redis, decode_responses=True) as redis:
-        window = (1_800_000_000 + 15) // 60
-        counter = ingest.rate_key("diagnostics", "cop-testing", window)
-        assert await redis.get(counter) == "5"
+        counter = ingest.rate_key("diagnostics", "cop-testing", int(start // 60))
+        assert await redis.get(counter) == "5"  # what was accepted, nothing refused
         assert 0 < await redis.ttl(counter) <= 120
 
-    monkeypatch.setattr(ingest, "clock", lambda: 1_800_000_000.0 + 60)  # the next window
-    too_many = await post(batch=6)  # could never pass: split it
-    assert too_many.status_code == 413 and too_many.json()["code"] == "too_large"
+    # A second into the next minute the last one's five still weigh 5 × 59/60: no twice the
+    # limit across the boundary. Room comes back as they fade: one event's worth in 11 s.
+    now[0] = start + 61
+    early = await post()
+    assert early.status_code == 429 and early.headers["retry-after"] == "11"
+    now[0] = start + 61 + 11
     assert (await post()).status_code == 202
+    assert (await post()).status_code == 429
+    now[0] = start + 60 + 30  # half of the last minute's five left: 2.5 + 1 + 1 ≤ 5
+    assert (await post()).status_code == 202
+    assert (await post()).status_code == 429
+
     outcomes = [r["outcome"] for r in await audit_rows(diagnostics)]
-    assert outcomes.count("rate_limited") == 2 and outcomes.count("accepted") == 6
-    assert outcomes.count("too_large") == 1
+    assert outcomes.count("accepted") == 3 + 2 + 1 + 1 + 1
+    assert outcomes.count("rate_limited") == 5
+
+
+# --- diagnostics' own form: POST /v1/results ----------------------------------------------
+
+
+async def test_results_over_http_need_a_publisher_key_with_the_type_or_an_operator(
+    client: httpx.AsyncClient, diagnostics: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "clock", lambda: 1_800_000_000.0 + 15)
+    body = {"teacher_id": "t-1", "instrument": "self_diagnosis", "scores": {"digital": 70}}
+    nobody = await client.post("/v1/results", json={**body, "source": "anyone-at-all"})
+    assert nobody.status_code == 401 and nobody.json()["code"] == "unauthenticated"
+    unknown = await client.post("/v1/results", json=body, headers={"X-API-Key": "iomfp_x"})
+    assert unknown.status_code == 401 and unknown.json()["code"] == "invalid_key"
+    courses = await add_publisher(diagnostics, "iro", [ENROLLED], allowed=[ENROLLED])
+    wrong = await client.post("/v1/results", json=body, headers=courses)
+    assert wrong.status_code == 403 and wrong.json()["code"] == "type_not_allowed"
+
+    cop = await add_publisher(diagnostics, "cop-testing", [RESULT], rate=2)
+    taken = await client.post("/v1/results", json=body, headers=cop)
+    assert taken.status_code == 202, taken.text
+    assert taken.json()["source"] == "cop-testing" and taken.json()["status"] == "held"
+    assert taken.headers["ratelimit-remaining"] == "1"
+    forged = await client.post("/v1/results", json={**body, "source": "other"}, headers=cop)
+    assert forged.status_code == 422 and forged.json()["code"] == "source_mismatch"
+    broken = await client.post(
+        "/v1/results", json={**body, "scores": {"digital": 150}}, headers=cop
+    )
+    assert broken.status_code == 422 and broken.json()["code"] == "validation_error"
+    assert broken.json()["errors"][0]["loc"][:2] == ["body", "scores"]
+    rule = await client.post("/v1/results", json={**body, "scores": {"astrology": 5}}, headers=cop)
+    assert rule.status_code == 422 and rule.json()["code"] == "unknown_competency"
+    assert rule.headers["ratelimit-remaining"] == "1"  # refusals use no rate
+    assert (await client.post("/v1/results", json=body, headers=cop)).status_code == 202
+    over = await client.post("/v1/results", json=body, headers=cop)
+    assert over.status_code == 429 and over.json()["code"] == "rate_limited"
+
+    # an operator by hand: not rated, audited under their name
+    by_hand = await client.post("/v1/results", json=body, headers=ADMIN)
+    assert by_hand.status_code == 202 and by_hand.json()["source"] == "operator:admin"
+    assert "ratelimit-limit" not in by_hand.headers
+    assert (await client.post("/v1/results", json=body, headers=ADMIN)).status_code == 202
+
+    rows = await audit_rows(diagnostics)
+    assert [(r["outcome"], r["status"]) for r in rows] == [
+        ("unauthenticated", 401),
+        ("unauthenticated", 401),
+        ("forbidden", 403),
+        ("accepted", 202),
+        ("invalid", 422),
+        ("invalid", 422),
+        ("invalid", 422),
+        ("accepted", 202),
+        ("rate_limited", 429),
+        ("accepted", 202),
+        ("accepted", 202),
+    ]
+    assert rows[3]["publisher_id"] == "cop-testing" and rows[3]["event_type"] == RESULT
+    assert rows[-1]["publisher_id"] is None and "оператор admin" in rows[-1]["detail"]
 
 
 # --- the routes service -------------------------------------------------------------------------

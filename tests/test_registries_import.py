@@ -296,7 +296,10 @@ async def test_bad_files_get_clear_answers(client: httpx.AsyncClient) -> None:
 async def test_export_imports_back_unchanged(client: httpx.AsyncClient, clean_redis: str) -> None:
     await run_import(client, xlsx([good_row(n) for n in range(1, 6)]), "all_or_nothing")
     for register in ("organizations", "teachers"):
-        exported = await client.get(f"/v1/registers/{register}/export.xlsx")
+        exported = await client.get(
+            f"/v1/registers/{register}/export.xlsx",
+            params={"purpose": "выгрузка для правки и повторной загрузки"},
+        )
         assert exported.status_code == 200
         published = len(await registry_events(clean_redis))
         job = await run_import(

@@ -184,7 +184,10 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
     for body in result_bodies(traced):
         response = httpx.post(
             f"{chain.url('diagnostics')}/v1/results",
-            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+            headers={
+                "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+                "Authorization": f"Bearer {chain.admin_key}",
+            },
             json=body,
             timeout=30,
         )

@@ -9,18 +9,24 @@ it may send. A request is checked in this order, and a refusal is answered with 
 
 1. a key of an active publisher (``Authorization: Bearer`` or ``X-API-Key``):
    401 ``unauthenticated`` / ``invalid_key``;
-2. the publisher's rate, events per minute in a fixed window counted in Redis (replicas
-   share it; every request counts, a batch counts each of its events; the events of a
-   request refused for the rate, or for our stream being unavailable, are given back):
-   429 ``rate_limited`` with ``Retry-After``;
+2. the publisher's rate, events per minute over a sliding window counted in Redis
+   (replicas share it; a batch counts each of its events): 429 ``rate_limited`` with
+   ``Retry-After``. Only what is accepted uses the rate: the events of a request refused
+   for any reason (the rate itself, a bad body, our stream unavailable) are given back.
+   Every answer to a known publisher carries ``RateLimit-Limit``, ``RateLimit-Remaining``
+   and ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy``;
 3. the body's size (``IOMFLOW_INGEST_MAX_BYTES``; a batch holds at most ``BATCH_MAX``):
    413 ``too_large``; JSON: 422 ``invalid_json``;
-4. each event's type in the publisher's list: 403 ``type_not_allowed``; a type this service
-   ingests: 422 ``type_not_ingested``;
+4. each event's type: one this service does not ingest at all: 422 ``type_not_ingested``;
+   one it ingests but the publisher may not send: 403 ``type_not_allowed``;
 5. the envelope (``contracts.Envelope``) and the payload against the contract, exactly as
    the stream consumer checks them (``wire.decode``): 422 ``invalid_event`` with ``errors``
    (``loc`` of each field; a batch's start with the event's index). ``source`` is the
    publisher's id, never taken from the body; ``version`` is by default the type's current.
+
+A service's own intake form (diagnostics' ``POST /v1/results``, a result's payload as the
+body) goes through the same door (``intake``): a publisher's key with the type — rated and
+audited as here, the ``source`` its id — or an operator's key, by hand (audited, not rated).
 
 A batch is all or nothing: its events are appended in one MULTI/EXEC. An accepted event is
 appended to the inbound stream whose subscription applies its type (the service's consumer
@@ -43,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -51,7 +57,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 
 from iomflow.shared import wire
-from iomflow.shared.auth import Operator, hash_key, presented_key
+from iomflow.shared.auth import Operator, hash_key, presented_key, principal_of
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, Envelope, Event, event_version
 from iomflow.shared.errors import ApiError
 from iomflow.shared.publishers import (
@@ -73,8 +79,8 @@ clock: Callable[[], float] = time.time
 
 
 def rate_keys(service: str) -> str:
-    """The prefix of a service's rate counters: what its Redis ACL user may touch (with
-    INCRBY — a refusal gives its count back with a negative one — and EXPIRE, in MULTI/EXEC)."""
+    """The prefix of a service's rate counters: what its Redis ACL user may touch (INCRBY —
+    a refusal gives its count back with a negative one — EXPIRE and GET, in MULTI/EXEC)."""
     return f"iomflow:ratelimit:{service}:"
 
 
@@ -190,9 +196,26 @@ def validate(
 
 
 @dataclass
+class Rate:
+    """Where a publisher stands against its rate, as the ``RateLimit-*`` headers say it."""
+
+    limit: int
+    remaining: int
+    reset: int  # seconds until the current window ends
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(0, self.remaining)),
+            "RateLimit-Reset": str(max(0, self.reset)),
+            "RateLimit-Policy": f"{self.limit};w={WINDOW_S}",
+        }
+
+
+@dataclass
 class _Call:
     """One ingestion request: who, from where, what it counted against the publisher's
-    rate; refusals are audited, then raised."""
+    rate; refusals give the count back, are audited, then raised."""
 
     runtime: Runtime
     tables: IngestTables
@@ -200,6 +223,11 @@ class _Call:
     key_hint: str | None = None
     publisher_id: str | None = None
     counted: list[tuple[str, int]] = field(default_factory=list)  # (rate key, events)
+    rate: Rate | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The rate headers of the answer (none before the publisher is known)."""
+        return self.rate.headers() if self.rate is not None else {}
 
     async def audit(self, rows: Sequence[dict[str, Any]]) -> None:
         now = datetime.now(UTC)
@@ -238,7 +266,9 @@ class _Call:
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> ApiError:
-        """Audit the refusal (in its own transaction); the error to raise."""
+        """Give back what the request counted (a refusal does not use the rate), audit the
+        refusal (in its own transaction); the error to raise."""
+        await _refund(self)
         await self.audit(
             [
                 {
@@ -250,22 +280,37 @@ class _Call:
                 }
             ]
         )
-        return ApiError(status, code, detail, headers=headers, **extra)
+        return ApiError(
+            status, code, detail, headers={**self.headers(), **(headers or {})}, **extra
+        )
 
 
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
 
-async def _authenticate(call: _Call, request: Request) -> Publisher:
-    key = presented_key(request)
-    if key is None:
-        raise await call.refuse(
-            401,
-            "unauthenticated",
-            Outcome.UNAUTHENTICATED,
-            "Нужен ключ издателя: заголовок Authorization: Bearer <ключ> или X-API-Key.",
-            headers=UNAUTHENTICATED,
-        )
+async def _no_key(call: _Call) -> ApiError:
+    return await call.refuse(
+        401,
+        "unauthenticated",
+        Outcome.UNAUTHENTICATED,
+        "Нужен ключ издателя: заголовок Authorization: Bearer <ключ> или X-API-Key.",
+        headers=UNAUTHENTICATED,
+    )
+
+
+async def _invalid_key(call: _Call, revoked: bool) -> ApiError:
+    return await call.refuse(
+        401,
+        "invalid_key",
+        Outcome.UNAUTHENTICATED,
+        "Ключ издателя неизвестен или отозван.",
+        note="ключ отозван" if revoked else "ключ неизвестен",
+        headers=UNAUTHENTICATED,
+    )
+
+
+async def _publisher_row(call: _Call, key: str) -> Any:
+    """The publishers' row of ``key`` (revoked or not), or None; the call knows its hint."""
     digest = hash_key(key)
     call.key_hint = digest[:12]
     t = call.tables.publishers
@@ -273,16 +318,21 @@ async def _authenticate(call: _Call, request: Request) -> Publisher:
         row = (await session.execute(select(t).where(t.c.key_hash == digest))).first()
     if row is not None:
         call.publisher_id = row.publisher_id  # audited as theirs, even when revoked
-    if row is None or row.revoked_at is not None:
-        raise await call.refuse(
-            401,
-            "invalid_key",
-            Outcome.UNAUTHENTICATED,
-            "Ключ издателя неизвестен или отозван.",
-            note="ключ отозван" if row is not None else "ключ неизвестен",
-            headers=UNAUTHENTICATED,
-        )
+    return row
+
+
+def _publisher(row: Any) -> Publisher:
     return Publisher(row.publisher_id, row.name, frozenset(row.event_types), row.rate_per_minute)
+
+
+async def _authenticate(call: _Call, request: Request) -> Publisher:
+    key = presented_key(request)
+    if key is None:
+        raise await _no_key(call)
+    row = await _publisher_row(call, key)
+    if row is None or row.revoked_at is not None:
+        raise await _invalid_key(call, revoked=row is not None)
+    return _publisher(row)
 
 
 def _limit(call: _Call, publisher: Publisher) -> int:
@@ -290,26 +340,45 @@ def _limit(call: _Call, publisher: Publisher) -> int:
 
 
 async def _take(call: _Call, publisher: Publisher, count: int) -> None:
-    """Count ``count`` events in the publisher's window; 429 past its limit."""
+    """Count ``count`` events against the publisher's rate; 429 past its limit.
+
+    A sliding window, estimated from two fixed ones (this minute's counter and the last
+    one's, weighted by how much of it the window still covers): no twice the limit across a
+    minute's boundary, two counters a publisher, one MULTI a request."""
     settings = call.runtime.settings
     limit = _limit(call, publisher)
     now = clock()
     window = int(now // WINDOW_S)
+    into = now - window * WINDOW_S
     key = rate_key(settings.service, publisher.publisher_id, window)
     redis = call.runtime.redis
     try:
         pipe = redis.pipeline(transaction=True)
         pipe.incrby(key, count)
         pipe.expire(key, 2 * WINDOW_S)
-        taken, _ = await pipe.execute()
-        if taken <= limit:
-            call.counted.append((key, count))
-            return
+        pipe.get(rate_key(settings.service, publisher.publisher_id, window - 1))
+        taken, _, last = await pipe.execute()
+    except RedisError as exc:
+        raise await _unavailable(call, exc) from exc  # gives back what it counted before
+    fading = int(last or 0) * (1 - into / WINDOW_S)  # the last minute's share still inside
+    used = fading + int(taken)
+    reset = math.ceil(WINDOW_S - into)
+    if used <= limit:
+        call.counted.append((key, count))
+        call.rate = Rate(limit, math.floor(limit - used), reset)
+        return
+    try:
         await _give_back(redis, key, count)  # refused events do not use the window up
     except RedisError as exc:
-        await _refund(call)  # what a batch's request counted before
         raise await _unavailable(call, exc) from exc
-    retry = max(1, math.ceil((window + 1) * WINDOW_S - now))
+    call.rate = Rate(limit, math.floor(limit - used + count), reset)
+    excess = used - limit
+    if excess <= fading:  # room comes back as the last minute's events fade out
+        wait = excess * WINDOW_S / int(last)
+    else:  # … and then as this minute's own do, in the next one
+        wait = reset + (excess - fading) * WINDOW_S / max(1, int(taken) - count)
+    retry = math.ceil(round(wait, 6))  # 10.999999999 is 11 s
+    retry = max(1, min(retry, 2 * WINDOW_S))
     raise await call.refuse(
         429,
         "rate_limited",
@@ -334,11 +403,13 @@ async def _give_back(redis: Redis, key: str, count: int) -> None:
 
 
 async def _refund(call: _Call) -> None:
-    """Give back all the request counted: our outage must not use the publisher's rate.
-    Best effort: Redis has just failed; if it fails again the count stays for the window."""
+    """Give back all the request counted: a refused request does not use the publisher's
+    rate. Best effort: if Redis fails (it may just have), the count stays for the window."""
     for key, count in call.counted:
         with contextlib.suppress(RedisError):
             await _give_back(call.runtime.redis, key, count)
+        if call.rate is not None:
+            call.rate.remaining = min(call.rate.limit, call.rate.remaining + count)
     call.counted.clear()
 
 
@@ -401,20 +472,6 @@ async def _ingest(
         return {"index": i} if batch else {}
 
     for i, type_ in enumerate(types):
-        if isinstance(type_, str) and type_ not in publisher.event_types:
-            raise await call.refuse(
-                403,
-                "type_not_allowed",
-                Outcome.FORBIDDEN,
-                f"{at(i)}издателю «{publisher.publisher_id}» не разрешено отправлять события "
-                f"типа «{type_[:200]}»; разрешены: {', '.join(sorted(publisher.event_types))}.",
-                event_type=type_,
-                event_id=ids[i],
-                type=type_[:200],
-                allowed=sorted(publisher.event_types),
-                **where(i),
-            )
-    for i, type_ in enumerate(types):
         if isinstance(type_, str) and type_ not in accepts:
             raise await call.refuse(
                 422,
@@ -426,6 +483,20 @@ async def _ingest(
                 event_id=ids[i],
                 type=type_[:200],
                 accepted=sorted(accepts),
+                **where(i),
+            )
+    for i, type_ in enumerate(types):
+        if isinstance(type_, str) and type_ not in publisher.event_types:
+            raise await call.refuse(
+                403,
+                "type_not_allowed",
+                Outcome.FORBIDDEN,
+                f"{at(i)}издателю «{publisher.publisher_id}» не разрешено отправлять события "
+                f"типа «{type_[:200]}»; разрешены: {', '.join(sorted(publisher.event_types))}.",
+                event_type=type_,
+                event_id=ids[i],
+                type=type_[:200],
+                allowed=sorted(publisher.event_types),
                 **where(i),
             )
     events: list[Event[Any]] = []
@@ -469,8 +540,7 @@ async def _ingest(
         try:
             entry_ids = await wire.xadd_many(call.runtime.redis, entries, transaction=True)
         except RedisError as exc:
-            await _refund(call)
-            raise await _unavailable(call, exc) from exc
+            raise await _unavailable(call, exc) from exc  # gives back what it counted
     appended = [
         {"event_id": str(e.event_id), "type": e.type, "stream": stream, "entry_id": entry_id}
         for e, (stream, _), entry_id in zip(events, entries, entry_ids, strict=True)
@@ -500,12 +570,118 @@ async def _ingest(
     return appended
 
 
+# --- a service's own intake form ------------------------------------------------------------
+
+
+@dataclass
+class Intake:
+    """Who submits through a service's own intake form, and that door's bookkeeping: a
+    publisher (``source`` its id; rated and audited as ``POST /v1/events``) or an operator
+    by hand (``source`` None: the body's, or the operator's; audited, not rated)."""
+
+    call: _Call
+    event_type: str
+    source: str | None
+    operator: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The rate headers of the answer (a publisher's)."""
+        return self.call.headers()
+
+    async def read(self, request: Request) -> Any:
+        """The body as JSON within the size limit; 413/422 (audited) otherwise."""
+        return await _read(self.call, request)
+
+    def _by(self) -> str:
+        return f"оператор {self.operator}" if self.operator else f"издатель {self.source}"
+
+    async def refuse(
+        self, status: int, code: str, detail: str, *, event_id: Any = None, **extra: Any
+    ) -> ApiError:
+        """Audit a refusal of the submission (given back to the rate); the error to raise."""
+        return await self.call.refuse(
+            status,
+            code,
+            Outcome.INVALID if status in (409, 422) else Outcome.FORBIDDEN,
+            detail,
+            note=f"{self._by()}: {detail}",
+            event_type=self.event_type,
+            event_id=event_id,
+            **extra,
+        )
+
+    async def accepted(self, event_id: str, detail: str) -> None:
+        """Audit an accepted submission. Its effect is committed: a failed audit is logged,
+        the answer stands."""
+        try:
+            await self.call.audit(
+                [
+                    {
+                        "outcome": Outcome.ACCEPTED.value,
+                        "status": 202,
+                        "event_type": self.event_type,
+                        "event_id": event_id,
+                        "detail": f"{self._by()}: {detail}",
+                    }
+                ]
+            )
+        except Exception:
+            log.exception("ingest audit failed for accepted %s %s", self.event_type, event_id)
+
+
+async def intake(request: Request, tables: IngestTables, event_type: str) -> Intake:
+    """The caller of a service's own intake form for ``event_type``: a publisher's key that
+    may send the type (counted against its rate), or an operator's key; 401/403/429, audited,
+    otherwise."""
+    runtime = get_runtime(request)
+    call = _Call(runtime, tables, request.client.host if request.client else None)
+    key = presented_key(request)
+    if key is None:
+        raise await _no_key(call)
+    row = await _publisher_row(call, key)
+    if row is not None:
+        if row.revoked_at is not None:
+            raise await _invalid_key(call, revoked=True)
+        publisher = _publisher(row)
+        if event_type not in publisher.event_types:
+            raise await call.refuse(
+                403,
+                "type_not_allowed",
+                Outcome.FORBIDDEN,
+                f"издателю «{publisher.publisher_id}» не разрешено отправлять события типа "
+                f"«{event_type}»; разрешены: {', '.join(sorted(publisher.event_types))}.",
+                event_type=event_type,
+                type=event_type,
+                allowed=sorted(publisher.event_types),
+            )
+        await _take(call, publisher, 1)
+        return Intake(call, event_type, publisher.publisher_id)
+    principal = await principal_of(request, key)
+    if principal is None:
+        raise await _invalid_key(call, revoked=False)
+    if not principal.holds("operator"):
+        raise await call.refuse(
+            403,
+            "forbidden",
+            Outcome.FORBIDDEN,
+            "Отправить результат вручную может оператор (роль «operator») или издатель "
+            "со своим ключом.",
+            note=f"ключ «{principal.name}» без роли operator",
+            event_type=event_type,
+            role="operator",
+        )
+    return Intake(call, event_type, None, operator=principal.name)
+
+
 ERRORS = {
     401: {"description": "No key, or a key unknown or revoked (unauthenticated, invalid_key)"},
     403: {"description": "The publisher may not send this type (type_not_allowed)"},
     413: {"description": "The body or the batch is too large (too_large)"},
     422: {"description": "invalid_json, type_not_ingested, invalid_event (with errors)"},
-    429: {"description": "Over the publisher's events per minute (rate_limited, Retry-After)"},
+    429: {
+        "description": "Over the publisher's events per minute (rate_limited, Retry-After); "
+        "every answer to a known publisher has RateLimit-Limit, -Remaining, -Reset, -Policy"
+    },
     503: {"description": "The stream is unavailable for a moment (unavailable, Retry-After)"},
 }
 
@@ -537,12 +713,13 @@ def ingestion_router(tables: IngestTables, accepts: Iterable[str]) -> APIRouter:
             "requestBody": {"required": True, "content": {"application/json": {"schema": one}}}
         },
     )
-    async def post_event(request: Request) -> dict[str, Any]:
+    async def post_event(request: Request, response: Response) -> dict[str, Any]:
         call = start(request)
         publisher = await _authenticate(call, request)
         await _take(call, publisher, 1)
         body = await _read(call, request)
         [accepted] = await _ingest(call, publisher, [body], types, batch=False)
+        response.headers.update(call.headers())
         return {**accepted, "source": publisher.publisher_id}
 
     @router.post(
@@ -563,7 +740,7 @@ def ingestion_router(tables: IngestTables, accepts: Iterable[str]) -> APIRouter:
             }
         },
     )
-    async def post_batch(request: Request) -> dict[str, Any]:
+    async def post_batch(request: Request, response: Response) -> dict[str, Any]:
         call = start(request)
         publisher = await _authenticate(call, request)
         await _take(call, publisher, 1)
@@ -596,6 +773,7 @@ def ingestion_router(tables: IngestTables, accepts: Iterable[str]) -> APIRouter:
         if len(body) > 1:
             await _take(call, publisher, len(body) - 1)  # the request counted the first
         accepted = await _ingest(call, publisher, body, types, batch=True)
+        response.headers.update(call.headers())
         return {"accepted": len(accepted), "source": publisher.publisher_id, "events": accepted}
 
     @router.get("/ingest/audit", summary="Ingestion audit: who sent what, and the answer")

@@ -11,14 +11,16 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field, ValidationError
 
 from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
-from iomflow.shared import inbox
+from iomflow.diagnostics.repository import ingest_tables
+from iomflow.shared import inbox, wire
 from iomflow.shared.auth import Operator
 from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, event_version
 from iomflow.shared.errors import ApiError, Refused
+from iomflow.shared.ingest import ERRORS, intake
 from iomflow.shared.service import RuntimeDep, SessionDep
 from iomflow.shared.unit import Deps
 
@@ -33,7 +35,14 @@ class ResultCreate(ResultSubmitted):
     event_id: uuid.UUID | None = Field(
         default=None, description="Idempotency key; the same id posted twice has one effect"
     )
-    source: str = Field(default="http", min_length=1, max_length=200, description="Publisher id")
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The publisher: a publisher's key is its own source (if given, it must be "
+        "the same); an operator may name the system it submits for (by default "
+        "operator:<name>)",
+    )
 
 
 class CampaignCreate(BaseModel):
@@ -101,49 +110,111 @@ Ctx = Annotated[service.Diagnostics, Depends(_ctx)]
 # --- results ---------------------------------------------------------------------------------
 
 
-@router.post("/results", status_code=202, summary="Submit one instrument's result")
-async def submit(body: ResultCreate, runtime: RuntimeDep) -> dict[str, Any]:
+RESULT_TYPE = "diagnostics.result.submitted"
+
+
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON Schema with its local ``#/$defs/…`` references replaced by what they name (an
+    OpenAPI document resolves such a reference against itself, not against the schema)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return dict(_inlined(schema, schema.get("$defs", {})))
+
+
+@router.post(
+    "/results",
+    status_code=202,
+    summary="Submit one instrument's result (a publisher's key with the type, or an operator)",
+    description="The body is the payload of diagnostics.result.submitted (with an optional "
+    "event_id). The key: a publisher's that may send the type (rated and audited as "
+    "POST /v1/events; source is the publisher's id) or an operator's, by hand (audited).",
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(ResultCreate)}},
+        }
+    },
+)
+async def submit(request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
     """The same checks as on the stream (the same batch code, a batch of one): 422/409 with
     a code instead of a dead letter; a teacher not yet in the registries: 202 with
     ``status: held``."""
+    door = await intake(request, ingest_tables, RESULT_TYPE)
+    raw = await door.read(request)
+    try:
+        body = ResultCreate.model_validate(raw)
+    except ValidationError as exc:
+        raise await door.refuse(
+            422,
+            "validation_error",
+            "Запрос не прошёл проверку: исправьте указанные поля и отправьте снова.",
+            event_id=raw.get("event_id") if isinstance(raw, dict) else None,
+            errors=wire.validation_errors(exc, ["body"]),
+        ) from exc
+    if door.source is not None and body.source not in (None, door.source):
+        raise await door.refuse(
+            422,
+            "source_mismatch",
+            f"source — это издатель ключа: «{door.source}».",
+            event_id=str(body.event_id) if body.event_id else None,
+        )
     fields = {name: getattr(body, name) for name in ResultSubmitted.model_fields}
     event = Event[ResultSubmitted](
         event_id=body.event_id or uuid.uuid4(),
-        type="diagnostics.result.submitted",
-        version=event_version("diagnostics.result.submitted"),
-        source=body.source,
+        type=RESULT_TYPE,
+        version=event_version(RESULT_TYPE),
+        source=door.source or body.source or f"operator:{door.operator}",
         occurred_at=datetime.now(UTC),
         subject=body.teacher_id,
         payload=ResultSubmitted.model_construct(  # validated as the body already
             body.model_fields_set - {"event_id", "source"}, **fields
         ),
     )
-    async with runtime.transaction() as deps:
-        # The stream consumer's own inbox: the same event id via XADD is a duplicate.
-        fresh = await inbox.record(
-            deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
-        )
-        if fresh:
-            taken = await service.submit_results([event], deps)
-            refused = deps.rejected.get(str(event.event_id))
-            if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
-                raise ApiError(refused.status, refused.code, refused.detail)
-            submission = taken[str(event.event_id)]
-            status = submission.status
-            diagnosis = (
-                await repository.get_diagnosis(deps.session, submission.diagnosis_id)
-                if submission.diagnosis_id
-                else None
+    try:
+        async with runtime.transaction() as deps:
+            # The stream consumer's own inbox: the same event id via XADD is a duplicate.
+            fresh = await inbox.record(
+                deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
             )
-        else:
-            status = "duplicate"
-            diagnosis = await repository.find_diagnosis(
-                deps.session, body.teacher_id, body.campaign_id
-            )
+            if fresh:
+                taken = await service.submit_results([event], deps)
+                refused = deps.rejected.get(str(event.event_id))
+                if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
+                    raise refused
+                submission = taken[str(event.event_id)]
+                status = submission.status
+                diagnosis = (
+                    await repository.get_diagnosis(deps.session, submission.diagnosis_id)
+                    if submission.diagnosis_id
+                    else None
+                )
+            else:
+                status = "duplicate"
+                diagnosis = await repository.find_diagnosis(
+                    deps.session, body.teacher_id, body.campaign_id
+                )
+    except Refused as exc:  # audited once the transaction has given its connection back
+        raise await door.refuse(
+            exc.status, exc.code, exc.detail, event_id=str(event.event_id)
+        ) from exc
+    await door.accepted(str(event.event_id), status)
+    response.headers.update(door.headers())
     return {
         "event_id": str(event.event_id),
         "status": status,
         "duplicate": status == "duplicate",
+        "source": event.source,
         "diagnosis": _diagnosis(diagnosis) if diagnosis is not None else None,
     }
 

@@ -38,6 +38,7 @@ from iomflow.shared import ops, wire
 from iomflow.shared.auth import hash_key
 from iomflow.shared.contracts import Streams
 from iomflow.shared.ingest import rate_key
+from iomflow.shared.streams import unavailable_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHERS = {
@@ -236,6 +237,56 @@ def test_a_publisher_may_only_xadd_to_its_inbound_streams(acl_redis: AclRedis) -
         assert users == {user}, users
 
 
+def test_what_a_hostile_publisher_can_and_cannot_do(acl_redis: AclRedis) -> None:
+    """deploy/redis/README.md, "What a hostile publisher can and cannot do": it can trim its
+    own inbound stream through XADD's MAXLEN (an ACL allows commands and keys, not
+    arguments), and nothing else; what a service has already read survives it."""
+    stream = Streams.RESULTS_INBOUND
+    f: Callable[..., Callable[[], Any]] = functools.partial
+    with acl_redis.admin() as admin:
+        admin.delete(stream)
+        admin.xgroup_create(stream, "victim", id="0", mkstream=True)
+        for n in range(7):
+            admin.xadd(stream, {"other-publisher": str(n)})
+        read = admin.xreadgroup("victim", "c", {stream: ">"}, count=2)  # two read, pending
+    [(_, pending)] = read
+    pub = acl_redis.client("pub-copmko")
+    # Can: XADD with MAXLEN / MINID, on its own stream, trims the unread entries of others.
+    allowed(f(pub.xadd, stream, ENTRY, maxlen=1, approximate=False), "XADD MAXLEN 1")
+    with acl_redis.admin() as admin:
+        assert admin.xlen(stream) == 1
+        # the entries that were read are pending still: XAUTOCLAIM gives them back as
+        # deleted (the consumer says so in its log), none silently
+        reply = admin.xautoclaim(stream, "victim", "c", 0, "0-0", justid=False)
+        deleted = [wire.as_text(i) for i in reply[2]] if len(reply) > 2 else []
+        if acl_redis.version >= (7, 0):
+            assert sorted(deleted) == sorted(wire.as_text(i) for i, _ in pending)
+    allowed(f(pub.xadd, stream, ENTRY, minid="0-1"), "XADD MINID")
+    # Cannot: trim otherwise, delete, read, or reach another stream with MAXLEN either.
+    denied(f(pub.xtrim, stream, maxlen=0), "XTRIM its stream")
+    denied(f(pub.xdel, stream, "0-1"), "XDEL on its stream")
+    denied(f(pub.delete, stream), "DEL its stream")
+    denied(f(pub.xlen, stream), "XLEN its stream")
+    for key in every_key():
+        if key != stream:
+            denied(f(pub.xadd, key, ENTRY, maxlen=1), f"XADD MAXLEN {key}")
+    pub.close()
+
+
+def test_nothing_of_ours_trims_a_stream() -> None:
+    # What only an admin may do: no service, relay or command of ours passes MAXLEN/MINID
+    # or trims (a publisher's XADD cannot be stopped from it, ours never does it).
+    trims = re.compile(r"\b(maxlen|minid|xtrim)\s*=|\.xtrim\(|[\"']XTRIM[\"']", re.I)
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for base in ("shared/src", "services", "cli/src")
+        for path in (ROOT / base).rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if trims.search(line)
+    ]
+    assert found == []
+
+
 def test_without_a_user_or_with_a_wrong_password_nothing_is_reached(acl_redis: AclRedis) -> None:
     with redis.Redis.from_url(acl_redis.server.url) as anonymous:
         with pytest.raises(AuthenticationError):
@@ -306,8 +357,12 @@ def test_each_service_user_stays_on_its_streams(acl_redis: AclRedis) -> None:
                 pipe.xack(stream, svc.group, *ids)
             pipe.hset(key, "1-1", "boom")
             pipe.hdel(key, "1-1")
-            allowed(pipe.execute, f"{user} MULTI XADD dlq, XACK, HSET, HDEL {stream}")
+            waiting = unavailable_key(stream, svc.group)  # deliveries the database was down
+            pipe.hincrby(waiting, "1-1", 1)
+            pipe.hdel(waiting, "1-1")
+            allowed(pipe.execute, f"{user} MULTI XADD dlq, XACK, HSET, HDEL, HINCRBY {stream}")
             allowed(f(client.hmget, key, ["1-1"]), f"{user} HMGET {key}")
+            allowed(f(client.hmget, waiting, ["1-1"]), f"{user} HMGET {waiting}")
         # ... append to what it publishes, count its HTTP rate, measure what it watches
         for stream in svc.writes:
             allowed(f(client.xadd, stream, ENTRY), f"{user} XADD {stream}")
@@ -592,7 +647,7 @@ def test_the_inbound_streams_and_the_example_follow_the_code(quick: None) -> Non
     publishers = acl.load_publishers(deploy / "publishers.toml")
     accounts = acl.users(topo, publishers)
     passwords = acl.choose_passwords(accounts, env={}, known={}, example=True).values
-    expected = acl.render(accounts, passwords, selectors=False)
+    expected = acl.render(accounts, passwords, selectors=True)  # the Redis 7+ form
     assert (deploy / "users.acl.example").read_text() == expected, (
         "deploy/redis/users.acl.example is out of date: regenerate it (deploy/redis/README.md)"
     )

@@ -722,6 +722,16 @@ class Consumer:
             if len(reply) > 2:
                 gone.extend(wire.as_text(i) for i in reply[2] or [])
             if gone:
+                # Read, never applied, and no longer there to retry (trimmed or XDEL'd by
+                # someone): said, by entry id, since the events are gone with them.
+                log.error(
+                    "%d pending entries of %s were deleted from the stream before %s "
+                    "applied them (trimmed?): %s",
+                    len(gone),
+                    stream,
+                    self.group,
+                    ", ".join(gone[:100]),
+                )
                 await self.redis.xack(stream, self.group, *gone)
             if claimed:
                 await self._retry(stream, claimed, total)

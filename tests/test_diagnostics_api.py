@@ -603,3 +603,29 @@ async def test_an_http_result_and_the_same_event_id_on_the_stream_count_once(
     second = await client.post("/v1/results", headers=ADMIN, json=body)
     assert (first.json()["status"], second.json()["status"]) == ("stored", "duplicate")
     assert (await client.get("/v1/stats")).json()["results"] == 1
+
+
+async def test_poison_over_http_gets_4xx_never_500_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+) -> None:
+    base = {"teacher_id": "t-2", "instrument": "self_diagnosis", "scores": {"digital": 50}}
+    bodies: dict[str, bytes] = {
+        "NUL in a string": json.dumps({**base, "teacher_id": "t-\u00002"}).encode(),
+        "NUL in a key": json.dumps({**base, "scores": {"dig\u0000ital": 50}}).encode(),
+        "NaN score": json.dumps(base).replace("50", "NaN").encode(),
+        "Infinity score": json.dumps(base).replace("50", "Infinity").encode(),
+        "nested 2,000 deep": json.dumps({**base, "external_id": "x"})
+        .replace('"x"', "[" * 2000 + "]" * 2000)
+        .encode(),
+        "nested 100,000 deep": b"[" * 100_000 + b"]" * 100_000,
+        "not UTF-8": b'{"teacher_id": "\xff\xfe"}',
+        "not JSON": b"{teacher_id: t-2",
+        "an array": b"[]",
+    }
+    for name, body in bodies.items():
+        headers = {**ADMIN, "Content-Type": "application/json"}
+        response = await client.post("/v1/results", content=body, headers=headers)
+        assert 400 <= response.status_code < 500, (name, response.status_code, response.text)
+        assert response.json()["code"], name
+    # the same connection still answers, and nothing of the above was stored
+    assert (await client.get("/v1/stats")).json()["results"] == 0

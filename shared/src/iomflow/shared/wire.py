@@ -213,6 +213,13 @@ def _explain(
     )
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether parsed JSON holds a NUL character in any string (a database refuses it: it is
+    bad input, never a server error)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return "\\u0000" in text and _NUL_ESCAPE.search(text) is not None
+
+
 def validation_errors(
     exc: ValidationError, prefix: Sequence[str | int] = ()
 ) -> list[dict[str, Any]]:

@@ -152,6 +152,15 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> d
     ``status: held``."""
     door = await intake(request, ingest_tables, RESULT_TYPE)
     raw = await door.read(request)
+    if wire.holds_nul(raw):
+        raise await door.refuse(
+            422,
+            "validation_error",
+            "Запрос не прошёл проверку: символ NUL (\\u0000) в тексте недопустим.",
+            errors=[
+                {"loc": ["body"], "msg": "NUL (\\u0000) is not allowed in text", "type": "nul"}
+            ],
+        )
     try:
         body = ResultCreate.model_validate(raw)
     except ValidationError as exc:

@@ -13,6 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -151,7 +152,8 @@ def test_asyncapi_names_the_streams_the_service_reads_and_writes(name: str) -> N
     channels = document["channels"]
     by_action: dict[str, set[str]] = {"receive": set(), "send": set()}
     for operation in document["operations"].values():
-        channel = operation["channel"]["$ref"].removeprefix("#/channels/")
+        # a $ref is a URI: the DLQ's hash-tag braces come percent-encoded
+        channel = unquote(operation["channel"]["$ref"].removeprefix("#/channels/"))
         by_action[operation["action"]].add(channels[channel]["address"])
     assert by_action["receive"] == RECEIVES[name]
     assert by_action["send"] == set(SENDS[name])

@@ -64,7 +64,10 @@ def bad(entry: dict[str, str]) -> wire.BadEntry:
 
 
 def test_streams_dead_letter_name() -> None:
-    assert Streams.dlq(Streams.RESULTS_INBOUND) == "iomflow.diagnostics.results.inbound.dlq"
+    assert Streams.dlq(Streams.RESULTS_INBOUND) == "{iomflow.diagnostics.results.inbound}.dlq"
+    assert Streams.of_dlq(Streams.dlq(Streams.RESULTS_INBOUND)) == Streams.RESULTS_INBOUND
+    assert Streams.of_dlq(Streams.legacy_dlq(Streams.ROUTES)) == Streams.ROUTES
+    assert Streams.of_dlq(Streams.ROUTES) == Streams.ROUTES
 
 
 def test_contracts_refuse_unknown_fields() -> None:

@@ -29,13 +29,14 @@ from iomflow.shared.contracts import (
     new_event,
 )
 from iomflow.shared.errors import Rejected
-from iomflow.shared.outbox import Outbox, OutboxRelay
+from iomflow.shared.outbox import NotReplicated, Outbox, OutboxRelay
 from iomflow.shared.service import Tables
 from iomflow.shared.streams import (
     Consumer,
     DeliverySettings,
     Subscription,
     ensure_group,
+    errors_key,
 )
 from iomflow.shared.unit import Deps, Unit
 
@@ -207,6 +208,26 @@ async def test_outbox_row_exists_only_if_the_transaction_commits(bench: Bench) -
     assert [wire.text_fields(f)["subject"] for _, f in entries] == ["m-committed"]
 
 
+async def test_with_replicas_asked_for_a_row_is_sent_only_once_a_replica_has_it(
+    bench: Bench,
+) -> None:
+    """``IOMFLOW_REDIS_WAIT_REPLICAS``: on a server with no replica, WAIT 1 is never
+    answered, so the row stays unsent (and goes again: the consumers drop the copy)."""
+    sessions = db.sessionmaker(bench.engine)
+    async with sessions() as session, session.begin():
+        unit = Unit(session, bench.outbox)
+        unit.stage(STREAM, event("m-waiting"))
+        await unit.flush()
+    waiting = OutboxRelay(
+        bench.outbox, sessions, bench.redis, bench.relay.tracer, replicas=1, replica_timeout_ms=20
+    )
+    with pytest.raises(NotReplicated, match="reached 0 of 1 replicas"):
+        await waiting.publish_pending()
+    assert len(await bench.redis.xrange(STREAM)) == 1  # on the primary, not confirmed
+    assert await bench.relay.publish_pending() == 1  # still unsent: it goes again
+    assert await bench.relay.publish_pending() == 0
+
+
 async def test_relay_writes_plain_fields_with_the_producers_trace(bench: Bench) -> None:
     provider = TracerProvider()
     sessions = db.sessionmaker(bench.engine)
@@ -263,7 +284,7 @@ async def test_one_failing_entry_does_not_sink_its_batch(bench: Bench) -> None:
     assert len(outcome.applied) == 2 and len(outcome.failed) == 1
     assert await bench.effect_count() == 2
     assert await bench.pending() == 1  # the failing one waits for reclaim
-    error = await bench.redis.hget(f"iomflow:errors:{STREAM}:testers", next(iter(outcome.failed)))
+    error = await bench.redis.hget(errors_key(STREAM, "testers"), next(iter(outcome.failed)))
     assert b"handler cannot apply boom-1" in error
 
 

@@ -524,10 +524,11 @@ def test_service_selects_the_deployment_pods(target: Path, name: str) -> None:
             assert not selects(services[0]["spec"]["selector"], other_labels)
 
 
-def test_readme_names_every_stream_for_the_cluster_limitation() -> None:
+def test_readme_names_every_stream_and_its_slot_for_the_cluster() -> None:
     readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
     streams = [v for k, v in vars(Streams).items() if k.isupper() and isinstance(v, str)]
     assert streams
     missing = [s for s in streams if s not in readme]
     assert not missing, f"deploy/README.md does not name {missing}"
-    assert "iomflow:errors:" in readme and "CROSSSLOT" in readme
+    assert "{<stream>}:errors:<group>" in readme and "CROSSSLOT" in readme
+    assert "redis+sentinel://" in readme and "redis+cluster://" in readme

@@ -432,6 +432,30 @@ async def test_an_unavailable_stream_gets_503_and_gives_the_rate_back(
     assert outcomes == ["unavailable"] + ["accepted"] * 3
 
 
+async def test_with_replicas_asked_for_an_append_no_replica_confirms_is_503(
+    clean_redis: str, tmp_path: Path, database_url: str
+) -> None:
+    """``IOMFLOW_REDIS_WAIT_REPLICAS`` (behind Sentinel): a 202 only once a replica has the
+    events; on a server with none, 503 and the rate given back (the publisher sends again)."""
+    settings = DiagnosticsSettings(
+        **common(clean_redis, tmp_path, database_url),
+        redis_wait_replicas=1,
+        redis_wait_timeout_ms=20,
+    )
+    app = diagnostics_app.create_app(settings)
+    async with app.router.lifespan_context(app):
+        headers = await add_publisher(app, "cop-replicated", [RESULT], rate=2)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for _ in range(3):  # refused each time: the rate of 2 is never used up
+                response = await client.post("/v1/events", json=result("t-1"), headers=headers)
+                assert response.status_code == 503, response.text
+                assert response.json()["code"] == "unavailable"
+                assert response.headers["ratelimit-remaining"] == "2"
+        notes = [r["detail"] for r in await audit_rows(app)]
+        assert all("reached 0 of 1 replicas" in n for n in notes), notes
+
+
 async def test_an_audit_failing_after_the_append_still_answers_202(
     client: httpx.AsyncClient,
     diagnostics: FastAPI,

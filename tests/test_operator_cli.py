@@ -672,6 +672,28 @@ async def test_dlq_list_show_and_drop(
     assert await entries_of(clean_redis, RESULTS_DLQ) == []
 
 
+async def test_dlq_migrate_moves_the_letters_of_the_old_names_once(
+    clean_redis: str, iomflow: Callable[..., Awaitable[Run]]
+) -> None:
+    """Before the hash tag a DLQ was ``<stream>.dlq``: ``migrate`` renames one whose new name
+    is still free (ids kept), and moves the letters of one whose new name already has some."""
+    url = ["--redis-url", clean_redis]
+    registry, results = Streams.legacy_dlq(Streams.REGISTRY), Streams.legacy_dlq(RESULTS)
+    old = await xadd(clean_redis, registry, [{"event_id": "e-1"}, {"event_id": "e-2"}])
+    await xadd(clean_redis, results, [{"event_id": "e-3"}])
+    await xadd(clean_redis, RESULTS_DLQ, [{"event_id": "e-4"}])  # dead-lettered since
+
+    run = await iomflow("dlq", "migrate", *url)
+    assert run.code == 0 and "Перенесено записей: 3." in run.out, run
+    assert [i for i, _ in await entries_of(clean_redis, Streams.dlq(Streams.REGISTRY))] == old
+    moved = [f["event_id"] for _, f in await entries_of(clean_redis, RESULTS_DLQ)]
+    assert moved == ["e-4", "e-3"]
+    assert await entries_of(clean_redis, registry) == [] == await entries_of(clean_redis, results)
+    again = await iomflow("dlq", "migrate", *url)
+    assert again.code == 0 and "DLQ со старыми именами нет." in again.out
+    assert len(await entries_of(clean_redis, RESULTS_DLQ)) == 2
+
+
 async def test_dlq_command_line_mistakes_get_exit_code_2(
     clean_redis: str, iomflow: Callable[..., Awaitable[Run]]
 ) -> None:
@@ -696,7 +718,7 @@ async def test_replay_all_of_many_letters_shows_progress(
         for n in range(45)
     ]  # fmt: skip
     await xadd(clean_redis, Streams.dlq(STREAM), letters)
-    run = await iomflow("dlq", "replay", "--all", "--stream", f"{STREAM}.dlq",
+    run = await iomflow("dlq", "replay", "--all", "--stream", Streams.dlq(STREAM),
                         "--redis-url", clean_redis)  # fmt: skip
     assert run.code == 0 and "Переиграно: 45" in run.out
     assert "переиграно: 45 из 45" in run.err

@@ -38,7 +38,7 @@ from iomflow.shared import ops, wire
 from iomflow.shared.auth import hash_key
 from iomflow.shared.contracts import Streams
 from iomflow.shared.ingest import rate_key
-from iomflow.shared.streams import unavailable_key
+from iomflow.shared.streams import errors_key, unavailable_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHERS = {
@@ -227,7 +227,7 @@ def test_a_publisher_may_only_xadd_to_its_inbound_streams(acl_redis: AclRedis) -
             "CLIENT LIST": f(pub.client_list),
             "PUBLISH": f(pub.publish, "channel", "m"),
             "EVAL": f(pub.eval, "return 1", 0),
-            "HSET errors": f(pub.hset, "iomflow:errors:x:y", "a", "b"),
+            "HSET errors": f(pub.hset, errors_key("x", "y"), "a", "b"),
             "ACL LIST": f(pub.acl_list),
         }.items():
             denied(call, f"{user} {what}")
@@ -380,7 +380,7 @@ def test_each_service_user_stays_on_its_streams(acl_redis: AclRedis) -> None:
                 denied(f(client.xlen, key), f"{user} XLEN {key}")
                 denied(f(client.xrange, key), f"{user} XRANGE {key}")
         denied(f(client.incr, rate_key("elsewhere", "x", 1)), f"{user} INCR another's")
-        denied(f(client.hset, "iomflow:errors:x:other", "a", "b"), f"{user} HSET another's")
+        denied(f(client.hset, errors_key("x", "other"), "a", "b"), f"{user} HSET another's")
         denied(f(client.keys, "*"), f"{user} KEYS")
         denied(f(client.get, "anything"), f"{user} GET")
         denied(client.flushall, f"{user} FLUSHALL")
@@ -526,7 +526,7 @@ def _drive_the_chain(suite: Suite, server: AclRedis) -> None:
     with server.client("pub-copmko") as publisher:
         for stream, fields in result_entries(by_redis):
             publisher.xadd(stream, fields)  # type: ignore[arg-type]
-        # a malformed entry: diagnostics dead-letters it (XADD .dlq in its MULTI with XACK)
+        # a malformed entry: diagnostics dead-letters it (XADD to its DLQ in its MULTI with XACK)
         publisher.xadd(Streams.RESULTS_INBOUND, {"event_id": "not-a-uuid", "type": "x"})
     # An HTTP publisher: diagnostics counts its rate in Redis and appends to the stream.
     command = ["publishers", "add", "cop-http", "--types", "diagnostics.result.submitted"]

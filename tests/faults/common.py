@@ -2,7 +2,7 @@
 
 The ledger is the results inbound stream (what outside publishers write): every event
 published there is either applied (a row of diagnostics' ``results``) or dead-lettered
-(``<stream>.dlq``), never both and never twice; downstream, one diagnosis per teacher and
+(``{<stream>}.dlq``), never both and never twice; downstream, one diagnosis per teacher and
 campaign, one live route per diagnosis, no methodist seat taken twice, monitoring's counts
 those of diagnostics and routes; no entry pending in any consumer group; every service
 ready again by itself.

@@ -12,8 +12,8 @@ Writes a Redis ACL file (``aclfile`` in redis.conf, or ``ACL LOAD``) with one us
   (XREADGROUP, XACK, XAUTOCLAIM, XPENDING, XINFO, XGROUP CREATE … MKSTREAM, XLEN, XRANGE for
   lag and rebuilds), their dead-letter streams, the streams it publishes and the inbound
   streams its HTTP ingestion appends to (its ``INGESTS``) (XADD, XLEN, XINFO, XRANGE,
-  MULTI/EXEC), its error hashes ``iomflow:errors:<stream>:<group>`` and
-  ``iomflow:unavailable:<stream>:<group>`` (HSET, HDEL, HMGET, HINCRBY…), its rate-limit
+  MULTI/EXEC), its error hashes ``{<stream>}:errors:<group>`` and
+  ``{<stream>}:unavailable:<group>`` (HSET, HDEL, HMGET, HINCRBY…), its rate-limit
   counters ``iomflow:ratelimit:<service>:*`` (INCR, EXPIRE…),
   and for monitoring the size (XLEN) of every dead-letter stream it raises alerts on;
 - ``pub-<name>``, for each outside publisher: XADD, and nothing else, on exactly the inbound
@@ -88,13 +88,24 @@ CONSUME = (
 )
 """A service on a stream it subscribes to: its consumer group, pending entries, lag."""
 
-PUBLISH = ("+xadd", "+xlen", "+xinfo", "+xrange", "+xpending", "+multi", "+exec", "+discard")
+PUBLISH = (
+    "+xadd",
+    "+xlen",
+    "+xinfo",
+    "+xrange",
+    "+xpending",
+    "+multi",
+    "+exec",
+    "+discard",
+    "+wait",
+)
 """A service on the streams it writes: its own stream, the dead-letter streams of its
-subscriptions (in one MULTI with the XACK), and what ``/metrics`` asks of them."""
+subscriptions (in one MULTI with the XACK), what ``/metrics`` asks of them, and WAIT for
+replicas (``IOMFLOW_REDIS_WAIT_REPLICAS``, behind Sentinel)."""
 
 ERRORS = ("+hset", "+hdel", "+hmget", "+hget", "+hgetall", "+hlen", "+hincrby")
-"""The last error of each failing entry, ``iomflow:errors:<stream>:<group>``; the deliveries
-that failed only for an unavailable dependency, ``iomflow:unavailable:<stream>:<group>``."""
+"""The last error of each failing entry, ``{<stream>}:errors:<group>``; the deliveries
+that failed only for an unavailable dependency, ``{<stream>}:unavailable:<group>``."""
 
 RATE_LIMIT = ("+incr", "+incrby", "+expire", "+pexpire", "+ttl", "+pttl", "+get")
 """Fixed-window counters of the HTTP ingestion, ``iomflow:ratelimit:<service>:*``."""
@@ -120,6 +131,9 @@ INSPECT = (
 )
 """The operator, on every stream, dead-letter stream and error hash: look, never consume
 (WATCH/MULTI: ``dlq replay`` appends and deletes at once, under a watch of the DLQ)."""
+
+ERRORS_PATTERN = "{iomflow.*}:errors:*"
+"""Every error hash (``errors_key``), for the operator's ``dlq show``."""
 
 REPLAY = ("+xadd",)
 DROP = ("+xdel",)
@@ -157,7 +171,7 @@ class Topology:
         found = {s for svc in self.services.values() for s in (*svc.reads, *svc.writes)} | set(
             self.inbound.values()
         )
-        return tuple(sorted(s for s in found if not s.endswith(".dlq")))
+        return tuple(sorted(s for s in found if Streams.of_dlq(s) == s))
 
 
 def topology_of(
@@ -322,7 +336,7 @@ def publisher_user(name: str, types: Sequence[str], topo: Topology) -> User:
 def operator_user(topo: Topology) -> User:
     streams = topo.streams
     dlqs = tuple(Streams.dlq(s) for s in streams)
-    look = Grant(keys=(*streams, *dlqs, "iomflow:errors:*"), commands=INSPECT)
+    look = Grant(keys=(*streams, *dlqs, ERRORS_PATTERN), commands=INSPECT)
     return User(
         OPERATOR,
         (look, Grant(streams, REPLAY), Grant(dlqs, DROP)),

@@ -66,7 +66,9 @@ def checked_redis_url(url: str, source: str) -> str:
     except ValueError:
         raise UsageError(
             f"{source}: адрес Redis «{safe_url(url)}» должен начинаться с redis://, rediss:// "
-            "или unix:// (например redis://127.0.0.1:6379/0)."
+            "или unix:// (например redis://127.0.0.1:6379/0), redis+sentinel:// (узлы Sentinel "
+            "и имя мастера: redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/iomflow) или "
+            "redis+cluster:// (узлы кластера: redis+cluster://10.0.0.1:6379,10.0.0.2:6379)."
         ) from None
     return url
 

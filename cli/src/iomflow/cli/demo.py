@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from iomflow.cli import trace
 from iomflow.cli.launcher import SETTINGS_FILE, LocalRedis, Suite, write_settings
-from iomflow.shared import wire
+from iomflow.shared import redisconn, wire
 from iomflow.shared.contracts import (
     Event,
     Instrument,
@@ -504,7 +503,7 @@ def _chain(
     )
 
     # The bulk: what an outside publisher writes with any Redis client.
-    publisher = redis.Redis.from_url(redis_url)
+    publisher = redisconn.sync_client(redis_url)
     entries = result_entries(bulk)
     for start in range(0, len(entries), 1000):
         pipe = publisher.pipeline(transaction=False)

@@ -1,4 +1,6 @@
-"""``iomflow dlq``: the dead-letter streams (``<stream>.dlq``): list, show, replay, drop.
+"""``iomflow dlq``: the dead-letter streams (``{<stream>}.dlq``): list, show, replay, drop,
+and ``migrate`` (once, after the upgrade that gave them their hash tag: the letters of the
+old ``<stream>.dlq`` names moved over).
 
 A dead letter is the original entry's fields plus ``dlq_reason``, ``dlq_error``,
 ``dlq_stream``, ``dlq_group``, ``dlq_entry_id``, ``dlq_deliveries`` and ``dlq_at``
@@ -38,6 +40,7 @@ from iomflow.cli.common import (
     redis_url,
     table,
 )
+from iomflow.shared import redisconn
 from iomflow.shared.contracts import Streams
 from iomflow.shared.ops import ALL_STREAMS
 from iomflow.shared.wire import as_text, text_fields
@@ -66,7 +69,7 @@ class Letter:
 
     @property
     def stream(self) -> str:
-        return self.dlq.removesuffix(".dlq")
+        return Streams.of_dlq(self.dlq)
 
     @property
     def original(self) -> dict[bytes, bytes]:
@@ -115,7 +118,7 @@ class Letter:
 
 
 def connect(url: str) -> redis.Redis:
-    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+    client = redisconn.sync_client(url, socket_connect_timeout=5, socket_timeout=30)
     client.ping()
     return client
 
@@ -126,7 +129,7 @@ def resolve(r: redis.Redis, name: str | None) -> list[str]:
     (``results`` -> ``iomflow.diagnostics.results.inbound``)."""
     if not name:
         return list(ALL_STREAMS)
-    base = name.removesuffix(".dlq")
+    base = Streams.of_dlq(name)
     if base in ALL_STREAMS:
         return [base]
     matches = [s for s in ALL_STREAMS if base in s]
@@ -520,16 +523,46 @@ def cmd_drop(r: redis.Redis, args: argparse.Namespace) -> int:
     return EXIT_OK if not missing else EXIT_PARTIAL
 
 
+MIGRATE_BATCH = 500
+
+
+def cmd_migrate(r: redis.Redis, args: argparse.Namespace) -> int:
+    """The letters of a dead-letter stream under its old name (``<stream>.dlq``, before the
+    hash tag) moved to ``{<stream>}.dlq``: renamed (ids kept) when the new one does not
+    exist yet, else appended and deleted from the old one, ``MIGRATE_BATCH`` at a time in
+    one MULTI each (so none is lost or copied twice). Once, after the upgrade, on one Redis
+    server, as a user that may touch both names (``iomflow-admin``); a Cluster deployment
+    never had the old names."""
+    moved = 0
+    for stream in resolve(r, args.stream):
+        old, new = Streams.legacy_dlq(stream), Streams.dlq(stream)
+        count = int(r.xlen(old))
+        if not count:
+            continue
+        if not r.renamenx(old, new):
+            while batch := r.xrange(old, count=MIGRATE_BATCH):
+                pipe = r.pipeline(transaction=True)
+                for _, fields in batch:
+                    pipe.xadd(new, fields)  # type: ignore[arg-type]
+                pipe.xdel(old, *[entry_id for entry_id, _ in batch if entry_id])
+                pipe.execute()
+            r.delete(old)
+        print(f"{old} → {new}: {count}")
+        moved += count
+    print(f"Перенесено записей: {moved}." if moved else "DLQ со старыми именами нет.")
+    return EXIT_OK
+
+
 # --- the command line ------------------------------------------------------------------
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="iomflow dlq",
-        description="Dead-letter streams (<stream>.dlq): list, show, replay, drop. STREAM is "
-        "a stream or its DLQ by full name, or an unambiguous part of a suite stream's name "
-        "(e.g. results, registry). Exit codes: 0 done, 1 something not found or not done, "
-        "2 wrong command line, 3 Redis does not answer.",
+        description="Dead-letter streams ({<stream>}.dlq): list, show, replay, drop, "
+        "migrate. STREAM is a stream or its DLQ by full name, or an unambiguous part of a "
+        "suite stream's name (e.g. results, registry). Exit codes: 0 done, 1 something not "
+        "found or not done, 2 wrong command line, 3 Redis does not answer.",
     )
     add_redis_option(p)
     commands = p.add_subparsers(dest="command", required=True)
@@ -558,6 +591,12 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--group", help="with --all: only letters of this consumer group")
         if name == "drop":
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub = commands.add_parser(
+        "migrate",
+        help="once, after upgrading: move letters from the old <stream>.dlq names to "
+        "{<stream>}.dlq (as iomflow-admin)",
+    )
+    sub.add_argument("stream", nargs="?", help="only this stream's DLQ")
     for sub in commands.choices.values():
         add_redis_option(sub, suppress=True)  # also after the subcommand
     return p
@@ -568,6 +607,7 @@ COMMANDS: dict[str, Callable[[redis.Redis, argparse.Namespace], int]] = {
     "show": cmd_show,
     "replay": cmd_replay,
     "drop": cmd_drop,
+    "migrate": cmd_migrate,
 }
 
 

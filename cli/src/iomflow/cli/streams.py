@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from iomflow.cli.common import (
@@ -25,6 +24,8 @@ from iomflow.cli.common import (
     redis_url,
     table,
 )
+from iomflow.shared import redisconn
+from iomflow.shared.contracts import Streams
 from iomflow.shared.ops import ALL_STREAMS, GroupStats, stream_stats
 
 
@@ -46,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def collect(url: str, streams: Sequence[str]) -> list[GroupStats]:
-    redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+    redis = redisconn.async_client(url, socket_connect_timeout=5, socket_timeout=30)
     try:
         return await stream_stats(redis, streams)
     finally:
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    streams = [s.removesuffix(".dlq") for s in args.stream] if args.stream else ALL_STREAMS
+    streams = [Streams.of_dlq(s) for s in args.stream] if args.stream else ALL_STREAMS
     try:
         stats = asyncio.run(collect(url, streams))
     except (RedisError, OSError) as exc:

@@ -14,10 +14,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from iomflow.shared import auth, db, logs, migrations, publishers
+from iomflow.shared import auth, db, logs, migrations, publishers, redisconn
 from iomflow.shared.outbox import Outbox, OutboxRelay
 from iomflow.shared.service import Tables
 from iomflow.shared.settings import BaseServiceSettings
@@ -111,7 +110,7 @@ class Admin:
 
     async def publish(self, settings: BaseServiceSettings, sessions: Any, outbox: Outbox) -> None:
         provider = create_tracer_provider(f"{self.name}-cli", settings.traces_dir)
-        redis = Redis.from_url(settings.redis_url)
+        redis = redisconn.async_client(settings.redis_url)
         relay = OutboxRelay(outbox, sessions, redis, provider.get_tracer(self.package))
         try:
             while await relay.publish_pending():

@@ -22,7 +22,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, 
 
 
 class Streams:
-    """Stream names, in one place. A dead-letter stream is ``<stream>.dlq``."""
+    """Stream names, in one place. A dead-letter stream is ``{<stream>}.dlq``: the braces
+    are a Redis Cluster hash tag, so a stream and its dead letters are in one hash slot and
+    can be written in one MULTI (a key without braces hashes whole, as its tag would)."""
 
     REGISTRY = "iomflow.registry.events"
     RESULTS_INBOUND = "iomflow.diagnostics.results.inbound"
@@ -33,7 +35,21 @@ class Streams:
 
     @staticmethod
     def dlq(stream: str) -> str:
+        return f"{{{stream}}}.dlq"
+
+    @staticmethod
+    def legacy_dlq(stream: str) -> str:
+        """What the dead-letter stream was called before the hash tag (up to 0.3):
+        ``iomflow dlq migrate`` moves its letters over."""
         return f"{stream}.dlq"
+
+    @staticmethod
+    def of_dlq(name: str) -> str:
+        """The stream a dead-letter stream is of (``{s}.dlq`` or the legacy ``s.dlq``);
+        any other name is returned as it is."""
+        if name.startswith("{") and name.endswith("}.dlq"):
+            return name[1:-5]
+        return name.removesuffix(".dlq")
 
     @classmethod
     def all(cls) -> tuple[str, ...]:

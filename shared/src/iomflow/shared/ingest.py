@@ -85,8 +85,9 @@ def rate_keys(service: str) -> str:
 
 
 def rate_key(service: str, publisher_id: str, window: int) -> str:
-    """The Redis counter of one publisher's window."""
-    return f"{rate_keys(service)}{publisher_id}:{window}"
+    """The Redis counter of one publisher's window. The publisher's id is the key's hash
+    tag: this window and the last one are read in one MULTI, in one slot of a Cluster."""
+    return f"{rate_keys(service)}{{{publisher_id}}}:{window}"
 
 
 # --- the request -----------------------------------------------------------------------------
@@ -413,6 +414,22 @@ async def _refund(call: _Call) -> None:
     call.counted.clear()
 
 
+async def _replicated(call: _Call, count: int) -> None:
+    """With ``redis_wait_replicas`` (behind Sentinel), a 202 only once the replicas have the
+    entries: else a 503 (the publisher sends them again; the copy is dropped by event id)."""
+    settings = call.runtime.settings
+    if not settings.redis_wait_replicas:
+        return
+    have = int(
+        await call.runtime.redis.wait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
+    )
+    if have < settings.redis_wait_replicas:
+        raise RedisError(
+            f"{count} entries reached {have} of {settings.redis_wait_replicas} replicas "
+            f"within {settings.redis_wait_timeout_ms} ms"
+        )
+
+
 async def _unavailable(call: _Call, exc: Exception) -> ApiError:
     return await call.refuse(
         503,
@@ -539,6 +556,7 @@ async def _ingest(
         entries = [(inbound[e.type], wire.encode(e, context)) for e in events]
         try:
             entry_ids = await wire.xadd_many(call.runtime.redis, entries, transaction=True)
+            await _replicated(call, len(entries))
         except RedisError as exc:
             raise await _unavailable(call, exc) from exc  # gives back what it counted
     appended = [

@@ -104,6 +104,10 @@ async def prune(session: AsyncSession, table: Table, before: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+class NotReplicated(Exception):
+    """The entries were written to the primary, but not to enough replicas in time."""
+
+
 class OutboxRelay:
     """Publishes staged rows; several replicas may run it (PostgreSQL: SKIP LOCKED)."""
 
@@ -116,6 +120,8 @@ class OutboxRelay:
         *,
         batch: int = 500,
         poll_s: float = 0.5,
+        replicas: int = 0,
+        replica_timeout_ms: int = 1000,
     ) -> None:
         self.outbox = outbox
         self.sessions = sessions
@@ -123,6 +129,8 @@ class OutboxRelay:
         self.tracer = tracer
         self.batch = batch
         self.poll_s = poll_s
+        self.replicas = replicas
+        self.replica_timeout_ms = replica_timeout_ms
         self.published = 0
 
     async def publish_pending(self) -> int:
@@ -138,6 +146,7 @@ class OutboxRelay:
                 return 0
             entries = [(row.stream, self._continue_trace(row.stream, row.fields)) for row in rows]
             await wire.xadd_many(self.redis, entries)
+            await self._replicated(len(rows))
             await session.execute(
                 update(table)
                 .where(table.c.id.in_([row.id for row in rows]))
@@ -145,6 +154,20 @@ class OutboxRelay:
             )
         self.published += len(rows)
         return len(rows)
+
+    async def _replicated(self, count: int) -> None:
+        """With ``replicas`` (a primary behind Sentinel): the rows count as published only
+        once that many replicas have the entries (``WAIT``), so a failover right after
+        cannot lose an event whose row says sent. Otherwise the rows stay unsent and go
+        again (the consumers drop the copy by its ``event_id``)."""
+        if not self.replicas:
+            return
+        have = int(await self.redis.wait(self.replicas, self.replica_timeout_ms))
+        if have < self.replicas:
+            raise NotReplicated(
+                f"{count} outbox entries reached {have} of {self.replicas} replicas "
+                f"within {self.replica_timeout_ms} ms; they will be published again"
+            )
 
     def _continue_trace(self, stream: str, fields: dict[str, str]) -> dict[str, str]:
         parent = propagate.extract(fields)
@@ -174,6 +197,9 @@ class OutboxRelay:
                     pass
             except asyncio.CancelledError:
                 raise
+            except NotReplicated as exc:
+                log.warning("outbox relay: %s", exc)
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(1.0)

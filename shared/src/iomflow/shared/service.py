@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from iomflow.shared import db, inbox, logs, migrations
+from iomflow.shared import db, inbox, logs, migrations, redisconn
 from iomflow.shared.auth import api_keys_table
 from iomflow.shared.contracts import entry_schema
 from iomflow.shared.errors import ApiError, Refused, api_error_handler
@@ -219,8 +219,8 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[A
     if settings.sql_tracing:
         instrument_sql(engine, provider)
     sessions = db.sessionmaker(engine)
-    redis = Redis.from_url(settings.redis_url)
-    broker = RedisBroker(
+    redis = redisconn.async_client(settings.redis_url)
+    broker = redisconn.broker(
         settings.redis_url,
         message_format=PlainFieldsFormat,
         middlewares=[RedisTelemetryMiddleware(tracer_provider=provider)],
@@ -237,6 +237,8 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[A
         tracer,
         batch=settings.relay_batch,
         poll_s=settings.relay_poll_s,
+        replicas=settings.redis_wait_replicas,
+        replica_timeout_ms=settings.redis_wait_timeout_ms,
     )
     delivery = DeliverySettings(
         batch_size=settings.batch_size,
@@ -475,7 +477,7 @@ def asyncapi_document(spec: ServiceSpec, runtime: Runtime[Any]) -> dict[str, Any
             description=(
                 f"{spec.title}. Entries are plain Redis stream fields: event_id, type, version, "
                 "source, occurred_at, subject, data (JSON payload), traceparent (optional). "
-                "A bad entry goes to <stream>.dlq with dlq_reason and dlq_error."
+                "A bad entry goes to {<stream>}.dlq with dlq_reason and dlq_error."
             ),
         )
         .to_specification()

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from iomflow.shared import redisconn
+
 
 def _default_consumer() -> str:
     # Unique per replica: Redis tracks pending entries per consumer name.
@@ -56,6 +58,14 @@ class BaseServiceSettings(BaseSettings):
         default=3600, gt=0, description="How often old inbox and outbox rows are pruned"
     )
     relay_poll_s: float = Field(default=0.5, gt=0)
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Replicas that must have an entry (WAIT) before the outbox marks it "
+        "sent and HTTP ingestion answers 202: 1 behind Sentinel, so a failover loses "
+        "nothing acknowledged; 0 on one server or a Cluster",
+    )
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1)
 
     traces_dir: Path | None = Field(
         default=None,
@@ -84,8 +94,7 @@ class BaseServiceSettings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        redisconn.parse(value)  # one server, Sentinel or Cluster; else says which forms
         return value
 
     @field_validator("database_url")

@@ -13,7 +13,7 @@ FastStream reads new entries (``XREADGROUP``, in batches) and hands them to
   inside its own SAVEPOINT: one failing entry rolls back only itself and stays pending,
   the others commit and are acknowledged;
 - an event a handler rejects (``deps.reject``) is dead-lettered with its code at once;
-- an entry that fails validation goes to ``<stream>.dlq`` at once, with the errors;
+- an entry that fails validation goes to ``{<stream>}.dlq`` at once, with the errors;
 - entries left pending (a handler failed, or its consumer died) are claimed again with
   ``XAUTOCLAIM`` after ``reclaim_idle_ms``; after ``max_deliveries`` deliveries an entry
   goes to the dead-letter stream with its last error, the group and the count.
@@ -134,12 +134,15 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> bool:
 
 
 def errors_key(stream: str, group: str) -> str:
-    return f"iomflow:errors:{stream}:{group}"
+    """Per entry id: the last error of an entry that failed (in the stream's hash slot: it
+    is written in the MULTI that acknowledges and dead-letters, see ``Streams.dlq``)."""
+    return f"{{{stream}}}:errors:{group}"
 
 
 def unavailable_key(stream: str, group: str) -> str:
-    """Per entry id: how many of its deliveries failed only because a dependency was down."""
-    return f"iomflow:unavailable:{stream}:{group}"
+    """Per entry id: how many of its deliveries failed only because a dependency was down
+    (in the stream's hash slot, as ``errors_key``)."""
+    return f"{{{stream}}}:unavailable:{group}"
 
 
 def unavailable(exc: BaseException) -> bool:

@@ -11,13 +11,12 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-
 from iomflow.monitoring import rebuild, repository, views
 from iomflow.monitoring.app import create_app
 from iomflow.monitoring.context import Context, catalogue
 from iomflow.monitoring.repository import tables
 from iomflow.monitoring.settings import Settings
+from iomflow.shared import redisconn
 from iomflow.shared.admin import Admin, Printer
 from iomflow.shared.entry import service_main
 from iomflow.shared.outbox import Outbox
@@ -41,7 +40,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(sessions: Any, outbox: Outbox) -> tuple[rebuild.Replayed, list[str]]:
         before = await values(sessions)
-        redis = Redis.from_url(settings.redis_url)
+        redis = redisconn.async_client(settings.redis_url)
         try:
             done = await rebuild.replay(
                 redis,

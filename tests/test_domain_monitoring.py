@@ -245,6 +245,35 @@ def test_evaluate_gives_every_kpi_for_every_level_even_without_data(shipped: Cat
     assert region["diagnosed_share"]["numerator"] == 1
 
 
+def test_a_regions_count_target_is_judged_for_the_region_only(shipped: Catalogue) -> None:
+    """«не менее 93 организаций» is the region's: a municipality or a school shows its
+    count with no status (and so raises no alert); a share is judged at every level."""
+    facts = Facts(
+        [teacher("t1", mun="m1", org="o1"), teacher("t2", mun="m2", org="o2")],
+        [Fact("diagnosed", "t1", day("2026-03-01"))],
+    )
+    on = date(2026, 6, 1)
+    region = {v["code"]: v for v in domain.evaluate(shipped, facts, on)[None]}
+    assert region["personal_potential_orgs"]["status"] == "missed"  # 0 of 93, deadline past
+    assert region["personal_potential_orgs"]["met"] is False
+    for by in ("municipality", "organization"):
+        for values in domain.evaluate(shipped, facts, on, by=by).values():  # type: ignore[arg-type]
+            got = {v["code"]: v for v in values}
+            assert got["personal_potential_orgs"]["status"] == "not_judged", by
+            assert got["personal_potential_orgs"]["met"] is None
+            assert got["diagnosed_share"]["status"] != "not_judged"
+    in_m1 = {v["code"]: v for v in domain.evaluate(shipped, facts, on, Scope("m1"))[None]}
+    assert in_m1["personal_potential_orgs"]["status"] == "not_judged"
+    assert in_m1["diagnosed_share"]["status"] != "not_judged"
+    assert in_m1["diagnosed_share"]["met"] is not None
+    # … unless the catalogue says at which levels a target is set
+    assert kpi(measure="count", unit="орг.").judged("municipality") is False
+    assert kpi(measure="count", unit="орг.", judged_at=["region", "municipality"]).judged(
+        "municipality"
+    )
+    assert kpi(judged_at=["region"]).judged("organization") is False
+
+
 def test_a_series_gives_one_kpi_at_several_dates(shipped: Catalogue) -> None:
     facts = Facts([teacher("t1"), teacher("t2")], [Fact("diagnosed", "t1", day("2026-03-01"))])
     days = [date(2026, 2, 1) + timedelta(days=30 * n) for n in range(3)]

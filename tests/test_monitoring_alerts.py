@@ -41,25 +41,42 @@ def ago(days: int) -> datetime:
     return NOW - timedelta(days=days)
 
 
-def test_a_kpi_at_risk_or_missed_raises_an_alert_per_level() -> None:
+def kpi(code: str, value: float, status: str, **more: Any) -> dict[str, Any]:
+    return {"code": code, "name": f"Доля {code}", "unit": "%", "value": value, "target": 10,
+            "comparison": ">=", "status": status, **more}  # fmt: skip
+
+
+def test_an_off_path_kpi_raises_one_alert_for_the_region_and_one_for_its_municipalities() -> None:
     evaluated: dict[str | None, list[dict[str, Any]]] = {
-        None: [
-            {"code": "a", "name": "Доля А", "unit": "%", "value": 3.0, "target": 10,
-             "comparison": ">=", "status": "at_risk"},
-            {"code": "b", "name": "Доля Б", "unit": "%", "value": 30.0, "target": 10,
-             "comparison": ">=", "status": "met"},
-        ],
-        "m1": [
-            {"code": "a", "name": "Доля А", "unit": "%", "value": 1.0, "target": 10,
-             "comparison": ">=", "status": "missed"},
-        ],
-    }  # fmt: skip
-    raised = alerts.kpis_off_path(evaluated, {"m1": "г. Иркутск"})
-    assert [(a.alert_id, a.severity) for a in raised] == [
+        None: [kpi("a", 3.0, "at_risk"), kpi("b", 30.0, "met"), kpi("c", 0.0, "missed")],
+        "m1": [kpi("a", 1.0, "missed"), kpi("b", 30.0, "met"), kpi("c", 0.0, "not_judged")],
+        "m2": [kpi("a", 6.0, "at_risk"), kpi("b", 2.0, "at_risk"), kpi("c", 0.0, "not_judged")],
+        "m3": [kpi("a", 0.5, "missed"), kpi("b", 30.0, "met"), kpi("c", 0.0, "not_judged")],
+    }
+    names = {"m1": "г. Иркутск", "m2": "г. Братск", "m3": "Ольхонский р-н"}
+    raised = {a.alert_id: a for a in alerts.kpis_off_path(evaluated, names)}
+    assert sorted((i, a.severity) for i, a in raised.items()) == [
+        ("kpi_off_path:a:municipalities", "critical"),
         ("kpi_off_path:a:region", "warning"),
-        ("kpi_off_path:a:m1", "critical"),
+        ("kpi_off_path:b:municipalities", "warning"),
+        ("kpi_off_path:c:region", "critical"),  # the region's count target: no municipal one
     ]
-    assert "г. Иркутск" in raised[1].message and "не достигнут" in raised[1].message
+    grouped = raised["kpi_off_path:a:municipalities"]
+    assert grouped.municipality_id is None and grouped.value == 3
+    # worst first: the missed ones by their value, then those at risk
+    assert grouped.message.endswith(
+        "не в графике в 3 муниципалитетах (не достигнута в 2): "
+        "Ольхонский р-н (0,5 %), г. Иркутск (1 %), г. Братск (6 %)"
+    ), grouped.message
+    assert "в 1 муниципалитете" in raised["kpi_off_path:b:municipalities"].message
+
+
+def test_a_grouped_alert_names_ten_municipalities_and_counts_the_rest() -> None:
+    evaluated: dict[str | None, list[dict[str, Any]]] = {
+        f"m{n:02}": [kpi("a", float(n), "missed")] for n in range(13)
+    }
+    (alert,) = alerts.kpis_off_path(evaluated, {})
+    assert "в 13 муниципалитетах" in alert.message and alert.message.endswith("m09 (9 %) и ещё 3")
 
 
 def test_a_methodist_over_capacity_raises_an_alert() -> None:

@@ -567,9 +567,8 @@ def _chain(
         s: publisher.xlen(Streams.dlq(s))
         for s in (Streams.REGISTRY, Streams.RESULTS_INBOUND, Streams.DIAGNOSTICS, Streams.ROUTES)
     }
-    console.print(
-        "Очереди недоставленных (DLQ): " + ", ".join(f"{k}.dlq {v}" for k, v in dlq.items())
-    )
+    sizes = ", ".join(f"{Streams.dlq(k)} {v}" for k, v in dlq.items())
+    console.print(f"Очереди недоставленных (DLQ): {sizes}")
     if stay:
         console.print("\nСервисы работают (Ctrl+C — остановить):")
         for name, service in suite.services.items():

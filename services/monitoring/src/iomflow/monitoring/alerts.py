@@ -37,30 +37,68 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:g}".replace(".", ",")
 
 
+NAMED = 10
+"""Municipalities named in a grouped alert's message; the rest are counted."""
+
+
 def kpis_off_path(
     evaluated: Mapping[str | None, list[dict[str, Any]]], names: Mapping[str, str]
 ) -> list[AlertRaised]:
-    """A KPI at risk or missed, for the region (key None) and each municipality."""
+    """A KPI at risk or missed: one alert for the region (key None), and one per KPI for
+    the municipalities (every other key) naming those behind it, worst first. A value at a
+    level its target is not set for (``not_judged``) raises nothing."""
     out = []
-    for level, values in evaluated.items():
-        where = "регион" if level is None else names.get(level, level)
-        for v in values:
-            if v["status"] not in STATUS_WORDS:
-                continue
+    for v in evaluated.get(None, []):
+        if v["status"] in STATUS_WORDS:
             out.append(
                 AlertRaised(
-                    alert_id=f"kpi_off_path:{v['code']}:{level or 'region'}",
+                    alert_id=f"kpi_off_path:{v['code']}:region",
                     kind="kpi_off_path",
                     severity="critical" if v["status"] == "missed" else "warning",
                     subject=v["code"],
-                    municipality_id=level,
-                    message=f"{v['name']} ({where}): {_fmt(v['value'])} {v['unit']} при цели "
+                    message=f"{v['name']} (регион): {_fmt(v['value'])} {v['unit']} при цели "
                     f"{v['comparison']} {_fmt(v['target'])} — {STATUS_WORDS[v['status']]}",
                     value=v["value"],
                     threshold=v["target"],
                 )
             )
+    behind: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for level, values in evaluated.items():
+        if level is None:
+            continue
+        for v in values:
+            if v["status"] in STATUS_WORDS:
+                behind[v["code"]].append((names.get(level, level), v))
+    for code, found in behind.items():
+        first = found[0][1]
+        worst = sorted(found, key=lambda nv: (nv[1]["status"] != "missed", _order(nv[1]), nv[0]))
+        named = ", ".join(f"{name} ({_fmt(v['value'])} {v['unit']})" for name, v in worst[:NAMED])
+        more = f" и ещё {len(worst) - NAMED}" if len(worst) > NAMED else ""
+        missed = sum(1 for _, v in found if v["status"] == "missed")
+        out.append(
+            AlertRaised(
+                alert_id=f"kpi_off_path:{code}:municipalities",
+                kind="kpi_off_path",
+                severity="critical" if missed else "warning",
+                subject=code,
+                message=f"{first['name']}: цель {first['comparison']} {_fmt(first['target'])} "
+                f"{first['unit']} не в графике в {municipalities(len(found))} "
+                f"(не достигнута в {missed}): {named}{more}",
+                value=float(len(found)),  # municipalities behind; the target is in the text
+            )
+        )
     return out
+
+
+def _order(v: Mapping[str, Any]) -> float:
+    """Furthest from the target first: the lowest of a ">=" KPI, the highest of a limit."""
+    value = v["value"] if v["value"] is not None else 0.0
+    return -value if v["comparison"] == "<=" else value
+
+
+def municipalities(n: int) -> str:
+    """«1 муниципалитете», «3 муниципалитетах» (the prepositional case after «в»)."""
+    return f"{n} муниципалитете" if n % 10 == 1 and n % 100 != 11 else f"{n} муниципалитетах"
 
 
 def methodists_over_capacity(

@@ -40,6 +40,9 @@ Where = dict[str, Any]
 contained); a list = any of; ``{"nonempty": true}`` = a non-empty list attribute."""
 
 
+Level = Literal["region", "municipality", "organization"]
+
+
 class Numerator(_Strict):
     fact: str = Field(description="Fact kind counted, e.g. program_completed")
     where: Where = Field(default_factory=dict, description="Conditions on the fact's attributes")
@@ -73,6 +76,12 @@ class Kpi(_Strict):
     holder: str | None = Field(
         default=None, description="max_per_holder: the fact attribute that names the holder"
     )
+    judged_at: list[Level] | None = Field(
+        default=None,
+        description="The levels its target is set for; elsewhere the value is shown without "
+        'a status. Default: an absolute count ("не менее 93 орг.") is the region\'s, a share '
+        "or a limit is every level's",
+    )
 
     @model_validator(mode="after")
     def _holder_for_max(self) -> Kpi:
@@ -83,6 +92,13 @@ class Kpi(_Strict):
     @property
     def target(self) -> float:
         return self.targets[0].value
+
+    def judged(self, level: Level) -> bool:
+        """Whether the target applies at ``level`` (a municipality is not held to the
+        region's count of 93 organisations)."""
+        if self.judged_at is not None:
+            return level in self.judged_at
+        return self.measure != "count" or level == "region"
 
 
 class Catalogue(_Strict):
@@ -185,6 +201,12 @@ class Scope:
     @property
     def whole(self) -> bool:
         return self.municipality_id is None and self.organization_id is None
+
+    @property
+    def level(self) -> Level:
+        if self.organization_id is not None:
+            return "organization"
+        return "region" if self.municipality_id is None else "municipality"
 
 
 @dataclass(frozen=True)
@@ -557,7 +579,8 @@ def _group(member: Member, by: GroupBy) -> str | None:
 
 # --- status and forecast -------------------------------------------------------------------
 
-Status = Literal["on_track", "at_risk", "missed", "met", "no_data"]
+Status = Literal["on_track", "at_risk", "missed", "met", "no_data", "not_judged"]
+"""``not_judged``: the value at a level the KPI's target is not set for (``Kpi.judged``)."""
 
 
 def met(kpi: Kpi, value: float | None, previous: float | None = None) -> bool | None:
@@ -630,6 +653,7 @@ def evaluate(
     out: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     current = {kpi.code: facts.values(kpi, scope, at, by) for kpi in catalogue.kpis}
     keys = sorted({k for values in current.values() for k in values}, key=lambda k: k or "")
+    level = scope.level if by == "region" else by
     empty = Value(None, 0, 0)
     for kpi in catalogue.kpis:
         targets = [t.model_dump() for t in kpi.targets]  # the same for every level
@@ -642,6 +666,7 @@ def evaluate(
             was = previous.get(key)
             prior = was.value if was is not None else None
             then = earlier.get(key)
+            judged = kpi.judged(level)
             out[key].append(
                 {
                     "code": kpi.code,
@@ -655,8 +680,12 @@ def evaluate(
                     "comparison": kpi.comparison,
                     "deadline": deadline,
                     "accumulation": kpi.accumulation,
-                    "met": met(kpi, value.value, prior),
-                    "status": status(kpi, value.value, on, catalogue.start, prior),
+                    "met": met(kpi, value.value, prior) if judged else None,
+                    "status": (
+                        status(kpi, value.value, on, catalogue.start, prior)
+                        if judged
+                        else "not_judged"
+                    ),
                     "forecast": _round(
                         forecast(
                             kpi,

@@ -29,8 +29,9 @@ STATUS_NAMES = {
     "at_risk": "под угрозой",
     "missed": "не достигнут",
     "no_data": "нет данных",
+    "not_judged": "без цели на этом уровне",
 }
-WELL = frozenset({"met", "on_track"})
+WELL = frozenset({"met", "on_track", "not_judged"})
 WEAKEST = 5
 """How many municipalities a KPI's recommendation names."""
 WEAKEST_KPIS = 3

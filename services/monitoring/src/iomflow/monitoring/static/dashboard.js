@@ -23,6 +23,7 @@
     at_risk: "под угрозой",
     missed: "не достигнут",
     no_data: "нет данных",
+    not_judged: "без цели на этом уровне",
   };
   const COMPARISON = { ">=": "не менее", "<=": "не более" };
   const ACCUMULATION = {

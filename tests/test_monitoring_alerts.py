@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from redis.asyncio import Redis
 from test_monitoring_api import load_chain, make_app, publish, registry, route_events
 from waiting import wait_for
 
-from iomflow.monitoring import alerts, checks
-from iomflow.monitoring.domain import Fact, Facts, Member
+from iomflow.monitoring import alerts, checks, domain
+from iomflow.monitoring.domain import Fact, Facts, Member, load_catalogue
 from iomflow.shared.contracts import (
     CompetencyResult,
     DiagnosisCompleted,
@@ -69,6 +70,25 @@ def test_an_off_path_kpi_raises_one_alert_for_the_region_and_one_for_its_municip
         "Ольхонский р-н (0,5 %), г. Иркутск (1 %), г. Братск (6 %)"
     ), grouped.message
     assert "в 1 муниципалитете" in raised["kpi_off_path:b:municipalities"].message
+
+
+def test_a_region_split_into_municipalities_gets_no_municipal_alert_for_a_regional_count() -> None:
+    """The shipped catalogue on a region of two municipalities: «не менее 93 организаций»
+    is missed by the region (one alert), and no municipality is held to it."""
+    catalogue = load_catalogue(
+        Path(str(resources.files("iomflow.monitoring").joinpath("data/kpis.json")))
+    )
+    facts = Facts([teacher("t1", "m1"), teacher("t2", "m2")], [])
+    on = NOW.date()
+    evaluated = {
+        **domain.evaluate(catalogue, facts, on),
+        **domain.evaluate(catalogue, facts, on, by="municipality"),
+    }
+    assert set(evaluated) == {None, "m1", "m2"}
+    ids = {a.alert_id for a in alerts.kpis_off_path(evaluated, {"m1": "А", "m2": "Б"})}
+    assert "kpi_off_path:personal_potential_orgs:region" in ids
+    assert not any(i.startswith("kpi_off_path:personal_potential_orgs:m") for i in ids), ids
+    assert "kpi_off_path:diagnosed_share:municipalities" in ids  # a share: judged there too
 
 
 def test_a_grouped_alert_names_ten_municipalities_and_counts_the_rest() -> None:

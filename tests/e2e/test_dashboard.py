@@ -124,6 +124,17 @@ ROWS_JS = """() => [...document.querySelectorAll('#kpi-table tbody tr[data-kpi]'
 }))"""
 
 
+SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+"""A code as the API writes it (``diagnosed_share``, ``not_judged``): never in front of a
+person (in a tooltip at most)."""
+
+
+def assert_no_codes(page: Page, codes: list[str], where: str) -> None:
+    text = page.evaluate("() => document.body.innerText")
+    shown_codes = sorted({c for c in codes if c in text} | set(SNAKE.findall(text)))
+    assert not shown_codes, f"{where}: codes in the page's text: {shown_codes}"
+
+
 def number(text: str) -> float | None:
     return None if text == "" else float(text)
 
@@ -197,6 +208,7 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
 
     # A KPI's row shows its chart over time (the series endpoint) and the municipalities'.
     code = "diagnosed_share"
+    codes = [k["code"] for k in region["region"]["kpis"]]
     page.click(f'#kpi-table tr[data-kpi="{code}"]')
     page.wait_for_selector(f'#series-chart[data-state="ready"][data-kpi="{code}"]')
     series = get(f"{monitoring}/v1/kpis/{code}/series?months=12&as_of={region['as_of']}")
@@ -227,6 +239,9 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     wait_ready(page, "municipality")
     municipality = get(f"{monitoring}/v1/municipalities/{mun_id}/kpis")
     assert_rows_match(page, municipality["kpis"], mun_id)
+    assert_no_codes(page, codes, mun_id)
+    counted = {k["code"]: k for k in municipality["kpis"]}["personal_potential_orgs"]
+    assert counted["status"] == "not_judged"  # the region's count of 93: shown, not judged
     assert page.text_content('#breadcrumb [data-crumb="municipality"]') == municipality["name"]
     page.wait_for_selector(
         f'#series-chart[data-state="ready"][data-kpi="{code}"]'
@@ -242,12 +257,14 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     page.click(f'#unit-table a[data-organization="{org["organization_id"]}"]')
     wait_ready(page, "organization")
     assert_rows_match(page, org["kpis"], org["organization_id"])
+    assert_no_codes(page, codes, org["organization_id"])
     assert page.text_content('#breadcrumb [data-crumb="organization"]') == org["name"]
 
     # The breadcrumb leads back to the region; the date picker reloads the values.
     page.click('#breadcrumb a[data-crumb="region"]')
     wait_ready(page, "region")
     assert_rows_match(page, region["region"]["kpis"], "region again")
+    assert_no_codes(page, codes, "region")
     earlier = (date.fromisoformat(region["as_of"]) - timedelta(days=1)).isoformat()
     page.fill("#as-of", earlier)
     wait_ready(page, "region", earlier)

@@ -336,7 +336,7 @@
             }
           },
         },
-        el("td", { class: "kpi-name" }, el("span", { class: "name" }, kpi.name), el("span", { class: "code" }, kpi.code)),
+        el("td", { class: "kpi-name", title: `Код показателя: ${kpi.code}` }, el("span", { class: "name" }, kpi.name)),
         el(
           "td",
           { class: "value num", dataset: { value: kpi.value } },
@@ -414,15 +414,15 @@
   }
 
   function drawUnits(kpi) {
-    $("unit-selected").textContent = kpi.code;
-    $("unit-selected").title = `Выбранный показатель: ${kpi.name}`;
+    $("unit-selected").textContent = "Выбранный показатель";
+    $("unit-selected").title = kpi.name;
     const rows = view.units.map((unit) => {
       const mine = unit.kpis.find((k) => k.code === kpi.code);
       const status = statusOf(mine);
       const tally = { met: 0, at_risk: 0, missed: 0, no_data: 0 };
       for (const k of unit.kpis) {
-        const s = statusOf(k);
-        tally[s === "on_track" ? "met" : s] += 1;
+        const s = statusOf(k) === "on_track" ? "met" : statusOf(k);
+        if (s in tally) tally[s] += 1; // a value without a target at this level is not tallied
       }
       const data = view.unitKind === "municipality" ? { municipality: unit.id } : { organization: unit.id };
       return el(

@@ -70,6 +70,10 @@ def test_an_off_path_kpi_raises_one_alert_for_the_region_and_one_for_its_municip
         "Ольхонский р-н (0,5 %), г. Иркутск (1 %), г. Братск (6 %)"
     ), grouped.message
     assert "в 1 муниципалитете" in raised["kpi_off_path:b:municipalities"].message
+    assert grouped.message.startswith("Доля a: цель не менее 10 % не в графике")
+    assert raised["kpi_off_path:a:region"].message == (
+        "Доля a (регион): 3 % при цели не менее 10 % — отстаёт от графика"
+    )
 
 
 def test_a_region_split_into_municipalities_gets_no_municipal_alert_for_a_regional_count() -> None:

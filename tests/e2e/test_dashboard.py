@@ -77,10 +77,14 @@ async def test_the_service_serves_the_page_and_only_its_own_files(tmp_path: Path
             assert refused.status_code == 404, name
 
 
+SUITE_ENV = {"IOMFLOW_ALERT_CHECK_INTERVAL_S": "1"}
+"""Monitoring checks alerts every second here, so that the alerts panel has some to show."""
+
+
 @pytest.fixture
 def chain(clean_redis: str, tmp_path: Path) -> Iterator[Suite]:
     """The suite with the demo region loaded and ``DIAGNOSED`` teachers diagnosed."""
-    suite = start_suite(tmp_path, clean_redis)
+    suite = start_suite(tmp_path, clean_redis, env=SUITE_ENV)
     try:
         publisher = redis.Redis.from_url(clean_redis)
         teachers = [t["teacher_id"] for t in REGION["teachers"]][:DIAGNOSED]
@@ -104,12 +108,56 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
+UNIT_FORMS = {"команд": ("команда", "команды", "команд")}
+"""Units that are words: one, few, many (1 команда, 3 команды, 5 команд; 1,5 команды)."""
+
+
+def unit_for(value: float, unit: str) -> str:
+    if unit not in UNIT_FORMS:
+        return unit
+    one, few, many = UNIT_FORMS[unit]
+    if value != int(value):
+        return few
+    n = int(value)
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    return few if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14 else many
+
+
 def shown(value: float | None, unit: str) -> str:
-    """A value as the page writes it (Intl ru-RU, up to one decimal), without spaces."""
+    """A value as the page writes it (Intl ru-RU, up to one decimal, the unit in the
+    number's plural form), without spaces."""
     if value is None:
         return "—"
     text = f"{value:.1f}".rstrip("0").rstrip(".").replace(".", ",")
-    return f"{text}{unit}"
+    return f"{text}{unit_for(value, unit)}"
+
+
+def test_a_unit_that_is_a_word_takes_the_numbers_plural_form() -> None:
+    assert [shown(n, "команд") for n in (1, 3, 5, 11, 21, 1.5)] == [
+        "1команда", "3команды", "5команд", "11команд", "21команда", "1,5команды",
+    ]  # fmt: skip
+
+
+SUMMARY_JS = """() => Object.fromEntries([...document.querySelectorAll('#summary [data-status]')]
+    .map(s => [s.dataset.status, Number(s.dataset.count)]))"""
+
+
+def assert_summary_and_alerts(page: Page, kpis: list[dict[str, Any]], alerts: list[Any]) -> None:
+    """The summary line counts the statuses of the table; the alerts panel lists ``alerts``."""
+    expected: dict[str, int] = {}
+    for kpi in kpis:
+        expected[kpi["status"]] = expected.get(kpi["status"], 0) + 1
+    assert page.evaluate(SUMMARY_JS) == expected
+    page.wait_for_selector("#alerts[data-state=ready]", state="attached")
+    listed = page.eval_on_selector_all("#alerts-list li", "ls => ls.map(l => l.dataset.alert)")
+    assert listed == [a["alert_id"] for a in alerts]
+    note = page.text_content("#alerts-note") or ""
+    assert (
+        (f"Открытых оповещений: {len(alerts)}" in note)
+        if alerts
+        else note == "Открытых оповещений нет."
+    )
 
 
 ROWS_JS = """() => [...document.querySelectorAll('#kpi-table tbody tr[data-kpi]')].map(tr => ({
@@ -205,6 +253,12 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     assert page.text_content('#counts [data-count="teachers"] dd') == str(
         region["region"]["counts"]["teachers"]
     )
+    wait_until(lambda: get(f"{monitoring}/v1/alerts?status=open"), "alerts to be raised", 60)
+    page.reload()  # the page shows the alerts as they are now
+    wait_ready(page, "region", region["as_of"])
+    open_alerts = get(f"{monitoring}/v1/alerts?status=open")
+    assert any(a["alert_id"].endswith(":municipalities") for a in open_alerts), open_alerts
+    assert_summary_and_alerts(page, region["region"]["kpis"], open_alerts)
 
     # A KPI's row shows its chart over time (the series endpoint) and the municipalities'.
     code = "diagnosed_share"
@@ -235,9 +289,22 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     # Drill down to the municipality with the most diagnoses: its table and organisations.
     chosen = max(region["municipalities"], key=lambda m: m["counts"].get("diagnosed", 0))
     mun_id = chosen["municipality_id"]
-    page.click(f'#unit-table a[data-municipality="{mun_id}"]')
+    link = page.locator(f'#unit-table a[data-municipality="{mun_id}"]')
+    link.scroll_into_view_if_needed()
+    assert page.evaluate("window.scrollY") > 0  # the link is below the fold
+    link.click()
     wait_ready(page, "municipality")
+    assert page.evaluate("window.scrollY") == 0  # a drill-down lands at the top
     municipality = get(f"{monitoring}/v1/municipalities/{mun_id}/kpis")
+    off_path = {k["code"] for k in municipality["kpis"] if k["status"] in ("at_risk", "missed")}
+    mine = [
+        a
+        for a in open_alerts
+        if a["municipality_id"] == mun_id
+        or (a["alert_id"].endswith(":municipalities") and a["subject"] in off_path)
+    ]
+    assert mine, "the municipality has KPIs off path: their alerts are shown"
+    assert_summary_and_alerts(page, municipality["kpis"], mine)
     assert_rows_match(page, municipality["kpis"], mun_id)
     assert_no_codes(page, codes, mun_id)
     counted = {k["code"]: k for k in municipality["kpis"]}["personal_potential_orgs"]

@@ -37,6 +37,14 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:g}".replace(".", ",")
 
 
+def _goal(v: Mapping[str, Any]) -> str:
+    """«не менее 95 %», «не более 250 чел.», «рост к прошлому году»."""
+    if v["comparison"] == "growth":
+        return "рост к прошлому году"
+    word = {">=": "не менее", "<=": "не более"}.get(v["comparison"], v["comparison"])
+    return f"{word} {_fmt(v['target'])} {v['unit']}"
+
+
 NAMED = 10
 """Municipalities named in a grouped alert's message; the rest are counted."""
 
@@ -57,7 +65,7 @@ def kpis_off_path(
                     severity="critical" if v["status"] == "missed" else "warning",
                     subject=v["code"],
                     message=f"{v['name']} (регион): {_fmt(v['value'])} {v['unit']} при цели "
-                    f"{v['comparison']} {_fmt(v['target'])} — {STATUS_WORDS[v['status']]}",
+                    f"{_goal(v)} — {STATUS_WORDS[v['status']]}",
                     value=v["value"],
                     threshold=v["target"],
                 )
@@ -81,8 +89,8 @@ def kpis_off_path(
                 kind="kpi_off_path",
                 severity="critical" if missed else "warning",
                 subject=code,
-                message=f"{first['name']}: цель {first['comparison']} {_fmt(first['target'])} "
-                f"{first['unit']} не в графике в {municipalities(len(found))} "
+                message=f"{first['name']}: цель {_goal(first)} "
+                f"не в графике в {municipalities(len(found))} "
                 f"(не достигнута в {missed}): {named}{more}",
                 value=float(len(found)),  # municipalities behind; the target is in the text
             )

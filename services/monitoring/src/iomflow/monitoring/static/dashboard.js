@@ -25,6 +25,15 @@
     no_data: "нет данных",
     not_judged: "без цели на этом уровне",
   };
+  const SUMMARY = [
+    ["met", "Достигнуто"],
+    ["on_track", "В графике"],
+    ["at_risk", "Под угрозой"],
+    ["missed", "Не достигнуто"],
+    ["no_data", "Нет данных"],
+    ["not_judged", "Без цели на этом уровне"],
+  ];
+  const SEVERITY = { critical: "важно", warning: "внимание" };
   const COMPARISON = { ">=": "не менее", "<=": "не более" };
   const ACCUMULATION = {
     cumulative: "накопительным итогом",
@@ -41,6 +50,9 @@
   const SERIES_MONTHS = 12;
   const CACHE_MS = 30000;
   const NUMBER = new Intl.NumberFormat("ru-RU", { maximumFractionDigits: 1 });
+  const PLURAL = new Intl.PluralRules("ru-RU");
+  /** Units that are words, by the plural category of the number before them. */
+  const UNIT_FORMS = { команд: { one: "команда", few: "команды", many: "команд", other: "команды" } };
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const $ = (id) => document.getElementById(id);
@@ -48,7 +60,8 @@
   // --- formatting ------------------------------------------------------------------------
 
   const number = (v) => (v === null || v === undefined ? "—" : NUMBER.format(v));
-  const withUnit = (v, unit) => (v === null || v === undefined ? "—" : `${number(v)}\u00a0${unit}`);
+  const unitFor = (v, unit) => (UNIT_FORMS[unit] ? UNIT_FORMS[unit][PLURAL.select(v)] : unit);
+  const withUnit = (v, unit) => (v === null || v === undefined ? "—" : `${number(v)}\u00a0${unitFor(v, unit)}`);
 
   function ruDate(iso) {
     if (!iso) return "";
@@ -180,6 +193,7 @@
   let view = null; // what is drawn: see load()
   let selected = null; // the code of the KPI shown in the detail panel
   let serverToday = null; // the service's "today", from a load without as_of
+  let shownLevel = null; // the level drawn last: a new one is shown from its top
 
   async function load(route) {
     const asOf = query({ as_of: route.asOf });
@@ -214,6 +228,7 @@
     const level = {
       asOf: data.as_of,
       municipality,
+      municipalityKpis: data.kpis,
       unitKind: "organization",
       units,
     };
@@ -238,7 +253,11 @@
       view = loaded;
       hideError();
       draw(route);
+      const level = [view.kind, view.municipality?.id, view.organization?.id].join("/");
+      if (shownLevel !== null && level !== shownLevel) window.scrollTo(0, 0); // a drill-down
+      shownLevel = level;
       document.body.dataset.state = "ready";
+      drawAlerts(mine);
     } catch (error) {
       if (mine !== generation) return;
       showError(error.message || String(error));
@@ -362,6 +381,56 @@
       return row;
     });
     $("kpi-table").tBodies[0].replaceChildren(...rows);
+    drawSummary();
+  }
+
+  /** «Достигнуто: 4 · Под угрозой: 8 …»: the level's statuses at a glance. */
+  function drawSummary() {
+    const tally = {};
+    for (const kpi of view.kpis) tally[statusOf(kpi)] = (tally[statusOf(kpi)] || 0) + 1;
+    const parts = SUMMARY.filter(([s]) => tally[s]).map(([s, label]) =>
+      el("span", { class: `part status-${s}`, dataset: { status: s, count: tally[s] } }, el("span", { class: `dot status-${s}` }), `${label}: ${tally[s]}`),
+    );
+    $("summary").replaceChildren(...parts.flatMap((p, i) => (i ? [el("span", { class: "sep" }, "·"), p] : [p])));
+  }
+
+  /** The open alerts of this level: all of them for the region; for a municipality (and
+   * its schools) its own, and the municipalities' alert of each KPI off path in it. */
+  async function drawAlerts(mine) {
+    const list = $("alerts-list");
+    let alerts;
+    try {
+      alerts = await api("v1/alerts?status=open");
+    } catch (error) {
+      if (mine !== generation) return;
+      list.replaceChildren();
+      $("alerts-note").textContent = `Оповещения не загрузились: ${error.message || error}`;
+      return;
+    }
+    if (mine !== generation) return;
+    const here = view.municipality;
+    const offPath = new Set(
+      (view.municipalityKpis || []).filter((k) => k.status === "at_risk" || k.status === "missed").map((k) => k.code),
+    );
+    const shown = here
+      ? alerts.filter((a) => a.municipality_id === here.id || (a.alert_id.endsWith(":municipalities") && offPath.has(a.subject)))
+      : alerts;
+    const critical = shown.filter((a) => a.severity === "critical").length;
+    $("alerts-note").textContent = shown.length
+      ? `Открытых оповещений: ${shown.length}, из них важных: ${critical}.`
+      : "Открытых оповещений нет.";
+    list.replaceChildren(
+      ...shown.map((a) =>
+        el(
+          "li",
+          { class: `alert severity-${a.severity}`, dataset: { alert: a.alert_id, severity: a.severity } },
+          el("span", { class: `badge severity-${a.severity}` }, SEVERITY[a.severity] || a.severity),
+          el("span", { class: "message" }, a.message),
+          el("small", {}, `с ${ruDate(a.raised_at.slice(0, 10))}`),
+        ),
+      ),
+    );
+    $("alerts").dataset.state = "ready";
   }
 
   /** The user picked a KPI: remember it in the address without a new history entry. */

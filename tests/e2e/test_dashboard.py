@@ -253,6 +253,18 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     assert page.text_content('#counts [data-count="teachers"] dd') == str(
         region["region"]["counts"]["teachers"]
     )
+    # The region by its name; the year's report, as a workbook and a printable page.
+    region_name = get(f"{monitoring}/v1/catalogue")["region_name"]
+    assert region_name == "Иркутская область"
+    assert page.text_content('#breadcrumb [data-crumb="region"]') == region_name
+    assert (page.text_content("#level-title") or "").startswith(f"{region_name} — на ")
+    year = region["as_of"][:4]
+    for form, kind in (("xlsx", "spreadsheetml"), ("print", "text/html")):
+        href = page.get_attribute(f'#report a[data-report="{form}"]', "href")
+        assert href == (f"v1/reports/{year}.xlsx" if form == "xlsx" else f"v1/reports/{year}/print")
+        answer = httpx.get(f"{monitoring}/{href}", timeout=60)
+        assert answer.status_code == 200 and kind in answer.headers["content-type"], form
+
     wait_until(lambda: get(f"{monitoring}/v1/alerts?status=open"), "alerts to be raised", 60)
     page.reload()  # the page shows the alerts as they are now
     wait_ready(page, "region", region["as_of"])

@@ -142,9 +142,12 @@ async def list_alerts(
     ]
 
 
-@router.get("/catalogue", summary="The KPI catalogue in force")
+@router.get("/catalogue", summary="The KPI catalogue in force, and the region it is for")
 async def catalogue(runtime: RuntimeDep) -> dict[str, Any]:
-    return context_of(runtime).catalogue.model_dump(mode="json")
+    return {
+        **context_of(runtime).catalogue.model_dump(mode="json"),
+        "region_name": runtime.settings.region_name,
+    }
 
 
 @router.get("/stats", summary="Members and facts kept")

@@ -10,6 +10,11 @@ from iomflow.shared.settings import BaseServiceSettings
 class Settings(BaseServiceSettings):
     service: str = "monitoring"
     http_port: int = 8003
+    region_name: str = Field(
+        default="Иркутская область",
+        min_length=1,
+        description="The region's name, as the dashboard and the report name its level",
+    )
     alert_check_interval_s: float = Field(
         default=60, gt=0, description="How often alerts are detected, raised and resolved"
     )

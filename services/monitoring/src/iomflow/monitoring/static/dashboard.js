@@ -194,6 +194,7 @@
   let selected = null; // the code of the KPI shown in the detail panel
   let serverToday = null; // the service's "today", from a load without as_of
   let shownLevel = null; // the level drawn last: a new one is shown from its top
+  let regionName = "Регион"; // until the catalogue says (IOMFLOW_REGION_NAME)
 
   async function load(route) {
     const asOf = query({ as_of: route.asOf });
@@ -203,7 +204,7 @@
         kind: "region",
         asOf: data.as_of,
         computedAt: data.computed_at || null,
-        title: "Регион",
+        title: regionName,
         counts: data.region.counts,
         kpis: data.region.kpis,
         municipality: null,
@@ -296,6 +297,7 @@
       ? `Рассчитано: ${new Date(view.computedAt).toLocaleString("ru-RU")}`
       : "";
     drawCounts();
+    drawReportLinks();
     drawKpiTable();
     $("units").hidden = view.kind === "organization";
     $("units-title").textContent = view.kind === "region" ? "Муниципалитеты" : "Образовательные организации";
@@ -311,9 +313,9 @@
     const here = (crumb, text) => el("span", { "aria-current": "page", dataset: { crumb } }, text);
     const link = (crumb, text, change) => el("a", { href: linkTo(change), dataset: { crumb } }, text);
     if (view.kind === "region") {
-      crumbs.push(here("region", "Регион"));
+      crumbs.push(here("region", regionName));
     } else {
-      crumbs.push(link("region", "Регион", { municipality: null, organization: null }));
+      crumbs.push(link("region", regionName, { municipality: null, organization: null }));
       if (view.kind === "municipality") {
         crumbs.push(here("municipality", view.municipality.name));
       } else {
@@ -382,6 +384,17 @@
     });
     $("kpi-table").tBodies[0].replaceChildren(...rows);
     drawSummary();
+  }
+
+  /** The yearly report of the year shown: the workbook and the printable page. */
+  function drawReportLinks() {
+    const year = view.asOf.slice(0, 4);
+    $("report").replaceChildren(
+      `Информационно-аналитическая справка за ${year} год: `,
+      el("a", { href: `v1/reports/${year}.xlsx`, dataset: { report: "xlsx" } }, "таблица Excel"),
+      " · ",
+      el("a", { href: `v1/reports/${year}/print`, target: "_blank", dataset: { report: "print" } }, "для печати"),
+    );
   }
 
   /** «Достигнуто: 4 · Под угрозой: 8 …»: the level's statuses at a glance. */
@@ -696,13 +709,15 @@
     });
     $("today").addEventListener("click", () => go({ asOf: null }));
     window.addEventListener("hashchange", render);
-    api("v1/catalogue").then(
-      (catalogue) => {
-        $("source").textContent = `Показатели и цели: ${catalogue.source}`;
-      },
-      () => {},
-    );
-    render();
+    api("v1/catalogue")
+      .then(
+        (catalogue) => {
+          $("source").textContent = `Показатели и цели: ${catalogue.source}`;
+          if (catalogue.region_name) regionName = catalogue.region_name;
+        },
+        () => {}, // the page works without it: the level is then called «Регион»
+      )
+      .finally(render);
   }
 
   start();

@@ -139,6 +139,10 @@ def test_a_unit_that_is_a_word_takes_the_numbers_plural_form() -> None:
     ]  # fmt: skip
 
 
+NAMES_JS = """() => [...document.querySelectorAll('#compare-chart text.bar-name')].map(t => ({
+    name: [...t.querySelectorAll('tspan')].map(s => s.textContent).join(' '),
+    lines: t.querySelectorAll('tspan').length, x: t.getBBox().x}))"""
+
 SUMMARY_JS = """() => Object.fromEntries([...document.querySelectorAll('#summary [data-status]')]
     .map(s => [s.dataset.status, Number(s.dataset.count)]))"""
 
@@ -338,6 +342,22 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     assert_rows_match(page, org["kpis"], org["organization_id"])
     assert_no_codes(page, codes, org["organization_id"])
     assert page.text_content('#breadcrumb [data-crumb="organization"]') == org["name"]
+
+    # The comparison names every school in full, however long (wrapped, never cut short).
+    longest = max(REGION["organizations"], key=lambda o: len(o["name"]))
+    page.goto(f"{monitoring}/dashboard#/m/{longest['municipality_id']}")
+    wait_ready(page, "municipality")
+    page.wait_for_selector("#compare-chart g.bar")
+    names = page.evaluate(NAMES_JS)
+    schools = get(f"{monitoring}/v1/municipalities/{longest['municipality_id']}/kpis")
+    assert sorted(n["name"] for n in names) == sorted(
+        o["name"] for o in schools["organizations"] if o["organization_id"]
+    )
+    assert longest["name"] in [n["name"] for n in names] and len(longest["name"]) > 40
+    assert all(n["x"] >= 0 and n["lines"] >= 1 for n in names), names
+    assert any(n["lines"] > 1 for n in names), "the longest name is wrapped"
+    page.goto(f"{monitoring}/dashboard#/m/{mun_id}/o/{org['organization_id']}")
+    wait_ready(page, "organization")
 
     # The breadcrumb leads back to the region; the date picker reloads the values.
     page.click('#breadcrumb a[data-crumb="region"]')

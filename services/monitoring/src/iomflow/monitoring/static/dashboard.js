@@ -537,8 +537,30 @@
 
   const ticks = (max) => [0, 1, 2, 3, 4, 5].map((i) => (max * i) / 5);
 
-  function shorten(text, size) {
-    return text.length > size ? `${text.slice(0, size - 1)}…` : text;
+  /** The width of ``text`` in a chart's own units (its font, 11 user units high). */
+  const textWidth = (() => {
+    const context = document.createElement("canvas").getContext("2d");
+    return (text, chart) => {
+      context.font = `11px ${getComputedStyle(chart).fontFamily}`;
+      return context.measureText(text).width;
+    };
+  })();
+
+  /** ``text`` in lines no wider than ``width`` (at word breaks; a longer word alone). */
+  function wrapText(text, width, chart) {
+    const lines = [];
+    let line = "";
+    for (const word of text.split(/\s+/).filter(Boolean)) {
+      const longer = line ? `${line} ${word}` : word;
+      if (line && textWidth(longer, chart) > width) {
+        lines.push(line);
+        line = word;
+      } else {
+        line = longer;
+      }
+    }
+    if (line) lines.push(line);
+    return lines.length ? lines : [""];
   }
 
   function drawSeries(kpi) {
@@ -645,11 +667,16 @@
         (b.kpi.value ?? -Infinity) - (a.kpi.value ?? -Infinity) || a.unit.name.localeCompare(b.unit.name, "ru"),
     );
     const W = 560;
-    const left = 200;
     const right = 62;
     const top = 22;
-    const rowH = 20;
-    const H = top + Math.max(rows.length, 1) * rowH + 6;
+    const lineH = 13;
+    // Names in full: the column as wide as the longest (up to 45 % of the chart), longer
+    // names wrapped onto more lines, each row as tall as its name.
+    const widest = Math.max(60, ...rows.map((r) => textWidth(r.unit.name, chart)));
+    const left = Math.ceil(Math.min(widest, W * 0.45)) + 8;
+    const laid = rows.map((r) => ({ ...r, lines: wrapText(r.unit.name, left - 8, chart) }));
+    const heights = laid.map((r) => Math.max(20, r.lines.length * lineH + 7));
+    const H = top + (heights.reduce((a, b) => a + b, 0) || 20) + 6;
     const target = kpi.comparison === "growth" ? null : kpi.target;
     const max = axisMax(Math.max(0, ...rows.map((r) => r.kpi.value ?? 0), target ?? 0), kpi.unit);
     const x = (v) => left + ((W - left - right) * Math.min(v, max)) / max;
@@ -659,9 +686,11 @@
       parts.push(svg("text", { class: "axis-label", x: x(t), y: top - 8, "text-anchor": "middle" }, number(t)));
     }
     const current = view.organization ? view.organization.id : null;
-    rows.forEach(({ unit, kpi: value }, i) => {
+    let y = top;
+    laid.forEach(({ unit, kpi: value, lines }, i) => {
       const status = statusOf(value);
-      const y = top + i * rowH;
+      const rowH = heights[i];
+      const middle = y + rowH / 2;
       const width = value.value ? Math.max(x(value.value) - left, 1.5) : 0;
       const data = view.unitKind === "municipality" ? { municipality: unit.id } : { organization: unit.id };
       const open = () => go(unitChange(unit.id));
@@ -679,15 +708,20 @@
             },
           },
           svg("title", {}, `${unit.name}: ${withUnit(value.value, kpi.unit)} — ${STATUS[status]}`),
-          svg("text", { class: "bar-name", x: left - 6, y: y + 14, "text-anchor": "end" }, shorten(unit.name, 32)),
-          svg("rect", { class: `status-${status}`, x: left, y: y + 4, width, height: rowH - 7, rx: 2 }),
           svg(
             "text",
-            { class: "bar-value", x: left + width + 4, y: y + 14 },
+            { class: "bar-name", x: left - 6, y: middle - ((lines.length - 1) * lineH) / 2 + 4, "text-anchor": "end" },
+            ...lines.map((line, j) => svg("tspan", { x: left - 6, dy: j ? lineH : 0 }, line)),
+          ),
+          svg("rect", { class: `status-${status}`, x: left, y: middle - 6.5, width, height: 13, rx: 2 }),
+          svg(
+            "text",
+            { class: "bar-value", x: left + width + 4, y: middle + 4 },
             value.value === null ? "нет данных" : withUnit(value.value, kpi.unit),
           ),
         ),
       );
+      y += rowH;
     });
     if (!rows.length) {
       parts.push(svg("text", { class: "empty", x: left, y: top + 14 }, "Нет данных"));

@@ -186,7 +186,14 @@ def test_a_year_with_no_data_still_gives_a_report() -> None:
 def test_the_workbook_keeps_numbers_as_numbers_and_the_page_escapes_names() -> None:
     found = report.yearly(CATALOGUE, hand_made(), NAMES, 2024, TODAY_2026)
     book = openpyxl.load_workbook(io.BytesIO(report.workbook(found)))
-    assert book.sheetnames == ["Показатели", "Муниципалитеты", "Рекомендации", "Источники"]
+    assert book.sheetnames == [
+        "Справка", "Показатели", "Муниципалитеты", "Рекомендации", "Источники",
+    ]  # fmt: skip
+    title = dict(book["Справка"].iter_rows(min_row=3, values_only=True))
+    assert book["Справка"]["A1"].value == found["title"] == book.properties.title
+    assert "2024" in found["title"] and title["Отчётный год"] == 2024
+    assert title["По состоянию на"] == datetime(2024, 12, 31)  # a date, as of the year's end
+    assert title["Вид"].startswith("итоговая") and title["Показатели и цели"] == found["source"]
     rows = list(book["Показатели"].iter_rows(min_row=2, values_only=True))
     assert [(r[1], r[4], r[5], r[6], r[7]) for r in rows] == [
         ("trained_share", 40.0, 4, 10, 50),

@@ -306,12 +306,50 @@ def _date(iso: str | None) -> date | None:
     return date.fromisoformat(iso) if iso else None
 
 
+def _title_sheet(book: Workbook, report: Mapping[str, Any]) -> None:
+    """The first sheet: what the workbook is, for which year and as of when — a file sent
+    on by mail must say so itself (and its document properties say the same)."""
+    as_of = date.fromisoformat(report["as_of"])
+    summary = "; ".join(
+        f"{STATUS_NAMES[s]} — {report['summary'][s]}"
+        for s in STATUS_NAMES
+        if s in report["summary"]
+    )
+    sheet = book.create_sheet("Справка")
+    rows: list[tuple[str, Any]] = [
+        ("Отчётный год", report["year"]),
+        ("По состоянию на", as_of),
+        (
+            "Вид",
+            "итоговая (год завершён)" if report["final"] else "промежуточная (год не завершён)",
+        ),
+        ("Показатели и цели", report["source"]),
+        ("Статусы показателей региона", summary),
+    ]
+    sheet.append([report["title"]])
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append([])
+    for label, value in rows:
+        sheet.append([label, value])
+    for row in sheet.iter_rows(min_row=3, max_col=1):
+        row[0].font = Font(bold=True)
+    sheet["B4"].number_format = "DD.MM.YYYY"
+    sheet.column_dimensions["A"].width = 30
+    sheet.column_dimensions["B"].width = 90
+    for row in sheet.iter_rows(min_row=3, min_col=2, max_col=2):
+        row[0].alignment = Alignment(wrap_text=True, vertical="top")
+    book.properties.title = report["title"]
+    book.properties.subject = f"По состоянию на {as_of:%d.%m.%Y}"
+
+
 def workbook(report: Mapping[str, Any]) -> bytes:
-    """The report as an XLSX workbook in Russian: the region's KPIs, municipalities × KPIs,
-    recommendations and the sources of the targets. Numbers are numbers."""
+    """The report as an XLSX workbook in Russian: its title, year and as-of date, the
+    region's KPIs, municipalities × KPIs, recommendations and the sources of the targets.
+    Numbers are numbers."""
     book = Workbook()
     assert book.active is not None
     book.remove(book.active)
+    _title_sheet(book, report)
     sheet = _sheet(
         book,
         "Показатели",

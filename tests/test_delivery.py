@@ -29,7 +29,8 @@ from iomflow.shared.contracts import (
     new_event,
 )
 from iomflow.shared.errors import Rejected
-from iomflow.shared.outbox import NotReplicated, Outbox, OutboxRelay
+from iomflow.shared.outbox import Outbox, OutboxRelay
+from iomflow.shared.redisconn import NotReplicated
 from iomflow.shared.service import Tables
 from iomflow.shared.streams import (
     Consumer,

@@ -29,7 +29,7 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from e2e.test_chain import get, settled, wait_until
+from e2e.test_chain import event_body, get, settled, wait_until
 from iomflow.cli import acl
 from iomflow.cli.demo import open_campaign, result_entries, result_events
 from iomflow.cli.launcher import SERVICES, LocalRedis, Suite
@@ -541,14 +541,7 @@ def _drive_the_chain(suite: Suite, server: AclRedis) -> None:
     key = {"X-API-Key": added.stdout.strip()}
     for teacher in by_http:
         for event in result_events(teacher):
-            body = {
-                "event_id": str(event.event_id),
-                "type": event.type,
-                "version": event.version,
-                "occurred_at": event.occurred_at.isoformat(),
-                "subject": event.subject,
-                "data": event.payload.model_dump(mode="json", exclude_none=True),
-            }
+            body = event_body(event)
             posted = httpx.post(
                 f"{suite.url('diagnostics')}/v1/events", json=body, headers=key, timeout=30
             )

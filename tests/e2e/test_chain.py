@@ -50,6 +50,18 @@ def get(url: str) -> Any:
     return response.json()
 
 
+def event_body(event: Event[Any]) -> dict[str, Any]:
+    """An event as ``POST /v1/events`` takes it (the source is the publisher's key)."""
+    return {
+        "event_id": str(event.event_id),
+        "type": event.type,
+        "version": event.version,
+        "occurred_at": event.occurred_at.isoformat(),
+        "subject": event.subject,
+        "data": event.payload.model_dump(mode="json", exclude_none=True),
+    }
+
+
 def redis_cli(url: str, *args: str) -> str:
     cli = shutil.which("redis-cli")
     if cli is None:

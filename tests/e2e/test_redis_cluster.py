@@ -25,8 +25,9 @@ import httpx
 import infra
 import pytest
 import redis
+from faults.common import pending  # scan_iter of a cluster client walks every master
 
-from e2e.test_chain import REGION, get, settled, start_suite, wait_until
+from e2e.test_chain import REGION, event_body, get, settled, start_suite, wait_until
 from iomflow.cli.demo import result_bodies, result_entries, result_events
 from iomflow.cli.launcher import die_with_parent
 from iomflow.shared import redisconn, wire
@@ -191,18 +192,6 @@ def slot_owner(nodes: dict[str, list[tuple[int, int]]], slot: int) -> str:
     return owners[0]
 
 
-def pending_everywhere(client: redis.Redis) -> dict[str, int]:
-    """``stream/group`` -> pending entries, for every group of every stream on every node
-    (``scan_iter`` of a cluster client walks all the masters)."""
-    out: dict[str, int] = {}
-    for key in client.scan_iter(_type="stream"):
-        stream = wire.as_text(key)
-        for group in client.xinfo_groups(stream):
-            name = wire.as_text(group["name"])
-            out[f"{stream}/{name}"] = int(client.xpending(stream, name)["pending"])
-    return out
-
-
 def test_the_chain_runs_on_a_redis_cluster_of_three_masters(
     redis_cluster: str, tmp_path: Path
 ) -> None:
@@ -254,17 +243,7 @@ def test_the_chain_runs_on_a_redis_cluster_of_three_masters(
             timeout=120,
         )
         assert added_key.returncode == 0, added_key.stdout + added_key.stderr
-        batch = [
-            {
-                "event_id": str(event.event_id),
-                "type": event.type,
-                "version": event.version,
-                "occurred_at": event.occurred_at.isoformat(),
-                "subject": event.subject,
-                "data": event.payload.model_dump(mode="json", exclude_none=True),
-            }
-            for event in result_events(by_publisher, source=PUBLISHER)
-        ]
+        batch = [event_body(e) for e in result_events(by_publisher, source=PUBLISHER)]
         response = httpx.post(
             f"{suite.url('diagnostics')}/v1/events/batch",
             headers={"X-API-Key": added_key.stdout.strip()},
@@ -310,10 +289,10 @@ def test_the_chain_runs_on_a_redis_cluster_of_three_masters(
         assert "missing fields" in letter["dlq_error"], letter
 
         def nothing_pending() -> bool:
-            return not any(pending_everywhere(client).values())
+            return not any(pending(client).values())
 
         wait_until(nothing_pending, "no entry pending in any group", 60)
-        found = pending_everywhere(client)
+        found = pending(client)
         read = {s.split("/")[0] for s in found}
         assert {Streams.RESULTS_INBOUND, Streams.DIAGNOSTICS, Streams.ROUTES} <= read, found
 

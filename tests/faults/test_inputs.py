@@ -20,7 +20,7 @@ import httpx
 import infra
 import pytest
 import redis
-from e2e.test_chain import REGION, get, rule_breaking, start_suite
+from e2e.test_chain import REGION, event_body, get, rule_breaking, start_suite
 
 from faults.common import FAST_RECLAIM, at_rest, dead_letters, fresh_databases
 from iomflow.cli.demo import result_entries, result_events
@@ -197,16 +197,7 @@ def http_body(fields: Fields) -> bytes:
 
 
 def posted(event: Event[Any]) -> bytes:
-    return json.dumps(
-        {
-            "event_id": str(event.event_id),
-            "type": event.type,
-            "version": event.version,
-            "occurred_at": event.occurred_at.isoformat(),
-            "subject": event.subject,
-            "data": event.payload.model_dump(mode="json", exclude_none=True),
-        }
-    ).encode()
+    return json.dumps(event_body(event)).encode()
 
 
 def publisher_key(suite: Suite) -> dict[str, str]:

@@ -56,7 +56,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 
-from iomflow.shared import wire
+from iomflow.shared import redisconn, wire
 from iomflow.shared.auth import Operator, hash_key, presented_key, principal_of
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, Envelope, Event, event_version
 from iomflow.shared.errors import ApiError
@@ -414,22 +414,6 @@ async def _refund(call: _Call) -> None:
     call.counted.clear()
 
 
-async def _replicated(call: _Call, count: int) -> None:
-    """With ``redis_wait_replicas`` (behind Sentinel), a 202 only once the replicas have the
-    entries: else a 503 (the publisher sends them again; the copy is dropped by event id)."""
-    settings = call.runtime.settings
-    if not settings.redis_wait_replicas:
-        return
-    have = int(
-        await call.runtime.redis.wait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
-    )
-    if have < settings.redis_wait_replicas:
-        raise RedisError(
-            f"{count} entries reached {have} of {settings.redis_wait_replicas} replicas "
-            f"within {settings.redis_wait_timeout_ms} ms"
-        )
-
-
 async def _unavailable(call: _Call, exc: Exception) -> ApiError:
     return await call.refuse(
         503,
@@ -556,7 +540,14 @@ async def _ingest(
         entries = [(inbound[e.type], wire.encode(e, context)) for e in events]
         try:
             entry_ids = await wire.xadd_many(call.runtime.redis, entries, transaction=True)
-            await _replicated(call, len(entries))
+            # behind Sentinel: a 202 only once the replicas have them (else 503, sent again)
+            settings = call.runtime.settings
+            await redisconn.replicated(
+                call.runtime.redis,
+                settings.redis_wait_replicas,
+                settings.redis_wait_timeout_ms,
+                len(entries),
+            )
         except RedisError as exc:
             raise await _unavailable(call, exc) from exc  # gives back what it counted
     appended = [

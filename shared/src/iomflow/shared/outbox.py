@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from iomflow.shared import wire
+from iomflow.shared import redisconn, wire
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,6 @@ async def prune(session: AsyncSession, table: Table, before: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-class NotReplicated(Exception):
-    """The entries were written to the primary, but not to enough replicas in time."""
-
-
 class OutboxRelay:
     """Publishes staged rows; several replicas may run it (PostgreSQL: SKIP LOCKED)."""
 
@@ -146,7 +142,11 @@ class OutboxRelay:
                 return 0
             entries = [(row.stream, self._continue_trace(row.stream, row.fields)) for row in rows]
             await wire.xadd_many(self.redis, entries)
-            await self._replicated(len(rows))
+            # With replicas asked for, a row is marked sent only once they have its entry;
+            # else it stays unsent and goes again (the consumers drop the copy).
+            await redisconn.replicated(
+                self.redis, self.replicas, self.replica_timeout_ms, len(rows)
+            )
             await session.execute(
                 update(table)
                 .where(table.c.id.in_([row.id for row in rows]))
@@ -154,20 +154,6 @@ class OutboxRelay:
             )
         self.published += len(rows)
         return len(rows)
-
-    async def _replicated(self, count: int) -> None:
-        """With ``replicas`` (a primary behind Sentinel): the rows count as published only
-        once that many replicas have the entries (``WAIT``), so a failover right after
-        cannot lose an event whose row says sent. Otherwise the rows stay unsent and go
-        again (the consumers drop the copy by its ``event_id``)."""
-        if not self.replicas:
-            return
-        have = int(await self.redis.wait(self.replicas, self.replica_timeout_ms))
-        if have < self.replicas:
-            raise NotReplicated(
-                f"{count} outbox entries reached {have} of {self.replicas} replicas "
-                f"within {self.replica_timeout_ms} ms; they will be published again"
-            )
 
     def _continue_trace(self, stream: str, fields: dict[str, str]) -> dict[str, str]:
         parent = propagate.extract(fields)
@@ -197,8 +183,8 @@ class OutboxRelay:
                     pass
             except asyncio.CancelledError:
                 raise
-            except NotReplicated as exc:
-                log.warning("outbox relay: %s", exc)
+            except redisconn.NotReplicated as exc:
+                log.warning("outbox relay: %s; they will be published again", exc)
                 await asyncio.sleep(1.0)
             except Exception:
                 log.exception("outbox relay failed; retrying")

@@ -30,8 +30,17 @@ from faststream.redis import RedisBroker, RedisClusterBroker, RedisSentinelBroke
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
 
-__all__ = ["Target", "async_client", "broker", "parse", "sync_client"]
+__all__ = [
+    "NotReplicated",
+    "Target",
+    "async_client",
+    "broker",
+    "parse",
+    "replicated",
+    "sync_client",
+]
 
 Kind = Literal["server", "sentinel", "cluster"]
 
@@ -187,3 +196,21 @@ def broker(url: str, **kwargs: Any) -> RedisBroker:
             **kwargs,
         )
     return RedisClusterBroker(target.url, startup_nodes=list(target.nodes[1:]), **kwargs)
+
+
+class NotReplicated(RedisError):
+    """Entries written to the primary, but not to enough replicas in time (``WAIT``)."""
+
+
+async def replicated(redis: Redis, replicas: int, timeout_ms: int, count: int) -> None:
+    """With ``replicas`` (``IOMFLOW_REDIS_WAIT_REPLICAS``, behind Sentinel): return once that
+    many replicas have what this connection wrote, else ``NotReplicated`` — so a failover
+    right after cannot lose what the caller is about to confirm (an outbox row marked sent,
+    a 202). Nothing asked (0): return at once."""
+    if not replicas:
+        return
+    have = int(await redis.wait(replicas, timeout_ms))
+    if have < replicas:
+        raise NotReplicated(
+            f"{count} entries reached {have} of {replicas} replicas within {timeout_ms} ms"
+        )

@@ -306,15 +306,20 @@ def _date(iso: str | None) -> date | None:
     return date.fromisoformat(iso) if iso else None
 
 
-def _title_sheet(book: Workbook, report: Mapping[str, Any]) -> None:
-    """The first sheet: what the workbook is, for which year and as of when — a file sent
-    on by mail must say so itself (and its document properties say the same)."""
-    as_of = date.fromisoformat(report["as_of"])
-    summary = "; ".join(
+def status_summary(report: Mapping[str, Any]) -> str:
+    """«достигнут — 3, под угрозой — 6, …»: the region's KPIs by status."""
+    return ", ".join(
         f"{STATUS_NAMES[s]} — {report['summary'][s]}"
         for s in STATUS_NAMES
         if s in report["summary"]
     )
+
+
+def _title_sheet(book: Workbook, report: Mapping[str, Any]) -> None:
+    """The first sheet: what the workbook is, for which year and as of when — a file sent
+    on by mail must say so itself (and its document properties say the same)."""
+    as_of = date.fromisoformat(report["as_of"])
+    summary = status_summary(report)
     sheet = book.create_sheet("Справка")
     rows: list[tuple[str, Any]] = [
         ("Отчётный год", report["year"]),
@@ -552,11 +557,7 @@ def html(report: Mapping[str, Any]) -> str:
         f'<tr><td>{_e(name)}</td><td class="n">{number(report["counts"].get(key, 0))}</td></tr>'
         for key, name in COUNT_NAMES.items()
     )
-    summary = ", ".join(
-        f"{STATUS_NAMES[s]} — {report['summary'][s]}"
-        for s in STATUS_NAMES
-        if s in report["summary"]
-    )
+    summary = status_summary(report)
     region = _table(
         ["№", "Показатель", "Значение", "Числитель / численность", "Цель", "Статус", "Прогноз"],
         (

@@ -503,7 +503,8 @@
       const status = statusOf(mine);
       const tally = { met: 0, at_risk: 0, missed: 0, no_data: 0 };
       for (const k of unit.kpis) {
-        const s = statusOf(k) === "on_track" ? "met" : statusOf(k);
+        const status = statusOf(k);
+        const s = status === "on_track" ? "met" : status;
         if (s in tally) tally[s] += 1; // a value without a target at this level is not tallied
       }
       const data = view.unitKind === "municipality" ? { municipality: unit.id } : { organization: unit.id };

@@ -261,6 +261,11 @@ class ProgramUpserted(Contract):
     themes: list[Theme] = Field(default_factory=list)
     audiences: list[Audience] = Field(min_length=1)
     subjects: list[str] = Field(default_factory=list)
+    pedagogical: bool | None = Field(
+        default=None,
+        description="ПП: of pedagogical direction («педагогической направленности», the only "
+        "retraining Appendix 1 counts); unset for ПК",
+    )
 
 
 class InternshipSiteUpserted(Contract):
@@ -522,6 +527,11 @@ class DiagnosisCompleted(Contract):
     changes: list[CompetencyChange] = Field(
         default_factory=list, description="Per competency, since the previous diagnosis"
     )
+    evidence_at: datetime | None = Field(
+        default=None,
+        description="When the evidence was taken: the taken_at of the latest result the "
+        "diagnosis used (a diagnosis of results loaded later is dated by it, not by arrival)",
+    )
 
 
 class DiagnosisRevised(DiagnosisCompleted):
@@ -676,7 +686,11 @@ class StepCompleted(Contract):
     kind: StepKind
     competency: str
     program_id: str | None = None
-    completed_by: Literal["course_event", "methodist"]
+    site_id: str | None = Field(default=None, description="Internship site (an internship step)")
+    completed_by: Literal["course_event", "methodist"] = Field(
+        description="course_event: a provider's event on the courses stream (a course or an "
+        "internship); methodist: the route's methodist marked it done"
+    )
     completed_on: date
 
 
@@ -745,6 +759,58 @@ class CourseEvent(Contract):
         return self
 
 
+class InternshipEvent(Contract):
+    """An internship completed at a regional internship site, as the site or the provider
+    publishes it (inbound stream ``iomflow.routes.courses.inbound``, type
+    ``courses.internship.completed``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "teacher_id": "t-000123",
+                    "site_id": "site-007",
+                    "external_id": "iro-2026-int-0001",
+                    "on": "2026-11-20",
+                    "hours": 16,
+                }
+            ],
+        }
+    )
+
+    teacher_id: str = Field(min_length=1, max_length=100)
+    site_id: str = Field(min_length=1, max_length=100, description="Internship site's id")
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    on: date = Field(description="Day the internship ended")
+    hours: int | None = Field(default=None, ge=1)
+
+
+class TrainingCompleted(Contract):
+    """A teacher completed a course (ПК or ПП) or an internship — inside a route or not.
+
+    Routes publishes one for every completion it takes (a course or internship event from
+    outside, or a program or internship step a methodist marked done); monitoring counts
+    training from these and from nothing else. ``training_id`` names the training, not the
+    event: ``<teacher>:program:<program_id>`` or ``<teacher>:site:<site_id>``, so a route
+    step's completion and the same course's completion are one training, and a replay
+    writes the same fact again."""
+
+    training_id: str = Field(description="<teacher>:program:<id> or <teacher>:site:<id>")
+    teacher_id: str
+    municipality_id: str
+    organization_id: str
+    kind: Literal["course", "internship"]
+    program_id: str | None = Field(default=None, description="The course's regional program")
+    site_id: str | None = Field(default=None, description="The internship's site")
+    completed_on: date
+    hours: int | None = None
+    route_id: str | None = Field(default=None, description="The route whose step it completed")
+    step_id: str | None = None
+    source: Literal["course_event", "internship_event", "methodist"] = Field(
+        description="A provider's event, or a methodist marking a step done"
+    )
+
+
 # --- monitoring ----------------------------------------------------------------------------
 
 AlertKind = Literal[
@@ -793,10 +859,12 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     "routes.step.completed": StepCompleted,
     "routes.route.completed": RouteCompleted,
     "routes.route.cancelled": RouteCancelled,
+    "routes.training.completed": TrainingCompleted,
     "monitoring.alert.raised": AlertRaised,
     "monitoring.alert.resolved": AlertResolved,
     "courses.course.enrolled": CourseEvent,
     "courses.course.completed": CourseEvent,
+    "courses.internship.completed": InternshipEvent,
 }
 """Event type -> payload model (of the type's current version, ``event_version``)."""
 
@@ -842,6 +910,7 @@ INBOUND_TYPES = (
     "diagnostics.result.submitted",
     "courses.course.enrolled",
     "courses.course.completed",
+    "courses.internship.completed",
 )
 """Types that outside publishers write; each gets a JSON Schema file for them."""
 

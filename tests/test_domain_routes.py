@@ -855,6 +855,34 @@ def test_course_event_finds_the_earliest_open_program_step_of_its_program() -> N
     assert domain.step_for_course(steps[:2], "p") is None
 
 
+def test_an_internship_completes_the_earliest_open_internship_step_at_its_site() -> None:
+    steps = [
+        {"step_id": "s1", "kind": "internship", "site_id": "a", "status": "done",
+         "starts_on": "2026-09-01"},
+        {"step_id": "s2", "kind": "internship", "site_id": "a", "status": "planned",
+         "starts_on": "2026-12-01"},
+        {"step_id": "s3", "kind": "internship", "site_id": "a", "status": "planned",
+         "starts_on": "2026-10-01"},
+        {"step_id": "s4", "kind": "internship", "site_id": "b", "status": "planned",
+         "starts_on": "2026-09-01"},
+        {"step_id": "s5", "kind": "internship", "site_id": "b", "status": "removed",
+         "starts_on": "2026-08-01"},
+        {"step_id": "s6", "kind": "program", "program_id": "a", "status": "planned",
+         "starts_on": "2026-08-01"},
+    ]  # fmt: skip
+    found = domain.step_for_internship(steps, "a")
+    assert found is not None and found["step_id"] == "s3"
+    assert domain.step_for_internship(steps[3:], "b") == steps[3]
+    assert domain.step_for_internship(steps, "missing") is None
+    assert domain.step_for_internship(steps[4:], "b") is None  # removed
+    assert domain.step_for_course(steps, "a") == steps[5]  # a program, not the site
+
+
+def test_a_training_is_named_by_the_teacher_and_its_program_or_site_not_by_its_event() -> None:
+    assert domain.training_id("t-1", "course", "p-42") == "t-1:program:p-42"
+    assert domain.training_id("t-1", "internship", "site-7") == "t-1:site:site-7"
+
+
 # --- 14. effectiveness ---------------------------------------------------------------------
 
 

@@ -591,6 +591,13 @@ async def test_a_course_completion_by_redis_cli_completes_its_step_and_the_last_
     assert [s["status"] for s in route["steps"]] == ["done", "removed", "done", "done", "done"]
     assert (await methodists_of(client))["meth-1"]["load"] == 0
     assert len(await published(clean_redis, "routes.step.completed", route_id=route_id)) == 4
+    # The two courses are trainings, each published once; the support and the
+    # consultation the methodist marked done are not.
+    trained = await published(clean_redis, "routes.training.completed", route_id=route_id)
+    assert [(t["step_id"], t["program_id"], t["source"], t["hours"]) for t in trained] == [
+        ("s3", "p-assess-near", "course_event", 36),
+        ("s1", "p-digital-fed", "course_event", 36),  # no hours given: the program's
+    ]
 
 
 # --- 3. held and dead-lettered course events ------------------------------------------------
@@ -654,6 +661,89 @@ async def test_a_course_of_an_unknown_program_is_held_until_the_program_arrives(
         "s1",
     )
     assert step_of(await get_route(client, route["route_id"]), step_id="s1")["status"] == "done"
+    # One training each: t-3's course outside a route when it came, t-2's when it was
+    # taken, not while it was held.
+    trained = await published(clean_redis, "routes.training.completed")
+    assert [(t["training_id"], t["route_id"], t["step_id"]) for t in trained] == [
+        ("t-3:program:p-assess-near", None, None),
+        ("t-2:program:p-digital-fed", route["route_id"], "s1"),
+    ]
+
+
+def internship_fields(data: dict[str, Any], source: str = "gymnasium-5") -> dict[str, str]:
+    """An internship's stream fields, written by hand
+    (docs/contracts/courses.internship.completed.schema.json)."""
+    return {**course_fields("completed", data, source), "type": "courses.internship.completed"}
+
+
+async def test_an_internship_by_redis_cli_completes_its_step_and_one_at_an_unknown_site_waits(
+    client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    await load_registry(client, clean_redis)
+    route = await diagnose(
+        client, clean_redis, diagnosis("t-2", deficit("digital", 20, critical=True))
+    )
+    route_id = route["route_id"]
+    internship = step_of(route, kind="internship")
+    assert internship["site_id"] == "site-b"
+    done = internship_fields(
+        {"teacher_id": "t-2", "site_id": "site-b", "on": "2026-11-25", "hours": 16,
+         "external_id": "g5-2026-001"},
+    )  # fmt: skip
+    schema = json.loads((CONTRACTS / "courses.internship.completed.schema.json").read_text("utf-8"))
+    assert set(schema["required"]) <= set(done) <= set(schema["properties"])
+    assert set(json.loads(done["data"])) <= set(schema["$defs"]["InternshipEvent"]["properties"])
+    malformed = internship_fields({"teacher_id": "t-2", "on": "2026-11-25"})  # no site
+    elsewhere = internship_fields({"teacher_id": "t-3", "site_id": "site-c", "on": "2026-11-26"})
+    for fields in (done, malformed, elsewhere):
+        xadd_with_cli(clean_redis, Streams.COURSES_INBOUND, fields)
+
+    step_done = await one_published(clean_redis, "routes.step.completed", route_id=route_id)
+    assert (step_done["step_id"], step_done["kind"], step_done["site_id"]) == (
+        internship["step_id"],
+        "internship",
+        "site-b",
+    )
+    trained = await one_published(clean_redis, "routes.training.completed", route_id=route_id)
+    assert (trained["training_id"], trained["source"], trained["hours"]) == (
+        "t-2:site:site-b",
+        "internship_event",
+        16,
+    )
+    assert step_of(await get_route(client, route_id), kind="internship")["status"] == "done"
+
+    async def both_in() -> bool:
+        return len((await client.get("/v1/courses", params={"kind": "internship"})).json()) == 2
+
+    await wait_for(both_in, "the two good internship events")
+    by_id = {c["event_id"]: c for c in (await client.get("/v1/courses")).json()}
+    assert (by_id[done["event_id"]]["status"], by_id[done["event_id"]]["site_id"]) == (
+        "applied",
+        "site-b",
+    )
+    assert by_id[elsewhere["event_id"]]["status"] == "held"
+    assert "площадка неизвестна" in by_id[elsewhere["event_id"]]["reason"]
+    [dead] = await dead_letters(clean_redis, Streams.COURSES_INBOUND)
+    assert dead["event_id"] == malformed["event_id"] and dead["dlq_reason"] == "invalid"
+    assert "site_id" in dead["dlq_error"]
+
+    # The registry publishes the site: the internship is kept as t-3's history (no route)
+    # and published as training outside a route.
+    site = InternshipSiteUpserted(
+        site_id="site-c",
+        organization_id="org-7",
+        municipality_id="mun-01",
+        title="Школа № 7",
+        competencies=["assessment"],
+    )
+    await publish(clean_redis, Streams.REGISTRY, [upserted("internship_site", site, "site-c")])
+    outside = await one_published(clean_redis, "routes.training.completed", teacher_id="t-3")
+    assert (outside["training_id"], outside["route_id"], outside["kind"]) == (
+        "t-3:site:site-c",
+        None,
+        "internship",
+    )
+    assert (await client.get("/v1/courses", params={"status": "held"})).json() == []
 
 
 # --- 4. and 5. the methodists' queue and capacity -------------------------------------------

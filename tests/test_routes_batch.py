@@ -247,6 +247,22 @@ async def two_databases(
         await server.drop_database(name)
 
 
+def routes_consumer(world: Routes, redis: Redis) -> Consumer:
+    """The real consumer of routes (group ``routes``, batches of 10) over ``world``."""
+    return Consumer(
+        group="routes",
+        consumer="routes-a",
+        redis=redis,
+        sessions=world.sessions,
+        inbox_table=repository.tables.inbox,
+        outbox=world.outbox,
+        tracer=TracerProvider().get_tracer("test"),
+        subscriptions=handlers.SUBSCRIPTIONS,
+        settings=DeliverySettings(batch_size=10),
+        context=world.ctx,
+    )
+
+
 def assert_seats_add_up(
     routes: dict[str, Any], loads: dict[tuple[str, str], tuple[int, int]]
 ) -> None:
@@ -413,18 +429,7 @@ async def test_seats_taken_by_another_replica_meanwhile_send_the_batch_entry_by_
     loads again — two seated, one queued, nothing over capacity, no entry left failed."""
     world = await open_routes_db(pg_database_url, region(teachers=4, methodists=[("m-1", 3)]))
     redis = Redis.from_url(clean_redis)
-    consumer = Consumer(
-        group="routes",
-        consumer="routes-a",
-        redis=redis,
-        sessions=world.sessions,
-        inbox_table=repository.tables.inbox,
-        outbox=world.outbox,
-        tracer=TracerProvider().get_tracer("test"),
-        subscriptions=handlers.SUBSCRIPTIONS,
-        settings=DeliverySettings(batch_size=10),
-        context=world.ctx,
-    )
+    consumer = routes_consumer(world, redis)
     real_add_seats = repository.add_seats
     drafted: list[int] = []  # sizes of the runs drafted by the consumer under test
     seat_writes: list[tuple[str, dict[str, int], dict[str, int]]] = []

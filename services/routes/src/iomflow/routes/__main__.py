@@ -8,7 +8,8 @@
                                           roles: operator, methodist, teacher, management
   publishers add ID --types courses.course.enrolled,courses.course.completed [--rate N]
              | list | revoke ID | rotate ID | set ID [--types …] [--rate N | --default-rate]
-                                          course providers posting events (POST /v1/events)
+                                          course providers posting events (POST /v1/events;
+                                          also courses.internship.completed)
   audit [--outcome forbidden] [--publisher ID] [--limit N]
                                           what was posted over HTTP and the answers
 

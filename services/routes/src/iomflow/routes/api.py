@@ -163,15 +163,17 @@ async def effectiveness(
     return await service.effectiveness(session, by)
 
 
-@router.get("/courses", summary="Course events received: applied, held, unmatched")
+@router.get("/courses", summary="Course and internship events received: applied, held, unmatched")
 async def courses(
     session: SessionDep,
     status: Literal["applied", "held", "unmatched"] | None = None,
     teacher_id: str | None = None,
+    kind: Literal["enrolled", "completed", "internship"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     c = repository.courses.c
-    where = [col == v for col, v in ((c.status, status), (c.teacher_id, teacher_id)) if v]
+    filters = ((c.status, status), (c.teacher_id, teacher_id), (c.kind, kind))
+    where = [col == v for col, v in filters if v]
     rows = await repository.course_list(session, *where, limit=limit)
     return [
         {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row._mapping.items()}

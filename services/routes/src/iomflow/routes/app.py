@@ -26,11 +26,13 @@ PUBLISHES = [
     "routes.step.completed",
     "routes.route.completed",
     "routes.route.cancelled",
+    "routes.training.completed",
 ]
 
 INGESTS = {
     "courses.course.enrolled": Streams.COURSES_INBOUND,
     "courses.course.completed": Streams.COURSES_INBOUND,
+    "courses.internship.completed": Streams.COURSES_INBOUND,
 }
 """What publishers may post over HTTP (POST /v1/events). The router appends each type to the
 stream whose subscription applies it; the stream is named here too for ``iomflow acl`` (which

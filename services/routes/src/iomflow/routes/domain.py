@@ -506,6 +506,28 @@ def step_for_course(
     return min(candidates, key=lambda s: str(s.get("starts_on") or ""), default=None)
 
 
+def step_for_internship(
+    steps: Sequence[Mapping[str, Any]], site_id: str
+) -> Mapping[str, Any] | None:
+    """The route's open internship step at a site, the earliest planned first."""
+    candidates = [
+        s
+        for s in steps
+        if s["kind"] == "internship"
+        and s.get("site_id") == site_id
+        and s.get("status") not in ("done", "removed")
+    ]
+    return min(candidates, key=lambda s: str(s.get("starts_on") or ""), default=None)
+
+
+def training_id(teacher_id: str, kind: str, ref: str) -> str:
+    """The name of a training, not of the event that reports it
+    (``routes.training.completed``): a course (``kind`` course) is the teacher's program, an
+    internship the teacher's site, so a step's completion and the provider's event of the
+    same course name one training."""
+    return f"{teacher_id}:{'program' if kind == 'course' else 'site'}:{ref}"
+
+
 # --- effectiveness -------------------------------------------------------------------------
 
 GOOD = ("closed", "improved")

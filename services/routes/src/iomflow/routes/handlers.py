@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iomflow.routes import lifecycle, repository, service
+from iomflow.routes import courses, repository, service
 from iomflow.routes.ledger import ledger_of
 from iomflow.routes.service import Routes
 from iomflow.shared import readmodel
@@ -19,6 +19,8 @@ from iomflow.shared.contracts import (
     DiagnosisDigest,
     DiagnosisRevised,
     Event,
+    InternshipEvent,
+    InternshipSiteUpserted,
     MethodistUpserted,
     ProgramUpserted,
     RecordRemoved,
@@ -60,12 +62,19 @@ async def diagnoses_cancelled(
 
 async def courses_enrolled(events: Sequence[Event[CourseEvent]], deps: Deps[Routes]) -> None:
     async with ledger_of(deps) as ledger:
-        await lifecycle.courses_received(ledger, events, "enrolled")
+        await courses.courses_received(ledger, events, "enrolled")
 
 
 async def courses_completed(events: Sequence[Event[CourseEvent]], deps: Deps[Routes]) -> None:
     async with ledger_of(deps) as ledger:
-        await lifecycle.courses_received(ledger, events, "completed")
+        await courses.courses_received(ledger, events, "completed")
+
+
+async def internships_completed(
+    events: Sequence[Event[InternshipEvent]], deps: Deps[Routes]
+) -> None:
+    async with ledger_of(deps) as ledger:
+        await courses.internships_received(ledger, events)
 
 
 # --- what routes does on top of the read models --------------------------------------------
@@ -73,7 +82,7 @@ async def courses_completed(events: Sequence[Event[CourseEvent]], deps: Deps[Rou
 
 async def teachers_arrived(events: Sequence[Event[TeacherUpserted]], deps: Deps[Routes]) -> None:
     async with ledger_of(deps) as ledger:
-        await lifecycle.release_held_courses(
+        await courses.release_held_courses(
             ledger, teacher_ids=[e.payload.teacher_id for e in events], cause=events[-1]
         )
 
@@ -94,7 +103,16 @@ async def programs_arrived(events: Sequence[Event[ProgramUpserted]], deps: Deps[
     forget_offer(deps)
     programs = [(e.payload.program_id, e.payload.federal_number) for e in events]
     async with ledger_of(deps) as ledger:
-        await lifecycle.release_held_courses(ledger, programs=programs, cause=events[-1])
+        await courses.release_held_courses(ledger, programs=programs, cause=events[-1])
+
+
+async def sites_arrived(
+    events: Sequence[Event[InternshipSiteUpserted]], deps: Deps[Routes]
+) -> None:
+    async with ledger_of(deps) as ledger:
+        await courses.release_held_courses(
+            ledger, site_ids=[e.payload.site_id for e in events], cause=events[-1]
+        )
 
 
 async def offer_changed(_events: Sequence[Event[Any]], deps: Deps[Routes]) -> None:
@@ -194,6 +212,7 @@ READ_MODELS = [
                 "capacity",
             )
         },
+        after_upsert=sites_arrived,
     ),
     ReadModel(
         "community",
@@ -253,8 +272,10 @@ SUBSCRIPTIONS = [
         {
             "courses.course.enrolled": courses_enrolled,
             "courses.course.completed": courses_completed,
+            "courses.internship.completed": internships_completed,
         },
-        "Course enrolments and completions from providers and the federal portal",
+        "Course enrolments and completions, and internships completed, from providers, "
+        "internship sites and the federal portal",
     ),
 ]
 """What routes applies: per stream, each event type's batch handler."""

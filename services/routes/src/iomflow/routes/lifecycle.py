@@ -1,12 +1,11 @@
 """The life of a route after its draft: approvals, the start, steps done (by the
-methodist or by course events from outside), the methodist's edits, completion. Each works
-on the caller's ``Ledger``: the route in memory, written with the rest of the transaction."""
+methodist or by course and internship events from outside, ``iomflow.routes.courses``),
+the methodist's edits, completion. Each works on the caller's ``Ledger``: the route in
+memory, written with the rest of the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from iomflow.routes import domain, repository
@@ -14,12 +13,12 @@ from iomflow.routes.domain import Route
 from iomflow.routes.ledger import Ledger, routes_event
 from iomflow.shared.contracts import (
     Approval,
-    CourseEvent,
     Event,
     RouteAgreed,
     RouteCompleted,
     RouteStep,
     StepCompleted,
+    TrainingCompleted,
 )
 from iomflow.shared.errors import Refused
 
@@ -163,7 +162,14 @@ async def complete_step(
     on: date,
     completed_by: str,
     cause: Event[Any] | None = None,
+    *,
+    source: str | None = None,
+    hours: int | None = None,
 ) -> None:
+    """A step done: ``routes.step.completed``, and for a program or internship step
+    ``routes.training.completed`` too — once, here, whoever completed it (``source``: the
+    provider's event, course_event or internship_event; a methodist's mark is methodist).
+    ``hours``: as the provider reported them; otherwise the step's."""
     steps = [dict(s) for s in route.steps]
     step = next((s for s in steps if s["step_id"] == step_id), None)
     if step is None:
@@ -191,6 +197,7 @@ async def complete_step(
                 kind=step["kind"],
                 competency=step["competency"],
                 program_id=step.get("program_id"),
+                site_id=step.get("site_id") if step["kind"] == "internship" else None,
                 completed_by=completed_by,  # type: ignore[arg-type]
                 completed_on=on,
             ),
@@ -198,7 +205,68 @@ async def complete_step(
         ),
         cause,
     )
+    kind, ref = _trained_in(step)
+    if kind is not None and ref:
+        ledger.emit(
+            trained(
+                route.teacher_id,
+                route.organization_id,
+                route.municipality_id,
+                kind,
+                ref,
+                on,
+                hours if hours is not None else (step.get("hours") or None),
+                source or ("methodist" if completed_by == "methodist" else "course_event"),
+                route.route_id,
+                step_id,
+            ),
+            cause,
+        )
     await maybe_complete(ledger, route, cause)
+
+
+def _trained_in(step: dict[str, Any]) -> tuple[str | None, str | None]:
+    """What training a step is (course or internship) and its program or site; (None,
+    None) for the other kinds."""
+    if step["kind"] == "program":
+        return "course", step.get("program_id")
+    if step["kind"] == "internship":
+        return "internship", step.get("site_id")
+    return None, None
+
+
+def trained(
+    teacher_id: str,
+    organization_id: str,
+    municipality_id: str,
+    kind: str,
+    ref: str,
+    on: date,
+    hours: int | None,
+    source: str,
+    route_id: str | None = None,
+    step_id: str | None = None,
+) -> Event[Any]:
+    """``routes.training.completed`` of a course (``ref`` its program) or an internship
+    (``ref`` its site)."""
+    return routes_event(
+        "routes.training.completed",
+        TrainingCompleted(
+            training_id=domain.training_id(teacher_id, kind, ref),
+            teacher_id=teacher_id,
+            municipality_id=municipality_id,
+            organization_id=organization_id,
+            kind=kind,  # type: ignore[arg-type]
+            program_id=ref if kind == "course" else None,
+            site_id=ref if kind == "internship" else None,
+            completed_on=on,
+            hours=hours,
+            route_id=route_id,
+            step_id=step_id,
+            source=source,  # type: ignore[arg-type]
+        ),
+        teacher_id,
+    )
 
 
 # --- methodist's edits ---------------------------------------------------------------------
@@ -282,172 +350,3 @@ async def edit(
     if route.status == "active":
         await maybe_complete(ledger, route)
     return {"step_id": new["step_id"] if new else step_id}
-
-
-# --- course events -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Course:
-    """A course event to take: as it arrived, or held earlier and tried again."""
-
-    event_id: str
-    source: str
-    kind: str  # enrolled | completed
-    course: CourseEvent
-    received_at: datetime
-    cause: Event[Any] | None
-
-
-async def courses_received(
-    ledger: Ledger, events: Sequence[Event[CourseEvent]], kind: str
-) -> list[str]:
-    """Enrolments or completions from providers: each marks or completes the matching
-    program step of the teacher's open route. A course or teacher not known yet is held
-    (retried when the registries send them); a course matching no open step is kept as the
-    teacher's history (a completed program is not offered again). The status each got."""
-    now = ledger.now()
-    return await take_courses(
-        ledger, [Course(str(e.event_id), e.source, kind, e.payload, now, e) for e in events]
-    )
-
-
-async def take_courses(ledger: Ledger, items: Sequence[Course]) -> list[str]:
-    """Courses in order, after one read of the programs they name, their teachers and
-    the teachers' open routes."""
-    named = await repository.programs_named(
-        ledger.session,
-        [i.course.program_id for i in items if i.course.program_id],
-        [i.course.federal_number for i in items if i.course.federal_number],
-    )
-    known = {p.program_id for p in named}
-    by_number: dict[str, str] = {}
-    for p in named:
-        if p.federal_number:
-            by_number.setdefault(p.federal_number, p.program_id)
-    teacher_ids = {i.course.teacher_id for i in items}
-    await ledger.load_teachers(teacher_ids)
-    await ledger.load_routes(open_of=[t for t in teacher_ids if t in ledger.teachers])
-    return [await _take_course(ledger, item, known, by_number) for item in items]
-
-
-async def _take_course(
-    ledger: Ledger, item: Course, known: set[str], by_number: dict[str, str]
-) -> str:
-    course = item.course
-    program_id = course.program_id
-    if program_id is None and course.federal_number:
-        program_id = by_number.get(course.federal_number)
-    elif program_id is not None and program_id not in known:
-        program_id = None
-    held_for = (
-        "курс неизвестен реестру программ"
-        if program_id is None
-        else "педагог неизвестен реестру"
-        if course.teacher_id not in ledger.teachers
-        else None
-    )
-    row = {
-        "event_id": item.event_id,
-        "kind": item.kind,
-        "teacher_id": course.teacher_id,
-        "program_id": program_id or course.program_id,
-        "federal_number": course.federal_number,
-        "on": course.on,
-        "passed": course.passed,
-        "hours": course.hours,
-        "source": item.source,
-        "external_id": course.external_id,
-        "received_at": item.received_at,
-        "status": "held" if held_for else "unmatched",
-        "reason": held_for,
-        "route_id": None,
-        "step_id": None,
-    }
-    if held_for is None:
-        assert program_id is not None
-        matched = await _apply_course(ledger, item, program_id)
-        if matched is not None:
-            row.update(status="applied", route_id=matched[0], step_id=matched[1])
-        else:
-            row["reason"] = "нет открытого шага маршрута с этой программой"
-    ledger.course(row)
-    return str(row["status"])
-
-
-async def _apply_course(ledger: Ledger, item: Course, program_id: str) -> tuple[str, str] | None:
-    course = item.course
-    for route in reversed(ledger.open_of(course.teacher_id)):
-        step = domain.step_for_course(route.steps, program_id)
-        if step is None:
-            continue
-        if item.kind == "enrolled":
-            if step.get("status") == "enrolled":
-                return route.route_id, step["step_id"]
-            steps = [
-                {**s, "status": "enrolled", "enrolled_on": course.on.isoformat()}
-                if s["step_id"] == step["step_id"]
-                else s
-                for s in route.steps
-            ]
-            ledger.change(
-                route,
-                steps=steps,
-                history=ledger.record(route, "enrolled", "course_event", step_id=step["step_id"]),
-            )
-        elif course.passed:
-            await complete_step(
-                ledger,
-                route,
-                step["step_id"],
-                "course_event",
-                course.on,
-                "course_event",
-                item.cause,
-            )
-        else:
-            ledger.change(
-                route,
-                history=ledger.record(
-                    route,
-                    "course_failed",
-                    "course_event",
-                    step_id=step["step_id"],
-                    note="итоговая аттестация не пройдена — шаг остаётся открытым",
-                ),
-            )
-        return route.route_id, step["step_id"]
-    return None
-
-
-async def release_held_courses(
-    ledger: Ledger,
-    teacher_ids: Iterable[str] = (),
-    programs: Iterable[tuple[str, str | None]] = (),
-    cause: Event[Any] | None = None,
-) -> int:
-    """Retry the held course events of teachers or programs (id, federal number) that
-    have arrived, in one read; how many were applied or kept as history."""
-    rows = await repository.held_courses(ledger.session, teacher_ids, programs)
-    if not rows:
-        return 0
-    items = [
-        Course(
-            row.event_id,
-            row.source,
-            row.kind,
-            CourseEvent(
-                teacher_id=row.teacher_id,
-                program_id=row.program_id,
-                federal_number=row.federal_number,
-                external_id=row.external_id,
-                on=row.on,
-                hours=row.hours,
-                passed=row.passed,
-            ),
-            row.received_at,
-            cause,
-        )
-        for row in rows
-    ]
-    return sum(status != "held" for status in await take_courses(ledger, items))

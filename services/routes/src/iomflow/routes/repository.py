@@ -202,16 +202,17 @@ courses = Table(
     "course_events",
     metadata,
     Column("event_id", String(36), primary_key=True),
-    Column("kind", String(20), nullable=False),  # enrolled | completed
+    Column("kind", String(20), nullable=False),  # enrolled | completed | internship
     Column("teacher_id", String(100), nullable=False, index=True),
     Column("program_id", String(100), nullable=True, index=True),
     Column("federal_number", String(100), nullable=True),
+    Column("site_id", String(100), nullable=True),  # an internship's site
     Column("on", Date, nullable=False),
     Column("passed", Boolean, nullable=False),
     Column("hours", Integer, nullable=True),
     Column("source", String(200), nullable=False),
     Column("external_id", String(200), nullable=True),
-    # applied | held | unmatched (no open step: kept as the teacher's course history)
+    # applied | held | unmatched (no open step: kept as the teacher's training history)
     Column("status", String(20), nullable=False, index=True),
     Column("reason", String(500), nullable=True),
     Column("route_id", String(36), nullable=True),
@@ -401,14 +402,24 @@ async def mentors_in(session: AsyncSession, municipality_ids: Iterable[str]) -> 
 async def programs_named(
     session: AsyncSession, program_ids: Iterable[str], numbers: Iterable[str]
 ) -> list[Any]:
-    """Programs by id or by Federal-registry number, in one read."""
+    """Programs (id, federal number, hours) by id or by Federal-registry number, in one
+    read."""
     ids, numbers = sorted(set(program_ids)), sorted(set(numbers))
     if not ids and not numbers:
         return []
-    query = select(programs.c.program_id, programs.c.federal_number).where(
+    query = select(programs.c.program_id, programs.c.federal_number, programs.c.hours).where(
         or_(programs.c.program_id.in_(ids), programs.c.federal_number.in_(numbers))
     )
     return list(await session.execute(query.order_by(programs.c.program_id)))
+
+
+async def sites_known(session: AsyncSession, site_ids: Iterable[str]) -> set[str]:
+    """Which of these internship sites the read model has, in one read per chunk."""
+    found: set[str] = set()
+    for chunk in _chunks(site_ids):
+        rows = await session.execute(select(sites.c.site_id).where(sites.c.site_id.in_(chunk)))
+        found.update(r.site_id for r in rows)
+    return found
 
 
 async def get_program(session: AsyncSession, program_id: str) -> Any:
@@ -663,14 +674,16 @@ async def held_courses(
     session: AsyncSession,
     teacher_ids: Iterable[str] = (),
     programs: Iterable[tuple[str, str | None]] = (),
+    site_ids: Iterable[str] = (),
     limit: int = 1000,
 ) -> list[Any]:
-    """Held course events of these teachers or naming these programs (id, federal
-    number), in the order they were received; one read."""
+    """Held course and internship events of these teachers, naming these programs (id,
+    federal number) or at these sites, in the order they were received; one read."""
     teacher_list = sorted(set(teacher_ids))
     program_list = list(programs)
     ids = sorted({p for p, _ in program_list})
     numbers = sorted({n for _, n in program_list if n})
+    site_list = sorted(set(site_ids))
     where = []
     if teacher_list:
         where.append(courses.c.teacher_id.in_(teacher_list))
@@ -678,6 +691,8 @@ async def held_courses(
         where.append(courses.c.program_id.in_(ids))
     if numbers:
         where.append(courses.c.federal_number.in_(numbers))
+    if site_list:
+        where.append(courses.c.site_id.in_(site_list))
     if not where:
         return []
     query = select(courses).where(courses.c.status == "held", or_(*where))

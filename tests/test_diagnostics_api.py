@@ -275,6 +275,35 @@ async def test_manager_competencies_count_for_a_management_team_member(
     assert "management_quality" in codes
 
 
+async def test_an_operator_loads_a_past_campaign_and_its_diagnosis_is_dated_by_its_evidence(
+    client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    """Last year's campaign, its window long over, opened now to load its results: they are
+    taken when dated inside the window (refused outside it, as ever), and the diagnosis says
+    when its latest evidence was taken (``evidence_at``, in UTC), over HTTP and in its
+    event."""
+    await open_campaign(client, "autumn-2025", starts_on="2025-09-01", ends_on="2025-12-31")
+    results = five("t-2", "autumn-2025", taken_at="2025-10-15T10:00:00+08:00")
+    results[2]["taken_at"] = "2025-11-03T16:45:00+08:00"  # the second expert's, the latest
+    late = {**results[4], "taken_at": "2026-01-12T10:00:00+08:00"}
+    refused = await client.post("/v1/results", headers=ADMIN, json=late)
+    assert (refused.status_code, refused.json()["code"]) == (422, "outside_campaign_window")
+    diagnosis = (await post_all(client, results))[-1]["diagnosis"]
+    assert diagnosis["campaign_id"] == "autumn-2025"
+    assert datetime.fromisoformat(diagnosis["evidence_at"]) == datetime(
+        2025, 11, 3, 8, 45, tzinfo=UTC
+    )
+    again = (await client.get(f"/v1/diagnoses/{diagnosis['diagnosis_id']}")).json()
+    assert again["evidence_at"] == diagnosis["evidence_at"]
+
+    async def relayed() -> bool:
+        return len(await published(clean_redis, "diagnostics.diagnosis.completed")) == 1
+
+    await wait_for(relayed, "the completed event")
+    [event] = await published(clean_redis, "diagnostics.diagnosis.completed")
+    assert event["evidence_at"] == diagnosis["evidence_at"]
+
+
 # --- refusals: HTTP codes and dead letters ---------------------------------------------------
 
 

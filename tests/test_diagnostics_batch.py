@@ -15,7 +15,7 @@ import itertools
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -404,6 +404,50 @@ async def test_closing_a_campaign_and_revising_a_version_cost_the_same_for_5_as_
     assert cost["revise"][5] == cost["revise"][20], cost
     assert await bench.count(repository.diagnoses) == 25
     assert len(await bench.outbox("diagnostics.diagnosis.revised")) == 5 + 25
+
+
+# --- a history loaded later ----------------------------------------------------------------
+
+
+async def test_a_past_campaigns_diagnosis_is_dated_by_its_latest_evidence(bench: Bench) -> None:
+    """An operator loading last year's campaign opens it now, its window long over; its
+    results are taken (each inside the window), and the diagnosis carries when its latest
+    result was taken (``evidence_at``, UTC), wherever its evidence was read from (this
+    batch, or an earlier one stored in the database)."""
+    await bench.teachers(teacher("t-old"))
+    consumer = bench.consumer
+    transaction = service.transactions(
+        db.sessionmaker(bench.engine), consumer.outbox, consumer.context
+    )
+    async with transaction() as deps:
+        await campaigns.create_campaign(
+            deps.session, campaign_id="autumn-2025", name="Осень 2025",
+            starts_on=date(2025, 9, 1), ends_on=date(2025, 12, 31),
+            required=[domain.Instrument(i) for i in ALL_FIVE], framework=FRAMEWORK,
+        )  # fmt: skip
+    days = ["10-01", "10-20", "10-06", "10-07", "10-08", "10-09"]
+    events = [
+        result(
+            "t-old", e.payload.instrument.value, "autumn-2025",
+            **{**e.payload.model_dump(exclude={"teacher_id", "instrument", "campaign_id"},
+                                      exclude_none=True),
+               "taken_at": f"2025-{day}T16:45:00+08:00"},
+        )
+        for e, day in zip(six("t-old"), days, strict=True)
+    ]  # fmt: skip
+    # the latest result (the first expert's, 20 October) comes in the first batch
+    for batch in (events[:3], events[3:]):
+        outcome = await bench.process(RESULTS, batch)
+        assert len(outcome.applied) == len(batch) and not outcome.rejected
+    [fields] = await bench.outbox("diagnostics.diagnosis.completed")
+    completed = wire.decode(fields).payload
+    assert completed.evidence_at == datetime(2025, 10, 20, 8, 45, tzinfo=UTC)
+    [row] = await bench.rows(select(repository.diagnoses))
+    assert service.as_contract(row).evidence_at == completed.evidence_at
+    async with transaction() as deps:
+        await service.revise_many(deps, [completed.diagnosis_id], "проверка")
+    [fields] = await bench.outbox("diagnostics.diagnosis.revised")
+    assert wire.decode(fields).payload.evidence_at == completed.evidence_at
 
 
 # --- held results --------------------------------------------------------------------------

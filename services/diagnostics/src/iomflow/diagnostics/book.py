@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from opentelemetry import trace
@@ -52,6 +52,7 @@ class Taken(NamedTuple):
     instrument: str
     expert_id: str | None
     scores: dict[str, float]
+    taken_at: datetime | None = None
 
 
 @dataclass
@@ -146,7 +147,7 @@ class Book:
         for pair, rows in (await repository.evidence(session, open_)).items():
             sheet = sheets[pair]
             for r in rows:
-                sheet.add(Taken(r.result_id, r.instrument, r.expert_id, r.scores))
+                sheet.add(Taken(r.result_id, r.instrument, r.expert_id, r.scores, r.taken_at))
         return cls(deps, teachers, sheets, current)
 
     def take(self, event: Event[ResultSubmitted], scores: dict[str, float]) -> None:
@@ -154,8 +155,10 @@ class Book:
         result = event.payload
         instrument = result.instrument.value
         entry = self.deps.fields_of(event)
+        # In UTC: SQLite keeps no zone, and what is read back is taken as UTC.
+        taken_at = utc(result.taken_at or event.occurred_at)
         self.sheets[(result.teacher_id, result.campaign_id)].add(
-            Taken(str(event.event_id), instrument, result.expert_id, scores)
+            Taken(str(event.event_id), instrument, result.expert_id, scores, taken_at)
         )
         self.results.append(
             {
@@ -171,7 +174,7 @@ class Book:
                 else result.model_dump(mode="json"),
                 "scores": scores,
                 "source": event.source,
-                "taken_at": result.taken_at or event.occurred_at,
+                "taken_at": taken_at,
                 "received_at": self.clock(),
             }
         )
@@ -238,8 +241,9 @@ def scored(
     before: Sequence[CompetencyResult] | None,
 ) -> dict[str, Any]:
     """The fields of a diagnosis that follow from its evidence: where the teacher works,
-    levels with their explanation, deficits, instruments used, burnout, and the change
-    since ``before`` (the levels of the teacher's earlier diagnosis, if any)."""
+    levels with their explanation, deficits, instruments used, burnout, the change since
+    ``before`` (the levels of the teacher's earlier diagnosis, if any), and when the latest
+    result it used was taken."""
     framework = ctx.framework
     evidence = [
         domain.Evidence(
@@ -270,7 +274,22 @@ def scored(
         "instruments": sorted(used, key=list(Instrument).index),
         "burnout": burnout,
         "changes": domain.changes(framework, before, competencies) if before is not None else [],
+        "evidence_at": evidence_at(results, {i.value for i in used}),
     }
+
+
+def evidence_at(results: Sequence[Any], instruments: Collection[str]) -> datetime | None:
+    """When the latest of ``results`` of these instruments (the ones a diagnosis used) was
+    taken; a time stored without its zone is UTC (SQLite keeps none)."""
+    times = [
+        utc(r.taken_at) for r in results if r.instrument in instruments and r.taken_at is not None
+    ]
+    return max(times, default=None)
+
+
+def utc(moment: datetime) -> datetime:
+    """The moment in UTC; one without a zone is UTC already (as SQLite gives it back)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 _RESULTS = TypeAdapter(list[CompetencyResult])
@@ -297,6 +316,7 @@ def columns(diagnosis: DiagnosisCompleted) -> dict[str, Any]:
         "burnout": diagnosis.burnout.model_dump(mode="json") if diagnosis.burnout else None,
         "previous_diagnosis_id": diagnosis.previous_diagnosis_id,
         "changes": RawJSON(_CHANGES.dump_json(diagnosis.changes).decode()),
+        "evidence_at": diagnosis.evidence_at,
     }
     if isinstance(diagnosis, DiagnosisRevised):
         found["revision"] = diagnosis.revision

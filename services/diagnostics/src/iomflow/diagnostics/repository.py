@@ -156,6 +156,8 @@ diagnoses = Table(
     Column("burnout", JSON, nullable=True),
     Column("previous_diagnosis_id", String(36), nullable=True),
     Column("changes", JSONText, nullable=False),
+    # when its latest evidence was taken (a history loaded later is dated by it)
+    Column("evidence_at", DateTime(timezone=True), nullable=True),
     Column("revision", Integer, nullable=False),
     Column("history", JSON, nullable=False),  # earlier revisions, as they were
     Column("completed_at", DateTime(timezone=True), nullable=False),
@@ -372,6 +374,7 @@ async def evidence(
             results.c.instrument,
             results.c.expert_id,
             results.c.scores,
+            results.c.taken_at,
         )
         .where(
             results.c.teacher_id.in_(sorted({t for t, _ in pairs})),

@@ -14,7 +14,16 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.diagnostics import domain, repository
-from iomflow.diagnostics.book import INSTRUMENTS, SOURCE, Book, columns, levels_of, scored, traced
+from iomflow.diagnostics.book import (
+    INSTRUMENTS,
+    SOURCE,
+    Book,
+    columns,
+    levels_of,
+    scored,
+    traced,
+    utc,
+)
 from iomflow.diagnostics.campaigns import DEFAULT_CAMPAIGN, in_target
 from iomflow.shared import inbox, wire
 from iomflow.shared.contracts import (
@@ -92,9 +101,10 @@ Refuse = Callable[[Event[ResultSubmitted], Refused], None]
 
 
 def as_contract(row: Any) -> DiagnosisCompleted:
-    return DiagnosisCompleted.model_validate(
-        {k: getattr(row, k) for k in DiagnosisCompleted.model_fields}
-    )
+    fields = {k: getattr(row, k) for k in DiagnosisCompleted.model_fields}
+    if fields["evidence_at"] is not None:  # SQLite keeps no zone: it was written in UTC
+        fields["evidence_at"] = utc(fields["evidence_at"])
+    return DiagnosisCompleted.model_validate(fields)
 
 
 # --- results ---------------------------------------------------------------------------------

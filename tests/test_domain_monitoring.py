@@ -314,7 +314,7 @@ def plainly(
     counted = [
         f
         for f in facts
-        if f.kind == k.numerator.fact
+        if f.kind in k.numerator.kinds
         and domain.matches(f.attrs, k.numerator.where)
         and (f.holds(at) if k.accumulation == "current" else since <= f.start <= at)
         and f.member_id in group

@@ -8,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,14 @@ from iomflow.shared.contracts import (
     MunicipalityUpserted,
     OrganizationUpserted,
     ProgramUpserted,
+    RouteAgreed,
     RouteCancelled,
     RouteDrafted,
     RouteStep,
     StepCompleted,
     Streams,
     TeacherUpserted,
+    TrainingCompleted,
     new_event,
 )
 
@@ -128,6 +130,20 @@ def registry() -> list[Event[Any]]:
             "p-fed",
         ),
         up(
+            "program",
+            ProgramUpserted(
+                program_id="p-fgos",
+                title="Введение обновлённых ФГОС",
+                kind="pk",
+                hours=36,
+                format="distance",
+                competencies=["subject_content"],
+                themes=["updated_fgos"],  # type: ignore[list-item]
+                audiences=["general"],  # type: ignore[list-item]
+            ),
+            "p-fgos",
+        ),
+        up(
             "mentor",
             MentorUpserted(mentor_id="mn-1", organization_id="org-1", municipality_id="mun-01"),
             "mn-1",
@@ -195,6 +211,44 @@ def route_events(n: int, teacher_id: str, methodist: str) -> list[Event[Any]]:
         new_event("routes.route.drafted", drafted, source="routes", subject=teacher_id),
         new_event("routes.methodist.assigned", assigned, source="routes", subject=teacher_id),
     ]
+
+
+def agreed(n: int, teacher_id: str) -> Event[Any]:
+    mun = "mun-01" if int(teacher_id[2:]) <= 6 else "mun-02"
+    body = RouteAgreed(
+        route_id=f"r-{n}",
+        teacher_id=teacher_id,
+        municipality_id=mun,
+        methodist_id="A",
+        approvals=[],
+        active=True,
+    )
+    return new_event("routes.route.agreed", body, source="routes", subject=teacher_id)
+
+
+def training(
+    teacher_id: str,
+    program_id: str,
+    *,
+    route_id: str | None = None,
+    step_id: str | None = None,
+    on: date = TODAY,
+) -> Event[Any]:
+    """A course completion as routes publishes it (inside a route or not)."""
+    mun, org = ("mun-01", "org-1") if int(teacher_id[2:]) <= 6 else ("mun-02", "org-2")
+    body = TrainingCompleted(
+        training_id=f"{teacher_id}:program:{program_id}",
+        teacher_id=teacher_id,
+        municipality_id=mun,
+        organization_id=org,
+        kind="course",
+        program_id=program_id,
+        completed_on=on,
+        route_id=route_id,
+        step_id=step_id,
+        source="course_event",
+    )
+    return new_event("routes.training.completed", body, source="routes", subject=teacher_id)
 
 
 def make_app(redis_url: str, tmp_path: Path, database_url: str) -> FastAPI:
@@ -285,6 +339,9 @@ async def load_chain(client: httpx.AsyncClient, redis_url: str) -> None:
             source="routes",
             subject="t-2",
         ),
+        *[agreed(n, f"t-{n}") for n in (1, 2)],  # r-7 never agreed: its tutor supported no one
+        training("t-2", "p-fed", route_id="r-2", step_id="s1"),  # the step's own course: once
+        training("t-5", "p-fgos"),  # outside any route
         new_event(
             "routes.route.cancelled",
             RouteCancelled(
@@ -305,7 +362,8 @@ async def load_chain(client: httpx.AsyncClient, redis_url: str) -> None:
         return (
             stats.get("teachers") == 10
             and stats.get("facts_diagnosed") == 3
-            and stats.get("facts_trained") == 1
+            and stats.get("facts_trained") == 2
+            and stats.get("facts_agreed") == 2
         )
 
     await wait_for(settled, "every event to reach the projections")
@@ -329,8 +387,10 @@ async def test_kpis_come_from_the_events_of_every_service(
     assert kpis["methodist_load_max"]["value"] == 2  # A holds t-1 and t-2; B's route ended
     assert kpis["federal_programs_share"]["numerator"] == 1
     assert kpis["federal_programs_share"]["targets"][1]["value"] == 30
-    assert kpis["tutor_support_share"]["numerator"] == 3
+    assert kpis["tutor_support_share"]["numerator"] == 2  # the agreed routes' teachers
     assert kpis["subject_training_share"]["value"] == 10.0
+    # t-5's course outside any route counts (general-school teachers: t-1..t-10)
+    assert kpis["updated_fgos_share"]["numerator"] == 1
     assert kpis["management_teams_trained"]["value"] == 100.0  # org-1's team: t-2 trained
     assert kpis["mentoring_orgs_share"]["value"] == 50.0
     assert kpis["low_results_schools_share"]["population"] == 4  # org-2's teachers
@@ -352,6 +412,70 @@ async def test_kpis_come_from_the_events_of_every_service(
     assert by_mun["mun-02"]["name"] == "Катангский район"
     mun2 = {k["code"]: k for k in by_mun["mun-02"]["kpis"]}
     assert mun2["diagnosed_share"]["value"] == 25.0
+
+
+async def test_training_counts_wherever_it_happened_and_once(
+    app: FastAPI, client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    """A course outside any route moves its KPI; the same course inside a route (its step
+    and its provider's completion, twice re-sent) is one; a replay gives the same values."""
+    await load_chain(client, clean_redis)
+    before = await region(client)
+    assert before["updated_fgos_share"]["numerator"] == 1  # t-5, outside any route
+    assert before["federal_programs_share"]["numerator"] == 1  # t-2's step and its course
+    again = [
+        training("t-2", "p-fed", route_id="r-2", step_id="s1", on=TODAY - timedelta(days=3)),
+        training("t-5", "p-fgos"),  # a provider re-sends it under a new event id
+        training("t-6", "p-fgos", on=TODAY - timedelta(days=40)),  # a new one, outside
+    ]
+    await publish(clean_redis, Streams.ROUTES, again)
+
+    async def third() -> bool:
+        return (await client.get("/v1/stats")).json().get("facts_trained") == 3
+
+    await wait_for(third, "the new completion to reach the projections")
+    after = await region(client)
+    assert after["updated_fgos_share"]["numerator"] == 2
+    assert after["federal_programs_share"]["numerator"] == 1
+    assert after["subject_training_share"]["numerator"] == 1
+    month_ago = await region(client, as_of=(TODAY - timedelta(days=30)).isoformat())
+    assert month_ago["updated_fgos_share"]["numerator"] == 1  # t-6 only, dated by its day
+
+    runtime = app.state.runtime
+    async with Redis.from_url(clean_redis) as redis:
+        await rebuild.replay(redis, runtime.sessions, runtime.outbox, runtime.context)
+    replayed = await region(client)
+    assert {c: (v["numerator"], v["value"]) for c, v in replayed.items()} == {
+        c: (v["numerator"], v["value"]) for c, v in after.items()
+    }
+
+
+async def test_a_history_loaded_later_keeps_its_dates(
+    client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    """A diagnosis of results taken two months ago, arriving today, counts from the day its
+    evidence was taken; the route drafted from it from that day too."""
+    await publish(clean_redis, Streams.REGISTRY, registry())
+    taken = (datetime.now(UTC) - timedelta(days=60)).replace(day=15)  # as of: in its year
+    late = diagnosis(9, "t-9").model_copy(update={"evidence_at": taken})
+    await publish(
+        clean_redis,
+        Streams.DIAGNOSTICS,
+        [new_event("diagnostics.diagnosis.completed", late, source="diagnostics", subject="t-9")],
+    )
+    await publish(clean_redis, Streams.ROUTES, route_events(9, "t-9", "A"))
+
+    async def arrived() -> bool:
+        stats = (await client.get("/v1/stats")).json()
+        return stats.get("facts_diagnosed") == 1 and stats.get("facts_route") == 1
+
+    await wait_for(arrived, "the late diagnosis and its route")
+    after = await region(client, as_of=(taken + timedelta(days=2)).date().isoformat())
+    assert after["diagnosed_share"]["numerator"] == 1
+    assert after["route_share"]["numerator"] == 1
+    before = await region(client, as_of=(taken - timedelta(days=2)).date().isoformat())
+    assert before["diagnosed_share"]["numerator"] == 0
+    assert before["route_share"]["numerator"] == 0
 
 
 async def test_values_as_of_a_past_date_and_a_drill_down_to_organisations(

@@ -49,11 +49,16 @@ CATALOGUE = {
         "current",
         {"of": "teachers", "holding": "route"},
     ),
-    "methodist_load_max": ("max_per_holder", "support", "current", {"of": "teachers"}),
+    "methodist_load_max": (
+        "max_per_holder",
+        "support",
+        "current",
+        {"of": "teachers", "where": {"audience": "general"}},
+    ),
     "tutor_support_share": ("share", "tutor", "cumulative", {"of": "teachers"}),
     "young_supported_share": (
         "share",
-        "route",
+        "mentored",  # or a methodist's support, or a route (``also``)
         "cumulative",
         {"of": "teachers", "where": {"young": True}},
     ),
@@ -302,12 +307,15 @@ def independent(data: Path, on: date) -> Expected:
     registries, diagnostics = data / "registries.db", data / "diagnostics.db"
     teachers: dict[str, str] = {}  # teacher -> municipality
     young: set[str] = set()
+    general: set[str] = set()  # teachers of general schools («общеобразовательных»)
     for record_id, mun, document in query(
         registries,
         "SELECT record_id, municipality_id, data FROM records WHERE register = 'teachers'",
     ):
         teachers[record_id] = mun
         record = json.loads(document)
+        if record.get("audience") == "general":
+            general.add(record_id)
         age = years(date.fromisoformat(record["birth_date"]), on)
         experience = max(0, years(date.fromisoformat(record["hire_date"]), on))
         if age < 35 and experience < 3:  # «до 35 лет в первые 3 года работы»
@@ -346,10 +354,11 @@ def independent(data: Path, on: date) -> Expected:
     ]
     routed_this_year = {r["teacher_id"] for r in real if this_year(r["created_at"], on)}
     routed_ever = {r["teacher_id"] for r in real if day(r["created_at"]) <= on}
-    tutored = {
+    tutored = {  # from the route's agreement by all three parties
         r["teacher_id"]
         for r in real
         if day(r["created_at"]) <= on
+        and r["status"] in ("agreed", "active", "completed")
         and any(  # «тьюторское сопровождение» of a federal-registry program
             s["kind"] == "program" and s.get("tutor_id") and s.get("program_id") in federal
             for s in r["steps"]
@@ -370,9 +379,9 @@ def independent(data: Path, on: date) -> Expected:
     def at_level(mun: str | None) -> dict[str, Triple]:
         staff = {t for t, m in teachers.items() if mun is None or m == mun}
         orgs = {o for o, m in organizations.items() if mun is None or m == mun}
-        loads = [len(ts & staff) for ts in by_methodist.values() if ts & staff]
+        loads = [len(ts & staff & general) for ts in by_methodist.values() if ts & staff & general]
         most = max(loads, default=0)
-        has_load = bool(staff) or bool(loads) or mun is None
+        has_load = bool(staff & general) or bool(loads) or mun is None
         return {
             "diagnosed_share": share(diagnosed, staff),
             "route_share": share(routed_this_year, staff),

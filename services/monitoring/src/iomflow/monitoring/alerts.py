@@ -49,15 +49,20 @@ NAMED = 10
 """Municipalities named in a grouped alert's message; the rest are counted."""
 
 
+def _actionable(v: Mapping[str, Any]) -> bool:
+    return v["status"] in STATUS_WORDS and not (v.get("period") or {}).get("passed")
+
+
 def kpis_off_path(
     evaluated: Mapping[str | None, list[dict[str, Any]]], names: Mapping[str, str]
 ) -> list[AlertRaised]:
     """A KPI at risk or missed: one alert for the region (key None), and one per KPI for
     the municipalities (every other key) naming those behind it, worst first. A value at a
-    level its target is not set for (``not_judged``) raises nothing."""
+    level its target is not set for (``not_judged``) raises nothing, nor does a total whose
+    deadline has passed (``Kpi.lapsed``: nobody can act on it now; the report says it)."""
     out = []
     for v in evaluated.get(None, []):
-        if v["status"] in STATUS_WORDS:
+        if _actionable(v):
             out.append(
                 AlertRaised(
                     alert_id=f"kpi_off_path:{v['code']}:region",
@@ -75,7 +80,7 @@ def kpis_off_path(
         if level is None:
             continue
         for v in values:
-            if v["status"] in STATUS_WORDS:
+            if _actionable(v):
                 behind[v["code"]].append((names.get(level, level), v))
     for code, found in behind.items():
         first = found[0][1]

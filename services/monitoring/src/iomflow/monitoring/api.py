@@ -6,9 +6,11 @@ from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from iomflow.monitoring import domain, repository, views
 from iomflow.monitoring.context import Context
+from iomflow.shared.auth import Operator
 from iomflow.shared.errors import Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
 
@@ -148,6 +150,67 @@ async def catalogue(runtime: RuntimeDep) -> dict[str, Any]:
         **context_of(runtime).catalogue.model_dump(mode="json"),
         "region_name": runtime.settings.region_name,
     }
+
+
+@router.get(
+    "/tracked",
+    summary="Rows of Appendix 1 that are measures taken: each period's status and evidence",
+)
+async def list_tracked(runtime: RuntimeDep, session: SessionDep) -> list[dict[str, Any]]:
+    on = context_of(runtime).clock().date()
+    return domain.tracked(
+        context_of(runtime).catalogue, await repository.tracked_evidence(session), on
+    )
+
+
+class TrackedRecord(BaseModel):
+    status: domain.TrackedState = Field(description="done | in_progress | not_done")
+    evidence: str = Field(
+        min_length=3,
+        max_length=4000,
+        description="What shows it: a document's name and number, a link, a note",
+    )
+
+
+@router.put(
+    "/tracked/{code}/{period}",
+    summary="Record a tracked item's status for a period, with its evidence (operator)",
+)
+async def record_tracked(
+    code: str,
+    period: str,
+    body: TrackedRecord,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    who: Operator,
+) -> dict[str, Any]:
+    ctx = context_of(runtime)
+    item = next((t for t in ctx.catalogue.tracked if t.code == code), None)
+    if item is None:
+        raise Refused("unknown_tracked", f"Пункт «{code}» не найден в каталоге.", 404)
+    on = ctx.clock().date()
+    if period not in item.periods(on):
+        allowed = ", ".join(item.periods(on))
+        raise Refused(
+            "unknown_period",
+            f"Период «{period}» не относится к пункту «{item.name}»: допустимы {allowed}.",
+            422,
+        )
+    await repository.record_tracked(
+        session,
+        {
+            "code": code,
+            "period": period,
+            "status": body.status,
+            "evidence": body.evidence.strip(),
+            "recorded_by": who.name,
+            "recorded_at": ctx.clock(),
+        },
+    )
+    await session.commit()
+    recorded = await repository.tracked_evidence(session)
+    found = next(t for t in domain.tracked(ctx.catalogue, recorded, on) if t["code"] == code)
+    return next(p for p in found["periods"] if p["period"] == period)
 
 
 @router.get("/stats", summary="Members and facts kept")

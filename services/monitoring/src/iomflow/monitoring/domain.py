@@ -44,8 +44,15 @@ Level = Literal["region", "municipality", "organization"]
 
 
 class Numerator(_Strict):
-    fact: str = Field(description="Fact kind counted, e.g. program_completed")
+    fact: str = Field(description="Fact kind counted, e.g. trained")
+    also: tuple[str, ...] = Field(
+        default=(), description="Other fact kinds that count as well (any of them)"
+    )
     where: Where = Field(default_factory=dict, description="Conditions on the fact's attributes")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.fact, *self.also)
 
 
 class Population(_Strict):
@@ -83,6 +90,16 @@ class Kpi(_Strict):
         "or a limit is every level's",
     )
 
+    kept_after_deadline: bool | None = Field(
+        default=None,
+        description="Whether the target stays in force after its deadline («ежегодно», «на "
+        "дату»). Default: a current value or a limit does, an accumulated total does not — "
+        "its status is then the one it had at the deadline",
+    )
+    appendix_rows: list[int] = Field(
+        default_factory=list, description="Rows of Appendix 1 it answers (1-25, in order)"
+    )
+
     @model_validator(mode="after")
     def _holder_for_max(self) -> Kpi:
         if self.measure == "max_per_holder" and not self.holder:
@@ -93,6 +110,14 @@ class Kpi(_Strict):
     def target(self) -> float:
         return self.targets[0].value
 
+    def lapsed(self, on: date) -> bool:
+        """Its deadline has passed and its target is not in force after it."""
+        if self.deadline is None or on <= self.deadline:
+            return False
+        if self.kept_after_deadline is not None:
+            return not self.kept_after_deadline
+        return self.accumulation == "cumulative" and self.comparison == ">="
+
     def judged(self, level: Level) -> bool:
         """Whether the target applies at ``level`` (a municipality is not held to the
         region's count of 93 organisations)."""
@@ -101,14 +126,42 @@ class Kpi(_Strict):
         return self.measure != "count" or level == "region"
 
 
+class Tracked(_Strict):
+    """A row of Appendix 1 that is a measure taken, not a number the suite counts: its
+    status is what an operator records, with the evidence (``/v1/tracked``)."""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(description="The result, as Appendix 1 words it")
+    target: str = Field(description="The indicator, as Appendix 1 words it")
+    recurrence: Literal["once", "yearly"]
+    deadline: date | None = Field(default=None, description="once: by when")
+    since: int | None = Field(default=None, description="yearly: the first year")
+    clause: str
+    appendix_rows: list[int] = Field(default_factory=list)
+
+    def periods(self, on: date) -> list[str]:
+        """The periods evidence is recorded for, up to ``on``: one, or each year since."""
+        if self.recurrence == "once":
+            return ["once"]
+        first = self.since or on.year
+        return [str(y) for y in range(first, on.year + 1)]
+
+    def due(self, period: str) -> date:
+        if period == "once":
+            assert self.deadline is not None
+            return self.deadline
+        return date(int(period), 12, 31)
+
+
 class Catalogue(_Strict):
     source: str
     start: date = Field(description="When the system's paths to the targets begin")
     kpis: list[Kpi] = Field(min_length=1)
+    tracked: list[Tracked] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> Catalogue:
-        codes = [k.code for k in self.kpis]
+        codes = [k.code for k in self.kpis] + [t.code for t in self.tracked]
         twice = sorted({c for c in codes if codes.count(c) > 1})
         if twice:
             raise ValueError(f"KPI codes repeated: {', '.join(twice)}")
@@ -401,17 +454,18 @@ class Facts:
     def _numerator(self, kpi: Kpi) -> list[Fact]:
         """Facts of the numerator's kind meeting its conditions (at any date)."""
         num = kpi.numerator
-        if not num.where:
+        if not num.where and not num.also:
             return self.by_kind[num.fact]
 
         def compute() -> list[Fact]:
             out: list[Fact] = []
-            for attrs, facts in self._by_attrs(num.fact):
-                if matches(attrs, num.where):
-                    out += facts
+            for kind in num.kinds:
+                for attrs, facts in self._by_attrs(kind):
+                    if matches(attrs, num.where):
+                        out += facts
             return out
 
-        return self._memo(None, ("numerator", num.fact, _key(num.where)), compute)  # type: ignore[no-any-return]
+        return self._memo(None, ("numerator", num.kinds, _key(num.where)), compute)  # type: ignore[no-any-return]
 
     def _by_attrs(self, kind: str) -> list[tuple[Mapping[str, Any], list[Fact]]]:
         """The facts of a kind by their attributes: facts loaded together share equal
@@ -441,12 +495,12 @@ class Facts:
             )
             return [f for f in facts if since <= f.start <= at]
 
-        key = ("counted", num.fact, _key(num.where), kpi.accumulation)
+        key = ("counted", num.kinds, _key(num.where), kpi.accumulation)
         return self._memo(at, key, compute)  # type: ignore[no-any-return]
 
     def _counted_members(self, kpi: Kpi, at: datetime) -> set[str]:
         num = kpi.numerator
-        key = ("counted members", num.fact, _key(num.where), kpi.accumulation)
+        key = ("counted members", num.kinds, _key(num.where), kpi.accumulation)
         return self._memo(
             at,
             key,
@@ -468,7 +522,7 @@ class Facts:
                     out[name].add(f.member_id)
             return out
 
-        key = ("holders", num.fact, _key(num.where), kpi.accumulation, holder)
+        key = ("holders", num.kinds, _key(num.where), kpi.accumulation, holder)
         return self._memo(at, key, compute)  # type: ignore[no-any-return]
 
     # --- values ---------------------------------------------------------------------------
@@ -547,7 +601,7 @@ def _kpi_key(kpi: Kpi) -> tuple[Any, ...]:
     num, pop = kpi.numerator, kpi.population
     return (
         kpi.measure,
-        num.fact,
+        num.kinds,
         _key(num.where),
         kpi.accumulation,
         kpi.holder,
@@ -661,12 +715,38 @@ def evaluate(
         now = current[kpi.code]
         earlier = facts.values(kpi, scope, before, by)
         previous = facts.values(kpi, scope, last_year, by) if kpi.comparison == "growth" else {}
+        lapsed = kpi.lapsed(on)
+        then_values = (
+            facts.values(kpi, scope, end_of(kpi.deadline), by)
+            if kpi.deadline is not None and on > kpi.deadline
+            else None
+        )
         for key in keys:
             value = now.get(key, empty)
             was = previous.get(key)
             prior = was.value if was is not None else None
             then = earlier.get(key)
             judged = kpi.judged(level)
+            at_deadline = None
+            if then_values is not None:
+                assert kpi.deadline is not None
+                was_then = then_values.get(key, empty).value
+                at_deadline = {
+                    "on": kpi.deadline.isoformat(),
+                    "value": _round(was_then),
+                    "met": met(kpi, was_then) if judged else None,
+                }
+            row_status: Status = (
+                status(kpi, value.value, on, catalogue.start, prior) if judged else "not_judged"
+            )
+            if lapsed and judged and at_deadline is not None:
+                then_status = status(
+                    kpi,
+                    then_values.get(key, empty).value if then_values else None,
+                    kpi.deadline or on,
+                    catalogue.start,
+                )
+                row_status = then_status
             out[key].append(
                 {
                     "code": kpi.code,
@@ -680,13 +760,21 @@ def evaluate(
                     "comparison": kpi.comparison,
                     "deadline": deadline,
                     "accumulation": kpi.accumulation,
-                    "met": met(kpi, value.value, prior) if judged else None,
-                    "status": (
-                        status(kpi, value.value, on, catalogue.start, prior)
+                    "met": (
+                        (
+                            at_deadline["met"]
+                            if lapsed and at_deadline
+                            else met(kpi, value.value, prior)
+                        )
                         if judged
-                        else "not_judged"
+                        else None
                     ),
-                    "forecast": _round(
+                    "status": row_status,
+                    "period": period_of(kpi, on),
+                    "at_deadline": at_deadline,
+                    "forecast": None
+                    if lapsed
+                    else _round(
                         forecast(
                             kpi,
                             value.value,
@@ -699,6 +787,75 @@ def evaluate(
                 }
             )
     return dict(out)
+
+
+TrackedState = Literal["done", "in_progress", "not_done"]
+TRACKED_WORDS: dict[str, str] = {
+    "done": "выполнено",
+    "in_progress": "выполняется",
+    "not_done": "не выполнено",
+}
+
+
+def tracked_status(item: Tracked, period: str, recorded: str | None, on: date) -> Status:
+    """A tracked item's status for a period from what was recorded: done is met, not done
+    is missed, in progress is on track until the period's due day and missed after it;
+    nothing recorded is no data (an absence of evidence is not a failure)."""
+    if recorded == "done":
+        return "met"
+    if recorded == "not_done":
+        return "missed"
+    if recorded == "in_progress":
+        return "on_track" if on <= item.due(period) else "missed"
+    return "no_data"
+
+
+def tracked(
+    catalogue: Catalogue, recorded: Mapping[tuple[str, str], Mapping[str, Any]], on: date
+) -> list[dict[str, Any]]:
+    """Every tracked item with each of its periods up to ``on``: status and evidence."""
+    out = []
+    for item in catalogue.tracked:
+        periods = []
+        for period in item.periods(on):
+            row = recorded.get((item.code, period)) or {}
+            state = row.get("status")
+            at = row.get("recorded_at")
+            periods.append(
+                {
+                    "period": period,
+                    "label": f"к {_ru(item.due(period))}"
+                    if period == "once"
+                    else f"за {period} год",
+                    "due": item.due(period).isoformat(),
+                    "status": tracked_status(item, period, state, on),
+                    "recorded": state,
+                    "recorded_words": TRACKED_WORDS.get(state or ""),
+                    "evidence": row.get("evidence"),
+                    "recorded_by": row.get("recorded_by"),
+                    "recorded_at": at.isoformat() if isinstance(at, datetime) else at,
+                }
+            )
+        out.append({**item.model_dump(mode="json"), "periods": periods})
+    return out
+
+
+def _ru(day: date) -> str:
+    return day.strftime("%d.%m.%Y")
+
+
+def period_of(kpi: Kpi, on: date) -> dict[str, Any]:
+    """Which period a KPI's status is about, in words: the year (a yearly total), its
+    deadline (an accumulated total, before it and after it: «срок прошёл»), or the day
+    (a current value or a limit)."""
+    if kpi.lapsed(on):
+        assert kpi.deadline is not None
+        return {"label": f"на {_ru(kpi.deadline)}, срок прошёл", "passed": True}
+    if kpi.accumulation == "yearly":
+        return {"label": f"за {on.year} год", "passed": False}
+    if kpi.accumulation == "cumulative" and kpi.deadline is not None:
+        return {"label": f"к {_ru(kpi.deadline)}", "passed": False}
+    return {"label": f"на {_ru(on)}", "passed": False}
 
 
 def _round(value: float | None) -> float | None:

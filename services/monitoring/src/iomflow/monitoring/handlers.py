@@ -8,14 +8,15 @@ Each handler takes a run of events of one type (``iomflow.shared.streams``) and 
 in a few statements whatever its length: what happens to facts is said event by event, in
 stream order, to a ``writes.Changes``, which sends it as few multi-row statements as that
 order allows; members likewise (``writes.Members``). Registry read models are declared
-once (``ReadModel``). A batch that changed anything marks the projections changed, once
-(``repository.mark``): the KPI snapshot is renewed from that (``projection``).
+once (``ReadModel``); all but the management teams are kept from their upserts only. A
+batch that changed anything marks the projections changed, once (``repository.mark``):
+the KPI snapshot is renewed from that (``projection``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import TypeAlias
 
 from iomflow.monitoring import repository as repo
@@ -35,6 +36,7 @@ from iomflow.shared.contracts import (
     Project,
     RecordRemoved,
     RegistryStale,
+    RouteAgreed,
     RouteCancelled,
     RouteCompleted,
     RouteDrafted,
@@ -42,6 +44,7 @@ from iomflow.shared.contracts import (
     StepCompleted,
     Streams,
     TeacherUpserted,
+    TrainingCompleted,
     types_of,
 )
 from iomflow.shared.readmodel import ReadModel
@@ -176,6 +179,17 @@ async def teams(events: Sequence[Event[ManagementMemberUpserted]], deps: Monitor
     await _write(deps, Streams.REGISTRY, facts)
 
 
+async def teams_left(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
+    """Management members removed (after their rows go): a school whose team has no member
+    left has no team from now; the rest are judged by who remains (``Rows.build``)."""
+    at = max(e.occurred_at for e in events)
+    facts = Changes()
+    for org in await repo.teams_without_members(deps.session):
+        facts.end(at, fact_id=f"team:{org}")
+    await facts.write(deps.session)
+    await changed(deps, Streams.REGISTRY)
+
+
 def removed(kind: str) -> Handler:
     async def handle(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
         members = Members()
@@ -236,6 +250,7 @@ PROGRAMS = ReadModel(
         "federal_registry": "federal_registry",
         "themes": "themes",
         "kind": "kind",
+        "pedagogical": "pedagogical",
     },
     after_upsert=registry_changed,
 )
@@ -252,6 +267,7 @@ MANAGEMENT = ReadModel(
     "member_id",
     {"member_id": "member_id", "teacher_id": "teacher_id", "organization_id": "organization_id"},
     after_upsert=teams,
+    after_remove=teams_left,
 )
 METHODISTS = ReadModel(
     "methodist",
@@ -261,8 +277,9 @@ METHODISTS = ReadModel(
     after_upsert=registry_changed,
 )
 READ_MODELS = (MUNICIPALITIES, ORGANIZATIONS, PROGRAMS, SITES, MANAGEMENT, METHODISTS)
-"""Kept from their upserts only: a removed organisation still names its past teachers'
-school, a removed program still says what its past completions taught."""
+"""Kept from their upserts only (but management members, whose removal changes a team): a
+removed organisation still names its past teachers' school, a removed program still says
+what its past completions taught."""
 
 
 # --- diagnostics ---------------------------------------------------------------------------
@@ -272,12 +289,18 @@ async def diagnosed(events: Sequence[Event[DiagnosisCompleted]], deps: Monitorin
     facts = Changes()
     for event in events:
         d = event.payload
+        # Dated by its evidence: a diagnosis of results taken in March, loaded in
+        # December (a history), is a March diagnosis.
+        at = event.occurred_at
+        if d.evidence_at is not None and d.evidence_at < at:
+            at = d.evidence_at
         facts.add(
             f"diagnosed:{d.diagnosis_id}",
             "diagnosed",
             d.teacher_id,
-            event.occurred_at,
+            at,
             {"burnout": d.burnout.level if d.burnout else None, "deficits": len(d.deficits)},
+            key=d.diagnosis_id,
         )
     await _write(deps, Streams.DIAGNOSTICS, facts)
 
@@ -301,12 +324,20 @@ async def routes_drafted(events: Sequence[Event[RouteDrafted]], deps: Monitoring
         r, at = event.payload, event.occurred_at
         if r.supersedes:
             facts.end(at, key=r.supersedes)
-        facts.add(f"route:{r.route_id}", "route", r.teacher_id, at, key=r.route_id)
+        facts.add(
+            f"route:{r.route_id}",
+            "route",
+            r.teacher_id,
+            at,
+            {"diagnosis_id": r.diagnosis_id},
+            key=r.route_id,
+        )
         tutors = sorted({s.tutor_id for s in r.steps if s.tutor_id})
         if tutors:
+            # A tutor supports from when the route is agreed (``Rows.build``).
             facts.add(
                 f"tutor:{r.route_id}",
-                "tutor",
+                "tutor_planned",
                 r.teacher_id,
                 at,
                 {"tutor_ids": tutors},
@@ -314,6 +345,15 @@ async def routes_drafted(events: Sequence[Event[RouteDrafted]], deps: Monitoring
             )
         if any(s.kind == "mentoring" for s in r.steps):
             facts.add(f"mentored:{r.route_id}", "mentored", r.teacher_id, at, key=r.route_id)
+    await _write(deps, Streams.ROUTES, facts)
+
+
+async def routes_agreed(events: Sequence[Event[RouteAgreed]], deps: MonitoringDeps) -> None:
+    """Teacher, methodist and management agreed: the route's tutor support begins."""
+    facts = Changes()
+    for event in events:
+        a = event.payload
+        facts.add(f"agreed:{a.route_id}", "agreed", a.teacher_id, event.occurred_at, key=a.route_id)
     await _write(deps, Streams.ROUTES, facts)
 
 
@@ -358,25 +398,86 @@ async def routes_closed(
     await _write(deps, Streams.ROUTES, facts)
 
 
+def training_id(teacher_id: str, program_id: str | None, site_id: str | None) -> str | None:
+    """What a training is, whoever reports it (``TrainingCompleted.training_id``)."""
+    if program_id:
+        return f"{teacher_id}:program:{program_id}"
+    if site_id:
+        return f"{teacher_id}:site:{site_id}"
+    return None
+
+
+def _trained(
+    facts: Changes,
+    training: str,
+    teacher_id: str,
+    on: date,
+    *,
+    from_route: bool,
+    kind: str,
+    program_id: str | None,
+    site_id: str | None,
+) -> None:
+    # What the program or site teaches is looked up when values are computed: the
+    # registries' stream and this one are read independently, in any order. The same
+    # training inside a route and outside one (a step marked done, then the provider's
+    # completion matching no open step) are two facts of one member, counted once — in
+    # any order, neither undoes the other's "from a route".
+    facts.add(
+        f"trained:{training}" + (":route" if from_route else ""),
+        "trained",
+        teacher_id,
+        datetime.combine(on, time(12, 0), tzinfo=UTC),
+        {
+            "from_route": from_route,
+            "training_kind": kind,
+            "program_id": program_id,
+            "site_id": site_id,
+        },
+    )
+
+
+async def trainings(events: Sequence[Event[TrainingCompleted]], deps: MonitoringDeps) -> None:
+    """Every course or internship a teacher completed, inside a route or not: the one
+    source of training KPIs. Keyed by the training (teacher and program or site), so the
+    same course reported by its step and by the provider is one fact, from its first day."""
+    facts = Changes()
+    for event in events:
+        t = event.payload
+        _trained(
+            facts,
+            t.training_id,
+            t.teacher_id,
+            t.completed_on,
+            from_route=t.route_id is not None,
+            kind=t.kind,
+            program_id=t.program_id,
+            site_id=t.site_id,
+        )
+    await _write(deps, Streams.ROUTES, facts)
+
+
 async def steps_completed(events: Sequence[Event[StepCompleted]], deps: MonitoringDeps) -> None:
+    """A program or internship step done: the same training fact as its
+    ``routes.training.completed`` (which routes publishes with it since that type exists;
+    a stream written before it has only this one)."""
     facts = Changes()
     for event in events:
         s = event.payload
         if s.kind not in ("program", "internship"):
             continue
-        # What the program or site teaches is looked up when values are computed: the
-        # registries' stream and this one are read independently, in any order.
-        facts.add(
-            f"trained:{s.route_id}:{s.step_id}",
-            "trained",
+        training = training_id(s.teacher_id, s.program_id, s.site_id)
+        if training is None:  # an internship step of an event before site_id was sent
+            training = f"{s.teacher_id}:step:{s.route_id}:{s.step_id}"
+        _trained(
+            facts,
+            training,
             s.teacher_id,
-            datetime.combine(s.completed_on, time(12, 0), tzinfo=UTC),
-            {
-                "from_route": True,
-                "step_kind": s.kind,
-                "competency": s.competency,
-                "program_id": s.program_id,
-            },
+            s.completed_on,
+            from_route=True,
+            kind="course" if s.kind == "program" else "internship",
+            program_id=s.program_id,
+            site_id=s.site_id,
         )
     await _write(deps, Streams.ROUTES, facts)
 
@@ -394,6 +495,7 @@ REGISTRY: dict[str, Handler] = {
     "registry.teacher.removed": removed("teachers"),
     "registry.organization.removed": removed("organizations"),
     "registry.mentor.removed": mentors_removed,
+    MANAGEMENT.removed: MANAGEMENT.handlers()[MANAGEMENT.removed],
 }
 DIAGNOSTICS: dict[str, Handler] = {
     "diagnostics.diagnosis.completed": diagnosed,
@@ -401,11 +503,13 @@ DIAGNOSTICS: dict[str, Handler] = {
 }
 ROUTES: dict[str, Handler] = {
     "routes.route.drafted": routes_drafted,
+    "routes.route.agreed": routes_agreed,
     "routes.methodist.assigned": methodists_assigned,
     "routes.methodist.unavailable": methodists_unavailable,
     "routes.route.completed": routes_closed,
     "routes.route.cancelled": routes_closed,
     "routes.step.completed": steps_completed,
+    "routes.training.completed": trainings,
 }
 
 SUBSCRIPTIONS = [
@@ -432,7 +536,7 @@ SUBSCRIPTIONS = [
         "Routes, methodist support, training completed",
         # a route's steps by kind and tutor: not every step's reason
         digests={"routes.route.drafted": RouteDraftedDigest},
-        # an agreement moves no KPI (a route counts from its draft, support from its seat)
+        # a route counts from its draft, support from its seat, tutors from the agreement
         ignores=types_of(Streams.ROUTES) - set(ROUTES),
     ),
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -44,7 +44,7 @@ from iomflow.shared.db import new_metadata, upsert, upsert_many
 from iomflow.shared.service import Tables
 
 metadata = new_metadata()
-tables = Tables(metadata)
+tables = Tables(metadata, auth=True)  # operators record tracked items (``/v1/tracked``)
 
 members = Table(
     "members",
@@ -97,6 +97,7 @@ programs = Table(
     Column("federal_registry", Boolean, nullable=False),
     Column("themes", JSON, nullable=False),
     Column("kind", String(10), nullable=False),
+    Column("pedagogical", Boolean, nullable=True),
 )
 
 sites = Table(
@@ -113,6 +114,18 @@ management = Table(
     Column("teacher_id", String(100), nullable=False, index=True),
     Column("organization_id", String(100), nullable=False),
 )
+
+tracked = Table(
+    "tracked_evidence",
+    metadata,
+    Column("code", String(100), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+"""What an operator recorded of a tracked item of Appendix 1 (``domain.Tracked``), per period."""
 
 methodists = Table(
     "methodists",
@@ -228,10 +241,35 @@ async def signature(session: AsyncSession) -> str:
     return f"{n}:{total or 0}:{last}"
 
 
+async def tracked_evidence(session: AsyncSession) -> dict[tuple[str, str], dict[str, Any]]:
+    rows = await session.execute(select(tracked))
+    return {(r.code, r.period): dict(r._mapping) for r in rows}
+
+
+async def record_tracked(session: AsyncSession, row: Mapping[str, Any]) -> None:
+    """Upsert what an operator recorded for a tracked item's period."""
+    stmt = _insert(session)(tracked).values(**row)
+    others = {c: stmt.excluded[c] for c in ("status", "evidence", "recorded_by", "recorded_at")}
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["code", "period"], set_=others)
+    )
+
+
+async def teams_without_members(session: AsyncSession) -> list[str]:
+    """Schools whose team fact still holds with no management member left."""
+    query = select(facts.c.member_id).where(
+        facts.c.kind == "team",
+        facts.c.end.is_(None),
+        facts.c.member_id.not_in(select(management.c.organization_id)),
+    )
+    return sorted((await session.execute(query)).scalars())
+
+
 # --- loading for evaluation ----------------------------------------------------------------
 
 TEAM_THEMES = {"management", "quality_assessment"}
-"""A school director's or deputy's training on these themes trains the school's team."""
+"""A school's management team is trained when each of its members (director, deputies)
+has completed training on these themes."""
 
 
 @dataclass(frozen=True)
@@ -241,13 +279,25 @@ class Rows:
     members: Sequence[Any]
     facts: Sequence[Any]
     at_risk: set[str]
-    taught: Mapping[str, tuple[bool, list[str], str]]
-    schools: Mapping[str, list[str]]
+    taught: Mapping[str, tuple[bool, list[str], str, bool | None]]
+    teams: Mapping[str, set[str]]
+    """A school's management team now: organisation -> its members' teacher ids."""
+    sites: Mapping[str, list[str]] = field(default_factory=dict)
+    """An internship site -> the themes it teaches."""
 
     def build(self) -> Facts:
         """The domain's ``Facts``: CPU only, for a worker thread. Equal attribute texts are
         parsed once and their dicts shared (most are: a teacher's audience and subjects,
-        a support's methodist, a completion's program)."""
+        a support's methodist, a completion's program).
+
+        Some facts are derived here from the stored ones and what the registries say now:
+        - a completion's program (or internship site) gives it its themes, registry and kind;
+        - ``tutor``: a route's tutor counts from when the route is agreed (a tutor named on
+          a draft supports no one yet);
+        - ``team_trained``: a school's team from when its last member completed training on
+          the team's themes;
+        - a route drafted from a diagnosis counts from the diagnosis's day at the latest
+          (drafting follows it at once; a history loaded later keeps its dates)."""
         loads = json.loads
         parsed: dict[str, Any] = {"{}": {}}
         # SQLite keeps UTC times as naive text; PostgreSQL's come as aware datetimes.
@@ -277,8 +327,14 @@ class Rows:
             loaded.append(Member(kind, member_id, mun, org, attrs, time_of(start), time_of(end)))
         facts: list[Fact] = []
         append = facts.append
-        taught, schools = self.taught, self.schools
-        for kind, member_id, start, end, text in self.facts:
+        taught, sites = self.taught, self.sites
+        managers = {t for members in self.teams.values() for t in members}
+        team_trained: dict[str, datetime] = {}  # a manager -> first team-themed training
+        planned: dict[str, Fact] = {}  # route -> its tutors, as drafted
+        agreed: dict[str, datetime] = {}  # route -> when agreed
+        diagnosed: dict[str, datetime] = {}  # diagnosis -> its day
+        routes: list[Fact] = []
+        for kind, member_id, start, end, text, key in self.facts:
             attrs = parsed.get(text)
             if attrs is None:
                 attrs = parsed[text] = loads(text)
@@ -287,24 +343,53 @@ class Rows:
                 ended = None if end is None else parse(end + "+00:00")
             else:
                 began, ended = _aware(start), _aware(end)
-            if kind == "trained" and attrs.get("program_id") in taught:
-                program = attrs["program_id"]
-                federal, themes, program_kind = taught[program]
-                found = shared.get((text, program))
-                if found is None:
-                    found = shared[(text, program)] = {
-                        **attrs,
-                        "federal_registry": federal,
-                        "themes": themes,
-                        "program_kind": program_kind,
-                    }
-                attrs = found
-                if TEAM_THEMES & set(themes):
-                    facts += [
-                        Fact("team_trained", school, began, {"by": member_id})
-                        for school in schools.get(member_id, ())
-                    ]
+            if kind == "trained":
+                program, site = attrs.get("program_id"), attrs.get("site_id")
+                if program in taught:
+                    found = shared.get((text, program))
+                    if found is None:
+                        federal, themes, program_kind, pedagogical = taught[program]
+                        found = shared[(text, program)] = {
+                            **attrs,
+                            "federal_registry": federal,
+                            "themes": themes,
+                            "program_kind": program_kind,
+                            "pedagogical": pedagogical,
+                        }
+                    attrs = found
+                elif site in sites:
+                    found = shared.get((text, site))
+                    if found is None:
+                        found = shared[(text, site)] = {**attrs, "themes": sites[site]}
+                    attrs = found
+                if member_id in managers and TEAM_THEMES & set(attrs.get("themes", ())):
+                    first = team_trained.get(member_id)
+                    team_trained[member_id] = began if first is None else min(first, began)
+            elif kind == "tutor_planned":
+                planned[key] = Fact("tutor", member_id, began, attrs, ended)
+                continue
+            elif kind == "agreed":
+                agreed[key] = began
+            elif kind == "diagnosed" and key is not None:
+                diagnosed[key] = began
+            elif kind == "route" and "diagnosis_id" in attrs:
+                routes.append(Fact(kind, member_id, began, attrs, ended))
+                continue
             append(Fact(kind, member_id, began, attrs, ended))
+        for route in routes:
+            day = diagnosed.get(route.attrs["diagnosis_id"])
+            if day is not None and day < route.start:
+                route.start = day
+            append(route)
+        for route_id, tutor in planned.items():
+            since = agreed.get(route_id)
+            if since is not None and (tutor.end is None or since < tutor.end):
+                tutor.start = max(tutor.start, since)
+                append(tutor)
+        for school, team in self.teams.items():
+            days = [team_trained.get(t) for t in team]
+            if team and None not in days:
+                append(Fact("team_trained", school, max(d for d in days if d is not None), {}))
         return Facts(loaded, facts)
 
 
@@ -337,14 +422,15 @@ async def fetch(session: AsyncSession) -> Rows:
         ).scalars()
     )
     taught = {
-        r.program_id: (r.federal_registry, list(r.themes), r.kind)
+        r.program_id: (r.federal_registry, list(r.themes), r.kind, r.pedagogical)
         for r in await session.execute(select(programs))
     }
-    schools: dict[str, list[str]] = {}
+    teams: dict[str, set[str]] = {}
     for teacher_id, organization_id in await session.execute(
         select(management.c.teacher_id, management.c.organization_id)
     ):
-        schools.setdefault(teacher_id, []).append(organization_id)
+        teams.setdefault(organization_id, set()).add(teacher_id)
+    themes_of_site = {r.site_id: list(r.themes) for r in await session.execute(select(sites))}
     m, f = members.c, facts.c
     member_rows = await _all(
         session,
@@ -359,9 +445,9 @@ async def fetch(session: AsyncSession) -> Rows:
         ),
     )
     fact_rows = await _all(
-        session, select(f.kind, f.member_id, f.start, f.end, cast(f.attrs, Text))
+        session, select(f.kind, f.member_id, f.start, f.end, cast(f.attrs, Text), f.key)
     )
-    return Rows(member_rows, fact_rows, at_risk, taught, schools)
+    return Rows(member_rows, fact_rows, at_risk, taught, teams, themes_of_site)
 
 
 async def load(session: AsyncSession) -> Facts:

@@ -6,16 +6,19 @@ region, a municipality and an organisation, and as of another date."""
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterator
 from datetime import date, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from e2e.test_chain import REGION, get, settled, start_suite, wait_until
@@ -23,17 +26,11 @@ from iomflow.cli.demo import result_entries
 from iomflow.cli.launcher import Suite
 from iomflow.monitoring.app import create_app
 from iomflow.monitoring.settings import Settings
+from iomflow.monitoring.wording import STATUS_NAMES
 
 CHROMIUM = Path("/usr/bin/chromium")
 DIAGNOSED = 40
-STATUS_WORDS = {
-    "met": "достигнут",
-    "on_track": "в графике",
-    "at_risk": "под угрозой",
-    "missed": "не достигнут",
-    "no_data": "нет данных",
-    "not_judged": "без цели на этом уровне",
-}
+ROADMAP_EVIDENCE = "Распоряжение министерства образования № 55-мр от 20.01.2025"
 
 
 def needs_chromium(test: Any) -> Any:
@@ -199,11 +196,54 @@ def assert_rows_match(page: Page, kpis: list[dict[str, Any]], where: str) -> Non
         assert number(row["value"]) == kpi["value"], what
         assert re.sub(r"\s", "", row["text"]) == shown(kpi["value"], kpi["unit"]), what
         assert row["status"] == kpi["status"], what
-        assert row["word"] == STATUS_WORDS[kpi["status"]], what
+        assert row["word"] == STATUS_NAMES[kpi["status"]], what
         assert number(row["target"]) == kpi["target"], what
         assert number(row["forecast"]) == kpi["forecast"], what
         for target in kpi["targets"]:  # every target with its source, on hover
             assert target["source"] in row["title"], what
+
+
+TRACKED_JS = """() => [...document.querySelectorAll('#tracked-list li[data-tracked]')].map(li => ({
+    code: li.dataset.tracked,
+    status: li.dataset.status,
+    name: li.querySelector('.name').textContent,
+    period: li.querySelector('.period') ? li.querySelector('.period').textContent : null,
+    word: li.querySelector('.badge').textContent,
+    colour: getComputedStyle(li.querySelector('.badge')).backgroundColor,
+    evidence: li.querySelector('.evidence').textContent,
+    bold: li.querySelectorAll('b').length,
+    title: li.getAttribute('title'),
+}))"""
+STATUS_COLOURS = {
+    "met": "rgb(27, 127, 59)",
+    "on_track": "rgb(67, 160, 71)",
+    "missed": "rgb(198, 40, 40)",
+    "no_data": "rgb(158, 158, 158)",
+}
+"""The badges' colours (dashboard.css), the same for a KPI and a tracked item."""
+NOT_RECORDED = "сведения не внесены"
+
+
+def assert_tracked_panel(page: Page, tracked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The region's panel «Меры приложения 1» lists every tracked item of ``/v1/tracked`` by
+    its name, with its latest period's label, status in words and evidence; the code in the
+    tooltip only."""
+    page.wait_for_selector("#tracked[data-state=ready]", state="visible")
+    assert page.text_content("#tracked-title") == "Меры приложения 1"
+    shown = page.evaluate(TRACKED_JS)
+    assert [s["code"] for s in shown] == [t["code"] for t in tracked]
+    for item, t in zip(shown, tracked, strict=True):
+        last = t["periods"][-1]
+        assert (item["name"], item["period"], item["status"]) == (
+            t["name"],
+            last["label"],
+            last["status"],
+        ), t["code"]
+        assert item["word"] == STATUS_NAMES[last["status"]], t["code"]
+        assert item["colour"] == STATUS_COLOURS[last["status"]], t["code"]
+        assert item["evidence"] == (last["evidence"] or NOT_RECORDED), t["code"]
+        assert item["bold"] == 0 and t["code"] in item["title"], t["code"]
+    return shown  # type: ignore[no-any-return]
 
 
 SEEN_JS = """() => ({state: document.body.dataset.state, view: document.body.dataset.view,
@@ -229,6 +269,14 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     monitoring = chain.url("monitoring")
     region = get(f"{monitoring}/v1/kpis")
     assert any(k["value"] for k in region["region"]["kpis"]), "the chain left KPI values"
+    # One tracked row of Appendix 1 recorded (by the suite's admin key), the other not.
+    recorded = httpx.put(
+        f"{monitoring}/v1/tracked/roadmap_implemented/once",
+        json={"status": "done", "evidence": ROADMAP_EVIDENCE},
+        headers={"Authorization": f"Bearer {chain.admin_key}"},
+        timeout=10,
+    )
+    assert recorded.status_code == 200, recorded.text
 
     page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="ru-RU")
     problems: list[str] = []
@@ -262,12 +310,36 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     assert region_name == "Иркутская область"
     assert page.text_content('#breadcrumb [data-crumb="region"]') == region_name
     assert (page.text_content("#level-title") or "").startswith(f"{region_name} — на ")
+    # The year's report as a workbook, a printable page and a PDF; no analytics link, since
+    # the suite does not tell monitoring where diagnostics is (IOMFLOW_DIAGNOSTICS_PUBLIC_URL).
     year = region["as_of"][:4]
-    for form, kind in (("xlsx", "spreadsheetml"), ("print", "text/html")):
-        href = page.get_attribute(f'#report a[data-report="{form}"]', "href")
-        assert href == (f"v1/reports/{year}.xlsx" if form == "xlsx" else f"v1/reports/{year}/print")
-        answer = httpx.get(f"{monitoring}/{href}", timeout=60)
+    for form, href, kind in (
+        ("xlsx", f"v1/reports/{year}.xlsx", "spreadsheetml"),
+        ("print", f"v1/reports/{year}/print", "text/html"),
+        ("pdf", f"v1/reports/{year}.pdf", "application/pdf"),
+    ):
+        assert page.get_attribute(f'#report a[data-report="{form}"]', "href") == href
+        answer = httpx.get(f"{monitoring}/{href}", timeout=120)
         assert answer.status_code == 200 and kind in answer.headers["content-type"], form
+    assert page.locator('#report a[data-report="analytics"]').count() == 0
+
+    # The measures of Appendix 1, in words: the roadmap done with its evidence, the
+    # monitoring system of this year with nothing recorded.
+    tracked = get(f"{monitoring}/v1/tracked")
+    panel = {t["code"]: t for t in assert_tracked_panel(page, tracked)}
+    assert set(panel) == {"roadmap_implemented", "monitoring_system"}
+    roadmap, system = panel["roadmap_implemented"], panel["monitoring_system"]
+    assert (roadmap["period"], roadmap["word"], roadmap["evidence"]) == (
+        "к 31.12.2024",
+        "достигнут",
+        ROADMAP_EVIDENCE,
+    )
+    assert (system["period"], system["word"], system["evidence"]) == (
+        f"за {year} год",
+        "нет данных",
+        NOT_RECORDED,
+    )
+    assert_no_codes(page, [t["code"] for t in tracked], "the region's measures")
 
     wait_until(lambda: get(f"{monitoring}/v1/alerts?status=open"), "alerts to be raised", 60)
     page.reload()  # the page shows the alerts as they are now
@@ -311,6 +383,7 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     link.click()
     wait_ready(page, "municipality")
     assert page.evaluate("window.scrollY") == 0  # a drill-down lands at the top
+    assert page.locator("#tracked").is_hidden()  # the measures are the region's
     municipality = get(f"{monitoring}/v1/municipalities/{mun_id}/kpis")
     off_path = {k["code"] for k in municipality["kpis"] if k["status"] in ("at_risk", "missed")}
     mine = [
@@ -377,3 +450,199 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.exists() and screenshot.stat().st_size > 0
     assert problems == []
+
+
+# --- the page over a stubbed API: rows with and without their period -----------------------
+
+STUB = "http://dashboard.test"
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+def stub_row(code: str, name: str, **extra: Any) -> dict[str, Any]:
+    """A KPI row as ``/v1/kpis`` answers it (a cumulative share past its deadline)."""
+    return {
+        "code": code,
+        "name": name,
+        "unit": "%",
+        "value": 12.5,
+        "numerator": 5,
+        "population": 40,
+        "target": 30.0,
+        "targets": [{"value": 30.0, "source": "Положение, прил. 1"}],
+        "comparison": ">=",
+        "deadline": "2024-12-31",
+        "accumulation": "cumulative",
+        "met": False,
+        "status": "missed",
+        "forecast": None,
+        "clause": "п. 1",
+        **extra,
+    }
+
+
+def stub_period(period: str, label: str, status: str, evidence: str | None) -> dict[str, Any]:
+    return {
+        "period": period,
+        "label": label,
+        "due": "2024-12-31",
+        "status": status,
+        "recorded": None if evidence is None else "not_done",
+        "recorded_words": None if evidence is None else "не выполнено",
+        "evidence": evidence,
+        "recorded_by": None if evidence is None else "Иванова И. И.",
+        "recorded_at": None if evidence is None else "2025-01-20T10:00:00+00:00",
+    }
+
+
+STUB_TRACKED = [
+    {
+        "code": "roadmap_implemented",
+        "name": "Разработан и реализуется комплекс мер («дорожная карта»)",
+        "target": "Реализация комплекса мер до 31.12.2024 года",
+        "recurrence": "once",
+        "clause": "прил. 1, п. 1",
+        "periods": [stub_period("once", "к 31.12.2024", "missed", "Отчёт <b>№ 7</b>")],
+    },
+    {
+        "code": "monitoring_system",
+        "name": "Разработана и реализуется система мониторинга эффективности РС НМС",
+        "target": "Ежегодно, начиная с 2023 года",
+        "recurrence": "yearly",
+        "clause": "прил. 1, п. 2",
+        "periods": [
+            stub_period("2025", "за 2025 год", "no_data", None),
+            stub_period("2026", "за 2026 год", "no_data", None),
+        ],
+    },
+]
+"""``/v1/tracked``: the roadmap recorded as not done (with markup in its evidence, shown as
+text), the monitoring system with nothing recorded."""
+
+
+def open_stubbed(page: Page, kpis: list[dict[str, Any]], analytics: str | None) -> None:
+    """The dashboard served from the package's files, its API answered by stubs."""
+    static = resources.files("iomflow.monitoring").joinpath("static")
+    answers: dict[str, Any] = {
+        "/v1/catalogue": {"source": "Положение о РС НМС", "region_name": "Иркутская область"},
+        "/v1/reports": {"analytics_xlsx": analytics, "pdf_engine": "chromium"},
+        "/v1/kpis": {
+            "as_of": "2026-12-07",
+            "computed_at": None,
+            "source": "Положение о РС НМС",
+            "region": {"counts": {"teachers": 40}, "kpis": kpis},
+            "municipalities": [
+                {"municipality_id": "m1", "name": "Город", "counts": {"teachers": 40}, "kpis": kpis}
+            ],
+        },
+        "/v1/alerts": [],
+        "/v1/tracked": STUB_TRACKED,
+    }
+
+    def answer(route: Route) -> None:
+        path = urlparse(route.request.url).path
+        if path == "/dashboard":
+            route.fulfill(
+                body=static.joinpath("dashboard.html").read_bytes(), content_type="text/html"
+            )
+        elif path.startswith("/dashboard/assets/"):
+            name = path.rsplit("/", 1)[1]
+            kind = ASSET_TYPES[Path(name).suffix]
+            route.fulfill(body=static.joinpath(name).read_bytes(), content_type=kind)
+        elif path.startswith("/v1/kpis/") and path.endswith("/series"):
+            points = [{"on": "2026-12-07", "value": 12.5}]
+            route.fulfill(json={"code": path.split("/")[3], "points": points})
+        elif path in answers:
+            route.fulfill(body=json.dumps(answers[path]), content_type="application/json")
+        else:
+            route.fulfill(status=404, json={"detail": "нет", "code": "not_found"})
+
+    page.route(f"{STUB}/**", answer)
+    page.goto(f"{STUB}/dashboard")
+    wait_ready(page, "region", "2026-12-07")
+
+
+STATUS_CELL_JS = """code => {
+    const td = document.querySelector(`#kpi-table tr[data-kpi="${code}"] td.status`);
+    const text = (s) => { const n = td.querySelector(s); return n && n.textContent; };
+    return {period: text('.period'), deadline: text('.at-deadline')};
+}"""
+
+
+@needs_chromium
+def test_a_kpis_period_and_its_value_at_the_deadline_are_shown_when_the_api_sends_them(
+    browser: Browser,
+) -> None:
+    kpis = [
+        stub_row(
+            "with_period",
+            "Доля педагогов с периодом",
+            period={"label": "на 31.12.2024, срок прошёл", "passed": True},
+            at_deadline={"on": "2024-12-31", "value": 7.2, "met": False},
+        ),
+        stub_row("without_period", "Доля педагогов без периода"),  # as the API is today
+        stub_row(
+            "yearly",
+            "Доля педагогов за год",
+            accumulation="yearly",
+            deadline=None,
+            period={"label": "за 2026 год", "passed": False},
+        ),
+        stub_row(
+            "unknown_then",
+            "Доля педагогов без данных к сроку",
+            period={"label": "к 31.12.2024", "passed": False},
+            at_deadline={"on": "2024-12-31", "value": None, "met": None},
+        ),
+    ]
+    page = browser.new_page(locale="ru-RU")
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    open_stubbed(page, kpis, analytics="https://diagnostics.example.ru/v1/analytics.xlsx")
+
+    def cell(code: str) -> dict[str, str | None]:
+        found = page.evaluate(STATUS_CELL_JS, code)
+        return {k: v.replace("\u00a0", " ") if v else v for k, v in found.items()}
+
+    # past the deadline the line names the date and says the deadline passed: the period's
+    # label («на 31.12.2024, срок прошёл») would say it twice
+    assert cell("with_period") == {
+        "period": None,
+        "deadline": "на 31.12.2024: 7,2 % — не достигнут (срок прошёл)",
+    }
+    assert cell("without_period") == {"period": None, "deadline": None}
+    assert cell("yearly") == {"period": "за 2026 год", "deadline": None}
+    assert cell("unknown_then") == {
+        "period": "к 31.12.2024",
+        "deadline": "на 31.12.2024: нет данных (срок прошёл)",
+    }
+    page.click('#kpi-table tr[data-kpi="with_period"]')
+    detail = (page.text_content("#detail-value") or "").replace("\u00a0", " ")
+    assert "null" not in detail and "на 31.12.2024: 7,2 % — не достигнут (срок прошёл)" in detail
+    # the measures: the latest period of each, the evidence as text (never markup)
+    panel = assert_tracked_panel(page, STUB_TRACKED)
+    assert [(t["period"], t["word"], t["evidence"]) for t in panel] == [
+        ("к 31.12.2024", "не достигнут", "Отчёт <b>№ 7</b>"),
+        ("за 2026 год", "нет данных", NOT_RECORDED),
+    ]
+    recorded = page.text_content('#tracked-list li[data-tracked="roadmap_implemented"] .recorded')
+    assert recorded == "отмечено «не выполнено», Иванова И. И., 20.01.2025"
+    codes = [k["code"] for k in kpis] + [t["code"] for t in STUB_TRACKED]
+    assert_no_codes(page, codes, "stubbed")
+
+    # the header links the year's report in its three forms, and the analytics workbook
+    links = page.eval_on_selector_all(
+        "#report a", "as => as.map(a => [a.dataset.report, a.getAttribute('href')])"
+    )
+    assert links == [
+        ["xlsx", "v1/reports/2026.xlsx"],
+        ["print", "v1/reports/2026/print"],
+        ["pdf", "v1/reports/2026.pdf"],
+        ["analytics", "https://diagnostics.example.ru/v1/analytics.xlsx"],
+    ]
+    assert problems == []
+
+    # without the diagnostics' address, no analytics link
+    bare = browser.new_page(locale="ru-RU")
+    open_stubbed(bare, kpis, analytics=None)
+    assert bare.locator('#report a[data-report="analytics"]').count() == 0
+    assert bare.locator('#report a[data-report="pdf"]').count() == 1

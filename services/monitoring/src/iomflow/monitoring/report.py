@@ -1,41 +1,95 @@
 """The yearly monitoring report (информационно-аналитическая справка): the region's KPIs
-as of the end of a year (or today, for the current one), every KPI per municipality, and
-recommendations — the weakest municipalities of each KPI the region does not meet, and
-each municipality's weakest KPIs; written as a workbook and as a printable page.
+as of the end of a year (or today, for the current one) beside their values a year
+earlier, every KPI per municipality, conclusions in prose and recommendations — the
+municipalities clearly behind on each KPI the region does not meet, and the KPIs each
+municipality is clearly behind on.
+
+Ties are reported as ties: where several units share the worst value none of them is
+singled out («41 муниципалитет — 0 %»), and a unit is named only where it stands worse than
+others (never for a tie-break by name or code).
+
+The rows of Appendix 1 that are measures taken, not numbers (``domain.Tracked``: the
+roadmap, the monitoring system) are reported as an operator recorded them, as of the
+report's date, each period up to the report's year; the conclusions mention them only where
+one was recorded as not done or a past period is still «in progress».
 
 Pure: ``yearly`` takes the catalogue, the loaded facts and the municipality names and
-returns plain data that the API serves as JSON; ``workbook`` and ``html`` only write it.
+returns plain data that the API serves as JSON; ``spreadsheet``, ``printout`` and ``pdf``
+only write it.
 """
 
 from __future__ import annotations
 
-import io
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import date
-from html import escape
-from typing import Any
-
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
+from typing import Any, TypeVar
 
 from iomflow.monitoring import domain, views
+from iomflow.monitoring.wording import (
+    KPIS,
+    MUNICIPALITIES,
+    STATUS_NAMES,
+    Forms,
+    amount,
+    change,
+    form,
+    number,
+    plural,
+    ru_date,
+    status_name,
+)
 from iomflow.shared.errors import Refused
 
-STATUS_NAMES = {
-    "met": "достигнут",
-    "on_track": "в графике",
-    "at_risk": "под угрозой",
-    "missed": "не достигнут",
-    "no_data": "нет данных",
-    "not_judged": "без цели на этом уровне",
-}
+__all__ = ["STATUS_NAMES", "as_of", "content", "yearly"]
+
 WELL = frozenset({"met", "on_track", "not_judged"})
+OFF_TRACK = frozenset({"missed", "at_risk"})
 WEAKEST = 5
-"""How many municipalities a KPI's recommendation names."""
+"""At most how many municipalities a KPI's recommendation names (a tie is never split)."""
 WEAKEST_KPIS = 3
-"""How many KPIs a municipality's recommendation names."""
+"""At most how many KPIs a municipality's recommendation names (a tie is never split)."""
+PREPARED_BY = "ЦНППМ"
+"""Who prepared the report, unless the settings or the request say otherwise."""
+
+SHORT_NAMES = {
+    "diagnosed_share": "Прошли диагностику дефицитов",
+    "route_share": "ИОМ по итогам диагностики",
+    "methodist_support_share": "Поддержка методиста при ИОМ",
+    "federal_programs_share": "ДПО из Федерального реестра",
+    "tutor_support_share": "Тьюторское сопровождение",
+    "management_teams_trained": "ПК управленческих команд",
+    "subject_training_share": "ПК: предметная компетентность",
+    "functional_literacy_share": "ПК: функциональная грамотность",
+    "updated_fgos_share": "ПК: обновлённые ФГОС",
+    "digital_env_share": "ПК: цифровая среда",
+    "quality_assessment_share": "ПК: оценка качества",
+    "low_results_schools_share": "ПК: школы с низкими результатами",
+    "gifted_share": "ПК: способности и таланты",
+    "career_guidance_share": "ПК: профориентация",
+    "upbringing_share": "ПК: воспитание",
+    "preschool_quality_share": "ПК: дошкольное образование",
+    "retraining_share": "Профпереподготовка",
+    "young_supported_share": "Поддержка молодых педагогов",
+    "mentoring_orgs_share": "Организации с наставничеством",
+    "methodist_load_max": "Нагрузка на методиста",
+    "expert_involvement": "Педагоги-эксперты",
+    "burnout_prevention_share": "Профилактика выгорания",
+    "personal_potential_orgs": "Сеть «Персональный потенциал»",
+    "school_of_ministry_teams": "Команды «Школы Минпросвещения»",
+}
+"""Column names of the municipal matrix and the charts («ПК» — повышение квалификации); a
+KPI not listed is called by its full name."""
+SHORT_NOTE = "ПК — повышение квалификации."
+
+TRACKED_SHORT_NAMES = {
+    "roadmap_implemented": "Комплекс мер («дорожная карта») РС НМС",
+    "monitoring_system": "Система мониторинга эффективности РС НМС",
+}
+"""What the conclusions call a tracked item (one not listed: by its full name)."""
+TRACKED_SECTION = "Меры (строки приложения 1 без числового показателя)"
+NOT_RECORDED = "нет данных — сведения не внесены"
+"""A tracked item's period with nothing recorded (an absence of evidence is no failure)."""
 
 ACTIONS = {
     "diagnosed": "организовать диагностику профессиональных дефицитов педагогов",
@@ -51,6 +105,16 @@ ACTIONS = {
 general sentence)."""
 LOAD_ACTION = "перераспределить педагогов между методистами или привлечь новых методистов"
 GENERAL_ACTION = "принять меры для достижения целевого значения"
+
+OF_POPULATION: dict[str, Forms] = {
+    "teachers": ("педагога", "педагогов", "педагогов"),
+    "organizations": ("организации", "организаций", "организаций"),
+    "management_teams": ("команды", "команд", "команд"),
+}
+"""«… из 320 педагогов»: the population's word after «из N»."""
+OF_METHODISTS: Forms = ("методиста", "методистов", "методистов")
+OF_KPIS: Forms = ("показателя", "показателей", "показателей")
+IN_MUNICIPALITIES: Forms = ("муниципалитете", "муниципалитетах", "муниципалитетах")
 
 
 # --- the content ---------------------------------------------------------------------------
@@ -68,27 +132,66 @@ def as_of(year: int, today: date) -> date:
     return today if year == today.year else date(year, 12, 31)
 
 
+def a_year_before(on: date) -> date:
+    """The same day a year earlier (28 February for a 29th)."""
+    try:
+        return on.replace(year=on.year - 1)
+    except ValueError:
+        return date(on.year - 1, 2, 28)
+
+
 def yearly(
     catalogue: domain.Catalogue,
     facts: domain.Facts,
     names: Mapping[str, str],
     year: int,
     today: date,
+    *,
+    region_name: str = "",
+    prepared_by: str = PREPARED_BY,
+    recorded: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The report for ``year``: the region's KPIs, every KPI per municipality and the
-    recommendations, as of the end of the year (today, if the year is the current one)."""
+    """The report for ``year``: the region's KPIs (beside their values on the same day a
+    year earlier), every KPI per municipality, the tracked items of the catalogue (from
+    what was ``recorded`` of them: ``repository.tracked_evidence``), the conclusions and
+    the recommendations, as of the end of the year (today, if the year is the current
+    one)."""
     on = as_of(year, today)
     answer = views.region(catalogue, facts, dict(names), on)
-    return content(catalogue, answer, year, on, final=year < today.year)
+    before = views.region(catalogue, facts, dict(names), a_year_before(on))
+    return content(
+        catalogue,
+        answer,
+        year,
+        on,
+        final=year < today.year,
+        before=before,
+        region_name=region_name,
+        prepared_by=prepared_by,
+        made_on=today,
+        tracked=domain.tracked(catalogue, recorded or {}, on),
+    )
 
 
 def content(
-    catalogue: domain.Catalogue, answer: Mapping[str, Any], year: int, on: date, final: bool
+    catalogue: domain.Catalogue,
+    answer: Mapping[str, Any],
+    year: int,
+    on: date,
+    final: bool,
+    *,
+    before: Mapping[str, Any] | None = None,
+    region_name: str = "",
+    prepared_by: str = PREPARED_BY,
+    made_on: date | None = None,
+    tracked: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The report from ``views.region``'s answer as of ``on``."""
+    """The report from ``views.region``'s answer as of ``on`` (and, as ``before``, its
+    answer a year earlier, for the comparison) and ``domain.tracked``'s as of ``on``."""
     kpis = {k.code: k for k in catalogue.kpis}
+    earlier = {r["code"]: r for r in before["region"]["kpis"]} if before else {}
     region = [
-        {"number": n, **row, "status_name": STATUS_NAMES[row["status"]]}
+        _region_row(n, row, kpis.get(row["code"]), earlier.get(row["code"]))
         for n, row in enumerate(answer["region"]["kpis"], 1)
     ]
     municipalities = [
@@ -98,7 +201,7 @@ def content(
             "counts": m["counts"],
             "kpis": [
                 {
-                    key: row[key]
+                    key: row.get(key)
                     for key in ("code", "value", "numerator", "population", "met", "status")
                 }
                 for row in m["kpis"]
@@ -107,28 +210,36 @@ def content(
         for m in answer["municipalities"]
         if m["municipality_id"] is not None  # with no members at all, a limit KPI says None
     ]
-    return {
+    standing = {row["code"]: _standing(kpis[row["code"]], municipalities) for row in region}
+    recommendations = {
+        "kpis": [
+            _kpi_recommendation(kpis[row["code"]], row, standing[row["code"]])
+            for row in region
+            if row["status"] not in WELL
+        ],
+        "municipalities": [
+            found
+            for m in municipalities
+            if (found := _municipality_recommendation(kpis, region, standing, m))["kpis"]
+            or found["tied"]
+        ],
+    }
+    report = {
         "year": year,
         "as_of": on.isoformat(),
         "final": final,
         "title": f"Информационно-аналитическая справка о мониторинге РС НМС за {year} год",
+        "region_name": region_name,
+        "prepared_by": prepared_by,
+        "made_on": made_on.isoformat() if made_on else None,
+        "previous_as_of": a_year_before(on).isoformat() if before else None,
         "source": catalogue.source,
         "counts": answer["region"]["counts"],
-        "summary": {s: n for s, n in Counter(r["status"] for r in region).items()},
+        "summary": dict(Counter(r["status"] for r in region)),
         "kpis": region,
         "municipalities": municipalities,
-        "recommendations": {
-            "kpis": [
-                _kpi_recommendation(kpis[row["code"]], row, municipalities)
-                for row in region
-                if row["status"] not in WELL
-            ],
-            "municipalities": [
-                found
-                for m in municipalities
-                if (found := _municipality_recommendation(kpis, region, m))["kpis"]
-            ],
-        },
+        "recommendations": recommendations,
+        "tracked": tracked_items(tracked, year),
         "sources": [
             {
                 "number": row["number"],
@@ -143,18 +254,99 @@ def content(
             for row in region
         ],
     }
+    report["conclusions"] = conclusions(report, standing)
+    return report
 
 
-def number(value: float | None) -> str:
-    """A value the Russian way: 3,1 · 10 · 1 250; a dash for none."""
-    if value is None:
-        return "—"
-    text = f"{value:,.1f}".replace(",", "\u00a0").replace(".", ",")
-    return text.removesuffix(",0")
+def short_name(code: str, name: str) -> str:
+    return SHORT_NAMES.get(code, name)
 
 
-def amount(value: float | None, unit: str) -> str:
-    return number(value) if value is None else f"{number(value)}\u00a0{unit}"
+def tracked_items(tracked: Sequence[Mapping[str, Any]], year: int) -> list[dict[str, Any]]:
+    """The tracked items as the report shows them: each with its periods up to ``year`` (a
+    yearly item's years to ``year``; a once item's one period), each period's status in
+    words and, where nothing was recorded, «нет данных — сведения не внесены»."""
+    out = []
+    for item in tracked:
+        periods = [
+            {
+                **p,
+                "status_name": status_name(p["status"]),
+                "recorded_date": _day_of(p.get("recorded_at")),
+                "evidence_text": p.get("evidence") or NOT_RECORDED,
+            }
+            for p in item["periods"]
+            if item.get("recurrence") != "yearly" or int(p["period"]) <= year
+        ]
+        out.append(
+            {
+                key: item.get(key)
+                for key in ("code", "name", "target", "recurrence", "clause", "appendix_rows")
+            }
+            | {
+                "short_name": TRACKED_SHORT_NAMES.get(item["code"], item["name"]),
+                "periods": periods,
+            }
+        )
+    return out
+
+
+def _day_of(moment: Any) -> str | None:
+    """The day of a recorded moment (ISO), as an ISO date; None for none."""
+    if not moment:
+        return None
+    return str(moment)[:10]
+
+
+def _region_row(
+    n: int, row: Mapping[str, Any], kpi: domain.Kpi | None, was: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    previous = None
+    if was is not None:
+        previous = {key: was.get(key) for key in ("value", "numerator", "population", "status")} | {
+            "status_name": status_name(was["status"])
+        }
+    delta = (
+        round(row["value"] - was["value"], 1)
+        if was is not None and _known(row) and _known(was)
+        else None
+    )
+    return {
+        "number": n,
+        **row,
+        "short_name": short_name(row["code"], row["name"]),
+        "measure": kpi.measure if kpi else "share",
+        "status_name": status_name(row["status"]),
+        "basis": basis(kpi, row) if kpi else "",
+        "previous": previous,
+        "change": delta,
+        "trend": None if delta is None or kpi is None else _trend(kpi, delta),
+    }
+
+
+def _known(row: Mapping[str, Any]) -> bool:
+    """A value there is data for (a count or a limit with nothing counted says 0 without)."""
+    return row.get("value") is not None and bool(row.get("population"))
+
+
+def _trend(kpi: domain.Kpi, delta: float) -> str:
+    if delta == 0:
+        return "same"
+    return "better" if (delta < 0) == (kpi.comparison == "<=") else "worse"
+
+
+def basis(kpi: domain.Kpi, row: Mapping[str, Any]) -> str:
+    """What a value is made of, in words: «45 из 320 педагогов»; for a methodist's load
+    «78 педагогов у одного из 13 методистов»."""
+    hit, size = row.get("numerator") or 0, row.get("population") or 0
+    if kpi.measure == "max_per_holder":
+        if not size:
+            return "педагоги за методистами не закреплены"
+        return f"{plural(hit, ('педагог', 'педагога', 'педагогов'))} у одного из {size} " + form(
+            size, OF_METHODISTS
+        )
+    of = OF_POPULATION.get(kpi.population.of, ("", "", ""))
+    return f"{number(hit)} из {number(size)} {form(size, of)}".rstrip()
 
 
 def target_text(kpi: domain.Kpi) -> str:
@@ -180,20 +372,95 @@ def gap(kpi: domain.Kpi, value: float | None) -> float | None:
     return round(max(short, 0.0) / kpi.target, 3)
 
 
-def _weakness(kpi: domain.Kpi, value: float) -> float:
-    """Smaller is weaker: the lowest values of a ">=" or growth KPI, the highest of a limit."""
-    return -value if kpi.comparison == "<=" else value
+def _badness(kpi: domain.Kpi, value: float) -> float:
+    """Larger is worse: the lowest values of a ">=" KPI, the highest of a limit."""
+    return value if kpi.comparison == "<=" else -value
+
+
+# --- ties ------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def worst(
+    scored: Sequence[tuple[float, T]], most: int, floor: float | None = None
+) -> tuple[list[T], tuple[float, list[T]] | None]:
+    """The worst of ``scored`` (larger score = worse), whole ties only: the worst groups of
+    equal scores while together at most ``most``, and only those scoring above ``floor``
+    (the best score among all compared: a unit is named only where some other does better).
+    Also the first group not named that holds several — a tie to be reported as a number
+    («41 муниципалитет — 0 %») — if nothing worse was named."""
+    groups: dict[float, list[T]] = defaultdict(list)
+    for score, item in scored:
+        groups[score].append(item)
+    named: list[T] = []
+    for score in sorted(groups, reverse=True):
+        group = groups[score]
+        if (floor is not None and score <= floor) or len(named) + len(group) > most:
+            tied = (score, group) if not named and len(group) > 1 else None
+            return named, tied
+        named += group
+    return named, None
+
+
+class Standing:
+    """Where the municipalities stand on one KPI: those with data, those behind the target,
+    and the few clearly behind the others — the worst whole ties, at most ``WEAKEST`` of
+    them, each worse than the best (a growth KPI is each one's own: nobody is ranked)."""
+
+    def __init__(self, kpi: domain.Kpi, rows: list[Pair]) -> None:
+        self.rows = rows
+        """(municipality, its row) with data and a target at the municipal level."""
+        scores = [_badness(kpi, v["value"]) for _, v in rows]
+        # With one municipality alone (where the KPI's population is) it is named if behind.
+        best = min(scores) if len(scores) > 1 else None
+        self.behind = [(m, v) for m, v in rows if v["met"] is False]
+        self.named: list[Pair] = []
+        self.tied: tuple[float, list[Pair]] | None = None
+        if kpi.comparison != "growth":
+            self.named, self.tied = worst(
+                [(_badness(kpi, v["value"]), (m, v)) for m, v in self.behind], WEAKEST, best
+            )
+        self.singled = {m["municipality_id"] for m, _ in self.named}
+
+
+Pair = tuple[Mapping[str, Any], Mapping[str, Any]]
+"""A municipality and its row of one KPI."""
+
+
+def _standing(kpi: domain.Kpi, municipalities: list[dict[str, Any]]) -> Standing:
+    rows: list[Pair] = []
+    for m in municipalities:
+        value = next((v for v in m["kpis"] if v["code"] == kpi.code), None)
+        if (
+            value is not None
+            and value["population"]
+            and value["value"] is not None
+            and value["status"] != "not_judged"
+        ):
+            rows.append((m, value))
+    return Standing(kpi, rows)
+
+
+def _tie_text(count: int, value: float | None, unit: str, words: Forms = MUNICIPALITIES) -> str:
+    return f"{plural(count, words)} — {amount(value, unit)}"
+
+
+# --- recommendations -------------------------------------------------------------------------
 
 
 def _kpi_recommendation(
-    kpi: domain.Kpi, row: Mapping[str, Any], municipalities: list[dict[str, Any]]
+    kpi: domain.Kpi, row: Mapping[str, Any], standing: Standing
 ) -> dict[str, Any]:
-    behind = []
-    for m in municipalities:
-        value = next(v for v in m["kpis"] if v["code"] == kpi.code)
-        if value["population"] > 0 and value["value"] is not None and value["met"] is False:
-            behind.append((m, value))
-    behind.sort(key=lambda mv: (_weakness(kpi, mv[1]["value"]), mv[0]["name"]))
+    behind, named, found = standing.behind, standing.named, standing.tied
+    tied = None
+    if found is not None:
+        value = found[1][0][1]["value"]
+        tied = {
+            "count": len(found[1]),
+            "value": value,
+            "text": _tie_text(len(found[1]), value, kpi.unit),
+        }
     todo = action(kpi)
     if row["value"] is None:
         text = (
@@ -201,21 +468,30 @@ def _kpi_recommendation(
             "рекомендуется обеспечить полноту данных мониторинга."
         )
     else:
+        where = "."
+        if named:
+            where = ", прежде всего в муниципалитетах с наибольшим отставанием."
+        elif tied is not None:
+            where = f"; наименьшее значение одинаково: {tied['text']}."
         text = (
             f"{kpi.name} по региону — {amount(row['value'], kpi.unit)} при "
-            f"{target_text(kpi)} (статус: {STATUS_NAMES[row['status']]}): рекомендуется "
-            f"{todo}"
-            + (", прежде всего в муниципалитетах с наибольшим отставанием." if behind else ".")
+            f"{target_text(kpi)} (статус: {status_name(row['status'])}"
+            f"{at_deadline(row, kpi.unit)}): рекомендуется "
+            f"{todo}{where}"
         )
     return {
         "code": kpi.code,
         "name": kpi.name,
+        "short_name": short_name(kpi.code, kpi.name),
         "status": row["status"],
-        "status_name": STATUS_NAMES[row["status"]],
+        "status_name": status_name(row["status"]),
         "value": row["value"],
         "target": kpi.target,
         "unit": kpi.unit,
         "text": text,
+        "behind": len(behind),
+        "compared": len(standing.rows),
+        "tied": tied,
         "municipalities": [
             {
                 "municipality_id": m["municipality_id"],
@@ -230,26 +506,46 @@ def _kpi_recommendation(
                     f"рекомендуется {todo}."
                 ),
             }
-            for m, value in behind[:WEAKEST]
+            for m, value in named
         ],
     }
 
 
 def _municipality_recommendation(
-    kpis: Mapping[str, domain.Kpi], region: list[dict[str, Any]], m: Mapping[str, Any]
+    kpis: Mapping[str, domain.Kpi],
+    region: list[dict[str, Any]],
+    standing: Mapping[str, Standing],
+    m: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The municipality's KPIs furthest from their targets (relative to the target)."""
+    """The municipality's KPIs furthest from their targets (relative to the target), of
+    those it is clearly behind the other municipalities on (``Standing.singled``: being one
+    of 38 at 0 % is no distinction); a tie of more than ``WEAKEST_KPIS`` is reported as a
+    number."""
     behind = []
     for value in m["kpis"]:
         kpi = kpis[value["code"]]
         far = gap(kpi, value["value"])
-        if value["population"] > 0 and value["met"] is False and far:
-            behind.append((far, kpi, value))
-    behind.sort(key=lambda fkv: (-fkv[0], fkv[1].code))
+        if far and m["municipality_id"] in standing[kpi.code].singled:
+            behind.append((far, (kpi, value)))
+    named, found = worst(behind, WEAKEST_KPIS)
     numbers = {row["code"]: row["number"] for row in region}
+    tied = None
+    if found is not None:
+        far, group = found
+        tied = {
+            "count": len(group),
+            "gap": far,
+            "kpis": [kpi.code for kpi, _ in group],
+            "text": (
+                f"{plural(len(group), KPIS)} с одинаковым отставанием от цели — "
+                f"{number(100 * far)}\u00a0% (значения — в разделе «Показатели по "
+                "муниципалитетам»)"
+            ),
+        }
     return {
         "municipality_id": m["municipality_id"],
         "name": m["name"],
+        "tied": tied,
         "kpis": [
             {
                 "number": numbers[kpi.code],
@@ -258,15 +554,27 @@ def _municipality_recommendation(
                 "value": value["value"],
                 "target": kpi.target,
                 "unit": kpi.unit,
-                "gap": far,
+                "gap": gap(kpi, value["value"]),
                 "text": (
                     f"{kpi.name} — {amount(value['value'], kpi.unit)} при {target_text(kpi)} "
-                    f"({_shortfall(kpi, far)}): рекомендуется {action(kpi)}."
+                    f"({_shortfall(kpi, gap(kpi, value['value']) or 0.0)}): "
+                    f"рекомендуется {action(kpi)}."
                 ),
             }
-            for far, kpi, value in behind[:WEAKEST_KPIS]
+            for kpi, value in named
         ],
     }
+
+
+def at_deadline(row: Mapping[str, Any], unit: str) -> str:
+    """«; к сроку 31.12.2024 — 7,2 %» for a KPI judged by where it stood on its deadline,
+    when the row says so (``period.passed`` and ``at_deadline``); else nothing."""
+    then, period = row.get("at_deadline"), row.get("period") or {}
+    if not then or not period.get("passed"):
+        return ""
+    value = then.get("value")
+    said = amount(value, unit) if value is not None else "нет данных"
+    return f"; к сроку {ru_date(date.fromisoformat(then['on']))} — {said}"
 
 
 def _shortfall(kpi: domain.Kpi, far: float) -> str:
@@ -275,400 +583,206 @@ def _shortfall(kpi: domain.Kpi, far: float) -> str:
     return f"отставание {number(100 * far)}\u00a0% от цели"
 
 
-# --- the workbook --------------------------------------------------------------------------
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-COMPARISONS = {">=": "не менее", "<=": "не более", "growth": "рост к прошлому году"}
-
-
-def _sheet(
-    book: Workbook,
-    title: str,
-    header: list[str],
-    rows: Iterable[list[Any]],
-    widths: Mapping[int, int] | None = None,
-) -> Any:
-    sheet = book.create_sheet(title)
-    sheet.append(header)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for row in rows:
-        sheet.append(row)
-    sheet.freeze_panes = "C2"
-    for i, name in enumerate(header, 1):
-        width = (widths or {}).get(i) or min(max(len(name) + 2, 10), 45)
-        sheet.column_dimensions[get_column_letter(i)].width = width
-    return sheet
-
-
-def _date(iso: str | None) -> date | None:
-    return date.fromisoformat(iso) if iso else None
-
-
 def status_summary(report: Mapping[str, Any]) -> str:
     """«достигнут — 3, под угрозой — 6, …»: the region's KPIs by status."""
-    return ", ".join(
-        f"{STATUS_NAMES[s]} — {report['summary'][s]}"
-        for s in STATUS_NAMES
-        if s in report["summary"]
-    )
-
-
-def _title_sheet(book: Workbook, report: Mapping[str, Any]) -> None:
-    """The first sheet: what the workbook is, for which year and as of when — a file sent
-    on by mail must say so itself (and its document properties say the same)."""
-    as_of = date.fromisoformat(report["as_of"])
-    summary = status_summary(report)
-    sheet = book.create_sheet("Справка")
-    rows: list[tuple[str, Any]] = [
-        ("Отчётный год", report["year"]),
-        ("По состоянию на", as_of),
-        (
-            "Вид",
-            "итоговая (год завершён)" if report["final"] else "промежуточная (год не завершён)",
-        ),
-        ("Показатели и цели", report["source"]),
-        ("Статусы показателей региона", summary),
+    summary = report["summary"]
+    known = [s for s in STATUS_NAMES if s in summary] + [
+        s for s in summary if s not in STATUS_NAMES
     ]
-    sheet.append([report["title"]])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([])
-    for label, value in rows:
-        sheet.append([label, value])
-    for row in sheet.iter_rows(min_row=3, max_col=1):
-        row[0].font = Font(bold=True)
-    sheet["B4"].number_format = "DD.MM.YYYY"
-    sheet.column_dimensions["A"].width = 30
-    sheet.column_dimensions["B"].width = 90
-    for row in sheet.iter_rows(min_row=3, min_col=2, max_col=2):
-        row[0].alignment = Alignment(wrap_text=True, vertical="top")
-    book.properties.title = report["title"]
-    book.properties.subject = f"По состоянию на {as_of:%d.%m.%Y}"
+    return ", ".join(f"{status_name(s)} — {summary[s]}" for s in known)
 
 
-def workbook(report: Mapping[str, Any]) -> bytes:
-    """The report as an XLSX workbook in Russian: its title, year and as-of date, the
-    region's KPIs, municipalities × KPIs, recommendations and the sources of the targets.
-    Numbers are numbers."""
-    book = Workbook()
-    assert book.active is not None
-    book.remove(book.active)
-    _title_sheet(book, report)
-    sheet = _sheet(
-        book,
-        "Показатели",
-        [
-            "№",
-            "Код",
-            "Показатель",
-            "Ед. изм.",
-            "Значение",
-            "Числитель",
-            "Численность",
-            "Цель",
-            "Условие",
-            "Срок",
-            "Статус",
-            "Прогноз",
-            "Пункт",
-        ],
-        (
-            [
-                k["number"],
-                k["code"],
-                k["name"],
-                k["unit"],
-                k["value"],
-                k["numerator"],
-                k["population"],
-                k["target"],
-                COMPARISONS[k["comparison"]],
-                _date(k["deadline"]),
-                k["status_name"],
-                k["forecast"],
-                k["clause"],
-            ]
-            for k in report["kpis"]
-        ),
-        widths={3: 60, 13: 40},
-    )
-    for cell in sheet["J"][1:]:
-        cell.number_format = "DD.MM.YYYY"
-    for cell in sheet["C"][1:]:
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    kpis = report["kpis"]
-    _sheet(
-        book,
-        "Муниципалитеты",
-        [
-            "Код",
-            "Муниципалитет",
-            "Педагогов",
-            *(f"{k['number']}. {k['name']}, {k['unit']}" for k in kpis),
-        ],
-        (
-            [
-                m["municipality_id"],
-                m["name"],
-                m["counts"].get("teachers", 0),
-                *(v["value"] for v in m["kpis"]),
-            ]
-            for m in report["municipalities"]
-        ),
-        widths={2: 30, **{i: 18 for i in range(4, 4 + len(kpis))}},
-    )
-    recs = report["recommendations"]
-    rows: list[list[Any]] = []
-    for r in recs["kpis"]:
-        rows.append(
-            ["по показателю", r["code"], r["name"], "", r["value"], r["target"], "", r["text"]]
+# --- conclusions -----------------------------------------------------------------------------
+
+
+def conclusions(
+    report: Mapping[str, Any], standing: Mapping[str, Standing]
+) -> list[dict[str, Any]]:
+    """What the data says, in sentences: the region's statuses; what improved and what
+    worsened since the same day a year earlier; what is off track and where; which
+    municipalities fall behind on the most KPIs; what has no data; the tracked items
+    recorded as not done or still in progress past their period. Nothing of the KPIs when
+    there is no data of them at all."""
+    out = _kpi_conclusions(report, standing)
+    lapsed = _tracked_behind(report.get("tracked") or [])
+    if lapsed:
+        out.append(
+            {
+                "kind": "tracked",
+                "text": "Меры приложения 1, отмеченные как не выполненные или не завершённые "
+                "в срок:",
+                "items": lapsed,
+            }
         )
-        rows.extend(
-            [
-                "по показателю",
-                r["code"],
-                r["name"],
-                m["name"],
-                m["value"],
-                r["target"],
-                _percent(m["gap"]),
-                m["text"],
-            ]
-            for m in r["municipalities"]
-        )
-    for m in recs["municipalities"]:
-        rows.extend(
-            [
-                "по муниципалитету",
-                k["code"],
-                k["name"],
-                m["name"],
-                k["value"],
-                k["target"],
-                _percent(k["gap"]),
-                k["text"],
-            ]
-            for k in m["kpis"]
-        )
-    _sheet(
-        book,
-        "Рекомендации",
-        [
-            "Раздел",
-            "Код",
-            "Показатель",
-            "Муниципалитет",
-            "Значение",
-            "Цель",
-            "Отставание от цели, %",
-            "Рекомендация",
-        ],
-        rows,
-        widths={3: 50, 4: 30, 8: 100},
-    )
-    sources = _sheet(
-        book,
-        "Источники",
-        ["№", "Код", "Показатель", "Пункт", "Цель", "Ед. изм.", "В силе", "Источник"],
-        (
-            [
-                s["number"],
-                s["code"],
-                s["name"],
-                s["clause"],
-                t["value"],
-                t["unit"],
-                "да" if t["in_force"] else "нет",
-                t["source"],
-            ]
-            for s in report["sources"]
-            for t in s["targets"]
-        ),
-        widths={3: 60, 4: 40, 8: 80},
-    )
-    sources.append([])
-    sources.append(["", "", "Каталог показателей", "", None, "", "", report["source"]])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return out
 
 
-def _percent(share: float | None) -> float | None:
-    return None if share is None else round(100 * share, 1)
+def _tracked_behind(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """«Комплекс мер («дорожная карта») РС НМС к 31.12.2024: не выполнено (…)»: each period
+    recorded as not done, and each still «in progress» after its due day."""
+    out = []
+    for item in items:
+        for p in item["periods"]:
+            if p.get("recorded") == "not_done":
+                said = "не выполнено"
+            elif p.get("recorded") == "in_progress" and p["status"] == "missed":
+                due = ru_date(date.fromisoformat(p["due"]))
+                said = f"срок {due} прошёл, отмечено «выполняется»"
+            else:
+                continue
+            evidence = f" ({p['evidence']})" if p.get("evidence") else ""
+            out.append(f"{item['short_name']} {p['label']}: {said}{evidence}")
+    return out
 
 
-# --- the printable page --------------------------------------------------------------------
-
-COUNT_NAMES = {
-    "teachers": "Педагогов в реестре",
-    "diagnosed": "Прошли диагностику",
-    "with_route": "Реализуют ИОМ",
-    "supported": "Получают поддержку методиста",
-}
-
-CSS = """
-@page { size: A4; margin: 15mm 12mm; }
-@page wide { size: A4 landscape; margin: 12mm; }
-body { font-family: "PT Serif", "Times New Roman", serif; font-size: 11pt; color: #000;
-       margin: 0 auto; max-width: 190mm; }
-h1 { font-size: 15pt; text-align: center; margin: 0 0 4mm; }
-h2 { font-size: 13pt; margin: 6mm 0 2mm; break-after: avoid; }
-h3 { font-size: 11.5pt; margin: 4mm 0 1mm; break-after: avoid; }
-h4 { font-size: 10.5pt; margin: 3mm 0 1mm; break-after: avoid; }
-p.meta { text-align: center; margin: 0 0 1mm; }
-table { border-collapse: collapse; width: 100%; margin: 2mm 0; font-size: 9pt; }
-th, td { border: 0.5pt solid #555; padding: 1mm 1.5mm; vertical-align: top; }
-th { background: #eee; }
-thead { display: table-header-group; }
-tr { break-inside: avoid; }
-td.n { text-align: right; white-space: nowrap; }
-.missed, .at_risk { background: #f4d6d6; }
-.no_data { color: #777; }
-section.wide { page: wide; break-before: page; max-width: none; }
-section.wide table { font-size: 7pt; }
-section.wide th, section.wide td { padding: 0.5mm 0.8mm; }
-ul { margin: 1mm 0; padding-left: 6mm; }
-li { margin-bottom: 1mm; }
-@media screen { body { padding: 10mm; } section.wide { max-width: 277mm; } }
-"""
-
-
-def _e(value: Any) -> str:
-    return escape(str(value))
-
-
-def _table(header: list[str], rows: Iterable[str]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def html(report: Mapping[str, Any]) -> str:
-    """The report as a printable HTML page in Russian (A4; the municipality table on a
-    landscape page)."""
+def _kpi_conclusions(
+    report: Mapping[str, Any], standing: Mapping[str, Standing]
+) -> list[dict[str, Any]]:
+    rows = report["kpis"]
+    if not any(_known(r) for r in rows):
+        return []
     on = date.fromisoformat(report["as_of"])
-    kpis = report["kpis"]
-    state = (
-        f"Данные на конец дня {on:%d.%m.%Y}"
-        if report["final"]
-        else f"Год не завершён: данные на {on:%d.%m.%Y}"
+    out: list[dict[str, Any]] = []
+
+    def say(kind: str, text: str, items: Sequence[str] = ()) -> None:
+        out.append({"kind": kind, "text": text, "items": list(items)})
+
+    tally = Counter(r["status"] for r in rows)
+    parts = [
+        f"{'достигнуто' if s == 'met' else 'не достигнуто' if s == 'missed' else status_name(s)}"
+        f" — {tally[s]}"
+        for s in ("met", "on_track", "at_risk", "missed", "not_judged")
+        if tally[s]
+    ]
+    no_data = [r for r in rows if r["status"] == "no_data"]
+    say(
+        "summary",
+        f"На {ru_date(on)} из {len(rows)} {form(len(rows), OF_KPIS)} региона: "
+        + ", ".join(parts)
+        + (f"; нет данных — {len(no_data)}" if no_data else "")
+        + ".",
     )
-    counts = "".join(
-        f'<tr><td>{_e(name)}</td><td class="n">{number(report["counts"].get(key, 0))}</td></tr>'
-        for key, name in COUNT_NAMES.items()
-    )
-    summary = status_summary(report)
-    region = _table(
-        ["№", "Показатель", "Значение", "Числитель / численность", "Цель", "Статус", "Прогноз"],
-        (
-            f'<tr class="{_e(k["status"])}"><td class="n">{k["number"]}</td>'
-            f"<td>{_e(k['name'])}</td>"
-            f'<td class="n">{_e(amount(k["value"], k["unit"]))}</td>'
-            f'<td class="n">{k["numerator"]} / {k["population"]}</td>'
-            f"<td>{_e(_target_cell(k))}</td><td>{_e(k['status_name'])}</td>"
-            f'<td class="n">{_e(amount(k["forecast"], k["unit"]))}</td></tr>'
-            for k in kpis
-        ),
-    )
-    units = {k["code"]: k["unit"] for k in kpis}
-    matrix = _table(
-        ["Муниципалитет", "Педагогов", *(str(k["number"]) for k in kpis)],
-        (
-            f"<tr><td>{_e(m['name'])}</td>"
-            f'<td class="n">{m["counts"].get("teachers", 0)}</td>'
-            + "".join(
-                f'<td class="n {_e(v["status"])}">{_e(_cell(v, units[v["code"]]))}</td>'
-                for v in m["kpis"]
+
+    if report["previous_as_of"]:
+        then = ru_date(date.fromisoformat(report["previous_as_of"]))
+        compared = [r for r in rows if r["trend"] is not None]
+        if not compared:
+            say(
+                "no_comparison",
+                f"Сравнить с прошлым годом нельзя: на {then} данных мониторинга не было.",
             )
-            + "</tr>"
-            for m in report["municipalities"]
-        ),
-    )
-    legend = "; ".join(f"{k['number']} — {k['name']}" for k in kpis)
-    recs = report["recommendations"]
-    by_kpi = (
-        "".join(
-            f"<h4>{_e(r['name'])}</h4><p>{_e(r['text'])}</p>"
-            + (
-                "<ul>" + "".join(f"<li>{_e(m['text'])}</li>" for m in r["municipalities"]) + "</ul>"
-                if r["municipalities"]
-                else ""
+        for trend, word in (("better", "Улучшение"), ("worse", "Ухудшение")):
+            moved = [r for r in compared if r["trend"] == trend]
+            if moved:
+                say(
+                    trend,
+                    f"{word} по сравнению с {then} — {plural(len(moved), KPIS)}:",
+                    [_moved(r) for r in moved],
+                )
+        same = [r for r in compared if r["trend"] == "same"]
+        if same:
+            say("same", f"Без изменений с {then} — {plural(len(same), KPIS)}.")
+        reached = [
+            r
+            for r in rows
+            if r["status"] == "met"
+            and r["previous"] is not None
+            and r["previous"]["status"] not in ("met", "no_data")
+        ]
+        if reached:
+            say(
+                "reached",
+                f"Цели, не достигнутые на {then}, теперь достигнуты — "
+                f"{plural(len(reached), KPIS)}:",
+                [f"{r['name']} — {amount(r['value'], r['unit'])}" for r in reached],
             )
-            for r in recs["kpis"]
+
+    recs = {r["code"]: r for r in report["recommendations"]["kpis"]}
+    off = [r for r in rows if r["status"] in OFF_TRACK]
+    if off:
+        say(
+            "off_track",
+            f"Отставание от целей (не достигнут или под угрозой) — {plural(len(off), KPIS)}:",
+            [_off_track(r, recs.get(r["code"])) for r in off],
         )
-        or "<p>Все показатели региона достигнуты или выполняются в графике.</p>"
-    )
-    by_mun = (
-        "".join(
-            f"<h4>{_e(m['name'])}</h4><ul>"
-            + "".join(f"<li>{_e(k['text'])}</li>" for k in m["kpis"])
-            + "</ul>"
-            for m in recs["municipalities"]
+    lagging = _lagging(report["municipalities"])
+    if lagging:
+        say("municipalities", lagging)
+    if no_data:
+        say(
+            "no_data",
+            f"Нет данных — {plural(len(no_data), KPIS)}:",
+            [r["name"] for r in no_data],
         )
-        or "<p>Отставаний муниципалитетов от целевых значений нет.</p>"
+    return out
+
+
+def _moved(row: Mapping[str, Any]) -> str:
+    unit = row["unit"]
+    assert row["previous"] is not None and row["change"] is not None
+    return (
+        f"{row['name']} — с {amount(row['previous']['value'], unit)} до "
+        f"{amount(row['value'], unit)} ({change(row['change'], unit)})"
     )
-    sources = _table(
-        ["№", "Показатель", "Пункт", "Цель", "Источник"],
-        (
-            f'<tr><td class="n">{s["number"]}</td><td>{_e(s["name"])}</td>'
-            f"<td>{_e(s['clause'])}</td>"
-            f'<td class="n">{_e(amount(t["value"], t["unit"]))}'
-            f"{'' if t['in_force'] else ' (справочно)'}</td><td>{_e(t['source'])}</td></tr>"
-            for s in report["sources"]
-            for t in s["targets"]
-        ),
+
+
+def _off_track(row: Mapping[str, Any], rec: Mapping[str, Any] | None) -> str:
+    text = (
+        f"{row['name']} — {amount(row['value'], row['unit'])} "
+        f"({row['status_name']}{at_deadline(row, row['unit'])})"
     )
-    title = _e(report["title"])
-    return f"""<!DOCTYPE html>
-<html lang="ru">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p class="meta">{_e(state)}</p>
-<p class="meta">Показатели: {_e(report["source"])}</p>
-<section>
-<h2>1. Общие сведения</h2>
-{_table(["Показатель", "Число"], [counts])}
-<p>Статусы показателей региона: {_e(summary)}.</p>
-</section>
-<section>
-<h2>2. Показатели региона</h2>
-{region}
-</section>
-<section class="wide">
-<h2>3. Показатели по муниципалитетам</h2>
-{matrix}
-<p><small>Номера столбцов: {_e(legend)}.</small></p>
-</section>
-<section>
-<h2>4. Рекомендации</h2>
-<h3>4.1. По показателям, не выполняемым в регионе</h3>
-{by_kpi}
-<h3>4.2. По муниципалитетам: наибольшее отставание от целей</h3>
-{by_mun}
-</section>
-<section>
-<h2>5. Источники целевых значений</h2>
-{sources}
-</section>
-</body>
-</html>
-"""
+    if rec is None or not rec["compared"]:
+        return text
+    if rec["compared"] == 1 and rec["municipalities"]:
+        alone = rec["municipalities"][0]
+        return (
+            f"{text}: данные есть только по одному муниципалитету — «{alone['name']}» "
+            f"({amount(alone['value'], row['unit'])})"
+        )
+    where = []
+    of = form(rec["compared"], ("муниципалитета", "муниципалитетов", "муниципалитетов"))
+    if rec["behind"] == rec["compared"]:
+        where.append(f"цели не достигает ни один из {rec['compared']} {of}")
+    elif rec["behind"]:
+        where.append(f"цели не достигают {rec['behind']} из {rec['compared']} {of}")
+    if rec["municipalities"]:
+        named = ", ".join(
+            f"«{m['name']}» ({amount(m['value'], row['unit'])})" for m in rec["municipalities"]
+        )
+        where.append(f"наибольшее отставание — {named}")
+    elif rec["tied"]:
+        where.append(f"наименьшее значение одинаково: {rec['tied']['text']}")
+    return text + (": " + "; ".join(where) if where else "")
 
 
-def _target_cell(k: Mapping[str, Any]) -> str:
-    if k["comparison"] == "growth":
-        return COMPARISONS["growth"]
-    deadline = _date(k["deadline"])
-    until = f" к {deadline:%d.%m.%Y}" if deadline else ""
-    return f"{COMPARISONS[k['comparison']]} {amount(k['target'], k['unit'])}{until}"
+def _lagging(municipalities: list[dict[str, Any]]) -> str | None:
+    """The municipalities with clearly the most KPIs off track (whole ties only)."""
+    counts = [(float(sum(v["status"] in OFF_TRACK for v in m["kpis"])), m) for m in municipalities]
+    if not counts or not any(c for c, _ in counts):
+        return None
+    best = min(c for c, _ in counts)
+    named, tied = worst(counts, WEAKEST, best)
+    if named:
+        listed = ", ".join(f"«{m['name']}» ({number(c)})" for c, m in _scored(counts, named))
+        return (
+            "Больше всего показателей с отставанием от целей — в "
+            f"{form(len(named), IN_MUNICIPALITIES)} {listed}."
+        )
+    if tied is not None:
+        count, group = tied
+        if len(group) == len(municipalities):
+            return (
+                f"Во всех {plural(len(group), IN_MUNICIPALITIES)} одинаковое число показателей "
+                f"с отставанием от целей — {number(count)}; отдельно никто не выделяется."
+            )
+        return (
+            f"Больше всего показателей с отставанием от целей — по {number(count)} — "
+            f"в {plural(len(group), IN_MUNICIPALITIES)}; их слишком много, чтобы выделять "
+            "отдельные."
+        )
+    return None
 
 
-def _cell(value: Mapping[str, Any], unit: str) -> str:
-    if value["value"] is None:
-        return "—"
-    return number(value["value"]) if unit == "%" else amount(value["value"], unit)
+def _scored(scored: list[tuple[float, T]], chosen: list[T]) -> list[tuple[float, T]]:
+    ids = {id(c) for c in chosen}
+    return sorted(((s, c) for s, c in scored if id(c) in ids), key=lambda sc: -sc[0])

@@ -15,6 +15,18 @@ class Settings(BaseServiceSettings):
         min_length=1,
         description="The region's name, as the dashboard and the report name its level",
     )
+    report_prepared_by: str = Field(
+        default="ЦНППМ",
+        min_length=1,
+        max_length=300,
+        description="Who prepared the yearly report («Подготовлено: …» on its title page); a "
+        "request may say otherwise (?prepared_by=)",
+    )
+    diagnostics_public_url: str | None = Field(
+        default=None,
+        description="The diagnostics service's address as a user's browser reaches it: the "
+        "dashboard then links its analytics workbook (<url>/v1/analytics.xlsx); unset, no link",
+    )
     alert_check_interval_s: float = Field(
         default=60, gt=0, description="How often alerts are detected, raised and resolved"
     )

@@ -5,14 +5,19 @@
  *   v1/municipalities/{id}/kpis?as_of=  a municipality and its organisations
  *   v1/kpis/{code}/series?months=&municipality_id=&as_of=   monthly values for a chart
  *   v1/catalogue                        the source of the KPIs (for the header)
+ *   v1/reports                          the reports there are (the analytics workbook's
+ *                                       address, when the service is told it)
+ *   v1/tracked                          the rows of Appendix 1 that are measures (the
+ *                                       region's panel «Меры приложения 1»)
  * and draws the tables and the charts (inline SVG) from them. Text from the data is always
- * set as text, never parsed as HTML.
+ * set as text, never parsed as HTML. A KPI row's optional ``period`` ({label, passed}) and
+ * ``at_deadline`` ({on, value, met}) are shown when the API sends them.
  *
  * Where the user is lives in the address: #/ (region), #/m/<municipality>,
  * #/m/<municipality>/o/<organisation>, each with ?as_of=YYYY-MM-DD&kpi=<code>; so the back
  * button and links work. Test hooks: body[data-state=loading|ready|error][data-view]
  * [data-as-of], tr[data-kpi] > td[data-value], a[data-municipality], a[data-organization],
- * svg#series-chart[data-state][data-kpi].
+ * svg#series-chart[data-state][data-kpi], #tracked[data-state] > li[data-tracked][data-status].
  */
 "use strict";
 
@@ -34,6 +39,8 @@
     ["not_judged", "Без цели на этом уровне"],
   ];
   const SEVERITY = { critical: "важно", warning: "внимание" };
+  const TRACKED_NOTE = "Строки приложения 1 без числового показателя: статус — по сведениям, внесённым оператором.";
+  const NOT_RECORDED = "сведения не внесены";
   const COMPARISON = { ">=": "не менее", "<=": "не более" };
   const ACCUMULATION = {
     cumulative: "накопительным итогом",
@@ -99,6 +106,24 @@
   }
 
   const statusOf = (kpi) => (kpi && STATUS[kpi.status] ? kpi.status : "no_data");
+
+  /** «за 2026 год», «на 31.12.2024»: the period a KPI's status is about, if the API says;
+   * not for a KPI past its deadline whose value on it is shown (that line names the date). */
+  function periodLabel(kpi) {
+    const period = kpi && kpi.period;
+    if (!period || typeof period.label !== "string" || !period.label) return null;
+    return period.passed && deadlineLine(kpi) ? null : period.label;
+  }
+
+  /** «на 31.12.2024: 7,2 % — не достигнут (срок прошёл)»: where a KPI whose deadline has
+   * passed stood on it, if the API says. */
+  function deadlineLine(kpi) {
+    const then = kpi && kpi.at_deadline;
+    if (!then || !then.on) return null;
+    if (then.value === null || then.value === undefined) return `на ${ruDate(then.on)}: нет данных (срок прошёл)`;
+    const verdict = then.met === true ? " — достигнут" : then.met === false ? " — не достигнут" : "";
+    return `на ${ruDate(then.on)}: ${withUnit(then.value, kpi.unit)}${verdict} (срок прошёл)`;
+  }
 
   // --- DOM helpers -------------------------------------------------------------------------
 
@@ -195,6 +220,7 @@
   let serverToday = null; // the service's "today", from a load without as_of
   let shownLevel = null; // the level drawn last: a new one is shown from its top
   let regionName = "Регион"; // until the catalogue says (IOMFLOW_REGION_NAME)
+  let analyticsUrl = null; // the diagnostics' analytics workbook (IOMFLOW_DIAGNOSTICS_PUBLIC_URL)
 
   async function load(route) {
     const asOf = query({ as_of: route.asOf });
@@ -259,6 +285,7 @@
       shownLevel = level;
       document.body.dataset.state = "ready";
       drawAlerts(mine);
+      drawTracked(mine);
     } catch (error) {
       if (mine !== generation) return;
       showError(error.message || String(error));
@@ -299,6 +326,7 @@
     drawCounts();
     drawReportLinks();
     drawKpiTable();
+    $("tracked").hidden = view.kind !== "region";
     $("units").hidden = view.kind === "organization";
     $("units-title").textContent = view.kind === "region" ? "Муниципалитеты" : "Образовательные организации";
     $("unit-teachers").hidden = view.unitKind !== "municipality";
@@ -372,7 +400,13 @@
           kpi.targets.length > 1 &&
             el("small", {}, `другие: ${kpi.targets.slice(1).map((t) => withUnit(t.value, kpi.unit)).join(", ")}`),
         ),
-        el("td", { class: "status", dataset: { status } }, badge(status)),
+        el(
+          "td",
+          { class: "status", dataset: { status } },
+          badge(status),
+          periodLabel(kpi) && el("small", { class: "period" }, periodLabel(kpi)),
+          deadlineLine(kpi) && el("small", { class: "at-deadline" }, deadlineLine(kpi)),
+        ),
         el(
           "td",
           { class: "forecast num", title: forecastTitle(kpi), dataset: { forecast: kpi.forecast } },
@@ -386,15 +420,25 @@
     drawSummary();
   }
 
-  /** The yearly report of the year shown: the workbook and the printable page. */
+  /** The yearly report of the year shown (the workbook, the printable page, the PDF) and,
+   * when its address is known, the diagnostics' analytics workbook. */
   function drawReportLinks() {
     const year = view.asOf.slice(0, 4);
-    $("report").replaceChildren(
+    const parts = [
       `Информационно-аналитическая справка за ${year} год: `,
       el("a", { href: `v1/reports/${year}.xlsx`, dataset: { report: "xlsx" } }, "таблица Excel"),
       " · ",
       el("a", { href: `v1/reports/${year}/print`, target: "_blank", dataset: { report: "print" } }, "для печати"),
-    );
+      " · ",
+      el("a", { href: `v1/reports/${year}.pdf`, target: "_blank", dataset: { report: "pdf" } }, "PDF"),
+    ];
+    if (analyticsUrl) {
+      parts.push(
+        ". Аналитика диагностики профессиональных дефицитов: ",
+        el("a", { href: analyticsUrl, dataset: { report: "analytics" } }, "таблица Excel"),
+      );
+    }
+    $("report").replaceChildren(...parts);
   }
 
   /** «Достигнуто: 4 · Под угрозой: 8 …»: the level's statuses at a glance. */
@@ -446,6 +490,61 @@
     $("alerts").dataset.state = "ready";
   }
 
+  /** The rows of Appendix 1 that are measures taken, not numbers (v1/tracked, as of
+   * today), on the region's view: each by its name with its latest period, the status in
+   * words (the KPIs' colours) and the evidence recorded; the code in the tooltip only. */
+  async function drawTracked(mine) {
+    const box = $("tracked");
+    if (view.kind !== "region") return;
+    delete box.dataset.state;
+    const list = $("tracked-list");
+    let items;
+    try {
+      items = await api("v1/tracked");
+    } catch (error) {
+      if (mine !== generation) return;
+      list.replaceChildren();
+      $("tracked-note").textContent = `Сведения о мерах не загрузились: ${error.message || error}`;
+      box.dataset.state = "error";
+      return;
+    }
+    if (mine !== generation) return;
+    const found = Array.isArray(items) ? items : [];
+    const another = serverToday !== null && view.asOf !== serverToday;
+    $("tracked-note").textContent = found.length
+      ? TRACKED_NOTE + (another ? " Статус — на сегодня, а не на выбранную дату." : "")
+      : "В каталоге нет мер без числового показателя.";
+    list.replaceChildren(...found.map(trackedItem));
+    box.dataset.state = "ready";
+  }
+
+  function trackedItem(item) {
+    const periods = Array.isArray(item.periods) ? item.periods : [];
+    const last = periods.length ? periods[periods.length - 1] : null;
+    const status = last && STATUS[last.status] ? last.status : "no_data";
+    const evidence = last && last.evidence ? last.evidence : null;
+    const recorded = last && last.recorded
+      ? [
+          last.recorded_words ? `отмечено «${last.recorded_words}»` : null,
+          last.recorded_by,
+          last.recorded_at ? ruDate(String(last.recorded_at).slice(0, 10)) : null,
+        ].filter(Boolean).join(", ")
+      : null;
+    const tip = [item.target, item.clause && `Основание: ${item.clause}`, `Код: ${item.code}`].filter(Boolean);
+    return el(
+      "li",
+      {
+        class: `tracked-item status-${status}`,
+        title: tip.join(". "),
+        dataset: { tracked: item.code, status, period: last ? last.period : null },
+      },
+      el("span", { class: "name" }, item.name),
+      el("span", { class: "state" }, last && el("span", { class: "period" }, last.label), badge(status)),
+      el("span", { class: evidence ? "evidence" : "evidence none" }, evidence || NOT_RECORDED),
+      recorded && el("small", { class: "recorded" }, recorded),
+    );
+  }
+
   /** The user picked a KPI: remember it in the address without a new history entry. */
   function choose(code) {
     history.replaceState(null, "", linkTo({ kpi: code }));
@@ -469,13 +568,16 @@
     const status = statusOf(kpi);
     $("detail").dataset.kpi = kpi.code;
     $("detail-title").textContent = kpi.name;
-    $("detail-value").replaceChildren(
+    $("detail-value").replaceChildren();
+    fill($("detail-value"), {}, [
       `${view.title}: `,
       el("strong", {}, withUnit(kpi.value, kpi.unit)),
       " ",
       badge(status),
-      kpi.forecast !== null ? ` прогноз ${withUnit(kpi.forecast, kpi.unit)}` : "",
-    );
+      periodLabel(kpi) && ` ${periodLabel(kpi)}`,
+      kpi.forecast !== null && kpi.forecast !== undefined && ` прогноз ${withUnit(kpi.forecast, kpi.unit)}`,
+      deadlineLine(kpi) && el("small", { class: "at-deadline" }, deadlineLine(kpi)),
+    ]);
     $("detail-targets").replaceChildren(
       ...kpi.targets.map((t, i) =>
         el(
@@ -744,15 +846,20 @@
     });
     $("today").addEventListener("click", () => go({ asOf: null }));
     window.addEventListener("hashchange", render);
-    api("v1/catalogue")
-      .then(
-        (catalogue) => {
-          $("source").textContent = `Показатели и цели: ${catalogue.source}`;
-          if (catalogue.region_name) regionName = catalogue.region_name;
-        },
-        () => {}, // the page works without it: the level is then called «Регион»
-      )
-      .finally(render);
+    const catalogue = api("v1/catalogue").then(
+      (found) => {
+        $("source").textContent = `Показатели и цели: ${found.source}`;
+        if (found.region_name) regionName = found.region_name;
+      },
+      () => {}, // the page works without it: the level is then called «Регион»
+    );
+    const reports = api("v1/reports").then(
+      (found) => {
+        if (found && typeof found.analytics_xlsx === "string") analyticsUrl = found.analytics_xlsx;
+      },
+      () => {}, // without it, no link to the analytics
+    );
+    Promise.all([catalogue, reports]).finally(render);
   }
 
   start();

@@ -7,13 +7,14 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import pytest
 
+from iomflow.cli import demo as cli_demo
 from iomflow.registries import demo
 from iomflow.registries.importing import Known, check_record
 from iomflow.registries.personal import PERSONAL_FIELDS, normalise_snils
@@ -358,3 +359,98 @@ def test_communities_are_regional_or_municipal() -> None:
     for community in full()["communities"]:
         regional = community["level"] == "regional"
         assert (community["municipality_id"] is None) == regional, community
+
+
+# --- the demo's year over the region (iomflow demo) ----------------------------------------
+
+TODAY = date(2026, 12, 7)
+
+
+def chosen(count: int = 400) -> list[str]:
+    return cli_demo.sample([t["teacher_id"] for t in full()["teachers"]], count)
+
+
+def test_the_demo_samples_its_teachers_across_every_municipality() -> None:
+    teachers = {t["teacher_id"]: t for t in full()["teachers"]}
+    picked = chosen()
+    assert picked == chosen() and len(set(picked)) == 400  # deterministic, no repeats
+    assert picked == sorted(picked, key=list(teachers).index)  # in registry order
+    first_page = {teachers[t]["municipality_id"] for t in list(teachers)[:400]}
+    assert len(first_page) == 1  # what the demo used to diagnose: one municipality
+    assert len({teachers[t]["municipality_id"] for t in picked}) >= 30
+    assert cli_demo.traced_teacher(picked) in picked
+    assert cli_demo.sample(picked[:5], 10) == picked[:5]
+
+
+def test_the_demos_results_are_dated_inside_their_campaigns_over_the_past_year() -> None:
+    windows = {w.campaign_id: (w.starts_on, w.ends_on) for w in cli_demo.HISTORY}
+    months: Counter[tuple[int, int]] = Counter()
+    campaigns: Counter[str] = Counter()
+    for _, fields in cli_demo.history_entries(chosen()):
+        result = json.loads(fields["data"])
+        taken = datetime.fromisoformat(result["taken_at"]).date()
+        starts, ends = windows[result["campaign_id"]]
+        assert starts <= taken <= ends and taken < TODAY, result
+        months[(taken.year, taken.month)] += 1
+        campaigns[result["campaign_id"]] += 1
+    assert set(campaigns) == set(windows)
+    assert min(campaigns.values()) > 0.2 * sum(campaigns.values())
+    assert len(months) >= 10 and min(months) < (2026, 1) < max(months)
+    # what other tests publish stays as it was: October 2026, today's campaign
+    [test, *_] = cli_demo.results_for("t-000001")
+    assert test.campaign_id == cli_demo.CAMPAIGN_ID and test.taken_at is not None
+    assert (test.taken_at.year, test.taken_at.month) == (2026, 10)
+
+
+def test_course_completions_follow_the_routes_and_cover_the_programs_themes() -> None:
+    region = full()
+    teachers = {t["teacher_id"]: t for t in region["teachers"]}
+    programs = region["programs"]
+    picked = chosen()
+    # a route for most of them, its program step one that fits the teacher's audience
+    routes = {}
+    for n, teacher_id in enumerate(picked):
+        if n % 10 == 9:
+            continue
+        audience = teachers[teacher_id]["audience"]
+        program = [p for p in programs if audience in p["audiences"]][n % 7]
+        routes[teacher_id] = {
+            "status": "drafted",
+            "steps": [
+                {"kind": "consultation", "program_id": None, "starts_on": "2026-12-07"},
+                {"kind": "program", "program_id": program["program_id"], "starts_on": "2026-12-21"},
+            ],
+        }
+    diagnosed_on = {
+        t: date(2025, 10, 1) if n % 2 else date(2026, 11, 25) for n, t in enumerate(picked)
+    }
+    # of those with no route read, half are known to have none (no deficits)
+    routeless = {t for n, t in enumerate(picked) if n % 20 == 9}
+    unknown = set(picked) - set(routes) - routeless
+    args = ([teachers[t] for t in picked], routes, programs, diagnosed_on, TODAY, routeless)
+    done = cli_demo.completions(*args)
+    assert done == cli_demo.completions(*args)
+    assert not {c.course.teacher_id for c in done} & unknown
+    assert {c.course.teacher_id for c in done} & routeless
+    by_number = {p["federal_number"]: p["program_id"] for p in programs if p["federal_number"]}
+    matched = [c for c in done if c.in_route]
+    outside = [c for c in done if not c.in_route]
+    assert 0.3 * len(routes) <= len(matched) <= 0.5 * len(routes)
+    assert 0.1 * len(picked) <= len(outside) <= 0.3 * (len(picked) - len(unknown))
+    assert len({c.course.teacher_id for c in done}) == len(done)  # one each
+    for c in done:
+        course = c.course
+        program_id = course.program_id or by_number[course.federal_number]
+        in_route = {s["program_id"] for s in routes.get(course.teacher_id, {"steps": []})["steps"]}
+        assert (program_id in in_route) == c.in_route, c
+        assert TODAY - timedelta(days=365) <= course.on < TODAY, c
+        if c.in_route:
+            assert course.on >= min(
+                diagnosed_on[course.teacher_id] + timedelta(days=21), TODAY - timedelta(days=1)
+            ), c
+        assert course.passed and course.hours
+        assert c.entry()[0] == "iomflow.routes.courses.inbound"
+    themes = {t for c in outside for t in c.themes}
+    assert {"updated_fgos", "functional_literacy", "digital_environment", "management"} <= themes
+    assert any(c.course.federal_number for c in done) and any(c.course.program_id for c in done)
+    assert len({c.course.on.month for c in outside}) == 12  # over the whole year

@@ -269,6 +269,20 @@ async def test_the_demo_load_publishes_once_and_a_reload_nothing(
     assert len(await published(clean_redis)) == len(entries)
 
 
+async def test_a_load_of_a_history_is_dated_by_its_since(
+    client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    """``since``: the registers held these records from that day — their events say so, so
+    KPIs as of an earlier day count them; a day in the future is refused."""
+    future = await client.post("/v1/load", params={"since": "2999-01-01"}, json=BASE)
+    assert future.status_code == 422 and future.json()["code"] == "future_date"
+    loaded = await client.post("/v1/load", params={"since": "2025-08-01"}, json=BASE)
+    assert loaded.status_code == 200, loaded.text
+    entries = await published(clean_redis)
+    assert len(entries) == 2
+    assert {e["occurred_at"] for e in entries} == {"2025-08-01T00:00:00+00:00"}
+
+
 async def test_a_bad_row_keeps_its_whole_register_out_of_a_load(
     client: httpx.AsyncClient, clean_redis: str
 ) -> None:

@@ -1,5 +1,7 @@
 """The README's first command, as a user runs it: ``iomflow demo`` exits 0 and prints the
-KPI table and one trace across the services."""
+KPI table and one trace across the services, after a year of history: diagnoses of teachers
+all over the region dated over the year's campaigns, and the year's course completions
+taken by routes."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from pathlib import Path
 import pytest
 
 
-# The demo loads a 40,000-teacher region and takes about 4 minutes on a quiet 2-core machine:
-# past pytest's default 300 s under load. The chain gets 500 s to settle, the process 600 s.
+# The demo loads a 40,000-teacher region and replays its year: under half a minute on a quiet
+# 2-core machine, minutes on a busy one (past pytest's default 300 s under load). The chain
+# gets 500 s to settle, the process 600 s.
 @pytest.mark.timeout(660)
 def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> None:
     done = subprocess.run(
@@ -50,3 +53,41 @@ def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> N
     assert trace, out[-3000:]
     assert {"diagnostics", "routes", "monitoring"} <= set(trace.group(2).split(", "))
     assert "monitoring   iomflow.routes.events process" in out
+
+    # The year's history: three campaigns, the diagnoses dated by their evidence over the
+    # months of the year (as diagnostics says), of teachers all over the region.
+    opened = re.search(r"Кампании года открыты оператором [^:]*: (.+)", out)
+    assert opened, out[-3000:]
+    assert re.findall(r"(demo-[\w-]+) «", opened.group(1)) == [
+        "demo-2025-autumn",
+        "demo-2026-spring",
+        "demo-2026",
+    ]
+    history = re.search(
+        r"История диагностик \(по дате доказательств\): (.+); месяцев (\d+), муниципалитетов (\d+)",
+        out,
+    )
+    assert history, out[-3000:]
+    months = dict(re.findall(r"(\d\d\.\d{4}) (\d+)", history.group(1)))
+    assert len(months) == int(history.group(2)) >= 6
+    assert sum(map(int, months.values())) == 400
+    assert {m[-4:] for m in months} == {"2025", "2026"}
+    assert int(history.group(3)) >= 10  # not the registry's first page: one municipality
+    # The year's course completions, of programs in routes and outside them, all taken.
+    published = re.search(
+        r"Опубликовано завершений курсов в \S+: (\d+) — по программам маршрутов (\d+), "
+        r"вне маршрутов (\d+)",
+        out,
+    )
+    assert published, out[-3000:]
+    _, in_routes, outside = map(int, published.groups())
+    assert in_routes > 0 and outside > 0
+    taken = re.search(
+        r"Маршруты приняли завершения курсов: по шагам маршрутов (\d+), вне маршрутов (\d+), "
+        r"отложено 0",
+        out,
+    )
+    assert taken, out[-3000:]
+    assert (int(taken.group(1)), int(taken.group(2))) == (in_routes, outside)
+    assert "Прошлые кампании закрыты оператором: demo-2025-autumn, demo-2026-spring" in out
+    assert re.search(r"diagnosed_share по месяцам: .*\d", out)

@@ -1,12 +1,16 @@
 """The main job: the whole chain on embedded defaults with the demo region.
 
 Starts Redis (unless given one) and the four services as processes on SQLite files,
-loads the demo region into the registries, opens the diagnostics campaign ``demo-2026``
-(all five instruments required), publishes every instrument's results for N teachers into
-the inbound stream exactly as an outside publisher would (plain XADD), submits one
-teacher's results over HTTP inside a known trace, waits for every diagnosis to become a
-route with a methodist and for the KPIs to catch up, then prints the KPI table and that
-one trace across the services.
+loads the demo region into the registries and replays a year of its history: an operator
+opens the year's three diagnostics campaigns (autumn 2025 and spring 2026, long over, and
+the current ``demo-2026``; all five instruments required), every instrument's results of N
+teachers sampled across the whole region go into the inbound stream exactly as an outside
+publisher would send them (plain XADD), each teacher's dated inside one campaign, so the
+diagnoses spread over the year; one teacher's results are submitted over HTTP inside a
+known trace. When every diagnosis has become a route with a methodist, the further-education
+provider's course completions of the past year follow (on the courses' inbound stream):
+programs of the routes' steps and programs taken outside any route. Then it prints the
+history, the KPI table, a KPI month by month, one route and that one trace.
 
 While it runs, ``<workdir>/suite.json`` holds its settings (``launcher.write_settings``), so
 that the services' admin commands run beside it work on its databases; ``iomflow dev``
@@ -15,13 +19,16 @@ prints the admin key and the commands that issue publishers' keys (``admin_hints
 
 from __future__ import annotations
 
+import calendar
 import os
 import random
 import secrets
 import signal
 import time
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +41,7 @@ from iomflow.cli import trace
 from iomflow.cli.launcher import SETTINGS_FILE, LocalRedis, Suite, write_settings
 from iomflow.shared import redisconn, wire
 from iomflow.shared.contracts import (
+    CourseEvent,
     Event,
     Instrument,
     ItemScore,
@@ -119,6 +127,69 @@ CAMPAIGN: dict[str, Any] = {
     "required": [i.value for i in INSTRUMENTS],
 }
 IRKUTSK = timezone(timedelta(hours=8))
+Month = tuple[int, int]
+OCTOBER_2026: Month = (2026, 10)
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One diagnostics campaign of the demo's year, and the months its teachers sat the
+    instruments in (each teacher all of them in one month)."""
+
+    campaign_id: str
+    name: str
+    starts_on: date
+    ends_on: date
+    months: tuple[Month, ...]
+    weight: int
+    """Its share of the sampled teachers (relative to the other waves')."""
+
+    def body(self) -> dict[str, Any]:
+        """``POST /v1/campaigns`` on diagnostics."""
+        return {
+            **CAMPAIGN,
+            "campaign_id": self.campaign_id,
+            "name": self.name,
+            "starts_on": self.starts_on.isoformat(),
+            "ends_on": self.ends_on.isoformat(),
+        }
+
+
+HISTORY = (
+    Wave(
+        "demo-2025-autumn",
+        "Осенняя диагностика профессиональных дефицитов 2025",
+        date(2025, 9, 1),
+        date(2025, 12, 31),
+        ((2025, 9), (2025, 10), (2025, 11), (2025, 12)),
+        3,
+    ),
+    Wave(
+        "demo-2026-spring",
+        "Весенняя диагностика профессиональных дефицитов 2026",
+        date(2026, 2, 1),
+        date(2026, 5, 31),
+        ((2026, 2), (2026, 3), (2026, 4), (2026, 5)),
+        3,
+    ),
+    Wave(
+        CAMPAIGN_ID,
+        CAMPAIGN["name"],
+        date.fromisoformat(CAMPAIGN["starts_on"]),
+        date.fromisoformat(CAMPAIGN["ends_on"]),
+        ((2026, 9), (2026, 10), (2026, 11)),  # the demo's today is in December 2026
+        4,
+    ),
+)
+"""The demo's year of diagnostics. The two past campaigns are opened when the demo runs,
+their windows long over: diagnostics lets an operator open a campaign of any dates, which
+is how a campaign's results kept elsewhere are loaded later; each result is still checked
+against its campaign's window (``taken_at``), and the diagnosis is dated by its evidence
+(``evidence_at``), not by the day it was loaded. Once loaded, the operator closes them."""
+CURRENT = HISTORY[-1]
+REGISTERS_SINCE = date(2025, 8, 1)
+"""The demo's registers hold their records from before the first campaign: loaded with
+``since`` (their events dated by it), so the KPIs as of any day of the year count them."""
 
 console = Console(width=max(Console().width, 130))
 
@@ -171,13 +242,33 @@ def traced_teacher(teacher_ids: list[str]) -> str:
     return teacher_ids[0]
 
 
-def _taken_at(teacher_id: str, what: str, first_day: int, last_day: int) -> datetime:
-    """A deterministic working-hours moment of October 2026, Irkutsk time."""
+def sample(teacher_ids: Sequence[str], count: int, seed: str = "demo") -> list[str]:
+    """``count`` teachers drawn evenly from the whole registry (every municipality, not its
+    first page), deterministic, in registry order."""
+    if count >= len(teacher_ids):
+        return list(teacher_ids)
+    picked = set(random.Random(seed).sample(range(len(teacher_ids)), count))
+    return [t for n, t in enumerate(teacher_ids) if n in picked]
+
+
+def sitting(teacher_id: str) -> tuple[Wave, Month]:
+    """The campaign of the year the teacher was diagnosed in, and the month they sat it."""
+    rng = random.Random(f"{teacher_id}:sitting")
+    wave = rng.choices(HISTORY, weights=[w.weight for w in HISTORY])[0]
+    return wave, rng.choice(wave.months)
+
+
+def _taken_at(
+    teacher_id: str, what: str, first_day: int, last_day: int, month: Month = OCTOBER_2026
+) -> datetime:
+    """A deterministic working-hours moment of ``month`` (days past its end fall on its
+    last day), Irkutsk time."""
     rng = random.Random(f"{teacher_id}:{what}:taken_at")
+    year, number = month
     return datetime(
-        2026,
-        10,
-        rng.randint(first_day, last_day),
+        year,
+        number,
+        min(rng.randint(first_day, last_day), calendar.monthrange(year, number)[1]),
         rng.randint(9, 16),
         rng.choice((0, 15, 30, 45)),
         tzinfo=IRKUTSK,
@@ -190,10 +281,12 @@ def experts_for(teacher_id: str) -> tuple[str, str]:
     return f"expert-{first:03d}", f"expert-{second:03d}"
 
 
-def results_for(teacher_id: str, campaign_id: str = CAMPAIGN_ID) -> list[ResultSubmitted]:
+def results_for(
+    teacher_id: str, campaign_id: str = CAMPAIGN_ID, month: Month = OCTOBER_2026
+) -> list[ResultSubmitted]:
     """One teacher's six demo results, deterministic from the id: the standardized test as
     items, the expert evaluation by two experts, professional results, self-diagnosis (kinder
-    than the test) and the burnout survey."""
+    than the test) and the burnout survey, all taken in ``month``."""
     ability = _ability(teacher_id)
 
     def result(instrument: Instrument, suffix: str = "", **fields: Any) -> ResultSubmitted:
@@ -222,7 +315,7 @@ def results_for(teacher_id: str, campaign_id: str = CAMPAIGN_ID) -> list[ResultS
         result(
             Instrument.STANDARDIZED_TEST,
             items=items,
-            taken_at=_taken_at(teacher_id, "test", 1, 10),
+            taken_at=_taken_at(teacher_id, "test", 1, 10, month),
         )
     ]
     for expert_id in experts_for(teacher_id):
@@ -238,7 +331,7 @@ def results_for(teacher_id: str, campaign_id: str = CAMPAIGN_ID) -> list[ResultS
                     code: _clip(5 * round((ability[code] - strictness + rng.gauss(0, 6)) / 5))
                     for code in OBSERVABLE
                 },
-                taken_at=_taken_at(teacher_id, expert_id, 5, 25),
+                taken_at=_taken_at(teacher_id, expert_id, 5, 25, month),
             )
         )
     rng = random.Random(f"{teacher_id}:{Instrument.PROFESSIONAL_RESULTS.value}")
@@ -246,7 +339,7 @@ def results_for(teacher_id: str, campaign_id: str = CAMPAIGN_ID) -> list[ResultS
         result(
             Instrument.PROFESSIONAL_RESULTS,
             scores={code: _clip(ability[code] + rng.gauss(0, 8)) for code in PROFESSIONAL},
-            taken_at=_taken_at(teacher_id, "professional", 12, 20),
+            taken_at=_taken_at(teacher_id, "professional", 12, 20, month),
         )
     )
     rng = random.Random(f"{teacher_id}:{Instrument.SELF_DIAGNOSIS.value}")
@@ -254,7 +347,7 @@ def results_for(teacher_id: str, campaign_id: str = CAMPAIGN_ID) -> list[ResultS
         result(
             Instrument.SELF_DIAGNOSIS,
             scores={code: _clip(ability[code] + 8 + rng.gauss(0, 5)) for code in COMPETENCIES},
-            taken_at=_taken_at(teacher_id, "self", 1, 31),
+            taken_at=_taken_at(teacher_id, "self", 1, 31, month),
         )
     )
     rng = random.Random(f"{teacher_id}:{Instrument.BURNOUT_SURVEY.value}")
@@ -263,19 +356,22 @@ def results_for(teacher_id: str, campaign_id: str = CAMPAIGN_ID) -> list[ResultS
         result(
             Instrument.BURNOUT_SURVEY,
             scores={scale: _clip(strain + rng.gauss(0, 8)) for scale in BURNOUT_SCALES},
-            taken_at=_taken_at(teacher_id, "burnout", 1, 31),
+            taken_at=_taken_at(teacher_id, "burnout", 1, 31, month),
         )
     )
     return out
 
 
 def result_events(
-    teacher_id: str, source: str = "demo-publisher", campaign_id: str = CAMPAIGN_ID
+    teacher_id: str,
+    source: str = "demo-publisher",
+    campaign_id: str = CAMPAIGN_ID,
+    month: Month = OCTOBER_2026,
 ) -> list[Event[ResultSubmitted]]:
     """One teacher's demo results as an outside publisher sends them, each in its envelope."""
     return [
         new_event("diagnostics.result.submitted", result, source=source, subject=teacher_id)
-        for result in results_for(teacher_id, campaign_id)
+        for result in results_for(teacher_id, campaign_id, month)
     ]
 
 
@@ -290,6 +386,19 @@ def result_entries(
     ]
 
 
+def history_entries(teacher_ids: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
+    """Stream entries of every result of these teachers, each teacher's in the campaign
+    and month of the year it sat (``sitting``)."""
+    entries = []
+    for teacher_id in teacher_ids:
+        wave, month = sitting(teacher_id)
+        entries += [
+            (Streams.RESULTS_INBOUND, wire.encode(event))
+            for event in result_events(teacher_id, campaign_id=wave.campaign_id, month=month)
+        ]
+    return entries
+
+
 def result_bodies(
     teacher_id: str, source: str = "demo-http", campaign_id: str = CAMPAIGN_ID
 ) -> list[dict[str, Any]]:
@@ -298,6 +407,129 @@ def result_bodies(
         {**result.model_dump(mode="json", exclude_none=True), "source": source}
         for result in results_for(teacher_id, campaign_id)
     ]
+
+
+# --- the year's course completions -------------------------------------------------------
+
+IN_ROUTE_SHARE = 0.4
+"""Of the teachers whose route has a program step: how many completed that program."""
+OUTSIDE_SHARE = 0.2
+"""Of every teacher: how many completed a program outside any route (on their own, or their
+school's choice): the provider reports these too, and the training KPIs count them."""
+MAX_COMPLETIONS = 900
+"""Of each kind: routes' ``/v1/courses`` lists at most 1000 of a status, which the demo
+counts to know they were taken."""
+THEMES = (
+    "updated_fgos",
+    "functional_literacy",
+    "digital_environment",
+    "quality_assessment",
+    "subject",
+    "upbringing",
+    "gifted_children",
+    "career_guidance",
+    "burnout_prevention",
+)
+"""The themes of programs taken outside routes by school teachers, in turn; managers take
+management programs, preschool teachers preschool ones."""
+OPEN_ROUTES = ("drafted", "agreed", "active")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A course completion as the provider (or the federal portal) reports it."""
+
+    course: CourseEvent
+    source: str
+    in_route: bool
+    themes: tuple[str, ...]
+
+    def entry(self) -> tuple[str, dict[str, str]]:
+        event = new_event(
+            "courses.course.completed",
+            self.course,
+            source=self.source,
+            subject=self.course.teacher_id,
+        )
+        return Streams.COURSES_INBOUND, wire.encode(event)
+
+
+def _completion(
+    teacher_id: str, program: Mapping[str, Any], on: date, rng: random.Random, in_route: bool
+) -> Completion:
+    # The federal portal names a course by its number in the Federal registry.
+    federal = bool(program.get("federal_number")) and rng.random() < 0.5
+    course = CourseEvent(
+        teacher_id=teacher_id,
+        program_id=None if federal else program["program_id"],
+        federal_number=program["federal_number"] if federal else None,
+        external_id=f"demo-courses:{teacher_id}:{program['program_id']}",
+        on=on,
+        hours=program["hours"],
+        passed=True,
+    )
+    source = "demo-federal-portal" if federal else "demo-provider"
+    return Completion(course, source, in_route, tuple(program["themes"]))
+
+
+def completions(
+    teachers: Sequence[Mapping[str, Any]],
+    routes: Mapping[str, Mapping[str, Any]],
+    programs: Sequence[Mapping[str, Any]],
+    diagnosed_on: Mapping[str, date],
+    today: date,
+    routeless: Collection[str] = (),
+) -> list[Completion]:
+    """The past year's course completions of these teachers, deterministic from their ids:
+    for a share of those whose open route (``routes``, by teacher) has a program step, that
+    program, completed after the diagnosis (``diagnosed_on``: when its evidence was taken);
+    for a share of the others with a route and of those with none (``routeless``), a
+    program outside their route that fits their audience, themed in turn (``THEMES``),
+    completed any day of the past year. A teacher in neither (a route not read) has none:
+    a course outside a route must not be one of its steps."""
+    known = {p["program_id"]: p for p in programs}
+    yesterday, year_ago = today - timedelta(days=1), today - timedelta(days=365)
+    in_route: list[Completion] = []
+    outside: list[Completion] = []
+    turn = 0
+    for teacher in teachers:
+        teacher_id = teacher["teacher_id"]
+        rng = random.Random(f"{teacher_id}:courses")
+        route = routes.get(teacher_id)
+        if route is None and teacher_id not in routeless:
+            continue
+        steps = route["steps"] if route and route["status"] in OPEN_ROUTES else []
+        planned = [
+            s
+            for s in steps
+            if s["kind"] == "program"
+            and s.get("program_id") in known
+            and s.get("status") not in ("done", "removed")
+        ]
+        draw = rng.random()
+        if planned and draw < IN_ROUTE_SHARE:
+            step = min(planned, key=lambda s: str(s.get("starts_on") or ""))
+            since = diagnosed_on.get(teacher_id, year_ago) + timedelta(days=21)
+            since = min(max(since, year_ago), yesterday)
+            on = since + timedelta(days=rng.randint(0, (yesterday - since).days))
+            in_route.append(_completion(teacher_id, known[step["program_id"]], on, rng, True))
+        elif draw >= 1 - OUTSIDE_SHARE:
+            audience = teacher["audience"]
+            if teacher.get("is_manager"):
+                theme = "management"
+            elif audience == "preschool":
+                theme = "preschool_quality"
+            else:
+                theme, turn = THEMES[turn % len(THEMES)], turn + 1
+            taken = {s.get("program_id") for s in steps}
+            fitting = [
+                p for p in programs if audience in p["audiences"] and p["program_id"] not in taken
+            ]
+            themed = [p for p in fitting if theme in p["themes"]] or fitting
+            if themed:
+                on = today - timedelta(days=rng.randint(1, 365))
+                outside.append(_completion(teacher_id, rng.choice(themed), on, rng, False))
+    return in_route[:MAX_COMPLETIONS] + outside[:MAX_COMPLETIONS]
 
 
 def wait_for(
@@ -340,6 +572,11 @@ def wait_for(
             time.sleep(0.5)
 
 
+def say(line: str) -> None:
+    """A line of the history on one line, however long (the tests read them)."""
+    console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
 def _ru_date(iso: str | None) -> str:
     return "…" if not iso else ".".join(reversed(iso.split("-")))
 
@@ -352,7 +589,10 @@ def _get(client: httpx.Client, url: str) -> Any:
 
 PUBLISHED_OVER_HTTP = {
     "diagnostics": ("результатов диагностики", "diagnostics.result.submitted"),
-    "routes": ("событий курсов", "courses.course.enrolled,courses.course.completed"),
+    "routes": (
+        "событий курсов",
+        "courses.course.enrolled,courses.course.completed,courses.internship.completed",
+    ),
 }
 """Service -> (whose key, for people; the event types outside publishers post to it over
 ``POST /v1/events``, as its ``INGESTS``)."""
@@ -450,14 +690,17 @@ def _chain(
     )
     loaded = client.post(
         f"{reg}/v1/load/demo",
-        params={"teachers": region_teachers},
+        params={"teachers": region_teachers, "since": REGISTERS_SINCE.isoformat()},
         headers={"Authorization": f"Bearer {suite.admin_key}"},
         timeout=600,
     )
     if loaded.status_code != 200:
         raise RuntimeError(f"реестры не загружены: {loaded.text[:2000]}")
     received = loaded.json()["received"]
-    console.print("Реестры загружены: " + ", ".join(f"{k} {v}" for k, v in received.items()))
+    console.print(
+        f"Реестры загружены (записи действуют с {_ru_date(REGISTERS_SINCE.isoformat())}): "
+        + ", ".join(f"{k} {v}" for k, v in received.items())
+    )
 
     seen_now = [0]
 
@@ -482,39 +725,45 @@ def _chain(
         rate=lambda: (seen_now[0], "педагогов"),
     )
 
-    all_ids: list[str] = []
-    while len(all_ids) < min(teachers, received["teachers"]):
+    # Teachers sampled across the whole registry: every municipality, not its first page.
+    records: list[dict[str, Any]] = []
+    while len(records) < received["teachers"]:
         page = _get(
-            client, f"{reg}/v1/registers/teachers/records?limit=1000&offset={len(all_ids)}"
+            client, f"{reg}/v1/registers/teachers/records?limit=1000&offset={len(records)}"
         )["items"]
         if not page:
             break
-        all_ids += [t["teacher_id"] for t in page]
-    chosen = all_ids[:teachers]
+        records += page
+    by_id = {t["teacher_id"]: t for t in records}
+    chosen = sample(list(by_id), teachers)
     traced = traced_teacher(chosen)
     bulk = [teacher_id for teacher_id in chosen if teacher_id != traced]
 
-    # An operator opens the campaign; results name it and are dated inside its window.
-    campaign = open_campaign(client, diag, suite.admin_key)
-    console.print(
-        f"Кампания {campaign['campaign_id']} «{campaign['name']}» открыта: "
-        f"{_ru_date(campaign['starts_on'])} — {_ru_date(campaign['ends_on'])}, "
-        f"обязательных инструментов: {len(campaign['required'])}"
+    # An operator opens the year's campaigns (the past ones to load their results, kept
+    # elsewhere till now); results name their campaign and are dated inside its window.
+    opened = [open_campaign(client, diag, suite.admin_key, wave.body()) for wave in HISTORY]
+    say(
+        "Кампании года открыты оператором (прошлые — для загрузки их результатов): "
+        + "; ".join(
+            f"{c['campaign_id']} «{c['name']}» {_ru_date(c['starts_on'])} — "
+            f"{_ru_date(c['ends_on'])}"
+            for c in opened
+        )
+        + f"; обязательных инструментов: {len(opened[-1]['required'])}"
     )
 
     # The bulk: what an outside publisher writes with any Redis client.
     publisher = redisconn.sync_client(redis_url)
-    entries = result_entries(bulk)
-    for start in range(0, len(entries), 1000):
-        pipe = publisher.pipeline(transaction=False)
-        for stream, fields in entries[start : start + 1000]:
-            pipe.xadd(stream, fields)  # type: ignore[arg-type]
-        pipe.execute()
-    console.print(
+    entries = history_entries(bulk)
+    _xadd(publisher, entries)
+    sat: Counter[str] = Counter(sitting(t)[0].campaign_id for t in bulk)
+    sat[CURRENT.campaign_id] += 1  # the traced teacher, today's campaign
+    say(
         f"Опубликовано результатов в {Streams.RESULTS_INBOUND}: {len(entries)} "
         f"({len(bulk)} педагогов × {RESULTS_PER_TEACHER} результатов: "
         f"{len(INSTRUMENTS)} инструментов, "
-        "экспертная оценка — от двух экспертов)"
+        "экспертная оценка — от двух экспертов); по кампаниям: "
+        + ", ".join(f"{w.campaign_id} {sat[w.campaign_id]} ({_months(w.months)})" for w in HISTORY)
     )
 
     # One teacher over HTTP, inside a trace we name, to show it end to end.
@@ -557,15 +806,90 @@ def _chain(
         timeout,
         rate=lambda: (taken[0], "результатов"),
     )
-    kpis = _get(client, f"{mon}/v1/kpis")
+    diagnoses = diagnosed(client, diag, len(chosen))
+    diagnosed_on = {t: d.on for t, d in diagnoses.items()}
+    months = Counter(f"{day:%m.%Y}" for day in sorted(diagnosed_on.values()))
+    places = {d.municipality_id for d in diagnoses.values()}
+    say(
+        "История диагностик (по дате доказательств): "
+        + ", ".join(f"{month} {n}" for month, n in months.items())
+        + f"; месяцев {len(months)}, муниципалитетов {len(places)}"
+    )
+
+    # The provider's course completions of the past year, once the routes are there.
+    today = datetime.now(IRKUTSK).date()
+    teacher_routes = open_routes(client, routes, sorted(places))
+    programs = _get(client, f"{reg}/v1/registers/programs/records?limit=1000")["items"]
+    routeless = {t for t, d in diagnoses.items() if not d.deficits}
+    courses = completions(
+        [by_id[t] for t in chosen], teacher_routes, programs, diagnosed_on, today, routeless
+    )
+    published_at = datetime.now(UTC)
+    _xadd(publisher, [c.entry() for c in courses])
+    matched = sum(c.in_route for c in courses)
+    themes = Counter(t for c in courses if not c.in_route for t in c.themes)
+    days = sorted(c.course.on for c in courses)
+    say(
+        f"Опубликовано завершений курсов в {Streams.COURSES_INBOUND}: {len(courses)} — "
+        f"по программам маршрутов {matched}, вне маршрутов {len(courses) - matched} (темы: "
+        + ", ".join(f"{t} {n}" for t, n in themes.most_common())
+        + (f"); даты {days[0]:%d.%m.%Y} — {days[-1]:%d.%m.%Y}" if days else ")")
+    )
+    took: dict[str, int] = {}
+
+    def courses_taken() -> tuple[int, bool]:
+        for status in ("applied", "unmatched", "held"):
+            took[status] = len(_get(client, f"{routes}/v1/courses?status={status}&limit=1000"))
+        count = took["applied"] + took["unmatched"]
+        return count, took["applied"] >= matched and took["unmatched"] >= len(courses) - matched
+
+    wait_for("Завершения курсов → маршруты", len(courses), courses_taken, timeout)
+    say(
+        f"Маршруты приняли завершения курсов: по шагам маршрутов {took['applied']}, "
+        f"вне маршрутов {took['unmatched']}, отложено {took['held']}"
+    )
+    for wave in HISTORY[:-1]:
+        response = client.post(
+            f"{diag}/v1/campaigns/{wave.campaign_id}/close",
+            headers={"Authorization": f"Bearer {suite.admin_key}"},
+            timeout=60,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"кампания {wave.campaign_id} не закрыта: {response.text[:2000]}")
+    say("Прошлые кампании закрыты оператором: " + ", ".join(w.campaign_id for w in HISTORY[:-1]))
+
+    # Today's KPIs are a snapshot monitoring renews once its projections are quiet: wait
+    # for one that has taken the completions' last consequences.
+    changed = quiet(lambda: _get(client, f"{mon}/v1/stats"), since=published_at)
+    kpis: dict[str, Any] = {}
+
+    def snapshot_renewed() -> tuple[int, bool]:
+        kpis.update(_get(client, f"{mon}/v1/kpis"))
+        at = datetime.fromisoformat(kpis["computed_at"])
+        fresh = not courses or (at if at.tzinfo else at.replace(tzinfo=UTC)) >= changed
+        return int(fresh), fresh
+
+    try:
+        # Quiet projections are renewed within seconds; while they change, within a minute.
+        wait_for("Показатели → снимок на сегодня", 1, snapshot_renewed, min(timeout, 90))
+    except TimeoutError:
+        console.print(f"[yellow]Снимок показателей не обновился: он на {kpis['computed_at']}[/]")
     print_kpis(kpis)
-    teacher_routes = _get(client, f"{routes}/v1/teachers/{traced}/routes")
-    if teacher_routes:
-        print_route(_get(client, f"{routes}/v1/routes/{teacher_routes[-1]['route_id']}"))
+    for code in SERIES:
+        print_series(_get(client, f"{mon}/v1/kpis/{code}/series?months=13"))
+    teacher_route = _get(client, f"{routes}/v1/teachers/{traced}/routes")
+    if teacher_route:
+        print_route(_get(client, f"{routes}/v1/routes/{teacher_route[-1]['route_id']}"))
     ok = print_trace(workdir / "traces", trace_id)
     dlq = {
         s: publisher.xlen(Streams.dlq(s))
-        for s in (Streams.REGISTRY, Streams.RESULTS_INBOUND, Streams.DIAGNOSTICS, Streams.ROUTES)
+        for s in (
+            Streams.REGISTRY,
+            Streams.RESULTS_INBOUND,
+            Streams.COURSES_INBOUND,
+            Streams.DIAGNOSTICS,
+            Streams.ROUTES,
+        )
     }
     sizes = ", ".join(f"{Streams.dlq(k)} {v}" for k, v in dlq.items())
     console.print(f"Очереди недоставленных (DLQ): {sizes}")
@@ -584,6 +908,84 @@ def _chain(
     return 0 if ok else 1
 
 
+def _xadd(publisher: Any, entries: Sequence[tuple[str, dict[str, str]]]) -> None:
+    for start in range(0, len(entries), 1000):
+        pipe = publisher.pipeline(transaction=False)
+        for stream, fields in entries[start : start + 1000]:
+            pipe.xadd(stream, fields)
+        pipe.execute()
+
+
+def _months(months: Sequence[Month]) -> str:
+    (y0, m0), (y1, m1) = months[0], months[-1]
+    return f"{m0:02d}–{m1:02d}.{y1}" if y0 == y1 else f"{m0:02d}.{y0}–{m1:02d}.{y1}"
+
+
+@dataclass(frozen=True)
+class Diagnosed:
+    """A teacher's diagnosis as the demo's history reads it from diagnostics."""
+
+    on: date
+    """The day (Irkutsk time) its latest evidence was taken (``evidence_at``; the day it
+    completed if it has none)."""
+    municipality_id: str
+    deficits: int
+
+
+def diagnosed(client: httpx.Client, diagnostics_url: str, expected: int) -> dict[str, Diagnosed]:
+    """The completed diagnoses by teacher, as diagnostics lists them."""
+    found: dict[str, Diagnosed] = {}
+    offset = 0
+    while offset < expected:
+        page = _get(
+            client,
+            f"{diagnostics_url}/v1/diagnoses?status=completed&limit=1000&offset={offset}",
+        )["items"]
+        if not page:
+            break
+        for d in page:
+            at = datetime.fromisoformat(d["evidence_at"] or d["completed_at"])
+            day = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(IRKUTSK).date()
+            found[d["teacher_id"]] = Diagnosed(day, d["municipality_id"], len(d["deficits"]))
+        offset += len(page)
+    return found
+
+
+def open_routes(
+    client: httpx.Client, routes_url: str, municipalities: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The open routes by teacher, read per municipality: a list holds at most 1000, so
+    in a municipality of more, some are not read (``completions`` leaves their teachers
+    out)."""
+    found: dict[str, dict[str, Any]] = {}
+    for municipality in municipalities:
+        for route in _get(
+            client, f"{routes_url}/v1/routes?municipality_id={municipality}&limit=1000"
+        ):
+            if route["status"] in OPEN_ROUTES:
+                found[route["teacher_id"]] = route
+    return found
+
+
+def quiet(
+    stats: Callable[[], Any], since: datetime, within: float = 15, still: float = 1.5
+) -> datetime:
+    """Until ``stats()`` has stayed the same for ``still`` seconds (at most ``within``): the
+    events the last step caused have been taken downstream. Returns a moment no later than
+    the last change it saw (``since`` when it saw none): what was computed after it has
+    taken that change."""
+    deadline = time.monotonic() + within
+    asked = datetime.now(UTC)
+    last, steady, mark = stats(), time.monotonic(), since
+    while time.monotonic() < deadline and time.monotonic() - steady < still:
+        time.sleep(0.5)
+        before, asked = asked, datetime.now(UTC)
+        now = stats()
+        if now != last:  # changed after the look before this one began
+            last, steady, mark = now, time.monotonic(), before
+    return mark
+
+
 STATUS = {
     "met": "[green]достигнут[/]",
     "on_track": "[green]в графике[/]",
@@ -593,19 +995,39 @@ STATUS = {
 }
 
 
+SERIES = ("diagnosed_share", "route_share", "updated_fgos_share", "functional_literacy_share")
+"""KPIs the demo prints month by month over its year (``/v1/kpis/{code}/series``)."""
+
+
+def print_series(series: dict[str, Any]) -> None:
+    """One KPI month by month, on one line."""
+    points = ", ".join(
+        f"{_ru_date(p['on'])[:6]}{p['on'][2:4]} "
+        + ("—" if p["value"] is None else f"{p['value']:g}")
+        for p in series["points"]
+    )
+    say(f"{series['code']} по месяцам: {points}")
+
+
 def print_kpis(kpis: dict[str, Any]) -> None:
     table = Table(title=f"Показатели РС НМС — демонстрационный регион (на {kpis['as_of'][:19]})")
-    for column in ("код", "показатель", "значение", "цель", "статус"):
+    for column in ("код", "показатель", "значение", "цель", "статус", "период"):
         table.add_column(column)
     municipalities = kpis["municipalities"]
     for kpi in kpis["region"]["kpis"]:
         value = "—" if kpi["value"] is None else f"{kpi['value']:g} {kpi['unit']}"
+        then = kpi.get("at_deadline")
+        if (kpi.get("period") or {}).get("passed") and then:
+            # a total past its deadline is judged by its value then
+            was = "—" if then["value"] is None else f"{then['value']:g} {kpi['unit']}"
+            value = f"{was} на {_ru_date(then['on'])} (сейчас {value})"
         target = (
             "рост к прошлому году"
             if kpi["comparison"] == "growth"
             else f"{kpi['comparison']} {kpi['target']:g} {kpi['unit']}"
         )
-        table.add_row(kpi["code"], kpi["name"], value, target, STATUS[kpi["status"]])
+        period = (kpi.get("period") or {}).get("label", "")
+        table.add_row(kpi["code"], kpi["name"], value, target, STATUS[kpi["status"]], period)
     console.print(table)
     counts = kpis["region"]["counts"]
     console.print(

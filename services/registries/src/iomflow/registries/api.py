@@ -487,13 +487,20 @@ async def resync(
 
 
 async def _load_region(
-    runtime: RuntimeDep, region: dict[str, list[dict[str, Any]]], who: Principal
+    runtime: RuntimeDep,
+    region: dict[str, list[dict[str, Any]]],
+    who: Principal,
+    since: date | None = None,
 ) -> dict[str, Any]:
     unknown = [name for name in region if name not in REGISTRY]
     if unknown:
         raise ApiError(422, "register_not_found", "Неизвестные реестры: " + ", ".join(unknown))
     # The region is this request's alone (parsed from its body or generated for it).
-    reports = await service.load_region(runtime.transaction, region, actor=who.name, consume=True)
+    if since is not None and since > date.today():
+        raise ApiError(422, "future_date", "Дата «с» не может быть в будущем.")
+    reports = await service.load_region(
+        runtime.transaction, region, actor=who.name, consume=True, since=since
+    )
     failed = {n: r for n, r in reports.items() if not r.applied}
     if failed:
         raise ApiError(
@@ -511,6 +518,12 @@ async def _load_region(
     }
 
 
+SINCE = (
+    "The day the registers held these records from (a first load of a history): their "
+    "events are dated by it, so KPIs as of earlier days count these teachers and schools"
+)
+
+
 @router.post(
     "/load",
     summary="Load several registers at once as JSON rows (registrar); each all or nothing",
@@ -519,8 +532,9 @@ async def load(
     runtime: RuntimeDep,
     who: Registrar,
     region: Annotated[dict[str, list[dict[str, Any]]], Body(description="register -> rows")],
+    since: date | None = Query(None, description=SINCE),
 ) -> dict[str, Any]:
-    return await _load_region(runtime, region, who)
+    return await _load_region(runtime, region, who, since)
 
 
 @router.post("/load/demo", summary="Load the generated demo region (registrar)")
@@ -529,8 +543,9 @@ async def load_demo(
     who: Registrar,
     teachers: int = Query(40_000, ge=10, le=200_000),
     seed: int = Query(38),
+    since: date | None = Query(None, description=SINCE),
 ) -> dict[str, Any]:
     # Generating the region is CPU for a second or so: off the event loop.
     with service.collector_paused():
         region = await asyncio.to_thread(demo.generate, seed=seed, teachers=teachers)
-    return await _load_region(runtime, region, who)
+    return await _load_region(runtime, region, who, since)

@@ -1074,6 +1074,8 @@ def _programs(rng: random.Random, count: int) -> list[Row]:
                 "themes": list(themes),
                 "audiences": list(audiences),
                 "subjects": subjects,
+                # retraining in management is not «педагогической направленности»
+                "pedagogical": "management" not in themes if kind == "pp" else None,
             }
         )
     return rows

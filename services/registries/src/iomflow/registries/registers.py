@@ -431,6 +431,7 @@ TITLES: dict[str, str] = {
     "competencies": "Компетенции",
     "themes": "Тематика",
     "audiences": "Категории слушателей",
+    "pedagogical": "Педагогической направленности (ПП)",
     "site_id": "Код площадки",
     "level": "Уровень",
     "valid_from": "Статус с",

@@ -16,7 +16,7 @@ import gc
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -214,10 +214,13 @@ async def import_table(
     confirm: bool = False,
     progress: Progress = _quiet,
     now: datetime | None = None,
+    since: date | None = None,
 ) -> ImportReport:
     """Check every row, then (unless a dry run, or all-or-nothing with errors) write what
     changed and stage its events in one transaction. ``confirm`` also marks unchanged rows
-    as verified now (a re-verification), which publishes nothing.
+    as verified now (a re-verification), which publishes nothing. ``since``: the day the
+    register held these records from (a first load of a history): their events are dated
+    by it, so KPIs as of an earlier day count those teachers and organisations.
 
     Set-based: one read of the register's stored digests, then chunk by chunk (``CHUNK``
     rows) one upsert of the chunk's new and changed records, one of its new and changed
@@ -233,6 +236,7 @@ async def import_table(
             confirm=confirm,
             progress=progress,
             now=now,
+            since=since,
         )
 
 
@@ -246,6 +250,7 @@ async def _import_table(
     confirm: bool,
     progress: Progress,
     now: datetime | None,
+    since: date | None = None,
 ) -> ImportReport:
     report = ImportReport(spec.name, mode, total_rows=table.total)
     async with transaction() as unit:
@@ -291,7 +296,7 @@ async def _import_table(
                 report.verified += await repository.verify(
                     unit.session, spec.name, changes.unchanged, actor=actor, now=now
                 )
-            unit.stage(Streams.REGISTRY, *upserted(spec, written, today))
+            unit.stage(Streams.REGISTRY, *upserted(spec, written, today, since))
             await unit.flush()
             report.published += len(written)
             progress("запись", start + len(chunk), len(candidates))
@@ -300,20 +305,31 @@ async def _import_table(
 
 
 def upserted(
-    spec: Register, candidates: Sequence[Candidate], today: date | None = None
+    spec: Register,
+    candidates: Sequence[Candidate],
+    today: date | None = None,
+    since: date | None = None,
 ) -> list[Event[Any]]:
-    """The ``registry.<entity>.upserted`` events of stored records."""
-    return _upserts(spec, [(c.record_id, c.data) for c in candidates], today)
+    """The ``registry.<entity>.upserted`` events of stored records (dated ``since``'s
+    first moment, when given: see ``import_table``)."""
+    return _upserts(spec, [(c.record_id, c.data) for c in candidates], today, since)
 
 
 def _upserts(
-    spec: Register, records: Sequence[tuple[str, Mapping[str, Any]]], today: date | None = None
+    spec: Register,
+    records: Sequence[tuple[str, Mapping[str, Any]]],
+    today: date | None = None,
+    since: date | None = None,
 ) -> list[Event[Any]]:
     today = today or date.today()
-    return [
+    events = [
         new_event(spec.upserted, spec.event_of(data, today), source=SOURCE, subject=record_id)
         for record_id, data in records
     ]
+    if since is not None:
+        at = datetime.combine(since, time(0), tzinfo=UTC)
+        events = [e.model_copy(update={"occurred_at": at}) for e in events]
+    return events
 
 
 def table_of_rows(spec: Register, rows: Sequence[Mapping[str, Any]]) -> Table:
@@ -330,6 +346,7 @@ async def load_region(
     actor: str,
     progress: Progress = _quiet,
     consume: bool = False,
+    since: date | None = None,
 ) -> dict[str, ImportReport]:
     """Every register of ``region`` in dependency order, each all or nothing (its own
     transaction, so the relay publishes a register while the next one is checked).
@@ -351,6 +368,7 @@ async def load_region(
                 mode=Mode.ALL_OR_NOTHING,
                 actor=actor,
                 progress=progress,
+                since=since,
             )
             del table
     release_memory()

@@ -363,7 +363,7 @@ def test_communities_are_regional_or_municipal() -> None:
 
 # --- the demo's year over the region (iomflow demo) ----------------------------------------
 
-TODAY = date(2026, 12, 7)
+TODAY = date.today()
 
 
 def chosen(count: int = 400) -> list[str]:
@@ -395,11 +395,32 @@ def test_the_demos_results_are_dated_inside_their_campaigns_over_the_past_year()
         campaigns[result["campaign_id"]] += 1
     assert set(campaigns) == set(windows)
     assert min(campaigns.values()) > 0.2 * sum(campaigns.values())
-    assert len(months) >= 10 and min(months) < (2026, 1) < max(months)
-    # what other tests publish stays as it was: October 2026, today's campaign
+    assert len(months) >= 10 and min(months) == cli_demo.HISTORY[0].months[0]
+    assert cli_demo.month_before(max(months), 14) <= min(months), "over the past year or so"
+    # what other tests publish: the current campaign's middle month
     [test, *_] = cli_demo.results_for("t-000001")
     assert test.campaign_id == cli_demo.CAMPAIGN_ID and test.taken_at is not None
-    assert (test.taken_at.year, test.taken_at.month) == (2026, 10)
+    assert (test.taken_at.year, test.taken_at.month) == cli_demo.SAT_IN
+
+
+@pytest.mark.parametrize(
+    "today", [date(2026, 12, 7), date(2027, 1, 1), date(2027, 3, 15), date(2028, 8, 31)]
+)
+def test_the_demos_year_is_dated_back_from_the_day_it_runs(today: date) -> None:
+    """Run on any day, the demo's three campaigns lie in the 16 months before it, the
+    current one open today, the others over; their months in order, none after last month;
+    their ids distinct; the registers loaded a month before the first."""
+    last, earlier, current = cli_demo.history(today)
+    this = (today.year, today.month)
+    assert current.starts_on <= today <= current.ends_on
+    assert last.ends_on < earlier.starts_on <= earlier.ends_on < current.starts_on
+    months = [m for w in (last, earlier, current) for m in w.months]
+    assert months == sorted(months) and max(months) == cli_demo.month_before(this, 1)
+    assert min(months) == cli_demo.month_before(this, 15)
+    assert (last.ends_on.year, last.ends_on.month) == cli_demo.month_before(this, 12)
+    assert len({w.campaign_id for w in (last, earlier, current)}) == 3
+    assert current.campaign_id == f"demo-{current.starts_on.year}"
+    assert all(w.name.endswith(f" {w.starts_on.year}") for w in (last, earlier, current))
 
 
 def test_course_completions_follow_the_routes_and_cover_the_programs_themes() -> None:

@@ -14,20 +14,24 @@ import pytest
 import redis
 
 from e2e.test_chain import get, settled, start_suite, wait_until
-from iomflow.cli.demo import RESULTS_PER_TEACHER, experts_for, open_campaign, result_entries
+from iomflow.cli.demo import (
+    CURRENT,
+    RESULTS_PER_TEACHER,
+    experts_for,
+    open_campaign,
+    result_entries,
+)
 from iomflow.cli.launcher import Suite
 from iomflow.shared.contracts import Instrument, Streams
 
 REGION_TEACHERS = 600
 DIAGNOSED = 150
 CAMPAIGN = {
-    "campaign_id": "autumn-2026",
-    "name": "Диагностическая кампания осени 2026 по всему региону",
-    "starts_on": "2026-09-01",
-    "ends_on": "2026-12-31",
+    **CURRENT.body(),  # the demo's results are taken inside its window
+    "campaign_id": "whole-region",
+    "name": "Диагностическая кампания по всему региону",
     "municipalities": [],  # the whole region
     "organizations": [],
-    "required": [i.value for i in Instrument],
 }
 SCORING = {i.value for i in Instrument if i is not Instrument.BURNOUT_SURVEY}
 

@@ -9,7 +9,8 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ import redis
 
 from iomflow.cli.demo import (
     CAMPAIGN_ID,
+    CURRENT,
     RESULTS_PER_TEACHER,
+    SAT_IN,
     open_campaign,
     result_bodies,
     result_entries,
@@ -34,6 +37,8 @@ from iomflow.shared.telemetry import read_spans
 
 REGION = generate(seed=7, teachers=200)
 DEMO_SEED = 38
+AFTER_WINDOW = CURRENT.ends_on + timedelta(days=15)
+"""A day a fortnight after the current campaign's window: a result taken then is refused."""
 
 
 def wait_until(check: Callable[[], bool], what: str, within: float = 90) -> None:
@@ -162,13 +167,13 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
         by_cli,
         Instrument.PROFESSIONAL_RESULTS,
         scores={"subject_content": 70.0, "astrology": 55.0},
-        taken_at=datetime(2026, 10, 14, 11, 0, tzinfo=UTC),
+        taken_at=datetime(*SAT_IN, 14, 11, 0, tzinfo=UTC),
     )
     out_of_window = rule_breaking(
         by_cli,
         Instrument.SELF_DIAGNOSIS,
         scores={"digital": 80.0},
-        taken_at=datetime(2027, 1, 15, 10, 0, tzinfo=UTC),
+        taken_at=datetime.combine(AFTER_WINDOW, clock(10), tzinfo=UTC),
     )
     for event in (unknown_code, out_of_window):
         assert "-" in xadd_with_cli(wire.encode(event))
@@ -234,7 +239,7 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
     assert unknown["dlq_stream"] == Streams.RESULTS_INBOUND and unknown["data"]
     late = dead[str(out_of_window.event_id)]
     assert late["dlq_reason"] == "outside_campaign_window", late
-    assert "15.01.2027" in late["dlq_error"]
+    assert AFTER_WINDOW.strftime("%d.%m.%Y") in late["dlq_error"]
     # The rule-breaking results left no trace in the by_cli teacher's diagnosis.
     (by_cli_diagnosis,) = get(f"{chain.url('diagnostics')}/v1/teachers/{by_cli}/diagnoses")
     cited = {e["result_id"] for c in by_cli_diagnosis["competencies"] for e in c["evidence"]}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from iomflow.cli import demo as cli_demo
+
 
 # The demo loads a 40,000-teacher region and replays its year: under half a minute on a quiet
 # 2-core machine, minutes on a busy one (past pytest's default 300 s under load). The chain
@@ -59,9 +61,7 @@ def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> N
     opened = re.search(r"Кампании года открыты оператором [^:]*: (.+)", out)
     assert opened, out[-3000:]
     assert re.findall(r"(demo-[\w-]+) «", opened.group(1)) == [
-        "demo-2025-autumn",
-        "demo-2026-spring",
-        "demo-2026",
+        w.campaign_id for w in cli_demo.HISTORY
     ]
     history = re.search(
         r"История диагностик \(по дате доказательств\): (.+); месяцев (\d+), муниципалитетов (\d+)",
@@ -71,7 +71,7 @@ def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> N
     months = dict(re.findall(r"(\d\d\.\d{4}) (\d+)", history.group(1)))
     assert len(months) == int(history.group(2)) >= 6
     assert sum(map(int, months.values())) == 400
-    assert {m[-4:] for m in months} == {"2025", "2026"}
+    assert {m[-4:] for m in months} == {str(y) for w in cli_demo.HISTORY for y, _ in w.months}
     assert int(history.group(3)) >= 10  # not the registry's first page: one municipality
     # The year's course completions, of programs in routes and outside them, all taken.
     published = re.search(
@@ -89,5 +89,6 @@ def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> N
     )
     assert taken, out[-3000:]
     assert (int(taken.group(1)), int(taken.group(2))) == (in_routes, outside)
-    assert "Прошлые кампании закрыты оператором: demo-2025-autumn, demo-2026-spring" in out
+    past = ", ".join(w.campaign_id for w in cli_demo.HISTORY[:-1])
+    assert f"Прошлые кампании закрыты оператором: {past}" in out
     assert re.search(r"diagnosed_share по месяцам: .*\d", out)

@@ -2,8 +2,9 @@
 
 Starts Redis (unless given one) and the four services as processes on SQLite files,
 loads the demo region into the registries and replays a year of its history: an operator
-opens the year's three diagnostics campaigns (autumn 2025 and spring 2026, long over, and
-the current ``demo-2026``; all five instruments required), every instrument's results of N
+opens the year's three diagnostics campaigns (``history``: last year's and this year's
+earlier one, long over, and the current ``demo-<year>``, all dated back from the day it runs;
+all five instruments required), every instrument's results of N
 teachers sampled across the whole region go into the inbound stream exactly as an outside
 publisher would send them (plain XADD), each teacher's dated inside one campaign, so the
 diagnoses spread over the year; one teacher's results are submitted over HTTP inside a
@@ -20,6 +21,7 @@ prints the admin key and the commands that issue publishers' keys (``admin_hints
 from __future__ import annotations
 
 import calendar
+import functools
 import os
 import random
 import secrets
@@ -116,19 +118,33 @@ EXPERTS = 120
 INSTRUMENTS = tuple(Instrument)
 RESULTS_PER_TEACHER = len(INSTRUMENTS) + 1  # the expert evaluation comes from two experts
 
-CAMPAIGN_ID = "demo-2026"
-CAMPAIGN: dict[str, Any] = {
-    "campaign_id": CAMPAIGN_ID,
-    "name": "Осенняя диагностика профессиональных дефицитов 2026",
-    "starts_on": "2026-09-01",
-    "ends_on": "2026-12-31",
-    "municipalities": [],
-    "organizations": [],
-    "required": [i.value for i in INSTRUMENTS],
-}
 IRKUTSK = timezone(timedelta(hours=8))
 Month = tuple[int, int]
-OCTOBER_2026: Month = (2026, 10)
+SEASONS = {
+    12: ("winter", "Зимняя"),
+    1: ("winter", "Зимняя"),
+    2: ("winter", "Зимняя"),
+    3: ("spring", "Весенняя"),
+    4: ("spring", "Весенняя"),
+    5: ("spring", "Весенняя"),
+    6: ("summer", "Летняя"),
+    7: ("summer", "Летняя"),
+    8: ("summer", "Летняя"),
+    9: ("autumn", "Осенняя"),
+    10: ("autumn", "Осенняя"),
+    11: ("autumn", "Осенняя"),
+}
+"""A campaign's season by its middle month: its id's suffix and its name's first word."""
+
+
+def month_before(month: Month, months: int) -> Month:
+    """The month ``months`` before ``month``."""
+    index = month[0] * 12 + month[1] - 1 - months
+    return index // 12, index % 12 + 1
+
+
+def month_end(month: Month) -> date:
+    return date(month[0], month[1], calendar.monthrange(*month)[1])
 
 
 @dataclass(frozen=True)
@@ -144,52 +160,70 @@ class Wave:
     weight: int
     """Its share of the sampled teachers (relative to the other waves')."""
 
+    @classmethod
+    def of(
+        cls,
+        months: Sequence[Month],
+        weight: int,
+        ends_on: date | None = None,
+        current: bool = False,
+    ) -> Wave:
+        """The campaign of these months (its window theirs, or until ``ends_on``), named by its
+        season and year; the current one's id is ``demo-<year>``."""
+        suffix, season = SEASONS[months[len(months) // 2][1]]
+        year = months[0][0]
+        return cls(
+            f"demo-{year}" if current else f"demo-{year}-{suffix}",
+            f"{season} диагностика профессиональных дефицитов {year}",
+            date(*months[0], 1),
+            ends_on or month_end(months[-1]),
+            tuple(months),
+            weight,
+        )
+
     def body(self) -> dict[str, Any]:
-        """``POST /v1/campaigns`` on diagnostics."""
+        """``POST /v1/campaigns`` on diagnostics: every instrument required, everyone in it."""
         return {
-            **CAMPAIGN,
             "campaign_id": self.campaign_id,
             "name": self.name,
             "starts_on": self.starts_on.isoformat(),
             "ends_on": self.ends_on.isoformat(),
+            "municipalities": [],
+            "organizations": [],
+            "required": [i.value for i in INSTRUMENTS],
         }
 
 
-HISTORY = (
-    Wave(
-        "demo-2025-autumn",
-        "Осенняя диагностика профессиональных дефицитов 2025",
-        date(2025, 9, 1),
-        date(2025, 12, 31),
-        ((2025, 9), (2025, 10), (2025, 11), (2025, 12)),
-        3,
-    ),
-    Wave(
-        "demo-2026-spring",
-        "Весенняя диагностика профессиональных дефицитов 2026",
-        date(2026, 2, 1),
-        date(2026, 5, 31),
-        ((2026, 2), (2026, 3), (2026, 4), (2026, 5)),
-        3,
-    ),
-    Wave(
-        CAMPAIGN_ID,
-        CAMPAIGN["name"],
-        date.fromisoformat(CAMPAIGN["starts_on"]),
-        date.fromisoformat(CAMPAIGN["ends_on"]),
-        ((2026, 9), (2026, 10), (2026, 11)),  # the demo's today is in December 2026
-        4,
-    ),
-)
-"""The demo's year of diagnostics. The two past campaigns are opened when the demo runs,
-their windows long over: diagnostics lets an operator open a campaign of any dates, which
-is how a campaign's results kept elsewhere are loaded later; each result is still checked
-against its campaign's window (``taken_at``), and the diagnosis is dated by its evidence
-(``evidence_at``), not by the day it was loaded. Once loaded, the operator closes them."""
+def history(today: date) -> tuple[Wave, ...]:
+    """The demo's year of diagnostics as of ``today``: last year's campaign (the months 15 to
+    12 before this one, so that the report has a last year to compare with), this year's
+    earlier one (10 to 7 months back) and the current one (the three months before this one,
+    open until the end of this month). No result is ever dated after yesterday."""
+    this = (today.year, today.month)
+    back = functools.partial(month_before, this)
+    return (
+        Wave.of([back(n) for n in (15, 14, 13, 12)], 3),
+        Wave.of([back(n) for n in (10, 9, 8, 7)], 3),
+        Wave.of([back(n) for n in (3, 2, 1)], 4, ends_on=month_end(this), current=True),
+    )
+
+
+HISTORY = history(datetime.now(IRKUTSK).date())
+"""The demo's year of diagnostics, as of the day it runs (Irkutsk). The two past campaigns are
+opened when the demo runs, their windows long over: diagnostics lets an operator open a
+campaign of any dates, which is how a campaign's results kept elsewhere are loaded later;
+each result is still checked against its campaign's window (``taken_at``), and the diagnosis
+is dated by its evidence (``evidence_at``), not by the day it was loaded. Once loaded, the
+operator closes them."""
 CURRENT = HISTORY[-1]
-REGISTERS_SINCE = date(2025, 8, 1)
-"""The demo's registers hold their records from before the first campaign: loaded with
-``since`` (their events dated by it), so the KPIs as of any day of the year count them."""
+CAMPAIGN_ID = CURRENT.campaign_id
+CAMPAIGN: dict[str, Any] = CURRENT.body()
+"""``POST /v1/campaigns`` of the current campaign, the one other tests publish into."""
+SAT_IN: Month = CURRENT.months[1]
+"""The month results are taken in unless told otherwise: the current campaign's middle one."""
+REGISTERS_SINCE = date(*month_before(HISTORY[0].months[0], 1), 1)
+"""The demo's registers hold their records from a month before the first campaign: loaded
+with ``since`` (their events dated by it), so the KPIs as of any day of the year count them."""
 
 console = Console(width=max(Console().width, 130))
 
@@ -259,7 +293,7 @@ def sitting(teacher_id: str) -> tuple[Wave, Month]:
 
 
 def _taken_at(
-    teacher_id: str, what: str, first_day: int, last_day: int, month: Month = OCTOBER_2026
+    teacher_id: str, what: str, first_day: int, last_day: int, month: Month = SAT_IN
 ) -> datetime:
     """A deterministic working-hours moment of ``month`` (days past its end fall on its
     last day), Irkutsk time."""
@@ -282,7 +316,7 @@ def experts_for(teacher_id: str) -> tuple[str, str]:
 
 
 def results_for(
-    teacher_id: str, campaign_id: str = CAMPAIGN_ID, month: Month = OCTOBER_2026
+    teacher_id: str, campaign_id: str = CAMPAIGN_ID, month: Month = SAT_IN
 ) -> list[ResultSubmitted]:
     """One teacher's six demo results, deterministic from the id: the standardized test as
     items, the expert evaluation by two experts, professional results, self-diagnosis (kinder
@@ -366,7 +400,7 @@ def result_events(
     teacher_id: str,
     source: str = "demo-publisher",
     campaign_id: str = CAMPAIGN_ID,
-    month: Month = OCTOBER_2026,
+    month: Month = SAT_IN,
 ) -> list[Event[ResultSubmitted]]:
     """One teacher's demo results as an outside publisher sends them, each in its envelope."""
     return [

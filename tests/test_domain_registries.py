@@ -69,6 +69,43 @@ def test_cells_as_people_type_them() -> None:
         importing.parse_cell(programs, "hours", "тридцать")
 
 
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("31.02.1980", "такой даты нет: 31.02.1980 — в феврале 1980 года 29 дней"),
+        ("29.02.1981", "такой даты нет: 29.02.1981 — в феврале 1981 года 28 дней"),
+        ("31.04.2020", "такой даты нет: 31.04.2020 — в апреле 2020 года 30 дней"),
+        ("12.13.1980", "такой даты нет: 12.13.1980 — месяца с номером 13 не бывает"),
+        ("1980-06-31", "такой даты нет: 1980-06-31 — в июне 1980 года 30 дней"),
+        ("1980/03/05", "ожидается дата в формате ДД.ММ.ГГГГ"),
+        ("пятое марта", "ожидается дата в формате ДД.ММ.ГГГГ"),
+    ],
+)
+def test_an_impossible_date_is_said_impossible_and_a_wrong_one_told_its_format(
+    cell: str, reason: str
+) -> None:
+    with pytest.raises(importing.CellError) as refused:
+        importing.parse_cell(REGISTRY["teachers"], "birth_date", cell)
+    assert str(refused.value) == reason
+    assert importing.parse_cell(REGISTRY["teachers"], "birth_date", "29.02.1980") == date(
+        1980, 2, 29
+    )
+
+
+def test_a_list_cell_with_both_separators_is_refused_not_guessed() -> None:
+    teachers = REGISTRY["teachers"]
+    assert importing.parse_cell(teachers, "subjects", "математика, астрономия") == [
+        "математика",
+        "астрономия",
+    ]
+    assert importing.parse_cell(teachers, "subjects", "математика\nфизика") == [
+        "математика",
+        "физика",
+    ]
+    with pytest.raises(importing.CellError, match="и «;», и «,»: неясно, сколько их"):
+        importing.parse_cell(teachers, "subjects", "математика; физика, астрономия")
+
+
 def test_teacher_event_has_bands_and_the_young_flag() -> None:
     record = TeacherRecord(
         teacher_id="t-1",

@@ -9,6 +9,7 @@ and fix each one.
 
 from __future__ import annotations
 
+import calendar
 import re
 import types
 import typing
@@ -168,9 +169,21 @@ def parser(spec: Register, name: str) -> Parser:
 
 
 def _split(cell: Cell) -> list[str]:
+    """A list cell's values: separated by «;» (or line breaks), or by «,» when it has no «;».
+    A cell with both is refused: «математика; физика, астрономия» could be two values or
+    three, and taking one of the readings silently is how a subject gets lost."""
     text = str(cell).replace("\n", ";")
+    if ";" in text and "," in text:
+        raise CellError(
+            f"в ячейке «{_clipped(text)}» значения разделены и «;», и «,»: неясно, сколько их; "
+            "разделяйте значения одним знаком — точкой с запятой"
+        )
     separator = ";" if ";" in text else ","
     return [part.strip() for part in text.split(separator) if part.strip()]
+
+
+def _clipped(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -235,19 +248,48 @@ def _date(cell: Any) -> date:
     text = str(cell).strip()
     # The two usual spellings without strptime (its cost dominated a large file's dates);
     # anything else, or an impossible day, goes the long way and gets its reason there.
-    try:
-        if _ISO_DATE.fullmatch(text):
-            return date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
-        if _RU_DATE.fullmatch(text):
-            return date(int(text[6:10]), int(text[3:5]), int(text[0:2]))
-    except ValueError:
-        pass
+    if _ISO_DATE.fullmatch(text):
+        return _calendar_day(int(text[0:4]), int(text[5:7]), int(text[8:10]), text)
+    if _RU_DATE.fullmatch(text):
+        return _calendar_day(int(text[6:10]), int(text[3:5]), int(text[0:2]), text)
     for pattern in _DATE_PATTERNS:
         try:
             return datetime.strptime(text, pattern).date()
         except ValueError:
             continue
     raise CellError("ожидается дата в формате ДД.ММ.ГГГГ")
+
+
+MONTHS_IN = (
+    "январе",
+    "феврале",
+    "марте",
+    "апреле",
+    "мае",
+    "июне",
+    "июле",
+    "августе",
+    "сентябре",
+    "октябре",
+    "ноябре",
+    "декабре",
+)
+
+
+def _calendar_day(year: int, month: int, day: int, text: str) -> date:
+    """The day, written in a right format; if the calendar has no such day, that is the
+    reason given (not the format, which was right)."""
+    if not 1 <= month <= 12:
+        raise CellError(f"такой даты нет: {text} — месяца с номером {month} не бывает")
+    if year < 1:
+        raise CellError(f"такой даты нет: {text} — года с номером {year} не бывает")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise CellError(
+            f"такой даты нет: {text} — в {MONTHS_IN[month - 1]} {year} года {last} "
+            f"{'день' if last == 31 else 'дней'}"
+        )
+    return date(year, month, day)
 
 
 def _text(cell: Any) -> str:

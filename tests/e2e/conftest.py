@@ -8,9 +8,14 @@ from pathlib import Path
 
 import infra
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from e2e.test_chain import start_suite
 from iomflow.cli.launcher import Suite
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium: the browser tests drive it (Playwright's own download does not work on
+a closed network)."""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -26,3 +31,16 @@ def chain(request: pytest.FixtureRequest, clean_redis: str, tmp_path: Path) -> I
         yield suite
     finally:
         suite.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, through Playwright."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -18,9 +18,10 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from e2e.conftest import CHROMIUM
 from e2e.test_chain import REGION, get, settled, start_suite, wait_until
 from iomflow.cli.demo import result_entries
 from iomflow.cli.launcher import Suite
@@ -28,7 +29,6 @@ from iomflow.monitoring.app import create_app
 from iomflow.monitoring.settings import Settings
 from iomflow.monitoring.wording import STATUS_NAMES
 
-CHROMIUM = Path("/usr/bin/chromium")
 DIAGNOSED = 40
 ROADMAP_EVIDENCE = "Распоряжение министерства образования № 55-мр от 20.01.2025"
 
@@ -91,18 +91,6 @@ def chain(clean_redis: str, tmp_path: Path) -> Iterator[Suite]:
         yield suite
     finally:
         suite.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 UNIT_FORMS = {"команд": ("команда", "команды", "команд")}

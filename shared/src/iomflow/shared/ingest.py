@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -57,7 +57,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 
 from iomflow.shared import redisconn, wire
-from iomflow.shared.auth import Operator, hash_key, presented_key, principal_of
+from iomflow.shared.auth import Operator, hash_key, presented, presented_key, principal_of
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, Envelope, Event, event_version
 from iomflow.shared.errors import ApiError
 from iomflow.shared.publishers import (
@@ -167,7 +167,7 @@ def validate(
         errors.append(
             {
                 "loc": [*prefix, "source"],
-                "msg": f"source is the publisher of the key: {publisher_id!r}",
+                "msg": f"source — это издатель ключа: «{publisher_id}»",
                 "type": "source_mismatch",
                 "input": source if isinstance(source, str) else None,
             }
@@ -175,7 +175,7 @@ def validate(
     try:
         envelope = Envelope.model_validate({**item, "source": publisher_id})
     except ValidationError as exc:
-        return None, errors + wire.validation_errors(exc, prefix)
+        return None, errors + wire.validation_errors(exc, prefix, russian=True)
     if errors:
         return None, errors
     version = envelope.version if "version" in item else event_version(envelope.type)
@@ -715,6 +715,7 @@ def ingestion_router(tables: IngestTables, accepts: Iterable[str]) -> APIRouter:
         "/events",
         status_code=202,
         summary="Post one inbound event (publishers)",
+        dependencies=[Depends(presented)],  # the key is a publisher's: read by _authenticate
         description=f"Types: {kinds}. The payload schemas are docs/contracts/<type>.schema.json."
         " Answers 202 with the stream entry; the event is then processed like any other.",
         responses=ERRORS,  # type: ignore[arg-type]
@@ -735,6 +736,7 @@ def ingestion_router(tables: IngestTables, accepts: Iterable[str]) -> APIRouter:
         "/events/batch",
         status_code=202,
         summary="Post a batch of inbound events, all or none (publishers)",
+        dependencies=[Depends(presented)],
         description=f"A JSON array of at most {BATCH_MAX} events of types {kinds}. Each "
         "counts against the publisher's rate; any refusal refuses the whole batch.",
         responses=ERRORS,  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 ``create_service_app(spec, settings)`` is each service's composition root helper: it builds
 the engine, Redis clients, the FastStream broker with its telemetry middleware, the consumer
-and the outbox relay, and the HTTP app with health, AsyncAPI and docs routes. Nothing
+and the outbox relay, and the HTTP app with health, AsyncAPI and docs routes (the docs
+pages from files of this package, ``iomflow.shared.apidocs``). Nothing
 connects until the app starts (its lifespan), nothing is built at import time.
 """
 
@@ -31,7 +32,7 @@ from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from iomflow.shared import db, inbox, logs, migrations, redisconn
+from iomflow.shared import apidocs, db, fielderrors, inbox, logs, migrations, redisconn
 from iomflow.shared.auth import api_keys_table
 from iomflow.shared.contracts import entry_schema
 from iomflow.shared.errors import ApiError, Refused, api_error_handler
@@ -365,7 +366,10 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
             with contextlib.suppress(ValueError):  # stopped from another context
                 logs.SERVICE.reset(service_token)
 
-    app = FastAPI(title=spec.title, version="0.1.0", lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN: ours are served here.
+    app = FastAPI(
+        title=spec.title, version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, api_error_handler)
@@ -377,6 +381,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     app.include_router(_metrics_router(spec))
     for router in spec.routers:
         app.include_router(router)
+    app.include_router(apidocs.router())
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(logs.ServiceLogContext, service=spec.name)
     FastAPIInstrumentor.instrument_app(
@@ -419,7 +424,11 @@ async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
+        {
+            "loc": list(err.get("loc", ())),
+            "msg": fielderrors.in_russian(err),
+            "type": err.get("type"),
+        }
         for err in exc.errors()
     ]
     return JSONResponse(

@@ -23,6 +23,7 @@ from faststream.redis.parser.message import MessageFormat
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
+from iomflow.shared import fielderrors
 from iomflow.shared.contracts import EVENT_TYPES, Envelope, Event, event_version
 
 TRACE_FIELDS = ("traceparent", "tracestate")
@@ -221,15 +222,17 @@ def holds_nul(value: Any) -> bool:
 
 
 def validation_errors(
-    exc: ValidationError, prefix: Sequence[str | int] = ()
+    exc: ValidationError, prefix: Sequence[str | int] = (), *, russian: bool = False
 ) -> list[dict[str, Any]]:
     """Pydantic's errors, with the offending value when it is a plain scalar (so the DLQ
-    reader sees what was wrong without the whole payload)."""
+    reader sees what was wrong without the whole payload); ``russian``: ``msg`` said to a
+    person (an HTTP answer, ``fielderrors.in_russian``), not pydantic's English (a dead
+    letter's)."""
     out = []
     for err in exc.errors(include_url=False):
         item: dict[str, Any] = {
             "loc": [*prefix, *err["loc"]],
-            "msg": err["msg"],
+            "msg": fielderrors.in_russian(err) if russian else err["msg"],
             "type": err["type"],
         }
         value = err.get("input")

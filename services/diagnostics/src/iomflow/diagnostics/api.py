@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
 from iomflow.diagnostics.repository import ingest_tables
 from iomflow.shared import inbox, wire
-from iomflow.shared.auth import Operator
+from iomflow.shared.auth import Operator, presented
 from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, event_version
 from iomflow.shared.errors import ApiError, Refused
 from iomflow.shared.ingest import ERRORS, intake
@@ -135,6 +135,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     "/results",
     status_code=202,
     summary="Submit one instrument's result (a publisher's key with the type, or an operator)",
+    dependencies=[Depends(presented)],  # the key is read by intake()
     description="The body is the payload of diagnostics.result.submitted (with an optional "
     "event_id). The key: a publisher's that may send the type (rated and audited as "
     "POST /v1/events; source is the publisher's id) or an operator's, by hand (audited).",
@@ -169,7 +170,7 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> d
             "validation_error",
             "Запрос не прошёл проверку: исправьте указанные поля и отправьте снова.",
             event_id=raw.get("event_id") if isinstance(raw, dict) else None,
-            errors=wire.validation_errors(exc, ["body"]),
+            errors=wire.validation_errors(exc, ["body"], russian=True),
         ) from exc
     if door.source is not None and body.source not in (None, door.source):
         raise await door.refuse(

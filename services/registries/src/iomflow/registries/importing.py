@@ -26,6 +26,7 @@ from iomflow.registries import registers
 from iomflow.registries.personal import PERSONAL_FIELDS, PersonalData
 from iomflow.registries.registers import LABELS, LITERAL_LABELS, TITLES, Register
 from iomflow.registries.tabular import Cell, Table, column_letter
+from iomflow.shared import fielderrors
 from iomflow.shared.contracts import Audience, OrganizationKind
 
 MAX_ERRORS = 10_000
@@ -302,26 +303,12 @@ def _text(cell: Any) -> str:
 
 
 def _reason(error: Any) -> str:
+    """A record's field error said for a sheet's cell: dates as a sheet writes them, yes/no
+    in Russian, the personal-data checks' own words; the rest as every HTTP answer says it
+    (``fielderrors``)."""
     kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "missing":
-        return "обязательное поле не заполнено"
     if kind == "extra_forbidden":
         return "неизвестное поле"
-    if kind == "value_error":
-        return str(error["msg"]).removeprefix("Value error, ")
-    if kind in ("string_too_short", "too_short"):
-        return (
-            "значение не может быть пустым"
-            if ctx.get("min_length", 1) <= 1
-            else (f"нужно не меньше {ctx.get('min_length')} значений/символов")
-        )
-    if kind in ("string_too_long", "too_long"):
-        return f"слишком длинное значение (не больше {ctx.get('max_length')})"
-    if kind in ("greater_than_equal", "greater_than"):
-        return f"значение должно быть не меньше {ctx.get('ge', ctx.get('gt'))}"
-    if kind in ("less_than_equal", "less_than"):
-        return f"значение должно быть не больше {ctx.get('le', ctx.get('lt'))}"
     if kind in ("enum", "literal_error"):
         return "недопустимое значение"
     if kind.startswith(("int_", "float_")):
@@ -332,7 +319,7 @@ def _reason(error: Any) -> str:
         return "ожидается дата в формате ДД.ММ.ГГГГ"
     if kind.startswith(("snils", "phone", "email", "full_name")):
         return str(error["msg"])
-    return f"ошибка проверки: {error['msg']}"
+    return fielderrors.in_russian(error)
 
 
 Problems = list[tuple[str, str]]

@@ -320,14 +320,39 @@ def test_teacher_not_in_a_remote_municipality_gets_the_in_person_program() -> No
 
 
 def test_federal_registry_program_wins_over_an_equal_regional_one_and_names_the_runner_up() -> None:
-    federal = program("p-z-fed", title="Федеральная программа", federal=True)
-    regional = program("p-a-reg", title="Региональная программа")
-    [step] = of_kind(draft(teacher(), [deficit("a")], programs=[regional, federal]), "program")
+    federal = program("p-z-fed", ("digital",), title="Федеральная программа", federal=True)
+    regional = program("p-a-reg", ("digital",), title="Региональная программа")
+    [step] = of_kind(
+        draft(teacher(), [deficit("digital")], programs=[regional, federal]), "program"
+    )
     assert step.program_id == "p-z-fed"
     assert "Федеральный реестр" in step.reason
-    assert "из 2 подходящих" in step.reason
-    assert "лучше «Региональная программа»" in step.reason
-    assert "дефицит по компетенции a" in step.reason
+    # The runner-up is named as the one passed over, with what the chosen one has more of.
+    assert (
+        "подходящих программ: 2; выбрана вместо следующей по баллам «Региональная программа» "
+        "(36 ч, очно): входит в Федеральный реестр ДПП (баллы 3,14 против 0,14)"
+    ) in step.reason
+    assert "лучше" not in step.reason
+    assert step.reason.startswith(
+        "дефицит по компетенции «Цифровая образовательная среда» (балл 40); "
+        "программа «Федеральная программа» (36 ч, очно) адресует компетенцию и подходит "
+        "категории слушателей «педагоги общего образования»"
+    )
+
+
+def test_a_competency_the_names_do_not_know_is_shown_as_its_code() -> None:
+    [step] = of_kind(draft(teacher(), [deficit("a")], programs=[program("p-1")]), "program")
+    assert step.reason.startswith("дефицит по компетенции «a» (балл 40)")
+
+
+def test_programs_equal_in_score_and_hours_say_the_registry_order_decided() -> None:
+    first, second = program("p-1", title="Первая"), program("p-2", title="Вторая")
+    [step] = of_kind(draft(teacher(), [deficit("a")], programs=[second, first]), "program")
+    assert step.program_id == "p-1"
+    assert (
+        "выбрана вместо следующей по баллам «Вторая» (36 ч, очно): при равных баллах и "
+        "часах — первая по номеру в реестре"
+    ) in step.reason
 
 
 # --- 5. the yearly hours budget ------------------------------------------------------------
@@ -598,7 +623,7 @@ def test_community_on_the_competency_wins_over_a_subject_only_one() -> None:
         draft(teacher(), [deficit("a")], communities=[subject_only, on_competency]), "community"
     )
     assert step.community_id == "c-z-competency"
-    assert "по компетенции" in step.reason
+    assert step.reason.endswith("(федеральный уровень) по компетенции")
     [step] = of_kind(draft(teacher(), [deficit("a")], communities=[subject_only]), "community")
     assert step.community_id == "c-a-subject"
     assert "по предмету педагога" in step.reason

@@ -498,6 +498,7 @@ async def test_values_as_of_a_past_date_and_a_drill_down_to_organisations(
     assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_municipality")
 
     series = (await client.get("/v1/kpis/diagnosed_share/series", params={"months": 3})).json()
+    assert series["name"].startswith("Доля педагогических работников и управленческих кадров")
     assert [p["value"] for p in series["points"]][-1] == 30.0
     assert series["points"][0]["value"] == 0.0
 

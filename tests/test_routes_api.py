@@ -285,11 +285,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def key_for(app: FastAPI, name: str, *roles: str) -> dict[str, str]:
-    """An API key with ``roles``, issued in the service's own key table."""
+async def key_for(
+    app: FastAPI, name: str, *roles: str, person: str | None = None
+) -> dict[str, str]:
+    """An API key with ``roles`` (and bound to ``person``), issued in the service's own key
+    table."""
     runtime = app.state.runtime
     async with runtime.sessions() as session, session.begin():
-        _, key = await auth.issue(session, runtime.api_keys, name, roles)
+        _, key = await auth.issue(session, runtime.api_keys, name, roles, person)
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -466,7 +469,11 @@ async def test_worked_examples_mentor_internship_distance_program_and_federal_re
     digital = step_of(near, kind="program", competency="digital")
     assert digital["program_id"] == "p-digital-fed"
     assert "входит в Федеральный реестр ДПП" in digital["reason"]
-    assert "лучше «Цифровая среда школы»: входит в Федеральный реестр ДПП" in digital["reason"]
+    assert (
+        "выбрана вместо следующей по баллам «Цифровая среда школы» (36 ч, очно): входит в "
+        "Федеральный реестр ДПП"
+    ) in digital["reason"]
+    assert "«Цифровая образовательная среда»" in digital["reason"]  # the competency's name
 
     # Assessment: in person near the centre, distance learning in the remote district.
     assert step_of(near, kind="program", competency="assessment")["program_id"] == "p-assess-near"
@@ -910,6 +917,49 @@ async def test_methodist_edits_keep_history_and_reset_approvals_others_are_refus
     )  # fmt: skip
     assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_program")
     assert len((await get_route(client, route_id))["steps"]) == 5
+
+
+async def test_a_methodists_key_is_that_methodist_whatever_the_body_says(
+    app: FastAPI, client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    """A key issued to meth-1 (``keys add … --person meth-1``) acts as meth-1: ``by`` may be
+    left out and the history names meth-1; naming someone else is refused; meth-2's own key
+    cannot touch meth-1's route; a methodist key of no person must say who acts."""
+    await load_registry(client, clean_redis)
+    route = await diagnose(client, clean_redis, diagnosis("t-1", deficit("digital", 30)))
+    route_id = route["route_id"]
+    assert route["methodist_id"] == "meth-1"
+    mine = await key_for(app, "Методист 1", "methodist", person="meth-1")
+    theirs = await key_for(app, "Методист 2", "methodist", person="meth-2")
+    nobodys = await key_for(app, "кабинет методиста", "methodist")
+
+    def post(path: str, body: dict[str, Any], key: dict[str, str]) -> Any:
+        return client.post(f"/v1/routes/{route_id}/{path}", json=body, headers=key)
+
+    approved = await post("approvals", {"role": "methodist"}, mine)
+    assert approved.status_code == 200, approved.text
+    edited = await post("steps/s2/remove", {"reason": "консультации не нужны"}, mine)
+    assert edited.status_code == 200, edited.text
+    history = (await get_route(client, route_id))["history"]
+    assert [(h["action"], h["by"]) for h in history[-2:]] == [
+        ("approved", "meth-1"),
+        ("step_remove", "meth-1"),
+    ]
+
+    posing = await post("steps/s1/remove", {"by": "meth-2", "reason": "от чужого имени"}, mine)
+    assert (posing.status_code, posing.json()["code"]) == (403, "not_your_key")
+    assert posing.json()["detail"] == (
+        "Ключ выдан meth-1: действовать от имени «meth-2» им нельзя."
+    )
+    other = await post("steps/s1/remove", {"reason": "не мой маршрут"}, theirs)
+    assert (other.status_code, other.json()["code"]) == (403, "not_the_methodist")
+    assert other.json()["detail"] == "Изменять маршрут может только методист маршрута."
+    done = await post("steps/s1/complete", {}, theirs)
+    assert (done.status_code, done.json()["code"]) == (403, "not_the_methodist")
+    unsaid = await post("steps/s1/remove", {"reason": "кто-то из методистов"}, nobodys)
+    assert (unsaid.status_code, unsaid.json()["code"]) == (422, "by_required")
+    steps = {s["step_id"]: s["status"] for s in (await get_route(client, route_id))["steps"]}
+    assert steps["s1"] != "removed" and steps["s2"] == "removed"
 
 
 # --- 7. diagnoses superseded, revised, cancelled; teachers removed ---------------------------

@@ -41,6 +41,8 @@ from rich.table import Table
 
 from iomflow.cli import trace
 from iomflow.cli.launcher import SETTINGS_FILE, LocalRedis, Suite, write_settings
+from iomflow.monitoring import wording as kpi_words
+from iomflow.routes import wording
 from iomflow.shared import redisconn, wire
 from iomflow.shared.contracts import (
     CourseEvent,
@@ -1029,6 +1031,8 @@ STATUS = {
 }
 
 
+COMPARISONS = {">=": "не менее", "<=": "не более", "growth": "рост к прошлому году"}
+"""A target's comparison (the catalogue's ``comparison``), in words."""
 SERIES = ("diagnosed_share", "route_share", "updated_fgos_share", "functional_literacy_share")
 """KPIs the demo prints month by month over its year (``/v1/kpis/{code}/series``)."""
 
@@ -1036,32 +1040,31 @@ SERIES = ("diagnosed_share", "route_share", "updated_fgos_share", "functional_li
 def print_series(series: dict[str, Any]) -> None:
     """One KPI month by month, on one line."""
     points = ", ".join(
-        f"{_ru_date(p['on'])[:6]}{p['on'][2:4]} "
-        + ("—" if p["value"] is None else f"{p['value']:g}")
+        f"{_ru_date(p['on'])[:6]}{p['on'][2:4]} " + kpi_words.number(p["value"])
         for p in series["points"]
     )
-    say(f"{series['code']} по месяцам: {points}")
+    say(f"«{series.get('name') or series['code']}» по месяцам: {points}")
 
 
 def print_kpis(kpis: dict[str, Any]) -> None:
     table = Table(title=f"Показатели РС НМС — демонстрационный регион (на {kpis['as_of'][:19]})")
-    for column in ("код", "показатель", "значение", "цель", "статус", "период"):
+    for column in ("показатель", "значение", "цель", "статус", "период"):
         table.add_column(column)
     municipalities = kpis["municipalities"]
     for kpi in kpis["region"]["kpis"]:
-        value = "—" if kpi["value"] is None else f"{kpi['value']:g} {kpi['unit']}"
+        value = kpi_words.amount(kpi["value"], kpi["unit"])
         then = kpi.get("at_deadline")
         if (kpi.get("period") or {}).get("passed") and then:
             # a total past its deadline is judged by its value then
-            was = "—" if then["value"] is None else f"{then['value']:g} {kpi['unit']}"
+            was = kpi_words.amount(then["value"], kpi["unit"])
             value = f"{was} на {_ru_date(then['on'])} (сейчас {value})"
         target = (
-            "рост к прошлому году"
+            COMPARISONS["growth"]
             if kpi["comparison"] == "growth"
-            else f"{kpi['comparison']} {kpi['target']:g} {kpi['unit']}"
+            else f"{COMPARISONS[kpi['comparison']]} {kpi_words.amount(kpi['target'], kpi['unit'])}"
         )
         period = (kpi.get("period") or {}).get("label", "")
-        table.add_row(kpi["code"], kpi["name"], value, target, STATUS[kpi["status"]], period)
+        table.add_row(kpi["name"], value, target, STATUS[kpi["status"]], period)
     console.print(table)
     counts = kpis["region"]["counts"]
     console.print(
@@ -1071,18 +1074,9 @@ def print_kpis(kpis: dict[str, Any]) -> None:
     )
 
 
-STEP_KINDS = {
-    "program": "программа",
-    "internship": "стажировка",
-    "mentoring": "наставничество",
-    "community": "сообщество",
-    "consultation": "консультации",
-    "post_course_support": "посткурсовое",
-}
-
-
 def print_route(route: dict[str, Any]) -> None:
-    """One route as a methodist sees it: every step with its dates and reason."""
+    """One route as a methodist sees it: every step with its dates and reason, in words
+    (``iomflow.routes.wording``): competency names, step kinds and who still has to agree."""
     table = Table(
         title=f"ИОМ педагога {route['teacher_id']}: {route['total_hours']} ч, "
         f"{_ru_date(route['starts_on'])} — {_ru_date(route['ends_on'])}, "
@@ -1094,18 +1088,22 @@ def print_route(route: dict[str, Any]) -> None:
     for step in route["steps"]:
         table.add_row(
             step["step_id"],
-            STEP_KINDS.get(step["kind"], step["kind"]),
-            step["competency"],
+            wording.kind(step["kind"]),
+            wording.competency(step["competency"]),
             str(step["hours"]),
             f"{_ru_date(step['starts_on'])} — {_ru_date(step['ends_on'])}",
             step["reason"],
         )
     console.print(table)
+    missing = route.get("missing_approvals", [])
     console.print(
         "Часы по годам: "
         + ", ".join(f"{year}: {hours} ч" for year, hours in route["hours_by_period"].items())
-        + "; ждёт согласования: "
-        + ", ".join(route.get("missing_approvals", []))
+        + (
+            "; ждёт согласования: " + ", ".join(wording.role(r) for r in missing)
+            if missing
+            else f"; маршрут {wording.status(route.get('status', 'agreed'))}"
+        )
     )
 
 

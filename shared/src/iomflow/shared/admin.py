@@ -134,6 +134,12 @@ class Admin:
         sub.add_argument("action", choices=["add", "list", "revoke"])
         sub.add_argument("name", nargs="?", help="add: the holder's name; revoke: the key id")
         sub.add_argument("--role", action="append", choices=list(roles), default=[])
+        sub.add_argument(
+            "--person",
+            default=None,
+            help="add: the person the key belongs to (a methodist's id): what the key does is "
+            "done by them",
+        )
 
     def keys(self, args: argparse.Namespace, settings: BaseServiceSettings) -> int:
         """``keys add NAME --role R… | list | revoke KEY_ID``."""
@@ -147,7 +153,7 @@ class Admin:
         async def work(sessions: Any, outbox: Outbox) -> Any:
             async with sessions() as session, session.begin():
                 if args.action == "add":
-                    return await auth.issue(session, table, args.name, args.role)
+                    return await auth.issue(session, table, args.name, args.role, args.person)
                 if args.action == "revoke":
                     return await auth.revoke(session, table, args.name)
                 return await auth.list_keys(session, table)
@@ -155,9 +161,10 @@ class Admin:
         result = self.run(settings, work)
         if args.action == "add":
             key_id, key = result
+            whose = f", лично {args.person}" if args.person else ""
             print(
-                f"Ключ {key_id} для «{args.name}» ({', '.join(args.role)}); сохраните, он не"
-                " показывается повторно:",
+                f"Ключ {key_id} для «{args.name}» ({', '.join(args.role)}{whose}); сохраните, "
+                "он не показывается повторно:",
                 file=sys.stderr,
             )
             print(key)
@@ -167,7 +174,11 @@ class Admin:
         else:
             for row in result:
                 state = "отозван" if row["revoked_at"] else "действует"
-                print(f"{row['key_id']}  {row['name']:<24} {','.join(row['roles']):<30} {state}")
+                person = row["person_id"] or "—"
+                print(
+                    f"{row['key_id']}  {row['name']:<24} {','.join(row['roles']):<30} "
+                    f"{person:<16} {state}"
+                )
         return 0
 
     # --- publishers of HTTP ingestion --------------------------------------------------------

@@ -5,6 +5,9 @@ bits, so a plain hash cannot be reversed by guessing). A request names its key i
 ``Authorization: Bearer <key>`` or ``X-API-Key``. ``require(role)`` is a FastAPI dependency
 that answers 401 without a valid key and 403 without the role, in Russian with a code;
 ``optional(role)`` gives the principal holding the role or None, and 401 for a bad key.
+Both depend on ``presented``, which declares the two ways as the security schemes
+``Bearer`` and ``X-API-Key``: FastAPI writes them into the OpenAPI document and onto every
+operation that takes a key, and Swagger UI's Authorize sends the key the way it was given.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +38,7 @@ def api_keys_table(metadata: MetaData) -> Table:
         Column("name", String(200), nullable=False),
         Column("key_hash", String(64), nullable=False, unique=True),
         Column("roles", JSON, nullable=False),
+        Column("person_id", String(100), nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("revoked_at", DateTime(timezone=True), nullable=True),
     )
@@ -45,20 +50,28 @@ def hash_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's name (written to audit logs) and its roles."""
+    """Who is calling: the key's name (written to audit logs), its roles and, for a key
+    issued to a person (``keys add … --person``), who that is: a methodist's key *is* that
+    methodist, so what it does is done by them whatever a request body says."""
 
     name: str
     roles: frozenset[str]
     key_id: str = ""
+    person_id: str | None = None
 
     def holds(self, role: str) -> bool:
         return role in self.roles or "*" in self.roles
 
 
 async def issue(
-    session: AsyncSession, table: Table, name: str, roles: Iterable[str]
+    session: AsyncSession,
+    table: Table,
+    name: str,
+    roles: Iterable[str],
+    person_id: str | None = None,
 ) -> tuple[str, str]:
-    """A new key for ``name`` with ``roles``: (key_id, the key — shown once, not stored)."""
+    """A new key for ``name`` with ``roles`` (and bound to ``person_id``, a pseudonymous id
+    such as a methodist's): (key_id, the key — shown once, not stored)."""
     key_id = secrets.token_hex(8)
     key = PREFIX + secrets.token_urlsafe(32)
     await session.execute(
@@ -67,6 +80,7 @@ async def issue(
             name=name,
             key_hash=hash_key(key),
             roles=sorted(set(roles)),
+            person_id=person_id,
             created_at=datetime.now(UTC),
         )
     )
@@ -85,7 +99,12 @@ async def revoke(session: AsyncSession, table: Table, key_id: str) -> bool:
 async def list_keys(session: AsyncSession, table: Table) -> list[dict[str, Any]]:
     rows = await session.execute(
         select(
-            table.c.key_id, table.c.name, table.c.roles, table.c.created_at, table.c.revoked_at
+            table.c.key_id,
+            table.c.name,
+            table.c.roles,
+            table.c.person_id,
+            table.c.created_at,
+            table.c.revoked_at,
         ).order_by(table.c.created_at)
     )
     return [dict(row._mapping) for row in rows]
@@ -94,14 +113,14 @@ async def list_keys(session: AsyncSession, table: Table) -> list[dict[str, Any]]
 async def authenticate(session: AsyncSession, table: Table, key: str) -> Principal | None:
     row = (
         await session.execute(
-            select(table.c.key_id, table.c.name, table.c.roles).where(
+            select(table.c.key_id, table.c.name, table.c.roles, table.c.person_id).where(
                 table.c.key_hash == hash_key(key), table.c.revoked_at.is_(None)
             )
         )
     ).first()
     if row is None:
         return None
-    return Principal(row.name, frozenset(row.roles), row.key_id)
+    return Principal(row.name, frozenset(row.roles), row.key_id, row.person_id)
 
 
 def presented_key(request: Request) -> str | None:
@@ -109,6 +128,35 @@ def presented_key(request: Request) -> str | None:
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
     return request.headers.get("x-api-key") or None
+
+
+BEARER = HTTPBearer(
+    scheme_name="Bearer",
+    description="Ключ доступа в заголовке «Authorization: Bearer <ключ>».",
+    auto_error=False,
+)
+API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="X-API-Key",
+    description="Тот же ключ доступа в заголовке «X-API-Key: <ключ>».",
+    auto_error=False,
+)
+"""The two ways to present a key, as OpenAPI security schemes (either one will do)."""
+
+
+async def presented(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    _api_key: Annotated[str | None, Depends(API_KEY)],
+) -> str | None:
+    """A dependency: the presented key, or None. Through the schemes, so that the operations
+    that take a key say so in the OpenAPI document; the key itself is read by
+    ``presented_key``, as everywhere else, so the answers stay what they were (the schemes
+    refuse nothing: ``auto_error=False``)."""
+    return presented_key(request)
+
+
+Presented = Annotated[str | None, Depends(presented)]
 
 
 ADMIN = Principal("admin", frozenset({"*"}), "admin")
@@ -128,10 +176,13 @@ async def principal_of(request: Request, key: str) -> Principal | None:
         return await authenticate(session, table, key)
 
 
-def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
+def require(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's principal if it holds ``role``; 401/403 otherwise."""
 
-    async def dependency(request: Request) -> Principal:
+    # ``_schemes`` declares the schemes on the route; the key is read from the request, so
+    # that a route may also call ``require(role)(request)`` itself (routes' approvals,
+    # where the role comes with the body).
+    async def dependency(request: Request, _schemes: Presented = None) -> Principal:
         key = presented_key(request)
         if key is None:
             raise ApiError(
@@ -148,12 +199,13 @@ def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
     return dependency
 
 
-def optional(role: str) -> Callable[[Request], Awaitable[Principal | None]]:
+def optional(role: str) -> Callable[..., Awaitable[Principal | None]]:
     """A dependency for routes open to all that show more to ``role``: the caller's
     principal if it holds ``role``, None without a key or without the role; 401 for a key
-    that is presented but unknown or revoked (as ``require``)."""
+    that is presented but unknown or revoked (as ``require``). Its routes take
+    ``openapi_extra=key_optional()``."""
 
-    async def dependency(request: Request) -> Principal | None:
+    async def dependency(request: Request, _schemes: Presented = None) -> Principal | None:
         key = presented_key(request)
         if key is None:
             return None
@@ -161,6 +213,13 @@ def optional(role: str) -> Callable[[Request], Awaitable[Principal | None]]:
         return principal if principal.holds(role) else None
 
     return dependency
+
+
+def key_optional() -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that depends on ``optional``: FastAPI lists the
+    schemes as if a key were needed, and the empty requirement added after them is
+    OpenAPI's way to write "or none"."""
+    return {"security": [{}]}
 
 
 async def _known(request: Request, key: str) -> Principal:

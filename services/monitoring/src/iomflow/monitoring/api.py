@@ -114,7 +114,8 @@ async def kpi_series(
     as_of: AsOf = None,
 ) -> dict[str, Any]:
     ctx = context_of(runtime)
-    if code not in {k.code for k in ctx.catalogue.kpis}:
+    named = {k.code: k.name for k in ctx.catalogue.kpis}
+    if code not in named:
         raise Refused("unknown_kpi", f"Показатель «{code}» не найден в каталоге.", 404)
     on = _day(runtime, as_of)
     days = [on - timedelta(days=30 * n) for n in reversed(range(months))]
@@ -124,7 +125,7 @@ async def kpi_series(
         ("series", code, municipality_id, tuple(days)),
         lambda: domain.series(ctx.catalogue, facts, scope, days, code),
     )
-    return {"code": code, "municipality_id": municipality_id, "points": points}
+    return {"code": code, "name": named[code], "municipality_id": municipality_id, "points": points}
 
 
 @router.get("/alerts", summary="Alerts: open ones first, newest first")

@@ -23,7 +23,7 @@ from iomflow.registries.context import ContextDep
 from iomflow.registries.personal import PERSONAL_FIELDS
 from iomflow.registries.registers import REGISTRY, Register
 from iomflow.registries.tabular import TableError, kind_of, write_xlsx
-from iomflow.shared.auth import Principal, optional, require
+from iomflow.shared.auth import Principal, key_optional, optional, require
 from iomflow.shared.errors import ApiError
 from iomflow.shared.service import RuntimeDep, SessionDep
 
@@ -177,6 +177,7 @@ def _shown(
     summary="Records of a register; filter by any field: ?kind=school&subjects=математика. "
     "Teachers carry age and experience bands; their dates and filters by them need the "
     "personal_data role and a purpose (audited)",
+    openapi_extra=key_optional(),
 )
 async def list_records(
     register: str,
@@ -229,6 +230,7 @@ async def list_records(
 @router.get(
     "/registers/{register}/records/{record_id}",
     summary="One record (a teacher's dates: personal_data role and a purpose, audited)",
+    openapi_extra=key_optional(),
 )
 async def get_record(
     register: str,
@@ -428,6 +430,7 @@ async def import_errors(import_id: str, ctx: ContextDep, who: Registrar) -> Resp
     "/registers/{register}/export.xlsx",
     summary="The whole register as XLSX; teachers with age and experience bands, their dates "
     "(to edit and import back) with the personal_data role and a purpose, audited",
+    openapi_extra=key_optional(),
 )
 async def export(
     register: str,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from iomflow.routes import domain, lifecycle, repository, service
 from iomflow.routes.ledger import Ledger, ledger_of
-from iomflow.shared.auth import Operator, Principal, require
+from iomflow.shared.auth import Operator, Principal, presented, require
 from iomflow.shared.contracts import StepKind
 from iomflow.shared.errors import Refused
 from iomflow.shared.service import Runtime, RuntimeDep, SessionDep
@@ -194,18 +194,51 @@ async def stats(session: SessionDep) -> dict[str, int]:
 # --- commands ------------------------------------------------------------------------------
 
 
+BY = Field(
+    default=None,
+    min_length=1,
+    max_length=100,
+    description="Who acts (pseudonymous id). Taken from the key when it is a person's "
+    "(`keys add … --person`): then it may be left out, and another id is refused (403 "
+    "`not_your_key`); required with a key of no person (an operator's, a system's).",
+)
+
+
+def acting(principal: Principal, said: str | None) -> str:
+    """Who does it: the key's own person (a methodist's key *is* that methodist, whatever
+    the body says), or, for a key of no person, whom the body names."""
+    if principal.person_id is not None:
+        if said not in (None, principal.person_id):
+            raise Refused(
+                "not_your_key",
+                f"Ключ выдан {principal.person_id}: действовать от имени «{said}» им нельзя.",
+                403,
+            )
+        return principal.person_id
+    if said is None:
+        raise Refused(
+            "by_required", "Укажите, кто действует (by): ключ не привязан к человеку.", 422
+        )
+    return said
+
+
 class ApprovalIn(BaseModel):
     role: Literal["teacher", "methodist", "management"]
-    by: str = Field(min_length=1, max_length=100, description="Who approves (pseudonymous id)")
+    by: str | None = BY
 
 
-@router.post("/routes/{route_id}/approvals", summary="Approve a drafted route (one party)")
+@router.post(
+    "/routes/{route_id}/approvals",
+    summary="Approve a drafted route (one party)",
+    dependencies=[Depends(presented)],  # the key is checked below, for the body's role
+)
 async def approve(
     route_id: str, body: ApprovalIn, request: Request, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    await require(body.role)(request)  # the key must hold the approving party's role
+    principal = await require(body.role)(request)  # the key must hold the party's role
+    by = acting(principal, body.by)
     return await _command(
-        runtime, lambda ledger: lifecycle.approve(ledger, route_id, body.role, body.by)
+        runtime, lambda ledger: lifecycle.approve(ledger, route_id, body.role, by)
     )
 
 
@@ -222,7 +255,7 @@ class StepIn(BaseModel):
 
 
 class EditIn(BaseModel):
-    by: str = Field(min_length=1, max_length=100, description="The methodist")
+    by: str | None = BY
     reason: str = Field(min_length=3, max_length=1000, description="Why, for the history")
     step: StepIn | None = None
 
@@ -235,42 +268,41 @@ def _step(body: EditIn) -> dict[str, Any]:
 
 @router.post("/routes/{route_id}/steps", summary="Add a step (methodist)")
 async def add_step(
-    route_id: str, body: EditIn, runtime: RuntimeDep, _: Methodist
+    route_id: str, body: EditIn, runtime: RuntimeDep, who: Methodist
 ) -> dict[str, Any]:
-    step = _step(body)
+    step, by = _step(body), acting(who, body.by)
     return await _command(
         runtime,
-        lambda ledger: lifecycle.edit(ledger, route_id, "add", body.by, body.reason, step=step),
+        lambda ledger: lifecycle.edit(ledger, route_id, "add", by, body.reason, step=step),
     )
 
 
 @router.post("/routes/{route_id}/steps/{step_id}/remove", summary="Remove a step (methodist)")
 async def remove_step(
-    route_id: str, step_id: str, body: EditIn, runtime: RuntimeDep, _: Methodist
+    route_id: str, step_id: str, body: EditIn, runtime: RuntimeDep, who: Methodist
 ) -> dict[str, Any]:
+    by = acting(who, body.by)
     return await _command(
         runtime,
-        lambda ledger: lifecycle.edit(
-            ledger, route_id, "remove", body.by, body.reason, step_id=step_id
-        ),
+        lambda ledger: lifecycle.edit(ledger, route_id, "remove", by, body.reason, step_id=step_id),
     )
 
 
 @router.post("/routes/{route_id}/steps/{step_id}/replace", summary="Replace a step (methodist)")
 async def replace_step(
-    route_id: str, step_id: str, body: EditIn, runtime: RuntimeDep, _: Methodist
+    route_id: str, step_id: str, body: EditIn, runtime: RuntimeDep, who: Methodist
 ) -> dict[str, Any]:
-    step = _step(body)
+    step, by = _step(body), acting(who, body.by)
     return await _command(
         runtime,
         lambda ledger: lifecycle.edit(
-            ledger, route_id, "replace", body.by, body.reason, step_id=step_id, step=step
+            ledger, route_id, "replace", by, body.reason, step_id=step_id, step=step
         ),
     )
 
 
 class CompleteIn(BaseModel):
-    by: str = Field(min_length=1, max_length=100)
+    by: str | None = BY
     on: date | None = None
 
 
@@ -279,14 +311,14 @@ class CompleteIn(BaseModel):
     summary="Mark a step done (methodist): consultations, internships, mentoring, communities",
 )
 async def complete_step(
-    route_id: str, step_id: str, body: CompleteIn, runtime: RuntimeDep, ctx: Ctx, _: Methodist
+    route_id: str, step_id: str, body: CompleteIn, runtime: RuntimeDep, ctx: Ctx, who: Methodist
 ) -> dict[str, Any]:
+    by = acting(who, body.by)
+
     async def work(ledger: Ledger) -> dict[str, Any]:
         route = await lifecycle.open_route(ledger, route_id)
-        lifecycle.its_methodist(route, body.by, "Отметить шаг")
-        await lifecycle.complete_step(
-            ledger, route, step_id, body.by, body.on or ctx.day(), "methodist"
-        )
+        lifecycle.its_methodist(route, by, "Отметить шаг")
+        await lifecycle.complete_step(ledger, route, step_id, by, body.on or ctx.day(), "methodist")
         return _route(route)
 
     return await _command(runtime, work)

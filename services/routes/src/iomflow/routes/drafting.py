@@ -1,6 +1,7 @@
 """Drafting a route (ИОМ): the activities for a diagnosis's deficits, each with its
 reason, and their pace within the yearly hours budget. Pure rules, no I/O; the rule
-parameters come from ``data/rules.json`` (``domain.Rules``)."""
+parameters come from ``data/rules.json`` (``domain.Rules``), the words a reason uses for
+codes (competency names, audiences, levels, formats) from ``wording``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 
+from iomflow.routes import wording
 from iomflow.routes.domain import (
     Catalogue,
     CommunityView,
@@ -24,14 +26,6 @@ from iomflow.routes.domain import (
 from iomflow.shared.contracts import CompetencyResult, Level, RouteStep
 
 # --- drafting ------------------------------------------------------------------------------
-
-SEVERITY = {Level.CRITICAL: "критический дефицит", Level.DEFICIT: "дефицит"}
-FORMATS = {
-    "in_person": "очно",
-    "distance": "дистанционно",
-    "network": "сетевая форма",
-    "internship": "стажировка",
-}
 
 
 def ordered_deficits(deficits: Iterable[CompetencyResult]) -> list[CompetencyResult]:
@@ -125,8 +119,8 @@ def _why_program(
     program, parts = best
     why = [
         f"программа «{program.title}» ({program.hours} ч, "
-        f"{FORMATS.get(program.format, program.format)}) адресует компетенцию "
-        f"и подходит для аудитории «{teacher.audience}»"
+        f"{wording.format_of(program.format)}) адресует компетенцию "
+        f"и подходит категории слушателей «{wording.audience(teacher.audience)}»"
     ]
     if program.federal_registry:
         why.append("входит в Федеральный реестр ДПП")
@@ -142,12 +136,25 @@ def _why_program(
             if parts[k] > runner_parts[k]
         ]
         if not wins:
-            wins = ["равна по баллам, выбрана короче или по коду"]
+            # Equal scores: the order of ``rank_programs`` decided (shorter, then its id).
+            wins = [
+                "при равных баллах короче"
+                if program.hours < runner.hours
+                else "при равных баллах и часах — первая по номеру в реестре"
+            ]
         why.append(
-            f"из {len(ranked)} подходящих; лучше «{runner.title}»: {', '.join(wins)}"
-            f" (баллы {sum(parts.values()):.2f} против {sum(runner_parts.values()):.2f})"
+            # Its hours and format too: the registers hold programs of the same title.
+            f"подходящих программ: {len(ranked)}; выбрана вместо следующей по баллам "
+            f"«{runner.title}» ({runner.hours} ч, {wording.format_of(runner.format)}): "
+            f"{', '.join(wins)} (баллы {_points(sum(parts.values()))} против "
+            f"{_points(sum(runner_parts.values()))})"
         )
     return "; ".join(why)
+
+
+def _points(value: float) -> str:
+    """A program's score as a Russian reader writes it: ``3,14``."""
+    return f"{value:.2f}".replace(".", ",")
 
 
 def best_site(
@@ -280,7 +287,8 @@ def draft_route(
         first = ordered[0]
         head = (
             "молодой педагог (до 35 лет, стаж до 3 лет) — наставничество; "
-            f"начинаем с компетенции {first.code} ({SEVERITY[first.level]})"
+            f"начинаем с компетенции «{wording.competency(first.code)}» "
+            f"({wording.severity(first.level)})"
         )
         if mentor is None:
             add(
@@ -307,7 +315,10 @@ def draft_route(
 
     for deficit in ordered:
         code = deficit.code
-        head = f"{SEVERITY[deficit.level]} по компетенции {code} (балл {deficit.score:g})"
+        head = (
+            f"{wording.severity(deficit.level)} по компетенции «{wording.competency(code)}» "
+            f"(балл {deficit.score:g})".replace(".", ",")
+        )
         on_code = catalogue.programs_on(code)
         excluded = completed | chosen_programs
         ranked = [
@@ -397,7 +408,7 @@ def draft_route(
                     code,
                     rules.hours.community,
                     f"{head}: горизонтальное обучение в сообществе «{community.title}» "
-                    f"({community.level}) по {on}",
+                    f"({wording.level(community.level)} уровень) по {on}",
                     community_id=community.community_id,
                 )
 

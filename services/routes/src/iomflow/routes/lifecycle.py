@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from iomflow.routes import domain, repository
+from iomflow.routes import domain, repository, wording
 from iomflow.routes.domain import Route
 from iomflow.routes.ledger import Ledger, routes_event
 from iomflow.shared.contracts import (
@@ -31,7 +31,7 @@ async def approve(ledger: Ledger, route_id: str, role: str, by: str) -> dict[str
     if route.status != "drafted":
         raise Refused(
             "not_drafted",
-            f"Маршрут в статусе «{route.status}»: согласование уже не требуется.",
+            f"Маршрут в статусе «{wording.status(route.status)}»: согласование уже не требуется.",
             409,
         )
     if role == "teacher" and by != route.teacher_id:
@@ -53,7 +53,7 @@ async def approve(ledger: Ledger, route_id: str, role: str, by: str) -> dict[str
             403,
         )
     if any(a["role"] == role for a in route.approvals):
-        raise Refused("already_approved", f"Согласование роли «{role}» уже получено.", 409)
+        raise Refused("already_approved", f"Согласование «{wording.role(role)}» уже получено.", 409)
     now = ledger.now()
     approvals = [*route.approvals, {"role": role, "by": by, "at": now.isoformat()}]
     values: dict[str, Any] = {
@@ -150,7 +150,11 @@ async def open_route(ledger: Ledger, route_id: str) -> Route:
     if route is None:
         raise Refused("route_not_found", f"Маршрут «{route_id}» не найден.", 404)
     if not route.is_open:
-        raise Refused("route_closed", f"Маршрут в статусе «{route.status}» изменить нельзя.", 409)
+        raise Refused(
+            "route_closed",
+            f"Маршрут в статусе «{wording.status(route.status)}» изменить нельзя.",
+            409,
+        )
     return route
 
 

@@ -149,11 +149,15 @@ def test_kpis_computed_from_the_services_databases_match_monitoring(
                     json={"reason": "педагог отказался"},
                 )
             )
-        # Routes agreed by all three parties: still open (agreed or active).
+        # Routes agreed by all three parties: still open (agreed or active). Those agreed carry
+        # a tutored federal-registry program, so the tutor KPI has something to count.
+        federal = federal_programs(data / "registries.db")
         agreed = 0
         for route in open_routes[6:]:
             member = manager_of(data, route["organization_id"], route["teacher_id"])
             if route["methodist_id"] is None or member is None:
+                continue
+            if not tutored_federal(route, federal):
                 continue
             for role, by in (
                 ("teacher", route["teacher_id"]),
@@ -330,13 +334,7 @@ def independent(data: Path, on: date) -> Expected:
         json.loads(document)["organization_id"]
         for (document,) in query(registries, "SELECT data FROM records WHERE register = 'mentors'")
     }
-    federal = {
-        record_id
-        for record_id, document in query(
-            registries, "SELECT record_id, data FROM records WHERE register = 'programs'"
-        )
-        if json.loads(document).get("federal_registry")
-    }
+    federal = federal_programs(registries)
 
     diagnoses = query(
         diagnostics, "SELECT diagnosis_id, teacher_id, status, completed_at FROM diagnoses"
@@ -359,10 +357,7 @@ def independent(data: Path, on: date) -> Expected:
         for r in real
         if day(r["created_at"]) <= on
         and r["status"] in ("agreed", "active", "completed")
-        and any(  # «тьюторское сопровождение» of a federal-registry program
-            s["kind"] == "program" and s.get("tutor_id") and s.get("program_id") in federal
-            for s in r["steps"]
-        )
+        and tutored_federal(r, federal)
     }
     open_routes = [r for r in routes if r["status"] in OPEN]
     holding = {r["teacher_id"] for r in open_routes}
@@ -456,6 +451,24 @@ def query(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return db.execute(sql, params).fetchall()
     finally:
         db.close()
+
+
+def federal_programs(registries: Path) -> set[str]:
+    return {
+        record_id
+        for record_id, document in query(
+            registries, "SELECT record_id, data FROM records WHERE register = 'programs'"
+        )
+        if json.loads(document).get("federal_registry")
+    }
+
+
+def tutored_federal(route: dict[str, Any], federal: set[str]) -> bool:
+    """«Тьюторское сопровождение» of a federal-registry program somewhere in the route."""
+    return any(
+        s["kind"] == "program" and s.get("tutor_id") and s.get("program_id") in federal
+        for s in route["steps"]
+    )
 
 
 def routes_of(data: Path) -> list[dict[str, Any]]:

@@ -700,7 +700,7 @@ async def test_results_over_http_need_a_publisher_key_with_the_type_or_an_operat
 
     # an operator by hand: not rated, audited under their name
     by_hand = await client.post("/v1/results", json=body, headers=ADMIN)
-    assert by_hand.status_code == 202 and by_hand.json()["source"] == "operator:admin"
+    assert by_hand.status_code == 202 and by_hand.json()["source"] == "operator:администратор"
     assert "ratelimit-limit" not in by_hand.headers
     assert (await client.post("/v1/results", json=body, headers=ADMIN)).status_code == 202
 
@@ -719,7 +719,7 @@ async def test_results_over_http_need_a_publisher_key_with_the_type_or_an_operat
         ("accepted", 202),
     ]
     assert rows[3]["publisher_id"] == "cop-testing" and rows[3]["event_type"] == RESULT
-    assert rows[-1]["publisher_id"] is None and "оператор admin" in rows[-1]["detail"]
+    assert rows[-1]["publisher_id"] is None and "оператор администратор" in rows[-1]["detail"]
 
 
 # --- the routes service -------------------------------------------------------------------------

@@ -80,7 +80,7 @@ async def test_an_operator_records_a_tracked_item_and_the_list_and_the_report_sh
         "done",
         "выполнено",
     )
-    assert (period["evidence"], period["recorded_by"]) == (EVIDENCE, "admin")  # trimmed
+    assert (period["evidence"], period["recorded_by"]) == (EVIDENCE, "администратор")  # trimmed
     assert period["recorded_at"] and period["label"] == "к 31.12.2024"
 
     # recorded again: the latest record holds
@@ -94,7 +94,11 @@ async def test_an_operator_records_a_tracked_item_and_the_list_and_the_report_sh
 
     listed = by_code((await client.get("/v1/tracked")).json())
     once = listed["roadmap_implemented"]["once"]
-    assert (once["status"], once["evidence"], once["recorded_by"]) == ("met", EVIDENCE, "admin")
+    assert (once["status"], once["evidence"], once["recorded_by"]) == (
+        "met",
+        EVIDENCE,
+        "администратор",
+    )
     assert listed["monitoring_system"][str(year - 1)]["recorded"] == "in_progress"
     assert listed["monitoring_system"][str(year)]["status"] == "no_data"
 

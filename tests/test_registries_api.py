@@ -166,7 +166,7 @@ async def test_filters_and_pages(client: httpx.AsyncClient) -> None:
     assert await ids("is_manager=нет&limit=2&offset=2") == ["t-3", "t-4"]
     page = (await client.get("/v1/registers/organizations/records?low_results=да")).json()
     assert page["total"] == 1 and page["items"][0]["organization_id"] == "org-1"
-    assert page["items"][0]["verified_by"] == "admin"
+    assert page["items"][0]["verified_by"] == "администратор"
     bad = await client.get("/v1/registers/teachers/records?shoe_size=42")
     assert bad.status_code == 422 and bad.json()["code"] == "unknown_filter"
     assert (await client.get("/v1/registers/pupils/records")).status_code == 404

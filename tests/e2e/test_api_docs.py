@@ -15,9 +15,6 @@ import hashlib
 import importlib
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import Path
@@ -25,9 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, Route
 
+from e2e.pages import served
 from e2e.test_dashboard import needs_chromium
 from iomflow.cli.launcher import SERVICES
 from iomflow.registries.app import create_app
@@ -192,21 +189,8 @@ def registries(clean_redis: str, tmp_path: Path) -> Iterator[str]:
     app = create_app(
         Settings(redis_url=clean_redis, data_dir=tmp_path, migrate_on_start=True, admin_key=ADMIN)
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "registries did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+    with served(app, "registries") as base:
+        yield base
 
 
 EXPECTED = (

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, Route
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from e2e.conftest import CHROMIUM
+from e2e.pages import latin_codes
 from e2e.test_chain import REGION, get, settled, start_suite, wait_until
 from iomflow.cli.demo import result_entries
 from iomflow.cli.launcher import Suite
@@ -328,6 +329,9 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
         NOT_RECORDED,
     )
     assert_no_codes(page, [t["code"] for t in tracked], "the region's measures")
+    # Nothing a person reads on the page is a code in Latin letters.
+    text = page.locator("body").inner_text()
+    assert not latin_codes(text), sorted(set(latin_codes(text)))
 
     wait_until(lambda: get(f"{monitoring}/v1/alerts?status=open"), "alerts to be raised", 60)
     page.reload()  # the page shows the alerts as they are now

@@ -32,8 +32,8 @@ from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from iomflow.shared import apidocs, db, fielderrors, inbox, logs, migrations, redisconn
-from iomflow.shared.auth import api_keys_table
+from iomflow.shared import apidocs, db, fielderrors, inbox, logs, migrations, redisconn, signin
+from iomflow.shared.auth import AuditMiddleware, api_keys_table, audit_log_table, sessions_table
 from iomflow.shared.contracts import entry_schema
 from iomflow.shared.errors import ApiError, Refused, api_error_handler
 from iomflow.shared.inbox import inbox_table
@@ -60,12 +60,14 @@ class Tables:
     """The delivery tables every service's database has, beside its own."""
 
     metadata: MetaData
-    auth: bool = False  # keeps API keys (iomflow.shared.auth) too
+    auth: bool = False  # keeps API keys, sessions and the audit log (iomflow.shared.auth) too
 
     def __post_init__(self) -> None:
         self.inbox = inbox_table(self.metadata)
         self.outbox = outbox_table(self.metadata)
         self.api_keys = api_keys_table(self.metadata) if self.auth else None
+        self.sessions = sessions_table(self.metadata) if self.auth else None
+        self.audit_log = audit_log_table(self.metadata) if self.auth else None
 
 
 C = TypeVar("C")
@@ -87,6 +89,8 @@ class Runtime(Generic[C]):
     tracer: trace.Tracer
     metrics: ServiceMetrics
     api_keys: Table | None = None
+    session_table: Table | None = None  # signed-in people (iomflow.shared.signin)
+    audit_log: Table | None = None
     context: C = None  # type: ignore[assignment]  # the service's own (ServiceSpec.context)
     clock: Callable[[], datetime] = utc_now
 
@@ -119,6 +123,9 @@ class ServiceSpec:
     """Called when the service stops, after its tasks (e.g. a worker process to end)."""
     background: Callable[[Runtime[Any]], Sequence[Coroutine[Any, Any, None]]] | None = None
     """Long-running jobs of the service, started after the consumer, cancelled at stop."""
+    pages: Sequence[tuple[str, str]] = ()
+    """The service's pages for people (path, title in Russian): the sign-in page lists them
+    for whoever is signed in."""
     collectors: Sequence[tuple[str, ExtraCollector]] = ()
     """The service's own Prometheus collectors for ``/metrics`` (name, builder): each
     scrape awaits ``builder(runtime)`` and renders it beside the host's metrics."""
@@ -262,6 +269,8 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[A
         tracer=tracer,
         metrics=metrics,
         api_keys=spec.tables.api_keys,
+        session_table=spec.tables.sessions,
+        audit_log=spec.tables.audit_log,
     )
     if spec.context is not None:
         runtime.context = spec.context(runtime)
@@ -382,6 +391,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     for router in spec.routers:
         app.include_router(router)
     app.include_router(apidocs.router())
+    if spec.tables.auth:
+        app.include_router(signin.router(spec.title, spec.pages))
+        app.add_middleware(AuditMiddleware, runtime=runtime)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(logs.ServiceLogContext, service=spec.name)
     FastAPIInstrumentor.instrument_app(

@@ -79,6 +79,15 @@ class BaseServiceSettings(BaseSettings):
         default=None,
         description="An API key holding every role (first admin, automation); keep it secret",
     )
+    session_ttl_minutes: int = Field(
+        default=480,
+        ge=1,
+        description="A sign-in on the pages lasts this long (then the person signs in again)",
+    )
+    session_cookie_secure: bool = Field(
+        default=False,
+        description="Send the session cookie over HTTPS only (set it behind TLS)",
+    )
     ingest_max_bytes: int = Field(
         default=256 * 1024,
         ge=1024,

@@ -3,6 +3,8 @@
 serve | migrate     the service (settings from IOMFLOW_* variables)
 rebuild             replay the streams from the start into fresh projections, then
                     compare every KPI value (region and municipalities) with before
+keys add NAME --role R… [--person ID] | list | revoke KEY_ID
+                    API keys: operators (tracked measures, the console), auditors
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from iomflow.shared.outbox import Outbox
 
 serve_main = service_main("monitoring", "iomflow.monitoring", Settings, create_app)
 ADMIN = Admin("monitoring", "iomflow.monitoring", tables)
+ROLES = ("operator", "auditor")
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,10 +72,11 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 def parser() -> argparse.ArgumentParser:
     p, commands = ADMIN.parser(__doc__)
     commands.add_parser("rebuild", help="replay the streams into fresh projections, compare")
+    ADMIN.add_keys_parser(commands, ROLES)
     return p
 
 
-COMMANDS = {"rebuild": cmd_rebuild}
+COMMANDS = {"rebuild": cmd_rebuild, "keys": ADMIN.keys}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -250,7 +250,14 @@ class Suite:
                     name, self.env_for(name), self.workdir / "logs" / f"{name}.log"
                 )
                 self.services[name] = service
-            service.start()
+        registries = self.services.get("registries")
+        if "routes" in self.services and registries is not None:
+            # The methodist's workplace shows teachers' names from the registries (read
+            # with the suite's admin key, which holds personal_data; every read is logged).
+            self.services["routes"].env.setdefault("IOMFLOW_REGISTRIES_URL", registries.url)
+            self.services["routes"].env.setdefault("IOMFLOW_REGISTRIES_KEY", self.admin_key)
+        for name in names:
+            self.services[name].start()
         for name in names:
             self.services[name].wait_ready(timeout)
 

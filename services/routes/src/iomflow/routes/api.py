@@ -36,7 +36,9 @@ def _ctx(runtime: RuntimeDep) -> service.Routes:
 Ctx = Annotated[service.Routes, Depends(_ctx)]
 
 
-def _route(row: Any, rules: domain.Rules | None = None) -> dict[str, Any]:
+def route_read(row: Any, rules: domain.Rules | None = None) -> dict[str, Any]:
+    """A route as the API answers it (with its history and missing approvals when
+    ``rules`` are given); the workplace adds words to the same answer."""
     out = {
         "route_id": row.route_id,
         "diagnosis_id": row.diagnosis_id,
@@ -79,7 +81,7 @@ async def get_route(route_id: str, session: SessionDep, ctx: Ctx) -> dict[str, A
     row = await repository.get_route(session, route_id)
     if row is None:
         raise Refused("route_not_found", f"Маршрут «{route_id}» не найден.", 404)
-    return _route(row, ctx.rules)
+    return route_read(row, ctx.rules)
 
 
 @router.get("/routes", summary="Routes by status, methodist, municipality or organisation")
@@ -102,12 +104,12 @@ async def list_routes(
         )
         if v is not None
     ]
-    return [_route(row) for row in await repository.routes_where(session, *where, limit=limit)]
+    return [route_read(row) for row in await repository.routes_where(session, *where, limit=limit)]
 
 
 @router.get("/teachers/{teacher_id}/routes", summary="A teacher's routes, oldest first")
 async def teacher_routes(teacher_id: str, session: SessionDep) -> list[dict[str, Any]]:
-    return [_route(r) for r in await repository.teacher_routes(session, teacher_id)]
+    return [route_read(r) for r in await repository.teacher_routes(session, teacher_id)]
 
 
 @router.get("/methodists", summary="Methodists with their load and capacity")
@@ -145,12 +147,12 @@ async def my_queue(methodist_id: str, session: SessionDep, ctx: Ctx) -> list[dic
     rows = await repository.routes_where(
         session, r.methodist_id == methodist_id, r.status == "drafted", limit=1000
     )
-    return [_route(row, ctx.rules) for row in rows]
+    return [route_read(row, ctx.rules) for row in rows]
 
 
 @router.get("/queue", summary="Routes waiting for a methodist")
 async def queue(session: SessionDep) -> list[dict[str, Any]]:
-    return [_route(r) for r in await repository.unassigned(session)]
+    return [route_read(r) for r in await repository.unassigned(session)]
 
 
 @router.get("/effectiveness", summary="Closed and improved deficits per program, site, methodist")
@@ -304,6 +306,9 @@ async def replace_step(
 class CompleteIn(BaseModel):
     by: str | None = BY
     on: date | None = None
+    reason: str | None = Field(
+        default=None, min_length=3, max_length=1000, description="How it went, for the history"
+    )
 
 
 @router.post(
@@ -318,8 +323,10 @@ async def complete_step(
     async def work(ledger: Ledger) -> dict[str, Any]:
         route = await lifecycle.open_route(ledger, route_id)
         lifecycle.its_methodist(route, by, "Отметить шаг")
-        await lifecycle.complete_step(ledger, route, step_id, by, body.on or ctx.day(), "methodist")
-        return _route(route)
+        await lifecycle.complete_step(
+            ledger, route, step_id, by, body.on or ctx.day(), "methodist", note=body.reason
+        )
+        return route_read(route)
 
     return await _command(runtime, work)
 
@@ -335,7 +342,7 @@ async def cancel(
     async def work(ledger: Ledger) -> dict[str, Any]:
         route = await lifecycle.open_route(ledger, route_id)
         await ledger.cancel(route, body.reason, "operator", None, by=who.name)
-        return _route(route)
+        return route_read(route)
 
     return await _command(runtime, work)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.routes import api, domain, handlers, lifecycle, service
+from iomflow.routes import api, domain, handlers, lifecycle, service, workplace
 from iomflow.routes.ledger import ledger_of
 from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
@@ -68,7 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscriptions=handlers.SUBSCRIPTIONS,
         context=lambda _: service.Routes(rules=rules),
         publishes=[(Streams.ROUTES, PUBLISHES)],
-        routers=[api.router, ingestion_router(ingest_tables, list(INGESTS))],
+        routers=[
+            api.router,
+            workplace.router,
+            workplace.pages,
+            ingestion_router(ingest_tables, list(INGESTS)),
+        ],
         background=background,
+        pages=[("/workplace", "Рабочее место методиста")],
     )
     return create_service_app(spec, settings)

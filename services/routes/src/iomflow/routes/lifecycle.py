@@ -169,11 +169,13 @@ async def complete_step(
     *,
     source: str | None = None,
     hours: int | None = None,
+    note: str | None = None,
 ) -> None:
     """A step done: ``routes.step.completed``, and for a program or internship step
     ``routes.training.completed`` too — once, here, whoever completed it (``source``: the
     provider's event, course_event or internship_event; a methodist's mark is methodist).
-    ``hours``: as the provider reported them; otherwise the step's."""
+    ``hours``: as the provider reported them; otherwise the step's. ``note``: the
+    methodist's word on it, kept in the history."""
     steps = [dict(s) for s in route.steps]
     step = next((s for s in steps if s["step_id"] == step_id), None)
     if step is None:
@@ -188,7 +190,14 @@ async def complete_step(
     ledger.change(
         route,
         steps=steps,
-        history=ledger.record(route, "step_completed", by, step_id=step_id, via=completed_by),
+        history=ledger.record(
+            route,
+            "step_completed",
+            by,
+            step_id=step_id,
+            via=completed_by,
+            **({"reason": note} if note else {}),
+        ),
     )
     ledger.emit(
         routes_event(

@@ -733,3 +733,17 @@ async def attribution_rows(session: AsyncSession, by: str) -> list[Any]:
     column = attributions.c[by]
     query = select(column.label("key"), attributions.c.change).where(column.isnot(None))
     return list(await session.execute(query))
+
+
+async def titles_of(
+    session: AsyncSession, table: Table, key: str, ids: Iterable[str | None], title: str = "title"
+) -> dict[str, str]:
+    """``key`` → ``title`` of the rows of a read model with these ids (programs, sites,
+    communities; municipalities by ``name``), in one read per chunk."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(i for i in ids if i):
+        rows = await session.execute(
+            select(table.c[key], table.c[title]).where(table.c[key].in_(chunk))
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found

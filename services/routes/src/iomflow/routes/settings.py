@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from iomflow.shared.settings import BaseServiceSettings
 
@@ -18,4 +18,17 @@ class Settings(BaseServiceSettings):
         gt=0,
         description="How often agreed routes are started, overdue ones completed and "
         "waiting routes offered any free seat",
+    )
+    registries_url: str | None = Field(
+        default=None,
+        description="The registries service (http://host:port), where the methodist's "
+        "workplace reads teachers' and mentors' names; unset: pseudonyms only",
+    )
+    registries_key: SecretStr | None = Field(
+        default=None,
+        description="An API key of the registries holding personal_data, for those reads "
+        "(each is written to the registries' access log with its purpose)",
+    )
+    registries_timeout_s: float = Field(
+        default=5, gt=0, description="How long the workplace waits for the registries"
     )

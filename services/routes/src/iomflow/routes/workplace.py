@@ -1,0 +1,257 @@
+"""The methodist's workplace: pages in Russian served by routes itself, and the JSON they read.
+
+``GET /workplace`` (my teachers and their routes, drafts awaiting my approval, the queue of
+routes waiting for a methodist) and ``GET /workplace/routes/{route_id}`` (a route in words:
+its steps, reason, dates, hours and history; approve, add, replace, remove and complete
+steps) are hand-written HTML; their scripts and style sheet are the files of ``static/``
+(``GET /workplace/assets/{name}``), on top of the pages' foundation (``/ui/assets/…``:
+session, API calls, tables with sort, filter, search and XLSX export). Nothing comes from
+another origin. The pages act through the existing commands of ``iomflow.routes.api`` with
+the session's principal: a methodist's key is that methodist, so ``by`` comes from it.
+
+The JSON here says in words what the routes' rows hold in codes, with titles from the read
+models and people's names from the registries (``iomflow.routes.people``) for a principal
+holding ``personal_data``; pseudonyms otherwise, with a note the page shows.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import RedirectResponse, Response
+
+from iomflow.routes import api, people, repository, views, wording
+from iomflow.routes.settings import Settings
+from iomflow.shared import signin
+from iomflow.shared.auth import Principal, require
+from iomflow.shared.errors import ApiError, Refused
+from iomflow.shared.service import RuntimeDep, SessionDep
+
+pages = APIRouter(tags=["workplace"], include_in_schema=False)
+router = APIRouter(prefix="/v1", tags=["workplace"])
+Methodist = Annotated[Principal, Depends(require("methodist"))]
+
+ASSETS = {
+    "workplace.js": "text/javascript; charset=utf-8",
+    "route.js": "text/javascript; charset=utf-8",
+    "workplace.css": "text/css; charset=utf-8",
+}
+"""The files of ``static/`` that are served, with their types; nothing else is."""
+
+ASSET_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def _static(name: str) -> bytes:
+    return resources.files("iomflow.routes").joinpath("static", name).read_bytes()
+
+
+def _settings(runtime: RuntimeDep) -> Settings:
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@pages.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/workplace", status_code=307)
+
+
+@pages.get("/workplace", response_class=Response)
+async def workplace_page() -> Response:
+    return signin.page(_static("workplace.html"))
+
+
+@pages.get("/workplace/routes/{route_id}", response_class=Response)
+async def route_page(route_id: str) -> Response:
+    return signin.page(_static("route.html"))
+
+
+@pages.get("/workplace/assets/{name}")
+async def asset(name: str) -> Response:
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise ApiError(404, "not_found", f"Файл «{name}» не найден.")
+    return Response(_static(name), media_type=media_type, headers=ASSET_HEADERS)
+
+
+# --- the JSON the pages read ---------------------------------------------------------------
+
+
+def whose(principal: Principal, methodist_id: str | None) -> str:
+    """Whose workplace: the key's own methodist (another one is refused), or, for a key of
+    no person, the one asked for."""
+    if principal.person_id is not None:
+        if methodist_id not in (None, principal.person_id):
+            raise Refused(
+                "not_your_key",
+                f"Ключ выдан {principal.person_id}: рабочее место «{methodist_id}» ему не открыто.",
+                403,
+            )
+        return principal.person_id
+    if methodist_id is None:
+        raise Refused(
+            "methodist_required",
+            "Укажите методиста (methodist_id): ключ не привязан к методисту.",
+            422,
+        )
+    return methodist_id
+
+
+@router.get(
+    "/workplace",
+    summary="A methodist's workplace: their routes, drafts awaiting them, the queue (methodist)",
+)
+async def workplace(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    ctx: api.Ctx,
+    who: Methodist,
+    methodist_id: Annotated[
+        str | None, Query(description="Only with a key of no person: whose workplace")
+    ] = None,
+) -> dict[str, Any]:
+    """Every route of the methodist, any status (my teachers and how their routes go), the
+    drafted ones still lacking the methodist's approval, and the routes no methodist holds
+    yet. Teachers' names for a principal holding ``personal_data`` (from the registries,
+    audited there); pseudonyms otherwise. The queue's teachers are not the methodist's:
+    always pseudonyms."""
+    me = whose(who, methodist_id)
+    r = repository.routes.c
+    mine = await repository.routes_where(session, r.methodist_id == me, limit=5000)
+    waiting = await repository.unassigned(session, limit=1000)
+    known = {m.methodist_id: m for m in await repository.all_methodists(session)}
+    titles = await views.Titles.of(session, [*mine, *waiting])
+    names = await people.names_of(
+        _settings(runtime), who, {"teachers": {row.teacher_id for row in mine}}
+    )
+    nobodys = people.Names(shown=False)  # the queue's teachers are not this methodist's
+    rows = [views.summary(row, titles, names, ctx.rules) for row in mine]
+    methodist = known.get(me)
+    return {
+        "methodist_id": me,
+        "methodist": (
+            None
+            if methodist is None
+            else {
+                "capacity": methodist.capacity,
+                "load": methodist.load,
+                "free": methodist.capacity - methodist.load,
+            }
+        ),
+        "names": names.public(),
+        "routes": rows,
+        "awaiting": [
+            row
+            for row in rows
+            if row["status"] == "drafted" and "methodist" in row["missing_approvals"]
+        ],
+        "queue": [views.summary(row, titles, nobodys, ctx.rules) for row in waiting],
+    }
+
+
+@router.get(
+    "/routes/{route_id}/view",
+    summary="A route in words: steps, reasons, history with names (methodist)",
+)
+async def route_view(
+    route_id: str, session: SessionDep, runtime: RuntimeDep, ctx: api.Ctx, who: Methodist
+) -> dict[str, Any]:
+    """``GET /v1/routes/{route_id}`` with the codes said in words: each step's kind,
+    competency, program, site, community and mentor; the history's actions and who did
+    them; whether the route is the caller's (``mine``). Names for a principal holding
+    ``personal_data`` and only on their own route."""
+    row = await repository.get_route(session, route_id)
+    if row is None:
+        raise Refused("route_not_found", f"Маршрут «{route_id}» не найден.", 404)
+    mine = who.person_id is None or row.methodist_id == who.person_id
+    titles = await views.Titles.of(session, [row])
+    if mine:
+        names = await people.names_of(_settings(runtime), who, views.people_in([row]))
+    else:
+        names = people.hidden(people.NOTE_NOT_YOURS)
+    route = api.route_read(row, ctx.rules)
+    return {
+        **route,
+        **{k: v for k, v in views.summary(row, titles, names, ctx.rules).items() if k not in route},
+        "methodist_name": views.person(names, "methodists", row.methodist_id),
+        "status_reason": row.status_reason,
+        "steps": [views.step_words(s, titles, names) for s in row.steps],
+        "history": [views.history_words(h, names) for h in row.history],
+        "mine": row.methodist_id is not None and row.methodist_id == who.person_id,
+        "names": names.public(),
+    }
+
+
+@router.get(
+    "/routes/{route_id}/options",
+    summary="What a step of this route may be: competencies, kinds, programs, sites, "
+    "communities, mentors (methodist)",
+)
+async def route_options(
+    route_id: str, session: SessionDep, runtime: RuntimeDep, ctx: api.Ctx, who: Methodist
+) -> dict[str, Any]:
+    """The choices of the page's step form, from the read models: programs and internship
+    sites with their titles, communities, the mentors of the teacher's municipality (names
+    as in ``/view``)."""
+    row = await repository.get_route(session, route_id)
+    if row is None:
+        raise Refused("route_not_found", f"Маршрут «{route_id}» не найден.", 404)
+    offer = await ctx.offer(session)
+    sites = await repository.all_sites(session)
+    mentors = await repository.mentors_in(session, [row.municipality_id])
+    mine = who.person_id is None or row.methodist_id == who.person_id
+    if not mine:
+        names = people.hidden(people.NOTE_NOT_YOURS)
+    elif mentors:
+        wanted = {"mentors": {m.mentor_id for m in mentors}}
+        names = await people.names_of(_settings(runtime), who, wanted)
+    else:
+        names = people.Names(shown=False)  # no mentor to name
+    return {
+        "competencies": [
+            {"code": code, "name": name} for code, name in wording.competency_names().items()
+        ],
+        "kinds": [{"code": code, "name": name} for code, name in wording.KINDS.items()],
+        "programs": sorted(
+            (
+                {
+                    "program_id": p.program_id,
+                    "title": p.title,
+                    "hours": p.hours,
+                    "format_name": wording.format_of(p.format),
+                    "competencies": sorted(p.competencies),
+                    "federal_registry": p.federal_registry,
+                }
+                for p in offer.programs
+            ),
+            key=lambda p: p["title"],
+        ),
+        "sites": sorted(
+            (
+                {"site_id": s.site_id, "title": s.title, "competencies": sorted(s.competencies)}
+                for s in sites
+            ),
+            key=lambda s: s["title"],
+        ),
+        "communities": sorted(
+            (
+                {"community_id": c.community_id, "title": c.title, "level": wording.level(c.level)}
+                for c in offer.communities
+            ),
+            key=lambda c: c["title"],
+        ),
+        "mentors": [
+            {"mentor_id": m.mentor_id, "name": views.person(names, "mentors", m.mentor_id)}
+            for m in mentors
+        ],
+        "names": names.public(),
+    }

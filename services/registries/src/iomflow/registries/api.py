@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
+from pathlib import PurePath
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iomflow.registries import demo, importing, repository, service
+from iomflow.registries import demo, importing, repository, service, workbooks
 from iomflow.registries.context import ContextDep
 from iomflow.registries.personal import PERSONAL_FIELDS
 from iomflow.registries.registers import REGISTRY, Register
@@ -61,18 +63,27 @@ def register_of(name: str) -> Register:
     return spec
 
 
-def _xlsx(content: bytes, filename: str) -> Response:
-    return Response(
-        content,
-        media_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+def _xlsx(content: bytes, filename: str, shown: str | None = None) -> Response:
+    """An XLSX download named ``filename`` (ASCII), or ``shown`` where a browser reads a
+    name in any script (RFC 6266 ``filename*``)."""
+    disposition = f'attachment; filename="{filename}"'
+    if shown is not None:
+        disposition += f"; filename*=UTF-8''{quote(shown)}"
+    return Response(content, media_type=XLSX, headers={"Content-Disposition": disposition})
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 # --- registers -----------------------------------------------------------------------------
 
 
-@router.get("/registers", summary="The registers: names, titles, columns, record counts")
+@router.get(
+    "/registers",
+    summary="The registers: names, titles, columns (title, required, allowed values, what "
+    "to write in Russian), record counts",
+)
 async def list_registers(session: SessionDep) -> list[dict[str, Any]]:
     counts = await repository.counts(session)
     return [
@@ -93,6 +104,7 @@ async def list_registers(session: SessionDep) -> list[dict[str, Any]]:
                     if name in spec.record.model_fields
                     else None,
                     "personal": name in PERSONAL_FIELDS or name in spec.personal_dates,
+                    "hint": importing.describe(spec, name),
                 }
                 for name in importing.columns(spec)
             ],
@@ -392,7 +404,7 @@ async def start_import(
     try:
         kind_of(filename)
     except TableError as exc:
-        raise ApiError(415, "unsupported_file", str(exc)) from exc
+        raise ApiError(415, "unsupported_file", _sentence(str(exc))) from exc
     limit = ctx.settings.max_upload_mb * 1024 * 1024
     content = await file.read(limit + 1)
     if len(content) > limit:
@@ -424,6 +436,52 @@ async def import_errors(import_id: str, ctx: ContextDep, who: Registrar) -> Resp
         raise ApiError(409, "import_running", "Импорт ещё идёт: отчёт будет после завершения.")
     content = write_xlsx([importing.errors_sheet(job["errors"] or [])])
     return _xlsx(content, f"errors-{job['register']}.xlsx")
+
+
+@router.get(
+    "/imports/{import_id}/marked.xlsx",
+    summary="The registrar's own uploaded sheet with the bad cells marked: filled red, a note "
+    "with the reason, and a column «Ошибки загрузки» (kept a while after an import with errors)",
+)
+async def import_marked(import_id: str, ctx: ContextDep, who: Registrar) -> Response:
+    job = await ctx.imports.status(import_id)
+    if job is None:
+        raise ApiError(404, "import_not_found", f"Импорт «{import_id}» не найден.")
+    if job["status"] in ("queued", "running"):
+        raise ApiError(409, "import_running", "Импорт ещё идёт: файл будет после завершения.")
+    upload = await ctx.imports.upload(import_id)
+    if upload is None:
+        hours = _hours(ctx.settings.keep_upload_hours)
+        raise ApiError(
+            404,
+            "marked_unavailable",
+            "Файл этого импорта не хранится: в нём не было ошибок в строках, или после "
+            f"импорта прошло больше {hours}. Загрузите файл снова в режиме пробной проверки.",
+        )
+    content = await asyncio.to_thread(
+        workbooks.marked, upload.content, upload.filename, upload.errors
+    )
+    stem = PurePath(upload.filename).stem or upload.register
+    return _xlsx(content, f"marked-{upload.register}.xlsx", f"{stem} — ошибки.xlsx")
+
+
+def _hours(hours: float) -> str:
+    """«24 часов» said right: «1 часа», «2 часов» ... (after «больше»)."""
+    whole = int(hours)
+    if whole != hours:
+        return f"{str(hours).replace('.', ',')} часа"
+    return f"{whole} часа" if whole % 10 == 1 and whole % 100 != 11 else f"{whole} часов"
+
+
+@router.get(
+    "/registers/{register}/template.xlsx",
+    summary="The register's template to fill in: Russian column titles (required ones "
+    "marked), an example row, lists of allowed values, a sheet saying what each column takes",
+)
+async def template(register: str) -> Response:
+    spec = register_of(register)
+    content = await asyncio.to_thread(workbooks.template, spec)
+    return _xlsx(content, f"template-{spec.name}.xlsx", f"Шаблон — {spec.title}.xlsx")
 
 
 @router.get(

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.registries import api, context, service
+from iomflow.registries import api, context, service, uploads
 from iomflow.registries.registers import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
@@ -26,8 +26,17 @@ async def watch_stale(runtime: Runtime[context.Context]) -> None:
     await periodic("stale check", settings.stale_check_interval_s, check)
 
 
+async def purge_uploads(runtime: Runtime[context.Context]) -> None:
+    """Drop, hourly, the kept files of imports older than ``keep_upload_hours``."""
+
+    async def purge() -> None:
+        await runtime.context.imports.purge()
+
+    await periodic("uploads purge", 3600, purge)
+
+
 def background(runtime: Runtime[context.Context]) -> Sequence[Coroutine[Any, Any, None]]:
-    return [runtime.context.imports.resume(), watch_stale(runtime)]
+    return [runtime.context.imports.resume(), watch_stale(runtime), purge_uploads(runtime)]
 
 
 SPEC = ServiceSpec(
@@ -44,7 +53,8 @@ SPEC = ServiceSpec(
             + ["registry.stale"],
         )
     ],
-    routers=[api.router],
+    routers=[api.router, uploads.router],
+    pages=[("/uploads", "Загрузка реестров")],
     background=background,
 )
 

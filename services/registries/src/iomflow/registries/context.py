@@ -5,6 +5,7 @@ jobs (``ServiceSpec.context``; handlers would get it as ``deps.ctx``, routes thr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -23,7 +24,9 @@ class Context:
 def build(runtime: Runtime[Any]) -> Context:
     settings = runtime.settings
     assert isinstance(settings, Settings)
-    return Context(settings=settings, imports=ImportJobs(runtime.sessions, runtime.transaction))
+    keep_for = timedelta(hours=settings.keep_upload_hours)
+    imports = ImportJobs(runtime.sessions, runtime.transaction, keep_for)
+    return Context(settings=settings, imports=imports)
 
 
 def get_context(runtime: RuntimeDep) -> Context:

@@ -594,3 +594,87 @@ def errors_sheet(errors: Sequence[Mapping[str, Any]]) -> tuple[str, list[str], l
         [e["row"], e["column"], e["letter"], e["value"], e["reason"]] for e in errors
     ]
     return "Ошибки", ERROR_HEADERS, rows
+
+
+# --- what a register's columns take, and what an import would change ----------------------
+
+PERSONAL_HINTS = {
+    "full_name": "фамилия, имя и отчество полностью",
+    "snils": "СНИЛС: 11 цифр, можно как 123-456-789 01",
+    "email": "адрес электронной почты",
+    "phone": "номер телефона, например +7 914 123-45-67",
+}
+
+
+def required(spec: Register, name: str) -> bool:
+    """Whether a row of ``spec`` must fill the column ``name``."""
+    info = spec.record.model_fields.get(name)
+    return info is not None and info.is_required()
+
+
+def describe(spec: Register, name: str) -> str:
+    """What a registrar writes in the column ``name`` of ``spec``, in Russian."""
+    if name in PERSONAL_FIELDS:
+        return PERSONAL_HINTS.get(name, "текст")
+    if name == spec.key:
+        return "код записи, у каждой свой: по нему повторная загрузка находит запись"
+    reference = next((ref for ref in spec.references if ref.field == name), None)
+    if reference is not None:
+        target = registers.REGISTRY[reference.register].title
+        several = "; несколько — через «;»" if reference.many else ""
+        return f"код из реестра «{target}»{several}"
+    inner, many = _unwrap(spec.record.model_fields[name].annotation)
+    labels = labels_of(spec, name)
+    if labels is not None:
+        values = ", ".join(f"«{label}»" for label in labels.values())
+        if many:
+            return f"одно или несколько значений через «;» из: {values}"
+        return f"одно из значений: {values}"
+    if many and name in ("specialisations", "competencies"):
+        return "коды компетенций рамки профессиональных дефицитов через «;»"
+    if many:
+        return "значения через «;»"
+    if inner is bool:
+        return "«да» или «нет»"
+    if inner is int:
+        return "целое число"
+    if inner is date:
+        return "дата в формате ДД.ММ.ГГГГ"
+    return "текст"
+
+
+def shown_value(spec: Register, name: str, data: Mapping[str, Any]) -> str:
+    """A stored field as a person reads it (labels, «да»/«нет», ДД.ММ.ГГГГ)."""
+    cell = cells_of(spec, data, [name])[0]
+    return _shown(cell)
+
+
+def changed_fields(
+    spec: Register, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The fields a row would change in a stored record: title and both values as a person
+    reads them; a personal date's values are left out (the stored one is not the
+    registrar's to see without the ``personal_data`` role)."""
+    out: list[dict[str, Any]] = []
+    for name in spec.record.model_fields:
+        if old.get(name) == new.get(name):
+            continue
+        hidden = name in spec.personal_dates
+        out.append(
+            {
+                "field": name,
+                "title": title(name),
+                "old": None if hidden else shown_value(spec, name, old),
+                "new": None if hidden else shown_value(spec, name, new),
+            }
+        )
+    return out
+
+
+def label_of(spec: Register, data: Mapping[str, Any]) -> str:
+    """A record's name or title for a person, when it has one ("" otherwise)."""
+    for name in ("name", "title"):
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""

@@ -1,9 +1,11 @@
 """Imports sent over HTTP run as jobs: accepted at once, checked and applied in the
 background, with progress to poll and the row errors kept.
 
-The uploaded file is stored with the job until it finishes (it may hold personal data, so
-it is dropped then), so a job interrupted by a restart runs again when the service starts:
-re-applying rows that already landed changes nothing.
+The uploaded file is stored with the job until it finishes, so a job interrupted by a
+restart runs again when the service starts: re-applying rows that already landed changes
+nothing. It may hold personal data, so it is dropped then, unless rows had errors: then it
+is kept ``keep_for`` (a day by default) to be given back with its errors marked
+(``upload``, ``workbooks.marked``), and dropped after that by ``purge``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -26,6 +29,16 @@ log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A finished job's file, kept because rows had errors, and those errors."""
+
+    register: str
+    filename: str
+    content: bytes
+    errors: list[dict[str, Any]]
+
+
 class ImportJobs:
     """The jobs: their rows in ``imports`` (``sessions``), their writes as units of work
     (``transaction``: the service's ``runtime.transaction``)."""
@@ -34,9 +47,11 @@ class ImportJobs:
         self,
         sessions: async_sessionmaker[AsyncSession],
         transaction: service.Transaction,
+        keep_for: timedelta = timedelta(hours=24),
     ) -> None:
         self.sessions = sessions
         self.transaction = transaction
+        self.keep_for = keep_for
         self.progress: dict[str, dict[str, Any]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -73,6 +88,8 @@ class ImportJobs:
             "import_id": import_id,
             "status": "queued",
             "progress": {"phase": "в очереди", "done": 0, "total": None},
+            "preview": None,
+            "marked_href": None,
         }
         task = asyncio.create_task(self.run(import_id), name=f"import-{import_id}")
         self.tasks.add(task)
@@ -129,7 +146,8 @@ class ImportJobs:
             values = {
                 "status": "done",
                 "total_rows": report.total_rows,
-                "summary": report.summary(),
+                # The preview rides in the summary's column and is its own key when read.
+                "summary": report.summary() | {"preview": report.preview},
                 "errors": [e.as_dict() for e in report.errors],
             }
             del sheet, report
@@ -143,11 +161,13 @@ class ImportJobs:
                 "summary": {"message": f"Внутренняя ошибка импорта: {type(exc).__name__}"},
                 "errors": [],
             }
+        if not values["errors"]:
+            values["content"] = None  # else kept, to be given back marked, for a while
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(table)
                 .where(table.c.import_id == import_id)
-                .values(**values, content=None, finished_at=datetime.now(UTC))
+                .values(**values, finished_at=datetime.now(UTC))
             )
         self.progress.pop(import_id, None)
 
@@ -173,9 +193,58 @@ class ImportJobs:
                         table.c.total_rows,
                         table.c.summary,
                         table.c.errors,
+                        table.c.content.is_not(None).label("kept"),
                     ).where(table.c.import_id == import_id)
                 )
             ).first()
         if row is None:
             return None
-        return dict(row._mapping)
+        job = dict(row._mapping)
+        kept = job.pop("kept") and not self._expired(job["finished_at"])
+        summary = dict(job["summary"] or {})
+        job["preview"] = summary.pop("preview", None)
+        job["summary"] = summary if job["summary"] is not None else None
+        job["marked_href"] = f"/v1/imports/{import_id}/marked.xlsx" if kept else None
+        return job
+
+    def _expired(self, finished_at: datetime | None) -> bool:
+        if finished_at is None:
+            return False
+        if finished_at.tzinfo is None:  # SQLite gives it back naive, in UTC
+            finished_at = finished_at.replace(tzinfo=UTC)
+        return finished_at + self.keep_for < datetime.now(UTC)
+
+    async def upload(self, import_id: str) -> Upload | None:
+        """The finished job's file and its row errors, while it is kept."""
+        table = repository.imports
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(
+                        table.c.register,
+                        table.c.filename,
+                        table.c.content,
+                        table.c.errors,
+                        table.c.finished_at,
+                    ).where(table.c.import_id == import_id, table.c.status.not_in(ACTIVE))
+                )
+            ).first()
+        if row is None or row.content is None or self._expired(row.finished_at):
+            return None
+        return Upload(row.register, row.filename, row.content, list(row.errors or []))
+
+    async def purge(self) -> int:
+        """Drop the files of finished jobs kept longer than ``keep_for``; how many."""
+        table = repository.imports
+        cutoff = datetime.now(UTC) - self.keep_for
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(table)
+                .where(
+                    table.c.status.not_in(ACTIVE),
+                    table.c.content.is_not(None),
+                    table.c.finished_at < cutoff,
+                )
+                .values(content=None)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)

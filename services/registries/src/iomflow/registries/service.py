@@ -34,6 +34,9 @@ from iomflow.shared.unit import Unit, unit_of_work
 SOURCE = "registries"
 CHUNK = 1000
 """Rows per chunk of an import: one write per table, one outbox statement."""
+PREVIEW = 200
+"""Rows an import's preview lists of each kind (new, changed, unchanged); the counts are
+of all of them."""
 
 Progress = Callable[[str, int, int], None]
 """(phase, done, total): phases are «проверка» and «запись»."""
@@ -110,6 +113,11 @@ class ImportReport:
     published: int = 0
     applied: bool = False
     errors: list[RowError] = field(default_factory=list)
+    preview: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"created": [], "updated": [], "unchanged": []}
+    )
+    """The first ``PREVIEW`` rows of each kind: row number, record id, its name, and for a
+    changed record what changes."""
 
     @property
     def message(self) -> str:
@@ -287,6 +295,7 @@ async def _import_table(
             report.updated += len(changes.updated)
             report.unchanged += len(changes.unchanged)
             report.personal_updated += changes.personal_only
+            await _preview(unit.session, spec, report.preview, chunk, changes)
             if not write:
                 continue
             written = changes.written
@@ -302,6 +311,41 @@ async def _import_table(
             progress("запись", start + len(chunk), len(candidates))
         report.applied = write
     return report
+
+
+async def _preview(
+    session: AsyncSession,
+    spec: Register,
+    preview: dict[str, list[dict[str, Any]]],
+    chunk: Sequence[Candidate],
+    changes: Changes,
+) -> None:
+    """Add a chunk's rows to an import's preview (before the chunk is written: a changed
+    record's stored data is read for what changes)."""
+    unchanged = set(changes.unchanged)
+    for kind, rows in (
+        ("created", changes.created),
+        ("unchanged", [c for c in chunk if c.record_id in unchanged] if unchanged else []),
+    ):
+        room = PREVIEW - len(preview[kind])
+        preview[kind] += [
+            {"row": c.row, "record_id": c.record_id, "label": importing.label_of(spec, c.data)}
+            for c in rows[: max(room, 0)]
+        ]
+    room = PREVIEW - len(preview["updated"])
+    if room <= 0 or not changes.updated:
+        return
+    updated = changes.updated[:room]
+    stored = await repository.documents(session, spec.name, [c.record_id for c in updated])
+    preview["updated"] += [
+        {
+            "row": c.row,
+            "record_id": c.record_id,
+            "label": importing.label_of(spec, c.data),
+            "changes": importing.changed_fields(spec, stored.get(c.record_id, {}), c.data),
+        }
+        for c in updated
+    ]
 
 
 def upserted(

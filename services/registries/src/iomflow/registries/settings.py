@@ -15,3 +15,9 @@ class Settings(BaseServiceSettings):
         default=3600, gt=0, description="How often stale records are looked for and published"
     )
     max_upload_mb: int = Field(default=50, ge=1, description="Largest spreadsheet accepted")
+    keep_upload_hours: float = Field(
+        default=24,
+        gt=0,
+        description="How long a file whose rows had errors is kept after its import, to be "
+        "downloaded with the errors marked (it may hold personal data)",
+    )

@@ -43,12 +43,26 @@ def kind_of(filename: str) -> str:
         return "xlsx"
     if lower.endswith((".csv", ".txt")):
         return "csv"
-    raise TableError(f"файл «{filename}»: поддерживаются только .xlsx и .csv")
+    if lower.endswith((".xls", ".ods", ".xlsm", ".xlsb")):
+        raise TableError(
+            f"файл «{filename}» — таблица в формате, который сервис не читает; откройте её в "
+            "Excel или LibreOffice и сохраните как «Книга Excel (.xlsx)» (Файл → Сохранить "
+            "как), затем загрузите этот файл .xlsx"
+        )
+    raise TableError(
+        f"файл «{filename}» — не таблица: загружаются только книги Excel (.xlsx) и файлы "
+        ".csv; сохраните данные реестра как «Книга Excel (.xlsx)» или скачайте шаблон реестра, "
+        "заполните его и загрузите"
+    )
+
+
+def raw_rows(content: bytes, filename: str) -> Iterator[tuple[int, Sequence[Cell]]]:
+    """Every row of the file's first sheet with its number, blank ones included."""
+    return _read_xlsx(content) if kind_of(filename) == "xlsx" else _read_csv(content)
 
 
 def read_table(content: bytes, filename: str) -> Table:
-    kind = kind_of(filename)
-    rows = _read_xlsx(content) if kind == "xlsx" else _read_csv(content)
+    rows = raw_rows(content, filename)
     header: list[str] | None = None
     body: list[tuple[int, list[Cell]]] = []
     for number, cells in rows:

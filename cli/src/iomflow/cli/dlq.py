@@ -2,33 +2,22 @@
 and ``migrate`` (once, after the upgrade that gave them their hash tag: the letters of the
 old ``<stream>.dlq`` names moved over).
 
-A dead letter is the original entry's fields plus ``dlq_reason``, ``dlq_error``,
-``dlq_stream``, ``dlq_group``, ``dlq_entry_id``, ``dlq_deliveries`` and ``dlq_at``
-(``iomflow.shared.streams.dead_letter_fields``).
-
-``replay`` appends the original fields (without ``dlq_*``, with the same ``event_id`` and
-``traceparent``) to the original stream and deletes the dead letter in one ``MULTI``/``EXEC``
-under ``WATCH`` of the dead-letter stream: a crash leaves either the dead letter or the
-replayed entry, never both and never neither, and two operators replaying the same letter
-at once cannot both append it. The stream is read by every consumer group on it, so the
-replayed entry reaches all of them; a group that had already applied the event finds its
-``event_id`` in its inbox and acknowledges it as a duplicate, with no effect. Dead letters
-of one event written by several groups (selected together) are replayed as one entry.
+What a dead letter is, and how a replay is atomic and reaches every consumer group once:
+``iomflow.shared.deadletters``, the core this command shares with the operator's console of
+monitoring (``/console``). Dead letters of one event written by several groups (selected
+together) are replayed as one entry.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import redis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
 from iomflow.cli.common import (
     EXIT_OK,
@@ -40,81 +29,29 @@ from iomflow.cli.common import (
     redis_url,
     table,
 )
-from iomflow.shared import redisconn
+from iomflow.shared import deadletters, redisconn
 from iomflow.shared.contracts import Streams
-from iomflow.shared.ops import ALL_STREAMS
-from iomflow.shared.wire import as_text, text_fields
+from iomflow.shared.deadletters import (
+    SCAN_LIMIT,
+    Letter,
+    StillChanging,
+    UnknownStream,
+    batches,
+    drop,
+    find,
+    groups_of,
+    last_id,
+    letters,
+    listing,
+    matches,
+    replay_one,
+    valid_id,
+)
 
-PAGE = 500
-SCAN_LIMIT = 10_000
-"""``list`` counts reasons over at most this many letters of one DLQ."""
+__all__ = ["Letter", "main", "parser", "replay_one"]
+
 SHOWN = 30
 """``replay``/``drop`` name each letter up to this many; beyond, a progress line."""
-WATCH_RETRIES = 50
-DLQ_PREFIX = "dlq_"
-
-
-@dataclass(frozen=True)
-class Letter:
-    """One dead letter: where it is, its id there and its fields (raw, as stored)."""
-
-    dlq: str
-    id: str
-    raw: dict[bytes, bytes]
-
-    @functools.cached_property  # writes the instance's __dict__: fine on a frozen dataclass
-    def fields(self) -> dict[str, str]:
-        """The fields as text, decoded once."""
-        return text_fields(self.raw)  # type: ignore[arg-type]
-
-    @property
-    def stream(self) -> str:
-        return Streams.of_dlq(self.dlq)
-
-    @property
-    def original(self) -> dict[bytes, bytes]:
-        """The entry as it was first written (and as it is replayed)."""
-        return {k: v for k, v in self.raw.items() if not as_text(k).startswith(DLQ_PREFIX)}
-
-    @property
-    def event_id(self) -> str:
-        return self.fields.get("event_id", "")
-
-    def summary(self) -> dict[str, Any]:
-        f = self.fields
-        return {
-            "id": self.id,
-            "dlq": self.dlq,
-            "stream": f.get("dlq_stream", self.stream),
-            "type": f.get("type", ""),
-            "event_id": f.get("event_id", ""),
-            "subject": f.get("subject", ""),
-            "reason": f.get("dlq_reason", ""),
-            "group": f.get("dlq_group", ""),
-            "deliveries": int(f["dlq_deliveries"]) if f.get("dlq_deliveries", "").isdigit() else 0,
-            "at": f.get("dlq_at", ""),
-            "entry_id": f.get("dlq_entry_id", ""),
-        }
-
-    def full(self) -> dict[str, Any]:
-        f = self.fields
-        data: Any = f.get("data")
-        if data is not None:
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError:
-                pass
-        error: Any = f.get("dlq_error", "")
-        if error.startswith("{"):
-            try:
-                error = json.loads(error)
-            except json.JSONDecodeError:
-                pass
-        envelope = {k: v for k, v in f.items() if not k.startswith(DLQ_PREFIX) and k != "data"}
-        return {**self.summary(), "error": error, "envelope": envelope, "data": data}
-
-
-# --- reading ---------------------------------------------------------------------------
 
 
 def connect(url: str) -> redis.Redis:
@@ -124,71 +61,12 @@ def connect(url: str) -> redis.Redis:
 
 
 def resolve(r: redis.Redis, name: str | None) -> list[str]:
-    """The original streams meant by ``name``: all of the suite's when None; a stream or
-    its DLQ by full name; or an unambiguous part of a suite stream's name
-    (``results`` -> ``iomflow.diagnostics.results.inbound``)."""
-    if not name:
-        return list(ALL_STREAMS)
-    base = Streams.of_dlq(name)
-    if base in ALL_STREAMS:
-        return [base]
-    matches = [s for s in ALL_STREAMS if base in s]
-    if len(matches) == 1:
-        return matches
-    if len(matches) > 1:
-        raise UsageError(f"Поток «{name}» неоднозначен: подходят {', '.join(matches)}.")
-    if r.exists(Streams.dlq(base)) or r.exists(base):
-        return [base]  # a stream outside the suite's list, named in full
-    raise UsageError(
-        f"Поток «{name}» не найден. Потоки iomflow: {', '.join(ALL_STREAMS)} "
-        "(можно указать часть имени, например results)."
-    )
-
-
-def letters(
-    r: redis.Redis, dlq: str, *, up_to: str = "+", count: int | None = None
-) -> Iterator[Letter]:
-    """The letters of ``dlq`` oldest first, up to id ``up_to``, page by page."""
-    start = "-"
-    seen = 0
-    while True:
-        page = _entries(r.xrange(dlq, min=start, max=up_to, count=PAGE))
-        for entry_id, raw in page:
-            yield Letter(dlq, entry_id, raw)
-            seen += 1
-            if count is not None and seen >= count:
-                return
-        if len(page) < PAGE:
-            return
-        start = f"({page[-1][0]}"
-
-
-def _entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
-    """XRANGE's reply (typed loosely by redis-py), skipping entries deleted meanwhile."""
-    return [(as_text(i), dict(raw)) for i, raw in reply or [] if raw is not None]
-
-
-def last_id(r: redis.Redis, dlq: str) -> str | None:
-    """The newest letter's id now: a ``--all`` run stops there, so letters dead-lettered
-    again while it runs (their cause not fixed yet) are not replayed round and round."""
-    newest = r.xrevrange(dlq, count=1)
-    return as_text(newest[0][0]) if newest else None
-
-
-def matches(letter: Letter, reason: str | None, group: str | None) -> bool:
-    f = letter.fields
-    return (reason is None or f.get("dlq_reason") == reason) and (
-        group is None or f.get("dlq_group") == group
-    )
-
-
-def find(r: redis.Redis, streams: Sequence[str], letter_id: str) -> list[Letter]:
-    found = []
-    for stream in streams:
-        reply = r.xrange(Streams.dlq(stream), min=letter_id, max=letter_id)
-        for entry_id, raw in _entries(reply):
-            found.append(Letter(Streams.dlq(stream), entry_id, raw))
-    return found
+    """``iomflow.shared.deadletters.resolve``; a name it does not know is a command-line
+    mistake (exit code 2)."""
+    try:
+        return deadletters.resolve(r, name)
+    except UnknownStream as exc:
+        raise UsageError(str(exc)) from None
 
 
 def select(
@@ -209,7 +87,7 @@ def select(
         return chosen, 0
     chosen, missing = [], 0
     for letter_id in dict.fromkeys(args.ids):
-        if not _valid_id(letter_id):
+        if not valid_id(letter_id):
             say(f"«{letter_id}» — не идентификатор записи потока (ожидается вид 1700000000000-0).")
             missing += 1
             continue
@@ -229,42 +107,12 @@ def select(
     return chosen, missing
 
 
-def _valid_id(value: str) -> bool:
-    ms, _, seq = value.partition("-")
-    return ms.isdigit() and seq.isdigit()
-
-
 # --- commands --------------------------------------------------------------------------
 
 
 def cmd_list(r: redis.Redis, args: argparse.Namespace) -> int:
     streams = resolve(r, args.stream)
-    report = []
-    for stream in streams:
-        dlq = Streams.dlq(stream)
-        count = int(r.xlen(dlq))
-        reasons: dict[str, int] = {}
-        shown: list[dict[str, Any]] = []
-        filtered = 0
-        for letter in letters(r, dlq, count=SCAN_LIMIT) if count else ():
-            if not matches(letter, args.reason, args.group):
-                continue
-            filtered += 1
-            summary = letter.summary()
-            reasons[summary["reason"]] = reasons.get(summary["reason"], 0) + 1
-            if args.limit == 0 or len(shown) < args.limit:
-                shown.append(summary)
-        report.append(
-            {
-                "stream": stream,
-                "dlq": dlq,
-                "count": count,
-                "matching": filtered,
-                "scanned": min(count, SCAN_LIMIT),
-                "reasons": reasons,
-                "entries": shown,
-            }
-        )
+    report = listing(r, streams, reason=args.reason, group=args.group, limit=args.limit)
     if args.json:
         print(json.dumps({"dlqs": report}, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -314,7 +162,7 @@ def cmd_list(r: redis.Redis, args: argparse.Namespace) -> int:
 
 def cmd_show(r: redis.Redis, args: argparse.Namespace) -> int:
     streams = resolve(r, args.stream)
-    if not _valid_id(args.id):
+    if not valid_id(args.id):
         print(f"«{args.id}» — не идентификатор записи потока (вид 1700000000000-0).")
         return EXIT_USAGE
     found = find(r, streams, args.id)
@@ -368,39 +216,6 @@ def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + line for line in text.splitlines())
 
 
-def replay_one(r: redis.Redis, batch: Sequence[Letter]) -> str | None:
-    """Append ``batch[0]``'s original entry to its stream and delete every letter of the
-    batch (dead letters of one event), atomically. None when a letter is gone meanwhile."""
-    first = batch[0]
-    ids = [x.id for x in batch]
-    with r.pipeline(transaction=True) as pipe:
-        for _ in range(WATCH_RETRIES):
-            try:
-                pipe.watch(first.dlq)
-                for letter_id in ids:
-                    if not pipe.xrange(first.dlq, min=letter_id, max=letter_id):
-                        pipe.unwatch()
-                        return None
-                pipe.multi()
-                pipe.xadd(first.stream, first.original)  # type: ignore[arg-type]
-                pipe.xdel(first.dlq, *ids)
-                added, _deleted = pipe.execute()
-                return as_text(added)
-            except WatchError:  # the DLQ changed between the check and EXEC: look again
-                time.sleep(0.01)
-                continue
-    raise RuntimeError(f"DLQ {first.dlq} всё время меняется: запись {first.id} не переиграна")
-
-
-def _batches(chosen: Iterable[Letter]) -> list[list[Letter]]:
-    """Letters of the same event (several groups dead-lettered it) go back as one entry."""
-    out: dict[tuple[str, str], list[Letter]] = {}
-    for letter in chosen:
-        key = (letter.dlq, letter.event_id or f"letter:{letter.id}")
-        out.setdefault(key, []).append(letter)
-    return list(out.values())
-
-
 class Progress:
     """Per-letter lines for a few letters; a progress line (stderr) for many."""
 
@@ -426,14 +241,13 @@ def cmd_replay(r: redis.Redis, args: argparse.Namespace) -> int:
         if args.all:
             print("Нечего переигрывать: под отбор не подошла ни одна недоставленная запись.")
         return EXIT_PARTIAL if missing else EXIT_OK
-    batches = _batches(chosen)
     progress = Progress("переиграно", len(chosen))
     replayed, gone, failed = 0, 0, 0
-    for batch in batches:
+    for batch in batches(chosen):
         first = batch[0]
         try:
             new_id = replay_one(r, batch)
-        except RuntimeError as exc:
+        except StillChanging as exc:
             print(str(exc), file=sys.stderr)
             failed += len(batch)
             continue
@@ -461,10 +275,7 @@ def cmd_replay(r: redis.Redis, args: argparse.Namespace) -> int:
 
 def _replay_notes(r: redis.Redis, chosen: Sequence[Letter]) -> None:
     for stream in dict.fromkeys(x.stream for x in chosen):
-        try:
-            groups = [as_text(g["name"]) for g in r.xinfo_groups(stream)]
-        except RedisError:
-            groups = []
+        groups = groups_of(r, stream)
         if len(groups) > 1:
             print(
                 f"Поток {stream} читают группы {', '.join(groups)}: событие снова получат все; "
@@ -509,16 +320,10 @@ def cmd_drop(r: redis.Redis, args: argparse.Namespace) -> int:
             return EXIT_OK
     progress = Progress("удалено", len(chosen))
     deleted = 0
-    for start in range(0, len(chosen), PAGE):
-        chunk = chosen[start : start + PAGE]
-        pipe = r.pipeline(transaction=False)
-        for letter in chunk:
-            pipe.xdel(letter.dlq, letter.id)
-        counts = pipe.execute()
-        for letter, n in zip(chunk, counts, strict=True):
-            deleted += int(n)
-            progress.step(1, f"Удалено {letter.id} из {letter.dlq}" if n else
-                          f"Запись {letter.id} уже убрана из {letter.dlq}")  # fmt: skip
+    for letter, gone in drop(r, chosen):
+        deleted += int(gone)
+        progress.step(1, f"Удалено {letter.id} из {letter.dlq}" if gone else
+                      f"Запись {letter.id} уже убрана из {letter.dlq}")  # fmt: skip
     print(f"Удалено: {deleted}" + (f"; не найдено: {missing}" if missing else "") + ".")
     return EXIT_OK if not missing else EXIT_PARTIAL
 

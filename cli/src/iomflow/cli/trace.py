@@ -22,55 +22,19 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from iomflow.cli.common import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from iomflow.shared.telemetry import iter_spans
-
-Span = dict[str, Any]
+from iomflow.shared.ops import Span, by_trace, spans_from_files, tree
 
 DEFAULT_TRACES_DIR = Path("var/demo/traces")
-SQL_PREFIXES = ("SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK", "connect")
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 STATUS = {"ERROR": "ошибка", "OK": "ok", "UNSET": "ok"}
 
 
-# --- reading spans ---------------------------------------------------------------------
-
-
-def mentions(span: Span, ident: str) -> bool:
-    if span.get("trace_id") == ident:
-        return True
-    for value in (span.get("attributes") or {}).values():
-        if value == ident or (isinstance(value, list) and ident in value):
-            return True
-    return False
-
-
-def spans_from_files(traces_dir: Path, ident: str) -> list[Span]:
-    """Every span of every trace that mentions ``ident`` (two passes: the files can be
-    large, only the matching traces are kept in memory)."""
-    wanted = {str(s["trace_id"]) for s in iter_spans(traces_dir) if mentions(s, ident)}
-    return [s for s in iter_spans(traces_dir) if s.get("trace_id") in wanted]
-
-
-def by_trace(spans: Iterable[Span]) -> list[tuple[str, list[Span]]]:
-    """Spans grouped per trace, the traces in the order they started."""
-    traces: dict[str, list[Span]] = {}
-    for span in spans:
-        traces.setdefault(str(span["trace_id"]), []).append(span)
-    return sorted(traces.items(), key=lambda t: min(int(s["start_ns"]) for s in t[1]))
-
-
 # --- printing --------------------------------------------------------------------------
-
-
-def is_sql(span: Span) -> bool:
-    attributes = span.get("attributes") or {}
-    return "db.system" in attributes or str(span.get("name", "")).startswith(SQL_PREFIXES)
 
 
 def header(trace_id: str, spans: list[Span]) -> list[str]:
@@ -95,38 +59,25 @@ def tree_lines(spans: list[Span], *, sql: bool = False) -> list[str]:
     """One trace as an indented tree, children after their parent in start order: the
     offset from the trace's start, service, span name, duration, status, the event type
     (and the consumer group that processed it)."""
-    by_id = {s["span_id"]: s for s in spans}
-    children: dict[Any, list[Span]] = {}
-    for span in spans:
-        parent = span.get("parent_id") if span.get("parent_id") in by_id else None
-        children.setdefault(parent, []).append(span)
     t0 = min((int(s["start_ns"]) for s in spans), default=0)
     lines: list[str] = []
-
-    def show(parent: Any, depth: int) -> None:
-        for span in sorted(children.get(parent, []), key=lambda s: int(s["start_ns"])):
-            if is_sql(span) and not sql:
-                show(span["span_id"], depth)  # the file has them; the tree shows the hops
-                continue
-            attributes = span.get("attributes") or {}
-            start = (int(span["start_ns"]) - t0) / 1e6
-            took = (int(span["end_ns"]) - int(span["start_ns"])) / 1e6
-            status = STATUS.get(str(span.get("status")), str(span.get("status")))
-            line = (
-                f"{start:9.1f} ms  {'  ' * depth}{span.get('service')!s:<12} "
-                f"{span['name']}  {took:.1f} ms  {status}"
-            )
-            extra = [str(attributes[k]) for k in ("iomflow.event.type",) if attributes.get(k)]
-            if attributes.get("messaging.consumer.group.name"):
-                extra.append(f"группа {attributes['messaging.consumer.group.name']}")
-            if attributes.get("iomflow.diagnosis_id"):
-                extra.append(f"диагностика {attributes['iomflow.diagnosis_id']}")
-            if extra:
-                line += f"  [{'; '.join(extra)}]"
-            lines.append(line)
-            show(span["span_id"], depth + 1)
-
-    show(None, 0)
+    for span, depth in tree(spans, sql=sql):
+        attributes = span.get("attributes") or {}
+        start = (int(span["start_ns"]) - t0) / 1e6
+        took = (int(span["end_ns"]) - int(span["start_ns"])) / 1e6
+        status = STATUS.get(str(span.get("status")), str(span.get("status")))
+        line = (
+            f"{start:9.1f} ms  {'  ' * depth}{span.get('service')!s:<12} "
+            f"{span['name']}  {took:.1f} ms  {status}"
+        )
+        extra = [str(attributes[k]) for k in ("iomflow.event.type",) if attributes.get(k)]
+        if attributes.get("messaging.consumer.group.name"):
+            extra.append(f"группа {attributes['messaging.consumer.group.name']}")
+        if attributes.get("iomflow.diagnosis_id"):
+            extra.append(f"диагностика {attributes['iomflow.diagnosis_id']}")
+        if extra:
+            line += f"  [{'; '.join(extra)}]"
+        lines.append(line)
     return lines
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from iomflow.monitoring import domain
+from iomflow.monitoring import domain, wording
 from iomflow.shared.contracts import AlertRaised
+
+RECORDS: wording.Forms = ("запись", "записи", "записей")
 
 STATUS_WORDS = {"at_risk": "отстаёт от графика", "missed": "не достигнут"}
 
@@ -220,7 +222,7 @@ def dead_letters(sizes: Mapping[str, int]) -> list[AlertRaised]:
             kind="dead_letters",
             severity="critical",
             subject=stream,
-            message=f"В очереди недоставленных {stream}: {n} записей",
+            message=f"В очереди недоставленных {stream}: {wording.plural(n, RECORDS)}",
             value=n,
             threshold=0,
         )

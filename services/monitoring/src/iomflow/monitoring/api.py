@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -135,14 +135,23 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     rows = await repository.list_alerts(session, status == "open", limit)
-    return [
-        {
-            **{k: v for k, v in row._mapping.items() if k not in ("raised_at", "resolved_at")},
-            "raised_at": row.raised_at.isoformat(),
-            "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
-        }
-        for row in rows
-    ]
+    return [alert_read(row) for row in rows]
+
+
+DATES = ("raised_at", "resolved_at", "acknowledged_at")
+
+
+def alert_read(row: Any) -> dict[str, Any]:
+    """An alert's row as the API answers it: dates in ISO 8601 with their offset (SQLite
+    gives them back without one; they are UTC), None when not yet."""
+    found = dict(row._mapping)
+    return {**found, **{k: _iso(found.get(k)) for k in DATES}}
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).isoformat()
 
 
 @router.get("/catalogue", summary="The KPI catalogue in force, and the region it is for")

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.monitoring import api, checks, dashboard, handlers, metrics, reports_api
+from iomflow.monitoring import api, checks, console, dashboard, handlers, metrics, reports_api
 from iomflow.monitoring.context import Context, catalogue
 from iomflow.monitoring.repository import tables
 from iomflow.monitoring.settings import Settings
@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publishes=[(Streams.MONITORING, ["monitoring.alert.raised", "monitoring.alert.resolved"])],
         background=background,
         on_stop=stop,
-        routers=[api.router, reports_api.router, dashboard.router],
+        routers=[api.router, reports_api.router, dashboard.router, console.router],
+        pages=[("/console", "Пульт оператора"), ("/dashboard", "Показатели РС НМС")],
         collectors=metrics.COLLECTORS,
     )
     return create_service_app(spec, settings)

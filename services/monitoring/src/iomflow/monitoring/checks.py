@@ -78,7 +78,17 @@ async def check(
             gone = [aid for aid in known if aid not in {a.alert_id for a in current}]
             await repository.raise_alerts(
                 session,
-                [{**a.model_dump(), "raised_at": now, "resolved_at": None} for a in raised],
+                [
+                    {
+                        **a.model_dump(),
+                        "raised_at": now,
+                        "resolved_at": None,
+                        # raised again after it was resolved: nobody has seen this one yet
+                        "acknowledged_by": None,
+                        "acknowledged_at": None,
+                    }
+                    for a in raised
+                ],
             )
             await repository.resolve_alerts(session, gone, now)
             deps.stage(

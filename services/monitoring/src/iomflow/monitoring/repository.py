@@ -157,6 +157,9 @@ alerts = Table(
     Column("threshold", Float, nullable=True),
     Column("raised_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True), nullable=True, index=True),
+    # An operator saw it (the console): who and when; cleared when it is raised again.
+    Column("acknowledged_by", String(200), nullable=True),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
 )
 
 changes = Table(
@@ -574,6 +577,28 @@ async def resolve_alerts(session: AsyncSession, alert_ids: list[str], at: dateti
         await session.execute(
             update(alerts).where(alerts.c.alert_id.in_(alert_ids)).values(resolved_at=at)
         )
+
+
+async def acknowledge_alert(
+    session: AsyncSession, alert_id: str, by: str, at: datetime
+) -> Any | None:
+    """Mark an open alert as seen by ``by`` at ``at`` (the first acknowledgement holds);
+    the alert's row, or None when there is no such open alert."""
+    await session.execute(
+        update(alerts)
+        .where(
+            alerts.c.alert_id == alert_id,
+            alerts.c.resolved_at.is_(None),
+            alerts.c.acknowledged_at.is_(None),
+        )
+        .values(acknowledged_by=by, acknowledged_at=at)
+    )
+    row = (
+        await session.execute(
+            select(alerts).where(alerts.c.alert_id == alert_id, alerts.c.resolved_at.is_(None))
+        )
+    ).first()
+    return row
 
 
 async def list_alerts(session: AsyncSession, open_only: bool, limit: int) -> list[Any]:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from iomflow.shared import redisconn
 from iomflow.shared.settings import BaseServiceSettings
 
 
@@ -54,3 +55,23 @@ class Settings(BaseServiceSettings):
         description="Where the KPI snapshot is evaluated: a worker process of its own (the "
         "consumer keeps its pace meanwhile), or a thread of the service",
     )
+    ops_redis_url: str | None = Field(
+        default=None,
+        description="The console's Redis (stream lag, dead letters, replay and drop): the "
+        "operator's user (iomflow-operator of iomflow acl) where the service's own user may "
+        "not touch every stream; unset, the service's redis_url",
+    )
+    traces_query_url: str | None = Field(
+        default=None,
+        description="The query API of the trace store behind the OTLP collector (e.g. "
+        "Jaeger's http://jaeger:16686), for the console's trace view where spans go to a "
+        "collector instead of traces_dir. Reading it is not built yet: while it is set, the "
+        "trace view answers 501 saying so (iomflow trace --jaeger reads Jaeger meanwhile)",
+    )
+
+    @field_validator("ops_redis_url")
+    @classmethod
+    def _ops_redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None:
+            redisconn.parse(value)
+        return value

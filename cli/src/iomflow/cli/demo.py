@@ -20,8 +20,10 @@ prints the admin key and the commands that issue publishers' keys (``admin_hints
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import functools
+import importlib
 import os
 import random
 import secrets
@@ -651,6 +653,87 @@ def admin_hints(suite: Suite, settings: Path) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Person:
+    """Someone ``iomflow dev`` signs in as: a key of theirs on one service."""
+
+    service: str
+    name: str
+    roles: tuple[str, ...]
+    person_id: str | None = None
+
+
+PAGES = (
+    ("routes", "/workplace", "Рабочее место методиста"),
+    ("registries", "/uploads", "Загрузка реестров"),
+    ("monitoring", "/console", "Пульт оператора"),
+)
+"""The pages for the people inside (service, path, title); each signs in with its key."""
+
+
+def busiest_methodist(client: httpx.Client, routes: str) -> str | None:
+    """The demo's methodist with the most teachers: their workplace has something in it."""
+    methodists = _get(client, f"{routes}/v1/methodists")
+    items = methodists.get("items", methodists) if isinstance(methodists, dict) else methodists
+    ranked = sorted(items, key=lambda m: (-int(m.get("load", 0)), m["methodist_id"]))
+    return ranked[0]["methodist_id"] if ranked else None
+
+
+def people_keys(suite: Suite, methodist_id: str | None) -> list[tuple[Person, str]]:
+    """Keys for the demo's people, written to the services' databases as ``keys add``
+    does: a methodist (bound to ``methodist_id``, allowed to see their teachers' names),
+    a registrar, an operator."""
+    people = [
+        Person("registries", "Регистратор (демо)", ("registrar",)),
+        Person("monitoring", "Оператор (демо)", ("operator",)),
+    ]
+    if methodist_id is not None:
+        people.insert(
+            0,
+            Person(
+                "routes",
+                f"Методист {methodist_id} (демо)",
+                ("methodist", "personal_data"),
+                methodist_id,
+            ),
+        )
+    return asyncio.run(_issue(suite, people))
+
+
+async def _issue(suite: Suite, people: Sequence[Person]) -> list[tuple[Person, str]]:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from iomflow.shared import auth
+
+    issued = []
+    for person in people:
+        tables = importlib.import_module(f"iomflow.{person.service}.repository").tables
+        engine = create_async_engine(suite.database_url(person.service))
+        try:
+            async with AsyncSession(engine) as session, session.begin():
+                _, key = await auth.issue(
+                    session, tables.api_keys, person.name, person.roles, person.person_id
+                )
+        finally:
+            await engine.dispose()
+        issued.append((person, key))
+    return issued
+
+
+def pages_hints(suite: Suite, keys: Sequence[tuple[Person, str]]) -> list[str]:
+    """The pages' addresses and the keys to sign in with (each on its own service)."""
+    by_service = {person.service: (person, key) for person, key in keys}
+    lines = ["Страницы (вход — ключом на странице входа; ключ действует только в своём сервисе):"]
+    for service, path, title in PAGES:
+        url = f"{suite_url(suite, service)}{path}"
+        if service in by_service:
+            person, key = by_service[service]
+            lines.append(f"  {title}: {url}")
+            lines.append(f"    ключ «{person.name}»: {key}")
+    lines.append(f"  Панель показателей (без входа): {suite_url(suite, 'monitoring')}/dashboard")
+    return lines
+
+
 def suite_url(suite: Suite, service: str) -> str:
     return suite.services[service].url if service in suite.services else f"<{service}>"
 
@@ -934,6 +1017,9 @@ def _chain(
         for name, service in suite.services.items():
             console.print(f"  {name:12} {service.url}/docs   {service.url}/health/ready")
         console.print(f"  redis        {redis_url}")
+        console.print()
+        for line in pages_hints(suite, people_keys(suite, busiest_methodist(client, routes))):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
         console.print()
         for line in admin_hints(suite, workdir / "suite.json"):
             console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -580,6 +580,25 @@ async def test_an_unreachable_redis_is_said_in_russian_with_exit_code_3(
         assert run.code == 3 and "Redis не отвечает" in run.err
 
 
+async def test_a_redis_user_that_may_not_look_is_told_so_not_that_redis_is_down(
+    iomflow: Callable[..., Awaitable[Run]], clean_redis: str
+) -> None:
+    user, password = "streams-test-blind", "streams-test-password"
+    async with Redis.from_url(clean_redis) as r:
+        await r.execute_command(
+            "ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "+@connection", "+xlen"
+        )
+    try:
+        limited = clean_redis.replace("redis://", f"redis://{user}:{password}@", 1)
+        run = await iomflow("streams", "--redis-url", limited)
+        assert run.code == 2, run
+        assert "не разрешено" in run.err and "iomflow-operator" in run.err
+        assert "не отвечает" not in run.err and password not in run.err
+    finally:
+        async with Redis.from_url(clean_redis) as r:
+            await r.execute_command("ACL", "DELUSER", user)
+
+
 async def test_a_redis_url_without_a_scheme_is_a_command_line_mistake_with_exit_code_2(
     iomflow: Callable[..., Awaitable[Run]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 
 from iomflow.cli.common import (
     EXIT_OK,
@@ -92,6 +92,13 @@ def main(argv: list[str]) -> int:
     streams = [Streams.of_dlq(s) for s in args.stream] if args.stream else ALL_STREAMS
     try:
         stats = asyncio.run(collect(url, streams))
+    except NoPermissionError as exc:
+        print(
+            f"Пользователю Redis не разрешено смотреть потоки ({exc}): нужен пользователь "
+            "iomflow-operator (deploy/redis/README.md).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except (RedisError, OSError) as exc:
         return redis_unreachable(url, exc)
     if args.json:

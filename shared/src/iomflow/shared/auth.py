@@ -125,6 +125,7 @@ class Principal:
     key_id: str = ""
     person_id: str | None = None
     via: str = "key"  # or "session": signed in on the pages
+    expires_at: datetime | None = None  # a session's end
 
     def holds(self, role: str) -> bool:
         return role in self.roles or "*" in self.roles
@@ -293,20 +294,20 @@ async def caller(request: Request) -> Principal | None:
     if hasattr(request.state, "principal"):
         return request.state.principal  # type: ignore[no-any-return]
     key = presented_key(request)
-    if key is not None:
-        principal: Principal | None = await _known(request, key)
-    else:
-        principal = await session_principal(request)
-        request.state.principal = principal  # a refused attempt is audited too
-        if principal is not None and request.method not in SAFE_METHODS:
-            if request.headers.get("x-requested-with") != CSRF_HEADER_VALUE:
-                raise ApiError(
-                    403,
-                    "csrf",
-                    "Запрос со страницы без заголовка X-Requested-With: iomflow отклонён: "
-                    "изменения по входу на странице принимаются только от страниц сервиса.",
-                )
-    request.state.principal = principal
+    principal = await (_known(request, key) if key is not None else session_principal(request))
+    request.state.principal = principal  # a refused attempt is audited too
+    if (
+        principal is not None
+        and principal.via == "session"
+        and request.method not in SAFE_METHODS
+        and request.headers.get("x-requested-with") != CSRF_HEADER_VALUE
+    ):
+        raise ApiError(
+            403,
+            "csrf",
+            "Запрос со страницы без заголовка X-Requested-With: iomflow отклонён: "
+            "изменения по входу на странице принимаются только от страниц сервиса.",
+        )
     return principal
 
 
@@ -345,36 +346,40 @@ async def session_principal(request: Request) -> Principal | None:
     table = runtime.session_table
     if not token or table is None:
         return None
-    now = datetime.now(UTC)
     keys = runtime.api_keys
+    # One read: the session, and whether its key is still active (the admin key is no row).
+    query = select(
+        table.c.key_id,
+        table.c.name,
+        table.c.roles,
+        table.c.person_id,
+        table.c.expires_at,
+        keys.c.revoked_at,
+        keys.c.key_id.label("known_key"),
+    ).select_from(table.outerjoin(keys, keys.c.key_id == table.c.key_id))
     async with runtime.sessions() as session:
         row = (
             await session.execute(
-                select(
-                    table.c.key_id,
-                    table.c.name,
-                    table.c.roles,
-                    table.c.person_id,
-                    table.c.expires_at,
-                ).where(table.c.token_hash == session_token_hash(token), table.c.ended_at.is_(None))
+                query.where(
+                    table.c.token_hash == session_token_hash(token), table.c.ended_at.is_(None)
+                )
             )
         ).first()
-        if row is None or _aware(row.expires_at) <= now:
+    if row is None or _aware(row.expires_at) <= datetime.now(UTC):
+        return None
+    if row.key_id == ADMIN.key_id:
+        if runtime.settings.admin_key is None:
             return None
-        if row.key_id == ADMIN.key_id:
-            if runtime.settings.admin_key is None:
-                return None
-        elif keys is not None:
-            alive = (
-                await session.execute(
-                    select(keys.c.key_id).where(
-                        keys.c.key_id == row.key_id, keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
-            if alive is None:
-                return None
-    return Principal(row.name, frozenset(row.roles), row.key_id, row.person_id, via="session")
+    elif row.known_key is None or row.revoked_at is not None:
+        return None
+    return Principal(
+        row.name,
+        frozenset(row.roles),
+        row.key_id,
+        row.person_id,
+        via="session",
+        expires_at=_aware(row.expires_at),
+    )
 
 
 def _aware(at: datetime) -> datetime:

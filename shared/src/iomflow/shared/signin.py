@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any
@@ -34,7 +34,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import desc, insert, select, update
 
 from iomflow.shared.auth import (
-    ADMIN,
     ROLE_NAMES,
     Principal,
     caller,
@@ -56,13 +55,42 @@ HEADERS = {
 }
 """The pages' headers: everything a page needs comes from its own service."""
 
-ASSETS = {
-    "iomflow.js": "text/javascript; charset=utf-8",
-    "iomflow.css": "text/css; charset=utf-8",
-    "signin.js": "text/javascript; charset=utf-8",
-    "favicon.svg": "image/svg+xml",
-}
-"""The files of ``static/ui/`` that are served, with their types; nothing else is."""
+
+class Files:
+    """A package's page files (``<folder>/`` of ``package``): its HTML pages, and the
+    scripts, style sheets and images it serves by name (``types``) — nothing else, a name
+    not listed is 404 — with the pages' headers."""
+
+    def __init__(self, package: str, types: Mapping[str, str], folder: str = "static") -> None:
+        self.package, self.types, self.folder = package, dict(types), folder
+
+    def read(self, name: str) -> bytes:
+        return resources.files(self.package).joinpath(self.folder, name).read_bytes()
+
+    def page(self, name: str) -> Response:
+        return page(self.read(name))
+
+    def asset(self, name: str) -> Response:
+        media_type = self.types.get(name)
+        if media_type is None:
+            raise ApiError(404, "not_found", f"Файл «{name}» не найден.")
+        return Response(self.read(name), media_type=media_type, headers=HEADERS)
+
+
+SCRIPT = "text/javascript; charset=utf-8"
+STYLE = "text/css; charset=utf-8"
+
+FILES = Files(
+    "iomflow.shared",
+    {
+        "iomflow.js": SCRIPT,
+        "iomflow.css": STYLE,
+        "signin.js": SCRIPT,
+        "favicon.svg": "image/svg+xml",
+    },
+    folder="static/ui",
+)
+"""The pages' shared files (``GET /ui/assets/{name}``) and the sign-in page."""
 
 EXPORT_MAX_ROWS = 100_000
 
@@ -70,10 +98,6 @@ EXPORT_MAX_ROWS = 100_000
 def page(html: bytes) -> Response:
     """One of a service's pages, with the pages' security headers."""
     return Response(html, media_type="text/html; charset=utf-8", headers=HEADERS)
-
-
-def _static(name: str) -> bytes:
-    return resources.files("iomflow.shared").joinpath("static", "ui", name).read_bytes()
 
 
 class SignIn(BaseModel):
@@ -128,14 +152,11 @@ def router(title: str = "", pages: Sequence[tuple[str, str]] = ()) -> APIRouter:
 
     @api.get("/signin", include_in_schema=False)
     async def signin_page() -> Response:
-        return page(_static("signin.html"))
+        return FILES.page("signin.html")
 
     @api.get("/ui/assets/{name}", include_in_schema=False)
     async def asset(name: str) -> Response:
-        media_type = ASSETS.get(name)
-        if media_type is None:
-            raise ApiError(404, "not_found", f"Файл «{name}» не найден.")
-        return Response(_static(name), media_type=media_type, headers=HEADERS)
+        return FILES.asset(name)
 
     @api.post(
         "/v1/session",
@@ -155,7 +176,7 @@ def router(title: str = "", pages: Sequence[tuple[str, str]] = ()) -> APIRouter:
             await session.execute(
                 insert(runtime.session_table).values(
                     token_hash=session_token_hash(token),
-                    key_id=principal.key_id or ADMIN.key_id,
+                    key_id=principal.key_id,
                     name=principal.name,
                     roles=sorted(principal.roles),
                     person_id=principal.person_id,
@@ -184,23 +205,8 @@ def router(title: str = "", pages: Sequence[tuple[str, str]] = ()) -> APIRouter:
         response_model=Signed,
         responses={401: {"description": "Not signed in (unauthenticated)"}},
     )
-    async def who(request: Request, principal: Anyone) -> Signed:
-        expires_at = None
-        if principal.via == "session":
-            runtime = request.app.state.runtime
-            token = request.cookies.get(cookie_name(runtime.settings.service), "")
-            table = runtime.session_table
-            async with runtime.sessions() as session:
-                expires_at = (
-                    await session.execute(
-                        select(table.c.expires_at).where(
-                            table.c.token_hash == session_token_hash(token)
-                        )
-                    )
-                ).scalar_one_or_none()
-            if expires_at is not None and expires_at.tzinfo is None:
-                expires_at = expires_at.replace(tzinfo=UTC)
-        return _signed(principal, expires_at)
+    async def who(principal: Anyone) -> Signed:
+        return _signed(principal, principal.expires_at)
 
     @api.delete("/v1/session", summary="Sign out: the session ends", status_code=204)
     async def sign_out(request: Request) -> Response:

@@ -25,7 +25,6 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,20 +44,14 @@ from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter()
 
-ASSETS = {
-    "console.js": "text/javascript; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
-}
-"""The console's files of ``static/`` that are served, with their types; nothing else is."""
+FILES = signin.Files(
+    "iomflow.monitoring", {"console.js": signin.SCRIPT, "console.css": signin.STYLE}
+)
 
 ERROR_SHOWN = 2000
 """Characters of a letter's error in the list (the whole of it: ``GET …/{id}``)."""
 TRACES_SHOWN = 20
 """Traces of one id in the trace view: the latest."""
-
-
-def _static(name: str) -> bytes:
-    return resources.files("iomflow.monitoring").joinpath("static", name).read_bytes()
 
 
 @router.get(
@@ -68,15 +61,12 @@ def _static(name: str) -> bytes:
     tags=["console"],
 )
 async def page() -> Response:
-    return signin.page(_static("console.html"))
+    return FILES.page("console.html")
 
 
 @router.get("/console/assets/{name}", include_in_schema=False)
 async def asset(name: str) -> Response:
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise ApiError(404, "not_found", f"Файл «{name}» не найден.")
-    return Response(_static(name), media_type=media_type, headers=signin.HEADERS)
+    return FILES.asset(name)
 
 
 # --- Redis as the operator ---------------------------------------------------------------

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import itertools
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -324,13 +325,13 @@ async def _preview(
     record's stored data is read for what changes)."""
     unchanged = set(changes.unchanged)
     for kind, rows in (
-        ("created", changes.created),
-        ("unchanged", [c for c in chunk if c.record_id in unchanged] if unchanged else []),
+        ("created", iter(changes.created)),
+        ("unchanged", (c for c in chunk if c.record_id in unchanged)),
     ):
-        room = PREVIEW - len(preview[kind])
+        room = PREVIEW - len(preview[kind])  # a full preview costs a chunk nothing more
         preview[kind] += [
             {"row": c.row, "record_id": c.record_id, "label": importing.label_of(spec, c.data)}
-            for c in rows[: max(room, 0)]
+            for c in itertools.islice(rows, max(room, 0))
         ]
     room = PREVIEW - len(preview["updated"])
     if room <= 0 or not changes.updated:

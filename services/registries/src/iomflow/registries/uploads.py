@@ -13,25 +13,14 @@ confirms), ``/v1/imports/{id}`` (progress, the preview, the row errors), and lin
 
 from __future__ import annotations
 
-from importlib import resources
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from iomflow.shared.errors import ApiError
-from iomflow.shared.signin import HEADERS, page
+from iomflow.shared.signin import SCRIPT, STYLE, Files
 
 router = APIRouter(tags=["pages"])
 
-ASSETS = {
-    "uploads.js": "text/javascript; charset=utf-8",
-    "uploads.css": "text/css; charset=utf-8",
-}
-"""The files of ``static/`` that are served, with their types; nothing else is."""
-
-
-def _static(name: str) -> bytes:
-    return resources.files("iomflow.registries").joinpath("static", name).read_bytes()
+FILES = Files("iomflow.registries", {"uploads.js": SCRIPT, "uploads.css": STYLE})
 
 
 @router.get(
@@ -41,12 +30,9 @@ def _static(name: str) -> bytes:
     response_class=Response,
 )
 async def uploads_page() -> Response:
-    return page(_static("uploads.html"))
+    return FILES.page("uploads.html")
 
 
 @router.get("/uploads/assets/{name}", include_in_schema=False)
 async def asset(name: str) -> Response:
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise ApiError(404, "not_found", f"Файл «{name}» не найден.")
-    return Response(_static(name), media_type=media_type, headers=HEADERS)
+    return FILES.asset(name)

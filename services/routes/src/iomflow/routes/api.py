@@ -206,9 +206,12 @@ BY = Field(
 )
 
 
-def acting(principal: Principal, said: str | None) -> str:
+def acting(
+    principal: Principal, said: str | None, *, field: str = "by", code: str = "by_required"
+) -> str:
     """Who does it: the key's own person (a methodist's key *is* that methodist, whatever
-    the body says), or, for a key of no person, whom the body names."""
+    the request says), or, for a key of no person, whom the request names in ``field``
+    (422 ``code`` when it names nobody)."""
     if principal.person_id is not None:
         if said not in (None, principal.person_id):
             raise Refused(
@@ -218,9 +221,7 @@ def acting(principal: Principal, said: str | None) -> str:
             )
         return principal.person_id
     if said is None:
-        raise Refused(
-            "by_required", "Укажите, кто действует (by): ключ не привязан к человеку.", 422
-        )
+        raise Refused(code, f"Укажите, кто действует ({field}): ключ не привязан к человеку.", 422)
     return said
 
 

@@ -16,7 +16,6 @@ holding ``personal_data``; pseudonyms otherwise, with a note the page shows.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -26,29 +25,17 @@ from iomflow.routes import api, people, repository, views, wording
 from iomflow.routes.settings import Settings
 from iomflow.shared import signin
 from iomflow.shared.auth import Principal, require
-from iomflow.shared.errors import ApiError, Refused
+from iomflow.shared.errors import Refused
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 pages = APIRouter(tags=["workplace"], include_in_schema=False)
 router = APIRouter(prefix="/v1", tags=["workplace"])
 Methodist = Annotated[Principal, Depends(require("methodist"))]
 
-ASSETS = {
-    "workplace.js": "text/javascript; charset=utf-8",
-    "route.js": "text/javascript; charset=utf-8",
-    "workplace.css": "text/css; charset=utf-8",
-}
-"""The files of ``static/`` that are served, with their types; nothing else is."""
-
-ASSET_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-
-def _static(name: str) -> bytes:
-    return resources.files("iomflow.routes").joinpath("static", name).read_bytes()
+FILES = signin.Files(
+    "iomflow.routes",
+    {"workplace.js": signin.SCRIPT, "route.js": signin.SCRIPT, "workplace.css": signin.STYLE},
+)
 
 
 def _settings(runtime: RuntimeDep) -> Settings:
@@ -67,43 +54,20 @@ async def root() -> RedirectResponse:
 
 @pages.get("/workplace", response_class=Response)
 async def workplace_page() -> Response:
-    return signin.page(_static("workplace.html"))
+    return FILES.page("workplace.html")
 
 
 @pages.get("/workplace/routes/{route_id}", response_class=Response)
 async def route_page(route_id: str) -> Response:
-    return signin.page(_static("route.html"))
+    return FILES.page("route.html")
 
 
 @pages.get("/workplace/assets/{name}")
 async def asset(name: str) -> Response:
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise ApiError(404, "not_found", f"Файл «{name}» не найден.")
-    return Response(_static(name), media_type=media_type, headers=ASSET_HEADERS)
+    return FILES.asset(name)
 
 
 # --- the JSON the pages read ---------------------------------------------------------------
-
-
-def whose(principal: Principal, methodist_id: str | None) -> str:
-    """Whose workplace: the key's own methodist (another one is refused), or, for a key of
-    no person, the one asked for."""
-    if principal.person_id is not None:
-        if methodist_id not in (None, principal.person_id):
-            raise Refused(
-                "not_your_key",
-                f"Ключ выдан {principal.person_id}: рабочее место «{methodist_id}» ему не открыто.",
-                403,
-            )
-        return principal.person_id
-    if methodist_id is None:
-        raise Refused(
-            "methodist_required",
-            "Укажите методиста (methodist_id): ключ не привязан к методисту.",
-            422,
-        )
-    return methodist_id
 
 
 @router.get(
@@ -124,7 +88,7 @@ async def workplace(
     yet. Teachers' names for a principal holding ``personal_data`` (from the registries,
     audited there); pseudonyms otherwise. The queue's teachers are not the methodist's:
     always pseudonyms."""
-    me = whose(who, methodist_id)
+    me = api.acting(who, methodist_id, field="methodist_id", code="methodist_required")
     r = repository.routes.c
     mine = await repository.routes_where(session, r.methodist_id == me, limit=5000)
     waiting = await repository.unassigned(session, limit=1000)

@@ -35,7 +35,11 @@ def chain(request: pytest.FixtureRequest, clean_redis: str, tmp_path: Path) -> I
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, through Playwright."""
+    """Debian's Chromium, headless, through Playwright. Without it the test fails saying how
+    to install it (``make test`` installs it as root), never skips: here, since the fixture
+    is set up before a test's own check could run."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is absent: apt-get install chromium (or run make test as root)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]

@@ -224,6 +224,7 @@ async def presented(
     return presented_key(request)
 
 
+presented.__iomflow_auth__ = "optional"  # type: ignore[attr-defined]  # for the document
 Presented = Annotated[str | None, Depends(presented)]
 
 
@@ -271,6 +272,7 @@ def require(role: str | None) -> Callable[..., Awaitable[Principal]]:
             )
         return principal
 
+    dependency.__iomflow_auth__ = "require"  # type: ignore[attr-defined]  # for the document
     return dependency
 
 
@@ -284,6 +286,7 @@ def optional(role: str) -> Callable[..., Awaitable[Principal | None]]:
         principal = await caller(request)
         return principal if principal is not None and principal.holds(role) else None
 
+    dependency.__iomflow_auth__ = "optional"  # type: ignore[attr-defined]  # for the document
     return dependency
 
 

@@ -1,7 +1,7 @@
 """Errors of the HTTP APIs: one shape for people and machines.
 
-``{"detail": "<Russian sentence>", "code": "<stable machine code>", ...extra}`` with the
-HTTP status; every service registers ``api_error_handler`` for ``ApiError`` and
+RFC 9457 problem details (``iomflow.shared.problems``): ``detail`` a Russian sentence,
+``code`` a stable machine code, extra members beside them; every service registers ``api_error_handler`` for ``ApiError`` and
 ``Refused``. A use case raises ``Refused``: over HTTP it is answered with its status, on a
 stream it is a dead letter with its code as the reason.
 """
@@ -12,6 +12,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+
+from iomflow.shared import problems
 
 
 class Rejected(Exception):
@@ -53,8 +55,6 @@ async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Refused):
         exc = ApiError(exc.status, exc.code, exc.detail, **exc.extra)
     assert isinstance(exc, ApiError)
-    return JSONResponse(
-        status_code=exc.status,
-        content={"detail": exc.detail, "code": exc.code, **exc.extra},
-        headers=exc.headers,
+    return problems.response(
+        exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra
     )

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from faststream.specification import AsyncAPI
@@ -32,7 +33,17 @@ from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from iomflow.shared import apidocs, db, fielderrors, inbox, logs, migrations, redisconn, signin
+from iomflow.shared import (
+    apidocs,
+    db,
+    fielderrors,
+    inbox,
+    logs,
+    migrations,
+    problems,
+    redisconn,
+    signin,
+)
 from iomflow.shared.auth import AuditMiddleware, api_keys_table, audit_log_table, sessions_table
 from iomflow.shared.contracts import entry_schema
 from iomflow.shared.errors import ApiError, Refused, api_error_handler
@@ -385,6 +396,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
     app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(Refused, api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.include_router(_health_router())
     app.include_router(_asyncapi_router(spec))
     app.include_router(_metrics_router(spec))
@@ -404,17 +416,30 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
         excluded_urls="/health/.*,/metrics$",
         exclude_spans=["receive", "send"],
     )
+    app.openapi = problems.document(app)  # type: ignore[method-assign]
     return app
+
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+HTTP_DETAILS = {
+    404: "Такого адреса у сервиса нет: проверьте путь (список операций — /docs).",
+    405: "Этот метод по этому адресу не поддерживается (какие поддерживаются — в заголовке "
+    "Allow и на /docs).",
+}
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The framework's own answers (no such path, no such method, …) as problems too."""
+    status = exc.status_code
+    code = HTTP_CODES.get(status, f"http_{status}")
+    detail = HTTP_DETAILS.get(status) or problems.TITLES.get(status, str(exc.detail))
+    return problems.response(status, code, detail, headers=getattr(exc, "headers", None))
 
 
 async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
     """A body nested deeper than the parser goes is the client's error, not ours."""
-    return JSONResponse(
-        status_code=422,
-        content={
-            "detail": "Тело запроса вложено слишком глубоко: такой JSON не принимается.",
-            "code": "invalid_json",
-        },
+    return problems.response(
+        422, "invalid_json", "Тело запроса вложено слишком глубоко: такой JSON не принимается."
     )
 
 
@@ -423,13 +448,11 @@ async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
     ``Connection: close`` — the server closes the connection after an unhandled error, so
     the client is told not to reuse it."""
     log.error("unhandled error: %s", logs.safe_error(exc), exc_info=exc)
-    return JSONResponse(
-        status_code=500,
-        content={
-            "detail": "Внутренняя ошибка сервиса: запрос не выполнен, повторите позже. "
-            "Если ошибка повторяется, сообщите администратору.",
-            "code": "internal_error",
-        },
+    return problems.response(
+        500,
+        "internal_error",
+        "Внутренняя ошибка сервиса: запрос не выполнен, повторите позже. "
+        "Если ошибка повторяется, сообщите администратору.",
         headers={"Connection": "close"},
     )
 
@@ -443,13 +466,11 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
         }
         for err in exc.errors()
     ]
-    return JSONResponse(
-        status_code=422,
-        content={
-            "detail": "Запрос не прошёл проверку: исправьте указанные поля и отправьте снова.",
-            "code": "validation_error",
-            "errors": errors,
-        },
+    return problems.response(
+        422,
+        "validation_error",
+        "Запрос не прошёл проверку: исправьте указанные поля и отправьте снова.",
+        errors=errors,
     )
 
 

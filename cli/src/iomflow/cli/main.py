@@ -25,6 +25,7 @@ iomflow dlq list|show|replay|drop
                             the dead-letter streams; replay keeps the event id
 iomflow trace <id>          the span tree of a diagnosis or teacher across the services
 iomflow acl                 the Redis ACL users of the services and publishers
+iomflow apicheck [service]  schemathesis (--checks all) against the running suite's APIs
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ OPERATOR_COMMANDS = {
     "dlq": "dead-letter streams: list, show, replay, drop",
     "trace": "the span tree of a diagnosis or teacher",
     "acl": "Redis ACL users for services and publishers",
+    "apicheck": "schemathesis against a running suite's HTTP APIs",
 }
 """Command -> what it does; each lives in ``iomflow.cli.<command>`` with ``main(argv)``."""
 

@@ -430,7 +430,7 @@ async def test_seats_taken_by_another_replica_meanwhile_send_the_batch_entry_by_
     world = await open_routes_db(pg_database_url, region(teachers=4, methodists=[("m-1", 3)]))
     redis = Redis.from_url(clean_redis)
     consumer = routes_consumer(world, redis)
-    real_add_seats = repository.add_seats
+    real_add_seats = repository.save_seats
     drafted: list[int] = []  # sizes of the runs drafted by the consumer under test
     seat_writes: list[tuple[str, dict[str, int], dict[str, int]]] = []
     other_replica = asyncio.Event()
@@ -451,7 +451,7 @@ async def test_seats_taken_by_another_replica_meanwhile_send_the_batch_entry_by_
         seat_writes.append((kind, dict(deltas), loads))
         return loads
 
-    monkeypatch.setattr(repository, "add_seats", add_seats)
+    monkeypatch.setattr(repository, "save_seats", add_seats)
     monkeypatch.setattr(service, "diagnoses_completed", spied_completed)
     try:
         await consumer.ensure_groups()

@@ -413,7 +413,7 @@ class World:
         if with_methodist:
             where.append(r.methodist_id.isnot(None))
         async with self.sessions() as session:
-            rows = await repository.routes_where(session, *where)
+            rows = await repository.find_routes_where(session, *where)
         # created_at, then the diagnosis (ours, deterministic): replays pick the same route
         return sorted(rows, key=lambda row: (row.created_at, row.diagnosis_id))
 
@@ -578,9 +578,9 @@ class World:
 
     async def check(self, after: Any) -> None:
         async with self.sessions() as session:
-            methodists = {m.methodist_id: m for m in await repository.all_methodists(session)}
+            methodists = {m.methodist_id: m for m in await repository.get_all_methodists(session)}
             rows = list(await session.execute(select(repository.routes)))
-            teachers = await repository.teachers_by_id(session, [r.teacher_id for r in rows])
+            teachers = await repository.find_teachers(session, [r.teacher_id for r in rows])
         where = f"after {after!r}"
         open_rows = [r for r in rows if r.status in OPEN]
         held = Counter(r.methodist_id for r in open_rows if r.methodist_id is not None)

@@ -75,15 +75,15 @@ class Replicas:
     async def seats(self) -> dict[str, tuple[int, int, int]]:
         """methodist -> (load, capacity, open routes it holds)."""
         async with self.sessions() as s:
-            held = [r.methodist_id for r in await repository.open_routes(s)]
+            held = [r.methodist_id for r in await repository.find_open_routes(s)]
             return {
                 m.methodist_id: (m.load, m.capacity, held.count(m.methodist_id))
-                for m in await repository.all_methodists(s)
+                for m in await repository.get_all_methodists(s)
             }
 
     async def open_routes(self) -> list[tuple[str, str | None]]:
         async with self.sessions() as s:
-            return [(r.teacher_id, r.methodist_id) for r in await repository.open_routes(s)]
+            return [(r.teacher_id, r.methodist_id) for r in await repository.find_open_routes(s)]
 
 
 @pytest.fixture

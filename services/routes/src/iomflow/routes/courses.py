@@ -70,7 +70,7 @@ async def take_courses(ledger: Ledger, items: Sequence[Course]) -> list[str]:
     """Course and internship events in order, after one read of the programs and sites
     they name, their teachers and the teachers' open routes."""
     courses = [i.course for i in items if isinstance(i.course, CourseEvent)]
-    named = await repository.programs_named(
+    named = await repository.find_programs(
         ledger.session,
         [c.program_id for c in courses if c.program_id],
         [c.federal_number for c in courses if c.federal_number],
@@ -79,7 +79,7 @@ async def take_courses(ledger: Ledger, items: Sequence[Course]) -> list[str]:
     for p in named:
         if p.federal_number:
             by_number.setdefault(p.federal_number, p.program_id)
-    sites = await repository.sites_known(
+    sites = await repository.find_known_sites(
         ledger.session, [i.course.site_id for i in items if isinstance(i.course, InternshipEvent)]
     )
     known = _Known({p.program_id: p.hours for p in named}, by_number, sites)
@@ -166,17 +166,8 @@ async def _apply_course(
         if item.kind == "enrolled":
             if step.get("status") == "enrolled":
                 return route.route_id, step["step_id"]
-            steps = [
-                {**s, "status": "enrolled", "enrolled_on": course.on.isoformat()}
-                if s["step_id"] == step["step_id"]
-                else s
-                for s in route.steps
-            ]
-            ledger.change(
-                route,
-                steps=steps,
-                history=ledger.record(route, "enrolled", "course_event", step_id=step["step_id"]),
-            )
+            facts = route.enrol(step["step_id"], course.on, at=ledger.now())
+            await ledger.apply(route, facts, item.cause)
         elif course.passed:
             await complete_step(
                 ledger,
@@ -190,16 +181,14 @@ async def _apply_course(
                 hours=hours,
             )
         else:
-            ledger.change(
-                route,
-                history=ledger.record(
-                    route,
-                    "course_failed",
-                    "course_event",
-                    step_id=step["step_id"],
-                    note="итоговая аттестация не пройдена — шаг остаётся открытым",
-                ),
+            facts = route.note(
+                "course_failed",
+                "course_event",
+                at=ledger.now(),
+                step_id=step["step_id"],
+                note="итоговая аттестация не пройдена — шаг остаётся открытым",
             )
+            await ledger.apply(route, facts, item.cause)
         return route.route_id, step["step_id"]
     return None
 
@@ -295,7 +284,7 @@ async def release_held_courses(
     """Retry the held course and internship events of teachers, programs (id, federal
     number) or internship sites that have arrived, in one read; how many were applied or
     kept as history (and, if completed, published as training)."""
-    rows = await repository.held_courses(ledger.session, teacher_ids, programs, site_ids)
+    rows = await repository.find_held_courses(ledger.session, teacher_ids, programs, site_ids)
     if not rows:
         return 0
     items = [_held_item(row, cause) for row in rows]

@@ -3,7 +3,9 @@
 Pure rules, no I/O. The service loads views of the read models, calls these functions and
 saves what they return. Every choice carries its reason in Russian, written for the
 teacher and the methodist: which deficit, which competency, why this item over the
-alternatives. Rule parameters (weights, hours, pace, budget) come from ``data/rules.json``.
+alternatives. Rule parameters (weights, hours, pace, budget, capacities) come from
+``data/rules.json``; the route's own rules (who approves, its transitions) are the
+methods of ``Route``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,24 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from iomflow.shared.contracts import CompetencyChange, Level, RouteStep
+from iomflow.routes import wording
+from iomflow.shared.contracts import (
+    Approval,
+    CompetencyChange,
+    Level,
+    RouteAgreed,
+    RouteCancelled,
+    RouteCompleted,
+    RouteDrafted,
+    RouteStep,
+    StepCompleted,
+    TrainingCompleted,
+)
+from iomflow.shared.errors import Refused
 
 # --- rules ---------------------------------------------------------------------------------
 
@@ -85,6 +100,38 @@ class CompletionRule(_Strict):
     grace_days: int = Field(ge=0)
 
 
+class Capacity(_Strict):
+    default: int = Field(ge=1, description="Seats when the registry names none")
+    most: int | None = Field(
+        default=None, ge=1, description="The most seats one may hold; None: no limit"
+    )
+
+    @model_validator(mode="after")
+    def _default_within(self) -> Capacity:
+        if self.most is not None and self.default > self.most:
+            raise ValueError("default capacity above the most")
+        return self
+
+
+class Capacities(_Strict):
+    """Seats per resource: routes per methodist, learners per tutor, mentees per mentor,
+    interns per internship site — the default a registry record gets and the most one may
+    hold. The registries' contracts (``MethodistUpserted.capacity`` …) carry them as their
+    default and bound, checked against these by a test; the read models keep each
+    resource's own capacity, and the seat statement (``repository.save_seats``) never
+    takes a load above it."""
+
+    methodist: Capacity
+    tutor: Capacity
+    mentor: Capacity
+    site: Capacity
+
+    def of(self, kind: str) -> Capacity:
+        """The rule of a seat kind (``STEP_SEATS``' kinds and "methodist")."""
+        found: Capacity = getattr(self, kind)
+        return found
+
+
 class Rules(_Strict):
     """The drafting rules as data (``data/rules.json``), validated at load."""
 
@@ -98,6 +145,7 @@ class Rules(_Strict):
     community: CommunityRule
     approvals: list[Literal["teacher", "methodist", "management"]] = Field(min_length=1)
     completion: CompletionRule
+    capacity: Capacities
 
 
 def load_rules(path: Path | None = None) -> Rules:
@@ -407,11 +455,36 @@ OPEN = ("drafted", "agreed", "active")
 """Statuses in which a route holds its methodist's seat and can change."""
 
 
+@dataclass(frozen=True)
+class SeatsChanged:
+    """Seats a route took or gave up, as (kind, resource id) — a fact of the domain the
+    ledger books against the resources' capacities (``STEP_SEATS``, and "methodist").
+    ``vacated``: the route left the open set holding a methodist's seat, so the waiting
+    routes may fill it."""
+
+    taken: tuple[tuple[str, str], ...] = ()
+    freed: tuple[tuple[str, str], ...] = ()
+    vacated: bool = False
+
+
+RouteEvent: TypeAlias = (
+    RouteDrafted | RouteAgreed | StepCompleted | TrainingCompleted | RouteCompleted | RouteCancelled
+)
+"""The wire events a route's rules cause: the payloads of the shared contracts (the ledger
+wraps each in its envelope — id, time, trace — and stages it)."""
+
+Fact: TypeAlias = RouteEvent | SeatsChanged
+"""What a method of ``Route`` returns: in the order it happened."""
+
+
 @dataclass(eq=False)
 class Route:
-    """A route (ИОМ) as the service keeps it: its steps (plain dicts, as stored), its
-    methodist, approvals and history. Mutable: a transaction changes it in memory and
-    writes what changed once (``iomflow.routes.ledger``)."""
+    """A route (ИОМ), the aggregate: its steps (plain dicts, as stored), its methodist,
+    approvals and history, and the rules of its life. Each method checks its rule (a
+    ``Refused`` with a Russian detail otherwise, before anything changes), changes the
+    route, appends to its history and returns the facts it causes (``Fact``). It never
+    reads a clock: the caller passes ``at`` (now) and ``today``. The fields it changed
+    are kept for the writer (``changes``)."""
 
     route_id: str
     diagnosis_id: str
@@ -435,6 +508,7 @@ class Route:
     agreed_at: datetime | None = None
     activated_at: datetime | None = None
     closed_at: datetime | None = None
+    _changed: set[str] = field(default_factory=set, init=False, repr=False)
 
     @property
     def is_open(self) -> bool:
@@ -447,7 +521,464 @@ class Route:
         return self.methodist_id is None and self.status in OPEN
 
     def competencies(self) -> set[str]:
+        """The competencies its steps work on."""
         return {step["competency"] for step in self.steps}
+
+    def live_steps(self) -> list[dict[str, Any]]:
+        """Its steps, the removed ones left out."""
+        return [s for s in self.steps if s.get("status") != "removed"]
+
+    def seats(self) -> list[tuple[str, str]]:
+        """Every seat it holds: its methodist's and its steps' (``seats_of``)."""
+        held = [("methodist", self.methodist_id)] if self.methodist_id is not None else []
+        return held + [seat for step in self.steps for seat in seats_of(step)]
+
+    def changes(self) -> set[str]:
+        """The fields changed since the last call (what the writer must save)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    # --- birth -------------------------------------------------------------------------
+
+    @classmethod
+    def draft(
+        cls,
+        route_id: str,
+        diagnosis: Any,
+        plan: Draft,
+        *,
+        rules_version: str,
+        supersedes: str | None,
+        at: datetime,
+    ) -> tuple[Route, list[Fact]]:
+        """A new route from a diagnosis (its ids, teacher, organisation, municipality) and
+        the drafting plan: the seats its steps take and ``routes.route.drafted``."""
+        steps = [{**s.model_dump(mode="json"), "status": "planned"} for s in plan.steps]
+        route = cls(
+            route_id=route_id,
+            diagnosis_id=diagnosis.diagnosis_id,
+            teacher_id=diagnosis.teacher_id,
+            organization_id=diagnosis.organization_id,
+            municipality_id=diagnosis.municipality_id,
+            status="drafted",
+            steps=steps,
+            total_hours=plan.total_hours,
+            created_at=at,
+            starts_on=plan.starts_on,
+            ends_on=plan.ends_on,
+            hours_by_period=plan.hours_by_period,
+            rules_version=rules_version,
+            supersedes=supersedes,
+        )
+        route._log(
+            at,
+            "drafted",
+            "routes",
+            diagnosis_id=diagnosis.diagnosis_id,
+            rules_version=rules_version,
+        )
+        route.changes()  # a new route is written whole
+        drafted = RouteDrafted(
+            route_id=route_id,
+            diagnosis_id=diagnosis.diagnosis_id,
+            teacher_id=diagnosis.teacher_id,
+            organization_id=diagnosis.organization_id,
+            municipality_id=diagnosis.municipality_id,
+            steps=plan.steps,
+            total_hours=plan.total_hours,
+            supersedes=supersedes,
+            starts_on=plan.starts_on,
+            ends_on=plan.ends_on,
+            hours_by_period=plan.hours_by_period,
+            rules_version=rules_version,
+        )
+        taken = tuple(seat for step in steps for seat in seats_of(step))
+        return route, [SeatsChanged(taken=taken), drafted]
+
+    # --- the methodist -------------------------------------------------------------------
+
+    def assign(self, methodist_id: str, reason: str, *, at: datetime) -> list[Fact]:
+        """Seated with a methodist (chosen by ``best_methodist``): the seat it takes. The
+        ``routes.methodist.assigned`` it causes carries the methodist's load, final only
+        once the seats are written: the ledger builds it then."""
+        self._require_open()
+        self._set(methodist_id=methodist_id, assigned_at=at)
+        self._log(at, "methodist_assigned", "routes", methodist_id=methodist_id, reason=reason)
+        return [SeatsChanged(taken=(("methodist", methodist_id),))]
+
+    def reassign(self, to: str | None, reason: str, *, by: str, at: datetime) -> list[Fact]:
+        """Moved by a rebalance (``plan_rebalance``) to another methodist, or back to the
+        queue (``to`` None). The rebalance counts the loads itself: no seat facts."""
+        self._require_open()
+        previous = self.methodist_id
+        self._set(methodist_id=to, assigned_at=at if to else None)
+        self._log(at, "rebalanced", by, reason=reason, **{"from": previous, "to": to})
+        return []
+
+    def check_methodist(self, by: str, what: str) -> None:
+        """Only the route's own methodist changes it; a route still waiting has nobody."""
+        if self.methodist_id is None:
+            raise Refused("no_methodist", "Маршруту ещё не назначен методист.", 409)
+        if by != self.methodist_id:
+            raise Refused("not_the_methodist", f"{what} может только методист маршрута.", 403)
+
+    # --- approvals and the start -------------------------------------------------------
+
+    def approve(
+        self,
+        role: str,
+        by: str,
+        *,
+        is_manager: bool,
+        rules: Rules,
+        at: datetime,
+        today: date,
+    ) -> list[Fact]:
+        """One party's approval; the last one (``rules.approvals``) agrees the route:
+        ``routes.route.agreed``, ``active`` when its start has come (the caller then
+        ``activate``s it). Who may approve: the teacher themself; the route's methodist;
+        a member of the school's management team (``is_manager``: the caller looked it
+        up, excluding the teacher's own membership) who is not the teacher."""
+        self._require_open()
+        if self.status != "drafted":
+            raise Refused(
+                "not_drafted",
+                f"Маршрут в статусе «{wording.status(self.status)}»: "
+                "согласование уже не требуется.",
+                409,
+            )
+        if role == "teacher" and by != self.teacher_id:
+            raise Refused(
+                "not_the_teacher", "Согласовать как педагог может только сам педагог.", 403
+            )
+        if role == "methodist":
+            if self.methodist_id is None:
+                raise Refused("no_methodist", "Маршруту ещё не назначен методист.", 409)
+            if by != self.methodist_id:
+                raise Refused(
+                    "not_the_methodist", "Согласовать может только методист маршрута.", 403
+                )
+        if role == "management" and (by == self.teacher_id or not is_manager):
+            raise Refused(
+                "not_management",
+                "Согласовать от администрации может только член управленческой команды школы "
+                "педагога.",
+                403,
+            )
+        if any(a["role"] == role for a in self.approvals):
+            raise Refused(
+                "already_approved", f"Согласование «{wording.role(role)}» уже получено.", 409
+            )
+        self._set(approvals=[*self.approvals, {"role": role, "by": by, "at": at.isoformat()}])
+        self._log(at, "approved", by, role=role)
+        if missing_approvals(self.approvals, rules):
+            return []
+        self._set(status="agreed", agreed_at=at)
+        return [
+            RouteAgreed(
+                route_id=self.route_id,
+                teacher_id=self.teacher_id,
+                municipality_id=self.municipality_id,
+                methodist_id=self.methodist_id,
+                approvals=[Approval.model_validate(a) for a in self.approvals],
+                active=starts_now(self.starts_on, today),
+            )
+        ]
+
+    def activate(self, *, rules: Rules, at: datetime, today: date) -> list[Fact]:
+        """An agreed route starts (the caller cancels the teacher's previous active route,
+        ``replaced``). Steps completed before the start (courses taken meanwhile) may
+        already complete it."""
+        if self.status != "agreed":
+            raise Refused(
+                "not_agreed",
+                f"Маршрут в статусе «{wording.status(self.status)}» начать нельзя.",
+                409,
+            )
+        self._set(status="active", activated_at=at)
+        self._log(at, "activated", "routes")
+        return self.complete_if_done(rules=rules, at=at, today=today)
+
+    # --- steps -------------------------------------------------------------------------
+
+    def complete_step(
+        self,
+        step_id: str,
+        by: str,
+        on: date,
+        completed_by: str,
+        *,
+        rules: Rules,
+        at: datetime,
+        today: date,
+        source: str | None = None,
+        hours: int | None = None,
+        note: str | None = None,
+    ) -> list[Fact]:
+        """A step done: ``routes.step.completed``, and for a program or internship step
+        ``routes.training.completed`` too — once, here, whoever completed it (``source``:
+        the provider's event, course_event or internship_event; a methodist's mark is
+        methodist). ``hours``: as the provider reported them; otherwise the step's.
+        ``note``: the methodist's word on it, kept in the history. The last step done
+        completes an active route."""
+        self._require_open()
+        steps = [dict(s) for s in self.steps]
+        step = next((s for s in steps if s["step_id"] == step_id), None)
+        if step is None:
+            raise Refused("step_not_found", f"В маршруте нет шага «{step_id}».", 404)
+        if step.get("status") in ("done", "removed"):
+            raise Refused(
+                "step_closed",
+                f"Шаг «{step_id}» уже {'выполнен' if step['status'] == 'done' else 'удалён'}.",
+                409,
+            )
+        step.update(status="done", done_on=on.isoformat(), completed_by=completed_by)
+        self._set(steps=steps)
+        self._log(
+            at,
+            "step_completed",
+            by,
+            step_id=step_id,
+            via=completed_by,
+            **({"reason": note} if note else {}),
+        )
+        facts: list[Fact] = [
+            StepCompleted(
+                route_id=self.route_id,
+                teacher_id=self.teacher_id,
+                municipality_id=self.municipality_id,
+                step_id=step_id,
+                kind=step["kind"],
+                competency=step["competency"],
+                program_id=step.get("program_id"),
+                site_id=step.get("site_id") if step["kind"] == "internship" else None,
+                completed_by=completed_by,  # type: ignore[arg-type]
+                completed_on=on,
+            )
+        ]
+        kind, ref = trained_in(step)
+        if kind is not None and ref:
+            facts.append(
+                training(
+                    self.teacher_id,
+                    self.organization_id,
+                    self.municipality_id,
+                    kind,
+                    ref,
+                    on,
+                    hours if hours is not None else (step.get("hours") or None),
+                    source or ("methodist" if completed_by == "methodist" else "course_event"),
+                    self.route_id,
+                    step_id,
+                )
+            )
+        return facts + self.complete_if_done(rules=rules, at=at, today=today)
+
+    def enrol(self, step_id: str, on: date, *, at: datetime) -> list[Fact]:
+        """The teacher enrolled on the course of a program step (a provider's event)."""
+        self._require_open()
+        self._set(
+            steps=[
+                {**s, "status": "enrolled", "enrolled_on": on.isoformat()}
+                if s["step_id"] == step_id
+                else s
+                for s in self.steps
+            ]
+        )
+        self._log(at, "enrolled", "course_event", step_id=step_id)
+        return []
+
+    def note(self, action: str, by: str, *, at: datetime, **details: Any) -> list[Fact]:
+        """Something the history keeps that changes nothing else (a course failed, the
+        diagnosis revised under an agreed route)."""
+        self._log(at, action, by, **details)
+        return []
+
+    def edit(
+        self,
+        action: Literal["add", "remove", "replace"],
+        by: str,
+        reason: str,
+        *,
+        rules: Rules,
+        at: datetime,
+        today: date,
+        step_id: str | None = None,
+        step: Mapping[str, Any] | None = None,
+        program_known: bool = True,
+    ) -> tuple[str | None, list[Fact]]:
+        """The methodist adds, removes or replaces a step, with a reason the history keeps;
+        the step it added (or ``step_id``) and the facts. A drafted route's approvals are
+        reset (they approved another plan). A new step's tutor, mentor or site takes a seat
+        (the write refuses it when full); a removed one frees its own. ``program_known``:
+        the new step's program is in the registry (the caller looked)."""
+        self._require_open()
+        self.check_methodist(by, "Изменять маршрут")
+        steps = [dict(s) for s in self.steps]
+        old = None
+        if action in ("remove", "replace"):
+            old = next((s for s in steps if s["step_id"] == step_id), None)
+            if old is None:
+                raise Refused("step_not_found", f"В маршруте нет шага «{step_id}».", 404)
+            if old.get("status") in ("done", "removed"):
+                raise Refused("step_closed", f"Шаг «{step_id}» уже закрыт.", 409)
+        new = None
+        if action in ("add", "replace"):
+            assert step is not None
+            if step.get("program_id") and not program_known:
+                raise Refused(
+                    "unknown_program", f"Программы «{step['program_id']}» нет в реестре.", 422
+                )
+            number = 1 + max(
+                (int(s["step_id"][1:]) for s in steps if s["step_id"][1:].isdigit()), default=0
+            )
+            new = {
+                **RouteStep.model_validate(
+                    {**step, "step_id": f"s{number}", "reason": f"методист: {reason}"}
+                ).model_dump(mode="json"),
+                "status": "planned",
+            }
+            steps.append(new)
+        freed: tuple[tuple[str, str], ...] = ()
+        if old is not None:
+            freed = tuple(seats_of(old))
+            old["status"] = "removed"
+            old["removed_reason"] = reason
+        self._set(
+            steps=steps,
+            total_hours=sum(s["hours"] for s in steps if s.get("status") != "removed"),
+        )
+        self._log(
+            at,
+            f"step_{action}",
+            by,
+            reason=reason,
+            step_id=step_id,
+            new_step=new["step_id"] if new else None,
+        )
+        if self.status == "drafted" and self.approvals:
+            self._set(approvals=[])
+        facts: list[Fact] = [SeatsChanged(taken=tuple(seats_of(new)) if new else (), freed=freed)]
+        if self.status == "active":
+            facts += self.complete_if_done(rules=rules, at=at, today=today)
+        return (new["step_id"] if new else step_id), facts
+
+    # --- the end -----------------------------------------------------------------------
+
+    def complete_if_done(self, *, rules: Rules, at: datetime, today: date) -> list[Fact]:
+        """An active route whose steps are all done (or whose end date passed, by policy:
+        ``completion``) completes: ``routes.route.completed``, its seats freed. Nothing
+        otherwise."""
+        if self.status != "active":
+            return []
+        by = completion(self.steps, self.ends_on, today, rules)
+        if by is None:
+            return []
+        live = self.live_steps()
+        completed = RouteCompleted(
+            route_id=self.route_id,
+            teacher_id=self.teacher_id,
+            municipality_id=self.municipality_id,
+            methodist_id=self.methodist_id,
+            by=by,
+            steps_done=sum(1 for s in live if s.get("status") == "done"),
+            steps_total=len(live),
+        )
+        reason = "все шаги выполнены" if by == "all_steps" else "срок маршрута истёк"
+        return [*self.close("completed", reason, at=at), completed]
+
+    def close(
+        self,
+        status: Literal["completed", "cancelled", "superseded"],
+        reason: str,
+        *,
+        at: datetime,
+        by: str = "routes",
+    ) -> list[Fact]:
+        """The route leaves the open set for a final status: every seat it holds is freed
+        (``superseded`` says so in the successor's ``routes.route.drafted``; ``complete_if_done``
+        and ``cancel`` add their events)."""
+        self._require_open()
+        freed = tuple(self.seats())
+        vacated = self.methodist_id is not None
+        self._set(status=status, status_reason=reason, closed_at=at)
+        self._log(at, status, by, reason=reason)
+        return [SeatsChanged(freed=freed, vacated=vacated)]
+
+    def cancel(self, reason: str, code: str, *, at: datetime, by: str = "routes") -> list[Fact]:
+        """Cancelled (``code``: replaced, diagnosis_cancelled, teacher_removed, operator):
+        ``routes.route.cancelled``, its seats freed."""
+        facts = self.close("cancelled", reason, at=at, by=by)
+        return [
+            *facts,
+            RouteCancelled(
+                route_id=self.route_id,
+                teacher_id=self.teacher_id,
+                municipality_id=self.municipality_id,
+                reason=reason,
+                code=code,  # type: ignore[arg-type]
+            ),
+        ]
+
+    # --- inside ------------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if not self.is_open:
+            raise Refused(
+                "route_closed",
+                f"Маршрут в статусе «{wording.status(self.status)}» изменить нельзя.",
+                409,
+            )
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+        self._changed.update(values)
+
+    def _log(self, at: datetime, action: str, by: str, **details: Any) -> None:
+        self._set(
+            history=[*self.history, {"at": at.isoformat(), "action": action, "by": by, **details}]
+        )
+
+
+def trained_in(step: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """What training a step is (course or internship) and its program or site; (None,
+    None) for the other kinds."""
+    if step["kind"] == "program":
+        return "course", step.get("program_id")
+    if step["kind"] == "internship":
+        return "internship", step.get("site_id")
+    return None, None
+
+
+def training(
+    teacher_id: str,
+    organization_id: str,
+    municipality_id: str,
+    kind: str,
+    ref: str,
+    on: date,
+    hours: int | None,
+    source: str,
+    route_id: str | None = None,
+    step_id: str | None = None,
+) -> TrainingCompleted:
+    """``routes.training.completed`` of a course (``ref`` its program) or an internship
+    (``ref`` its site)."""
+    return TrainingCompleted(
+        training_id=training_id(teacher_id, kind, ref),
+        teacher_id=teacher_id,
+        municipality_id=municipality_id,
+        organization_id=organization_id,
+        kind=kind,  # type: ignore[arg-type]
+        program_id=ref if kind == "course" else None,
+        site_id=ref if kind == "internship" else None,
+        completed_on=on,
+        hours=hours,
+        route_id=route_id,
+        step_id=step_id,
+        source=source,  # type: ignore[arg-type]
+    )
 
 
 def seats_of(step: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -22,15 +22,24 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from iomflow.routes import domain, repository
-from iomflow.routes.domain import Catalogue, MethodistView, Route, TeacherView
+from iomflow.routes.domain import (
+    Catalogue,
+    Fact,
+    MethodistView,
+    Route,
+    RouteEvent,
+    SeatsChanged,
+    TeacherView,
+)
 from iomflow.shared.contracts import (
+    EVENT_TYPES,
+    Contract,
     Event,
     MethodistAssigned,
     MethodistUnavailable,
-    RouteCancelled,
     Streams,
     new_event,
 )
@@ -46,6 +55,17 @@ class SeatTaken(Exception):
 
 def routes_event(type_: str, payload: Any, teacher_id: str) -> Event[Any]:
     return new_event(type_, payload, source="routes", subject=teacher_id)
+
+
+TYPE_OF: dict[type[Contract], str] = {
+    model: type_ for type_, model in EVENT_TYPES.items() if type_.startswith("routes.")
+}
+"""The event type of each routes contract."""
+
+
+def event_of(payload: RouteEvent) -> Event[Any]:
+    """A route's event in its envelope: a fresh id and time, the teacher as its subject."""
+    return routes_event(TYPE_OF[type(payload)], payload, payload.teacher_id)
 
 
 def unavailable(route: Route) -> Event[Any]:
@@ -213,7 +233,7 @@ class Ledger:
         """The teachers' views (``lock``: "share" or "update" locks their rows)."""
         missing = set(ids) - self._looked_up
         if missing:
-            self.teachers.update(await repository.teachers_by_id(self.session, missing, lock))
+            self.teachers.update(await repository.find_teachers(self.session, missing, lock))
             self._looked_up |= missing
 
     async def load_routes(
@@ -223,22 +243,22 @@ class Ledger:
         diagnoses = set(diagnosis_ids) - self._diagnoses
         teachers = set(open_of) - self._covered
         if diagnoses or teachers:
-            self.adopt(await repository.routes_for(self.session, diagnoses, teachers))
+            self.adopt(await repository.find_routes(self.session, diagnoses, teachers))
             self._diagnoses |= diagnoses
             self._covered |= teachers
 
     async def load_completed(self, teacher_ids: Iterable[str]) -> None:
         missing = set(teacher_ids) - self.completed.keys()
         if missing:
-            found = await repository.completed_programs(self.session, missing)
+            found = await repository.find_completed_programs(self.session, missing)
             self.completed.update({t: found.get(t, set()) for t in missing})
 
     async def route(self, route_id: str, lock: bool = False) -> Route | None:
         held = self.known.get(route_id)
         if held is not None:
             return held
-        row = await repository.get_route(self.session, route_id, lock=lock)
-        return None if row is None else self.adopt([repository.route_of(row)])[0]
+        found = await repository.get_route(self.session, route_id, lock=lock)
+        return None if found is None else self.adopt([found])[0]
 
     def for_diagnosis(self, diagnosis_id: str) -> Route | None:
         """The newest route drafted for a diagnosis (a revision may have redrafted it)."""
@@ -268,18 +288,18 @@ class Ledger:
         if self._offer is None:
             self._offer = await self.ctx.offer(self.session)
         if "site" not in self._resources:
-            found = await repository.all_sites(self.session)
+            found = await repository.get_all_sites(self.session)
             self._resources["site"] = {s.site_id: s for s in found}
             self._pending("site", self._resources["site"])
         if "tutor" not in self._resources:
-            found_tutors = await repository.all_tutors(self.session)
+            found_tutors = await repository.get_all_tutors(self.session)
             self._resources["tutor"] = {t.tutor_id: t for t in found_tutors}
             self._pending("tutor", self._resources["tutor"])
         mentors = self._resources.setdefault("mentor", {})
         missing = set(municipality_ids) - self._mentors_in.keys()
         if missing:
             fresh = {}
-            for m in await repository.mentors_in(self.session, missing):
+            for m in await repository.find_mentors(self.session, missing):
                 fresh[m.mentor_id] = m
             self._pending("mentor", fresh)
             mentors.update(fresh)
@@ -314,7 +334,7 @@ class Ledger:
         if self._queued:
             return
         self._queued = True
-        waiting = self.adopt(await repository.unassigned(self.session))
+        waiting = self.adopt(await repository.find_unassigned(self.session))
         await self.load_teachers(r.teacher_id for r in waiting)
 
     def _views(self, kind: str) -> dict[str, Any] | None:
@@ -333,20 +353,39 @@ class Ledger:
 
     # --- deciding ----------------------------------------------------------------------
 
-    def add(self, route: Route) -> None:
+    def add(
+        self, route: Route, facts: Sequence[Fact] = (), cause: Event[Any] | None = None
+    ) -> None:
+        """A route drafted in this transaction (``Route.draft``), and what its draft caused."""
         self.adopt([route])
         self._new[route.route_id] = route
+        self._book(route, facts, cause)
 
-    def change(self, route: Route, **values: Any) -> None:
-        for name, value in values.items():
-            setattr(route, name, value)
-        if route.route_id not in self._new:
-            self._dirty.setdefault(route.route_id, set()).update(values)
+    async def apply(
+        self, route: Route, facts: Sequence[Fact], cause: Event[Any] | None = None
+    ) -> None:
+        """What a method of the route decided: the fields it changed kept for ``write``,
+        its seats booked, its events staged (``cause``: the event whose trace they
+        continue); a route that gave up its methodist's seat lets the waiting ones fill
+        it."""
+        if self._book(route, facts, cause):
+            await self.drain(cause)
 
-    def record(self, route: Route, action: str, by: str, **details: Any) -> list[dict[str, Any]]:
-        """The route's history with one more entry."""
-        entry = {"at": self.now().isoformat(), "action": action, "by": by, **details}
-        return [*route.history, entry]
+    def _book(self, route: Route, facts: Sequence[Fact], cause: Event[Any] | None) -> bool:
+        changed = route.changes()
+        if changed and route.route_id not in self._new:
+            self._dirty.setdefault(route.route_id, set()).update(changed)
+        vacated = False
+        for fact in facts:
+            if isinstance(fact, SeatsChanged):
+                for kind, resource_id in fact.taken:
+                    self.take(kind, resource_id)
+                for kind, resource_id in fact.freed:
+                    self.free(kind, resource_id)
+                vacated = vacated or fact.vacated
+            else:
+                self.emit(event_of(fact), cause)
+        return vacated
 
     def emit(self, event: Event[Any], cause: Event[Any] | None) -> None:
         """An event to stage at ``write``; ``cause`` is the event whose trace it continues."""
@@ -367,18 +406,6 @@ class Ledger:
             view = views[resource_id]
             views[resource_id] = replace(view, load=max(0, view.load + n))
 
-    def take_steps(self, steps: Iterable[dict[str, Any]]) -> None:
-        for step in steps:
-            for kind, resource_id in domain.seats_of(step):
-                self.take(kind, resource_id)
-
-    def release(self, route: Route) -> None:
-        """A route leaves the open set: its methodist's seat and its steps' seats are freed."""
-        self.free("methodist", route.methodist_id)
-        for step in route.steps:
-            for kind, resource_id in domain.seats_of(step):
-                self.free(kind, resource_id)
-
     async def assign(self, route: Route, teacher: TeacherView, cause: Event[Any] | None) -> bool:
         """Seat the route with the best eligible methodist; False when nobody has room."""
         methodists = await self.methodists()
@@ -387,15 +414,7 @@ class Ledger:
         if best is None:
             return False
         reason = domain.methodist_reason(best, teacher, codes)
-        self.take("methodist", best.methodist_id)
-        self.change(
-            route,
-            methodist_id=best.methodist_id,
-            assigned_at=self.now(),
-            history=self.record(
-                route, "methodist_assigned", "routes", methodist_id=best.methodist_id, reason=reason
-            ),
-        )
+        await self.apply(route, route.assign(best.methodist_id, reason, at=self.now()), cause)
         self._out.append(
             (_Seated(route, best.methodist_id, best.load + 1, best.capacity, reason), cause)
         )
@@ -423,42 +442,20 @@ class Ledger:
     async def close(
         self,
         route: Route,
-        status: str,
+        status: Literal["completed", "cancelled", "superseded"],
         reason: str,
         cause: Event[Any] | None,
         by: str = "routes",
-        event: Event[Any] | None = None,
     ) -> None:
-        """Move an open route to a final status (its ``event``, if any, says so) and free
-        its seats; waiting routes may fill its methodist's seat."""
-        self.change(
-            route,
-            status=status,
-            status_reason=reason,
-            closed_at=self.now(),
-            history=self.record(route, status, by, reason=reason),
-        )
-        self.release(route)
-        if event is not None:
-            self.emit(event, cause)
-        if route.methodist_id is not None:
-            await self.drain(cause)
+        """Move an open route to a final status and free its seats; waiting routes may
+        fill its methodist's seat."""
+        await self.apply(route, route.close(status, reason, at=self.now(), by=by), cause)
 
     async def cancel(
         self, route: Route, reason: str, code: str, cause: Event[Any] | None, by: str = "routes"
     ) -> None:
-        event = routes_event(
-            "routes.route.cancelled",
-            RouteCancelled(
-                route_id=route.route_id,
-                teacher_id=route.teacher_id,
-                municipality_id=route.municipality_id,
-                reason=reason,
-                code=code,  # type: ignore[arg-type]
-            ),
-            route.teacher_id,
-        )
-        await self.close(route, "cancelled", reason, cause, by, event)
+        """``Route.cancel``, applied: ``routes.route.cancelled``, the seats freed."""
+        await self.apply(route, route.cancel(reason, code, at=self.now(), by=by), cause)
 
     def attribute(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -478,12 +475,10 @@ class Ledger:
         # One statement for every changed route: the columns any of them changed (the
         # others' values are rewritten as they are).
         columns = set().union(*self._dirty.values()) if self._dirty else set()
-        await repository.update_routes(session, [self.known[i] for i in self._dirty], columns)
-        await repository.insert_routes(
-            session, [repository.route_values(r) for r in self._new.values()]
-        )
-        await repository.add_attributions(session, list(self._attributions.values()))
-        await repository.add_courses(session, list(self._courses.values()))
+        await repository.save_routes(session, [self.known[i] for i in self._dirty], columns)
+        await repository.add_routes(session, list(self._new.values()))
+        await repository.save_attributions(session, list(self._attributions.values()))
+        await repository.save_courses(session, list(self._courses.values()))
         self._dirty, self._new, self._attributions, self._courses = {}, {}, {}, {}
         offsets = await self._write_seats()
         out, self._out = self._out, []
@@ -503,7 +498,7 @@ class Ledger:
             self._seats[kind] = Counter()
             if not deltas and not took:
                 continue
-            loads = await repository.add_seats(self.session, kind, deltas, took)
+            loads = await repository.save_seats(self.session, kind, deltas, took)
             short = sorted(i for i in took if i not in loads)
             if short:
                 raise SeatTaken(f"{kind} {', '.join(short)}: filled up meanwhile")

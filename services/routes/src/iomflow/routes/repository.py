@@ -1,6 +1,12 @@
 """Routes tables (read models of the registries, the routes, course events, attributions)
 and their queries: set-based reads (``… IN (…)``, one statement for a batch) and
-multi-row writes."""
+multi-row writes.
+
+One vocabulary, arguments always ``(session, …)``: ``get_<one>`` (by its key; None when
+absent; ``get_route`` gives the ``Route`` aggregate), ``get_all_<many>`` (every row),
+``find_<many>`` (rows matching what the arguments name), ``add_<many>`` (insert new rows,
+one statement), ``save_<many>`` (write changes to existing rows, or upsert, one statement),
+``is_<question>``."""
 
 from __future__ import annotations
 
@@ -281,7 +287,7 @@ def teacher_view(row: Any) -> TeacherView:
     )
 
 
-async def teachers_by_id(
+async def find_teachers(
     session: AsyncSession, ids: Iterable[str], lock: str | None = None
 ) -> dict[str, TeacherView]:
     """The teachers' views; ``lock`` = "share" or "update" locks their rows (PostgreSQL;
@@ -337,11 +343,11 @@ class Offer:
         return found
 
 
-async def offer(session: AsyncSession) -> Offer:
+async def get_offer(session: AsyncSession) -> Offer:
     program_rows = await session.execute(select(programs).order_by(programs.c.program_id))
     community_rows = await session.execute(select(communities))
     return Offer(
-        methodists={m.methodist_id: m for m in await all_methodists(session)},
+        methodists={m.methodist_id: m for m in await get_all_methodists(session)},
         programs=[program_view(r) for r in program_rows],
         communities=[
             CommunityView(
@@ -357,7 +363,7 @@ async def offer(session: AsyncSession) -> Offer:
     )
 
 
-async def all_sites(session: AsyncSession) -> list[SiteView]:
+async def get_all_sites(session: AsyncSession) -> list[SiteView]:
     rows = await session.execute(select(sites))
     return [
         SiteView(r.site_id, r.title, r.municipality_id, tuple(r.competencies), r.capacity, r.load)
@@ -365,7 +371,7 @@ async def all_sites(session: AsyncSession) -> list[SiteView]:
     ]
 
 
-async def all_tutors(session: AsyncSession) -> list[TutorView]:
+async def get_all_tutors(session: AsyncSession) -> list[TutorView]:
     rows = await session.execute(select(tutors))
     return [
         TutorView(
@@ -380,7 +386,7 @@ async def all_tutors(session: AsyncSession) -> list[TutorView]:
     ]
 
 
-async def mentors_in(session: AsyncSession, municipality_ids: Iterable[str]) -> list[MentorView]:
+async def find_mentors(session: AsyncSession, municipality_ids: Iterable[str]) -> list[MentorView]:
     """The mentors of these municipalities (a route's mentor is from the teacher's)."""
     found = []
     for chunk in _chunks(municipality_ids):
@@ -399,7 +405,7 @@ async def mentors_in(session: AsyncSession, municipality_ids: Iterable[str]) -> 
     return found
 
 
-async def programs_named(
+async def find_programs(
     session: AsyncSession, program_ids: Iterable[str], numbers: Iterable[str]
 ) -> list[Any]:
     """Programs (id, federal number, hours) by id or by Federal-registry number, in one
@@ -413,7 +419,7 @@ async def programs_named(
     return list(await session.execute(query.order_by(programs.c.program_id)))
 
 
-async def sites_known(session: AsyncSession, site_ids: Iterable[str]) -> set[str]:
+async def find_known_sites(session: AsyncSession, site_ids: Iterable[str]) -> set[str]:
     """Which of these internship sites the read model has, in one read per chunk."""
     found: set[str] = set()
     for chunk in _chunks(site_ids):
@@ -428,7 +434,7 @@ async def get_program(session: AsyncSession, program_id: str) -> Any:
     ).first()
 
 
-async def all_methodists(session: AsyncSession) -> list[MethodistView]:
+async def get_all_methodists(session: AsyncSession) -> list[MethodistView]:
     rows = await session.execute(select(methodists).order_by(methodists.c.methodist_id))
     return [
         MethodistView(
@@ -443,7 +449,7 @@ async def all_methodists(session: AsyncSession) -> list[MethodistView]:
     ]
 
 
-async def methodist_loads(session: AsyncSession) -> list[Any]:
+async def get_methodist_loads(session: AsyncSession) -> list[Any]:
     """(methodist_id, capacity, load) of every methodist: cheap, no JSON."""
     query = select(methodists.c.methodist_id, methodists.c.capacity, methodists.c.load)
     return list(await session.execute(query.order_by(methodists.c.methodist_id)))
@@ -468,7 +474,7 @@ async def is_manager_of(
 # --- seats ---------------------------------------------------------------------------------
 
 
-async def add_seats(
+async def save_seats(
     session: AsyncSession, kind: str, deltas: Mapping[str, int], checked: Iterable[str] = ()
 ) -> dict[str, int]:
     """Add seats to resources of one kind (a negative number frees them), in one statement;
@@ -504,7 +510,7 @@ async def add_seats(
     return {row[0]: row[1] for row in result}
 
 
-async def set_loads(session: AsyncSession, kind: str, loads: Mapping[str, int]) -> None:
+async def save_loads(session: AsyncSession, kind: str, loads: Mapping[str, int]) -> None:
     """Set loads as counted (a rebalance repairs drift), in one executemany."""
     if not loads:
         return
@@ -534,7 +540,7 @@ def route_values(route: Route, columns: Iterable[str] = ROUTE_COLUMNS) -> dict[s
     return {c: getattr(route, c) for c in columns}
 
 
-async def routes_for(
+async def find_routes(
     session: AsyncSession, diagnosis_ids: Iterable[str], open_of: Iterable[str] = ()
 ) -> list[Route]:
     """In one read: every route drafted for these diagnoses, and every open route of these
@@ -551,14 +557,16 @@ async def routes_for(
     return [route_of(r) for r in await session.execute(query)]
 
 
-async def get_route(session: AsyncSession, route_id: str, lock: bool = False) -> Any:
+async def get_route(session: AsyncSession, route_id: str, lock: bool = False) -> Route | None:
+    """The route (``lock``: its row locked for this transaction, on PostgreSQL)."""
     query = select(routes).where(routes.c.route_id == route_id)
     if lock and _postgres(session):
         query = query.with_for_update()
-    return (await session.execute(query)).first()
+    row = (await session.execute(query)).first()
+    return None if row is None else route_of(row)
 
 
-async def routes_by_id(session: AsyncSession, ids: Iterable[str]) -> list[Route]:
+async def get_routes(session: AsyncSession, ids: Iterable[str]) -> list[Route]:
     found = []
     for chunk in _chunks(ids):
         found += [
@@ -568,12 +576,13 @@ async def routes_by_id(session: AsyncSession, ids: Iterable[str]) -> list[Route]
     return found
 
 
-async def insert_routes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(routes), rows)
+async def add_routes(session: AsyncSession, new: Sequence[Route]) -> None:
+    """Insert routes drafted in this transaction, in one statement."""
+    if new:
+        await session.execute(insert(routes), [route_values(r) for r in new])
 
 
-async def update_routes(
+async def save_routes(
     session: AsyncSession, changes: Sequence[Route], columns: Iterable[str]
 ) -> None:
     """Write ``columns`` of many routes, as they are in memory, in one executemany."""
@@ -592,7 +601,7 @@ async def update_routes(
     )
 
 
-async def unassigned(session: AsyncSession, limit: int = 1000) -> list[Route]:
+async def find_unassigned(session: AsyncSession, limit: int = 1000) -> list[Route]:
     rows = await session.execute(
         select(routes)
         .where(routes.c.status.in_(OPEN), routes.c.methodist_id.is_(None))
@@ -602,7 +611,7 @@ async def unassigned(session: AsyncSession, limit: int = 1000) -> list[Route]:
     return [route_of(r) for r in rows]
 
 
-async def open_routes(session: AsyncSession) -> list[Any]:
+async def find_open_routes(session: AsyncSession) -> list[Any]:
     """Every route holding (or waiting for) a methodist's seat, oldest first."""
     query = select(
         routes.c.route_id, routes.c.teacher_id, routes.c.methodist_id, routes.c.steps
@@ -610,16 +619,16 @@ async def open_routes(session: AsyncSession) -> list[Any]:
     return list(await session.execute(query.order_by(routes.c.created_at, routes.c.route_id)))
 
 
-async def routes_where(session: AsyncSession, *where: Any, limit: int = 1000) -> list[Any]:
+async def find_routes_where(session: AsyncSession, *where: Any, limit: int = 1000) -> list[Any]:
     query = select(routes).where(*where).order_by(routes.c.created_at).limit(limit)
     return list(await session.execute(query))
 
 
-async def teacher_routes(session: AsyncSession, teacher_id: str) -> list[Any]:
-    return await routes_where(session, routes.c.teacher_id == teacher_id)
+async def find_teacher_routes(session: AsyncSession, teacher_id: str) -> list[Any]:
+    return await find_routes_where(session, routes.c.teacher_id == teacher_id)
 
 
-async def due(session: AsyncSession, today: date) -> list[Route]:
+async def find_due(session: AsyncSession, today: date) -> list[Route]:
     """Agreed routes whose start has come, and active routes past their end date."""
     query = select(routes).where(
         or_(
@@ -632,7 +641,7 @@ async def due(session: AsyncSession, today: date) -> list[Route]:
     return [route_of(r) for r in await session.execute(query.order_by(routes.c.created_at))]
 
 
-async def counts(session: AsyncSession) -> dict[str, int]:
+async def get_counts(session: AsyncSession) -> dict[str, int]:
     async def count(table: Table, *where: Any) -> int:
         query = select(func.count()).select_from(table).where(*where)
         return int((await session.execute(query)).scalar_one())
@@ -665,12 +674,12 @@ async def counts(session: AsyncSession) -> dict[str, int]:
 # --- course events -------------------------------------------------------------------------
 
 
-async def add_courses(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def save_courses(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
         await upsert_many(session, courses, rows, keys=["event_id"])
 
 
-async def held_courses(
+async def find_held_courses(
     session: AsyncSession,
     teacher_ids: Iterable[str] = (),
     programs: Iterable[tuple[str, str | None]] = (),
@@ -699,7 +708,7 @@ async def held_courses(
     return list(await session.execute(query.order_by(courses.c.received_at).limit(limit)))
 
 
-async def completed_programs(
+async def find_completed_programs(
     session: AsyncSession, teacher_ids: Iterable[str]
 ) -> dict[str, set[str]]:
     """Per teacher, the programs they completed (passed): not offered to them again."""
@@ -716,7 +725,7 @@ async def completed_programs(
     return found
 
 
-async def course_list(session: AsyncSession, *where: Any, limit: int = 1000) -> list[Any]:
+async def find_courses(session: AsyncSession, *where: Any, limit: int = 1000) -> list[Any]:
     query = select(courses).where(*where).order_by(courses.c.received_at).limit(limit)
     return list(await session.execute(query))
 
@@ -724,18 +733,18 @@ async def course_list(session: AsyncSession, *where: Any, limit: int = 1000) -> 
 # --- effectiveness -------------------------------------------------------------------------
 
 
-async def add_attributions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def save_attributions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
         await upsert_many(session, attributions, rows, keys=["diagnosis_id", "route_id", "step_id"])
 
 
-async def attribution_rows(session: AsyncSession, by: str) -> list[Any]:
+async def find_attributions(session: AsyncSession, by: str) -> list[Any]:
     column = attributions.c[by]
     query = select(column.label("key"), attributions.c.change).where(column.isnot(None))
     return list(await session.execute(query))
 
 
-async def titles_of(
+async def find_titles(
     session: AsyncSession, table: Table, key: str, ids: Iterable[str | None], title: str = "title"
 ) -> dict[str, str]:
     """``key`` → ``title`` of the rows of a read model with these ids (programs, sites,
@@ -747,3 +756,16 @@ async def titles_of(
         )
         found.update({row[0]: row[1] for row in rows})
     return found
+
+
+# --- old names (the HTTP modules' until they move to the verbs above) -----------------------
+
+all_methodists = get_all_methodists
+all_sites = get_all_sites
+mentors_in = find_mentors
+routes_where = find_routes_where
+teacher_routes = find_teacher_routes
+unassigned = find_unassigned
+course_list = find_courses
+counts = get_counts
+titles_of = find_titles

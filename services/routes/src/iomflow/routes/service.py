@@ -26,7 +26,6 @@ from iomflow.shared.contracts import (
     Event,
     MethodistAssigned,
     RecordRemoved,
-    RouteDrafted,
 )
 
 
@@ -54,7 +53,7 @@ class Routes:
     async def offer(self, session: AsyncSession) -> repository.Offer:
         kept = self._offer
         if kept is None or time.monotonic() - kept[0] > self.offer_ttl_s:
-            kept = self._offer = (time.monotonic(), await repository.offer(session))
+            kept = self._offer = (time.monotonic(), await repository.get_offer(session))
         return kept[1]
 
     def forget_offer(self) -> None:
@@ -63,7 +62,7 @@ class Routes:
     async def methodists(self, session: AsyncSession) -> list[domain.MethodistView]:
         """Every methodist with their load now (what they serve from the kept offer; a
         methodist the offer does not know yet makes it reload)."""
-        loads = await repository.methodist_loads(session)
+        loads = await repository.get_methodist_loads(session)
         known = (await self.offer(session)).methodists
         if any(row.methodist_id not in known for row in loads):
             self.forget_offer()
@@ -142,56 +141,15 @@ async def draft(ledger: Ledger, diagnosis: DiagnosisCompleted, cause: Event[Any]
         ctx.day(),
         ledger.completed.get(teacher.teacher_id, ()),
     )
-    steps = [{**s.model_dump(mode="json"), "status": "planned"} for s in plan.steps]
-    ledger.take_steps(steps)
-    created = ledger.created_at()
-    route = Route(
-        route_id=str(uuid.uuid4()),
-        diagnosis_id=diagnosis.diagnosis_id,
-        teacher_id=teacher.teacher_id,
-        organization_id=diagnosis.organization_id,
-        municipality_id=diagnosis.municipality_id,
-        status="drafted",
-        steps=steps,
-        total_hours=plan.total_hours,
-        created_at=created,
-        starts_on=plan.starts_on,
-        ends_on=plan.ends_on,
-        hours_by_period=plan.hours_by_period,
+    route, facts = Route.draft(
+        str(uuid.uuid4()),
+        diagnosis,
+        plan,
         rules_version=ctx.rules.version,
         supersedes=previous.route_id if previous is not None else None,
-        history=[
-            {
-                "at": created.isoformat(),
-                "action": "drafted",
-                "by": "routes",
-                "diagnosis_id": diagnosis.diagnosis_id,
-                "rules_version": ctx.rules.version,
-            }
-        ],
+        at=ledger.created_at(),
     )
-    ledger.add(route)
-    ledger.emit(
-        routes_event(
-            "routes.route.drafted",
-            RouteDrafted(
-                route_id=route.route_id,
-                diagnosis_id=diagnosis.diagnosis_id,
-                teacher_id=teacher.teacher_id,
-                organization_id=diagnosis.organization_id,
-                municipality_id=diagnosis.municipality_id,
-                steps=plan.steps,
-                total_hours=plan.total_hours,
-                supersedes=route.supersedes,
-                starts_on=plan.starts_on,
-                ends_on=plan.ends_on,
-                hours_by_period=plan.hours_by_period,
-                rules_version=ctx.rules.version,
-            ),
-            teacher.teacher_id,
-        ),
-        cause,
-    )
+    ledger.add(route, facts, cause)
     if not await ledger.assign(route, teacher, cause):
         ledger.emit(unavailable(route), cause)
     return route
@@ -208,18 +166,16 @@ async def diagnoses_revised(ledger: Ledger, events: Sequence[Event[DiagnosisRevi
         if route is None or route.status == "drafted":
             await draft(ledger, revised, event)
         elif route.status in ("agreed", "active"):
-            ledger.change(
-                route,
-                history=ledger.record(
-                    route,
-                    "diagnosis_revised",
-                    "routes",
-                    revision=revised.revision,
-                    reason=revised.reason,
-                    deficits=[d.code for d in revised.deficits],
-                    note="маршрут согласован — методисту пересмотреть шаги",
-                ),
+            facts = route.note(
+                "diagnosis_revised",
+                "routes",
+                at=ledger.now(),
+                revision=revised.revision,
+                reason=revised.reason,
+                deficits=[d.code for d in revised.deficits],
+                note="маршрут согласован — методисту пересмотреть шаги",
             )
+            await ledger.apply(route, facts, event)
 
 
 async def diagnoses_cancelled(ledger: Ledger, events: Sequence[Event[DiagnosisCancelled]]) -> None:
@@ -243,8 +199,8 @@ async def rebalance(
     moves made. Loads are recounted from the routes, repairing any drift."""
     await ledger.write()  # what this transaction decided so far is what is counted
     session = ledger.session
-    rows = await repository.open_routes(session)
-    known = await repository.teachers_by_id(session, [r.teacher_id for r in rows])
+    rows = await repository.find_open_routes(session)
+    known = await repository.find_teachers(session, [r.teacher_id for r in rows])
     seats = [
         domain.Seat(
             r.route_id,
@@ -258,7 +214,7 @@ async def rebalance(
     # Routes of a teacher the read model no longer has (removed meanwhile) stay where they
     # are, but still fill their methodist's seat.
     pinned = Counter(r.methodist_id for r in rows if r.teacher_id not in known and r.methodist_id)
-    methodists = await repository.all_methodists(session)
+    methodists = await repository.get_all_methodists(session)
     moves = domain.plan_rebalance(seats, methodists, even=even, pinned=pinned)
     loads = {m.methodist_id: pinned.get(m.methodist_id, 0) for m in methodists}
     final = {s.route_id: s.methodist_id for s in seats}
@@ -266,28 +222,19 @@ async def rebalance(
     for methodist_id in final.values():
         if methodist_id in loads:
             loads[methodist_id] += 1
-    await repository.set_loads(session, "methodist", loads)
+    await repository.save_loads(session, "methodist", loads)
     ledger.forget_methodists()
     capacity = {m.methodist_id: m.capacity for m in methodists}
     # open_routes reads only what the plan needs; the moved routes' history and
     # municipality come from their full rows, in one read.
     moved = {
         r.route_id: r
-        for r in ledger.adopt(await repository.routes_by_id(session, [m.route_id for m in moves]))
+        for r in ledger.adopt(await repository.get_routes(session, [m.route_id for m in moves]))
     }
     for move in moves:
         route = moved[move.route_id]
-        ledger.change(
-            route,
-            methodist_id=move.to_methodist,
-            assigned_at=ledger.now() if move.to_methodist else None,
-            history=ledger.record(
-                route,
-                "rebalanced",
-                by,
-                reason=move.reason,
-                **{"from": move.from_methodist, "to": move.to_methodist},
-            ),
+        await ledger.apply(
+            route, route.reassign(move.to_methodist, move.reason, by=by, at=ledger.now()), cause
         )
         if move.to_methodist is None:
             ledger.emit(unavailable(route), cause)
@@ -373,7 +320,7 @@ def attribute_effects(ledger: Ledger, diagnosis: DiagnosisCompleted) -> int:
 
 
 async def effectiveness(session: AsyncSession, by: str) -> list[dict[str, Any]]:
-    rows = await repository.attribution_rows(session, by)
+    rows = await repository.find_attributions(session, by)
     grouped: dict[str, list[str]] = {}
     for row in rows:
         grouped.setdefault(row.key, []).append(row.change)

@@ -483,3 +483,16 @@ def test_methodist_capacity_is_250() -> None:
 def test_a_default_capacity_above_the_most_is_refused() -> None:
     with pytest.raises(ValidationError):
         domain.Capacity(default=300, most=250)
+
+
+def test_a_teacher_is_offered_only_the_programs_of_their_audience() -> None:
+    def program(pid: str, *audiences: str) -> domain.ProgramView:
+        return domain.ProgramView(pid, pid, 36, False, ("C1",), audiences)
+
+    programs = [
+        program("a", "general"),
+        program("b", "preschool"),
+        program("c", "general", "college"),
+    ]
+    assert [p.program_id for p in domain.for_audience(programs, "general")] == ["a", "c"]
+    assert [p.program_id for p in domain.for_audience(programs, "college")] == ["c"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -257,6 +257,12 @@ class Catalogue:
         return self.by_competency.get(code, ())
 
 
+def for_audience(programs: Iterable[ProgramView], audience: str) -> list[ProgramView]:
+    """The programs open to a teacher's audience (preschool, general, college), in order:
+    a route never offers a program of another category of learners."""
+    return [p for p in programs if audience in p.audiences]
+
+
 def index_programs(programs: Iterable[ProgramView]) -> dict[str, list[ProgramView]]:
     """Programs by each competency they address, in their order."""
     index: dict[str, list[ProgramView]] = {}
@@ -455,6 +461,20 @@ OPEN = ("drafted", "agreed", "active")
 """Statuses in which a route holds its methodist's seat and can change."""
 
 
+class Diagnosed(Protocol):
+    """What a route is drafted for: a diagnosis's ids (a completed or revised diagnosis, or
+    its digest)."""
+
+    @property
+    def diagnosis_id(self) -> str: ...
+    @property
+    def teacher_id(self) -> str: ...
+    @property
+    def organization_id(self) -> str: ...
+    @property
+    def municipality_id(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class SeatsChanged:
     """Seats a route took or gave up, as (kind, resource id) — a fact of the domain the
@@ -544,7 +564,7 @@ class Route:
     def draft(
         cls,
         route_id: str,
-        diagnosis: Any,
+        diagnosis: Diagnosed,
         plan: Draft,
         *,
         rules_version: str,

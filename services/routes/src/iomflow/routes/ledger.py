@@ -2,9 +2,11 @@
 
 A handler (or an HTTP command) opens a ``Ledger`` over its unit of work and loads what its
 batch needs in set-based reads (``load_teachers``, ``load_routes``, ``load_offer``); then
-it decides event by event in memory — a route drafted, seated, closed or changed, a seat
-taken or freed — and every decision sees the earlier ones of the same transaction: the
-loads they took, the routes they drafted or closed. ``write`` saves it all in multi-row
+it decides event by event in memory: the route aggregate's methods (``domain.Route``)
+decide and return their facts, and ``apply`` books them — the fields the route changed,
+the seats it took or freed, the events to stage. Every decision sees the earlier ones of
+the same transaction: the loads they took, the routes they drafted or closed. Nothing is
+read back after it is written. ``write`` saves it all in multi-row
 statements: the routes changed (executemany), the routes added (one insert), attributions
 and course rows, and, per resource table, one conditional statement that adds the seats
 only where they stay within capacity; then it stages the events.

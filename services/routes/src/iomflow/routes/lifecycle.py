@@ -13,7 +13,7 @@ from typing import Any, Literal
 from iomflow.routes import domain, repository, wording
 from iomflow.routes.domain import Route
 from iomflow.routes.ledger import Ledger, event_of
-from iomflow.shared.contracts import Event
+from iomflow.shared.contracts import Event, RouteAgreed
 from iomflow.shared.errors import Refused
 
 
@@ -35,7 +35,7 @@ async def approve(ledger: Ledger, route_id: str, role: str, by: str) -> dict[str
         role, by, is_manager=is_manager, rules=ctx.rules, at=ledger.now(), today=ctx.day()
     )
     await ledger.apply(route, facts)
-    if any(isinstance(f, domain.RouteAgreed) and f.active for f in facts):
+    if any(isinstance(f, RouteAgreed) and f.active for f in facts):
         await activate(ledger, route)
     missing = domain.missing_approvals(route.approvals, ctx.rules)
     return {"status": "agreed" if not missing else "drafted", "missing": missing}

@@ -49,6 +49,7 @@ from iomflow.routes.domain import (
     SiteView,
     TeacherView,
     TutorView,
+    for_audience,
     index_programs,
 )
 from iomflow.shared.db import new_metadata, upsert_many
@@ -338,7 +339,7 @@ class Offer:
         """The programs for an audience and their index by competency (built once)."""
         found = self.by_audience.get(audience)
         if found is None:
-            mine = [p for p in self.programs if audience in p.audiences]
+            mine = for_audience(self.programs, audience)
             found = self.by_audience[audience] = (mine, index_programs(mine))
         return found
 

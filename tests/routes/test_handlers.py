@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from test_routes_batch import Routes, assert_seats_add_up, diagnosis, open_routes_db, region
 
@@ -340,3 +341,33 @@ async def test_an_edit_resets_the_approvals_and_moves_the_seats(one: Routes) -> 
             ),
         )
     assert unknown.value.code == "unknown_program"
+
+
+async def test_the_last_approval_reads_before_it_writes_and_never_reads_back(one: Routes) -> None:
+    """The route, the membership and the teacher's open routes are read; then one update of
+    the route and the staged event: nothing written is read again."""
+    await one.deliver([diagnosis(0, 0)])
+    [route] = (await one.routes()).values()
+    for role, by in (("teacher", "t-0"), ("methodist", "m-1")):
+        await use_case(
+            one,
+            lambda ledger, role=role, by=by: lifecycle.approve(ledger, route.route_id, role, by),
+        )
+    statements: list[str] = []
+
+    def counted(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    sa_event.listen(one.engine.sync_engine, "before_cursor_execute", counted)
+    try:
+        await use_case(
+            one, lambda ledger: lifecycle.approve(ledger, route.route_id, "management", "dir")
+        )
+    finally:
+        sa_event.remove(one.engine.sync_engine, "before_cursor_execute", counted)
+    work = [s for s in statements if s in ("SELECT", "UPDATE", "INSERT")]
+    first_write = next(n for n, s in enumerate(work) if s != "SELECT")
+    assert work[:first_write] == ["SELECT"] * 3, work
+    assert "SELECT" not in work[first_write:], work
+    [after] = (await one.routes()).values()
+    assert after.status == "active"

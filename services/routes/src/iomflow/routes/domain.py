@@ -101,6 +101,8 @@ class CompletionRule(_Strict):
 
 
 class Capacity(_Strict):
+    """The seats of one kind of resource: the default a registry record gets, the most."""
+
     default: int = Field(ge=1, description="Seats when the registry names none")
     most: int | None = Field(
         default=None, ge=1, description="The most seats one may hold; None: no limit"
@@ -285,6 +287,7 @@ class Draft:
 
 
 def serves(methodist: MethodistView, municipality_id: str) -> bool:
+    """Whether the methodist works in the municipality (no municipalities: the region)."""
     return not methodist.municipalities or municipality_id in methodist.municipalities
 
 

@@ -628,15 +628,22 @@ class Sheet:
 
     def closable(self, teacher_id: str, campaign_id: str, *, known: bool) -> None:
         """An operator may complete it with what is in: no diagnosis yet, and some results
-        of a teacher the registries know."""
+        of a teacher the registries know (``known``)."""
+        refusal = self.closing_refusal(teacher_id, campaign_id, known=known)
+        if refusal is not None:
+            raise refusal
+
+    def closing_refusal(self, teacher_id: str, campaign_id: str, *, known: bool) -> Refusal | None:
+        """Why an operator may not complete it (``closable``), or None."""
         if self.diagnosis_id is not None:
-            raise Refusal("already_completed", "Диагностика уже завершена или отменена.", 409)
+            return Refusal("already_completed", "Диагностика уже завершена или отменена.", 409)
         if not known or not self.results:
-            raise Refusal(
+            return Refusal(
                 "no_results",
                 f"У педагога «{teacher_id}» нет результатов в кампании «{campaign_id}».",
                 404,
             )
+        return None
 
 
 def evidence_at(results: Sequence[Taken], instruments: Collection[str]) -> datetime | None:

@@ -83,6 +83,8 @@ class Submission:
 
     status: Literal["stored", "held", "late"]
     diagnosis_id: str | None = None
+    diagnosis: Diagnosis | None = field(default=None, compare=False, repr=False)
+    """The diagnosis it completed, as stored (None when it completed none)."""
 
 
 Refuse = Callable[[Event[ResultSubmitted], Refused], None]
@@ -213,7 +215,7 @@ async def take_results(
         elif sheet.ready(campaign.required):
             cause = causes.get(str(event.event_id), event) if causes else event
             diagnosis = book.complete(result.teacher_id, result.campaign_id, "instruments", cause)
-            out[str(event.event_id)] = Submission("stored", diagnosis.diagnosis_id)
+            out[str(event.event_id)] = Submission("stored", diagnosis.diagnosis_id, diagnosis)
         else:
             out[str(event.event_id)] = Submission("stored")
     await book.save()
@@ -356,7 +358,8 @@ async def close_campaign(
             book = await Book.load(deps, [(t, campaign_id) for t in part])
             for teacher_id in part:
                 sheet = book.sheets[(teacher_id, campaign_id)]
-                if teacher_id in book.teachers and sheet.diagnosis_id is None and sheet.results:
+                known = teacher_id in book.teachers
+                if sheet.closing_refusal(teacher_id, campaign_id, known=known) is None:
                     book.complete(teacher_id, campaign_id, "operator")
                     done += 1
             await book.save()

@@ -143,20 +143,41 @@ def test_a_retake_replaces_the_earlier_result_of_the_same_instrument() -> None:
 
 
 def test_highest_latest_and_prioritised_rules_pick_one_piece_of_evidence() -> None:
+    # Each rule picks another piece: the highest (self, 90) came in the middle, the latest
+    # (the test, 30) is the lowest, the priority list puts the expert first. Swapping any
+    # two rules fails this test.
     evidence = [
-        Evidence(ST, {"digital": 30}, "test", 0),
-        Evidence(SELF, {"digital": 90}, "self", 2),
-        Evidence(EXPERT, {"digital": 55}, "expert", 1, "e1"),
+        Evidence(EXPERT, {"digital": 55}, "expert", 0, "e1"),
+        Evidence(SELF, {"digital": 90}, "self", 1),
+        Evidence(ST, {"digital": 30}, "test", 2),
     ]
-    picked = {
-        rule: [(e.result_id, e.weight) for e in combine(FRAMEWORKS[rule], evidence)[0].evidence]
+    found = {
+        rule: combine(FRAMEWORKS[rule], evidence)[0]
         for rule in ("highest", "latest", "prioritised")
     }
+    picked = {rule: [(e.result_id, e.weight) for e in r.evidence] for rule, r in found.items()}
     assert picked == {
         "highest": [("self", 1.0)],
-        "latest": [("self", 1.0)],
-        "prioritised": [("expert", 1.0)],  # the priority list puts the expert first
+        "latest": [("test", 1.0)],
+        "prioritised": [("expert", 1.0)],
     }
+    assert {rule: r.score for rule, r in found.items()} == {
+        "highest": 90,
+        "latest": 30,
+        "prioritised": 55,
+    }
+
+
+def test_latest_goes_by_arrival_not_by_the_order_given() -> None:
+    # the latest result (seq 5) is listed first and is not the highest
+    evidence = [
+        Evidence(SELF, {"digital": 40}, "late", 5),
+        Evidence(ST, {"digital": 80}, "early", 1),
+    ]
+    [latest] = combine(FRAMEWORKS["latest"], evidence)
+    [highest] = combine(FRAMEWORKS["highest"], evidence)
+    assert (latest.score, [e.result_id for e in latest.evidence]) == (40, ["late"])
+    assert (highest.score, [e.result_id for e in highest.evidence]) == (80, ["early"])
 
 
 def test_per_competency_weights_override_the_framework() -> None:

@@ -1,18 +1,19 @@
-"""Framework versions and campaigns: what a result is checked against."""
+"""Framework versions and campaigns, kept: what a result is checked against. The campaign's
+rules (its window, target, open or closed) are ``domain.Campaign``'s."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.diagnostics import domain, repository
+from iomflow.diagnostics.domain import DEFAULT_CAMPAIGN, Campaign
 from iomflow.shared.contracts import Instrument
 from iomflow.shared.errors import Refused
 
-DEFAULT_CAMPAIGN = "default"
+__all__ = ["DEFAULT_CAMPAIGN", "create_campaign", "ensure_default_campaign", "framework_at"]
 
 
 # --- frameworks ------------------------------------------------------------------------------
@@ -22,7 +23,7 @@ async def register_framework(session: AsyncSession, framework: domain.Framework)
     """Keep every framework version in force at some time, so that each diagnosis's version
     can be read and exported later. A version is immutable: a changed file must raise it."""
     document = framework.model_dump(mode="json")
-    known = await repository.framework_document(session, framework.version)
+    known = await repository.get_framework(session, framework.version)
     if known is None:
         await repository.add_framework(session, framework.version, document, datetime.now(UTC))
     elif known != document:
@@ -33,7 +34,7 @@ async def register_framework(session: AsyncSession, framework: domain.Framework)
 
 
 async def framework_at(session: AsyncSession, version: str) -> domain.Framework | None:
-    document = await repository.framework_document(session, version)
+    document = await repository.get_framework(session, version)
     return None if document is None else domain.Framework.model_validate(document)
 
 
@@ -43,20 +44,7 @@ async def framework_at(session: AsyncSession, version: str) -> domain.Framework 
 async def ensure_default_campaign(session: AsyncSession, framework: domain.Framework) -> None:
     """The standing campaign: results sent without a campaign (self-diagnosis all year)."""
     if await repository.get_campaign(session, DEFAULT_CAMPAIGN) is None:
-        await repository.add_campaign(
-            session,
-            {
-                "campaign_id": DEFAULT_CAMPAIGN,
-                "name": "Постоянная диагностика (вне кампаний)",
-                "starts_on": None,
-                "ends_on": None,
-                "municipalities": [],
-                "organizations": [],
-                "required": [i.value for i in framework.required_instruments],
-                "status": "open",
-                "created_at": datetime.now(UTC),
-            },
-        )
+        await repository.add_campaign(session, Campaign.standing(framework, datetime.now(UTC)))
 
 
 async def create_campaign(
@@ -70,29 +58,24 @@ async def create_campaign(
     organizations: Sequence[str] = (),
     required: Sequence[Instrument] = (),
     framework: domain.Framework,
-) -> Any:
+) -> Campaign:
+    """Open a campaign (``Campaign.open``); refused if its id is taken. The campaign as
+    stored."""
     if await repository.get_campaign(session, campaign_id) is not None:
         raise Refused("campaign_exists", f"Кампания «{campaign_id}» уже существует.", 409)
-    if starts_on and ends_on and ends_on < starts_on:
-        raise Refused("bad_window", "Дата окончания кампании раньше даты начала.")
-    await repository.add_campaign(
-        session,
-        {
-            "campaign_id": campaign_id,
-            "name": name,
-            "starts_on": starts_on,
-            "ends_on": ends_on,
-            "municipalities": sorted(set(municipalities)),
-            "organizations": sorted(set(organizations)),
-            "required": [i.value for i in (required or framework.required_instruments)],
-            "status": "open",
-            "created_at": datetime.now(UTC),
-        },
-    )
-    return await repository.get_campaign(session, campaign_id)
-
-
-def in_target(campaign: Any, teacher: Any) -> bool:
-    return (not campaign.municipalities or teacher.municipality_id in campaign.municipalities) and (
-        not campaign.organizations or teacher.organization_id in campaign.organizations
-    )
+    try:
+        campaign = Campaign.open(
+            framework,
+            campaign_id=campaign_id,
+            name=name,
+            at=datetime.now(UTC),
+            starts_on=starts_on,
+            ends_on=ends_on,
+            municipalities=municipalities,
+            organizations=organizations,
+            required=required,
+        )
+    except domain.Refusal as exc:
+        raise Refused(exc.code, exc.detail, exc.status) from exc
+    await repository.add_campaign(session, campaign)
+    return campaign

@@ -1,23 +1,30 @@
 """Diagnosis rules with no I/O: the framework, scoring instruments, combining evidence into
-levels with their explanation, deficits, burnout and the change since the last diagnosis."""
+levels with their explanation, deficits, burnout and the change since the last diagnosis;
+the campaign a result is checked against (``Campaign``: its window, target, open or closed)
+and the ``Diagnosis`` aggregate (completed from its evidence, revised, cancelled — each
+returning the event it causes)."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple, Protocol
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from iomflow.shared.contracts import (
     Audience,
     BurnoutResult,
     CompetencyChange,
     CompetencyResult,
+    DiagnosisCancelled,
+    DiagnosisCompleted,
+    DiagnosisRevised,
     EvidenceUsed,
     Instrument,
     ItemScore,
@@ -30,6 +37,21 @@ Role = Literal["teacher", "manager"]
 Rule = Literal["weighted_mean", "highest", "latest", "prioritised"]
 SCORED = tuple(i for i in Instrument if i is not Instrument.BURNOUT_SURVEY)
 """Instruments that score competencies; the burnout survey has a scale of its own."""
+
+# Enumerations by value: looked up for every result and competency (calling the enum class
+# costs microseconds each in Python 3.11).
+INSTRUMENTS: dict[str, Instrument] = {i.value: i for i in Instrument}
+LEVELS: dict[str, Level] = {level.value: level for level in Level}
+AUDIENCES: dict[str, Audience] = {a.value: a for a in Audience}
+
+
+class Refusal(ValueError):
+    """A rule said no: ``code`` for machines, ``detail`` in Russian, ``status`` the HTTP
+    status an operator's request gets for it (the use cases raise it as ``Refused``)."""
+
+    def __init__(self, code: str, detail: str, status: int = 422) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.status = code, detail, status
 
 
 class Group(BaseModel):
@@ -197,12 +219,11 @@ def load_framework(path: Path) -> Framework:
 # --- one result ----------------------------------------------------------------------------
 
 
-class ResultError(ValueError):
+class ResultError(Refusal):
     """A result that breaks the framework: ``code`` for machines, ``detail`` in Russian."""
 
     def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
+        super().__init__(code, detail)
 
 
 def instrument_scores(
@@ -307,7 +328,7 @@ def _weights(
 
 
 def combine(
-    framework: Framework, evidence: Sequence[Evidence], applicable: set[str] | None = None
+    framework: Framework, evidence: Sequence[Evidence], applicable: Collection[str] | None = None
 ) -> list[CompetencyResult]:
     """One result per competency that some weighted instrument scored, with its explanation.
 
@@ -411,3 +432,435 @@ def changes(
             )
         )
     return out
+
+
+def utc(moment: datetime) -> datetime:
+    """The moment in UTC; one without a zone is UTC already (as SQLite gives it back)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# --- campaigns -----------------------------------------------------------------------------
+
+DEFAULT_CAMPAIGN = "default"
+"""The standing campaign: results sent without a campaign (self-diagnosis all year)."""
+
+
+class Placed(Protocol):
+    """Where a teacher works (a row of the registries' read model will do)."""
+
+    @property
+    def organization_id(self) -> str: ...
+    @property
+    def municipality_id(self) -> str: ...
+
+
+class Teacher(Placed, Protocol):
+    """What scoring needs of a teacher: where they work, whom they teach, whether they are
+    on a management team."""
+
+    @property
+    def audience(self) -> str: ...
+    @property
+    def is_manager(self) -> bool: ...
+
+
+def unknown_campaign(campaign_id: str, status: int = 422) -> Refusal:
+    """The refusal of a result (422) or a command (404) for a campaign nobody opened."""
+    return Refusal("unknown_campaign", f"Кампания «{campaign_id}» не найдена.", status)
+
+
+def admit(campaign: Campaign | None, campaign_id: str, day: date) -> Campaign:
+    """The campaign a result taken on ``day`` counts in: it exists, is open, and the day
+    is inside its window (``Campaign.admit``)."""
+    if campaign is None:
+        raise unknown_campaign(campaign_id)
+    campaign.admit(day)
+    return campaign
+
+
+def duplicate_result(source: str, external_id: str) -> Refusal:
+    """A publisher's external id names one result: sent again, it changes nothing."""
+    return Refusal(
+        "duplicate_external_id",
+        f"Результат с внешним идентификатором «{external_id}» от «{source}» уже принят; "
+        "повторная отправка не меняет диагностику.",
+        409,
+    )
+
+
+@dataclass
+class Campaign:
+    """A diagnostics campaign: the window its results must be taken in, the teachers it
+    targets (no municipalities or organisations: the region), the instruments that complete
+    a diagnosis, open until closed (then it takes no more results)."""
+
+    campaign_id: str
+    name: str
+    starts_on: date | None = None
+    ends_on: date | None = None
+    municipalities: list[str] = field(default_factory=list)
+    organizations: list[str] = field(default_factory=list)
+    required: list[Instrument] = field(default_factory=list)
+    status: Literal["open", "closed"] = "open"
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @classmethod
+    def open(
+        cls,
+        framework: Framework,
+        *,
+        campaign_id: str,
+        name: str,
+        at: datetime,
+        starts_on: date | None = None,
+        ends_on: date | None = None,
+        municipalities: Iterable[str] = (),
+        organizations: Iterable[str] = (),
+        required: Sequence[Instrument] = (),
+    ) -> Campaign:
+        """A new open campaign; refused if it ends before it starts. Without ``required``
+        the framework's required instruments complete its diagnoses."""
+        if starts_on and ends_on and ends_on < starts_on:
+            raise Refusal("bad_window", "Дата окончания кампании раньше даты начала.")
+        return cls(
+            campaign_id=campaign_id,
+            name=name,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            municipalities=sorted(set(municipalities)),
+            organizations=sorted(set(organizations)),
+            required=list(required or framework.required_instruments),
+            created_at=at,
+        )
+
+    @classmethod
+    def standing(cls, framework: Framework, at: datetime) -> Campaign:
+        """The standing campaign (``DEFAULT_CAMPAIGN``): no window, the whole region."""
+        return cls.open(
+            framework,
+            campaign_id=DEFAULT_CAMPAIGN,
+            name="Постоянная диагностика (вне кампаний)",
+            at=at,
+        )
+
+    @property
+    def window(self) -> str:
+        """The window as people read it: «01.09.2026 — 31.12.2026», «…» for an open end."""
+        start = f"{self.starts_on:%d.%m.%Y}" if self.starts_on else "…"
+        end = f"{self.ends_on:%d.%m.%Y}" if self.ends_on else "…"
+        return f"{start} — {end}"
+
+    def admit(self, day: date) -> None:
+        """A result taken on ``day`` may count: the campaign is open and the day inside its
+        window (either end inclusive; a missing end does not limit)."""
+        if self.status != "open":
+            raise Refusal(
+                "campaign_closed", f"Кампания «{self.name}» закрыта: результаты не принимаются."
+            )
+        if (self.starts_on and day < self.starts_on) or (self.ends_on and day > self.ends_on):
+            raise Refusal(
+                "outside_campaign_window",
+                f"Результат от {day:%d.%m.%Y} вне сроков кампании «{self.name}» ({self.window}).",
+            )
+
+    def includes(self, teacher: Placed) -> bool:
+        """The teacher is in the campaign's target (by municipality and organisation)."""
+        return (not self.municipalities or teacher.municipality_id in self.municipalities) and (
+            not self.organizations or teacher.organization_id in self.organizations
+        )
+
+    def admit_teacher(self, teacher_id: str, teacher: Placed) -> None:
+        """A result of this teacher may count: they are in the target."""
+        if not self.includes(teacher):
+            raise Refusal(
+                "not_in_campaign",
+                f"Педагог «{teacher_id}» не входит в охват кампании «{self.name}».",
+            )
+
+    def close(self, at: datetime) -> None:
+        """No more results; the standing campaign never closes. Closing a closed campaign
+        closes it again (at ``at``)."""
+        if self.campaign_id == DEFAULT_CAMPAIGN:
+            raise Refusal("standing_campaign", "Постоянную диагностику закрыть нельзя.", 409)
+        self.status, self.closed_at = "closed", at
+
+
+# --- the diagnosis aggregate ---------------------------------------------------------------
+
+
+class Taken(NamedTuple):
+    """A result as combining it needs it (as stored: the instrument by its value)."""
+
+    result_id: str
+    instrument: str
+    expert_id: str | None
+    scores: Mapping[str, float]
+    taken_at: datetime | None = None
+
+
+@dataclass
+class Sheet:
+    """One teacher in one campaign: its diagnosis (if any) and its results so far."""
+
+    diagnosis_id: str | None = None
+    status: str | None = None  # completed | cancelled
+    results: list[Taken] = field(default_factory=list)
+    instruments: set[Instrument] = field(default_factory=set)
+
+    def add(self, taken: Taken) -> None:
+        self.results.append(taken)
+        self.instruments.add(INSTRUMENTS[taken.instrument])
+
+    def admit(self, teacher_id: str, campaign: Campaign) -> None:
+        """A new result may be taken: the teacher's diagnosis in the campaign is not
+        cancelled (a completed one keeps it as evidence for a revision)."""
+        if self.status == "cancelled":
+            raise Refusal(
+                "diagnosis_cancelled",
+                f"Диагностика педагога «{teacher_id}» в кампании «{campaign.name}» отменена.",
+                409,
+            )
+
+    def ready(self, required: Iterable[Instrument]) -> bool:
+        """Complete by itself: no diagnosis yet and every required instrument is in."""
+        return self.diagnosis_id is None and is_complete(required, self.instruments)
+
+    def closable(self, teacher_id: str, campaign_id: str, *, known: bool) -> None:
+        """An operator may complete it with what is in: no diagnosis yet, and some results
+        of a teacher the registries know (``known``)."""
+        refusal = self.closing_refusal(teacher_id, campaign_id, known=known)
+        if refusal is not None:
+            raise refusal
+
+    def closing_refusal(self, teacher_id: str, campaign_id: str, *, known: bool) -> Refusal | None:
+        """Why an operator may not complete it (``closable``), or None."""
+        if self.diagnosis_id is not None:
+            return Refusal("already_completed", "Диагностика уже завершена или отменена.", 409)
+        if not known or not self.results:
+            return Refusal(
+                "no_results",
+                f"У педагога «{teacher_id}» нет результатов в кампании «{campaign_id}».",
+                404,
+            )
+        return None
+
+
+def evidence_at(results: Sequence[Taken], instruments: Collection[str]) -> datetime | None:
+    """When the latest of ``results`` of these instruments (the ones a diagnosis used) was
+    taken; a time stored without its zone is UTC (SQLite keeps none)."""
+    times = [
+        utc(r.taken_at) for r in results if r.instrument in instruments and r.taken_at is not None
+    ]
+    return max(times, default=None)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What a diagnosis says that follows from its evidence."""
+
+    organization_id: str
+    municipality_id: str
+    framework_version: str
+    rule: str
+    competencies: list[CompetencyResult]
+    deficits: list[CompetencyResult]
+    instruments: list[Instrument]
+    burnout: BurnoutResult | None
+    changes: list[CompetencyChange]
+    evidence_at: datetime | None
+
+
+def assess(
+    framework: Framework,
+    teacher: Teacher,
+    results: Sequence[Taken],
+    before: Sequence[CompetencyResult] | None,
+    applicable: Collection[str] | None = None,
+) -> Assessment:
+    """A teacher's results (in order of arrival) scored: where they work, the levels of the
+    competencies that apply to them with the explanation, deficits, instruments used,
+    burnout, the change since ``before`` (the levels of their earlier diagnosis, if any),
+    when the latest result used was taken. ``applicable``: the codes that apply to the
+    teacher, when the caller has them at hand (else worked out from the framework)."""
+    evidence = [
+        Evidence(
+            instrument=INSTRUMENTS[r.instrument],
+            scores=r.scores,
+            result_id=r.result_id,
+            seq=seq,
+            expert_id=r.expert_id,
+        )
+        for seq, r in enumerate(results)
+    ]
+    if applicable is None:
+        applicable = framework.applicable(
+            is_manager=bool(teacher.is_manager), audience=AUDIENCES[teacher.audience]
+        )
+    competencies = combine(framework, evidence, applicable)
+    used = {e.instrument for c in competencies for e in c.evidence}
+    surveys = [r for r in results if r.instrument == Instrument.BURNOUT_SURVEY.value]
+    scale = burnout(framework, surveys[-1].scores) if surveys else None
+    if scale is not None:
+        used.add(Instrument.BURNOUT_SURVEY)
+    return Assessment(
+        organization_id=teacher.organization_id,
+        municipality_id=teacher.municipality_id,
+        framework_version=framework.version,
+        rule=framework.combination.label,
+        competencies=competencies,
+        deficits=deficits(competencies),
+        instruments=sorted(used, key=_ORDER.__getitem__),
+        burnout=scale,
+        changes=changes(framework, before, competencies) if before is not None else [],
+        evidence_at=evidence_at(results, {i.value for i in used}),
+    )
+
+
+_ORDER = {instrument: n for n, instrument in enumerate(Instrument)}
+_RESULTS = TypeAdapter(list[CompetencyResult])
+_CHANGES = TypeAdapter(list[CompetencyChange])
+
+
+@dataclass
+class Diagnosis:
+    """A teacher's diagnosis in one campaign: the levels of their competencies combined
+    from the evidence, with the explanation, deficits, burnout and the change since their
+    previous diagnosis. Completed once (``complete``), re-scored in place (``revise``, the
+    earlier revision kept in ``history``), cancelled (``cancel``); each returns its event.
+    ``latest``: it is the teacher's current diagnosis."""
+
+    diagnosis_id: str
+    teacher_id: str
+    campaign_id: str
+    organization_id: str
+    municipality_id: str
+    framework_version: str
+    rule: str
+    instruments: list[Instrument]
+    completed_by: Literal["instruments", "operator"]
+    competencies: list[CompetencyResult]
+    deficits: list[CompetencyResult]
+    burnout: BurnoutResult | None
+    previous_diagnosis_id: str | None
+    changes: list[CompetencyChange]
+    evidence_at: datetime | None
+    completed_at: datetime
+    status: Literal["completed", "cancelled"] = "completed"
+    latest: bool = True
+    revision: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    revised_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+
+    @classmethod
+    def complete(
+        cls,
+        framework: Framework,
+        *,
+        diagnosis_id: str,
+        teacher_id: str,
+        campaign_id: str,
+        teacher: Teacher,
+        results: Sequence[Taken],
+        by: Literal["instruments", "operator"],
+        at: datetime,
+        previous_id: str | None = None,
+        before: Sequence[CompetencyResult] | None = None,
+        applicable: Collection[str] | None = None,
+    ) -> tuple[Diagnosis, DiagnosisCompleted]:
+        """A diagnosis completed from ``results`` (by its instruments or an operator), the
+        teacher's current one; ``previous_id`` and ``before``: their earlier current
+        diagnosis and its levels, which the changes compare with."""
+        found = assess(framework, teacher, results, before, applicable)
+        diagnosis = cls(
+            diagnosis_id=diagnosis_id,
+            teacher_id=teacher_id,
+            campaign_id=campaign_id,
+            completed_by=by,
+            previous_diagnosis_id=previous_id,
+            completed_at=at,
+            **found.__dict__,
+        )
+        return diagnosis, diagnosis.completed()
+
+    @property
+    def deficit_count(self) -> int:
+        return len(self.deficits)
+
+    def completed(self) -> DiagnosisCompleted:
+        """The diagnosis as its contract says it (what ``diagnostics.diagnosis.completed``
+        carries)."""
+        return DiagnosisCompleted(**self._contract_fields())
+
+    def _contract_fields(self) -> dict[str, Any]:
+        return {
+            "diagnosis_id": self.diagnosis_id,
+            "teacher_id": self.teacher_id,
+            "organization_id": self.organization_id,
+            "municipality_id": self.municipality_id,
+            "campaign_id": self.campaign_id,
+            "framework_version": self.framework_version,
+            "competencies": self.competencies,
+            "deficits": self.deficits,
+            "rule": self.rule,
+            "instruments": self.instruments,
+            "completed_by": self.completed_by,
+            "burnout": self.burnout,
+            "previous_diagnosis_id": self.previous_diagnosis_id,
+            "changes": self.changes,
+            "evidence_at": self.evidence_at,
+        }
+
+    def revisable(self) -> None:
+        """It may be re-scored: it is not cancelled."""
+        if self.status == "cancelled":
+            raise Refusal("diagnosis_cancelled", "Отменённую диагностику нельзя пересчитать.", 409)
+
+    def revise(
+        self,
+        framework: Framework,
+        teacher: Teacher,
+        results: Sequence[Taken],
+        before: Sequence[CompetencyResult] | None,
+        reason: str,
+        at: datetime,
+        applicable: Collection[str] | None = None,
+    ) -> DiagnosisRevised:
+        """Re-score from ``results`` with ``framework`` (a fixed framework, late evidence),
+        against ``before`` (the levels of the previous diagnosis); the revision replaced is
+        kept in ``history``. A cancelled diagnosis is not revised."""
+        self.revisable()
+        earlier = {
+            "revision": self.revision,
+            "framework_version": self.framework_version,
+            "rule": self.rule,
+            "competencies": _RESULTS.dump_python(self.competencies, mode="json"),
+            "burnout": self.burnout.model_dump(mode="json") if self.burnout else None,
+            "changes": _CHANGES.dump_python(self.changes, mode="json"),
+        }
+        found = assess(framework, teacher, results, before, applicable)
+        for name, value in found.__dict__.items():
+            setattr(self, name, value)
+        self.history = [
+            *self.history,
+            {**earlier, "replaced_at": at.isoformat(), "reason": reason},
+        ]
+        self.revision += 1
+        self.revised_at = at
+        return DiagnosisRevised(**self._contract_fields(), revision=self.revision, reason=reason)
+
+    def cancel(self, reason: str, at: datetime) -> DiagnosisCancelled:
+        """Cancel: it counts no more and is no one's current diagnosis (the teacher's
+        previous completed one is again: the repository restores it). Once only."""
+        if self.status == "cancelled":
+            raise Refusal("already_cancelled", "Диагностика уже отменена.", 409)
+        self.status, self.latest = "cancelled", False
+        self.cancelled_at, self.cancel_reason = at, reason
+        return DiagnosisCancelled(
+            diagnosis_id=self.diagnosis_id,
+            teacher_id=self.teacher_id,
+            campaign_id=self.campaign_id,
+            reason=reason,
+        )

@@ -18,7 +18,7 @@ from iomflow.shared.unit import Deps, utc_now
 async def results_submitted(
     events: Sequence[Event[ResultSubmitted]], deps: Deps[Diagnostics]
 ) -> None:
-    await service.submit_results(events, deps)
+    await service.take_results(deps, events)
 
 
 async def teachers_arrived(

@@ -1,6 +1,11 @@
 """Diagnostics tables and queries: read models of the registries, campaigns, results as
 submitted (immutable), results held for teachers not yet known, diagnoses and their
-per-competency levels (what the analytics count)."""
+per-competency levels (what the analytics count).
+
+One vocabulary, the session first: ``get_x(session, id)`` one aggregate or None;
+``find_x(session, keys)`` what a batch needs, set-based; ``list_x`` a page for reading;
+``add_x`` new rows (multi-row), ``save_x`` changed aggregates, ``remove_x``. Campaigns and
+diagnoses come back as ``domain.Campaign`` / ``domain.Diagnosis``; the rest as rows."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -31,8 +37,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iomflow.shared.contracts import CompetencyResult, Level
-from iomflow.shared.db import JSONText, new_metadata
+from iomflow.diagnostics.domain import INSTRUMENTS, Campaign, Diagnosis, utc
+from iomflow.shared.contracts import BurnoutResult, CompetencyChange, CompetencyResult, Level
+from iomflow.shared.db import JSONText, RawJSON, new_metadata
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
 
@@ -187,7 +194,7 @@ def _locked(session: AsyncSession, query: Any) -> Any:
     return query.with_for_update() if session.get_bind().dialect.name == "postgresql" else query
 
 
-async def teachers_by_id(
+async def find_teachers(
     session: AsyncSession, teacher_ids: Collection[str], *, lock: bool = False
 ) -> dict[str, Any]:
     """The teachers of ``teacher_ids`` the registries announced, by id. ``lock``: their rows
@@ -214,7 +221,11 @@ async def all_rows(session: AsyncSession, table: Table) -> list[Any]:
     return list(await session.execute(select(table)))
 
 
-async def framework_document(session: AsyncSession, version: str) -> Any:
+# --- frameworks ------------------------------------------------------------------------------
+
+
+async def get_framework(session: AsyncSession, version: str) -> Any:
+    """The document of one framework version (JSON), or None."""
     return (
         await session.execute(select(frameworks.c.document).where(frameworks.c.version == version))
     ).scalar()
@@ -226,47 +237,86 @@ async def add_framework(session: AsyncSession, version: str, document: Any, at: 
     )
 
 
-async def framework_versions(session: AsyncSession) -> list[Any]:
+async def list_frameworks(session: AsyncSession) -> list[Any]:
+    """(version, loaded_at) of every framework version, oldest first."""
     rows = await session.execute(
         select(frameworks.c.version, frameworks.c.loaded_at).order_by(frameworks.c.loaded_at)
     )
     return list(rows)
 
 
+framework_versions = list_frameworks  # the name api.py knows
+
+
 # --- campaigns -------------------------------------------------------------------------------
 
 
-async def get_campaign(session: AsyncSession, campaign_id: str) -> Any:
-    return (
+def _campaign(row: Any) -> Campaign:
+    return Campaign(
+        campaign_id=row.campaign_id,
+        name=row.name,
+        starts_on=row.starts_on,
+        ends_on=row.ends_on,
+        municipalities=list(row.municipalities),
+        organizations=list(row.organizations),
+        required=[INSTRUMENTS[i] for i in row.required],
+        status=row.status,
+        created_at=utc(row.created_at),
+        closed_at=utc(row.closed_at) if row.closed_at else None,
+    )
+
+
+def _campaign_columns(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign.campaign_id,
+        "name": campaign.name,
+        "starts_on": campaign.starts_on,
+        "ends_on": campaign.ends_on,
+        "municipalities": list(campaign.municipalities),
+        "organizations": list(campaign.organizations),
+        "required": [i.value for i in campaign.required],
+        "status": campaign.status,
+        "created_at": campaign.created_at,
+        "closed_at": campaign.closed_at,
+    }
+
+
+async def get_campaign(session: AsyncSession, campaign_id: str) -> Campaign | None:
+    row = (
         await session.execute(select(campaigns).where(campaigns.c.campaign_id == campaign_id))
     ).first()
+    return None if row is None else _campaign(row)
 
 
-async def campaigns_by_id(session: AsyncSession, campaign_ids: Collection[str]) -> dict[str, Any]:
+async def find_campaigns(
+    session: AsyncSession, campaign_ids: Collection[str]
+) -> dict[str, Campaign]:
     rows = await session.execute(
         select(campaigns).where(campaigns.c.campaign_id.in_(sorted(campaign_ids)))
     )
-    return {row.campaign_id: row for row in rows}
+    return {row.campaign_id: _campaign(row) for row in rows}
 
 
-async def list_campaigns(session: AsyncSession) -> list[Any]:
-    return list(await session.execute(select(campaigns).order_by(campaigns.c.created_at)))
+async def list_campaigns(session: AsyncSession) -> list[Campaign]:
+    rows = await session.execute(select(campaigns).order_by(campaigns.c.created_at))
+    return [_campaign(row) for row in rows]
 
 
-async def add_campaign(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(campaigns).values(**values))
+async def add_campaign(session: AsyncSession, campaign: Campaign) -> None:
+    await session.execute(insert(campaigns).values(**_campaign_columns(campaign)))
 
 
-async def close_campaign(session: AsyncSession, campaign_id: str, at: datetime) -> None:
+async def save_campaign(session: AsyncSession, campaign: Campaign) -> None:
+    """Write what may change of a campaign: its status and when it closed."""
     await session.execute(
         update(campaigns)
-        .where(campaigns.c.campaign_id == campaign_id)
-        .values(status="closed", closed_at=at)
+        .where(campaigns.c.campaign_id == campaign.campaign_id)
+        .values(status=campaign.status, closed_at=campaign.closed_at)
     )
 
 
-def _in_target(campaign: Any) -> list[Any]:
-    """Conditions on ``teachers`` for the campaign's target (empty lists: the region)."""
+def _in_target(campaign: Campaign) -> list[Any]:
+    """``Campaign.includes`` as conditions on ``teachers`` (empty lists: the region)."""
     conditions = []
     if campaign.municipalities:
         conditions.append(teachers.c.municipality_id.in_(campaign.municipalities))
@@ -275,7 +325,7 @@ def _in_target(campaign: Any) -> list[Any]:
     return conditions
 
 
-async def progress(session: AsyncSession, campaign: Any) -> dict[str, dict[str, int]]:
+async def progress(session: AsyncSession, campaign: Campaign) -> dict[str, dict[str, int]]:
     """Per municipality: teachers expected, with a result, completed diagnoses, held."""
     out: dict[str, dict[str, int]] = {}
 
@@ -324,7 +374,7 @@ async def progress(session: AsyncSession, campaign: Any) -> dict[str, dict[str, 
     return out
 
 
-async def pending_teachers(session: AsyncSession, campaign_id: str) -> list[str]:
+async def find_pending_teachers(session: AsyncSession, campaign_id: str) -> list[str]:
     """Teachers of the campaign with a result but no diagnosis yet."""
     done = select(diagnoses.c.teacher_id).where(diagnoses.c.campaign_id == campaign_id)
     rows = await session.execute(
@@ -344,7 +394,7 @@ async def add_results(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
         await session.execute(insert(results), list(rows))
 
 
-async def taken_external_ids(
+async def find_taken_external_ids(
     session: AsyncSession, keys: Collection[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (source, external id) pairs of ``keys`` a stored result already has."""
@@ -359,11 +409,11 @@ async def taken_external_ids(
     return {(row.source, row.external_id) for row in found} & set(keys)
 
 
-async def evidence(
+async def find_evidence(
     session: AsyncSession, pairs: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], list[Any]]:
     """Per (teacher, campaign) of ``pairs``: its results in order of arrival, with what
-    combining them needs (not the payload as submitted)."""
+    combining them needs (not the payload as submitted; each a ``domain.Taken``)."""
     if not pairs:
         return {}
     rows = await session.execute(
@@ -390,7 +440,7 @@ async def evidence(
     return out
 
 
-async def campaign_results(session: AsyncSession, teacher_id: str, campaign_id: str) -> list[Any]:
+async def list_results(session: AsyncSession, teacher_id: str, campaign_id: str) -> list[Any]:
     """The teacher's results in a campaign, in order of arrival."""
     rows = await session.execute(
         select(results)
@@ -400,12 +450,15 @@ async def campaign_results(session: AsyncSession, teacher_id: str, campaign_id: 
     return list(rows)
 
 
-async def hold(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+campaign_results = list_results  # the name api.py knows
+
+
+async def add_held(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(insert(held), list(rows))
 
 
-async def held_for(session: AsyncSession, teacher_ids: Collection[str]) -> list[Any]:
+async def find_held(session: AsyncSession, teacher_ids: Collection[str]) -> list[Any]:
     """The results held for these teachers, in order of arrival."""
     if not teacher_ids:
         return []
@@ -417,43 +470,148 @@ async def held_for(session: AsyncSession, teacher_ids: Collection[str]) -> list[
     return list(rows)
 
 
-async def held_expired(session: AsyncSession, now: datetime, limit: int = 500) -> list[Any]:
+async def find_held_expired(session: AsyncSession, now: datetime, limit: int = 500) -> list[Any]:
     rows = await session.execute(
         select(held).where(held.c.hold_until <= now).order_by(held.c.hold_until).limit(limit)
     )
     return list(rows)
 
 
-async def release(session: AsyncSession, event_ids: Sequence[str]) -> None:
+async def remove_held(session: AsyncSession, event_ids: Sequence[str]) -> None:
     if event_ids:
         await session.execute(delete(held).where(held.c.event_id.in_(event_ids)))
 
 
-async def held_rows(session: AsyncSession, offset: int, limit: int) -> list[Any]:
+async def list_held(session: AsyncSession, offset: int, limit: int) -> list[Any]:
     rows = await session.execute(
         select(held).order_by(held.c.received_at).offset(offset).limit(limit)
     )
     return list(rows)
 
 
+held_rows = list_held  # the name api.py knows
+
+
 # --- diagnoses -------------------------------------------------------------------------------
 
+_RESULTS = TypeAdapter(list[CompetencyResult])
+_CHANGES = TypeAdapter(list[CompetencyChange])
 
-async def find_diagnosis(session: AsyncSession, teacher_id: str, campaign_id: str) -> Any:
-    return (
+
+def _diagnosis(row: Any) -> Diagnosis:
+    """A stored diagnosis as the aggregate (its times in UTC: SQLite keeps no zone)."""
+    return Diagnosis(
+        diagnosis_id=row.diagnosis_id,
+        teacher_id=row.teacher_id,
+        campaign_id=row.campaign_id,
+        organization_id=row.organization_id,
+        municipality_id=row.municipality_id,
+        framework_version=row.framework_version,
+        rule=row.rule,
+        instruments=[INSTRUMENTS[i] for i in row.instruments],
+        completed_by=row.completed_by,
+        competencies=_RESULTS.validate_python(row.competencies),
+        deficits=_RESULTS.validate_python(row.deficits),
+        burnout=BurnoutResult.model_validate(row.burnout) if row.burnout else None,
+        previous_diagnosis_id=row.previous_diagnosis_id,
+        changes=_CHANGES.validate_python(row.changes),
+        evidence_at=utc(row.evidence_at) if row.evidence_at else None,
+        completed_at=utc(row.completed_at),
+        status=row.status,
+        latest=row.latest,
+        revision=row.revision,
+        history=list(row.history),
+        revised_at=utc(row.revised_at) if row.revised_at else None,
+        cancelled_at=utc(row.cancelled_at) if row.cancelled_at else None,
+        cancel_reason=row.cancel_reason,
+    )
+
+
+def _columns(diagnosis: Diagnosis) -> dict[str, Any]:
+    """The ``diagnoses`` columns of a diagnosis. Its long lists go in as JSON text dumped
+    straight from the models (no dict of them built, then dumped again: per diagnosis,
+    every competency with its evidence)."""
+    return {
+        "diagnosis_id": diagnosis.diagnosis_id,
+        "teacher_id": diagnosis.teacher_id,
+        "campaign_id": diagnosis.campaign_id,
+        "organization_id": diagnosis.organization_id,
+        "municipality_id": diagnosis.municipality_id,
+        "status": diagnosis.status,
+        "latest": diagnosis.latest,
+        "framework_version": diagnosis.framework_version,
+        "rule": diagnosis.rule or "",
+        "instruments": [i.value for i in diagnosis.instruments],
+        "completed_by": diagnosis.completed_by,
+        "competencies": RawJSON(_RESULTS.dump_json(diagnosis.competencies).decode()),
+        "deficits": RawJSON(_RESULTS.dump_json(diagnosis.deficits).decode()),
+        "deficit_count": diagnosis.deficit_count,
+        "burnout": diagnosis.burnout.model_dump(mode="json") if diagnosis.burnout else None,
+        "previous_diagnosis_id": diagnosis.previous_diagnosis_id,
+        "changes": RawJSON(_CHANGES.dump_json(diagnosis.changes).decode()),
+        "evidence_at": diagnosis.evidence_at,
+        "revision": diagnosis.revision,
+        "history": diagnosis.history,
+        "completed_at": diagnosis.completed_at,
+        "revised_at": diagnosis.revised_at,
+        "cancelled_at": diagnosis.cancelled_at,
+        "cancel_reason": diagnosis.cancel_reason,
+    }
+
+
+def _level_rows(diagnoses_: Iterable[Diagnosis]) -> list[dict[str, Any]]:
+    """The ``competency_levels`` rows of diagnoses (what the analytics count)."""
+    return [
+        {
+            "diagnosis_id": d.diagnosis_id,
+            "code": c.code,
+            "score": c.score,
+            "level": c.level.value,
+            "deficit": c.level in (Level.CRITICAL, Level.DEFICIT),
+        }
+        for d in diagnoses_
+        for c in d.competencies
+    ]
+
+
+async def get_diagnosis(session: AsyncSession, diagnosis_id: str) -> Diagnosis | None:
+    row = (
+        await session.execute(select(diagnoses).where(diagnoses.c.diagnosis_id == diagnosis_id))
+    ).first()
+    return None if row is None else _diagnosis(row)
+
+
+async def find_diagnosis(
+    session: AsyncSession, teacher_id: str, campaign_id: str
+) -> Diagnosis | None:
+    """The teacher's diagnosis in a campaign, or None."""
+    row = (
         await session.execute(
             select(diagnoses).where(
                 diagnoses.c.teacher_id == teacher_id, diagnoses.c.campaign_id == campaign_id
             )
         )
     ).first()
+    return None if row is None else _diagnosis(row)
 
 
-async def diagnoses_of(
+async def find_diagnoses(
+    session: AsyncSession, diagnosis_ids: Collection[str]
+) -> dict[str, Diagnosis]:
+    if not diagnosis_ids:
+        return {}
+    rows = await session.execute(
+        select(diagnoses).where(diagnoses.c.diagnosis_id.in_(sorted(diagnosis_ids)))
+    )
+    return {row.diagnosis_id: _diagnosis(row) for row in rows}
+
+
+async def find_standings(
     session: AsyncSession, teacher_ids: Collection[str], campaign_ids: Collection[str]
 ) -> list[Any]:
-    """The teachers' current diagnoses and their ones in these campaigns (what deciding on
-    their new results needs: status, and the levels a new diagnosis compares with)."""
+    """The teachers' current diagnoses and their ones in these campaigns, in brief (what
+    deciding on their new results needs: status, and the levels a new diagnosis compares
+    with): rows of diagnosis_id, teacher_id, campaign_id, status, latest, competencies."""
     if not teacher_ids:
         return []
     rows = await session.execute(
@@ -472,98 +630,58 @@ async def diagnoses_of(
     return list(rows)
 
 
-async def diagnoses_by_id(session: AsyncSession, diagnosis_ids: Collection[str]) -> dict[str, Any]:
-    if not diagnosis_ids:
-        return {}
-    rows = await session.execute(
-        select(diagnoses).where(diagnoses.c.diagnosis_id.in_(sorted(diagnosis_ids)))
-    )
-    return {row.diagnosis_id: row for row in rows}
-
-
-async def unset_latest(session: AsyncSession, teacher_ids: Collection[str]) -> None:
-    """These teachers' current diagnoses are current no more (newer ones come)."""
-    if teacher_ids:
-        await session.execute(
-            update(diagnoses)
-            .where(diagnoses.c.teacher_id.in_(sorted(teacher_ids)), diagnoses.c.latest)
-            .values(latest=False)
-        )
-
-
-async def add_diagnoses(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(diagnoses), list(rows))
-
-
-async def replace_diagnoses(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Rewrite diagnoses (each row: ``diagnosis_id`` and the same columns), one statement;
-    their levels are replaced by ``add_levels`` after ``remove_levels``."""
-    if not rows:
+async def add_diagnoses(session: AsyncSession, new: Sequence[Diagnosis]) -> None:
+    """Write new diagnoses and their levels; each replaces its teacher's stored current
+    diagnosis (whichever of the new ones is current says so itself). Three statements."""
+    if not new:
         return
-    columns = [k for k in rows[0] if k != "diagnosis_id"]
+    await session.execute(
+        update(diagnoses)
+        .where(diagnoses.c.teacher_id.in_(sorted({d.teacher_id for d in new})), diagnoses.c.latest)
+        .values(latest=False)
+    )
+    await session.execute(insert(diagnoses), [_columns(d) for d in new])
+    found = _level_rows(new)
+    if found:
+        await session.execute(insert(levels), found)
+
+
+async def save_diagnoses(session: AsyncSession, changed: Sequence[Diagnosis]) -> None:
+    """Rewrite stored diagnoses whole, with their levels: one statement per table (an
+    update of every row, the levels removed and added again)."""
+    if not changed:
+        return
+    rows = [_columns(d) for d in changed]
+    names = [k for k in rows[0] if k != "diagnosis_id"]
     await session.execute(
         update(diagnoses)
         .where(diagnoses.c.diagnosis_id == bindparam("b_diagnosis_id"))
-        .values({k: bindparam(f"b_{k}") for k in columns}),
+        .values({k: bindparam(f"b_{k}") for k in names}),
         [{f"b_{k}": v for k, v in row.items()} for row in rows],
     )
-
-
-async def cancel_diagnosis(session: AsyncSession, row: Any, at: datetime, reason: str) -> None:
-    """Cancel; if it was the teacher's current one, the previous completed one is again."""
     await session.execute(
-        update(diagnoses)
-        .where(diagnoses.c.diagnosis_id == row.diagnosis_id)
-        .values(status="cancelled", latest=False, cancelled_at=at, cancel_reason=reason)
+        delete(levels).where(levels.c.diagnosis_id.in_(sorted(d.diagnosis_id for d in changed)))
     )
-    if row.latest:
-        previous = (
-            await session.execute(
-                select(diagnoses.c.diagnosis_id)
-                .where(diagnoses.c.teacher_id == row.teacher_id, diagnoses.c.status == "completed")
-                .order_by(diagnoses.c.completed_at.desc())
-                .limit(1)
-            )
-        ).scalar()
-        if previous is not None:
-            await session.execute(
-                update(diagnoses).where(diagnoses.c.diagnosis_id == previous).values(latest=True)
-            )
+    found = _level_rows(changed)
+    if found:
+        await session.execute(insert(levels), found)
 
 
-def level_rows_of(
-    diagnosis_id: str, competencies: Iterable[CompetencyResult]
-) -> list[dict[str, Any]]:
-    """The ``competency_levels`` rows of a diagnosis (what the analytics count)."""
-    return [
-        {
-            "diagnosis_id": diagnosis_id,
-            "code": c.code,
-            "score": c.score,
-            "level": c.level.value,
-            "deficit": c.level in (Level.CRITICAL, Level.DEFICIT),
-        }
-        for c in competencies
-    ]
-
-
-async def add_levels(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(levels), list(rows))
-
-
-async def remove_levels(session: AsyncSession, diagnosis_ids: Collection[str]) -> None:
-    if diagnosis_ids:
+async def restore_current(session: AsyncSession, teacher_id: str) -> None:
+    """The teacher's latest completed diagnosis is their current one again (after theirs
+    was cancelled)."""
+    previous = (
         await session.execute(
-            delete(levels).where(levels.c.diagnosis_id.in_(sorted(diagnosis_ids)))
+            select(diagnoses.c.diagnosis_id)
+            .where(diagnoses.c.teacher_id == teacher_id, diagnoses.c.status == "completed")
+            .order_by(diagnoses.c.completed_at.desc())
+            .limit(1)
         )
-
-
-async def get_diagnosis(session: AsyncSession, diagnosis_id: str) -> Any:
-    return (
-        await session.execute(select(diagnoses).where(diagnoses.c.diagnosis_id == diagnosis_id))
-    ).first()
+    ).scalar()
+    if previous is not None:
+        await session.execute(
+            update(diagnoses).where(diagnoses.c.diagnosis_id == previous).values(latest=True)
+        )
 
 
 async def list_diagnoses(
@@ -576,7 +694,8 @@ async def list_diagnoses(
     framework_version: str | None = None,
     offset: int = 0,
     limit: int = 100,
-) -> tuple[int, list[Any]]:
+) -> tuple[int, list[Diagnosis]]:
+    """(how many match, a page of them in order of completion)."""
     conditions = [
         column == value
         for column, value in (
@@ -598,10 +717,10 @@ async def list_diagnoses(
         .offset(offset)
         .limit(limit)
     )
-    return total, list(rows)
+    return total, [_diagnosis(row) for row in rows]
 
 
-async def diagnosis_ids(session: AsyncSession, framework_version: str) -> list[str]:
+async def find_diagnosis_ids(session: AsyncSession, framework_version: str) -> list[str]:
     """Completed diagnoses scored with one framework version."""
     rows = await session.execute(
         select(diagnoses.c.diagnosis_id)

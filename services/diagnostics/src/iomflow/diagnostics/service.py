@@ -14,25 +14,13 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iomflow.diagnostics import domain, repository
-from iomflow.diagnostics.book import (
-    INSTRUMENTS,
-    SOURCE,
-    Book,
-    columns,
-    levels_of,
-    scored,
-    traced,
-    utc,
-)
-from iomflow.diagnostics.campaigns import DEFAULT_CAMPAIGN, in_target
+from iomflow.diagnostics.book import SOURCE, Book, levels_of, traced, utc
+from iomflow.diagnostics.domain import Campaign, Diagnosis
 from iomflow.shared import inbox, wire
 from iomflow.shared.contracts import (
     Audience,
-    DiagnosisCancelled,
     DiagnosisCompleted,
-    DiagnosisRevised,
     Event,
-    Instrument,
     ResultSubmitted,
     Streams,
     TeacherUpserted,
@@ -95,12 +83,22 @@ class Submission:
 
     status: Literal["stored", "held", "late"]
     diagnosis_id: str | None = None
+    diagnosis: Diagnosis | None = field(default=None, compare=False, repr=False)
+    """The diagnosis it completed, as stored (None when it completed none)."""
 
 
 Refuse = Callable[[Event[ResultSubmitted], Refused], None]
 
 
+def refused(exc: domain.Refusal) -> Refused:
+    """A rule's refusal as the use cases raise it (an HTTP problem, a dead letter)."""
+    return Refused(exc.code, exc.detail, exc.status)
+
+
 def as_contract(row: Any) -> DiagnosisCompleted:
+    """A diagnosis (the aggregate, or anything with its attributes) as its contract."""
+    if isinstance(row, Diagnosis):
+        return row.completed()
     fields = {k: getattr(row, k) for k in DiagnosisCompleted.model_fields}
     if fields["evidence_at"] is not None:  # SQLite keeps no zone: it was written in UTC
         fields["evidence_at"] = utc(fields["evidence_at"])
@@ -116,39 +114,12 @@ class _Checked:
 
     event: Event[ResultSubmitted]
     scores: dict[str, float]
-    campaign: Any
-    required: list[Instrument]
+    campaign: Campaign
 
 
-def _window(campaign: Any) -> str:
-    start = f"{campaign.starts_on:%d.%m.%Y}" if campaign.starts_on else "…"
-    end = f"{campaign.ends_on:%d.%m.%Y}" if campaign.ends_on else "…"
-    return f"{start} — {end}"
-
-
-def _campaign_refusal(event: Event[ResultSubmitted], campaign: Any) -> Refused | None:
-    result = event.payload
-    if campaign is None:
-        return Refused("unknown_campaign", f"Кампания «{result.campaign_id}» не найдена.")
-    if campaign.status != "open":
-        return Refused(
-            "campaign_closed", f"Кампания «{campaign.name}» закрыта: результаты не принимаются."
-        )
-    day = (result.taken_at or event.occurred_at).date()
-    if (campaign.starts_on and day < campaign.starts_on) or (
-        campaign.ends_on and day > campaign.ends_on
-    ):
-        return Refused(
-            "outside_campaign_window",
-            f"Результат от {day:%d.%m.%Y} вне сроков кампании «{campaign.name}» "
-            f"({_window(campaign)}).",
-        )
-    return None
-
-
-async def submit_results(
-    events: Sequence[Event[ResultSubmitted]],
+async def take_results(
     deps: Deps[Diagnostics],
+    events: Sequence[Event[ResultSubmitted]],
     refuse: Refuse | None = None,
     causes: Mapping[str, Event[Any]] | None = None,
 ) -> dict[str, Submission]:
@@ -172,8 +143,8 @@ async def submit_results(
             scores = domain.instrument_scores(
                 framework, result.instrument, result.scores, result.items
             )
-        except domain.ResultError as exc:
-            refuse(event, Refused(exc.code, exc.detail))
+        except domain.Refusal as exc:
+            refuse(event, refused(exc))
             continue
         scored_.append((event, scores))
     if not scored_:
@@ -182,21 +153,25 @@ async def submit_results(
         trace.get_current_span().set_attribute("iomflow.teacher_id", events[0].payload.teacher_id)
 
     session = deps.session
-    found = await repository.campaigns_by_id(session, {e.payload.campaign_id for e, _ in scored_})
-    required = {c.campaign_id: [INSTRUMENTS[i] for i in c.required] for c in found.values()}
+    found = await repository.find_campaigns(session, {e.payload.campaign_id for e, _ in scored_})
     checked: list[_Checked] = []
     for event, scores in scored_:
-        campaign = found.get(event.payload.campaign_id)
-        refused = _campaign_refusal(event, campaign)
-        if refused is not None:
-            refuse(event, refused)
-        else:
-            checked.append(_Checked(event, scores, campaign, required[campaign.campaign_id]))
+        result = event.payload
+        try:
+            campaign = domain.admit(
+                found.get(result.campaign_id),
+                result.campaign_id,
+                (result.taken_at or event.occurred_at).date(),
+            )
+        except domain.Refusal as exc:
+            refuse(event, refused(exc))
+            continue
+        checked.append(_Checked(event, scores, campaign))
     if not checked:
         return {}
 
     keys = {(c.event.source, x) for c in checked if (x := c.event.payload.external_id)}
-    taken = await repository.taken_external_ids(session, keys)
+    taken = await repository.find_taken_external_ids(session, keys)
     book = await Book.load(
         deps, {(c.event.payload.teacher_id, c.event.payload.campaign_id) for c in checked}
     )
@@ -207,15 +182,7 @@ async def submit_results(
         result = event.payload
         key = (event.source, result.external_id) if result.external_id else None
         if key is not None and key in taken:
-            refuse(
-                event,
-                Refused(
-                    "duplicate_external_id",
-                    f"Результат с внешним идентификатором «{result.external_id}» от "
-                    f"«{event.source}» уже принят; повторная отправка не меняет диагностику.",
-                    409,
-                ),
-            )
+            refuse(event, refused(domain.duplicate_result(*key)))
             continue
         teacher = book.teachers.get(result.teacher_id)
         if teacher is None:
@@ -232,26 +199,12 @@ async def submit_results(
             )
             out[str(event.event_id)] = Submission("held")
             continue
-        if not in_target(campaign, teacher):
-            refuse(
-                event,
-                Refused(
-                    "not_in_campaign",
-                    f"Педагог «{result.teacher_id}» не входит в охват кампании «{campaign.name}».",
-                ),
-            )
-            continue
         sheet = book.sheets[(result.teacher_id, result.campaign_id)]
-        if sheet.status == "cancelled":
-            refuse(
-                event,
-                Refused(
-                    "diagnosis_cancelled",
-                    f"Диагностика педагога «{result.teacher_id}» в кампании "
-                    f"«{campaign.name}» отменена.",
-                    409,
-                ),
-            )
+        try:
+            campaign.admit_teacher(result.teacher_id, teacher)
+            sheet.admit(result.teacher_id, campaign)
+        except domain.Refusal as exc:
+            refuse(event, refused(exc))
             continue
         book.take(event, item.scores)
         if key is not None:
@@ -259,15 +212,25 @@ async def submit_results(
         if sheet.diagnosis_id is not None:
             # Kept as evidence; it counts when the diagnosis is revised.
             out[str(event.event_id)] = Submission("late", sheet.diagnosis_id)
-        elif domain.is_complete(item.required, sheet.instruments):
+        elif sheet.ready(campaign.required):
             cause = causes.get(str(event.event_id), event) if causes else event
             diagnosis = book.complete(result.teacher_id, result.campaign_id, "instruments", cause)
-            out[str(event.event_id)] = Submission("stored", diagnosis.diagnosis_id)
+            out[str(event.event_id)] = Submission("stored", diagnosis.diagnosis_id, diagnosis)
         else:
             out[str(event.event_id)] = Submission("stored")
     await book.save()
-    await repository.hold(session, held)
+    await repository.add_held(session, held)
     return out
+
+
+async def submit_results(
+    events: Sequence[Event[ResultSubmitted]],
+    deps: Deps[Diagnostics],
+    refuse: Refuse | None = None,
+    causes: Mapping[str, Event[Any]] | None = None,
+) -> dict[str, Submission]:
+    """``take_results`` under the name and argument order api.py knows."""
+    return await take_results(deps, events, refuse, causes)
 
 
 # --- held results ----------------------------------------------------------------------------
@@ -281,10 +244,10 @@ async def teachers_arrived(
     teacher's event); each one that now breaks a rule is dead-lettered with its reason.
     Returns how many were taken."""
     teachers = {e.payload.teacher_id: e for e in arrived}
-    rows = await repository.held_for(deps.session, teachers)
+    rows = await repository.find_held(deps.session, teachers)
     if not rows:
         return 0
-    await repository.release(deps.session, [row.event_id for row in rows])
+    await repository.remove_held(deps.session, [row.event_id for row in rows])
     by_id = {row.event_id: row for row in rows}
     refused: list[tuple[Any, str, str]] = []
 
@@ -292,7 +255,7 @@ async def teachers_arrived(
         refused.append((by_id[str(event.event_id)], exc.code, exc.detail))
 
     causes = {row.event_id: teachers[row.teacher_id] for row in rows}
-    taken = await submit_results([wire.decode(row.fields) for row in rows], deps, dead, causes)
+    taken = await take_results(deps, [wire.decode(row.fields) for row in rows], dead, causes)
     await _dead_letter(deps, refused)
     return len(taken)
 
@@ -303,7 +266,7 @@ async def expire_held(transaction: Transaction, now: datetime | None = None) -> 
     expired = 0
     while True:
         async with transaction() as deps:
-            rows = await repository.held_expired(deps.session, now)
+            rows = await repository.find_held_expired(deps.session, now)
             await _dead_letter(
                 deps,
                 [
@@ -316,7 +279,7 @@ async def expire_held(transaction: Transaction, now: datetime | None = None) -> 
                     for row in rows
                 ],
             )
-            await repository.release(deps.session, [r.event_id for r in rows])
+            await repository.remove_held(deps.session, [r.event_id for r in rows])
         expired += len(rows)
         if len(rows) < 500:
             return expired
@@ -355,21 +318,18 @@ async def _dead_letter(deps: Deps[Diagnostics], letters: Sequence[tuple[Any, str
 # --- operator commands -----------------------------------------------------------------------
 
 
-async def close_diagnosis(deps: Deps[Diagnostics], teacher_id: str, campaign_id: str) -> Any:
+async def close_diagnosis(deps: Deps[Diagnostics], teacher_id: str, campaign_id: str) -> Diagnosis:
     """An operator completes a teacher's diagnosis with the evidence that is in."""
     book = await Book.load(deps, [(teacher_id, campaign_id)])
-    sheet = book.sheets[(teacher_id, campaign_id)]
-    if sheet.diagnosis_id is not None:
-        raise Refused("already_completed", "Диагностика уже завершена или отменена.", 409)
-    if teacher_id not in book.teachers or not sheet.results:
-        raise Refused(
-            "no_results",
-            f"У педагога «{teacher_id}» нет результатов в кампании «{campaign_id}».",
-            404,
+    try:
+        book.sheets[(teacher_id, campaign_id)].closable(
+            teacher_id, campaign_id, known=teacher_id in book.teachers
         )
+    except domain.Refusal as exc:
+        raise refused(exc) from exc
     diagnosis = book.complete(teacher_id, campaign_id, "operator")
     await book.save()
-    return await repository.get_diagnosis(deps.session, diagnosis.diagnosis_id)
+    return diagnosis
 
 
 async def close_campaign(
@@ -383,12 +343,14 @@ async def close_campaign(
     Returns how many."""
     async with transaction() as deps:
         campaign = await repository.get_campaign(deps.session, campaign_id)
-        if campaign is None:
-            raise Refused("unknown_campaign", f"Кампания «{campaign_id}» не найдена.", 404)
-        if campaign_id == DEFAULT_CAMPAIGN:
-            raise Refused("standing_campaign", "Постоянную диагностику закрыть нельзя.", 409)
-        await repository.close_campaign(deps.session, campaign_id, deps.now())
-        pending = await repository.pending_teachers(deps.session, campaign_id)
+        try:
+            if campaign is None:
+                raise domain.unknown_campaign(campaign_id, 404)
+            campaign.close(deps.now())
+        except domain.Refusal as exc:
+            raise refused(exc) from exc
+        await repository.save_campaign(deps.session, campaign)
+        pending = await repository.find_pending_teachers(deps.session, campaign_id)
     done = 0
     for start in range(0, len(pending), chunk):
         async with transaction() as deps:
@@ -396,7 +358,8 @@ async def close_campaign(
             book = await Book.load(deps, [(t, campaign_id) for t in part])
             for teacher_id in part:
                 sheet = book.sheets[(teacher_id, campaign_id)]
-                if teacher_id in book.teachers and sheet.diagnosis_id is None and sheet.results:
+                known = teacher_id in book.teachers
+                if sheet.closing_refusal(teacher_id, campaign_id, known=known) is None:
                     book.complete(teacher_id, campaign_id, "operator")
                     done += 1
             await book.save()
@@ -407,84 +370,64 @@ async def close_campaign(
 
 async def revise_many(
     deps: Deps[Diagnostics], diagnosis_ids: Sequence[str], reason: str
-) -> list[str]:
+) -> list[Diagnosis]:
     """Re-score diagnoses from their stored results with the framework in force (a fixed
     framework, late evidence); each earlier revision is kept in its history. Set-based:
-    one read per table, one write per table. Returns the ids revised."""
+    one read per table, one write per table. Returns the diagnoses revised, in order."""
     session = deps.session
-    found = await repository.diagnoses_by_id(session, diagnosis_ids)
-    rows = []
+    ctx = deps.ctx
+    found = await repository.find_diagnoses(session, diagnosis_ids)
+    chosen: list[Diagnosis] = []
     for diagnosis_id in diagnosis_ids:
-        row = found.get(diagnosis_id)
-        if row is None:
+        diagnosis = found.get(diagnosis_id)
+        if diagnosis is None:
             raise Refused("not_found", f"Диагностика «{diagnosis_id}» не найдена.", 404)
-        if row.status == "cancelled":
-            raise Refused("diagnosis_cancelled", "Отменённую диагностику нельзя пересчитать.", 409)
-        rows.append(row)
-    if len(rows) == 1:
-        traced(deps, None, rows[0].diagnosis_id, rows[0].teacher_id)
-    teachers = await repository.teachers_by_id(session, {r.teacher_id for r in rows})
-    for row in rows:
-        if row.teacher_id not in teachers:
-            raise Refused(
-                "unknown_teacher", f"Педагог «{row.teacher_id}» не найден в реестре.", 409
-            )
-    evidence = await repository.evidence(session, {(r.teacher_id, r.campaign_id) for r in rows})
-    previous = await repository.diagnoses_by_id(
-        session, {r.previous_diagnosis_id for r in rows if r.previous_diagnosis_id}
+        try:
+            diagnosis.revisable()
+        except domain.Refusal as exc:
+            raise refused(exc) from exc
+        chosen.append(diagnosis)
+    if len(chosen) == 1:
+        traced(deps, None, chosen[0].diagnosis_id, chosen[0].teacher_id)
+    teachers = await repository.find_teachers(session, {d.teacher_id for d in chosen})
+    for d in chosen:
+        if d.teacher_id not in teachers:
+            raise Refused("unknown_teacher", f"Педагог «{d.teacher_id}» не найден в реестре.", 409)
+    evidence = await repository.find_evidence(
+        session, {(d.teacher_id, d.campaign_id) for d in chosen}
+    )
+    previous = await repository.find_diagnoses(
+        session, {d.previous_diagnosis_id for d in chosen if d.previous_diagnosis_id}
     )
     now = deps.now()
-    replaced: list[dict[str, Any]] = []
-    levels: list[dict[str, Any]] = []
-    for row in rows:
-        before = previous.get(row.previous_diagnosis_id) if row.previous_diagnosis_id else None
-        fields = scored(
-            deps.ctx,
-            teachers[row.teacher_id],
-            evidence[(row.teacher_id, row.campaign_id)],
+    for d in chosen:
+        before = previous.get(d.previous_diagnosis_id) if d.previous_diagnosis_id else None
+        teacher = teachers[d.teacher_id]
+        revised = d.revise(
+            ctx.framework,
+            teacher,
+            evidence[(d.teacher_id, d.campaign_id)],
             levels_of(before.competencies) if before else None,
+            reason,
+            now,
+            ctx.applicable(
+                is_manager=bool(teacher.is_manager), audience=domain.AUDIENCES[teacher.audience]
+            ),
         )
-        revised = DiagnosisRevised(
-            diagnosis_id=row.diagnosis_id,
-            teacher_id=row.teacher_id,
-            campaign_id=row.campaign_id,
-            completed_by=row.completed_by,
-            previous_diagnosis_id=row.previous_diagnosis_id,
-            **fields,
-            revision=row.revision + 1,
-            reason=reason,
-        )
-        earlier = {
-            k: getattr(row, k)
-            for k in ("revision", "framework_version", "rule", "competencies", "burnout", "changes")
-        }
-        replaced.append(
-            {
-                **columns(revised),
-                "history": [
-                    *row.history,
-                    {**earlier, "replaced_at": now.isoformat(), "reason": reason},
-                ],
-                "revised_at": now,
-            }
-        )
-        levels += repository.level_rows_of(row.diagnosis_id, revised.competencies)
         deps.stage(
             Streams.DIAGNOSTICS,
             new_event(
-                "diagnostics.diagnosis.revised", revised, source=SOURCE, subject=row.teacher_id
+                "diagnostics.diagnosis.revised", revised, source=SOURCE, subject=d.teacher_id
             ),
         )
-    await repository.replace_diagnoses(session, replaced)
-    await repository.remove_levels(session, [r.diagnosis_id for r in rows])
-    await repository.add_levels(session, levels)
-    return [r.diagnosis_id for r in rows]
+    await repository.save_diagnoses(session, chosen)
+    return chosen
 
 
-async def revise(deps: Deps[Diagnostics], diagnosis_id: str, reason: str) -> Any:
+async def revise(deps: Deps[Diagnostics], diagnosis_id: str, reason: str) -> Diagnosis:
     """Re-score one diagnosis (``revise_many``); the diagnosis as it is now."""
-    await revise_many(deps, [diagnosis_id], reason)
-    return await repository.get_diagnosis(deps.session, diagnosis_id)
+    [diagnosis] = await revise_many(deps, [diagnosis_id], reason)
+    return diagnosis
 
 
 async def revise_version(
@@ -497,7 +440,7 @@ async def revise_version(
     """Revise every completed diagnosis scored with ``framework_version``, ``chunk`` per
     transaction, with progress."""
     async with transaction() as deps:
-        ids = await repository.diagnosis_ids(deps.session, framework_version)
+        ids = await repository.find_diagnosis_ids(deps.session, framework_version)
     for start in range(0, len(ids), chunk):
         async with transaction() as deps:
             await revise_many(deps, ids[start : start + chunk], reason)
@@ -506,27 +449,29 @@ async def revise_version(
     return len(ids)
 
 
-async def cancel(deps: Deps[Diagnostics], diagnosis_id: str, reason: str) -> Any:
+async def cancel(deps: Deps[Diagnostics], diagnosis_id: str, reason: str) -> Diagnosis:
+    """Cancel a diagnosis; if it was the teacher's current one, their previous completed
+    one is again. The diagnosis as it is now."""
     session = deps.session
-    row = await repository.get_diagnosis(session, diagnosis_id)
-    if row is None:
+    diagnosis = await repository.get_diagnosis(session, diagnosis_id)
+    if diagnosis is None:
         raise Refused("not_found", f"Диагностика «{diagnosis_id}» не найдена.", 404)
-    traced(deps, None, diagnosis_id, row.teacher_id)
-    if row.status == "cancelled":
-        raise Refused("already_cancelled", "Диагностика уже отменена.", 409)
-    await repository.cancel_diagnosis(session, row, deps.now(), reason)
+    traced(deps, None, diagnosis_id, diagnosis.teacher_id)
+    was_current = diagnosis.latest
+    try:
+        cancelled = diagnosis.cancel(reason, deps.now())
+    except domain.Refusal as exc:
+        raise refused(exc) from exc
+    await repository.save_diagnoses(session, [diagnosis])
+    if was_current:
+        await repository.restore_current(session, diagnosis.teacher_id)
     deps.stage(
         Streams.DIAGNOSTICS,
         new_event(
             "diagnostics.diagnosis.cancelled",
-            DiagnosisCancelled(
-                diagnosis_id=diagnosis_id,
-                teacher_id=row.teacher_id,
-                campaign_id=row.campaign_id,
-                reason=reason,
-            ),
+            cancelled,
             source=SOURCE,
-            subject=row.teacher_id,
+            subject=diagnosis.teacher_id,
         ),
     )
-    return await repository.get_diagnosis(session, diagnosis_id)
+    return diagnosis

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from iomflow.registries import service
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import age_band, experience_band
+from iomflow.registries.domain import age_band, experience_band
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import read_table

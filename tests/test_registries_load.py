@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from iomflow.registries import repository, service
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.settings import Settings
 from iomflow.shared import db, migrations
 from iomflow.shared.contracts import Streams

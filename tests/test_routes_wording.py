@@ -20,7 +20,7 @@ from iomflow.cli import demo as cli_demo
 from iomflow.diagnostics import domain as diagnostics
 from iomflow.registries import demo
 from iomflow.registries.personal import PERSONAL_FIELDS
-from iomflow.registries.registers import teacher_event_of
+from iomflow.registries.domain import teacher_event_of
 from iomflow.routes import domain, drafting, wording
 from iomflow.routes.domain import (
     Catalogue,

@@ -25,7 +25,7 @@ from test_registries_import import BASE, HEADERS, good_row, run_import, xlsx
 
 from iomflow.registries import importing, repository
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.settings import Settings
 
 ADMIN = "iomf_test_admin_key_uploads"

@@ -22,9 +22,9 @@ import csv
 from pathlib import Path
 from typing import Any, TypeVar
 
-from iomflow.registries import demo, importing, registers, service
+from iomflow.registries import demo, domain, importing, service
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import TableError, read_table, write_xlsx
@@ -39,7 +39,7 @@ ROLES = ("registrar", "personal_data", "auditor")
 ADMIN = Admin("registries", "iomflow.registries", tables)
 
 
-def _register(name: str) -> registers.Register:
+def _register(name: str) -> domain.Register:
     spec = REGISTRY.get(name)
     if spec is None:
         raise SystemExit(f"Реестр «{name}» не найден. Доступны: {', '.join(REGISTRY)}")

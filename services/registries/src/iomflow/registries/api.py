@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.registries import demo, importing, repository, service, workbooks
 from iomflow.registries.context import ContextDep
+from iomflow.registries.domain import REGISTRY, Register
 from iomflow.registries.personal import PERSONAL_FIELDS
-from iomflow.registries.registers import REGISTRY, Register
 from iomflow.registries.tabular import TableError, kind_of, write_xlsx
 from iomflow.shared.auth import Principal, key_optional, optional, require
 from iomflow.shared.errors import ApiError

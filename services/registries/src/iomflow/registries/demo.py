@@ -21,8 +21,8 @@ from datetime import date, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.personal import format_snils, snils_check_digits
-from iomflow.registries.registers import REGISTRY
 from iomflow.shared.contracts import Project
 
 Row = dict[str, Any]

@@ -41,8 +41,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from iomflow.registries.domain import Register
 from iomflow.registries.importing import Candidate
-from iomflow.registries.registers import Register
 from iomflow.shared.db import new_metadata, upsert_many
 from iomflow.shared.service import Tables
 

@@ -28,8 +28,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from iomflow.registries import demo, importing
+from iomflow.registries.domain import Register
 from iomflow.registries.personal import PERSONAL_FIELDS
-from iomflow.registries.registers import Register
 from iomflow.registries.tabular import kind_of, raw_rows
 
 BAD = PatternFill("solid", fgColor="FFC7CE")

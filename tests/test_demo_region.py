@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from iomflow.cli import demo as cli_demo
-from iomflow.registries import demo
+from iomflow.cli import region as demo
 from iomflow.registries.domain import REGISTRY, Known, check_record
 from iomflow.registries.personal import PERSONAL_FIELDS, normalise_snils
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Upload
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iomflow.registries import demo, importing, repository, service, workbooks
+from iomflow.registries import importing, repository, service, workbooks
 from iomflow.registries.context import ContextDep
 from iomflow.registries.domain import REGISTRY, Register
 from iomflow.registries.personal import PERSONAL_FIELDS
@@ -503,7 +503,7 @@ async def export(
     return _xlsx(content, f"{spec.name}.xlsx")
 
 
-# --- verification, resync, demo ------------------------------------------------------------
+# --- verification, resync, loads ------------------------------------------------------------
 
 
 @router.get("/stale", summary="Records overdue for verification, per register and owner")
@@ -595,18 +595,4 @@ async def load(
     region: Annotated[dict[str, list[dict[str, Any]]], Body(description="register -> rows")],
     since: date | None = Query(None, description=SINCE),
 ) -> dict[str, Any]:
-    return await _load_region(runtime, region, who, since)
-
-
-@router.post("/load/demo", summary="Load the generated demo region (registrar)")
-async def load_demo(
-    runtime: RuntimeDep,
-    who: Registrar,
-    teachers: int = Query(40_000, ge=10, le=200_000),
-    seed: int = Query(38),
-    since: date | None = Query(None, description=SINCE),
-) -> dict[str, Any]:
-    # Generating the region is CPU for a second or so: off the event loop.
-    with service.collector_paused():
-        region = await asyncio.to_thread(demo.generate, seed=seed, teachers=teachers)
     return await _load_region(runtime, region, who, since)

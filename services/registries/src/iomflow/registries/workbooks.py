@@ -2,7 +2,7 @@
 uploaded sheet given back with its errors marked where they are.
 
 A template's first sheet is what an import reads: one column per field, titled in
-Russian, an example row (from the generated demo region, so every value is one the import
+Russian, an example row (``examples``: every value one the import
 takes), lists to choose from in the cells of single-valued enumerated columns; its second
 sheet says for each column whether it is required and what to write.
 
@@ -27,8 +27,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from iomflow.registries import demo, importing
+from iomflow.registries import importing
 from iomflow.registries.domain import Register
+from iomflow.registries.examples import EXAMPLES
 from iomflow.registries.personal import PERSONAL_FIELDS
 from iomflow.registries.tabular import kind_of, raw_rows
 
@@ -50,17 +51,9 @@ def _save(book: Workbook) -> bytes:
 # --- a register's template -----------------------------------------------------------------
 
 
-@functools.cache
-def _demo_region() -> dict[str, list[dict[str, Any]]]:
-    # Small, and the same every time (a fixed seed): large enough that every register
-    # has a record.
-    return demo.generate(seed=38, teachers=300)
-
-
 def example(spec: Register) -> dict[str, Any]:
-    """A record of ``spec`` as the demo region has it: every value one the import takes."""
-    records = _demo_region().get(spec.name) or [{}]
-    return records[0]
+    """The register's example record (``examples``): every value one the import takes."""
+    return EXAMPLES.get(spec.name, {})
 
 
 def template(spec: Register) -> bytes:

@@ -56,6 +56,11 @@ class RowError:
             "reason": self.reason,
         }
 
+    def as_problem(self, *where: str | int) -> dict[str, Any]:
+        """As a field error of a problem (``loc``, ``msg``), with every member of
+        ``as_dict``: ``where`` goes before the field in ``loc``."""
+        return {"loc": [*where, self.field or self.column], "msg": self.reason, **self.as_dict()}
+
 
 @dataclass
 class Candidate:

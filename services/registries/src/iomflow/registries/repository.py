@@ -436,14 +436,19 @@ async def access_log(
     record_id: str | None = None,
     offset: int = 0,
     limit: int = 100,
-) -> list[dict[str, Any]]:
-    query = select(personal_data_access).order_by(personal_data_access.c.id.desc())
-    if register:
-        query = query.where(personal_data_access.c.register == register)
-    if record_id:
-        query = query.where(personal_data_access.c.record_id == record_id)
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many reads match, one page of them, the latest first)."""
+    where = and_(
+        true(),
+        *([personal_data_access.c.register == register] if register else []),
+        *([personal_data_access.c.record_id == record_id] if record_id else []),
+    )
+    total = (
+        await session.execute(select(func.count()).select_from(personal_data_access).where(where))
+    ).scalar_one()
+    query = select(personal_data_access).where(where).order_by(personal_data_access.c.id.desc())
     rows = await session.execute(query.offset(offset).limit(limit))
-    return [dict(row._mapping) for row in rows]
+    return total, [dict(row._mapping) for row in rows]
 
 
 # --- verification --------------------------------------------------------------------------

@@ -464,7 +464,7 @@ async def save_record(
             422,
             "record_invalid",
             "Запись не сохранена: исправьте ошибки.",
-            errors=[e.as_dict() for e in errors],
+            errors=[e.as_problem("body") for e in errors],
         )
     candidate = Candidate(0, str(data[spec.key]), data, person)
     current = await repository.existing(session, spec.name, [candidate.record_id])

@@ -14,7 +14,6 @@ know and uploads it again.
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any

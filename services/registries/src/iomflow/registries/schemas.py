@@ -14,8 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
-from pydantic import ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class Model(BaseModel):
@@ -200,15 +199,22 @@ class StaleGroup(Model):
     oldest: datetime | None = Field(description="The oldest verification")
 
 
+class StaleRecord(Model):
+    record_id: str
+    owner: str
+    verified_at: datetime | None
+    verified_by: str | None
+
+
 class StaleRead(Model):
     """Records overdue for verification: per register and owner, and their ids."""
 
     verify_before: datetime = Field(description="Records verified before this are stale")
     after_days: int
     groups: list[StaleGroup]
-    records: dict[str, list[str]] = Field(
-        description="Register -> ids of its stale records (at most ``limit``; all of them: "
-        "GET /v1/registers/{register}/records?stale=true, paged)"
+    records: dict[str, list[StaleRecord]] = Field(
+        description="Register -> its stale records, the longest unverified first (at most "
+        "``limit``; all of them: GET /v1/registers/{register}/records?stale=true, paged)"
     )
 
 

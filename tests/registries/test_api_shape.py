@@ -173,3 +173,11 @@ async def test_the_access_log_pages_to_its_end(client: httpx.AsyncClient) -> Non
         if offset >= answer["total"]:
             break
     assert seen == [f"проверка {n}" for n in reversed(range(5))]
+
+
+def test_a_load_names_every_register_and_no_other() -> None:
+    from iomflow.registries.domain import REGISTRY
+    from iomflow.registries.schemas import LoadCreate
+
+    assert list(LoadCreate.model_fields) == list(REGISTRY)
+    assert LoadCreate.model_json_schema()["additionalProperties"] is False

@@ -318,8 +318,10 @@ RecordBody = Annotated[
     response_model=RecordSaved,
     responses=problems(
         404,
+        400,
         409,
         422,
+        s400="тело не JSON (code: http_400)",
         s404=NO_REGISTER,
         s409="запись с этим ключом уже есть (code: record_exists)",
         s422="поля не прошли проверку правил реестра: errors — по полям (code: "
@@ -337,8 +339,10 @@ async def create_record(
     summary="Replace a record (registrar)",
     response_model=RecordSaved,
     responses=problems(
+        400,
         404,
         422,
+        s400="тело не JSON (code: http_400)",
         s404="нет такого реестра или записи (code: register_not_found, record_not_found)",
         s422="поля не прошли проверку правил реестра, код записи изменён: errors — по полям "
         "(code: record_invalid, validation_error)",
@@ -734,18 +738,37 @@ SINCE = (
     summary="Load several registers at once as JSON rows (registrar); each all or nothing",
     response_model=LoadRead,
     responses=problems(
+        400,
         422,
+        s400="тело не JSON (code: http_400)",
         s422="неизвестный реестр, дата «с» в будущем, строки с ошибками: errors — по строкам "
-        "(code: register_not_found, future_date, rows_invalid, validation_error)",
+        "(code: register_not_found, future_date, bad_date, rows_invalid, validation_error)",
     ),
 )
 async def load(
     runtime: RuntimeDep,
     who: Registrar,
     region: Annotated[LoadCreate, Body(description="register -> rows")],
-    since: date | None = Query(None, description=SINCE),
+    since: Annotated[
+        str | None,
+        Query(description=SINCE, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples=["2025-08-01"]),
+    ] = None,
 ) -> LoadRead:
-    return await _load_region(runtime, region.root, who, since)
+    rows = {
+        name: getattr(region, name)
+        for name in REGISTRY
+        if name in region.model_fields_set and getattr(region, name) is not None
+    }
+    return await _load_region(runtime, rows, who, _day(since))
+
+
+def _day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ApiError(422, "bad_date", f"Дата «{text}» не существует.") from exc
 
 
 def _keys_documented() -> None:

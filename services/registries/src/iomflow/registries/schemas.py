@@ -11,10 +11,18 @@ model); it is ``register`` in the JSON (its alias).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(_utc)]
+"""A moment with its offset: SQLite gives stored ones back naive, in UTC."""
 
 
 class Model(BaseModel):
@@ -57,9 +65,9 @@ class RecordRead(Model):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    verified_at: datetime | None = Field(default=None, description="Last confirmed true")
+    verified_at: Moment | None = Field(default=None, description="Last confirmed true")
     verified_by: str | None = Field(default=None, description="Who confirmed it")
-    updated_at: datetime | None = Field(default=None, description="Last changed")
+    updated_at: Moment | None = Field(default=None, description="Last changed")
 
 
 class RecordCreate(RootModel[dict[str, Any]]):
@@ -78,7 +86,7 @@ class RecordRemovedRead(Model):
 
 class VerifiedRead(Model):
     record_id: str
-    verified_at: datetime
+    verified_at: Moment
     verified_by: str
 
 
@@ -97,7 +105,7 @@ class AccessRead(Model):
     """One read of personal data: who, when, whose, why."""
 
     id: int
-    at: datetime
+    at: Moment
     actor: str
     register_: str = Field(alias="register")
     record_id: str
@@ -179,8 +187,8 @@ class ImportRead(Model):
     mode: str | None = None
     confirm: bool | None = None
     actor: str | None = None
-    created_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: Moment | None = None
+    finished_at: Moment | None = None
     total_rows: int | None = None
     progress: Progress | None = Field(default=None, description="While it runs")
     summary: ImportSummary | None = None
@@ -196,20 +204,20 @@ class StaleGroup(Model):
     owner: str
     total: int
     stale: int = Field(description="Records verified before the cutoff")
-    oldest: datetime | None = Field(description="The oldest verification")
+    oldest: Moment | None = Field(description="The oldest verification")
 
 
 class StaleRecord(Model):
     record_id: str
     owner: str
-    verified_at: datetime | None
+    verified_at: Moment | None
     verified_by: str | None
 
 
 class StaleRead(Model):
     """Records overdue for verification: per register and owner, and their ids."""
 
-    verify_before: datetime = Field(description="Records verified before this are stale")
+    verify_before: Moment = Field(description="Records verified before this are stale")
     after_days: int
     groups: list[StaleGroup]
     records: dict[str, list[StaleRecord]] = Field(
@@ -227,5 +235,25 @@ class LoadRead(Model):
     changed: dict[str, int] = Field(description="Register -> records created or updated")
 
 
-class LoadCreate(RootModel[dict[str, list[dict[str, Any]]]]):
-    """Register -> rows (fields as JSON values; persons' personal fields inline)."""
+Rows = list[dict[str, Any]] | None
+
+
+class LoadCreate(Model):
+    """Register -> rows (fields as JSON values; persons' personal fields inline); the
+    registers left out are not touched. One field per register of ``domain.REGISTRY``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    municipalities: Rows = None
+    organizations: Rows = None
+    programs: Rows = None
+    teachers: Rows = None
+    management_teams: Rows = None
+    methodists: Rows = None
+    tutors: Rows = None
+    mentors: Rows = None
+    municipal_staff: Rows = None
+    internship_sites: Rows = None
+    innovation_sites: Rows = None
+    communities: Rows = None
+    practices: Rows = None

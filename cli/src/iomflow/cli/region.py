@@ -1361,8 +1361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "files":
         if args.out is None:
             parser.error("files: укажите каталог --out")
-        for path, rows in write_files(region, args.out, args.format):
-            print(f"{path}  ({rows})")
+        for path, count in write_files(region, args.out, args.format):
+            print(f"{path}  ({count})")
         return 0
     for name, rows in region.items():
         print(f"{REGISTRY[name].title:<50} {name:<18} {len(rows):>7}")

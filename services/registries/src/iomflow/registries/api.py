@@ -306,7 +306,14 @@ RecordBody = Annotated[
     Body(
         description="Fields of the record (codes or Russian labels); persons may carry "
         "'personal': {full_name, snils, email, phone}",
-        examples=[{"organization_id": "org-0001", "name": "СОШ № 1", "kind": "school"}],
+        examples=[
+            {
+                "organization_id": "org-9001",
+                "municipality_id": "mun-01",
+                "name": "МБОУ «СОШ № 901», г. Иркутск",
+                "kind": "school",
+            }
+        ],
     ),
 ]
 
@@ -780,7 +787,7 @@ def _keys_documented() -> None:
             continue
         takes, requires = problems_auth(route)
         wanted = ([401] if takes else []) + (
-            [403] if requires or (takes and route.methods - {"GET", "HEAD"}) else []
+            [403] if requires or (takes and set(route.methods or ()) - {"GET", "HEAD"}) else []
         )
         for status, answer in problems(*wanted).items():
             route.responses.setdefault(status, answer)

@@ -4,6 +4,8 @@ the registers hold."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from iomflow.registries.domain import REGISTRY, Known, check_record
@@ -49,3 +51,14 @@ def test_a_reference_to_a_record_the_registers_lack_is_a_problem() -> None:
     data, _, problems = check_record(REGISTRY["teachers"], values, personal, Known())
     assert data is None
     assert ("organization_id", "«org-0001» нет в реестре «Образовательные организации»") in problems
+
+
+def test_a_worksheet_takes_a_record_with_control_characters() -> None:
+    from openpyxl import load_workbook
+
+    from iomflow.registries.tabular import write_xlsx
+
+    content = write_xlsx([("Лист", ["Название"], [["г.\x1c Иркутск"], [3]])])
+    sheet = load_workbook(io.BytesIO(content)).active
+    assert sheet is not None
+    assert [c.value for c in sheet["A"]] == ["Название", "г. Иркутск", 3]

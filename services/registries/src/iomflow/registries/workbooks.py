@@ -30,7 +30,7 @@ from iomflow.registries import importing
 from iomflow.registries.domain import Register
 from iomflow.registries.examples import EXAMPLES
 from iomflow.registries.personal import PERSONAL_FIELDS
-from iomflow.registries.tabular import kind_of, raw_rows
+from iomflow.registries.tabular import kind_of, raw_rows, writable
 
 BAD = PatternFill("solid", fgColor="FFC7CE")
 REQUIRED = PatternFill("solid", fgColor="FFF2CC")
@@ -160,7 +160,7 @@ def marked(content: bytes, filename: str, errors: Sequence[Mapping[str, Any]]) -
         assert sheet is not None
         sheet.title = "Данные"
         for _, cells in raw_rows(content, filename):
-            sheet.append(list(cells))
+            sheet.append([writable(cell) for cell in cells])
     book.active = 0
     extra = (sheet.max_column or 0) + 1
     reasons: dict[int, list[str]] = {}
@@ -173,17 +173,17 @@ def marked(content: bytes, filename: str, errors: Sequence[Mapping[str, Any]]) -
         if cell is not None and not isinstance(cell, MergedCell):
             cell.fill = BAD
             previous = cell.comment.text + "\n" if cell.comment is not None else ""
-            cell.comment = Comment(previous + reason, "iomflow", width=300, height=120)
+            cell.comment = Comment(writable(previous + reason), "iomflow", width=300, height=120)
     head = sheet.cell(row=1, column=extra)
     head.value = ERRORS_TITLE
     head.font = BOLD
     head.fill = BAD
     for row, texts in reasons.items():
         if row == 1:  # the header's own problems: said in the header cell's note
-            head.comment = Comment("\n".join(texts), "iomflow", width=300, height=160)
+            head.comment = Comment(writable("\n".join(texts)), "iomflow", width=300, height=160)
             continue
         cell = sheet.cell(row=row, column=extra)
-        cell.value = "; ".join(texts)
+        cell.value = writable("; ".join(texts))
         cell.fill = BAD
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     sheet.column_dimensions[get_column_letter(extra)].width = 60

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from iomflow.cli import demo as cli_demo
-from iomflow.registries import demo
-from iomflow.registries.importing import Known, check_record
+from iomflow.cli import region as demo
+from iomflow.registries.domain import REGISTRY, Known, check_record
 from iomflow.registries.personal import PERSONAL_FIELDS, normalise_snils
-from iomflow.registries.registers import REGISTRY
 
 Region = dict[str, list[dict[str, Any]]]
 CODES = set(demo.COMPETENCY_GROUPS)

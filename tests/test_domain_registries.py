@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from iomflow.registries import importing
 from iomflow.registries.personal import PersonalData, normalise_snils, snils_check_digits
-from iomflow.registries.registers import REGISTRY, TeacherRecord, teacher_event
+from iomflow.registries.domain import REGISTRY, TeacherRecord, teacher_event
 from iomflow.shared.contracts import EVENT_TYPES, REGISTERS
 
 

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from iomflow.registries import service
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import age_band, experience_band
+from iomflow.registries.domain import age_band, experience_band
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import read_table
@@ -184,7 +184,7 @@ async def test_personal_data_needs_the_role_and_every_read_is_audited(
     assert refused.status_code == 403
     assert "personal_data" in refused.json()["detail"] and refused.json()["code"] == "forbidden"
     auditor = await key_with(app, "аудитор", "auditor")
-    log = (await client.get("/v1/personal-data/access-log", headers=auditor)).json()
+    log = (await client.get("/v1/personal-data/access-log", headers=auditor)).json()["items"]
     assert log == []
 
     reader = await key_with(app, "методист Сидорова", "personal_data")
@@ -200,7 +200,7 @@ async def test_personal_data_needs_the_role_and_every_read_is_audited(
         "email": "t1@mail.ru",
         "phone": "+7 914 000-00-00",
     }
-    log = (await client.get("/v1/personal-data/access-log", headers=auditor)).json()
+    log = (await client.get("/v1/personal-data/access-log", headers=auditor)).json()["items"]
     assert [(r["actor"], r["record_id"], r["purpose"]) for r in log] == [
         ("методист Сидорова", "t-1", purpose["purpose"])
     ]
@@ -285,7 +285,7 @@ async def test_personal_data_key_with_purpose_sees_dates_and_each_record_is_audi
     rows = export_sheet(exported.content)
     assert rows[0]["Дата рождения"] is not None and "Возрастная группа" not in rows[0]
 
-    log = (await client.get("/v1/personal-data/access-log", headers=auditor)).json()
+    log = (await client.get("/v1/personal-data/access-log", headers=auditor)).json()["items"]
     shown = [r["record_id"] for r in reversed(log)]
     assert shown == ["t-1", "t-2", "t-3", "t-5"] + [f"t-{n}" for n in range(1, 8)] * 2
     assert {(r["actor"], r["register"]) for r in log} == {("методист Сидорова", "teachers")}
@@ -321,7 +321,7 @@ async def test_dates_and_date_filters_need_the_personal_data_role(
     short = await client.get(url, params={"purpose": "так"}, headers=reader)
     assert short.status_code == 422
     auditor = await key_with(app, "аудитор", "auditor")
-    assert (await client.get("/v1/personal-data/access-log", headers=auditor)).json() == []
+    assert (await client.get("/v1/personal-data/access-log", headers=auditor)).json()["total"] == 0
 
 
 async def test_an_invalid_key_on_an_open_read_is_401(client: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-"""Loading registers in bulk (``POST /v1/load``, ``/v1/load/demo``, imports) is set-based: a
+"""Loading registers in bulk (``POST /v1/load``, the demo region, imports) is set-based: a
 chunk of rows costs the same few statements whatever its size (one upsert of its records,
 one of its personal data, one outbox INSERT of its events), on SQLite and PostgreSQL; a
 reload of unchanged rows writes and publishes nothing and leaves ``verified_at`` alone; a
@@ -21,9 +21,10 @@ from redis.asyncio import Redis
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from iomflow.cli import region as demo
 from iomflow.registries import repository, service
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.settings import Settings
 from iomflow.shared import db, migrations
 from iomflow.shared.contracts import Streams
@@ -136,8 +137,6 @@ async def test_a_chunk_of_the_load_costs_three_statements_whatever_its_size(
 async def test_the_demo_region_loads_in_a_few_statements_per_chunk(
     engine: AsyncEngine, transaction: service.Transaction
 ) -> None:
-    from iomflow.registries import demo
-
     region = demo.generate(seed=38, teachers=2500)
     with statements(engine) as sent:
         reports = await load(transaction, region)
@@ -253,7 +252,7 @@ async def published(redis_url: str) -> list[dict[str, str]]:
 async def test_the_demo_load_publishes_once_and_a_reload_nothing(
     client: httpx.AsyncClient, clean_redis: str
 ) -> None:
-    first = await client.post("/v1/load/demo", params={"teachers": 60})
+    first = await client.post("/v1/load", json=demo.generate(teachers=60))
     assert first.status_code == 200, first.text
     received, changed = first.json()["received"], first.json()["changed"]
     assert received == changed and received["teachers"] == 60
@@ -263,7 +262,7 @@ async def test_the_demo_load_publishes_once_and_a_reload_nothing(
     everything = json.dumps(entries, ensure_ascii=False)
     assert "snils" not in everything and "full_name" not in everything
 
-    again = await client.post("/v1/load/demo", params={"teachers": 60})
+    again = await client.post("/v1/load", json=demo.generate(teachers=60))
     assert again.status_code == 200
     assert set(again.json()["changed"].values()) == {0}
     assert len(await published(clean_redis)) == len(entries)

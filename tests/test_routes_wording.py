@@ -17,10 +17,10 @@ import pytest
 from rich.console import Console
 
 from iomflow.cli import demo as cli_demo
+from iomflow.cli import region as demo
 from iomflow.diagnostics import domain as diagnostics
-from iomflow.registries import demo
+from iomflow.registries.domain import teacher_event_of
 from iomflow.registries.personal import PERSONAL_FIELDS
-from iomflow.registries.registers import teacher_event_of
 from iomflow.routes import domain, drafting, wording
 from iomflow.routes.domain import (
     Catalogue,

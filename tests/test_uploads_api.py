@@ -23,9 +23,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select, update
 from test_registries_import import BASE, HEADERS, good_row, run_import, xlsx
 
+from iomflow.cli import region
 from iomflow.registries import importing, repository
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.settings import Settings
 
 ADMIN = "iomf_test_admin_key_uploads"
@@ -298,7 +299,7 @@ async def test_every_template_is_in_russian_and_its_example_imports_cleanly(
 ) -> None:
     """With the demo region loaded (the examples are its records), each register's template,
     sent back as it is, is one row the import reads without an error: unchanged."""
-    loaded = await sqlite_client.post("/v1/load/demo", params={"teachers": 300, "seed": 38})
+    loaded = await sqlite_client.post("/v1/load", json=region.generate(seed=38, teachers=300))
     assert loaded.status_code == 200, loaded.text
     anonymous = {"Authorization": ""}
     listed = {r["register"]: r for r in (await sqlite_client.get("/v1/registers")).json()}

@@ -320,7 +320,9 @@ async def assert_names(
     async with httpx.AsyncClient(
         base_url=base, headers={"Authorization": f"Bearer {auditor}"}
     ) as reg:
-        log = (await reg.get("/v1/personal-data/access-log", params={"limit": 1000})).json()
+        log = (await reg.get("/v1/personal-data/access-log", params={"limit": 1000})).json()[
+            "items"
+        ]
     purpose = "рабочее место методиста: действует meth-1"
     reads = sorted({(r["actor"], r["register"], r["record_id"], r["purpose"]) for r in log})
     assert reads == [
@@ -338,7 +340,9 @@ async def assert_names(
     async with httpx.AsyncClient(
         base_url=base, headers={"Authorization": f"Bearer {auditor}"}
     ) as reg:
-        again = (await reg.get("/v1/personal-data/access-log", params={"limit": 1000})).json()
+        again = (await reg.get("/v1/personal-data/access-log", params={"limit": 1000})).json()[
+            "items"
+        ]
     assert len(again) == len(log)
 
     # A wrong key of routes at the registries: refused there, said here.

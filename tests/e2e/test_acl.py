@@ -33,7 +33,7 @@ from e2e.test_chain import event_body, get, settled, wait_until
 from iomflow.cli import acl
 from iomflow.cli.demo import open_campaign, result_entries, result_events
 from iomflow.cli.launcher import SERVICES, LocalRedis, Suite
-from iomflow.registries.demo import generate
+from iomflow.cli.region import generate
 from iomflow.shared import ops, wire
 from iomflow.shared.auth import hash_key
 from iomflow.shared.contracts import Streams

@@ -30,7 +30,7 @@ from iomflow.cli.demo import (
     traced_teacher,
 )
 from iomflow.cli.launcher import Suite
-from iomflow.registries.demo import generate
+from iomflow.cli.region import generate
 from iomflow.shared import wire
 from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, Streams, new_event
 from iomflow.shared.telemetry import read_spans
@@ -84,7 +84,7 @@ def start_suite(
     demo_teachers: int | None = None,
 ) -> Suite:
     """The four services, the registries loaded (``REGION``, or the generated demo region of
-    ``demo_teachers`` through ``/v1/load/demo``) and seen by every read model, and the demo
+    ``demo_teachers``, both through ``/v1/load``) and seen by every read model, and the demo
     campaign open."""
     suite = Suite(
         workdir,
@@ -101,8 +101,8 @@ def start_suite(
             )
         else:
             loaded = httpx.post(
-                f"{suite.url('registries')}/v1/load/demo",
-                params={"teachers": demo_teachers, "seed": DEMO_SEED},
+                f"{suite.url('registries')}/v1/load",
+                json=generate(seed=DEMO_SEED, teachers=demo_teachers),
                 headers=admin,
                 timeout=300,
             )

@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from iomflow.cli import trace
+from iomflow.cli import region, trace
 from iomflow.cli.launcher import SETTINGS_FILE, LocalRedis, Suite, write_settings
 from iomflow.monitoring import wording as kpi_words
 from iomflow.routes import wording
@@ -807,12 +807,9 @@ def _chain(
     reg, diag, routes, mon = (
         suite.url(n) for n in ("registries", "diagnostics", "routes", "monitoring")
     )
-    loaded = client.post(
-        f"{reg}/v1/load/demo",
-        params={"teachers": region_teachers, "since": REGISTERS_SINCE.isoformat()},
-        headers={"Authorization": f"Bearer {suite.admin_key}"},
-        timeout=600,
-    )
+    generated = region.generate(teachers=region_teachers)
+    loaded = region.load(client, reg, generated, suite.admin_key, since=REGISTERS_SINCE)
+    del generated
     if loaded.status_code != 200:
         raise RuntimeError(f"реестры не загружены: {loaded.text[:2000]}")
     received = loaded.json()["received"]

@@ -7,7 +7,8 @@ iomflow dev                 the same, then stays up and prints the URLs
 iomflow contracts           guard the event contracts against breaking changes, then write
                             the JSON Schemas, snapshots, AsyncAPI and OpenAPI (into docs/)
 iomflow registries …        the registries' admin commands: import, export, resync, stale,
-                            keys, demo-files (iomflow registries --help)
+                            keys (iomflow registries --help); demo-files: iomflow region files
+iomflow region [files]      the demo region: a summary, or spreadsheets (files --out DIR)
 iomflow diagnostics …       the diagnostics' admin commands: framework export/import,
                             revise, close, keys, publishers, audit (iomflow diagnostics --help)
 iomflow routes …            the routes' admin commands: rebalance, tick, keys, publishers,
@@ -47,6 +48,7 @@ OPERATOR_COMMANDS = {
     "trace": "the span tree of a diagnosis or teacher",
     "acl": "Redis ACL users for services and publishers",
     "apicheck": "schemathesis against a running suite's HTTP APIs",
+    "region": "the demo region: a summary, or its spreadsheets (region files --out DIR)",
 }
 """Command -> what it does; each lives in ``iomflow.cli.<command>`` with ``main(argv)``."""
 
@@ -219,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, text in OPERATOR_COMMANDS.items():
         commands.add_parser(name, help=text, add_help=False)
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["registries", "demo-files"]:
+        # The demo region is the CLI's (iomflow.cli.region), not the service's.
+        sys.exit(importlib.import_module("iomflow.cli.region").main(["files", *argv[2:]]))
     if argv[:1] and argv[0] in SERVICES:
         run_admin(argv[0], argv[1:])
         return

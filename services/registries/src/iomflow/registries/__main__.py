@@ -8,7 +8,6 @@
   resync [REGISTER ...]                 publish the current state again
   stale [--publish]                     records overdue for verification (6 months)
   keys add NAME --role R… | list | revoke KEY_ID
-  demo-files --out DIR                  the demo region as spreadsheets, one per register
 
 Admin commands work on the service's database directly, in units of work of their own
 (``service.transactions``), and publish what they staged when they finish
@@ -18,13 +17,12 @@ Admin commands work on the service's database directly, in units of work of thei
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any, TypeVar
 
-from iomflow.registries import demo, importing, registers, service
+from iomflow.registries import domain, importing, service
 from iomflow.registries.app import create_app
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import TableError, read_table, write_xlsx
@@ -39,7 +37,7 @@ ROLES = ("registrar", "personal_data", "auditor")
 ADMIN = Admin("registries", "iomflow.registries", tables)
 
 
-def _register(name: str) -> registers.Register:
+def _register(name: str) -> domain.Register:
     spec = REGISTRY.get(name)
     if spec is None:
         raise SystemExit(f"Реестр «{name}» не найден. Доступны: {', '.join(REGISTRY)}")
@@ -140,24 +138,6 @@ def cmd_stale(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_demo_files(args: argparse.Namespace, settings: Settings) -> int:
-    region = demo.generate(seed=args.seed, teachers=args.teachers)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, spec in REGISTRY.items():
-        content = importing.sheet(spec, region.get(name, []), importing.columns(spec))
-        _, headers, rows = content
-        path = args.out / f"{name}.{args.format}"
-        if args.format == "xlsx":
-            path.write_bytes(write_xlsx([content]))
-        else:
-            with path.open("w", newline="", encoding="utf-8-sig") as f:
-                writer = csv.writer(f, delimiter=";")
-                writer.writerow(headers)
-                writer.writerows(rows)
-        print(f"{path}  ({len(rows)})")
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     p, commands = ADMIN.parser(__doc__)
 
@@ -192,11 +172,6 @@ def parser() -> argparse.ArgumentParser:
 
     ADMIN.add_keys_parser(commands, ROLES)
 
-    sub = commands.add_parser("demo-files", help="the demo region as spreadsheets")
-    sub.add_argument("--out", type=Path, required=True)
-    sub.add_argument("--teachers", type=int, default=40_000)
-    sub.add_argument("--seed", type=int, default=38)
-    sub.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
     return p
 
 
@@ -206,7 +181,6 @@ COMMANDS = {
     "resync": cmd_resync,
     "stale": cmd_stale,
     "keys": ADMIN.keys,
-    "demo-files": cmd_demo_files,
 }
 
 

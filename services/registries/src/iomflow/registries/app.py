@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from iomflow.registries import api, context, service, uploads
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
 from iomflow.shared.contracts import Streams

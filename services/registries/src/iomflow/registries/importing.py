@@ -1,10 +1,11 @@
-"""Checking records as people write them, row by row, with reasons in Russian. No I/O.
+"""Reading records as people write them in spreadsheets, row by row, with reasons in
+Russian. No I/O.
 
-The same checks serve a spreadsheet row and an API request: cells are read into field
-values (Russian labels and «да»/«нет» accepted), the record is validated against its
-register's model, then against the register's own rules and its references to other
-registers. A row's errors name the row, the column and the value, so an operator can find
-and fix each one.
+Cells are read into field values (Russian labels and «да»/«нет» accepted), then each
+record is checked by the register's rules (``domain.check_record``: its model, its own
+rules, its references to other registers), the same check an API
+request gets. A row's errors name the row, the column and the value, so an operator can
+find and fix each one.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from enum import Enum
 from functools import cache, cached_property
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from iomflow.registries import registers
+from iomflow.registries import domain
+from iomflow.registries.domain import (
+    LABELS,
+    LITERAL_LABELS,
+    TITLES,
+    Known,
+    Register,
+    check_record,
+)
 from iomflow.registries.personal import PERSONAL_FIELDS, PersonalData
-from iomflow.registries.registers import LABELS, LITERAL_LABELS, TITLES, Register
 from iomflow.registries.tabular import Cell, Table, column_letter
-from iomflow.shared import fielderrors
-from iomflow.shared.contracts import Audience, OrganizationKind
 
 MAX_ERRORS = 10_000
 """Errors kept per import; a file with more is reported by count beyond this."""
@@ -52,6 +56,11 @@ class RowError:
             "reason": self.reason,
         }
 
+    def as_problem(self, *where: str | int) -> dict[str, Any]:
+        """As a field error of a problem (``loc``, ``msg``), with every member of
+        ``as_dict``: ``where`` goes before the field in ``loc``."""
+        return {"loc": [*where, self.field or self.column], "msg": self.reason, **self.as_dict()}
+
 
 @dataclass
 class Candidate:
@@ -64,24 +73,11 @@ class Candidate:
 
     @cached_property
     def digest(self) -> str:
-        return registers.digest(self.data)
+        return domain.digest(self.data)
 
     @cached_property
     def personal_digest(self) -> str | None:
-        return None if self.personal is None else registers.digest(self.personal)
-
-
-@dataclass
-class Known:
-    """What the registers hold already that rows refer to: register -> id -> record data."""
-
-    records: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
-
-    def has(self, register: str, record_id: str) -> bool:
-        return record_id in self.records.get(register, {})
-
-    def get(self, register: str, record_id: str) -> Mapping[str, Any] | None:
-        return self.records.get(register, {}).get(record_id)
+        return None if self.personal is None else domain.digest(self.personal)
 
 
 # --- field kinds ---------------------------------------------------------------------------
@@ -297,102 +293,6 @@ def _text(cell: Any) -> str:
     if isinstance(cell, float) and cell.is_integer():
         return str(int(cell))
     return str(cell).strip()
-
-
-# --- a whole record ------------------------------------------------------------------------
-
-
-def _reason(error: Any) -> str:
-    """A record's field error said for a sheet's cell: dates as a sheet writes them, yes/no
-    in Russian, the personal-data checks' own words; the rest as every HTTP answer says it
-    (``fielderrors``)."""
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "неизвестное поле"
-    if kind in ("enum", "literal_error"):
-        return "недопустимое значение"
-    if kind.startswith(("int_", "float_")):
-        return "ожидается число"
-    if kind.startswith("bool_"):
-        return "ожидается «да» или «нет»"
-    if kind.startswith("date"):
-        return "ожидается дата в формате ДД.ММ.ГГГГ"
-    if kind.startswith(("snils", "phone", "email", "full_name")):
-        return str(error["msg"])
-    return fielderrors.in_russian(error)
-
-
-Problems = list[tuple[str, str]]
-"""(field, reason) pairs."""
-
-
-def check_record(
-    spec: Register,
-    values: Mapping[str, Any],
-    personal: Mapping[str, Any] | None,
-    known: Known,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Problems]:
-    """Validate one record (and its personal data); returns stored data or the problems."""
-    problems: Problems = []
-    record = None
-    try:
-        record = spec.record.model_validate(dict(values))
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            loc = error["loc"]
-            problems.append((str(loc[0]) if loc else "", _reason(error)))
-    person = None
-    if personal is not None:
-        try:
-            person = PersonalData.model_validate(dict(personal))
-        except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                loc = error["loc"]
-                problems.append((str(loc[0]) if loc else "full_name", _reason(error)))
-    if record is None:
-        return None, None, problems
-    problems += spec.checks(record)
-    data = record.model_dump(mode="json")
-    problems += _references(spec, data, known)
-    if problems:
-        return None, None, problems
-    return data, None if person is None else person.model_dump(mode="json"), []
-
-
-_AUDIENCE_OF_KIND = {
-    OrganizationKind.KINDERGARTEN.value: Audience.PRESCHOOL.value,
-    OrganizationKind.COLLEGE.value: Audience.COLLEGE.value,
-}
-
-
-def _references(spec: Register, data: dict[str, Any], known: Known) -> Problems:
-    problems: Problems = []
-    for ref in spec.references:
-        values = data.get(ref.field)
-        wanted = values if ref.many else [values]
-        target = registers.REGISTRY[ref.register]
-        for value in wanted or []:
-            if value is None or known.has(ref.register, value):
-                continue
-            problems.append((ref.field, f"«{value}» нет в реестре «{target.title}»"))
-    organization_id = data.get("organization_id")
-    organization = known.get("organizations", organization_id) if organization_id else None
-    if spec.located and organization is not None:
-        mine, theirs = data.get("municipality_id"), organization["municipality_id"]
-        if mine is None:
-            data["municipality_id"] = theirs
-        elif mine != theirs:
-            problems.append(
-                (
-                    "municipality_id",
-                    f"организация «{data['organization_id']}» относится к МО "
-                    f"«{theirs}», а не к «{mine}»",
-                )
-            )
-    if spec.name == "teachers" and data.get("audience") is None:
-        kind = organization["kind"] if organization is not None else None
-        data["audience"] = _AUDIENCE_OF_KIND.get(str(kind), Audience.GENERAL.value)
-    return problems
 
 
 # --- a spreadsheet -------------------------------------------------------------------------
@@ -620,7 +520,7 @@ def describe(spec: Register, name: str) -> str:
         return "код записи, у каждой свой: по нему повторная загрузка находит запись"
     reference = next((ref for ref in spec.references if ref.field == name), None)
     if reference is not None:
-        target = registers.REGISTRY[reference.register].title
+        target = domain.REGISTRY[reference.register].title
         several = "; несколько — через «;»" if reference.many else ""
         return f"код из реестра «{target}»{several}"
     inner, many = _unwrap(spec.record.model_fields[name].annotation)

@@ -41,8 +41,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from iomflow.registries.domain import Register
 from iomflow.registries.importing import Candidate
-from iomflow.registries.registers import Register
 from iomflow.shared.db import new_metadata, upsert_many
 from iomflow.shared.service import Tables
 
@@ -169,6 +169,10 @@ async def record_ids(session: AsyncSession, register: str) -> set[str]:
 
 
 BATCH = 1000
+
+MAX_OFFSET = 2**62
+"""Past every row of any table: a larger offset (a page past the end) is read as this, so
+the databases' 64-bit OFFSET never overflows."""
 """Rows per statement of a bulk write."""
 
 
@@ -308,7 +312,7 @@ async def page(
         select(records.c.data, records.c.verified_at, records.c.verified_by, records.c.updated_at)
         .where(where)
         .order_by(records.c.record_id)
-        .offset(offset)
+        .offset(min(offset, MAX_OFFSET))
         .limit(limit)
     )
     return total, [_shown(row) for row in rows]
@@ -436,14 +440,19 @@ async def access_log(
     record_id: str | None = None,
     offset: int = 0,
     limit: int = 100,
-) -> list[dict[str, Any]]:
-    query = select(personal_data_access).order_by(personal_data_access.c.id.desc())
-    if register:
-        query = query.where(personal_data_access.c.register == register)
-    if record_id:
-        query = query.where(personal_data_access.c.record_id == record_id)
-    rows = await session.execute(query.offset(offset).limit(limit))
-    return [dict(row._mapping) for row in rows]
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many reads match, one page of them, the latest first)."""
+    where = and_(
+        true(),
+        *([personal_data_access.c.register == register] if register else []),
+        *([personal_data_access.c.record_id == record_id] if record_id else []),
+    )
+    total = (
+        await session.execute(select(func.count()).select_from(personal_data_access).where(where))
+    ).scalar_one()
+    query = select(personal_data_access).where(where).order_by(personal_data_access.c.id.desc())
+    rows = await session.execute(query.offset(min(offset, MAX_OFFSET)).limit(limit))
+    return total, [dict(row._mapping) for row in rows]
 
 
 # --- verification --------------------------------------------------------------------------

@@ -23,9 +23,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from iomflow.registries import importing, registers, repository
-from iomflow.registries.importing import Candidate, Known, RowError
-from iomflow.registries.registers import REGISTRY, Register
+from iomflow.registries import domain, importing, repository
+from iomflow.registries.domain import REGISTRY, Known, Register
+from iomflow.registries.importing import Candidate, RowError
 from iomflow.registries.tabular import Table, write_xlsx
 from iomflow.shared.contracts import Event, RecordRemoved, RegistryStale, Streams, new_event
 from iomflow.shared.errors import ApiError
@@ -457,14 +457,14 @@ async def save_record(
         errors.append(RowError(0, "personal", "", "в этом реестре нет персональных данных"))
         personal = None
     known = await load_known(session, spec, parsed)
-    data, person, problems = importing.check_record(spec, parsed, personal, known)
+    data, person, problems = domain.check_record(spec, parsed, personal, known)
     errors += [RowError(0, n, _text(values.get(n)), reason, n) for n, reason in problems]
     if errors or data is None:
         raise ApiError(
             422,
             "record_invalid",
             "Запись не сохранена: исправьте ошибки.",
-            errors=[e.as_dict() for e in errors],
+            errors=[e.as_problem("body") for e in errors],
         )
     candidate = Candidate(0, str(data[spec.key]), data, person)
     current = await repository.existing(session, spec.name, [candidate.record_id])
@@ -542,7 +542,7 @@ async def referrers(session: AsyncSession, spec: Register, record_id: str) -> di
 # --- verification and staleness ------------------------------------------------------------
 
 
-def stale_cutoff(now: datetime, days: int = registers.STALE_AFTER_DAYS) -> datetime:
+def stale_cutoff(now: datetime, days: int = domain.STALE_AFTER_DAYS) -> datetime:
     return now - timedelta(days=days)
 
 
@@ -550,7 +550,7 @@ async def check_stale(
     unit: Unit,
     *,
     now: datetime | None = None,
-    days: int = registers.STALE_AFTER_DAYS,
+    days: int = domain.STALE_AFTER_DAYS,
 ) -> list[dict[str, Any]]:
     """Publish ``registry.stale`` for every register and owner whose count of overdue
     records changed since the last check (0 when they were all verified again)."""

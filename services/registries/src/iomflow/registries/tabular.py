@@ -17,6 +17,7 @@ from typing import Any
 from defusedxml import DefusedXmlException
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -163,10 +164,16 @@ def write_xlsx(sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Cell
             head.append(cell)
         sheet.append(head)
         for row in rows:
-            sheet.append(list(row))
+            sheet.append([writable(cell) for cell in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def writable(cell: Cell) -> Cell:
+    """The cell as a worksheet can hold it: text without the control characters XLSX
+    forbids (a record may hold them, an uploaded CSV too)."""
+    return ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell
 
 
 def column_letter(index: int) -> str:

@@ -14,7 +14,7 @@ confirms), ``/v1/imports/{id}`` (progress, the preview, the row errors), and lin
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from iomflow.shared.signin import SCRIPT, STYLE, Files
 
@@ -27,7 +27,7 @@ FILES = Files("iomflow.registries", {"uploads.js": SCRIPT, "uploads.css": STYLE}
     "/uploads",
     summary="The registrar's uploads page (HTML, in Russian): choose a register, upload a "
     "sheet, see the dry run, confirm, download the errors marked in the sheet",
-    response_class=Response,
+    response_class=HTMLResponse,
 )
 async def uploads_page() -> Response:
     return FILES.page("uploads.html")

@@ -2,7 +2,7 @@
 uploaded sheet given back with its errors marked where they are.
 
 A template's first sheet is what an import reads: one column per field, titled in
-Russian, an example row (from the generated demo region, so every value is one the import
+Russian, an example row (``examples``: every value one the import
 takes), lists to choose from in the cells of single-valued enumerated columns; its second
 sheet says for each column whether it is required and what to write.
 
@@ -14,7 +14,6 @@ know and uploads it again.
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,10 +26,11 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from iomflow.registries import demo, importing
+from iomflow.registries import importing
+from iomflow.registries.domain import Register
+from iomflow.registries.examples import EXAMPLES
 from iomflow.registries.personal import PERSONAL_FIELDS
-from iomflow.registries.registers import Register
-from iomflow.registries.tabular import kind_of, raw_rows
+from iomflow.registries.tabular import kind_of, raw_rows, writable
 
 BAD = PatternFill("solid", fgColor="FFC7CE")
 REQUIRED = PatternFill("solid", fgColor="FFF2CC")
@@ -50,17 +50,9 @@ def _save(book: Workbook) -> bytes:
 # --- a register's template -----------------------------------------------------------------
 
 
-@functools.cache
-def _demo_region() -> dict[str, list[dict[str, Any]]]:
-    # Small, and the same every time (a fixed seed): large enough that every register
-    # has a record.
-    return demo.generate(seed=38, teachers=300)
-
-
 def example(spec: Register) -> dict[str, Any]:
-    """A record of ``spec`` as the demo region has it: every value one the import takes."""
-    records = _demo_region().get(spec.name) or [{}]
-    return records[0]
+    """The register's example record (``examples``): every value one the import takes."""
+    return EXAMPLES.get(spec.name, {})
 
 
 def template(spec: Register) -> bytes:
@@ -168,7 +160,7 @@ def marked(content: bytes, filename: str, errors: Sequence[Mapping[str, Any]]) -
         assert sheet is not None
         sheet.title = "Данные"
         for _, cells in raw_rows(content, filename):
-            sheet.append(list(cells))
+            sheet.append([writable(cell) for cell in cells])
     book.active = 0
     extra = (sheet.max_column or 0) + 1
     reasons: dict[int, list[str]] = {}
@@ -181,17 +173,17 @@ def marked(content: bytes, filename: str, errors: Sequence[Mapping[str, Any]]) -
         if cell is not None and not isinstance(cell, MergedCell):
             cell.fill = BAD
             previous = cell.comment.text + "\n" if cell.comment is not None else ""
-            cell.comment = Comment(previous + reason, "iomflow", width=300, height=120)
+            cell.comment = Comment(writable(previous + reason), "iomflow", width=300, height=120)
     head = sheet.cell(row=1, column=extra)
     head.value = ERRORS_TITLE
     head.font = BOLD
     head.fill = BAD
     for row, texts in reasons.items():
         if row == 1:  # the header's own problems: said in the header cell's note
-            head.comment = Comment("\n".join(texts), "iomflow", width=300, height=160)
+            head.comment = Comment(writable("\n".join(texts)), "iomflow", width=300, height=160)
             continue
         cell = sheet.cell(row=row, column=extra)
-        cell.value = "; ".join(texts)
+        cell.value = writable("; ".join(texts))
         cell.fill = BAD
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     sheet.column_dimensions[get_column_letter(extra)].width = 60

@@ -1,4 +1,5 @@
-"""The registers: what each keeps, how it is checked, what it publishes. No I/O here.
+"""The registers' rules: what each register keeps, how a record of it is checked
+(``check_record``: its model, its own rules, its references), what it publishes. No I/O.
 
 A register's *record* is what operators maintain (in the API and in spreadsheets) and what
 this service stores; its *event* is what other services learn. For most registers the two
@@ -17,9 +18,10 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from iomflow.registries.personal import PERSONAL_DATES
+from iomflow.registries.personal import PERSONAL_DATES, PersonalData
+from iomflow.shared import fielderrors
 from iomflow.shared.contracts import (
     REGISTERS,
     Audience,
@@ -499,3 +501,112 @@ LITERAL_LABELS: dict[str, dict[str, str]] = {
     },
 }
 """Labels of the Literal-typed program fields (by field name)."""
+
+
+# --- checking a record -------------------------------------------------------------------
+
+
+@dataclass
+class Known:
+    """What the registers hold already that rows refer to: register -> id -> record data."""
+
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+
+    def has(self, register: str, record_id: str) -> bool:
+        return record_id in self.records.get(register, {})
+
+    def get(self, register: str, record_id: str) -> Mapping[str, Any] | None:
+        return self.records.get(register, {}).get(record_id)
+
+
+def _reason(error: Any) -> str:
+    """A record's field error said for a sheet's cell: dates as a sheet writes them, yes/no
+    in Russian, the personal-data checks' own words; the rest as every HTTP answer says it
+    (``fielderrors``)."""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "неизвестное поле"
+    if kind in ("enum", "literal_error"):
+        return "недопустимое значение"
+    if kind.startswith(("int_", "float_")):
+        return "ожидается число"
+    if kind.startswith("bool_"):
+        return "ожидается «да» или «нет»"
+    if kind.startswith("date"):
+        return "ожидается дата в формате ДД.ММ.ГГГГ"
+    if kind.startswith(("snils", "phone", "email", "full_name")):
+        return str(error["msg"])
+    return fielderrors.in_russian(error)
+
+
+Problems = list[tuple[str, str]]
+"""(field, reason) pairs."""
+
+
+def check_record(
+    spec: Register,
+    values: Mapping[str, Any],
+    personal: Mapping[str, Any] | None,
+    known: Known,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Problems]:
+    """Validate one record (and its personal data); returns stored data or the problems."""
+    problems: Problems = []
+    record = None
+    try:
+        record = spec.record.model_validate(dict(values))
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = error["loc"]
+            problems.append((str(loc[0]) if loc else "", _reason(error)))
+    person = None
+    if personal is not None:
+        try:
+            person = PersonalData.model_validate(dict(personal))
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                loc = error["loc"]
+                problems.append((str(loc[0]) if loc else "full_name", _reason(error)))
+    if record is None:
+        return None, None, problems
+    problems += spec.checks(record)
+    data = record.model_dump(mode="json")
+    problems += _references(spec, data, known)
+    if problems:
+        return None, None, problems
+    return data, None if person is None else person.model_dump(mode="json"), []
+
+
+_AUDIENCE_OF_KIND = {
+    OrganizationKind.KINDERGARTEN.value: Audience.PRESCHOOL.value,
+    OrganizationKind.COLLEGE.value: Audience.COLLEGE.value,
+}
+
+
+def _references(spec: Register, data: dict[str, Any], known: Known) -> Problems:
+    problems: Problems = []
+    for ref in spec.references:
+        values = data.get(ref.field)
+        wanted = values if ref.many else [values]
+        target = REGISTRY[ref.register]
+        for value in wanted or []:
+            if value is None or known.has(ref.register, value):
+                continue
+            problems.append((ref.field, f"«{value}» нет в реестре «{target.title}»"))
+    organization_id = data.get("organization_id")
+    organization = known.get("organizations", organization_id) if organization_id else None
+    if spec.located and organization is not None:
+        mine, theirs = data.get("municipality_id"), organization["municipality_id"]
+        if mine is None:
+            data["municipality_id"] = theirs
+        elif mine != theirs:
+            problems.append(
+                (
+                    "municipality_id",
+                    f"организация «{data['organization_id']}» относится к МО "
+                    f"«{theirs}», а не к «{mine}»",
+                )
+            )
+    if spec.name == "teachers" and data.get("audience") is None:
+        kind = organization["kind"] if organization is not None else None
+        data["audience"] = _AUDIENCE_OF_KIND.get(str(kind), Audience.GENERAL.value)
+    return problems

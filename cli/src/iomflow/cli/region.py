@@ -4,25 +4,37 @@ Deterministic: everything comes from one ``random.Random(seed)`` and the fixed
 ``REFERENCE_DATE``, so every run and every test sees the same region. People are invented
 (common Russian names, СНИЛС with valid check digits, e-mails, phones) and their personal
 fields ride inline in the rows of person registers, as in an operator's spreadsheet; every
-row passes ``importing.check_record``. Sizes follow the real region at ``teachers=40_000``
-and shrink in proportion for smaller ones, keeping what the chain needs to run.
+row passes the registries' ``domain.check_record``. Sizes follow the real region at
+``teachers=40_000`` and shrink in proportion for smaller ones, keeping what the chain needs
+to run.
 
-    uv run python -m iomflow.registries.demo [--teachers N] [--seed S]
+Demo data only: the registries service does not ship it. ``iomflow demo``/``dev`` load it
+through ``POST /v1/load`` (``load``); ``iomflow region files --out DIR`` (also ``iomflow
+registries demo-files``) writes it as spreadsheets, one per register, to try the import on.
+
+    uv run iomflow region [summary] [--teachers N] [--seed S]
+    uv run iomflow region files --out DIR [--teachers N] [--seed S] [--format xlsx|csv]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import random
 import time
 from collections.abc import Sequence
 from datetime import date, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import httpx
+
+from iomflow.registries import importing
+from iomflow.registries.domain import REGISTRY
 from iomflow.registries.personal import format_snils, snils_check_digits
-from iomflow.registries.registers import REGISTRY
+from iomflow.registries.tabular import write_xlsx
 from iomflow.shared.contracts import Project
 
 Row = dict[str, Any]
@@ -1291,19 +1303,72 @@ def _practices(
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Print how many rows each register of the demo region has, and how long it took."""
-    parser = argparse.ArgumentParser(description="Сводка демонстрационного региона")
+def write_files(
+    region: dict[str, list[Row]], out: Path, kind: str = "xlsx"
+) -> list[tuple[Path, int]]:
+    """The region as spreadsheets in ``out``, one per register (the import's columns,
+    Russian titles): (path, rows) of each."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, spec in REGISTRY.items():
+        content = importing.sheet(spec, region.get(name, []), importing.columns(spec))
+        _, headers, rows = content
+        path = out / f"{name}.{kind}"
+        if kind == "xlsx":
+            path.write_bytes(write_xlsx([content]))
+        else:
+            with path.open("w", newline="", encoding="utf-8-sig") as f:
+                writer = csv.writer(f, delimiter=";")
+                writer.writerow(headers)
+                writer.writerows(rows)
+        written.append((path, len(rows)))
+    return written
+
+
+def load(
+    client: httpx.Client,
+    registries_url: str,
+    region: dict[str, list[Row]],
+    key: str,
+    since: date | None = None,
+    timeout: float = 600,
+) -> httpx.Response:
+    """``POST /v1/load`` of the region, as a registrar (``key``): each register all or
+    nothing; ``since``: the day the registers held these records from."""
+    params = {} if since is None else {"since": since.isoformat()}
+    return client.post(
+        f"{registries_url}/v1/load",
+        json=region,
+        params=params,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=timeout,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``iomflow region``: a summary of the demo region (how many rows of each register,
+    how long it took), or ``files``: its spreadsheets."""
+    parser = argparse.ArgumentParser(prog="iomflow region", description="Демонстрационный регион")
+    parser.add_argument("command", nargs="?", choices=["summary", "files"], default="summary")
     parser.add_argument("--teachers", type=int, default=FULL_SCALE)
     parser.add_argument("--seed", type=int, default=38)
+    parser.add_argument("--out", type=Path, help="files: the directory to write into")
+    parser.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     region = generate(seed=args.seed, teachers=args.teachers)
     took = time.perf_counter() - started
+    if args.command == "files":
+        if args.out is None:
+            parser.error("files: укажите каталог --out")
+        for path, count in write_files(region, args.out, args.format):
+            print(f"{path}  ({count})")
+        return 0
     for name, rows in region.items():
         print(f"{REGISTRY[name].title:<50} {name:<18} {len(rows):>7}")
     print(f"seed {args.seed}, as of {REFERENCE_DATE.isoformat()}, generated in {took:.2f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

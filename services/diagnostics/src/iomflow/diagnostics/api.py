@@ -234,9 +234,11 @@ BEYOND = 2**62
 def _skip(paged: Paging) -> int:
     return min(paged.offset, BEYOND)
 
+
 NOT_FOUND = "нет такой диагностики"
 NO_CAMPAIGN = "нет такой кампании"
 NO_FRAMEWORK = "нет такой версии рамки"
+UNREADABLE = "Тело не читается как JSON (не UTF-8)"
 
 
 @router.get(
@@ -341,8 +343,10 @@ async def _command(
     summary="Re-score with the framework in force",
     response_model=DiagnosisRead,
     responses=problems(
+        400,
         404,
         409,
+        s400=UNREADABLE,
         s404=NOT_FOUND,
         s409="Диагностика отменена (diagnosis_cancelled) или педагога нет в реестре "
         "(unknown_teacher)",
@@ -358,7 +362,9 @@ async def revise(
     "/diagnoses/{diagnosis_id}/cancel",
     summary="Cancel a diagnosis",
     response_model=DiagnosisRead,
-    responses=problems(404, 409, s404=NOT_FOUND, s409="Уже отменена (already_cancelled)"),
+    responses=problems(
+        400, 404, 409, s400=UNREADABLE, s404=NOT_FOUND, s409="Уже отменена (already_cancelled)"
+    ),
 )
 async def cancel(
     diagnosis_id: str, body: Reason, runtime: RuntimeDep, _: Operator
@@ -381,7 +387,9 @@ async def _campaign_row(session: SessionDep, campaign_id: str) -> Any:
     status_code=201,
     summary="Open a diagnostics campaign",
     response_model=CampaignRead,
-    responses=problems(409, s409="Кампания с таким campaign_id уже есть (campaign_exists)"),
+    responses=problems(
+        400, 409, s400=UNREADABLE, s409="Кампания с таким campaign_id уже есть (campaign_exists)"
+    ),
 )
 async def create_campaign(
     body: CampaignCreate, runtime: RuntimeDep, ctx: Ctx, _: Operator

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from iomflow.diagnostics import domain
 from iomflow.shared.contracts import (
@@ -33,13 +33,23 @@ Utc = Annotated[datetime, AfterValidator(_utc)]
 # --- bodies ----------------------------------------------------------------------------------
 
 
+def _iso_date(value: Any) -> Any:
+    if not isinstance(value, str | date):  # pydantic would read a number as a Unix time
+        raise ValueError("a date is written as YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_date)]
+"""A date in a body: ``YYYY-MM-DD`` (not a number)."""
+
+
 class CampaignCreate(BaseModel):
     """A campaign to open."""
 
     campaign_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.-]+$")
     name: str = Field(min_length=1, max_length=300)
-    starts_on: date | None = None
-    ends_on: date | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
     municipalities: list[str] = Field(default_factory=list, description="Empty: the region")
     organizations: list[str] = Field(default_factory=list, description="Empty: all of them")
     required: list[Instrument] = Field(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
@@ -300,7 +300,7 @@ async def list_diagnoses(
     teacher_id: str | None = None,
     organization_id: str | None = None,
     campaign_id: str | None = None,
-    status: str | None = None,
+    status: Literal["completed", "cancelled"] | None = None,
 ) -> Page[DiagnosisRead]:
     total, rows = await repository.list_diagnoses(
         session,
@@ -523,7 +523,7 @@ async def framework_case(version: str, session: SessionDep) -> CaseRead:
     return CaseRead.model_validate(exchange.to_case(await _framework(session, version)))
 
 
-CSV = "text/csv; charset=utf-8"
+CSV = "text/csv"
 
 
 @router.get(
@@ -538,7 +538,7 @@ CSV = "text/csv; charset=utf-8"
 async def framework_csv(version: str, session: SessionDep) -> Response:
     return Response(
         exchange.to_csv(await _framework(session, version)),
-        media_type=CSV,
+        media_type=f"{CSV}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="framework-{version}.csv"'},
     )
 

@@ -194,3 +194,17 @@ async def test_lists_are_pages_to_their_end(client: tuple[FastAPI, httpx.AsyncCl
     assert len(read) == len(set(read)) == min(first["total"], 4)
     held = (await c.get("/v1/held")).json()
     assert held == {"items": [], "total": 0, "offset": 0, "limit": 100}
+
+
+async def test_files_are_named_in_any_script(client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, c = client
+    workbook = await c.get("/v1/analytics.xlsx", params={"campaign_id": "осень-2026"})
+    assert workbook.status_code == 200, workbook.text
+    assert workbook.headers["content-type"] == api.XLSX and workbook.content[:2] == b"PK"
+    named = workbook.headers["content-disposition"]
+    assert 'filename="deficits-_____-2026.xlsx"' in named
+    assert "filename*=UTF-8''deficits-%D0%BE%D1%81%D0%B5%D0%BD%D1%8C-2026.xlsx" in named
+    [version] = [v["version"] for v in (await c.get("/v1/frameworks")).json()]
+    table = await c.get(f"/v1/frameworks/{version}/competencies.csv")
+    assert table.headers["content-type"].startswith("text/csv")
+    assert f'filename="framework-{version}.csv"' in table.headers["content-disposition"]

@@ -8,10 +8,12 @@ own rules.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
@@ -526,6 +528,16 @@ async def framework_case(version: str, session: SessionDep) -> CaseRead:
 CSV = "text/csv"
 
 
+def _attachment(name: str) -> dict[str, str]:
+    """A file's name for the browser: ASCII in ``filename``, the name itself (RFC 6266/5987,
+    UTF-8) in ``filename*`` — a header is Latin-1, and a campaign id may be Cyrillic."""
+    plain = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII)
+    return {
+        "Content-Disposition": f'attachment; filename="{plain}"; '
+        f"filename*=UTF-8''{quote(name, safe='')}"
+    }
+
+
 @router.get(
     "/frameworks/{version}/competencies.csv",
     summary="As CSV (one competency a row)",
@@ -539,7 +551,7 @@ async def framework_csv(version: str, session: SessionDep) -> Response:
     return Response(
         exchange.to_csv(await _framework(session, version)),
         media_type=f"{CSV}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="framework-{version}.csv"'},
+        headers=_attachment(f"framework-{version}.csv"),
     )
 
 
@@ -593,7 +605,7 @@ async def report_xlsx(
     return Response(
         analytics.workbook(ctx.framework, found),
         media_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=_attachment(name),
     )
 
 

@@ -255,8 +255,10 @@ async def test_diagnosis_completes_with_the_last_required_instrument_and_explain
     assert event["diagnosis_id"] == diagnosis["diagnosis_id"]
     assert event["competencies"] == diagnosis["competencies"]
 
-    results = (await client.get(f"/v1/diagnoses/{diagnosis['diagnosis_id']}/results")).json()
-    assert len(results) == 6 and results[0]["submitted"]["items"][0]["item"] == "A1"
+    page = (await client.get(f"/v1/diagnoses/{diagnosis['diagnosis_id']}/results")).json()
+    results = page["items"]
+    assert page["total"] == len(results) == 6
+    assert results[0]["submitted"]["items"][0]["item"] == "A1"
     progress = (await client.get("/v1/campaigns/autumn/progress")).json()
     assert (progress["expected"], progress["submitted"], progress["completed"]) == (6, 1, 1)
     by_municipality = {m["municipality_id"]: m for m in progress["municipalities"]}
@@ -367,7 +369,8 @@ async def test_a_result_for_an_unknown_teacher_is_held_then_taken_when_the_teach
         ],
     )
     assert [r["status"] for r in replies] == ["held", "held"]
-    assert [h["teacher_id"] for h in (await client.get("/v1/held")).json()] == ["t-new"] * 2
+    held = (await client.get("/v1/held")).json()
+    assert [h["teacher_id"] for h in held["items"]] == ["t-new"] * 2 and held["total"] == 2
     teacher = TeacherUpserted(
         teacher_id="t-new", organization_id="org-1", municipality_id="mun-01",
         position="учитель", audience="general", age_band="<25", experience_band="<3",
@@ -385,7 +388,7 @@ async def test_a_result_for_an_unknown_teacher_is_held_then_taken_when_the_teach
     await wait_for(taken, "the held results to complete the diagnosis")
     [diagnosis] = (await client.get("/v1/teachers/t-new/diagnoses")).json()
     assert diagnosis["deficits"][0]["code"] == "digital"
-    assert (await client.get("/v1/held")).json() == []
+    assert (await client.get("/v1/held")).json()["items"] == []
     assert (await client.get("/v1/stats")).json()["held"] == 0
 
 
@@ -413,7 +416,7 @@ async def test_a_result_held_past_its_deadline_is_dead_lettered_with_its_reason(
     )
     assert "t-ghost" in letter["dlq_error"]
     assert json.loads(letter["data"])["scores"] == {"digital": 1}
-    assert (await client.get("/v1/held")).json() == []
+    assert (await client.get("/v1/held")).json()["items"] == []
 
 
 # --- operator commands -----------------------------------------------------------------------

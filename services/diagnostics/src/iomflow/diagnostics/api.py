@@ -1,26 +1,48 @@
 """HTTP routes of diagnostics: results in, diagnoses, campaigns, frameworks, analytics.
 
 Reading is open; operator commands (campaigns, closing, revising, cancelling) need the
-``operator`` role. Errors: ``{detail (Russian), code, ...}`` with the status.
+``operator`` role. Every answer is a model of ``schemas``; lists are ``Page``s; errors are
+problem details (``shared/problems.py``), each operation documenting the statuses of its
+own rules.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import func, select
 
 from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
 from iomflow.diagnostics.repository import ingest_tables
+from iomflow.diagnostics.schemas import (
+    AnalyticsRead,
+    CampaignClosedRead,
+    CampaignCreate,
+    CampaignRead,
+    CaseRead,
+    DiagnosisRead,
+    FrameworkRead,
+    FrameworkVersionRead,
+    HeldRead,
+    ProgramGapRead,
+    ProgressRead,
+    Reason,
+    ResultRead,
+    StatsRead,
+)
 from iomflow.shared import inbox, wire
 from iomflow.shared.auth import Operator, presented
-from iomflow.shared.contracts import Event, Instrument, ResultSubmitted, event_version
+from iomflow.shared.contracts import Event, ResultSubmitted, event_version
 from iomflow.shared.errors import ApiError, Refused
 from iomflow.shared.ingest import ERRORS, intake
+from iomflow.shared.problems import Page, Paging, binary, page, paging, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
 from iomflow.shared.unit import Deps
 
@@ -45,49 +67,24 @@ class ResultCreate(ResultSubmitted):
     )
 
 
-class CampaignCreate(BaseModel):
-    campaign_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.-]+$")
-    name: str = Field(min_length=1, max_length=300)
-    starts_on: date | None = None
-    ends_on: date | None = None
-    municipalities: list[str] = Field(default_factory=list, description="Empty: the region")
-    organizations: list[str] = Field(default_factory=list, description="Empty: all of them")
-    required: list[Instrument] = Field(
-        default_factory=list, description="Instruments required; empty: the framework's"
+def _diagnosis(row: Any) -> DiagnosisRead:
+    return DiagnosisRead.model_validate(
+        {
+            **service.as_contract(row).model_dump(),
+            "status": row.status,
+            "latest": row.latest,
+            "revision": row.revision,
+            "history": row.history,
+            "completed_at": row.completed_at,
+            "revised_at": row.revised_at,
+            "cancelled_at": row.cancelled_at,
+            "cancel_reason": row.cancel_reason,
+        }
     )
 
 
-class Reason(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
-
-
-def _diagnosis(row: Any) -> dict[str, Any]:
-    return {
-        **service.as_contract(row).model_dump(mode="json"),
-        "status": row.status,
-        "latest": row.latest,
-        "revision": row.revision,
-        "history": row.history,
-        "completed_at": row.completed_at.isoformat(),
-        "revised_at": row.revised_at.isoformat() if row.revised_at else None,
-        "cancelled_at": row.cancelled_at.isoformat() if row.cancelled_at else None,
-        "cancel_reason": row.cancel_reason,
-    }
-
-
-def _campaign(row: Any) -> dict[str, Any]:
-    return {
-        "campaign_id": row.campaign_id,
-        "name": row.name,
-        "starts_on": row.starts_on.isoformat() if row.starts_on else None,
-        "ends_on": row.ends_on.isoformat() if row.ends_on else None,
-        "municipalities": row.municipalities,
-        "organizations": row.organizations,
-        "required": row.required,
-        "status": row.status,
-        "created_at": row.created_at.isoformat(),
-        "closed_at": row.closed_at.isoformat() if row.closed_at else None,
-    }
+def _campaign(row: Any) -> CampaignRead:
+    return CampaignRead.model_validate(row, from_attributes=True)
 
 
 async def _refusals(work: Coroutine[Any, Any, T]) -> T:
@@ -225,26 +222,37 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> d
         "status": status,
         "duplicate": status == "duplicate",
         "source": event.source,
-        "diagnosis": _diagnosis(diagnosis) if diagnosis is not None else None,
+        "diagnosis": (
+            _diagnosis(diagnosis).model_dump(mode="json") if diagnosis is not None else None
+        ),
     }
 
 
-@router.get("/held", summary="Results held for teachers the registries do not know yet")
-async def held(
-    session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "event_id": r.event_id,
-            "teacher_id": r.teacher_id,
-            "campaign_id": r.campaign_id,
-            "received_at": r.received_at.isoformat(),
-            "hold_until": r.hold_until.isoformat(),
-        }
-        for r in await repository.held_rows(session, offset, limit)
-    ]
+Paged = Annotated[Paging, Depends(paging())]
+BEYOND = 2**62
+"""An offset past every row: a larger one reads as it (the databases' integers end at 2**63)."""
+
+
+def _skip(paged: Paging) -> int:
+    return min(paged.offset, BEYOND)
+
+
+NOT_FOUND = "нет такой диагностики"
+NO_CAMPAIGN = "нет такой кампании"
+NO_FRAMEWORK = "нет такой версии рамки"
+UNREADABLE = "Тело не читается как JSON (не UTF-8)"
+
+
+@router.get(
+    "/held",
+    summary="Results held for teachers the registries do not know yet",
+    response_model=Page[HeldRead],
+)
+async def held(session: SessionDep, paged: Paged) -> Page[HeldRead]:
+    total = (await session.execute(select(func.count()).select_from(repository.held))).scalar_one()
+    rows = await repository.held_rows(session, _skip(paged), paged.limit)
+    items = [HeldRead.model_validate(r, from_attributes=True) for r in rows]
+    return page(items, total, paged)
 
 
 # --- diagnoses -------------------------------------------------------------------------------
@@ -257,77 +265,112 @@ async def _get(session: SessionDep, diagnosis_id: str) -> Any:
     return row
 
 
-@router.get("/diagnoses/{diagnosis_id}", summary="A diagnosis with its explanation")
-async def get_diagnosis(diagnosis_id: str, session: SessionDep) -> dict[str, Any]:
+@router.get(
+    "/diagnoses/{diagnosis_id}",
+    summary="A diagnosis with its explanation",
+    response_model=DiagnosisRead,
+    responses=problems(404, s404=NOT_FOUND),
+)
+async def get_diagnosis(diagnosis_id: str, session: SessionDep) -> DiagnosisRead:
     return _diagnosis(await _get(session, diagnosis_id))
 
 
-@router.get("/diagnoses/{diagnosis_id}/results", summary="The results behind a diagnosis")
-async def diagnosis_results(diagnosis_id: str, session: SessionDep) -> list[dict[str, Any]]:
+@router.get(
+    "/diagnoses/{diagnosis_id}/results",
+    summary="The results behind a diagnosis, in order of arrival",
+    response_model=Page[ResultRead],
+    responses=problems(404, s404=NOT_FOUND),
+)
+async def diagnosis_results(
+    diagnosis_id: str, session: SessionDep, paged: Paged
+) -> Page[ResultRead]:
     row = await _get(session, diagnosis_id)
-    return [
-        {
-            "result_id": r.result_id,
-            "instrument": r.instrument,
-            "expert_id": r.expert_id,
-            "external_id": r.external_id,
-            "source": r.source,
-            "taken_at": r.taken_at.isoformat(),
-            "received_at": r.received_at.isoformat(),
-            "submitted": r.submitted,
-            "scores": r.scores,
-        }
-        for r in await repository.campaign_results(session, row.teacher_id, row.campaign_id)
-    ]
+    rows = await repository.campaign_results(session, row.teacher_id, row.campaign_id)
+    part = rows[paged.offset : paged.offset + paged.limit]
+    items = [ResultRead.model_validate(r, from_attributes=True) for r in part]
+    return page(items, len(rows), paged)
 
 
-@router.get("/diagnoses", summary="Diagnoses by teacher, organisation, campaign, status")
+@router.get(
+    "/diagnoses",
+    summary="Diagnoses by teacher, organisation, campaign, status",
+    response_model=Page[DiagnosisRead],
+)
 async def list_diagnoses(
     session: SessionDep,
+    paged: Paged,
     teacher_id: str | None = None,
     organization_id: str | None = None,
     campaign_id: str | None = None,
-    status: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+    status: Literal["completed", "cancelled"] | None = None,
+) -> Page[DiagnosisRead]:
     total, rows = await repository.list_diagnoses(
         session,
         teacher_id=teacher_id,
         organization_id=organization_id,
         campaign_id=campaign_id,
         status=status,
-        offset=offset,
-        limit=limit,
+        offset=_skip(paged),
+        limit=paged.limit,
     )
-    return {"total": total, "offset": offset, "items": [_diagnosis(r) for r in rows]}
+    return page([_diagnosis(r) for r in rows], total, paged)
 
 
-@router.get("/teachers/{teacher_id}/diagnoses", summary="A teacher's diagnoses, oldest first")
-async def teacher_diagnoses(teacher_id: str, session: SessionDep) -> list[dict[str, Any]]:
-    _, rows = await repository.list_diagnoses(session, teacher_id=teacher_id, limit=1000)
-    return [_diagnosis(r) for r in rows]
+@router.get(
+    "/teachers/{teacher_id}/diagnoses",
+    summary="A teacher's diagnoses (one per campaign), oldest first",
+    response_model=list[DiagnosisRead],
+)
+async def teacher_diagnoses(teacher_id: str, session: SessionDep) -> list[DiagnosisRead]:
+    found: list[DiagnosisRead] = []
+    while True:  # a few per teacher; read to the end all the same
+        total, rows = await repository.list_diagnoses(
+            session, teacher_id=teacher_id, offset=len(found), limit=1000
+        )
+        found += [_diagnosis(r) for r in rows]
+        if not rows or len(found) >= total:
+            return found
 
 
 async def _command(
     runtime: RuntimeDep, work: Callable[[Deps[service.Diagnostics]], Coroutine[Any, Any, Any]]
-) -> dict[str, Any]:
+) -> DiagnosisRead:
     async with runtime.transaction() as deps:
         row = await _refusals(work(deps))
     return _diagnosis(row)
 
 
-@router.post("/diagnoses/{diagnosis_id}/revise", summary="Re-score with the framework in force")
+@router.post(
+    "/diagnoses/{diagnosis_id}/revise",
+    summary="Re-score with the framework in force",
+    response_model=DiagnosisRead,
+    responses=problems(
+        400,
+        404,
+        409,
+        s400=UNREADABLE,
+        s404=NOT_FOUND,
+        s409="Диагностика отменена (diagnosis_cancelled) или педагога нет в реестре "
+        "(unknown_teacher)",
+    ),
+)
 async def revise(
     diagnosis_id: str, body: Reason, runtime: RuntimeDep, _: Operator
-) -> dict[str, Any]:
+) -> DiagnosisRead:
     return await _command(runtime, lambda deps: service.revise(deps, diagnosis_id, body.reason))
 
 
-@router.post("/diagnoses/{diagnosis_id}/cancel", summary="Cancel a diagnosis")
+@router.post(
+    "/diagnoses/{diagnosis_id}/cancel",
+    summary="Cancel a diagnosis",
+    response_model=DiagnosisRead,
+    responses=problems(
+        400, 404, 409, s400=UNREADABLE, s404=NOT_FOUND, s409="Уже отменена (already_cancelled)"
+    ),
+)
 async def cancel(
     diagnosis_id: str, body: Reason, runtime: RuntimeDep, _: Operator
-) -> dict[str, Any]:
+) -> DiagnosisRead:
     return await _command(runtime, lambda deps: service.cancel(deps, diagnosis_id, body.reason))
 
 
@@ -341,10 +384,18 @@ async def _campaign_row(session: SessionDep, campaign_id: str) -> Any:
     return row
 
 
-@router.post("/campaigns", status_code=201, summary="Open a diagnostics campaign")
+@router.post(
+    "/campaigns",
+    status_code=201,
+    summary="Open a diagnostics campaign",
+    response_model=CampaignRead,
+    responses=problems(
+        400, 409, s400=UNREADABLE, s409="Кампания с таким campaign_id уже есть (campaign_exists)"
+    ),
+)
 async def create_campaign(
     body: CampaignCreate, runtime: RuntimeDep, ctx: Ctx, _: Operator
-) -> dict[str, Any]:
+) -> CampaignRead:
     async with runtime.transaction() as deps:
         row = await _refusals(
             campaigns.create_campaign(deps.session, **body.model_dump(), framework=ctx.framework)
@@ -352,21 +403,30 @@ async def create_campaign(
     return _campaign(row)
 
 
-@router.get("/campaigns", summary="Campaigns")
-async def list_campaigns(session: SessionDep) -> list[dict[str, Any]]:
-    return [_campaign(r) for r in await repository.list_campaigns(session)]
+@router.get("/campaigns", summary="Campaigns, oldest first", response_model=Page[CampaignRead])
+async def list_campaigns(session: SessionDep, paged: Paged) -> Page[CampaignRead]:
+    rows = await repository.list_campaigns(session)
+    part = rows[paged.offset : paged.offset + paged.limit]
+    return page([_campaign(r) for r in part], len(rows), paged)
 
 
-@router.get("/campaigns/{campaign_id}", summary="A campaign")
-async def campaign(campaign_id: str, session: SessionDep) -> dict[str, Any]:
+@router.get(
+    "/campaigns/{campaign_id}",
+    summary="A campaign",
+    response_model=CampaignRead,
+    responses=problems(404, s404=NO_CAMPAIGN),
+)
+async def campaign(campaign_id: str, session: SessionDep) -> CampaignRead:
     return _campaign(await _campaign_row(session, campaign_id))
 
 
 @router.get(
     "/campaigns/{campaign_id}/progress",
     summary="Expected / submitted / completed, by municipality",
+    response_model=ProgressRead,
+    responses=problems(404, s404=NO_CAMPAIGN),
 )
-async def progress(campaign_id: str, session: SessionDep) -> dict[str, Any]:
+async def progress(campaign_id: str, session: SessionDep) -> ProgressRead:
     row = await _campaign_row(session, campaign_id)
     per = await repository.progress(session, row)
     names = {
@@ -374,29 +434,45 @@ async def progress(campaign_id: str, session: SessionDep) -> dict[str, Any]:
         for m in await repository.all_rows(session, repository.municipalities)
     }
     keys = ("expected", "submitted", "completed", "held")
-    return {
-        "campaign_id": campaign_id,
-        **{k: sum(v[k] for v in per.values()) for k in keys},
-        "municipalities": [
-            {"municipality_id": m, "name": names.get(m, m or "не в реестре"), **per[m]}
-            for m in sorted(per, key=lambda m: names.get(m, m))
-        ],
-    }
+    return ProgressRead.model_validate(
+        {
+            "campaign_id": campaign_id,
+            **{k: sum(v[k] for v in per.values()) for k in keys},
+            "municipalities": [
+                {"municipality_id": m, "name": names.get(m, m or "не в реестре"), **per[m]}
+                for m in sorted(per, key=lambda m: names.get(m, m))
+            ],
+        }
+    )
 
 
-@router.post("/campaigns/{campaign_id}/close", summary="Close: complete what is in")
-async def close_campaign(campaign_id: str, runtime: RuntimeDep, _: Operator) -> dict[str, Any]:
+@router.post(
+    "/campaigns/{campaign_id}/close",
+    summary="Close: complete what is in",
+    response_model=CampaignClosedRead,
+    responses=problems(
+        404, 409, s404=NO_CAMPAIGN, s409="Постоянную диагностику закрыть нельзя (standing_campaign)"
+    ),
+)
+async def close_campaign(campaign_id: str, runtime: RuntimeDep, _: Operator) -> CampaignClosedRead:
     completed = await _refusals(service.close_campaign(runtime.transaction, campaign_id))
-    return {"campaign_id": campaign_id, "status": "closed", "completed": completed}
+    return CampaignClosedRead(campaign_id=campaign_id, status="closed", completed=completed)
 
 
 @router.post(
     "/campaigns/{campaign_id}/teachers/{teacher_id}/close",
     summary="Complete one teacher's diagnosis with the evidence that is in",
+    response_model=DiagnosisRead,
+    responses=problems(
+        404,
+        409,
+        s404="У педагога нет результатов в кампании (no_results)",
+        s409="Диагностика уже завершена или отменена (already_completed)",
+    ),
 )
 async def close_teacher(
     campaign_id: str, teacher_id: str, runtime: RuntimeDep, _: Operator
-) -> dict[str, Any]:
+) -> DiagnosisRead:
     return await _command(
         runtime, lambda deps: service.close_diagnosis(deps, teacher_id, campaign_id)
     )
@@ -405,15 +481,19 @@ async def close_teacher(
 # --- frameworks ------------------------------------------------------------------------------
 
 
-@router.get("/framework", summary="The competency framework in force")
-async def framework(ctx: Ctx) -> dict[str, Any]:
-    return ctx.framework.model_dump(mode="json")
+@router.get("/framework", summary="The competency framework in force", response_model=FrameworkRead)
+async def framework(ctx: Ctx) -> Any:
+    return ctx.framework
 
 
-@router.get("/frameworks", summary="Every framework version in force at some time")
-async def frameworks(session: SessionDep) -> list[dict[str, Any]]:
+@router.get(
+    "/frameworks",
+    summary="Every framework version in force at some time, oldest first",
+    response_model=list[FrameworkVersionRead],
+)
+async def frameworks(session: SessionDep) -> list[FrameworkVersionRead]:
     return [
-        {"version": r.version, "loaded_at": r.loaded_at.isoformat()}
+        FrameworkVersionRead.model_validate(r, from_attributes=True)
         for r in await repository.framework_versions(session)
     ]
 
@@ -425,50 +505,95 @@ async def _framework(session: SessionDep, version: str) -> Any:
     return found
 
 
-@router.get("/frameworks/{version}", summary="One framework version")
-async def framework_version(version: str, session: SessionDep) -> dict[str, Any]:
-    return (await _framework(session, version)).model_dump(mode="json")  # type: ignore[no-any-return]
+@router.get(
+    "/frameworks/{version}",
+    summary="One framework version",
+    response_model=FrameworkRead,
+    responses=problems(404, s404=NO_FRAMEWORK),
+)
+async def framework_version(version: str, session: SessionDep) -> Any:
+    return await _framework(session, version)
 
 
-@router.get("/frameworks/{version}/case.json", summary="As a 1EdTech CASE package")
-async def framework_case(version: str, session: SessionDep) -> dict[str, Any]:
-    return exchange.to_case(await _framework(session, version))
+@router.get(
+    "/frameworks/{version}/case.json",
+    summary="As a 1EdTech CASE package",
+    response_model=CaseRead,
+    responses=problems(404, s404=NO_FRAMEWORK),
+)
+async def framework_case(version: str, session: SessionDep) -> CaseRead:
+    return CaseRead.model_validate(exchange.to_case(await _framework(session, version)))
 
 
-@router.get("/frameworks/{version}/competencies.csv", summary="As CSV (one competency a row)")
+CSV = "text/csv"
+
+
+def _attachment(name: str) -> dict[str, str]:
+    """A file's name for the browser: ASCII in ``filename``, the name itself (RFC 6266/5987,
+    UTF-8) in ``filename*`` — a header is Latin-1, and a campaign id may be Cyrillic."""
+    plain = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII)
+    return {
+        "Content-Disposition": f'attachment; filename="{plain}"; '
+        f"filename*=UTF-8''{quote(name, safe='')}"
+    }
+
+
+@router.get(
+    "/frameworks/{version}/competencies.csv",
+    summary="As CSV (one competency a row)",
+    response_class=Response,
+    responses={
+        **binary(CSV, "The competencies, one a row (UTF-8, a header row)"),
+        **problems(404, s404=NO_FRAMEWORK),
+    },
+)
 async def framework_csv(version: str, session: SessionDep) -> Response:
     return Response(
         exchange.to_csv(await _framework(session, version)),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="framework-{version}.csv"'},
+        media_type=f"{CSV}; charset=utf-8",
+        headers=_attachment(f"framework-{version}.csv"),
     )
 
 
 # --- analytics -------------------------------------------------------------------------------
 
 
-@router.get("/analytics", summary="Deficits by competency, municipality, organisation, subject")
+@router.get(
+    "/analytics",
+    summary="Deficits by competency, municipality, organisation, subject",
+    response_model=AnalyticsRead,
+)
 async def report(
     session: SessionDep,
     ctx: Ctx,
     campaign_id: str | None = None,
     min_share: Annotated[float, Query(ge=0, le=100)] = 5.0,
-) -> dict[str, Any]:
-    return await analytics.report(session, ctx.framework, campaign_id, min_share)
+) -> AnalyticsRead:
+    found = await analytics.report(session, ctx.framework, campaign_id, min_share)
+    return AnalyticsRead.model_validate(found)
 
 
-@router.get("/analytics/program-gap", summary="Frequent deficits no program covers, ranked")
+@router.get(
+    "/analytics/program-gap",
+    summary="Frequent deficits no program covers, ranked",
+    response_model=list[ProgramGapRead],
+)
 async def program_gap(
     session: SessionDep,
     ctx: Ctx,
     campaign_id: str | None = None,
     min_share: Annotated[float, Query(ge=0, le=100)] = 5.0,
-) -> list[dict[str, Any]]:
+) -> list[ProgramGapRead]:
     found = await analytics.report(session, ctx.framework, campaign_id, min_share)
-    return found["program_gap"]  # type: ignore[no-any-return]
+    return [ProgramGapRead.model_validate(r) for r in found["program_gap"]]
 
 
-@router.get("/analytics.xlsx", summary="The analytics as a workbook (Russian)")
+@router.get(
+    "/analytics.xlsx",
+    summary="The analytics as a workbook (Russian)",
+    response_class=Response,
+    responses=binary(XLSX, "The analytics, one sheet per breakdown"),
+)
 async def report_xlsx(
     session: SessionDep,
     ctx: Ctx,
@@ -480,10 +605,12 @@ async def report_xlsx(
     return Response(
         analytics.workbook(ctx.framework, found),
         media_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=_attachment(name),
     )
 
 
-@router.get("/stats", summary="Counts of the read model, results and diagnoses")
-async def stats(session: SessionDep) -> dict[str, int]:
-    return await repository.counts(session)
+@router.get(
+    "/stats", summary="Counts of the read model, results and diagnoses", response_model=StatsRead
+)
+async def stats(session: SessionDep) -> StatsRead:
+    return StatsRead.model_validate(await repository.counts(session))

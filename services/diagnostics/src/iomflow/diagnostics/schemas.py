@@ -1,0 +1,256 @@
+"""The HTTP shapes of diagnostics: what its operations take (``XCreate``) and answer (``XRead``).
+
+The JSON field names are those the clients have always read (the CLI, the tests, the
+other services' pages); times are ISO 8601 in UTC (a time SQLite keeps without its zone was
+written in UTC and is answered with it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from iomflow.diagnostics import domain
+from iomflow.shared.contracts import (
+    BurnoutResult,
+    CompetencyChange,
+    CompetencyResult,
+    DiagnosisCompleted,
+    Instrument,
+)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Utc = Annotated[datetime, AfterValidator(_utc)]
+"""A time in UTC (a naive one is UTC: SQLite keeps no zone)."""
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+def _iso_date(value: Any) -> Any:
+    if not isinstance(value, str | date):  # pydantic would read a number as a Unix time
+        raise ValueError("a date is written as YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_date)]
+"""A date in a body: ``YYYY-MM-DD`` (not a number)."""
+
+
+class CampaignCreate(BaseModel):
+    """A campaign to open."""
+
+    campaign_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.-]+$")
+    name: str = Field(min_length=1, max_length=300)
+    starts_on: Day | None = None
+    ends_on: Day | None = None
+    municipalities: list[str] = Field(default_factory=list, description="Empty: the region")
+    organizations: list[str] = Field(default_factory=list, description="Empty: all of them")
+    required: list[Instrument] = Field(
+        default_factory=list, description="Instruments required; empty: the framework's"
+    )
+
+
+class Reason(BaseModel):
+    """Why an operator revises or cancels a diagnosis."""
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+# --- diagnoses -------------------------------------------------------------------------------
+
+
+class RevisionRead(BaseModel):
+    """An earlier revision of a diagnosis, as it was before it was replaced."""
+
+    revision: int = Field(description="Its revision number (0: the first scoring)")
+    framework_version: str
+    rule: str | None = None
+    competencies: list[CompetencyResult]
+    burnout: BurnoutResult | None = None
+    changes: list[CompetencyChange] = Field(default_factory=list)
+    replaced_at: Utc = Field(description="When the next revision replaced it")
+    reason: str = Field(description="Why it was replaced")
+
+
+class DiagnosisRead(DiagnosisCompleted):
+    """A diagnosis: the completed event's fields with its state and history."""
+
+    model_config = ConfigDict(title="DiagnosisRead")
+
+    status: Literal["completed", "cancelled"]
+    latest: bool = Field(description="The teacher's current diagnosis")
+    revision: int = Field(ge=0, description="How many times it was re-scored")
+    history: list[RevisionRead] = Field(description="Earlier revisions, oldest first")
+    completed_at: Utc
+    revised_at: Utc | None = None
+    cancelled_at: Utc | None = None
+    cancel_reason: str | None = None
+
+
+class ResultRead(BaseModel):
+    """One instrument's result behind a diagnosis."""
+
+    result_id: str = Field(description="The event id it came with")
+    instrument: Instrument
+    expert_id: str | None = None
+    external_id: str | None = Field(default=None, description="The publisher's own id")
+    source: str = Field(description="The publisher")
+    taken_at: Utc
+    received_at: Utc
+    submitted: dict[str, Any] = Field(description="The payload exactly as it came")
+    scores: dict[str, float] = Field(description="0..100 per competency (or burnout scale)")
+
+
+class HeldRead(BaseModel):
+    """A result held for a teacher the registries do not know yet."""
+
+    event_id: str
+    teacher_id: str
+    campaign_id: str
+    received_at: Utc
+    hold_until: Utc = Field(description="Dead-lettered after this, if the teacher never comes")
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+
+class CampaignRead(BaseModel):
+    """A diagnostics campaign."""
+
+    campaign_id: str
+    name: str
+    starts_on: date | None = None
+    ends_on: date | None = None
+    municipalities: list[str] = Field(description="Empty: the region")
+    organizations: list[str] = Field(description="Empty: all of them")
+    required: list[Instrument] = Field(description="Instruments a diagnosis requires")
+    status: Literal["open", "closed"]
+    created_at: Utc
+    closed_at: Utc | None = None
+
+
+class Counts(BaseModel):
+    expected: int = Field(ge=0, description="Teachers in the campaign's target")
+    submitted: int = Field(ge=0, description="Of them, with a result")
+    completed: int = Field(ge=0, description="Completed diagnoses")
+    held: int = Field(ge=0, description="Teachers unknown to the registries, with results held")
+
+
+class MunicipalityProgress(Counts):
+    municipality_id: str = Field(description="Empty: teachers not in the registries")
+    name: str
+
+
+class ProgressRead(Counts):
+    """A campaign's progress: the totals and per municipality."""
+
+    campaign_id: str
+    municipalities: list[MunicipalityProgress]
+
+
+class CampaignClosedRead(BaseModel):
+    """A campaign closed: the diagnoses completed with the evidence that was in."""
+
+    campaign_id: str
+    status: Literal["closed"]
+    completed: int = Field(ge=0, description="Diagnoses completed by the closing")
+
+
+# --- frameworks ------------------------------------------------------------------------------
+
+
+class FrameworkRead(domain.Framework):
+    """A competency framework: groups, competencies, levels, weights, the combination."""
+
+    model_config = ConfigDict(title="FrameworkRead")
+
+
+class FrameworkVersionRead(BaseModel):
+    """A framework version that was in force at some time."""
+
+    version: str
+    loaded_at: Utc = Field(description="When the service first loaded it")
+
+
+class CaseRead(BaseModel):
+    """The framework as a 1EdTech CASE 1.1 CFPackage (see the CASE specification)."""
+
+    model_config = ConfigDict(extra="allow", title="CaseRead")
+
+    CFDocument: dict[str, Any] = Field(description="The framework as a whole")
+    CFItems: list[dict[str, Any]] = Field(description="A group or a competency each")
+    CFAssociations: list[dict[str, Any]] = Field(description="isChildOf links")
+
+
+# --- analytics -------------------------------------------------------------------------------
+
+
+class CompetencyDeficits(BaseModel):
+    code: str
+    name: str
+    group: str = Field(description="The group's name")
+    assessed: int = Field(ge=0, description="Teachers assessed on it")
+    deficits: int = Field(ge=0)
+    critical: int = Field(ge=0, description="Of the deficits, critical")
+    share: float = Field(description="Deficits per assessed, %")
+
+
+class AreaDeficits(BaseModel):
+    id: str = Field(description="The municipality's, organisation's id or the subject")
+    name: str
+    diagnosed: int = Field(ge=0)
+    with_deficits: int = Field(ge=0)
+    share: float = Field(description="With deficits per diagnosed, %")
+    deficits: dict[str, int] = Field(description="Deficit count per competency code")
+
+
+class OrganizationDeficits(AreaDeficits):
+    municipality: str | None = Field(default=None, description="Its municipality's name")
+
+
+class ProgramGapRead(BaseModel):
+    """A frequent deficit that no program for its audience names."""
+
+    rank: int = Field(ge=1)
+    code: str
+    name: str
+    audience: str
+    audience_name: str
+    deficits: int = Field(ge=0)
+    assessed: int = Field(ge=0)
+    share: float
+    coverage: Literal["theme", "none"] = Field(description="theme: only programs of its theme")
+    theme_programs: list[str]
+    recommendation: str = Field(description="In Russian")
+
+
+class AnalyticsRead(BaseModel):
+    """Deficits by competency, municipality, organisation and subject; the program gap."""
+
+    campaign_id: str | None = Field(description="None: the teachers' current diagnoses")
+    framework_version: str
+    diagnosed: int = Field(ge=0)
+    competencies: list[CompetencyDeficits]
+    municipalities: list[AreaDeficits]
+    organizations: list[OrganizationDeficits]
+    subjects: list[AreaDeficits]
+    program_gap: list[ProgramGapRead]
+
+
+class StatsRead(BaseModel):
+    """Counts of the read model, results and diagnoses."""
+
+    teachers: int = Field(ge=0)
+    results: int = Field(ge=0)
+    held: int = Field(ge=0)
+    campaigns: int = Field(ge=0)
+    programs: int = Field(ge=0)
+    diagnoses: int = Field(ge=0, description="Completed diagnoses")
+    with_deficits: int = Field(ge=0, description="Completed diagnoses with a deficit")

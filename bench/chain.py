@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 import redis
 
-from iomflow.cli import demo
+from iomflow.cli import demo, region
 from iomflow.cli.launcher import LocalRedis, Suite
 from iomflow.shared.contracts import Instrument, Streams
 
@@ -283,13 +283,9 @@ class Settled:
 
 def load_region(client: httpx.Client, suite: Suite, teachers: int) -> dict[str, Any]:
     r = redis.Redis.from_url(suite.redis_url)
+    rows = region.generate(teachers=teachers)  # the CLI's demo region, generated untimed
     started = time.perf_counter()
-    loaded = client.post(
-        f"{suite.url('registries')}/v1/load/demo",
-        params={"teachers": teachers},
-        headers={"Authorization": f"Bearer {suite.admin_key}"},
-        timeout=1800,
-    )
+    loaded = region.load(client, suite.url("registries"), rows, suite.admin_key, timeout=1800)
     loaded.raise_for_status()
     load_s = time.perf_counter() - started
     received = loaded.json()["received"]

@@ -198,7 +198,7 @@ async def main(url: str, n: int, batch: int, teachers: int) -> None:
         await apply(diagnoses[start : start + batch])
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     async with sessions() as session:
-        counts = await repository.counts(session)
+        counts = await repository.get_counts(session)
     await engine.dispose()
     print(
         f"database: {url.split('://')[0]}; diagnoses: {n} in batches of {batch}; "

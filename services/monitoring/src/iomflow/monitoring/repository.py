@@ -601,8 +601,30 @@ async def acknowledge_alert(
     return row
 
 
-async def list_alerts(session: AsyncSession, open_only: bool, limit: int) -> list[Any]:
-    query = select(alerts).order_by(alerts.c.raised_at.desc()).limit(limit)
-    if open_only:
-        query = query.where(alerts.c.resolved_at.is_(None))
-    return list(await session.execute(query))
+async def list_alerts(
+    session: AsyncSession, open_only: bool, limit: int, offset: int = 0
+) -> tuple[list[Any], int]:
+    """A page of the alerts (only the open ones, or all), newest first, and how many
+    there are in all."""
+    where = [alerts.c.resolved_at.is_(None)] if open_only else []
+    query = (
+        select(alerts)
+        .where(*where)
+        .order_by(alerts.c.raised_at.desc(), alerts.c.alert_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    total = (
+        await session.execute(select(func.count()).select_from(alerts).where(*where))
+    ).scalar_one()
+    return list(await session.execute(query)), int(total)
+
+
+async def open_alerts_by_kind(session: AsyncSession) -> dict[str, int]:
+    """How many alerts are open, by kind."""
+    rows = await session.execute(
+        select(alerts.c.kind, func.count())
+        .where(alerts.c.resolved_at.is_(None))
+        .group_by(alerts.c.kind)
+    )
+    return {kind: int(n) for kind, n in rows.all()}

@@ -607,6 +607,10 @@ async def list_alerts(
     """A page of the alerts (only the open ones, or all), newest first, and how many
     there are in all."""
     where = [alerts.c.resolved_at.is_(None)] if open_only else []
+    counted = select(func.count()).select_from(alerts).where(*where)
+    total = int((await session.execute(counted)).scalar_one())
+    if offset >= total:  # past the end: nothing (and no OFFSET beyond what SQL can take)
+        return [], total
     query = (
         select(alerts)
         .where(*where)
@@ -614,10 +618,7 @@ async def list_alerts(
         .offset(offset)
         .limit(limit)
     )
-    total = (
-        await session.execute(select(func.count()).select_from(alerts).where(*where))
-    ).scalar_one()
-    return list(await session.execute(query)), int(total)
+    return list(await session.execute(query)), total
 
 
 async def open_alerts_by_kind(session: AsyncSession) -> dict[str, int]:

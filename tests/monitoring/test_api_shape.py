@@ -131,6 +131,9 @@ async def test_every_4xx_is_a_problem(client: tuple[httpx.AsyncClient, dict[str,
     assert problem(await c.get("/v1/no-such-thing"), 404)
     assert problem(await c.delete("/v1/kpis"), 405)
     assert problem(await c.get("/v1/kpis", params={"as_of": "0"}), 422) == "validation_error"
+    assert problem(await c.get("/v1/kpis", params={"as_of": "0001-01-01"}), 422) == "date_too_early"
+    letter = await c.get("/v1/ops/dead-letters/99999999999999999999-0", headers=ADMIN)
+    assert problem(letter, 422) == "validation_error"  # beyond Redis's 64 bits
 
 
 async def test_the_alerts_are_a_page(client: tuple[httpx.AsyncClient, dict[str, str]]) -> None:

@@ -210,7 +210,7 @@ async def list_dead_letters(
 LetterId = Annotated[
     str,
     Path(
-        pattern=r"^[0-9]+-[0-9]+$",
+        pattern=r"^[0-9]{1,19}-[0-9]{1,19}$",  # two 64-bit numbers, as Redis has them
         max_length=60,
         description="The letter's entry id in its DLQ (1700000000000-0)",
     ),

@@ -18,6 +18,8 @@ from iomflow.monitoring.context import Context
 from iomflow.shared.errors import Refused
 
 Form = Literal["json", "xlsx", "html", "pdf"]
+EARLIEST = date(2000, 1, 1)
+"""The earliest day asked for (a KPI reads a year and a pace before it)."""
 
 
 def context_of(runtime: Any) -> Context:
@@ -31,6 +33,10 @@ def day(runtime: Any, as_of: date | None) -> date:
     today = context_of(runtime).clock().date()
     if as_of is not None and as_of > today:
         raise Refused("future_date", "Дата «на» не может быть в будущем.", 422)
+    if as_of is not None and as_of < EARLIEST:
+        raise Refused(
+            "date_too_early", f"Дата «на» не может быть раньше {EARLIEST.year} года.", 422
+        )
     return as_of or today
 
 

@@ -2,7 +2,7 @@
 the facts need (programs and sites for their themes, management teams), the marks that say
 the projections changed, and the KPI snapshot computed from them.
 
-Writing members and facts in batches is ``iomflow.monitoring.writes``; this module reads
+Writing members and facts in batches is ``repository.writes``; this module reads
 them (``load``: every member and fact, only the columns evaluation needs, turned into
 domain objects in a worker thread) and keeps the rest.
 """

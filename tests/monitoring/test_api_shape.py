@@ -75,7 +75,7 @@ def test_every_operation_answers_a_model_or_a_page_or_a_file(tmp_path: Path) -> 
     assert not untyped, untyped
 
 
-def test_a_file_operation_documents_its_media_type(tmp_path: Path) -> None:
+def test_files_pages_and_the_statuses_of_the_rules_are_documented(tmp_path: Path) -> None:
     paths = app_of(tmp_path).openapi()["paths"]
     assert set(paths["/v1/reports/{year}.xlsx"]["get"]["responses"]["200"]["content"]) == {
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -87,6 +87,10 @@ def test_a_file_operation_documents_its_media_type(tmp_path: Path) -> None:
     assert {p["name"] for p in alerts["parameters"]} >= {"offset", "limit", "status"}
     assert "404" in paths["/v1/kpis/{code}/series"]["get"]["responses"]
     assert "501" in paths["/v1/ops/traces"]["get"]["responses"]
+    for path, operations in paths.items():
+        if path.startswith("/v1/ops/") or path.startswith("/v1/tracked/"):
+            for method, operation in operations.items():
+                assert {"401", "403"} <= set(operation["responses"]), (method, path)
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from iomflow.shared import deadletters, ops, redisconn, signin
 from iomflow.shared.auth import Operator
 from iomflow.shared.contracts import Streams
 from iomflow.shared.errors import ApiError
-from iomflow.shared.problems import problems
+from iomflow.shared.problems import DESCRIPTIONS, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter()
@@ -91,6 +91,9 @@ FORBIDDEN = (
 UNREACHABLE = "Redis не отвечает: данные потоков сейчас недоступны, повторите позже."
 
 REDIS_DOWN = "Redis не отвечает (code: redis_unavailable)"
+OPERATOR = {"s401": DESCRIPTIONS[401], "s403": DESCRIPTIONS[403] + "; redis_forbidden"}
+"""401/403 of the operator's role on every /v1/ops operation (said here as well: the
+shared document does not find the auth of an included router's routes)."""
 NO_STREAM = "Нет такого потока (code: unknown_stream)"
 NO_LETTER = "Нет такой записи в очереди (code: unknown_stream, letter_not_found)"
 AMBIGUOUS = "Запись есть в нескольких очередях (code: letter_ambiguous)"
@@ -147,7 +150,7 @@ def _streams(client: redis.Redis, name: str | None) -> list[str]:
     summary="Each stream and consumer group: length, lag, pending, dead letters (operator)",
     tags=["operations"],
     response_model=schemas.StreamsRead,
-    responses=problems(503, s503=REDIS_DOWN),
+    responses=problems(401, 403, 503, s503=REDIS_DOWN, **OPERATOR),
 )
 async def streams(runtime: RuntimeDep, _who: Operator) -> dict[str, Any]:
     async with _async_redis(runtime) as client:
@@ -184,7 +187,7 @@ StreamQuery = Annotated[
     summary="Dead letters per stream: how many, by reason, and the first ones (operator)",
     tags=["operations"],
     response_model=schemas.DeadLettersRead,
-    responses=problems(404, 503, s404=NO_STREAM, s503=REDIS_DOWN),
+    responses=problems(401, 403, 404, 503, s404=NO_STREAM, s503=REDIS_DOWN, **OPERATOR),
 )
 async def list_dead_letters(
     runtime: RuntimeDep,
@@ -249,7 +252,9 @@ def _one(client: redis.Redis, stream: str | None, letter_id: str) -> deadletters
     summary="One dead letter: its error, envelope and data (operator)",
     tags=["operations"],
     response_model=schemas.LetterFullRead,
-    responses=problems(404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN),
+    responses=problems(
+        401, 403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
+    ),
 )
 async def show_dead_letter(
     letter_id: LetterId, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
@@ -271,9 +276,12 @@ async def show_dead_letter(
     tags=["operations"],
     response_model=schemas.ReplayedRead,
     responses=problems(
+        401,
+        403,
         404,
         409,
         503,
+        **OPERATOR,
         s404=NO_LETTER,
         s409=AMBIGUOUS + "; dlq_busy: очередь меняется",
         s503=REDIS_DOWN,
@@ -314,7 +322,9 @@ async def replay_dead_letter(
     status_code=204,
     response_class=Response,
     tags=["operations"],
-    responses=problems(404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN),
+    responses=problems(
+        401, 403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
+    ),
 )
 async def drop_dead_letter(
     letter_id: LetterId, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
@@ -343,7 +353,9 @@ async def drop_dead_letter(
     "alert raised again after it was resolved is unacknowledged.",
     tags=["operations"],
     response_model=schemas.AlertRead,
-    responses=problems(404, s404="Нет такого открытого оповещения (code: alert_not_found)"),
+    responses=problems(
+        401, 403, 404, s404="Нет такого открытого оповещения (code: alert_not_found)", **OPERATOR
+    ),
 )
 async def acknowledge_alert(
     alert_id: str, runtime: RuntimeDep, session: SessionDep, who: Operator
@@ -403,8 +415,11 @@ def traces_of(traces_dir: FilePath, ident: str, *, sql: bool = False) -> list[di
     tags=["operations"],
     response_model=schemas.TracesRead,
     responses=problems(
+        401,
+        403,
         501,
         503,
+        **OPERATOR,
         s501="Трассы настроено читать из коллектора — консоль этого пока не умеет "
         "(code: traces_source_unsupported)",
         s503="Каталога файлов спанов нет (code: traces_unavailable)",

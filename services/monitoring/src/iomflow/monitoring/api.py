@@ -135,9 +135,11 @@ class TrackedRecord(BaseModel):
     summary="Record a tracked item's status for a period, with its evidence (operator)",
     response_model=schemas.TrackedPeriodRead,
     responses=problems(
+        400,
         401,
         403,
         404,
+        s400="Тело не читается как JSON (code: http_400)",
         s401=DESCRIPTIONS[401],
         s403=DESCRIPTIONS[403],
         s404="Нет такого пункта в каталоге (code: unknown_tracked)",

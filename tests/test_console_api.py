@@ -357,7 +357,7 @@ async def test_a_dropped_letter_is_gone_for_good_and_not_put_back(console_sqlite
 async def test_a_wrong_letter_id_or_stream_is_refused_in_russian(console_sqlite: Console) -> None:
     c = console_sqlite
     refused(
-        await c.client.get("/v1/ops/dead-letters/abc", headers=c.operator), 422, "invalid_letter_id"
+        await c.client.get("/v1/ops/dead-letters/abc", headers=c.operator), 422, "validation_error"
     )
     unknown = await c.client.get(
         "/v1/ops/dead-letters", params={"stream": "nowhere"}, headers=c.operator
@@ -383,7 +383,7 @@ async def test_an_operator_acknowledges_an_alert_and_a_raised_again_one_is_unack
     alert_id = f"dead_letters:{REGISTRY_DLQ}"
     assert alert_id in raised  # beside the KPIs of an empty region, off their path
 
-    listed = {a["alert_id"]: a for a in await c.get("/v1/alerts")}
+    listed = {a["alert_id"]: a for a in (await c.get("/v1/alerts"))["items"]}
     assert (listed[alert_id]["acknowledged_by"], listed[alert_id]["acknowledged_at"]) == (
         None,
         None,
@@ -398,7 +398,7 @@ async def test_an_operator_acknowledges_an_alert_and_a_raised_again_one_is_unack
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     again = await c.client.post(f"/v1/ops/alerts/{alert_id}/acknowledge", headers=admin)
     assert again.status_code == 200 and again.json()["acknowledged_by"] == OPERATOR_NAME
-    listed = {a["alert_id"]: a for a in await c.get("/v1/alerts")}
+    listed = {a["alert_id"]: a for a in (await c.get("/v1/alerts"))["items"]}
     assert listed[alert_id]["acknowledged_at"] == seen["acknowledged_at"]
 
     # the letter dropped: the alert is resolved, and a resolved one is not acknowledged
@@ -411,7 +411,7 @@ async def test_an_operator_acknowledges_an_alert_and_a_raised_again_one_is_unack
     await dead_letter(c.redis_url, wire.encode(teacher_event("t-10")), "invalid")
     raised, _ = await checks.check(runtime, runtime.redis, now=at)
     assert raised == [alert_id]  # the others are still open: not raised again
-    listed = {a["alert_id"]: a for a in await c.get("/v1/alerts")}
+    listed = {a["alert_id"]: a for a in (await c.get("/v1/alerts"))["items"]}
     assert (listed[alert_id]["acknowledged_by"], listed[alert_id]["acknowledged_at"]) == (
         None,
         None,

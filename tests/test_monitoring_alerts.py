@@ -244,7 +244,7 @@ async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
     assert f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}" in raised
 
     assert await run_check(app, clean_redis) == ([], [])  # raised once
-    listed = {a["alert_id"]: a for a in (await client.get("/v1/alerts")).json()}
+    listed = {a["alert_id"]: a for a in (await client.get("/v1/alerts")).json()["items"]}
     assert set(raised) <= set(listed)
     assert listed["methodist_over_capacity:A"]["value"] == 2
     async with Redis.from_url(clean_redis) as redis:
@@ -260,9 +260,9 @@ async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
     events = await published(clean_redis)
     # (the service's own periodic check may have raised some at its start)
     assert set(raised) <= {e["alert_id"] for e in events if e["type"] == "monitoring.alert.raised"}
-    still = {a["alert_id"] for a in (await client.get("/v1/alerts")).json()}
+    still = {a["alert_id"] for a in (await client.get("/v1/alerts")).json()["items"]}
     assert f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}" not in still
-    every = (await client.get("/v1/alerts", params={"status": "all"})).json()
+    every = (await client.get("/v1/alerts", params={"status": "all"})).json()["items"]
     assert any(a["resolved_at"] for a in every)
 
 

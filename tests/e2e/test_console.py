@@ -139,9 +139,11 @@ def wait_until(check: Any, what: str, timeout: float = 30) -> Any:
 
 
 def open_alerts(base: str) -> dict[str, dict[str, Any]]:
-    reply = httpx.get(f"{base}/v1/alerts", timeout=10)
+    reply = httpx.get(f"{base}/v1/alerts", params={"limit": 1000}, timeout=10)
     reply.raise_for_status()
-    return {a["alert_id"]: a for a in reply.json()}
+    page = reply.json()
+    assert page["total"] == len(page["items"]), page["total"]
+    return {a["alert_id"]: a for a in page["items"]}
 
 
 def ready(page: Page, section: str) -> None:

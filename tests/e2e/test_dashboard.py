@@ -333,10 +333,12 @@ def test_dashboard_shows_the_apis_values_for_the_region_a_municipality_and_a_dat
     text = page.locator("body").inner_text()
     assert not latin_codes(text), sorted(set(latin_codes(text)))
 
-    wait_until(lambda: get(f"{monitoring}/v1/alerts?status=open"), "alerts to be raised", 60)
+    wait_until(
+        lambda: get(f"{monitoring}/v1/alerts?status=open")["items"], "alerts to be raised", 60
+    )
     page.reload()  # the page shows the alerts as they are now
     wait_ready(page, "region", region["as_of"])
-    open_alerts = get(f"{monitoring}/v1/alerts?status=open")
+    open_alerts = get(f"{monitoring}/v1/alerts?status=open&limit=1000")["items"]
     assert any(a["alert_id"].endswith(":municipalities") for a in open_alerts), open_alerts
     assert_summary_and_alerts(page, region["region"]["kpis"], open_alerts)
 
@@ -526,7 +528,7 @@ def open_stubbed(page: Page, kpis: list[dict[str, Any]], analytics: str | None) 
                 {"municipality_id": "m1", "name": "Город", "counts": {"teachers": 40}, "kpis": kpis}
             ],
         },
-        "/v1/alerts": [],
+        "/v1/alerts": {"items": [], "total": 0, "offset": 0, "limit": 1000},
         "/v1/tracked": STUB_TRACKED,
     }
 

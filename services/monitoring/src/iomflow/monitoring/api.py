@@ -1,54 +1,42 @@
-"""HTTP API of monitoring: KPI values by level, as of any date, with status and forecast."""
+"""HTTP API of monitoring: KPI values by level, as of any date, with status and forecast;
+the alerts, the catalogue and the tracked items of Appendix 1. Thin: the use cases are
+``service``, the answers' models ``schemas``."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
-from iomflow.monitoring import domain, repository, views
-from iomflow.monitoring.context import Context
+from iomflow.monitoring import domain, repository, schemas, service
+from iomflow.monitoring.service import alert_read, context_of, region
 from iomflow.shared.auth import Operator
-from iomflow.shared.errors import Refused
+from iomflow.shared.problems import DESCRIPTIONS, Page, Paging, page, paging, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
+
+__all__ = ["alert_read", "context_of", "region", "router"]
 
 router = APIRouter(prefix="/v1", tags=["monitoring"])
 
-
-def context_of(runtime: Any) -> Context:
-    found = runtime.context
-    assert isinstance(found, Context)
-    return found
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def _day(runtime: Any, as_of: date | None) -> date:
-    today = context_of(runtime).clock().date()
-    if as_of is not None and as_of > today:
-        raise Refused("future_date", "Дата «на» не может быть в будущем.", 422)
-    return as_of or today
+def _iso_day(value: object) -> object:
+    """Only ``YYYY-MM-DD``: pydantic would read «0» as a Unix time (1970-01-01)."""
+    if isinstance(value, str) and not ISO_DAY.match(value):
+        raise PydanticCustomError("date_parsing", "Input should be a date (YYYY-MM-DD)")
+    return value
 
 
-AsOf = Annotated[date | None, Query(description="Values as of the end of this day (default today)")]
-
-
-async def region(runtime: Any, on: date) -> dict[str, Any]:
-    """Every KPI for the region and each municipality as of ``on``: today's from the
-    maintained snapshot, another day's computed on demand (and kept while the projections
-    stay the same)."""
-    ctx = context_of(runtime)
-    if on == ctx.clock().date():
-        return await ctx.kpis.answer(runtime.sessions)
-    facts = await ctx.cache.facts(runtime.sessions)
-    async with runtime.sessions() as session:
-        names = await repository.municipality_names(session)
-
-    def compute() -> dict[str, Any]:
-        answer = views.region(ctx.catalogue, facts, names, on)
-        return {**answer, "computed_at": ctx.clock().isoformat()}
-
-    return await ctx.cache.answer(("region", on), compute)  # type: ignore[no-any-return]
+AsOf = Annotated[
+    date | None,
+    BeforeValidator(_iso_day),
+    Query(description="Values as of the end of this day, YYYY-MM-DD (default today; not later)"),
+]
 
 
 @router.get(
@@ -57,55 +45,30 @@ async def region(runtime: Any, on: date) -> dict[str, Any]:
     description="Today's answer is the maintained snapshot (``computed_at`` says when it was "
     "computed: a few seconds after the last change, at most ``kpi_max_lag_s`` behind "
     "during a burst of events); another date's is computed on demand.",
+    response_model=schemas.RegionKpisRead,
 )
 async def kpis(runtime: RuntimeDep, as_of: AsOf = None) -> dict[str, Any]:
-    return await region(runtime, _day(runtime, as_of))
+    return await region(runtime, service.day(runtime, as_of))
 
 
 @router.get(
     "/municipalities/{municipality_id}/kpis",
     summary="A municipality's KPIs and each of its organisations'",
+    response_model=schemas.MunicipalityRead,
+    responses=problems(404, s404="Нет такого муниципалитета (code: unknown_municipality)"),
 )
 async def municipality_kpis(
     municipality_id: str, runtime: RuntimeDep, as_of: AsOf = None
 ) -> dict[str, Any]:
-    ctx = context_of(runtime)
-    on = _day(runtime, as_of)
-    facts = await ctx.cache.facts(runtime.sessions)
-    scope = domain.Scope(municipality_id=municipality_id)
-
-    def compute() -> dict[str, Any] | None:
-        whole = domain.evaluate(ctx.catalogue, facts, on, scope)
-        if whole[None][0]["population"] == 0 and not any(
-            m.municipality_id == municipality_id for m in facts.members["teachers"]
-        ):
-            return None
-        return {
-            "kpis": whole[None],
-            "counts": views.counts(facts, scope, on).get(municipality_id, {}),
-            "organizations": domain.evaluate(ctx.catalogue, facts, on, scope, by="organization"),
-        }
-
-    found = await ctx.cache.answer(("municipality", municipality_id, on), compute)
-    if found is None:
-        raise Refused("unknown_municipality", f"Муниципалитет «{municipality_id}» не найден.", 404)
-    async with runtime.sessions() as session:
-        names = await repository.organization_names(session)
-        municipalities = await repository.municipality_names(session)
-    return {
-        "as_of": on.isoformat(),
-        "municipality_id": municipality_id,
-        "name": municipalities.get(municipality_id, municipality_id),
-        "counts": found["counts"],
-        "kpis": found["kpis"],
-        "organizations": [
-            {"organization_id": org, "name": names.get(org or "", org), "kpis": values}
-            for org, values in sorted(found["organizations"].items(), key=lambda kv: kv[0] or "")
-        ],
-    }
+    return await service.municipality(runtime, municipality_id, service.day(runtime, as_of))
 
 
-@router.get("/kpis/{code}/series", summary="One KPI over time (monthly), for charts")
+@router.get(
+    "/kpis/{code}/series",
+    summary="One KPI over time (monthly), for charts",
+    response_model=schemas.SeriesRead,
+    responses=problems(404, s404="Нет такого показателя в каталоге (code: unknown_kpi)"),
+)
 async def kpi_series(
     code: str,
     runtime: RuntimeDep,
@@ -113,48 +76,35 @@ async def kpi_series(
     months: Annotated[int, Query(ge=1, le=60)] = 12,
     as_of: AsOf = None,
 ) -> dict[str, Any]:
-    ctx = context_of(runtime)
-    named = {k.code: k.name for k in ctx.catalogue.kpis}
-    if code not in named:
-        raise Refused("unknown_kpi", f"Показатель «{code}» не найден в каталоге.", 404)
-    on = _day(runtime, as_of)
-    days = [on - timedelta(days=30 * n) for n in reversed(range(months))]
-    facts = await ctx.cache.facts(runtime.sessions)
-    scope = domain.Scope(municipality_id=municipality_id)
-    points = await ctx.cache.answer(
-        ("series", code, municipality_id, tuple(days)),
-        lambda: domain.series(ctx.catalogue, facts, scope, days, code),
-    )
-    return {"code": code, "name": named[code], "municipality_id": municipality_id, "points": points}
+    on = service.day(runtime, as_of)
+    return await service.series(runtime, code, municipality_id, months, on)
 
 
-@router.get("/alerts", summary="Alerts: open ones first, newest first")
+@router.get(
+    "/alerts",
+    summary="Alerts (the open ones, or all), newest first, a page at a time",
+    response_model=Page[schemas.AlertRead],
+)
 async def list_alerts(
     session: SessionDep,
+    paged: Annotated[Paging, Depends(paging(max_limit=1000, default=200))],
     status: Literal["open", "all"] = "open",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[dict[str, Any]]:
-    rows = await repository.list_alerts(session, status == "open", limit)
-    return [alert_read(row) for row in rows]
+) -> Page[Any]:
+    items, total = await service.alerts(session, status == "open", paged.offset, paged.limit)
+    return page(items, total, paged)
 
 
-DATES = ("raised_at", "resolved_at", "acknowledged_at")
+class CatalogueRead(domain.Catalogue):
+    """The KPI catalogue in force (``data/kpis.json``) and the region it is for."""
+
+    region_name: str
 
 
-def alert_read(row: Any) -> dict[str, Any]:
-    """An alert's row as the API answers it: dates in ISO 8601 with their offset (SQLite
-    gives them back without one; they are UTC), None when not yet."""
-    found = dict(row._mapping)
-    return {**found, **{k: _iso(found.get(k)) for k in DATES}}
-
-
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).isoformat()
-
-
-@router.get("/catalogue", summary="The KPI catalogue in force, and the region it is for")
+@router.get(
+    "/catalogue",
+    summary="The KPI catalogue in force, and the region it is for",
+    response_model=CatalogueRead,
+)
 async def catalogue(runtime: RuntimeDep) -> dict[str, Any]:
     return {
         **context_of(runtime).catalogue.model_dump(mode="json"),
@@ -165,12 +115,10 @@ async def catalogue(runtime: RuntimeDep) -> dict[str, Any]:
 @router.get(
     "/tracked",
     summary="Rows of Appendix 1 that are measures taken: each period's status and evidence",
+    response_model=list[schemas.TrackedRead],
 )
 async def list_tracked(runtime: RuntimeDep, session: SessionDep) -> list[dict[str, Any]]:
-    on = context_of(runtime).clock().date()
-    return domain.tracked(
-        context_of(runtime).catalogue, await repository.tracked_evidence(session), on
-    )
+    return await service.tracked(runtime, session)
 
 
 class TrackedRecord(BaseModel):
@@ -185,6 +133,17 @@ class TrackedRecord(BaseModel):
 @router.put(
     "/tracked/{code}/{period}",
     summary="Record a tracked item's status for a period, with its evidence (operator)",
+    response_model=schemas.TrackedPeriodRead,
+    responses=problems(
+        400,
+        401,
+        403,
+        404,
+        s400="Тело не читается как JSON (code: http_400)",
+        s401=DESCRIPTIONS[401],
+        s403=DESCRIPTIONS[403],
+        s404="Нет такого пункта в каталоге (code: unknown_tracked)",
+    ),
 )
 async def record_tracked(
     code: str,
@@ -194,35 +153,11 @@ async def record_tracked(
     session: SessionDep,
     who: Operator,
 ) -> dict[str, Any]:
-    ctx = context_of(runtime)
-    item = next((t for t in ctx.catalogue.tracked if t.code == code), None)
-    if item is None:
-        raise Refused("unknown_tracked", f"Пункт «{code}» не найден в каталоге.", 404)
-    on = ctx.clock().date()
-    if period not in item.periods(on):
-        allowed = ", ".join(item.periods(on))
-        raise Refused(
-            "unknown_period",
-            f"Период «{period}» не относится к пункту «{item.name}»: допустимы {allowed}.",
-            422,
-        )
-    await repository.record_tracked(
-        session,
-        {
-            "code": code,
-            "period": period,
-            "status": body.status,
-            "evidence": body.evidence.strip(),
-            "recorded_by": who.name,
-            "recorded_at": ctx.clock(),
-        },
+    return await service.record_tracked(
+        runtime, session, code, period, body.status, body.evidence, who.name
     )
-    await session.commit()
-    recorded = await repository.tracked_evidence(session)
-    found = next(t for t in domain.tracked(ctx.catalogue, recorded, on) if t["code"] == code)
-    return next(p for p in found["periods"] if p["period"] == period)
 
 
-@router.get("/stats", summary="Members and facts kept")
+@router.get("/stats", summary="Members and facts kept", response_model=schemas.StatsRead)
 async def stats(session: SessionDep) -> dict[str, int]:
     return await repository.counts(session)

@@ -25,21 +25,21 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import HTMLResponse, Response
 from redis.exceptions import NoPermissionError, RedisError
 
-from iomflow.monitoring import repository
-from iomflow.monitoring.api import alert_read
+from iomflow.monitoring import schemas, service
 from iomflow.monitoring.settings import Settings
 from iomflow.shared import deadletters, ops, redisconn, signin
 from iomflow.shared.auth import Operator
 from iomflow.shared.contracts import Streams
 from iomflow.shared.errors import ApiError
+from iomflow.shared.problems import DESCRIPTIONS, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter()
@@ -57,7 +57,8 @@ TRACES_SHOWN = 20
 @router.get(
     "/console",
     summary="The operator's console (HTML, in Russian): streams, dead letters, alerts, traces",
-    response_class=Response,
+    response_class=HTMLResponse,
+    responses={200: {"description": "The page (HTML)"}},
     tags=["console"],
 )
 async def page() -> Response:
@@ -88,6 +89,14 @@ FORBIDDEN = (
     "оператора (iomflow-operator) в настройке IOMFLOW_OPS_REDIS_URL."
 )
 UNREACHABLE = "Redis не отвечает: данные потоков сейчас недоступны, повторите позже."
+
+REDIS_DOWN = "Redis не отвечает (code: redis_unavailable)"
+OPERATOR = {"s401": DESCRIPTIONS[401], "s403": DESCRIPTIONS[403] + "; redis_forbidden"}
+"""401/403 of the operator's role on every /v1/ops operation (said here as well: the
+shared document does not find the auth of an included router's routes)."""
+NO_STREAM = "Нет такого потока (code: unknown_stream)"
+NO_LETTER = "Нет такой записи в очереди (code: unknown_stream, letter_not_found)"
+AMBIGUOUS = "Запись есть в нескольких очередях (code: letter_ambiguous)"
 
 
 @contextlib.contextmanager
@@ -140,6 +149,8 @@ def _streams(client: redis.Redis, name: str | None) -> list[str]:
     "/v1/ops/streams",
     summary="Each stream and consumer group: length, lag, pending, dead letters (operator)",
     tags=["operations"],
+    response_model=schemas.StreamsRead,
+    responses=problems(401, 403, 503, s503=REDIS_DOWN, **OPERATOR),
 )
 async def streams(runtime: RuntimeDep, _who: Operator) -> dict[str, Any]:
     async with _async_redis(runtime) as client:
@@ -175,6 +186,8 @@ StreamQuery = Annotated[
     "/v1/ops/dead-letters",
     summary="Dead letters per stream: how many, by reason, and the first ones (operator)",
     tags=["operations"],
+    response_model=schemas.DeadLettersRead,
+    responses=problems(401, 403, 404, 503, s404=NO_STREAM, s503=REDIS_DOWN, **OPERATOR),
 )
 async def list_dead_letters(
     runtime: RuntimeDep,
@@ -195,6 +208,16 @@ async def list_dead_letters(
         )
 
     return {"dlqs": await _blocking(runtime, job), "scan_limit": deadletters.SCAN_LIMIT}
+
+
+LetterId = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9]{1,19}-[0-9]{1,19}$",  # two 64-bit numbers, as Redis has them
+        max_length=60,
+        description="The letter's entry id in its DLQ (1700000000000-0)",
+    ),
+]
 
 
 def _one(client: redis.Redis, stream: str | None, letter_id: str) -> deadletters.Letter:
@@ -228,9 +251,13 @@ def _one(client: redis.Redis, stream: str | None, letter_id: str) -> deadletters
     "/v1/ops/dead-letters/{letter_id}",
     summary="One dead letter: its error, envelope and data (operator)",
     tags=["operations"],
+    response_model=schemas.LetterFullRead,
+    responses=problems(
+        401, 403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
+    ),
 )
 async def show_dead_letter(
-    letter_id: str, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
+    letter_id: LetterId, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
 ) -> dict[str, Any]:
     def job(client: redis.Redis) -> dict[str, Any]:
         return _one(client, stream, letter_id).full()
@@ -247,9 +274,21 @@ async def show_dead_letter(
     "The other letters of the same event in that queue (other groups dead-lettered it too) "
     "go with it, as one entry (``also``).",
     tags=["operations"],
+    response_model=schemas.ReplayedRead,
+    responses=problems(
+        401,
+        403,
+        404,
+        409,
+        503,
+        **OPERATOR,
+        s404=NO_LETTER,
+        s409=AMBIGUOUS + "; dlq_busy: очередь меняется",
+        s503=REDIS_DOWN,
+    ),
 )
 async def replay_dead_letter(
-    letter_id: str, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
+    letter_id: LetterId, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
 ) -> dict[str, Any]:
     def job(client: redis.Redis) -> dict[str, Any]:
         letter = _one(client, stream, letter_id)
@@ -283,9 +322,12 @@ async def replay_dead_letter(
     status_code=204,
     response_class=Response,
     tags=["operations"],
+    responses=problems(
+        401, 403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
+    ),
 )
 async def drop_dead_letter(
-    letter_id: str, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
+    letter_id: LetterId, runtime: RuntimeDep, _who: Operator, stream: StreamQuery = None
 ) -> Response:
     def job(client: redis.Redis) -> None:
         letter = _one(client, stream, letter_id)
@@ -310,19 +352,15 @@ async def drop_dead_letter(
     description="The first acknowledgement holds (acknowledging again changes nothing); an "
     "alert raised again after it was resolved is unacknowledged.",
     tags=["operations"],
+    response_model=schemas.AlertRead,
+    responses=problems(
+        401, 403, 404, s404="Нет такого открытого оповещения (code: alert_not_found)", **OPERATOR
+    ),
 )
 async def acknowledge_alert(
     alert_id: str, runtime: RuntimeDep, session: SessionDep, who: Operator
 ) -> dict[str, Any]:
-    row = await repository.acknowledge_alert(session, alert_id, who.name, runtime.clock())
-    await session.commit()
-    if row is None:
-        raise ApiError(
-            404,
-            "alert_not_found",
-            f"Открытое оповещение «{alert_id}» не найдено: его нет или оно уже снято.",
-        )
-    return alert_read(row)
+    return await service.acknowledge(runtime, session, alert_id, who.name)
 
 
 # --- traces ------------------------------------------------------------------------------
@@ -348,7 +386,7 @@ def _span_read(span: ops.Span, depth: int, t0: int) -> dict[str, Any]:
     }
 
 
-def traces_of(traces_dir: Path, ident: str, *, sql: bool = False) -> list[dict[str, Any]]:
+def traces_of(traces_dir: FilePath, ident: str, *, sql: bool = False) -> list[dict[str, Any]]:
     """The latest ``TRACES_SHOWN`` traces that mention ``ident``, oldest first, each as its
     spans in tree order (``iomflow.shared.ops.tree``, as ``iomflow trace`` prints them)."""
     out = []
@@ -375,6 +413,17 @@ def traces_of(traces_dir: Path, ident: str, *, sql: bool = False) -> list[dict[s
     "(``<service>.jsonl``); a span's trace id and attribute values are searched. With "
     "``traces_query_url`` set (spans go to a collector) the answer is 501 for now.",
     tags=["operations"],
+    response_model=schemas.TracesRead,
+    responses=problems(
+        401,
+        403,
+        501,
+        503,
+        **OPERATOR,
+        s501="Трассы настроено читать из коллектора — консоль этого пока не умеет "
+        "(code: traces_source_unsupported)",
+        s503="Каталога файлов спанов нет (code: traces_unavailable)",
+    ),
 )
 async def traces(
     runtime: RuntimeDep,
@@ -400,12 +449,12 @@ async def traces(
             "используйте iomflow trace --jaeger.",
         )
     folder = settings.traces_dir
-    if folder is None or not await asyncio.to_thread(Path(folder).is_dir):
+    if folder is None or not await asyncio.to_thread(FilePath(folder).is_dir):
         raise ApiError(
             503,
             "traces_unavailable",
             "Файлов спанов нет: сервисы пишут их в каталог IOMFLOW_TRACES_DIR, когда "
             "OTLP-коллектор не настроен; укажите этот каталог сервису мониторинга.",
         )
-    found = await asyncio.to_thread(traces_of, Path(folder), ident, sql=sql)
+    found = await asyncio.to_thread(traces_of, FilePath(folder), ident, sql=sql)
     return {"id": ident, "source": "files", "traces": found}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 
 from fastapi import APIRouter
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from iomflow.shared.errors import ApiError
 
@@ -46,7 +46,12 @@ async def root() -> RedirectResponse:
     return RedirectResponse("dashboard", status_code=307)
 
 
-@router.get("/dashboard", summary="The dashboard (HTML, in Russian)", response_class=Response)
+@router.get(
+    "/dashboard",
+    summary="The dashboard (HTML, in Russian)",
+    response_class=HTMLResponse,
+    responses={200: {"description": "The page (HTML)"}},
+)
 async def page() -> Response:
     return Response(
         _static("dashboard.html"), media_type="text/html; charset=utf-8", headers=HEADERS

@@ -6,8 +6,9 @@ replayed event writes the same rows again. Their times are the events' ``occurre
 
 Each handler takes a run of events of one type (``iomflow.shared.streams``) and writes it
 in a few statements whatever its length: what happens to facts is said event by event, in
-stream order, to a ``writes.Changes``, which sends it as few multi-row statements as that
-order allows; members likewise (``writes.Members``). Registry read models are declared
+stream order, to a ``repository.writes.Changes`` (conditions as data: the SQL is built
+there), which sends it as few multi-row statements as that order allows; members
+likewise (``repository.writes.Members``). Registry read models are declared
 once (``ReadModel``); all but the management teams are kept from their upserts only. A
 batch that changed anything marks the projections changed, once (``repository.mark``):
 the KPI snapshot is renewed from that (``projection``).
@@ -21,7 +22,7 @@ from typing import TypeAlias
 
 from iomflow.monitoring import repository as repo
 from iomflow.monitoring.context import Context
-from iomflow.monitoring.writes import Changes, Members
+from iomflow.monitoring.repository.writes import Changes, Members
 from iomflow.shared.contracts import (
     CommunityUpserted,
     DiagnosisCancelled,

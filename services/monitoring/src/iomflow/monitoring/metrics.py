@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from iomflow.monitoring import repository
-from iomflow.monitoring.api import context_of
+from iomflow.monitoring.service import context_of
 from iomflow.shared.service import Runtime
 
 
@@ -54,7 +54,7 @@ async def kpi_collector(runtime: Runtime[Any]) -> Collector:
     open alerts."""
     answer = await context_of(runtime).kpis.answer(runtime.sessions)
     async with runtime.sessions() as session:
-        alerts = Counter(r.kind for r in await repository.list_alerts(session, True, 10_000))
+        alerts = Counter(await repository.open_alerts_by_kind(session))
     return Snapshot(answer, alerts)
 
 

@@ -274,7 +274,12 @@
 
   async function loadAlerts() {
     state("alerts", "loading");
-    const rows = await api("/v1/alerts?status=open");
+    const rows = [];
+    for (;;) {  // every open alert: the list is paged ({items, total, offset, limit})
+      const page = await api(`/v1/alerts?status=open&offset=${rows.length}&limit=1000`);
+      rows.push(...page.items);
+      if (!page.items.length || rows.length >= page.total) break;
+    }
     const seen = rows.filter((a) => a.acknowledged_at).length;
     document.getElementById("alerts-note").textContent = rows.length
       ? `Открытых оповещений: ${fmt.number(rows.length)}, ${plural(seen, "просмотрено", "просмотрены", "просмотрено")}: ${fmt.number(seen)}.`

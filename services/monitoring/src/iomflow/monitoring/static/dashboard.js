@@ -157,6 +157,16 @@
 
   const cache = new Map();
 
+  /** Every item of a paged list (``{items, total, offset, limit}``), page by page to its end. */
+  async function everyPage(path) {
+    const items = [];
+    for (;;) {
+      const page = await api(`${path}&offset=${items.length}&limit=1000`);
+      items.push(...page.items);
+      if (!page.items.length || items.length >= page.total) return items;
+    }
+  }
+
   function api(path) {
     const hit = cache.get(path);
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.promise;
@@ -457,7 +467,7 @@
     const list = $("alerts-list");
     let alerts;
     try {
-      alerts = await api("v1/alerts?status=open");
+      alerts = await everyPage("v1/alerts?status=open");
     } catch (error) {
       if (mine !== generation) return;
       list.replaceChildren();

@@ -2,7 +2,7 @@
 the facts need (programs and sites for their themes, management teams), the marks that say
 the projections changed, and the KPI snapshot computed from them.
 
-Writing members and facts in batches is ``iomflow.monitoring.writes``; this module reads
+Writing members and facts in batches is ``repository.writes``; this module reads
 them (``load``: every member and fact, only the columns evaluation needs, turned into
 domain objects in a worker thread) and keeps the rest.
 """
@@ -601,8 +601,31 @@ async def acknowledge_alert(
     return row
 
 
-async def list_alerts(session: AsyncSession, open_only: bool, limit: int) -> list[Any]:
-    query = select(alerts).order_by(alerts.c.raised_at.desc()).limit(limit)
-    if open_only:
-        query = query.where(alerts.c.resolved_at.is_(None))
-    return list(await session.execute(query))
+async def list_alerts(
+    session: AsyncSession, open_only: bool, limit: int, offset: int = 0
+) -> tuple[list[Any], int]:
+    """A page of the alerts (only the open ones, or all), newest first, and how many
+    there are in all."""
+    where = [alerts.c.resolved_at.is_(None)] if open_only else []
+    counted = select(func.count()).select_from(alerts).where(*where)
+    total = int((await session.execute(counted)).scalar_one())
+    if offset >= total:  # past the end: nothing (and no OFFSET beyond what SQL can take)
+        return [], total
+    query = (
+        select(alerts)
+        .where(*where)
+        .order_by(alerts.c.raised_at.desc(), alerts.c.alert_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(await session.execute(query)), total
+
+
+async def open_alerts_by_kind(session: AsyncSession) -> dict[str, int]:
+    """How many alerts are open, by kind."""
+    rows = await session.execute(
+        select(alerts.c.kind, func.count())
+        .where(alerts.c.resolved_at.is_(None))
+        .group_by(alerts.c.kind)
+    )
+    return {kind: int(n) for kind, n in rows.all()}

@@ -60,7 +60,7 @@ def _settings(runtime: RuntimeDep) -> Settings:
 # --- pages ---------------------------------------------------------------------------------
 
 
-@pages.get("/")
+@pages.get("/", response_class=RedirectResponse)
 async def root() -> RedirectResponse:
     return RedirectResponse("/workplace", status_code=307)
 

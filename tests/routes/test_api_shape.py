@@ -125,11 +125,36 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def key_for(app: FastAPI, name: str, *roles: str) -> dict[str, str]:
+async def key_for(
+    app: FastAPI, name: str, *roles: str, person: str | None = None
+) -> dict[str, str]:
     runtime = app.state.runtime
     async with runtime.sessions() as session, session.begin():
-        _, key = await auth.issue(session, runtime.api_keys, name, roles, None)
+        _, key = await auth.issue(session, runtime.api_keys, name, roles, person)
     return {"Authorization": f"Bearer {key}"}
+
+
+def route_row(n: int, **values: Any) -> dict[str, Any]:
+    return {
+        "route_id": f"r-{n:04d}",
+        "diagnosis_id": f"d-{n:04d}",
+        "teacher_id": f"t-{n:04d}",
+        "organization_id": "org-1",
+        "municipality_id": "mun-01" if n % 2 else "mun-02",
+        "status": "drafted",
+        "steps": [],
+        "total_hours": 0,
+        "created_at": datetime(2026, 10, 1, tzinfo=UTC) + timedelta(minutes=n),
+        "hours_by_period": {},
+        "approvals": [],
+        "history": [],
+        **values,
+    }
+
+
+async def add_routes(app: FastAPI, rows: list[dict[str, Any]]) -> None:
+    async with app.state.runtime.sessions() as session, session.begin():
+        await session.execute(insert(repository.routes), rows)
 
 
 async def test_errors_are_problem_details(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -162,27 +187,7 @@ async def test_errors_are_problem_details(app: FastAPI, client: httpx.AsyncClien
 
 
 async def test_the_routes_page_past_a_thousand(app: FastAPI, client: httpx.AsyncClient) -> None:
-    start = datetime(2026, 10, 1, tzinfo=UTC)
-    rows = [
-        {
-            "route_id": f"r-{n:04d}",
-            "diagnosis_id": f"d-{n:04d}",
-            "teacher_id": f"t-{n:04d}",
-            "organization_id": "org-1",
-            "municipality_id": "mun-01" if n % 2 else "mun-02",
-            "status": "drafted",
-            "steps": [],
-            "total_hours": 0,
-            "created_at": start + timedelta(minutes=n),
-            "hours_by_period": {},
-            "approvals": [],
-            "history": [],
-        }
-        for n in range(1005)
-    ]
-    runtime = app.state.runtime
-    async with runtime.sessions() as session, session.begin():
-        await session.execute(insert(repository.routes), rows)
+    await add_routes(app, [route_row(n) for n in range(1005)])
 
     first = (await client.get("/v1/routes", params={"limit": 1000})).json()
     assert (first["total"], first["offset"], first["limit"]) == (1005, 0, 1000)
@@ -203,3 +208,21 @@ async def test_the_routes_page_past_a_thousand(app: FastAPI, client: httpx.Async
     ]
     teacher = (await client.get("/v1/teachers/t-0007/routes")).json()
     assert teacher["total"] == 1 and teacher["items"][0]["route_id"] == "r-0007"
+    beyond = (await client.get("/v1/routes", params={"offset": 2**90})).json()
+    assert (beyond["items"], beyond["total"]) == ([], 1005)  # past any table: empty, no 500
+
+
+async def test_a_step_whose_seat_is_not_there_is_a_conflict(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A mentor with no room (here: none by that id) refuses the step: 409, not a 500."""
+    await add_routes(app, [route_row(1, methodist_id="meth-1")])
+    mine = await key_for(app, "Методист 1", "methodist", person="meth-1")
+    step = {"competency": "digital", "kind": "mentoring", "hours": 10, "mentor_id": "nobody"}
+    answer = await client.post(
+        "/v1/routes/r-0001/steps", json={"reason": "наставник", "step": step}, headers=mine
+    )
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["code"] == "no_room"
+    route = (await client.get("/v1/routes/r-0001")).json()
+    assert route["steps"] == [] and route["history"] == []  # nothing of it was written

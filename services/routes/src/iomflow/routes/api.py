@@ -218,6 +218,15 @@ def route_read(row: Any, rules: domain.Rules | None = None) -> dict[str, Any]:
     return out
 
 
+OFFSET_MAX = 2**62
+"""Past any table: a larger offset (more than a database integer holds) reads an empty
+page, as any offset past the end does."""
+
+
+def offset_of(paged: Paging) -> int:
+    return min(paged.offset, OFFSET_MAX)
+
+
 async def routes_page(session: AsyncSession, paged: Paging, *where: Any) -> tuple[list[Any], int]:
     """A page of the routes matching ``where``, oldest first, and how many match in all."""
     r = repository.routes
@@ -225,7 +234,7 @@ async def routes_page(session: AsyncSession, paged: Paging, *where: Any) -> tupl
         select(r)
         .where(*where)
         .order_by(r.c.created_at, r.c.route_id)
-        .offset(paged.offset)
+        .offset(offset_of(paged))
         .limit(paged.limit)
     )
     rows = list(await session.execute(query))
@@ -249,6 +258,7 @@ async def _command(runtime: Runtime[Any], work: Callable[[Ledger], Awaitable[T]]
 
 
 ROUTE_404 = "нет такого маршрута (route_not_found)"
+NOT_JSON = "тело не разобрать как JSON (http_400)"
 STEP_404 = "нет такого маршрута (route_not_found) или шага (step_not_found)"
 
 
@@ -426,7 +436,7 @@ async def courses(
         select(c)
         .where(*where)
         .order_by(c.c.received_at, c.c.event_id)
-        .offset(paged.offset)
+        .offset(offset_of(paged))
         .limit(paged.limit)
     )
     rows = await session.execute(query)
@@ -514,6 +524,7 @@ class RebalanceRead(BaseModel):
 
 
 APPROVE = problems(
+    400,
     401,
     403,
     404,
@@ -521,6 +532,7 @@ APPROVE = problems(
     s403="ключ без роли стороны (forbidden), чужой ключ (not_your_key), не тот педагог "
     "(not_the_teacher), методист (not_the_methodist) или не член управленческой команды "
     "(not_management)",
+    s400=NOT_JSON,
     s404=ROUTE_404,
     s409="маршрут закрыт (route_closed), уже не составлен (not_drafted), без методиста "
     "(no_methodist), эта сторона уже согласовала (already_approved)",
@@ -584,7 +596,17 @@ EDIT_422 = (
     summary="Add a step (methodist)",
     response_model=StepRefRead,
     responses=problems(
-        401, 403, 404, 409, 422, s403=EDIT_403, s404=ROUTE_404, s409=EDIT_409, s422=EDIT_422
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        s400=NOT_JSON,
+        s403=EDIT_403,
+        s404=ROUTE_404,
+        s409=EDIT_409,
+        s422=EDIT_422,
     ),
 )
 async def add_step(
@@ -602,7 +624,17 @@ async def add_step(
     summary="Remove a step (methodist)",
     response_model=StepRefRead,
     responses=problems(
-        401, 403, 404, 409, 422, s403=EDIT_403, s404=STEP_404, s409=EDIT_409, s422=EDIT_422
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        s400=NOT_JSON,
+        s403=EDIT_403,
+        s404=STEP_404,
+        s409=EDIT_409,
+        s422=EDIT_422,
     ),
 )
 async def remove_step(
@@ -620,7 +652,17 @@ async def remove_step(
     summary="Replace a step (methodist)",
     response_model=StepRefRead,
     responses=problems(
-        401, 403, 404, 409, 422, s403=EDIT_403, s404=STEP_404, s409=EDIT_409, s422=EDIT_422
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        s400=NOT_JSON,
+        s403=EDIT_403,
+        s404=STEP_404,
+        s409=EDIT_409,
+        s422=EDIT_422,
     ),
 )
 async def replace_step(
@@ -649,11 +691,13 @@ class CompletionCreate(BaseModel):
     response_model=RouteRead,
     response_model_exclude_unset=True,
     responses=problems(
+        400,
         401,
         403,
         404,
         409,
         422,
+        s400=NOT_JSON,
         s403=EDIT_403,
         s404=STEP_404,
         s409="маршрут закрыт (route_closed), без методиста (no_methodist), шаг уже закрыт "
@@ -692,7 +736,14 @@ class CancellationCreate(BaseModel):
     response_model=RouteRead,
     response_model_exclude_unset=True,
     responses=problems(
-        401, 403, 404, 409, s404=ROUTE_404, s409="маршрут уже закрыт (route_closed)"
+        400,
+        401,
+        403,
+        404,
+        409,
+        s400=NOT_JSON,
+        s404=ROUTE_404,
+        s409="маршрут уже закрыт (route_closed)",
     ),
 )
 async def cancel(

@@ -568,15 +568,20 @@ class StepCreate(BaseModel):
     ends_on: date | None = None
 
 
-class StepUpdate(BaseModel):
+class StepChange(BaseModel):
+    """A step removed: who and why."""
+
     by: str | None = BY
     reason: str = Field(min_length=3, max_length=1000, description="Why, for the history")
-    step: StepCreate | None = Field(default=None, description="The new step (add, replace)")
+
+
+class StepUpdate(StepChange):
+    """A step added or replaced: who, why, and the new step."""
+
+    step: StepCreate = Field(description="The new step")
 
 
 def _step(body: StepUpdate) -> dict[str, Any]:
-    if body.step is None:
-        raise Refused("step_required", "Укажите новый шаг (step).", 422)
     return body.step.model_dump(exclude_none=True)
 
 
@@ -586,7 +591,7 @@ EDIT_409 = (
     "(step_closed), нет места у наставника, площадки или тьютора (no_room)"
 )
 EDIT_422 = (
-    "поля (validation_error), нет шага (step_required), программы нет в реестре "
+    "поля (validation_error), программы нет в реестре "
     "(unknown_program), не сказано, кто действует (by_required)"
 )
 
@@ -638,7 +643,7 @@ async def add_step(
     ),
 )
 async def remove_step(
-    route_id: str, step_id: str, body: StepUpdate, runtime: RuntimeDep, who: Methodist
+    route_id: str, step_id: str, body: StepChange, runtime: RuntimeDep, who: Methodist
 ) -> dict[str, Any]:
     by = acting(who, body.by)
     return await _command(

@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from sqlalchemy import insert
 
-from iomflow.routes import repository
+from iomflow.routes import repository, workplace
 from iomflow.routes.app import create_app
 from iomflow.routes.settings import Settings
 from iomflow.shared import auth
@@ -148,6 +148,7 @@ def route_row(n: int, **values: Any) -> dict[str, Any]:
         "hours_by_period": {},
         "approvals": [],
         "history": [],
+        "methodist_id": None,  # every row names the same columns (one executemany)
         **values,
     }
 
@@ -226,3 +227,16 @@ async def test_a_step_whose_seat_is_not_there_is_a_conflict(
     assert answer.json()["code"] == "no_room"
     route = (await client.get("/v1/routes/r-0001")).json()
     assert route["steps"] == [] and route["history"] == []  # nothing of it was written
+
+
+async def test_the_workplace_shows_the_queues_first_routes_and_how_many_wait(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workplace, "QUEUE_SHOWN", 2)
+    await add_routes(app, [route_row(n) for n in range(3)] + [route_row(3, methodist_id="m-1")])
+    mine = await key_for(app, "Методист 1", "methodist", person="m-1")
+    desk = (await client.get("/v1/workplace", headers=mine)).json()
+    assert [r["route_id"] for r in desk["routes"]] == ["r-0003"]
+    queue = desk["queue"]
+    assert [r["route_id"] for r in queue["items"]] == ["r-0000", "r-0001"]
+    assert (queue["total"], queue["offset"], queue["limit"]) == (3, 0, 2)

@@ -737,10 +737,10 @@ async def test_routes_ingests_course_events_with_the_publisher_as_source(
 
     async def kept() -> bool:
         response = await routes_client.get("/v1/courses?teacher_id=t-9")
-        return len(response.json()) == 2
+        return len(response.json()["items"]) == 2
 
     await wait_for(kept, "the course events kept (held: the teacher is not known yet)")
-    rows = (await routes_client.get("/v1/courses?teacher_id=t-9")).json()
+    rows = (await routes_client.get("/v1/courses?teacher_id=t-9")).json()["items"]
     assert {r["source"] for r in rows} == {"federal-portal"}
     assert {r["event_id"] for r in rows} == {b["event_id"] for b in sent}
 

@@ -244,7 +244,7 @@ async def route_for(
     found: list[dict[str, Any]] = []
 
     async def drafted() -> bool:
-        routes = (await client.get("/v1/routes", params={"status": status})).json()
+        routes = (await client.get("/v1/routes", params={"status": status})).json()["items"]
         found[:] = [r for r in routes if r["diagnosis_id"] == diagnosis_id]
         return bool(found)
 
@@ -363,7 +363,7 @@ async def stats_of(client: httpx.AsyncClient) -> dict[str, int]:
 
 
 async def methodists_of(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    return {m["methodist_id"]: m for m in (await client.get("/v1/methodists")).json()}
+    return {m["methodist_id"]: m for m in (await client.get("/v1/methodists")).json()["items"]}
 
 
 async def loads_match_open_routes(client: httpx.AsyncClient) -> None:
@@ -371,7 +371,7 @@ async def loads_match_open_routes(client: httpx.AsyncClient) -> None:
     methodists = await methodists_of(client)
     held: Counter[str] = Counter()
     for status in OPEN:
-        for r in (await client.get("/v1/routes", params={"status": status})).json():
+        for r in (await client.get("/v1/routes", params={"status": status})).json()["items"]:
             if r["methodist_id"] is not None:
                 held[r["methodist_id"]] += 1
     assert set(held) <= set(methodists)
@@ -561,7 +561,7 @@ async def test_a_course_completion_by_redis_cli_completes_its_step_and_the_last_
         "planned",
         "planned",
     ]
-    [course] = (await client.get("/v1/courses", params={"status": "applied"})).json()
+    [course] = (await client.get("/v1/courses", params={"status": "applied"})).json()["items"]
     assert (course["route_id"], course["step_id"], course["source"]) == (route_id, "s3", "iro-lms")
 
     # The methodist marks the support and the consultation done, and drops one step.
@@ -630,14 +630,14 @@ async def test_a_course_of_an_unknown_program_is_held_until_the_program_arrives(
         xadd_with_cli(clean_redis, Streams.COURSES_INBOUND, fields)
 
     async def both_in() -> bool:
-        return len((await client.get("/v1/courses")).json()) == 2
+        return len((await client.get("/v1/courses")).json()["items"]) == 2
 
     await wait_for(both_in, "the two good course events")
-    by_id = {c["event_id"]: c for c in (await client.get("/v1/courses")).json()}
+    by_id = {c["event_id"]: c for c in (await client.get("/v1/courses")).json()["items"]}
     assert by_id[held["event_id"]]["status"] == "held"
     assert by_id[held["event_id"]]["reason"] == "курс неизвестен реестру программ"
     assert by_id[history["event_id"]]["status"] == "unmatched"  # t-3 has no route: history
-    [waiting] = (await client.get("/v1/courses", params={"status": "held"})).json()
+    [waiting] = (await client.get("/v1/courses", params={"status": "held"})).json()["items"]
     assert waiting["federal_number"] == "ФР-2026-0117"
     assert (await stats_of(client))["courses_held"] == 1
     [dead] = await dead_letters(clean_redis, Streams.COURSES_INBOUND)
@@ -660,8 +660,8 @@ async def test_a_course_of_an_unknown_program_is_held_until_the_program_arrives(
     )
     done = await one_published(clean_redis, "routes.step.completed", route_id=route["route_id"])
     assert (done["step_id"], done["completed_by"]) == ("s1", "course_event")
-    assert (await client.get("/v1/courses", params={"status": "held"})).json() == []
-    [applied] = (await client.get("/v1/courses", params={"status": "applied"})).json()
+    assert (await client.get("/v1/courses", params={"status": "held"})).json()["items"] == []
+    [applied] = (await client.get("/v1/courses", params={"status": "applied"})).json()["items"]
     assert (applied["event_id"], applied["program_id"], applied["step_id"]) == (
         held["event_id"],
         "p-digital-fed",
@@ -720,10 +720,13 @@ async def test_an_internship_by_redis_cli_completes_its_step_and_one_at_an_unkno
     assert step_of(await get_route(client, route_id), kind="internship")["status"] == "done"
 
     async def both_in() -> bool:
-        return len((await client.get("/v1/courses", params={"kind": "internship"})).json()) == 2
+        return (
+            len((await client.get("/v1/courses", params={"kind": "internship"})).json()["items"])
+            == 2
+        )
 
     await wait_for(both_in, "the two good internship events")
-    by_id = {c["event_id"]: c for c in (await client.get("/v1/courses")).json()}
+    by_id = {c["event_id"]: c for c in (await client.get("/v1/courses")).json()["items"]}
     assert (by_id[done["event_id"]]["status"], by_id[done["event_id"]]["site_id"]) == (
         "applied",
         "site-b",
@@ -750,7 +753,7 @@ async def test_an_internship_by_redis_cli_completes_its_step_and_one_at_an_unkno
         None,
         "internship",
     )
-    assert (await client.get("/v1/courses", params={"status": "held"})).json() == []
+    assert (await client.get("/v1/courses", params={"status": "held"})).json()["items"] == []
 
 
 # --- 4. and 5. the methodists' queue and capacity -------------------------------------------
@@ -773,7 +776,7 @@ async def test_with_no_methodist_with_room_the_route_waits_and_a_new_methodist_t
     await load_registry(client, clean_redis, registry(methodists=[]))
     route = await diagnose(client, clean_redis, diagnosis("t-1", deficit("digital", 30)))
     assert route["methodist_id"] is None
-    [queued] = (await client.get("/v1/queue")).json()
+    [queued] = (await client.get("/v1/queue")).json()["items"]
     assert queued["route_id"] == route["route_id"]
     unavailable = await one_published(
         clean_redis, "routes.methodist.unavailable", route_id=route["route_id"]
@@ -800,7 +803,7 @@ async def test_with_no_methodist_with_room_the_route_waits_and_a_new_methodist_t
         clean_redis, "routes.methodist.assigned", route_id=route["route_id"]
     )
     assert (assigned["methodist_id"], assigned["load"], assigned["capacity"]) == ("meth-2", 1, 5)
-    assert (await client.get("/v1/queue")).json() == []
+    assert (await client.get("/v1/queue")).json()["items"] == []
     assert (await get_route(client, route["route_id"]))["methodist_id"] == "meth-2"
     await loads_match_open_routes(client)
 
@@ -827,7 +830,7 @@ async def test_a_methodist_whose_capacity_drops_below_its_load_gives_routes_up(
     after = await methodists_of(client)
     assert (after["meth-1"]["load"], after["meth-2"]["load"]) == (1, 3)
     await loads_match_open_routes(client)
-    [queued] = (await client.get("/v1/queue")).json()  # 5 routes, room for 4
+    [queued] = (await client.get("/v1/queue")).json()["items"]  # 5 routes, room for 4
     await one_published(clean_redis, "routes.methodist.unavailable", route_id=queued["route_id"])
     [moved] = await published(
         clean_redis, "routes.methodist.assigned", previous_methodist_id="meth-1"
@@ -1064,7 +1067,9 @@ async def test_a_rediagnosis_credits_the_done_steps_by_program_and_methodist(
     await diagnose(client, clean_redis, again_1)
     await diagnose(client, clean_redis, again_2)
 
-    by_program = (await client.get("/v1/effectiveness", params={"by": "program_id"})).json()
+    by_program = (await client.get("/v1/effectiveness", params={"by": "program_id"})).json()[
+        "items"
+    ]
     assert by_program == [
         {"program_id": "p-digital-fed", "evaluated": 2, "closed": 1, "improved": 1,
          "unchanged": 0, "worse": 0, "effective_share": 100.0},
@@ -1072,14 +1077,16 @@ async def test_a_rediagnosis_credits_the_done_steps_by_program_and_methodist(
          "unchanged": 0, "worse": 1, "effective_share": 0.0},
     ]  # fmt: skip
     # The post-course support step (s2) counts for its methodist, not for a program.
-    by_methodist = (await client.get("/v1/effectiveness", params={"by": "methodist_id"})).json()
+    by_methodist = (await client.get("/v1/effectiveness", params={"by": "methodist_id"})).json()[
+        "items"
+    ]
     assert by_methodist == [
         {"methodist_id": "meth-1", "evaluated": 4, "closed": 2, "improved": 1,
          "unchanged": 0, "worse": 1, "effective_share": 75.0},
     ]  # fmt: skip
     by_kind = {
         r["kind"]: r["evaluated"]
-        for r in (await client.get("/v1/effectiveness", params={"by": "kind"})).json()
+        for r in (await client.get("/v1/effectiveness", params={"by": "kind"})).json()["items"]
     }
     assert by_kind == {"program": 3, "post_course_support": 1}
 

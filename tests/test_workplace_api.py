@@ -86,7 +86,8 @@ async def test_the_workplace_lists_my_routes_the_drafts_awaiting_me_and_the_queu
     assert one["missing_names"] == ["педагог", "методист", "управленческая команда ОО"]
     assert one["steps_done"] == 0 and one["steps_total"] == len(first["steps"])
     assert {r["teacher_id"] for r in data["awaiting"]} == {"t-1", "t-2"}
-    assert [(r["teacher_id"], r["methodist_id"]) for r in data["queue"]] == [("t-3", None)]
+    assert [(r["teacher_id"], r["methodist_id"]) for r in data["queue"]["items"]] == [("t-3", None)]
+    assert (data["queue"]["total"], data["queue"]["offset"]) == (1, 0)
 
     approved = await client.post(
         f"/v1/routes/{first['route_id']}/approvals", json={"role": "methodist"}, headers=mine
@@ -102,7 +103,7 @@ async def test_the_workplace_lists_my_routes_the_drafts_awaiting_me_and_the_queu
     theirs = await key_for(app, "Методист 2", "methodist", person="meth-2")
     other = (await client.get("/v1/workplace", headers=theirs)).json()
     assert (other["routes"], other["awaiting"], other["methodist"]) == ([], [], None)
-    assert [r["teacher_id"] for r in other["queue"]] == ["t-3"]
+    assert [r["teacher_id"] for r in other["queue"]["items"]] == ["t-3"]
     peeking = await client.get("/v1/workplace", params={"methodist_id": "meth-1"}, headers=theirs)
     assert (peeking.status_code, peeking.json()["code"]) == (403, "not_your_key")
     nobodys = await key_for(app, "кабинет методиста", "methodist")

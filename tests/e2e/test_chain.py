@@ -215,7 +215,7 @@ def test_chain_turns_diagnoses_into_routes_methodists_and_kpis_in_one_trace(
     diagnosed = 2 + len(bulk)
     wait_until(settled(chain, diagnosed), "the chain to settle")
 
-    routes = get(f"{chain.url('routes')}/v1/teachers/{by_cli}/routes")
+    routes = get(f"{chain.url('routes')}/v1/teachers/{by_cli}/routes")["items"]
     assert len(routes) == 1 and routes[0]["methodist_id"], routes
     assert all(step["reason"] for step in routes[0]["steps"])
 
@@ -364,7 +364,7 @@ def test_sigkill_of_routes_with_pending_entries_still_gives_one_route_per_diagno
         d = get(f"{suite.url('diagnostics')}/v1/stats")
         assert routes == d["with_deficits"]
         assert int(publisher.xpending(Streams.DIAGNOSTICS, "routes")["pending"]) == 0
-        loads = get(f"{suite.url('routes')}/v1/methodists")
+        loads = get(f"{suite.url('routes')}/v1/methodists?limit=1000")["items"]
         assert sum(m["load"] for m in loads) == routes  # no seat taken twice
     finally:
         suite.stop()

@@ -264,11 +264,11 @@ def test_the_chain_runs_on_a_redis_cluster_of_three_masters(
 
         # Every teacher diagnosed; every diagnosis with deficits has a route, with a
         # methodist or a place in the queue.
-        queued = {r["route_id"] for r in get(f"{suite.url('routes')}/v1/queue")}
+        queued = {r["route_id"] for r in get(f"{suite.url('routes')}/v1/queue?limit=1000")["items"]}
         routed = 0
         for teacher in teachers:
             (diagnosis,) = get(f"{suite.url('diagnostics')}/v1/teachers/{teacher}/diagnoses")
-            routes = get(f"{suite.url('routes')}/v1/teachers/{teacher}/routes")
+            routes = get(f"{suite.url('routes')}/v1/teachers/{teacher}/routes")["items"]
             if not diagnosis["deficits"]:
                 assert routes == [], (teacher, routes)
                 continue

@@ -166,10 +166,14 @@ class Replicas:
         return get(f"{self.url(0)}/v1/stats")  # type: ignore[no-any-return]
 
     def routes(self) -> list[dict[str, Any]]:
-        return get(f"{self.url(1)}/v1/routes?limit=1000")  # type: ignore[no-any-return]
+        page = get(f"{self.url(1)}/v1/routes?limit=1000")
+        assert page["total"] == len(page["items"]), page["total"]  # one page holds them all
+        return page["items"]  # type: ignore[no-any-return]
 
     def methodists(self) -> dict[str, dict[str, Any]]:
-        return {m["methodist_id"]: m for m in get(f"{self.url(0)}/v1/methodists")}
+        return {
+            m["methodist_id"]: m for m in get(f"{self.url(0)}/v1/methodists?limit=1000")["items"]
+        }
 
     def published(self) -> list[tuple[str, dict[str, Any]]]:
         """(type, payload) of every routes event on the stream, each event once."""

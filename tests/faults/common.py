@@ -166,7 +166,7 @@ def at_rest(
 
     stats = get(f"{suite.url('diagnostics')}/v1/stats")
     routes = get(f"{suite.url('routes')}/v1/stats")["routes"]
-    seats = sum(m["load"] for m in get(f"{suite.url('routes')}/v1/methodists"))
+    seats = sum(m["load"] for m in get(f"{suite.url('routes')}/v1/methodists?limit=1000")["items"])
     twice = (
         scalar(database_url(suite, "diagnostics"), DUPLICATED_DIAGNOSES)
         + scalar(database_url(suite, "routes"), DUPLICATED_ROUTES)

@@ -625,6 +625,17 @@ def _get(client: httpx.Client, url: str) -> Any:
     return response.json()
 
 
+def _all(client: httpx.Client, url: str) -> list[Any]:
+    """Every item of a paged list (``{items, total, offset, limit}``), page by page."""
+    items: list[Any] = []
+    while True:
+        joiner = "&" if "?" in url else "?"
+        page = _get(client, f"{url}{joiner}offset={len(items)}")
+        items += page["items"]
+        if not page["items"] or len(items) >= page["total"]:
+            return items
+
+
 PUBLISHED_OVER_HTTP = {
     "diagnostics": ("результатов диагностики", "diagnostics.result.submitted"),
     "routes": (
@@ -673,8 +684,7 @@ PAGES = (
 
 def busiest_methodist(client: httpx.Client, routes: str) -> str | None:
     """The demo's methodist with the most teachers: their workplace has something in it."""
-    methodists = _get(client, f"{routes}/v1/methodists")
-    items = methodists.get("items", methodists) if isinstance(methodists, dict) else methodists
+    items = _all(client, f"{routes}/v1/methodists?limit=1000")
     ranked = sorted(items, key=lambda m: (-int(m.get("load", 0)), m["methodist_id"]))
     return ranked[0]["methodist_id"] if ranked else None
 
@@ -955,7 +965,7 @@ def _chain(
 
     def courses_taken() -> tuple[int, bool]:
         for status in ("applied", "unmatched", "held"):
-            took[status] = len(_get(client, f"{routes}/v1/courses?status={status}&limit=1000"))
+            took[status] = _get(client, f"{routes}/v1/courses?status={status}&limit=1")["total"]
         count = took["applied"] + took["unmatched"]
         return count, took["applied"] >= matched and took["unmatched"] >= len(courses) - matched
 
@@ -993,7 +1003,7 @@ def _chain(
     print_kpis(kpis)
     for code in SERIES:
         print_series(_get(client, f"{mon}/v1/kpis/{code}/series?months=13"))
-    teacher_route = _get(client, f"{routes}/v1/teachers/{traced}/routes")
+    teacher_route = _all(client, f"{routes}/v1/teachers/{traced}/routes")
     if teacher_route:
         print_route(_get(client, f"{routes}/v1/routes/{teacher_route[-1]['route_id']}"))
     ok = print_trace(workdir / "traces", trace_id)
@@ -1078,7 +1088,7 @@ def open_routes(
     out)."""
     found: dict[str, dict[str, Any]] = {}
     for municipality in municipalities:
-        for route in _get(
+        for route in _all(
             client, f"{routes_url}/v1/routes?municipality_id={municipality}&limit=1000"
         ):
             if route["status"] in OPEN_ROUTES:

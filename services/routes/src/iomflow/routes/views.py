@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.routes import domain, repository, wording
+from iomflow.routes.api import HistoryRead, RouteRead, StepRead
 from iomflow.routes.people import Names
+from iomflow.shared.problems import Page
 
 STEP_STATUSES = {
     "planned": "запланирован",
@@ -47,6 +50,129 @@ ACTORS = {
     "operator": "оператор",
 }
 """Who acted, when it is not a person."""
+
+
+# --- what the workplace answers --------------------------------------------------------------
+
+
+class NamesRead(BaseModel):
+    shown: bool = Field(description="Whether people's full names are shown (else pseudonyms)")
+    note: str | None = Field(description="Why not, for the page")
+
+
+class RouteSummaryRead(BaseModel):
+    """One line of a list: the route, its teacher and how far it went."""
+
+    route_id: str
+    teacher_id: str
+    teacher_name: str = Field(description="The full name when shown, else the pseudonym")
+    municipality_id: str
+    municipality_name: str
+    organization_id: str
+    methodist_id: str | None
+    status: str
+    status_name: str
+    steps_done: int
+    steps_total: int
+    total_hours: int
+    starts_on: str | None = Field(description="ISO date")
+    ends_on: str | None = Field(description="ISO date")
+    created_at: str | None = Field(description="ISO date-time")
+    missing_approvals: list[str]
+    missing_names: list[str]
+    competencies: list[str] = Field(description="The steps' competencies, in words")
+
+
+class MethodistLoadRead(BaseModel):
+    capacity: int
+    load: int
+    free: int
+
+
+class WorkplaceRead(BaseModel):
+    methodist_id: str
+    methodist: MethodistLoadRead | None = Field(description="None: not in the registry")
+    names: NamesRead
+    routes: list[RouteSummaryRead] = Field(description="Every route of the methodist")
+    awaiting: list[RouteSummaryRead] = Field(description="Drafted, lacking their approval")
+    queue: Page[RouteSummaryRead] = Field(
+        description="The first routes no methodist holds, oldest first; total: all waiting"
+    )
+
+
+class StepWordsRead(StepRead):
+    kind_name: str
+    competency_name: str
+    status_name: str | None
+    program_title: str | None
+    site_title: str | None
+    community_title: str | None
+    mentor_name: str | None
+
+
+class HistoryWordsRead(HistoryRead):
+    action_name: str | None
+    by_name: str | None
+
+
+class RouteViewRead(RouteRead):
+    """A route (``GET /v1/routes/{route_id}``) with its codes said in words."""
+
+    steps: list[StepWordsRead]  # type: ignore[assignment]
+    history: list[HistoryWordsRead]  # type: ignore[assignment]
+    teacher_name: str
+    municipality_name: str
+    status_name: str
+    steps_done: int
+    steps_total: int
+    missing_names: list[str]
+    competencies: list[str]
+    methodist_name: str | None
+    mine: bool = Field(description="The route is the caller's own")
+    names: NamesRead
+
+
+class CodeName(BaseModel):
+    code: str
+    name: str
+
+
+class ProgramOption(BaseModel):
+    program_id: str
+    title: str
+    hours: int
+    format_name: str
+    competencies: list[str]
+    federal_registry: int
+
+
+class SiteOption(BaseModel):
+    site_id: str
+    title: str
+    competencies: list[str]
+
+
+class CommunityOption(BaseModel):
+    community_id: str
+    title: str
+    level: str
+
+
+class MentorOption(BaseModel):
+    mentor_id: str
+    name: str | None
+
+
+class OptionsRead(BaseModel):
+    """The choices of the page's step form."""
+
+    competencies: list[CodeName]
+    kinds: list[CodeName]
+    programs: list[ProgramOption]
+    sites: list[SiteOption]
+    communities: list[CommunityOption]
+    mentors: list[MentorOption]
+    names: NamesRead
 
 
 class Titles:

@@ -19,13 +19,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
-from iomflow.routes import api, people, repository, views, wording
+from iomflow.routes import api, domain, people, repository, views, wording
 from iomflow.routes.settings import Settings
+from iomflow.routes.views import (
+    OptionsRead,
+    RouteViewRead,
+    WorkplaceRead,
+)
 from iomflow.shared import signin
 from iomflow.shared.auth import Principal, require
 from iomflow.shared.errors import Refused
+from iomflow.shared.problems import Paging, page, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 pages = APIRouter(tags=["workplace"], include_in_schema=False)
@@ -37,6 +44,12 @@ FILES = signin.Files(
     {"workplace.js": signin.SCRIPT, "route.js": signin.SCRIPT, "workplace.css": signin.STYLE},
 )
 
+QUEUE_SHOWN = 1000
+"""The workplace shows the queue's first routes, oldest first, and how many wait in all;
+``GET /v1/queue`` pages through the rest."""
+
+ROUTE_404 = "нет такого маршрута (route_not_found)"
+
 
 def _settings(runtime: RuntimeDep) -> Settings:
     settings = runtime.settings
@@ -47,22 +60,22 @@ def _settings(runtime: RuntimeDep) -> Settings:
 # --- pages ---------------------------------------------------------------------------------
 
 
-@pages.get("/")
+@pages.get("/", response_class=RedirectResponse)
 async def root() -> RedirectResponse:
     return RedirectResponse("/workplace", status_code=307)
 
 
-@pages.get("/workplace", response_class=Response)
+@pages.get("/workplace", response_class=HTMLResponse)
 async def workplace_page() -> Response:
     return FILES.page("workplace.html")
 
 
-@pages.get("/workplace/routes/{route_id}", response_class=Response)
+@pages.get("/workplace/routes/{route_id}", response_class=HTMLResponse)
 async def route_page(route_id: str) -> Response:
     return FILES.page("route.html")
 
 
-@pages.get("/workplace/assets/{name}")
+@pages.get("/workplace/assets/{name}", response_class=Response)
 async def asset(name: str) -> Response:
     return FILES.asset(name)
 
@@ -73,6 +86,14 @@ async def asset(name: str) -> Response:
 @router.get(
     "/workplace",
     summary="A methodist's workplace: their routes, drafts awaiting them, the queue (methodist)",
+    response_model=WorkplaceRead,
+    responses=problems(
+        401,
+        403,
+        422,
+        s403="ключ без роли methodist (forbidden) или чужой ключ (not_your_key)",
+        s422="ключ не привязан к методисту, а methodist_id не указан (methodist_required)",
+    ),
 )
 async def workplace(
     session: SessionDep,
@@ -84,14 +105,21 @@ async def workplace(
     ] = None,
 ) -> dict[str, Any]:
     """Every route of the methodist, any status (my teachers and how their routes go), the
-    drafted ones still lacking the methodist's approval, and the routes no methodist holds
-    yet. Teachers' names for a principal holding ``personal_data`` (from the registries,
-    audited there); pseudonyms otherwise. The queue's teachers are not the methodist's:
-    always pseudonyms."""
+    drafted ones still lacking the methodist's approval, and the first routes no methodist
+    holds yet (``queue``: a page, its ``total`` how many wait). Teachers' names for a
+    principal holding ``personal_data`` (from the registries, audited there); pseudonyms
+    otherwise. The queue's teachers are not the methodist's: always pseudonyms."""
     me = api.acting(who, methodist_id, field="methodist_id", code="methodist_required")
-    r = repository.routes.c
-    mine = await repository.routes_where(session, r.methodist_id == me, limit=5000)
-    waiting = await repository.unassigned(session, limit=1000)
+    r = repository.routes
+    mine = list(
+        await session.execute(
+            select(r).where(r.c.methodist_id == me).order_by(r.c.created_at, r.c.route_id)
+        )
+    )
+    first = Paging(offset=0, limit=QUEUE_SHOWN)
+    waiting, waiting_total = await api.routes_page(
+        session, first, r.c.status.in_(domain.OPEN), r.c.methodist_id.is_(None)
+    )
     known = {m.methodist_id: m for m in await repository.all_methodists(session)}
     titles = await views.Titles.of(session, [*mine, *waiting])
     names = await people.names_of(
@@ -118,13 +146,20 @@ async def workplace(
             for row in rows
             if row["status"] == "drafted" and "methodist" in row["missing_approvals"]
         ],
-        "queue": [views.summary(row, titles, nobodys, ctx.rules) for row in waiting],
+        "queue": page(
+            [views.summary(row, titles, nobodys, ctx.rules) for row in waiting],
+            waiting_total,
+            first,
+        ),
     }
 
 
 @router.get(
     "/routes/{route_id}/view",
     summary="A route in words: steps, reasons, history with names (methodist)",
+    response_model=RouteViewRead,
+    response_model_exclude_unset=True,
+    responses=problems(401, 403, 404, s404=ROUTE_404),
 )
 async def route_view(
     route_id: str, session: SessionDep, runtime: RuntimeDep, ctx: api.Ctx, who: Methodist
@@ -159,6 +194,8 @@ async def route_view(
     "/routes/{route_id}/options",
     summary="What a step of this route may be: competencies, kinds, programs, sites, "
     "communities, mentors (methodist)",
+    response_model=OptionsRead,
+    responses=problems(401, 403, 404, s404=ROUTE_404),
 )
 async def route_options(
     route_id: str, session: SessionDep, runtime: RuntimeDep, ctx: api.Ctx, who: Methodist

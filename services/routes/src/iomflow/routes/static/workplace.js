@@ -1,6 +1,7 @@
 /* The methodist's workplace: my routes, the drafts awaiting my approval, the queue. Reads
    /v1/workplace (names or pseudonyms, as the service decides) and draws three tables with
-   the pages' foundation (sort, search, filters, XLSX of what is shown). */
+   the pages' foundation (sort, search, filters, XLSX of what is shown). The queue is a page
+   (items, total): its first routes, and how many wait in all. */
 "use strict";
 
 (async function () {
@@ -91,10 +92,16 @@
       title: "Очередь маршрутов без методиста",
       filename: "очередь.xlsx",
       columns: columns(false),
-      rows: data.queue,
+      rows: data.queue.items,
       filters: ["status_name", "municipality_name"],
       empty: "Очередь пуста: у каждого маршрута есть методист.",
     });
+    if (data.queue.total > data.queue.items.length) {
+      const more = document.getElementById("queue-more");
+      more.textContent = `Показаны первые ${fmt.number(data.queue.items.length)} из ` +
+        `${fmt.number(data.queue.total)} маршрутов очереди (самые давние).`;
+      more.hidden = false;
+    }
     body.dataset.state = "ready";
   } catch (err) {
     iomflow.say(iomflow.errorText(err), "error");

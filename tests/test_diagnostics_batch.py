@@ -506,7 +506,7 @@ async def test_two_replicas_completing_one_teacher_take_turns(
         sessions = db.sessionmaker(bench.engine)
         ctx = bench.consumer.context
         async with service.transactions(sessions, bench.consumer.outbox, ctx)() as deps:
-            await service.submit_results([test], deps)
+            await service.take_results(deps, [test])
             second = asyncio.create_task(other.process(RESULTS, [self_]))
             await asyncio.sleep(0.5)
             assert not second.done()  # waiting for the first replica's lock on t-1

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from iomflow.registries import importing
-from iomflow.registries.personal import PersonalData, normalise_snils, snils_check_digits
 from iomflow.registries.domain import REGISTRY, TeacherRecord, teacher_event
+from iomflow.registries.personal import PersonalData, normalise_snils, snils_check_digits
 from iomflow.shared.contracts import EVENT_TYPES, REGISTERS
 
 

@@ -195,7 +195,7 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> d
                 deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
             )
             if fresh:
-                taken = await service.submit_results([event], deps)
+                taken = await service.take_results(deps, [event])
                 refused = deps.rejected.get(str(event.event_id))
                 if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
                     raise refused
@@ -250,7 +250,7 @@ UNREADABLE = "Тело не читается как JSON (не UTF-8)"
 )
 async def held(session: SessionDep, paged: Paged) -> Page[HeldRead]:
     total = (await session.execute(select(func.count()).select_from(repository.held))).scalar_one()
-    rows = await repository.held_rows(session, _skip(paged), paged.limit)
+    rows = await repository.list_held(session, _skip(paged), paged.limit)
     items = [HeldRead.model_validate(r, from_attributes=True) for r in rows]
     return page(items, total, paged)
 
@@ -285,7 +285,7 @@ async def diagnosis_results(
     diagnosis_id: str, session: SessionDep, paged: Paged
 ) -> Page[ResultRead]:
     row = await _get(session, diagnosis_id)
-    rows = await repository.campaign_results(session, row.teacher_id, row.campaign_id)
+    rows = await repository.list_results(session, row.teacher_id, row.campaign_id)
     part = rows[paged.offset : paged.offset + paged.limit]
     items = [ResultRead.model_validate(r, from_attributes=True) for r in part]
     return page(items, len(rows), paged)
@@ -494,7 +494,7 @@ async def framework(ctx: Ctx) -> Any:
 async def frameworks(session: SessionDep) -> list[FrameworkVersionRead]:
     return [
         FrameworkVersionRead.model_validate(r, from_attributes=True)
-        for r in await repository.framework_versions(session)
+        for r in await repository.list_frameworks(session)
     ]
 
 

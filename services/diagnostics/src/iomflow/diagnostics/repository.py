@@ -245,9 +245,6 @@ async def list_frameworks(session: AsyncSession) -> list[Any]:
     return list(rows)
 
 
-framework_versions = list_frameworks  # the name api.py knows
-
-
 # --- campaigns -------------------------------------------------------------------------------
 
 
@@ -450,9 +447,6 @@ async def list_results(session: AsyncSession, teacher_id: str, campaign_id: str)
     return list(rows)
 
 
-campaign_results = list_results  # the name api.py knows
-
-
 async def add_held(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(insert(held), list(rows))
@@ -487,9 +481,6 @@ async def list_held(session: AsyncSession, offset: int, limit: int) -> list[Any]
         select(held).order_by(held.c.received_at).offset(offset).limit(limit)
     )
     return list(rows)
-
-
-held_rows = list_held  # the name api.py knows
 
 
 # --- diagnoses -------------------------------------------------------------------------------

@@ -223,16 +223,6 @@ async def take_results(
     return out
 
 
-async def submit_results(
-    events: Sequence[Event[ResultSubmitted]],
-    deps: Deps[Diagnostics],
-    refuse: Refuse | None = None,
-    causes: Mapping[str, Event[Any]] | None = None,
-) -> dict[str, Submission]:
-    """``take_results`` under the name and argument order api.py knows."""
-    return await take_results(deps, events, refuse, causes)
-
-
 # --- held results ----------------------------------------------------------------------------
 
 

@@ -325,7 +325,7 @@ async def teacher_routes(teacher_id: str, session: SessionDep, paged: Paged) -> 
     response_model=Page[MethodistRead],
 )
 async def methodists(session: SessionDep, paged: Paged) -> Page[Any]:
-    everyone = await repository.all_methodists(session)
+    everyone = await repository.get_all_methodists(session)
     chosen = everyone[paged.offset : paged.offset + paged.limit]
     return page(
         [
@@ -462,7 +462,7 @@ async def rules(ctx: Ctx) -> domain.Rules:
     response_model=StatsRead,
 )
 async def stats(session: SessionDep) -> dict[str, int]:
-    return await repository.counts(session)
+    return await repository.get_counts(session)
 
 
 # --- commands ------------------------------------------------------------------------------

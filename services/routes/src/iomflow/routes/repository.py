@@ -757,16 +757,3 @@ async def find_titles(
         )
         found.update({row[0]: row[1] for row in rows})
     return found
-
-
-# --- old names (the HTTP modules' until they move to the verbs above) -----------------------
-
-all_methodists = get_all_methodists
-all_sites = get_all_sites
-mentors_in = find_mentors
-routes_where = find_routes_where
-teacher_routes = find_teacher_routes
-unassigned = find_unassigned
-course_list = find_courses
-counts = get_counts
-titles_of = find_titles

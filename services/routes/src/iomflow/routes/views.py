@@ -189,19 +189,19 @@ class Titles:
         routes = list(routes)
         steps = [step for route in routes for step in route.steps]
         titles = cls()
-        titles.programs = await repository.titles_of(
+        titles.programs = await repository.find_titles(
             session, repository.programs, "program_id", (s.get("program_id") for s in steps)
         )
-        titles.sites = await repository.titles_of(
+        titles.sites = await repository.find_titles(
             session, repository.sites, "site_id", (s.get("site_id") for s in steps)
         )
-        titles.communities = await repository.titles_of(
+        titles.communities = await repository.find_titles(
             session,
             repository.communities,
             "community_id",
             (s.get("community_id") for s in steps),
         )
-        titles.municipalities = await repository.titles_of(
+        titles.municipalities = await repository.find_titles(
             session,
             repository.municipalities,
             "municipality_id",

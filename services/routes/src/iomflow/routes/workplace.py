@@ -120,7 +120,7 @@ async def workplace(
     waiting, waiting_total = await api.routes_page(
         session, first, r.c.status.in_(domain.OPEN), r.c.methodist_id.is_(None)
     )
-    known = {m.methodist_id: m for m in await repository.all_methodists(session)}
+    known = {m.methodist_id: m for m in await repository.get_all_methodists(session)}
     titles = await views.Titles.of(session, [*mine, *waiting])
     names = await people.names_of(
         _settings(runtime), who, {"teachers": {row.teacher_id for row in mine}}
@@ -207,8 +207,8 @@ async def route_options(
     if row is None:
         raise Refused("route_not_found", f"Маршрут «{route_id}» не найден.", 404)
     offer = await ctx.offer(session)
-    sites = await repository.all_sites(session)
-    mentors = await repository.mentors_in(session, [row.municipality_id])
+    sites = await repository.get_all_sites(session)
+    mentors = await repository.find_mentors(session, [row.municipality_id])
     mine = who.person_id is None or row.methodist_id == who.person_id
     if not mine:
         names = people.hidden(people.NOTE_NOT_YOURS)

@@ -2,7 +2,7 @@
 
 (a) every event type has a committed snapshot of its current version that matches the
     code, and no type breaks its snapshot;
-(b) the checker (``iomflow.shared.compat``) on deliberately incompatible and compatible
+(b) the checker (``iomflow.cli.compat``) on deliberately incompatible and compatible
     schema changes;
 (c) the guard end to end, through ``write_contracts`` as ``iomflow contracts`` runs it, on
     modified copies of real contract models: refused under the same version (nothing
@@ -36,7 +36,7 @@ from iomflow.cli.contracts import (
     snapshot_name,
     write_contracts,
 )
-from iomflow.shared.compat import Change, breaking_changes, describe, old_reader_refusals
+from iomflow.cli.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.shared.contracts import (
     EVENT_TYPES,
     EVENT_VERSIONS,

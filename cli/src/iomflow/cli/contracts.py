@@ -11,7 +11,7 @@
   ``/openapi.json`` route serves it.
 
 The contract guard: before anything is written, the schema of each event type is compared
-with its committed snapshot of the same version (``iomflow.shared.compat``). A change that
+with its committed snapshot of the same version (``iomflow.cli.compat``). A change that
 an entry written under the snapshot would not survive (a removed or retyped field, a new
 required field, a narrowed enum, a tightened bound...) is refused, naming the type and the
 changes, and nothing is written; under a raised version a new snapshot is written beside
@@ -35,7 +35,7 @@ from typing import Any
 
 from iomflow.cli.common import built_app
 from iomflow.cli.launcher import SERVICES
-from iomflow.shared.compat import Change, breaking_changes, describe, old_reader_refusals
+from iomflow.cli.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, event_version, inbound_schema
 
 CONTRACTS_DIR = "contracts"

@@ -222,7 +222,7 @@ def document(app: FastAPI) -> Callable[[], dict[str, Any]]:
             (method.lower(), route.path_format): _auth(route)
             for route in app.routes
             if isinstance(route, APIRoute)
-            for method in route.methods
+            for method in route.methods or ()
         }
         ref = {"$ref": "#/components/schemas/Problem"}
         for path, operations in schema.get("paths", {}).items():

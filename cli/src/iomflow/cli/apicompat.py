@@ -106,9 +106,10 @@ def _closed(node: Any) -> Any:
     return out
 
 
-def _schema(doc: Mapping[str, Any], schema: Any, answer: bool = False) -> dict[str, Any]:
+def _schema(doc: Mapping[str, Any], schema: Any, closed: bool = False) -> dict[str, Any]:
     """A JSON Schema document of an OpenAPI schema: its component references as ``$defs``;
-    an answer's objects closed (``_closed``)."""
+    ``closed``: its objects hold their ``properties`` only (``_closed``): what a server
+    answers by a response model, what a client sends by the document."""
     text = json.dumps(schema if schema is not None else {})
     text = text.replace(f'"{COMPONENTS}', '"#/$defs/')
     components = json.loads(
@@ -119,7 +120,7 @@ def _schema(doc: Mapping[str, Any], schema: Any, answer: bool = False) -> dict[s
     out: dict[str, Any] = json.loads(text)
     if not isinstance(out, dict):
         return {}
-    if answer:
+    if closed:
         out, components = _closed(out), _closed(components)
     return {**out, "$defs": components} if components else out
 
@@ -165,7 +166,7 @@ def _request(
                 found.append(f"request body: {media} no longer accepted")
             continue
         changes = breaking_changes(
-            _schema(old, content.get("schema")),
+            _schema(old, content.get("schema"), closed=True),  # clients send what is shown
             _schema(new, new_body["content"][media].get("schema")),
         )
         found += _words(changes, "request body", REQUEST_BREAKS)
@@ -190,7 +191,7 @@ def _responses(
                 found.append(f"status {status}: {media} no longer answered")
                 continue
             old_schema = _schema(old, content.get("schema"))
-            new_schema = _schema(new, after["content"][media].get("schema"), answer=True)
+            new_schema = _schema(new, after["content"][media].get("schema"), closed=True)
             where = f"answer {status}"
             found += _words(old_reader_refusals(old_schema, new_schema), where, ANSWER_BREAKS)
             found += [

@@ -23,14 +23,15 @@ description of a file answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import FastAPI, Query
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -57,8 +58,7 @@ TITLES = {
 
 DESCRIPTIONS = {
     401: "Ключа нет, он неизвестен или отозван, сеанс истёк (code: unauthenticated)",
-    403: "У ключа нет нужной роли, или действие не его (code: forbidden, csrf и правила "
-    "операции)",
+    403: "У ключа нет нужной роли, или действие не его (code: forbidden, csrf и правила операции)",
     422: "Тело или параметры не прошли проверку: errors — по полям (code: validation_error)",
     500: "Внутренняя ошибка сервиса (code: internal_error)",
 }
@@ -140,6 +140,14 @@ def binary(media_type: str, description: str) -> dict[int | str, dict[str, Any]]
     }
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
+"""A moment of an answer: a naive one (SQLite gives back what it stored, in UTC, without
+its offset) is UTC, so that it is an RFC 3339 ``date-time`` as the document says."""
+
 T = TypeVar("T")
 
 
@@ -189,7 +197,7 @@ def _auth(route: APIRoute) -> tuple[bool, bool]:
         call = dep.call
         if call is not None and hasattr(call, "__iomflow_auth__"):
             takes = True
-            requires = requires or getattr(call, "__iomflow_auth__") == "require"
+            requires = requires or call.__iomflow_auth__ == "require"
         stack.extend(dep.dependencies)
     return takes, requires
 
@@ -213,7 +221,9 @@ def document(app: FastAPI) -> Callable[[], dict[str, Any]]:
             servers=app.servers,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         defs = components["Problem"].pop("$defs", {})
         components.update(defs)
         components.pop("HTTPValidationError", None)

@@ -43,7 +43,7 @@ from iomflow.shared.auth import (
     session_token_hash,
 )
 from iomflow.shared.errors import ApiError
-from iomflow.shared.problems import Page, Paging, binary, paging, problems
+from iomflow.shared.problems import Page, Paging, UtcDatetime, binary, paging, problems
 from iomflow.shared.problems import page as a_page
 
 HEADERS = {
@@ -112,14 +112,14 @@ class Signed(BaseModel):
     roles: list[str]
     role_names: list[str]
     person_id: str | None
-    expires_at: datetime | None
+    expires_at: UtcDatetime | None
 
 
 class AuditRead(BaseModel):
     """One request that changed something through the API: who, how, what, the answer."""
 
     audit_id: int
-    at: datetime
+    at: UtcDatetime
     key_id: str = Field(description="The key's id (never the key)")
     name: str = Field(description="The key's holder")
     person_id: str | None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -31,7 +30,7 @@ from iomflow.shared.ingest.validation import (
     inbound_streams,
     read_body,
 )
-from iomflow.shared.problems import Page, Paging, page, paging, problems
+from iomflow.shared.problems import Page, Paging, UtcDatetime, page, paging, problems
 from iomflow.shared.publishers import (
     IngestTables,
     Outcome,
@@ -89,7 +88,7 @@ class IngestAuditRead(BaseModel):
     """One row of the ingestion audit: an event posted (or a refused request) and its answer."""
 
     id: int
-    at: datetime
+    at: UtcDatetime
     publisher_id: str | None = Field(description="The publisher of the key, if known")
     key_hint: str | None = Field(description="First 12 hex digits of the key's SHA-256")
     remote_addr: str | None
@@ -108,8 +107,8 @@ class PublisherRead(BaseModel):
     event_types: list[str] = Field(description="The event types it may post")
     rate_per_minute: int | None = Field(description="Its own rate; null: the service's default")
     effective_rate_per_minute: int = Field(description="The rate that applies")
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
 
 
 async def append(

@@ -22,12 +22,13 @@ description of a file answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import FastAPI, Query
+from fastapi import routing as fastapi_routing
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -188,7 +189,7 @@ ROLE_MARK = "__iomflow_role__"
 """Set on an auth dependency: the role it requires (``None``: any key; absent: optional)."""
 
 
-def _auth(route: APIRoute) -> tuple[bool, bool]:
+def _auth(route: Any) -> tuple[bool, bool]:
     """(takes a key, requires a role or a key) of a route, from its dependencies."""
     takes = requires = False
     stack = list(route.dependant.dependencies)
@@ -200,6 +201,16 @@ def _auth(route: APIRoute) -> tuple[bool, bool]:
             requires = requires or call.__iomflow_auth__ == "require"
         stack.extend(dep.dependencies)
     return takes, requires
+
+
+def api_routes(app: FastAPI) -> Iterator[tuple[str, Any]]:
+    """(path as documented, route) of every API operation of ``app``, those of its included
+    routers too (FastAPI keeps an included router whole: ``app.routes`` does not list its
+    operations). The route is FastAPI's view of it under its router: ``dependant``,
+    ``methods``, ``response_model``, ``response_class``, ``include_in_schema``."""
+    for context in fastapi_routing.iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context.path_format or context.original_route.path_format, context
 
 
 def _reads_input(operation: dict[str, Any]) -> bool:
@@ -229,9 +240,8 @@ def document(app: FastAPI) -> Callable[[], dict[str, Any]]:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         auth = {
-            (method.lower(), route.path_format): _auth(route)
-            for route in app.routes
-            if isinstance(route, APIRoute)
+            (method.lower(), path): _auth(route)
+            for path, route in api_routes(app)
             for method in route.methods or ()
         }
         ref = {"$ref": "#/components/schemas/Problem"}

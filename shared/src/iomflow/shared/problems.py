@@ -167,11 +167,16 @@ class Paging(BaseModel):
     limit: int
 
 
+OFFSET_MAX = 2**53
+"""The largest offset a page takes: beyond it a database's 64-bit OFFSET overflows (a 500),
+and no list is that long."""
+
+
 def paging(max_limit: int = 1000, default: int = 100) -> Callable[..., Paging]:
     """A dependency: ``offset`` and ``limit`` query parameters."""
 
     def dependency(
-        offset: int = Query(0, ge=0, description="Skip this many"),
+        offset: int = Query(0, ge=0, le=OFFSET_MAX, description="Skip this many"),
         limit: int = Query(default, ge=1, le=max_limit, description="At most this many"),
     ) -> Paging:
         return Paging(offset=offset, limit=limit)

@@ -6,7 +6,6 @@ posted. The 0003 migrations give the schema the code declares."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import subprocess
@@ -20,13 +19,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 from waiting import wait_for
 
 from iomflow.diagnostics import app as diagnostics_app
@@ -35,7 +32,7 @@ from iomflow.diagnostics.settings import Settings as DiagnosticsSettings
 from iomflow.routes import app as routes_app
 from iomflow.routes import repository as routes_repository
 from iomflow.routes.settings import Settings as RoutesSettings
-from iomflow.shared import contracts, db, ingest, migrations, publishers, wire
+from iomflow.shared import contracts, ingest, publishers, wire
 from iomflow.shared.contracts import Streams, TeacherUpserted, new_event
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.telemetry import read_spans
@@ -745,31 +742,6 @@ async def test_routes_ingests_course_events_with_the_publisher_as_source(
     rows = (await routes_client.get("/v1/courses?teacher_id=t-9")).json()
     assert {r["source"] for r in rows} == {"federal-portal"}
     assert {r["event_id"] for r in rows} == {b["event_id"] for b in sent}
-
-
-# --- the schema --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("package", "metadata"),
-    [
-        ("iomflow.diagnostics", diagnostics_repository.metadata),
-        ("iomflow.routes", routes_repository.metadata),
-    ],
-)
-async def test_the_migrations_give_the_schema_of_the_code(
-    database_url: str, package: str, metadata: MetaData
-) -> None:
-    await asyncio.to_thread(migrations.upgrade, package, database_url)
-    engine = db.create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
-            )
-    finally:
-        await engine.dispose()
-    assert diff == []
 
 
 # --- the admin commands ------------------------------------------------------------------------

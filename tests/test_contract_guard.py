@@ -692,6 +692,7 @@ def api() -> dict[str, Any]:
                     "responses": {"200": answer({"type": "object", "additionalProperties": True})}
                 }
             },
+            "/v1/stats.xlsx": {"get": {"responses": {"200": answer({})}}},
         },
         "components": {
             "schemas": {
@@ -837,6 +838,9 @@ API_ADDITIONS: dict[str, Any] = {
     "a bound on a parameter": lambda d: _get_routes(d)["parameters"][1].update(
         schema={"type": "integer", "minimum": 1, "maximum": 1000}
     ),
+    "an untyped JSON answer documented as a file": lambda d: d["paths"]["/v1/stats.xlsx"]["get"][
+        "responses"
+    ]["200"].update(content={"text/csv": {"schema": {"type": "string"}}}),
     "a model inlined": lambda d: d["paths"]["/v1/routes/{route_id}"]["get"]["responses"]["200"][
         "content"
     ]["application/json"].update(schema=copy.deepcopy(_components(d)["Route"])),

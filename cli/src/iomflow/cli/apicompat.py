@@ -13,7 +13,8 @@
   from an answer.
 
 Additions are fine (an operation, an optional parameter or field, a property of an answer, a
-status), and so is an untyped answer (``{}``, an object of any properties) becoming typed.
+status), and so is an untyped answer (``{}``, an object of any properties) becoming typed, or
+an untyped "JSON" answer documented as the file it always was (``.xlsx``, ``.csv``).
 A list answer becoming the ``Page`` envelope IS a break (an array becomes an object).
 """
 
@@ -188,6 +189,8 @@ def _responses(
         after = _resolve(new, new_responses[status])
         for media, content in before.get("content", {}).items():
             if media not in after.get("content", {}):
+                if "json" in media and not content.get("schema") and after.get("content"):
+                    continue  # an untyped "JSON" that was a file all along: now documented
                 found.append(f"status {status}: {media} no longer answered")
                 continue
             old_schema = _schema(old, content.get("schema"))

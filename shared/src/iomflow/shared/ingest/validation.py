@@ -57,8 +57,9 @@ def body_schema(types: Iterable[str]) -> dict[str, Any]:
         "description": "Contract version of the payload; by default the type's current one",
     }
     props["source"] = {
-        **props["source"],
-        "description": "Optional: the publisher of the key; if given, it must be the same",
+        "anyOf": [props["source"], {"type": "null"}],
+        "description": "Optional (null is absent): the publisher of the key; if given, it "
+        "must be the same",
     }
     props["data"] = {
         **props["data"],

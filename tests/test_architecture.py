@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -119,6 +121,41 @@ def test_a_service_imports_no_other_service_nor_the_cli(name: str) -> None:
 def test_shared_imports_no_service_nor_the_cli() -> None:
     forbidden = [f"iomflow.{name}" for name in SERVICES] + ["iomflow.cli"]
     assert not violations(SHARED_SRC, forbidden)
+
+
+def test_refused_does_not_depend_on_the_stream_consumer() -> None:
+    """``errors`` (``Rejected``, ``Refused``, ``ApiError``) is below the consumer: the
+    consumer imports it, never the other way, not even through another module."""
+    errors = SHARED_SRC / "iomflow" / "shared" / "errors.py"
+    imported = {name for _, name in imported_modules(errors, SHARED_SRC)}
+    shared = {n for n in imported if refers_to(n, "iomflow.shared")}
+    assert shared <= {"iomflow.shared", "iomflow.shared.problems"}, shared
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, iomflow.shared.errors; "
+            "print(sorted(m for m in sys.modules if m.startswith(('iomflow', 'faststream'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded = done.stdout.strip()
+    assert "iomflow.shared.streams" not in loaded and "faststream" not in loaded, loaded
+
+
+def test_compat_lives_with_its_only_user_the_cli() -> None:
+    assert not (SHARED_SRC / "iomflow" / "shared" / "compat.py").exists()
+    assert (CLI_SRC / "iomflow" / "cli" / "compat.py").exists()
+
+
+def test_ingest_is_a_package_of_its_parts() -> None:
+    package = SHARED_SRC / "iomflow" / "shared" / "ingest"
+    parts = {p.stem for p in package.glob("*.py")}
+    assert {"auth", "ratelimit", "validation", "audit", "router"} <= parts, parts
+    assert not (SHARED_SRC / "iomflow" / "shared" / "ingest.py").exists()
 
 
 def test_the_import_scanner_sees_every_form(tmp_path: Path) -> None:

@@ -214,3 +214,30 @@ def test_openapi_is_the_service_http_api(name: str) -> None:
     paths = document["paths"]
     assert {"/health/live", "/health/ready"} <= set(paths), f"{name}: {REGENERATE}"
     assert all(path.startswith("/") for path in paths)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_committed_openapi_documents_are_valid_openapi(name: str) -> None:
+    """openapi-spec-validator on docs/openapi/<service>.json: a document clients and tools
+    (schemathesis, generators) can read."""
+    from openapi_spec_validator import validate
+
+    validate(openapi(name))
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_generated_openapi_documents_are_valid_openapi(generated: Path, name: str) -> None:
+    """The same on the documents the code generates now (the committed ones may lag)."""
+    from openapi_spec_validator import validate
+
+    validate(json.loads((generated / OPENAPI_DIR / f"{name}.json").read_text(encoding="utf-8")))
+
+
+def test_the_validator_refuses_a_broken_document() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    broken = json.loads(json.dumps(openapi(SERVICES[0])))
+    broken["paths"]["/health/live"]["get"]["responses"] = {"200": {"content": {}}}  # no description
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)

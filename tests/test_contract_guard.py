@@ -2,11 +2,13 @@
 
 (a) every event type has a committed snapshot of its current version that matches the
     code, and no type breaks its snapshot;
-(b) the checker (``iomflow.shared.compat``) on deliberately incompatible and compatible
+(b) the checker (``iomflow.cli.compat``) on deliberately incompatible and compatible
     schema changes;
 (c) the guard end to end, through ``write_contracts`` as ``iomflow contracts`` runs it, on
     modified copies of real contract models: refused under the same version (nothing
-    written), accepted under a raised one, accepted for a compatible change.
+    written), accepted under a raised one, accepted for a compatible change;
+(d) the OpenAPI guard (``iomflow.cli.apicompat``) on small hand-made documents: each kind
+    of break refused, additions accepted; through ``write_contracts`` with its override.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import pytest
 from pydantic import Field, create_model
 
 from iomflow.cli import contracts
+from iomflow.cli.apicompat import api_breaks
+from iomflow.cli.apicompat import describe as describe_api
+from iomflow.cli.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.cli.contracts import (
     ASYNCAPI_DIR,
     CONTRACTS_DIR,
@@ -36,7 +41,6 @@ from iomflow.cli.contracts import (
     snapshot_name,
     write_contracts,
 )
-from iomflow.shared.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.shared.contracts import (
     EVENT_TYPES,
     EVENT_VERSIONS,
@@ -605,3 +609,301 @@ def test_iomflow_contracts_exits_non_zero_naming_the_type(docs: Path) -> None:
     assert "data.legacy_score: field removed" in done.stderr
     assert "Отказ" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- (d) the OpenAPI guard -------------------------------------------------------------------
+
+
+def api() -> dict[str, Any]:
+    """A small OpenAPI document: a list of routes, a route, a route to create."""
+    route = {
+        "type": "object",
+        "properties": {
+            "route_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["draft", "active", "closed"]},
+            "steps": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
+            "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+        "required": ["route_id", "status", "steps"],
+    }
+    step = {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "hours": {"type": "integer"}},
+        "required": ["title", "hours"],
+    }
+    create = {
+        "type": "object",
+        "properties": {"teacher_id": {"type": "string"}, "note": {"type": "string"}},
+        "required": ["teacher_id"],
+    }
+
+    def answer(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": "ok", "content": {"application/json": {"schema": schema}}}
+
+    problem = {"$ref": "#/components/schemas/Problem"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "0.1.0"},
+        "paths": {
+            "/v1/routes": {
+                "get": {
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": answer(
+                            {"type": "array", "items": {"$ref": "#/components/schemas/Route"}}
+                        ),
+                        "422": answer(problem),
+                    },
+                },
+                "post": {
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/RouteCreate"}
+                            }
+                        },
+                    },
+                    "responses": {"201": answer({"$ref": "#/components/schemas/Route"})},
+                },
+            },
+            "/v1/routes/{route_id}": {
+                "parameters": [
+                    {
+                        "name": "route_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "get": {
+                    "responses": {
+                        "200": answer({"$ref": "#/components/schemas/Route"}),
+                        "404": answer(problem),
+                    }
+                },
+                "delete": {"responses": {"204": {"description": "gone"}}},
+            },
+            "/v1/stats": {
+                "get": {
+                    "responses": {"200": answer({"type": "object", "additionalProperties": True})}
+                }
+            },
+            "/v1/stats.xlsx": {"get": {"responses": {"200": answer({})}}},
+        },
+        "components": {
+            "schemas": {
+                "Route": route,
+                "Step": step,
+                "RouteCreate": create,
+                "Problem": {"type": "object", "additionalProperties": True},
+            }
+        },
+    }
+
+
+def _components(d: dict[str, Any]) -> dict[str, Any]:
+    return d["components"]["schemas"]
+
+
+def _get_routes(d: dict[str, Any]) -> dict[str, Any]:
+    return d["paths"]["/v1/routes"]["get"]
+
+
+API_BREAKS: dict[str, tuple[Any, str]] = {
+    "operation removed": (
+        lambda d: d["paths"]["/v1/routes/{route_id}"].pop("delete"),
+        "DELETE /v1/routes/{route_id}: operation removed",
+    ),
+    "path removed": (
+        lambda d: d["paths"].pop("/v1/stats"),
+        "GET /v1/stats: operation removed",
+    ),
+    "required parameter added": (
+        lambda d: _get_routes(d)["parameters"].append(
+            {"name": "region", "in": "query", "required": True, "schema": {"type": "string"}}
+        ),
+        "GET /v1/routes: query parameter region: required, added",
+    ),
+    "parameter now required": (
+        lambda d: _get_routes(d)["parameters"][0].update(required=True),
+        "GET /v1/routes: query parameter status: now required",
+    ),
+    "parameter retyped": (
+        lambda d: _get_routes(d)["parameters"][0].update(schema={"type": "integer"}),
+        "GET /v1/routes: query parameter status: type changed from string to integer",
+    ),
+    "required body field added": (
+        lambda d: (
+            _components(d)["RouteCreate"]["properties"].update(region={"type": "string"}),
+            _components(d)["RouteCreate"]["required"].append("region"),
+        ),
+        "POST /v1/routes: request body.region: ",
+    ),
+    "answer property removed": (
+        lambda d: (
+            _components(d)["Route"]["properties"].pop("steps"),
+            _components(d)["Route"]["required"].remove("steps"),
+        ),
+        "GET /v1/routes/{route_id}: answer 200.steps: field removed",
+    ),
+    "optional answer property removed": (
+        lambda d: _components(d)["Route"]["properties"].pop("note"),
+        "GET /v1/routes/{route_id}: answer 200.note: property removed",
+    ),
+    "answer property retyped": (
+        lambda d: _components(d)["Step"]["properties"].update(hours={"type": "string"}),
+        "GET /v1/routes/{route_id}: answer 200.steps[].hours: type changed from integer to string",
+    ),
+    "answer property made nullable": (
+        lambda d: _components(d)["Route"]["properties"].update(
+            route_id={"anyOf": [{"type": "string"}, {"type": "null"}]}
+        ),
+        "GET /v1/routes/{route_id}: answer 200.route_id: ",
+    ),
+    "answer enum value removed": (
+        lambda d: _components(d)["Route"]["properties"]["status"].update(enum=["draft", "active"]),
+        "GET /v1/routes/{route_id}: answer 200.status: enum value 'closed' removed",
+    ),
+    "2xx status removed": (
+        lambda d: d["paths"]["/v1/routes"]["post"]["responses"].update(
+            {"200": d["paths"]["/v1/routes"]["post"]["responses"].pop("201")}
+        ),
+        "POST /v1/routes: status 201: no longer answered",
+    ),
+    "media type changed": (
+        lambda d: _get_routes(d)["responses"]["200"].update(
+            content={"text/csv": {"schema": {"type": "string"}}}
+        ),
+        "GET /v1/routes: status 200: application/json no longer answered",
+    ),
+    "list became a Page": (
+        lambda d: _get_routes(d)["responses"]["200"]["content"]["application/json"].update(
+            schema={
+                "type": "object",
+                "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Route"}},
+                    "total": {"type": "integer"},
+                    "offset": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                },
+                "required": ["items", "total", "offset", "limit"],
+            }
+        ),
+        "GET /v1/routes: answer 200: type changed from array to object",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_BREAKS))
+def test_api_guard_refuses_each_kind_of_break(name: str) -> None:
+    edit, expected = API_BREAKS[name]
+    new = api()
+    edit(new)
+    found = [str(b) for b in api_breaks(api(), new)]
+    assert any(line.startswith(expected) for line in found), found
+
+
+def _typed_stats(d: dict[str, Any]) -> None:
+    d["paths"]["/v1/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "type": "object",
+        "properties": {"routes": {"type": "integer"}, "by_status": {"type": "object"}},
+        "required": ["routes", "by_status"],
+    }
+
+
+API_ADDITIONS: dict[str, Any] = {
+    "operation added": lambda d: d["paths"].update(
+        {"/v1/other": {"get": {"responses": {"200": {"description": "ok"}}}}}
+    ),
+    "optional parameter added": lambda d: _get_routes(d)["parameters"].append(
+        {"name": "offset", "in": "query", "schema": {"type": "integer"}}
+    ),
+    "optional body field added": lambda d: _components(d)["RouteCreate"]["properties"].update(
+        region={"type": "string"}
+    ),
+    "answer property added": lambda d: _components(d)["Route"]["properties"].update(
+        created_at={"type": "string", "format": "date-time"}
+    ),
+    "answer enum value added": lambda d: _components(d)["Route"]["properties"]["status"].update(
+        enum=["draft", "active", "closed", "cancelled"]
+    ),
+    "error status added": lambda d: _get_routes(d)["responses"].update(
+        {"429": {"description": "slow down"}}
+    ),
+    "untyped answer typed": _typed_stats,
+    "a bound on a parameter": lambda d: _get_routes(d)["parameters"][1].update(
+        schema={"type": "integer", "minimum": 1, "maximum": 1000}
+    ),
+    "an untyped JSON answer documented as a file": lambda d: d["paths"]["/v1/stats.xlsx"]["get"][
+        "responses"
+    ]["200"].update(content={"text/csv": {"schema": {"type": "string"}}}),
+    "a model inlined": lambda d: d["paths"]["/v1/routes/{route_id}"]["get"]["responses"]["200"][
+        "content"
+    ]["application/json"].update(schema=copy.deepcopy(_components(d)["Route"])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_ADDITIONS))
+def test_api_guard_accepts_additions(name: str) -> None:
+    new = api()
+    API_ADDITIONS[name](new)
+    assert api_breaks(api(), new) == []
+
+
+def test_api_guard_refuses_writing_and_accepts_an_intended_break_once(
+    docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through ``write_contracts``: a committed document with an operation the code no
+    longer has is refused (nothing written); ``IOMFLOW_ACCEPT_API_BREAKS`` naming the service
+    lets it through once, noted."""
+    path = docs / OPENAPI_DIR / "routes.json"
+    committed = json.loads(path.read_text(encoding="utf-8"))
+    committed["paths"]["/v1/legacy"] = {"get": {"responses": {"200": {"description": "ok"}}}}
+    path.write_text(render(committed), encoding="utf-8")
+    before = texts(docs)
+    monkeypatch.delenv(contracts.ACCEPT_API_BREAKS, raising=False)
+    with pytest.raises(contracts.ApiBreakRefused) as refused:
+        write_contracts(docs)
+    message = str(refused.value.code)
+    assert "routes" in message and "GET /v1/legacy: operation removed" in message
+    assert "IOMFLOW_ACCEPT_API_BREAKS=routes uv run iomflow contracts" in message
+    assert texts(docs) == before
+
+    monkeypatch.setenv(contracts.ACCEPT_API_BREAKS, "diagnostics")  # another service
+    with pytest.raises(contracts.ApiBreakRefused):
+        write_contracts(docs)
+    monkeypatch.setenv(contracts.ACCEPT_API_BREAKS, "diagnostics,routes")
+    notes: list[str] = []
+    write_contracts(docs, notes=notes.append)
+    assert "/v1/legacy" not in json.loads(path.read_text(encoding="utf-8"))["paths"]
+    assert any("routes" in n and "GET /v1/legacy: operation removed" in n for n in notes)
+
+
+def test_api_guard_plans_against_committed_documents(tmp_path: Path) -> None:
+    old = api()
+    (tmp_path / "routes.json").write_text(render(old), encoding="utf-8")
+    new = api()
+    new["paths"].pop("/v1/stats")
+    refused, notes = contracts.plan_openapi(tmp_path, {"routes": new}, accept="")
+    assert [str(b) for b in refused["routes"]] == ["GET /v1/stats: operation removed"]
+    new["info"]["version"] = "0.2.0"  # raised in its breaking part (a minor under 1.0)
+    refused, notes = contracts.plan_openapi(tmp_path, {"routes": new}, accept="")
+    assert refused == {} and "0.1.0 -> 0.2.0" in notes[0]
+    new["info"]["version"] = "0.1.5"  # a patch is not
+    refused, _ = contracts.plan_openapi(tmp_path, {"routes": new}, accept="")
+    assert list(refused) == ["routes"]
+
+
+def test_the_committed_openapi_documents_break_no_client(
+    built_documents: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    """The code's documents against docs/openapi/ (what ``iomflow contracts`` refuses)."""
+    documents = {name: d["openapi"] for name, d in built_documents.items()}
+    refused, _ = contracts.plan_openapi(ROOT / "docs" / OPENAPI_DIR, documents, accept="")
+    assert refused == {}, "\n".join(
+        f"{name}:\n{describe_api(breaks)}" for name, breaks in refused.items()
+    )

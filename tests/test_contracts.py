@@ -123,10 +123,6 @@ def test_new_event_wraps_the_payload_in_a_fresh_envelope() -> None:
     assert event.occurred_at.tzinfo is not None
 
 
-def test_new_event_ids_are_unique() -> None:
-    assert result_event().event_id != result_event().event_id
-
-
 def test_new_event_refuses_a_payload_of_the_wrong_type() -> None:
     teacher = TeacherUpserted(
         teacher_id="t-1",

@@ -11,11 +11,20 @@
   ``/openapi.json`` route serves it.
 
 The contract guard: before anything is written, the schema of each event type is compared
-with its committed snapshot of the same version (``iomflow.shared.compat``). A change that
+with its committed snapshot of the same version (``iomflow.cli.compat``). A change that
 an entry written under the snapshot would not survive (a removed or retyped field, a new
 required field, a narrowed enum, a tightened bound...) is refused, naming the type and the
 changes, and nothing is written; under a raised version a new snapshot is written beside
 the old one, which is kept.
+
+The same guard for the HTTP APIs: each service's new OpenAPI document is compared with its
+committed ``<out>/openapi/<service>.json`` (``iomflow.cli.apicompat``). What breaks a client
+built on the committed one (an operation removed, a required parameter or field added, a
+property of an answer removed or retyped, a 2xx status removed, an enum value of an answer
+removed...) is refused, naming each operation and break, and nothing is written — unless the
+break is intended: the service's ``info.version`` raised in its breaking part (the major,
+or the minor under 1.0), or ``IOMFLOW_ACCEPT_API_BREAKS`` naming the service (a comma list,
+or ``all``) for this one run; the breaks accepted are printed as notes.
 
 The files under ``docs/`` are committed; ``tests/test_contract_docs.py`` and
 ``tests/test_contract_guard.py`` fail when a contract changed without them being regenerated.
@@ -24,6 +33,7 @@ The files under ``docs/`` are committed; ``tests/test_contract_docs.py`` and
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import tempfile
@@ -33,9 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iomflow.cli.apicompat import ApiBreak, api_breaks
+from iomflow.cli.apicompat import describe as describe_api
 from iomflow.cli.common import built_app
+from iomflow.cli.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.cli.launcher import SERVICES
-from iomflow.shared.compat import Change, breaking_changes, describe, old_reader_refusals
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, event_version, inbound_schema
 
 CONTRACTS_DIR = "contracts"
@@ -165,6 +177,79 @@ class ContractBreak(SystemExit):
         super().__init__("\n".join(lines))
 
 
+ACCEPT_API_BREAKS = "IOMFLOW_ACCEPT_API_BREAKS"
+
+
+def _breaking_part(version: Any) -> tuple[str, ...]:
+    """The part of a semantic version a breaking change raises: the major, or under 1.0
+    the minor."""
+    parts = str(version or "0").split(".")
+    return tuple(parts[:2]) if parts[0] == "0" else (parts[0],)
+
+
+def plan_openapi(
+    directory: Path,
+    documents: Mapping[str, Mapping[str, Any]],
+    accept: str | None = None,
+) -> tuple[dict[str, list[ApiBreak]], list[str]]:
+    """(service -> breaks refused, notes) of each new OpenAPI document against its committed
+    ``<directory>/<service>.json``. ``accept``: the services whose breaks are accepted this
+    once (comma list or ``all``; by default ``$IOMFLOW_ACCEPT_API_BREAKS``)."""
+    accept = os.environ.get(ACCEPT_API_BREAKS, "") if accept is None else accept
+    accepted = {name.strip() for name in accept.split(",") if name.strip()}
+    refused: dict[str, list[ApiBreak]] = {}
+    notes: list[str] = []
+    for name, new in sorted(documents.items()):
+        path = Path(directory) / f"{name}.json"
+        if not path.exists():
+            continue
+        old = json.loads(path.read_text(encoding="utf-8"))
+        breaks = api_breaks(old, new)
+        if not breaks:
+            continue
+        old_version = old.get("info", {}).get("version")
+        new_version = new.get("info", {}).get("version")
+        if _breaking_part(new_version) > _breaking_part(old_version):
+            notes.append(
+                f"openapi {name}: version {old_version} -> {new_version}; breaking for "
+                f"clients of {old_version}:\n{describe_api(breaks)}"
+            )
+        elif name in accepted or "all" in accepted:
+            notes.append(
+                f"openapi {name}: breaks accepted ({ACCEPT_API_BREAKS}):\n{describe_api(breaks)}"
+            )
+        else:
+            refused[name] = breaks
+    return refused, notes
+
+
+class ApiBreakRefused(SystemExit):
+    """``iomflow contracts`` refuses: an OpenAPI document breaks its clients (status 1 and a
+    message naming each service, operation and break)."""
+
+    def __init__(self, refused: Mapping[str, list[ApiBreak]], directory: Path) -> None:
+        self.refused = dict(refused)
+        lines = [
+            "iomflow contracts: refused: an HTTP API changed incompatibly for its clients. "
+            "Nothing was written.",
+            "Отказ: HTTP API изменён несовместимо для клиентов. Ничего не записано.",
+            "",
+        ]
+        for name, breaks in sorted(refused.items()):
+            lines.append(f"{name} (against {Path(directory) / f'{name}.json'}):")
+            lines.append(describe_api(breaks))
+        names = ",".join(sorted(refused))
+        lines += [
+            "",
+            "Make the change compatible (add, do not remove or retype), or, if the break is "
+            f"intended and its clients are told: {ACCEPT_API_BREAKS}={names} uv run iomflow "
+            "contracts (once), or raise the service's API version.",
+            "Сделайте изменение совместимым или, если разрыв намеренный и клиенты "
+            f"предупреждены: {ACCEPT_API_BREAKS}={names} uv run iomflow contracts.",
+        ]
+        super().__init__("\n".join(lines))
+
+
 def _stderr(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
 
@@ -221,9 +306,15 @@ def write_contracts(out_dir: Path, notes: Callable[[str], None] | None = None) -
     files: dict[Path, str] = dict(plan.files)
     for type_, schema in inbound_schemas().items():
         files[contracts_dir / f"{type_}.schema.json"] = render(schema)
-    for name, documents in service_documents().items():
-        files[asyncapi_dir / f"{name}.json"] = render(documents["asyncapi"])
-        files[openapi_dir / f"{name}.json"] = render(documents["openapi"])
+    documents = service_documents()
+    refused, api_notes = plan_openapi(
+        openapi_dir, {name: docs["openapi"] for name, docs in documents.items()}
+    )
+    if refused:
+        raise ApiBreakRefused(refused, openapi_dir)
+    for name, docs in documents.items():
+        files[asyncapi_dir / f"{name}.json"] = render(docs["asyncapi"])
+        files[openapi_dir / f"{name}.json"] = render(docs["openapi"])
 
     for directory, pattern in (
         (contracts_dir, "*.schema.json"),
@@ -235,7 +326,7 @@ def write_contracts(out_dir: Path, notes: Callable[[str], None] | None = None) -
             if stale not in files:
                 stale.unlink()
     _write(files)
-    for note in plan.notes:
+    for note in [*plan.notes, *api_notes]:
         (notes or _stderr)(note)
     return sorted(files)
 

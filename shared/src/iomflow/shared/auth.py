@@ -111,7 +111,7 @@ def audit_log_table(metadata: MetaData) -> Table:
 
 
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,9 @@ async def principal_of(request: Request, key: str) -> Principal | None:
     """The principal of a presented key: the admin's, or an active API key's; None."""
     runtime = request.app.state.runtime
     admin = runtime.settings.admin_key
-    if admin is not None and hmac.compare_digest(key, admin.get_secret_value()):
+    if admin is not None and hmac.compare_digest(
+        key.encode("utf-8", "surrogatepass"), admin.get_secret_value().encode()
+    ):
         return ADMIN
     table = runtime.api_keys
     if table is None:

@@ -1,9 +1,10 @@
 """Errors of the HTTP APIs: one shape for people and machines.
 
 RFC 9457 problem details (``iomflow.shared.problems``): ``detail`` a Russian sentence,
-``code`` a stable machine code, extra members beside them; every service registers ``api_error_handler`` for ``ApiError`` and
-``Refused``. A use case raises ``Refused``: over HTTP it is answered with its status, on a
-stream it is a dead letter with its code as the reason.
+``code`` a stable machine code, extra members beside them; every service registers
+``api_error_handler`` for ``ApiError`` and ``Refused``. A use case raises ``Refused``: over
+HTTP it is answered with its status, on a stream it is a dead letter with its code as the
+reason. Nothing here depends on the stream consumer (``streams`` imports ``Rejected``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,4 @@ async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Refused):
         exc = ApiError(exc.status, exc.code, exc.detail, **exc.extra)
     assert isinstance(exc, ApiError)
-    return problems.response(
-        exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra
-    )
+    return problems.response(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)

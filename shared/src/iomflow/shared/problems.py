@@ -22,15 +22,17 @@ description of a file answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import FastAPI, Query
+from fastapi import routing as fastapi_routing
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -57,8 +59,7 @@ TITLES = {
 
 DESCRIPTIONS = {
     401: "Ключа нет, он неизвестен или отозван, сеанс истёк (code: unauthenticated)",
-    403: "У ключа нет нужной роли, или действие не его (code: forbidden, csrf и правила "
-    "операции)",
+    403: "У ключа нет нужной роли, или действие не его (code: forbidden, csrf и правила операции)",
     422: "Тело или параметры не прошли проверку: errors — по полям (code: validation_error)",
     500: "Внутренняя ошибка сервиса (code: internal_error)",
 }
@@ -140,6 +141,14 @@ def binary(media_type: str, description: str) -> dict[int | str, dict[str, Any]]
     }
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
+"""A moment of an answer: a naive one (SQLite gives back what it stored, in UTC, without
+its offset) is UTC, so that it is an RFC 3339 ``date-time`` as the document says."""
+
 T = TypeVar("T")
 
 
@@ -158,11 +167,16 @@ class Paging(BaseModel):
     limit: int
 
 
+OFFSET_MAX = 2**53
+"""The largest offset a page takes: beyond it a database's 64-bit OFFSET overflows (a 500),
+and no list is that long."""
+
+
 def paging(max_limit: int = 1000, default: int = 100) -> Callable[..., Paging]:
     """A dependency: ``offset`` and ``limit`` query parameters."""
 
     def dependency(
-        offset: int = Query(0, ge=0, description="Skip this many"),
+        offset: int = Query(0, ge=0, le=OFFSET_MAX, description="Skip this many"),
         limit: int = Query(default, ge=1, le=max_limit, description="At most this many"),
     ) -> Paging:
         return Paging(offset=offset, limit=limit)
@@ -180,7 +194,7 @@ ROLE_MARK = "__iomflow_role__"
 """Set on an auth dependency: the role it requires (``None``: any key; absent: optional)."""
 
 
-def _auth(route: APIRoute) -> tuple[bool, bool]:
+def _auth(route: Any) -> tuple[bool, bool]:
     """(takes a key, requires a role or a key) of a route, from its dependencies."""
     takes = requires = False
     stack = list(route.dependant.dependencies)
@@ -189,9 +203,19 @@ def _auth(route: APIRoute) -> tuple[bool, bool]:
         call = dep.call
         if call is not None and hasattr(call, "__iomflow_auth__"):
             takes = True
-            requires = requires or getattr(call, "__iomflow_auth__") == "require"
+            requires = requires or call.__iomflow_auth__ == "require"
         stack.extend(dep.dependencies)
     return takes, requires
+
+
+def api_routes(app: FastAPI) -> Iterator[tuple[str, Any]]:
+    """(path as documented, route) of every API operation of ``app``, those of its included
+    routers too (FastAPI keeps an included router whole: ``app.routes`` does not list its
+    operations). The route is FastAPI's view of it under its router: ``dependant``,
+    ``methods``, ``response_model``, ``response_class``, ``include_in_schema``."""
+    for context in fastapi_routing.iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context.path_format or context.original_route.path_format, context
 
 
 def _reads_input(operation: dict[str, Any]) -> bool:
@@ -213,16 +237,17 @@ def document(app: FastAPI) -> Callable[[], dict[str, Any]]:
             servers=app.servers,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         defs = components["Problem"].pop("$defs", {})
         components.update(defs)
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         auth = {
-            (method.lower(), route.path_format): _auth(route)
-            for route in app.routes
-            if isinstance(route, APIRoute)
-            for method in route.methods
+            (method.lower(), path): _auth(route)
+            for path, route in api_routes(app)
+            for method in route.methods or ()
         }
         ref = {"$ref": "#/components/schemas/Problem"}
         for path, operations in schema.get("paths", {}).items():

@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     insert,
     select,
     update,
@@ -238,6 +239,20 @@ async def list_publishers(session: AsyncSession, tables: IngestTables) -> list[d
     return [dict(row._mapping) for row in rows]
 
 
+def _audit_filters(
+    tables: IngestTables, outcome: str | None, publisher_id: str | None, before: int | None
+) -> list[Any]:
+    t = tables.audit
+    where: list[Any] = []
+    if outcome:
+        where.append(t.c.outcome == outcome)
+    if publisher_id:
+        where.append(t.c.publisher_id == publisher_id)
+    if before is not None:
+        where.append(t.c.id < before)
+    return where
+
+
 async def list_audit(
     session: AsyncSession,
     tables: IngestTables,
@@ -245,15 +260,33 @@ async def list_audit(
     outcome: str | None = None,
     publisher_id: str | None = None,
     before: int | None = None,
+    offset: int = 0,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Audit rows, newest first; ``before`` (an id) pages on."""
+    """Audit rows, newest first; ``before`` (an id) or ``offset`` pages on."""
     t = tables.audit
-    query = select(t).order_by(t.c.id.desc()).limit(limit)
-    if outcome:
-        query = query.where(t.c.outcome == outcome)
-    if publisher_id:
-        query = query.where(t.c.publisher_id == publisher_id)
-    if before is not None:
-        query = query.where(t.c.id < before)
+    query = (
+        select(t)
+        .where(*_audit_filters(tables, outcome, publisher_id, before))
+        .order_by(t.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
     return [dict(row._mapping) for row in await session.execute(query)]
+
+
+async def count_audit(
+    session: AsyncSession,
+    tables: IngestTables,
+    *,
+    outcome: str | None = None,
+    publisher_id: str | None = None,
+    before: int | None = None,
+) -> int:
+    """How many audit rows ``list_audit`` pages through with these filters."""
+    query = (
+        select(func.count())
+        .select_from(tables.audit)
+        .where(*_audit_filters(tables, outcome, publisher_id, before))
+    )
+    return int((await session.execute(query)).scalar_one())

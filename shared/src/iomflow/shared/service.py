@@ -16,12 +16,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from faststream.specification import AsyncAPI
@@ -29,9 +28,12 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from iomflow.shared import (
     apidocs,
@@ -428,12 +430,39 @@ HTTP_DETAILS = {
 }
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    """The framework's own answers (no such path, no such method, …) as problems too."""
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The framework's own answers (no such path, no such method, …) as problems too.
+
+    A body FastAPI cannot parse (not UTF-8, say) is its 400: answered as the 422
+    ``invalid_json`` every other unreadable body gets. A 405's ``Allow`` names the methods
+    of every route at the path (the framework names only the first route's)."""
     status = exc.status_code
+    headers = getattr(exc, "headers", None)
+    if status == 400 and exc.detail == "There was an error parsing the body":
+        return problems.response(
+            422, "invalid_json", "Тело запроса — не JSON: отправьте объект JSON (UTF-8)."
+        )
+    if status == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     code = HTTP_CODES.get(status, f"http_{status}")
     detail = HTTP_DETAILS.get(status) or problems.TITLES.get(status, str(exc.detail))
-    return problems.response(status, code, detail, headers=getattr(exc, "headers", None))
+    return problems.response(status, code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the app's routes answer at the request's path (the app's routers are
+    asked method by method: an included router matches as a whole)."""
+    scope = request.scope
+    return [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
@@ -474,15 +503,55 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     )
 
 
+class LiveRead(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadyRead(BaseModel):
+    """Redis and the database answer, the consumer groups exist."""
+
+    status: Literal["ok"] = "ok"
+    checks: dict[str, str] = Field(description="redis, groups, database: ok (or the error)")
+
+
+class AsyncApiInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    title: str
+    version: str
+    description: str | None = None
+
+
+class AsyncApiDocument(BaseModel):
+    """An AsyncAPI 3 document (https://www.asyncapi.com/docs/reference/specification/v3.0.0)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    asyncapi: str = Field(description="The AsyncAPI version: 3.0.0")
+    info: AsyncApiInfo
+    channels: dict[str, Any] = Field(default_factory=dict)
+    operations: dict[str, Any] = Field(default_factory=dict)
+    components: dict[str, Any] = Field(default_factory=dict)
+
+
 def _health_router() -> APIRouter:
     router = APIRouter(prefix="/health", tags=["health"])
 
-    @router.get("/live", summary="The process is up")
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.get("/live", summary="The process is up", response_model=LiveRead)
+    async def live() -> LiveRead:
+        return LiveRead()
 
-    @router.get("/ready", summary="Redis and the database answer, the groups exist")
-    async def ready(runtime: RuntimeDep) -> JSONResponse:
+    @router.get(
+        "/ready",
+        summary="Redis and the database answer, the groups exist",
+        response_model=ReadyRead,
+        responses=problems.problems(
+            503, s503="Redis или база не отвечают, или нет групп (code: unavailable; checks)"
+        ),
+    )
+    async def ready(runtime: RuntimeDep) -> Any:
         checks: dict[str, str] = {}
         try:
             await runtime.redis.ping()
@@ -496,10 +565,14 @@ def _health_router() -> APIRouter:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"error: {exc}"
-        ok = all(value == "ok" for value in checks.values())
-        return JSONResponse(
-            status_code=200 if ok else 503,
-            content={"status": "ok" if ok else "unavailable", "checks": checks},
+        if all(value == "ok" for value in checks.values()):
+            return ReadyRead(checks=checks)
+        return problems.response(
+            503,
+            "unavailable",
+            "Сервис не готов: "
+            + ", ".join(f"{name}: {value}" for name, value in checks.items() if value != "ok"),
+            checks=checks,
         )
 
     return router
@@ -545,9 +618,14 @@ def asyncapi_document(spec: ServiceSpec, runtime: Runtime[Any]) -> dict[str, Any
 def _asyncapi_router(spec: ServiceSpec) -> APIRouter:
     router = APIRouter(tags=["contract"])
 
-    @router.get("/asyncapi.json", summary="AsyncAPI document of this service's streams")
-    async def asyncapi(runtime: RuntimeDep) -> dict[str, Any]:
-        return asyncapi_document(spec, runtime)
+    @router.get(
+        "/asyncapi.json",
+        summary="AsyncAPI document of this service's streams",
+        response_model=AsyncApiDocument,
+    )
+    async def asyncapi(runtime: RuntimeDep) -> JSONResponse:
+        # As built: the model documents it, the answer is the document itself.
+        return JSONResponse(asyncapi_document(spec, runtime))
 
     return router
 
@@ -559,6 +637,12 @@ def _metrics_router(spec: ServiceSpec) -> APIRouter:
         "/metrics",
         summary="Operational metrics (and the service's own) in the Prometheus text format",
         response_class=Response,
+        responses={
+            200: {
+                "description": "The Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
     )
     async def metrics(runtime: RuntimeDep) -> Response:
         extras = []

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import desc, insert, select, update
+from sqlalchemy import desc, func, insert, select, update
 
 from iomflow.shared.auth import (
     ROLE_NAMES,
@@ -43,6 +43,8 @@ from iomflow.shared.auth import (
     session_token_hash,
 )
 from iomflow.shared.errors import ApiError
+from iomflow.shared.problems import Page, Paging, UtcDatetime, binary, paging, problems
+from iomflow.shared.problems import page as a_page
 
 HEADERS = {
     "Content-Security-Policy": (
@@ -93,6 +95,7 @@ FILES = Files(
 """The pages' shared files (``GET /ui/assets/{name}``) and the sign-in page."""
 
 EXPORT_MAX_ROWS = 100_000
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def page(html: bytes) -> Response:
@@ -109,7 +112,21 @@ class Signed(BaseModel):
     roles: list[str]
     role_names: list[str]
     person_id: str | None
-    expires_at: datetime | None
+    expires_at: UtcDatetime | None
+
+
+class AuditRead(BaseModel):
+    """One request that changed something through the API: who, how, what, the answer."""
+
+    audit_id: int
+    at: UtcDatetime
+    key_id: str = Field(description="The key's id (never the key)")
+    name: str = Field(description="The key's holder")
+    person_id: str | None
+    via: str = Field(description="key or session")
+    method: str
+    path: str
+    status: int = Field(description="The HTTP status answered")
 
 
 class Export(BaseModel):
@@ -162,7 +179,7 @@ def router(title: str = "", pages: Sequence[tuple[str, str]] = ()) -> APIRouter:
         "/v1/session",
         summary="Sign in with a key: a session cookie for the pages",
         response_model=Signed,
-        responses={401: {"description": "The key is unknown or revoked (invalid_key)"}},
+        responses=problems(401, s401="Ключ неизвестен или отозван (code: invalid_key)"),
     )
     async def sign_in(request: Request, body: SignIn) -> JSONResponse:
         runtime = request.app.state.runtime
@@ -203,12 +220,23 @@ def router(title: str = "", pages: Sequence[tuple[str, str]] = ()) -> APIRouter:
         "/v1/session",
         summary="Who is signed in (or holds the presented key)",
         response_model=Signed,
-        responses={401: {"description": "Not signed in (unauthenticated)"}},
+        responses=problems(401, s401="Не выполнен вход (code: unauthenticated)"),
     )
     async def who(principal: Anyone) -> Signed:
         return _signed(principal, principal.expires_at)
 
-    @api.delete("/v1/session", summary="Sign out: the session ends", status_code=204)
+    @api.delete(
+        "/v1/session",
+        summary="Sign out: the session ends",
+        status_code=204,
+        response_class=Response,
+        responses=problems(
+            401,
+            403,
+            s401="Сеанс уже закончился (code: unauthenticated)",
+            s403="Выход не со страницы сервиса (code: csrf)",
+        ),
+    )
     async def sign_out(request: Request) -> Response:
         runtime = request.app.state.runtime
         name = cookie_name(runtime.settings.service)
@@ -236,36 +264,34 @@ def router(title: str = "", pages: Sequence[tuple[str, str]] = ()) -> APIRouter:
         summary="A page's table as shown, as XLSX (any signed-in person)",
         response_class=Response,
         responses={
-            200: {
-                "content": {
-                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}
-                },
-                "description": "The workbook",
-            },
-            401: {"description": "Not signed in (unauthenticated)"},
+            **binary(XLSX, "The workbook"),
+            **problems(401, s401="Не выполнен вход (code: unauthenticated)"),
         },
     )
     async def export(body: Export, principal: Anyone) -> Response:
         return Response(
             _workbook(body, principal),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            media_type=XLSX,
             headers={"Content-Disposition": 'attachment; filename="export.xlsx"'},
         )
 
     @api.get(
         "/v1/audit",
         summary="What was changed through the API and by whom, newest first (operator or auditor)",
-        responses={
-            401: {"description": "No key or session (unauthenticated)"},
-            403: {"description": "Neither operator nor auditor (forbidden)"},
-        },
+        response_model=Page[AuditRead],
+        responses=problems(
+            401,
+            403,
+            s401="Нет ключа или сеанса (code: unauthenticated)",
+            s403="Ни оператор, ни аудитор (code: forbidden)",
+        ),
     )
     async def audit(
         request: Request,
         principal: Anyone,
-        person_id: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+        paged: Annotated[Paging, Depends(paging())],
+        person_id: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> Page[AuditRead]:
         if not (principal.holds("operator") or principal.holds("auditor")):
             raise ApiError(
                 403,
@@ -275,19 +301,43 @@ def router(title: str = "", pages: Sequence[tuple[str, str]] = ()) -> APIRouter:
             )
         runtime = request.app.state.runtime
         table = runtime.audit_log
-        query = select(table).order_by(desc(table.c.audit_id)).limit(limit)
-        if person_id is not None:
-            query = query.where(table.c.person_id == person_id)
+        where = [] if person_id is None else [table.c.person_id == person_id]
+        query = (
+            select(table)
+            .where(*where)
+            .order_by(desc(table.c.audit_id))
+            .offset(paged.offset)
+            .limit(paged.limit)
+        )
         async with runtime.sessions() as session:
-            rows = [dict(r._mapping) for r in await session.execute(query)]
-        return {"items": rows}
+            rows = [AuditRead.model_validate(r._mapping) for r in await session.execute(query)]
+            total = (
+                await session.execute(select(func.count()).select_from(table).where(*where))
+            ).scalar_one()
+        return a_page(rows, total, paged)
 
     return api
+
+
+def _cell(value: Any) -> Any:
+    """A value a workbook can hold: no lone surrogates, no control characters."""
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    text = value.encode("utf-8", "replace").decode("utf-8")
+    return ILLEGAL_CHARACTERS_RE.sub("", text)
 
 
 def _workbook(body: Export, principal: Principal) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
+
+    body = Export(
+        title=_cell(body.title),
+        columns=[_cell(c) for c in body.columns],
+        rows=[[_cell(v) for v in row] for row in body.rows],
+    )
 
     book = Workbook()
     sheet = book.active

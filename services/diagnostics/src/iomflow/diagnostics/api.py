@@ -36,6 +36,7 @@ from iomflow.diagnostics.schemas import (
     Reason,
     ResultRead,
     StatsRead,
+    SubmittedRead,
 )
 from iomflow.shared import inbox, wire
 from iomflow.shared.auth import Operator, presented
@@ -144,7 +145,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
         }
     },
 )
-async def submit(request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
+async def submit(request: Request, response: Response, runtime: RuntimeDep) -> SubmittedRead:
     """The same checks as on the stream (the same batch code, a batch of one): 422/409 with
     a code instead of a dead letter; a teacher not yet in the registries: 202 with
     ``status: held``."""
@@ -201,11 +202,7 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> d
                     raise refused
                 submission = taken[str(event.event_id)]
                 status = submission.status
-                diagnosis = (
-                    await repository.get_diagnosis(deps.session, submission.diagnosis_id)
-                    if submission.diagnosis_id
-                    else None
-                )
+                diagnosis = submission.diagnosis  # as stored: not read back
             else:
                 status = "duplicate"
                 diagnosis = await repository.find_diagnosis(
@@ -217,15 +214,13 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> d
         ) from exc
     await door.accepted(str(event.event_id), status)
     response.headers.update(door.headers())
-    return {
-        "event_id": str(event.event_id),
-        "status": status,
-        "duplicate": status == "duplicate",
-        "source": event.source,
-        "diagnosis": (
-            _diagnosis(diagnosis).model_dump(mode="json") if diagnosis is not None else None
-        ),
-    }
+    return SubmittedRead(
+        event_id=str(event.event_id),
+        status=status,
+        duplicate=status == "duplicate",
+        source=event.source,
+        diagnosis=_diagnosis(diagnosis) if diagnosis is not None else None,
+    )
 
 
 Paged = Annotated[Paging, Depends(paging())]

@@ -94,6 +94,21 @@ class DiagnosisRead(DiagnosisCompleted):
     cancel_reason: str | None = None
 
 
+class SubmittedRead(BaseModel):
+    """What became of a result posted over HTTP."""
+
+    event_id: str = Field(description="The event's id (given, or made for it)")
+    status: Literal["stored", "held", "late", "duplicate"] = Field(
+        description="stored; held (the teacher is not in the registries yet); late (after "
+        "its diagnosis); duplicate (this event id was taken before)"
+    )
+    duplicate: bool
+    source: str = Field(description="The publisher (or operator:<who>)")
+    diagnosis: DiagnosisRead | None = Field(
+        default=None, description="The diagnosis the result completed, or the campaign's"
+    )
+
+
 class ResultRead(BaseModel):
     """One instrument's result behind a diagnosis."""
 

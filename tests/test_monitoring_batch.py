@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +24,7 @@ from test_monitoring_api import diagnosis, registry, route_events
 from iomflow.monitoring import handlers, projection, repository
 from iomflow.monitoring.app import create_app
 from iomflow.monitoring.settings import Settings
-from iomflow.shared import db, migrations, wire
+from iomflow.shared import migrations, wire
 from iomflow.shared.contracts import (
     DiagnosisCancelled,
     Event,
@@ -470,19 +468,6 @@ async def test_a_request_renews_the_snapshot_when_that_is_cheap(runtime: Runtime
 
 
 # --- the schema --------------------------------------------------------------------------------
-
-
-async def test_the_migrations_give_the_schema_of_the_code(database_url: str) -> None:
-    await asyncio.to_thread(migrations.upgrade, "iomflow.monitoring", database_url)
-    engine = db.create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), repository.metadata)
-            )
-    finally:
-        await engine.dispose()
-    assert diff == []
 
 
 def test_every_handler_takes_a_batch() -> None:

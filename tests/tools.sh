@@ -7,7 +7,7 @@
 #   machine, else the pgserver wheel's PostgreSQL 16.
 # - Chromium (the dashboard's browser test; Playwright drives Debian's /usr/bin/chromium,
 #   its own browser download does not work on a closed network), docker-compose and
-#   kubectl (tests/test_deploy.py renders the deployment with them): only Debian has them.
+#   kubectl (tests/deploy/test_deploy.py renders the deployment with them): only Debian has them.
 #
 # As root with apt-get, what is missing is installed (quietly; set IOMFLOW_NO_INSTALL=1 to
 # skip). Otherwise the missing tools are listed with the command that installs them, and

@@ -25,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
-from test_metrics import Scrape
+from shared.test_metrics import Scrape
 
 from e2e.test_chain import REGION, get, settled, wait_until
 from iomflow.cli.demo import RESULTS_PER_TEACHER, result_entries

@@ -23,7 +23,7 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, FilePayload, Page
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from test_registries_import import BASE, HEADERS, good_row, xlsx
+from registries.test_api_import import BASE, HEADERS, good_row, xlsx
 
 from e2e.pages import Offline, latin_codes, offline, served
 from e2e.test_dashboard import needs_chromium

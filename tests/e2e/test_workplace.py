@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from test_routes_api import (
+from routes.test_api import (
     deficit,
     diagnose,
     diagnosis,

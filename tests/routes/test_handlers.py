@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from test_routes_batch import Routes, assert_seats_add_up, diagnosis, open_routes_db, region
+from routes.test_handlers_batch import Routes, assert_seats_add_up, diagnosis, open_routes_db, region
 
 from iomflow.routes import lifecycle, repository
 from iomflow.routes.ledger import Ledger, ledger_of

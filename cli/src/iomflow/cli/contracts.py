@@ -26,8 +26,8 @@ break is intended: the service's ``info.version`` raised in its breaking part (t
 or the minor under 1.0), or ``IOMFLOW_ACCEPT_API_BREAKS`` naming the service (a comma list,
 or ``all``) for this one run; the breaks accepted are printed as notes.
 
-The files under ``docs/`` are committed; ``tests/test_contract_docs.py`` and
-``tests/test_contract_guard.py`` fail when a contract changed without them being regenerated.
+The files under ``docs/`` are committed; ``tests/shared/test_contract_docs.py`` and
+``tests/shared/test_contract_guard.py`` fail when a contract changed without them being regenerated.
 """
 
 from __future__ import annotations

@@ -556,7 +556,7 @@ class Digest(BaseModel):
     validates them; the others passed over (neither validated nor built). Declared per
     subscription (``Subscription.digests``) for what services publish to each other, never
     for what outside publishers send (that is checked whole at the edge); every digest is a
-    projection of its contract (``digest``; ``tests/test_contracts.py`` checks)."""
+    projection of its contract (``digest``; ``tests/shared/test_contracts.py`` checks)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -176,7 +176,7 @@ def instrument_sql(engine: AsyncEngine, provider: TracerProvider) -> None:
     (a second service in the process is not instrumented, and every engine created later
     is wrapped with the first service's tracer), and 0.66b1 declares SQLAlchemy ``< 2.1``,
     so on 2.1 it logs an error and instruments nothing. The cursor events it listens to
-    are the same in 2.1 (``tests/test_telemetry.py`` checks the spans).
+    are the same in 2.1 (``tests/shared/test_telemetry.py`` checks the spans).
     """
     from opentelemetry.instrumentation.sqlalchemy import __name__ as scope
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer

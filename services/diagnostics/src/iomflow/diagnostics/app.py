@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 INGESTS = {"diagnostics.result.submitted": Streams.RESULTS_INBOUND}
 """What publishers may post over HTTP (POST /v1/events). The router appends each type to the
 stream whose subscription applies it; the stream is named here too for ``iomflow acl`` (which
-grants the service XADD on it), and tests/test_ingestion.py checks that the two agree."""
+grants the service XADD on it), and tests/shared/test_ingestion.py checks that the two agree."""
 
 
 def framework_for(settings: Settings) -> domain.Framework:

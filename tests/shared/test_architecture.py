@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from iomflow.cli.launcher import SERVICES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED_SRC = ROOT / "shared" / "src"
 CLI_SRC = ROOT / "cli" / "src"
 

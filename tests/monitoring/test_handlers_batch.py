@@ -19,7 +19,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # tests/ is on sys.path (as for ``import infra`` in conftest): share the chain of events.
-from test_monitoring_api import diagnosis, registry, route_events
+from monitoring.test_api import diagnosis, registry, route_events
 
 from iomflow.monitoring import handlers, projection, repository
 from iomflow.monitoring.app import create_app

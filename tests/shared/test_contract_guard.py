@@ -53,7 +53,7 @@ from iomflow.shared.contracts import (
     new_event,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / "docs" / SNAPSHOTS_DIR
 REGENERATE = "run `uv run iomflow contracts` and commit docs/"
 COMPLETED = "diagnostics.diagnosis.completed"

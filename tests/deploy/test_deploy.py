@@ -27,7 +27,7 @@ import yaml
 from iomflow.cli.launcher import SERVICES
 from iomflow.shared.contracts import Streams
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"

@@ -13,7 +13,7 @@ import pytest
 
 from iomflow.monitoring import domain
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = domain.load_catalogue(
     ROOT / "services/monitoring/src/iomflow/monitoring/data/kpis.json"
 )

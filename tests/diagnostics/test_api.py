@@ -35,7 +35,7 @@ from iomflow.shared.contracts import (
 )
 
 ADMIN = {"Authorization": "Bearer iomf_test_admin_key"}
-SHIPPED = Path(__file__).parents[1] / "services/diagnostics/src/iomflow/diagnostics/data"
+SHIPPED = Path(__file__).parents[2] / "services/diagnostics/src/iomflow/diagnostics/data"
 ALL_FIVE = [
     "standardized_test",
     "expert_evaluation",

@@ -18,7 +18,7 @@ import pytest
 
 from iomflow.cli.launcher import SERVICES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

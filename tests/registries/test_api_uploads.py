@@ -21,7 +21,7 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select, update
-from test_registries_import import BASE, HEADERS, good_row, run_import, xlsx
+from registries.test_api_import import BASE, HEADERS, good_row, run_import, xlsx
 
 from iomflow.cli import region
 from iomflow.registries import importing, repository

@@ -28,7 +28,7 @@ from iomflow.cli.contracts import (
 from iomflow.cli.launcher import SERVICES
 from iomflow.shared.contracts import EVENT_TYPES, INBOUND_TYPES, Streams
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 REGENERATE = "run `uv run iomflow contracts` and commit docs/"
 

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 # tests/ is on sys.path (as for ``import infra`` in conftest): share the chain of events.
-from test_monitoring_api import TODAY, load_chain, make_app
+from monitoring.test_api import TODAY, load_chain, make_app
 
 from iomflow.monitoring import pdf, printout, report, spreadsheet, views, wording
 from iomflow.monitoring.app import create_app

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from test_monitoring_api import load_chain, make_app, publish, registry, route_events
+from monitoring.test_api import load_chain, make_app, publish, registry, route_events
 from waiting import wait_for
 
 from iomflow.monitoring import alerts, checks, domain

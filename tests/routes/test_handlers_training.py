@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
-from test_routes_batch import Routes, diagnosis, open_routes_db, region, routes_consumer
+from routes.test_handlers_batch import Routes, diagnosis, open_routes_db, region, routes_consumer
 
 from iomflow.routes import lifecycle, repository
 from iomflow.routes.ledger import ledger_of

@@ -18,7 +18,7 @@ from e2e.pages import served
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from test_routes_api import (
+from routes.test_api import (
     deficit,
     diagnose,
     diagnosis,

@@ -13,7 +13,7 @@ from iomflow.monitoring.domain import Fact, Facts, Member
 from iomflow.monitoring.repository import Rows
 
 CATALOGUE = domain.load_catalogue(
-    Path(__file__).resolve().parents[1]
+    Path(__file__).resolve().parents[2]
     / "services/monitoring/src/iomflow/monitoring/data/kpis.json"
 )
 KPIS = {k.code: k for k in CATALOGUE.kpis}

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 # tests/ is on sys.path (as for ``import infra`` in conftest)
-from test_monitoring_api import TODAY
+from monitoring.test_api import TODAY
 
 from iomflow.monitoring import views
 from iomflow.monitoring.app import create_app

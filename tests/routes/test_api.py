@@ -48,7 +48,7 @@ from iomflow.shared.contracts import (
 ADMIN = {"Authorization": "Bearer iomf_test_admin_key"}
 TODAY = date(2026, 10, 20)  # the service's clock in these tests (budget year 2026)
 OPEN = ("drafted", "agreed", "active")
-CONTRACTS = Path(__file__).parents[1] / "docs/contracts"  # `uv run iomflow contracts` writes them
+CONTRACTS = Path(__file__).parents[2] / "docs/contracts"  # `uv run iomflow contracts` writes them
 
 # --- the registries ---------------------------------------------------------------------------
 

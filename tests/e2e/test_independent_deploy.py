@@ -24,8 +24,8 @@ import redis
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
 from shared.test_metrics import Scrape
+from sqlalchemy import inspect, text
 
 from e2e.test_chain import REGION, get, settled, wait_until
 from iomflow.cli.demo import RESULTS_PER_TEACHER, result_entries

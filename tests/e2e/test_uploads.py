@@ -22,8 +22,8 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, FilePayload, Page
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from registries.test_api_import import BASE, HEADERS, good_row, xlsx
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from e2e.pages import Offline, latin_codes, offline, served
 from e2e.test_dashboard import needs_chromium

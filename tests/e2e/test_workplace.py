@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from routes.test_api import (
     deficit,
     diagnose,
@@ -28,6 +27,7 @@ from routes.test_api import (
     methodist,
     registry,
 )
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from e2e.pages import Offline, latin_codes, offline, served, sign_in
 from e2e.test_dashboard import needs_chromium

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from monitoring.test_api import load_chain, make_app, publish, registry, route_events
 from waiting import wait_for
 
 from iomflow.monitoring import alerts, checks, domain
@@ -29,6 +28,7 @@ from iomflow.shared.contracts import (
     Streams,
     new_event,
 )
+from monitoring.test_api import load_chain, make_app, publish, registry, route_events
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LIMITS = alerts.Limits(route_wait_days=14, diagnosis_route_days=7)

@@ -19,15 +19,15 @@ import openpyxl
 import pytest
 from fastapi import FastAPI
 
-# tests/ is on sys.path (as for ``import infra`` in conftest): share the chain of events.
-from monitoring.test_api import TODAY, load_chain, make_app
-
 from iomflow.monitoring import pdf, printout, report, spreadsheet, views, wording
 from iomflow.monitoring.app import create_app
 from iomflow.monitoring.context import catalogue as shipped_catalogue
 from iomflow.monitoring.domain import Catalogue, Fact, Facts, Member, tracked
 from iomflow.monitoring.settings import Settings
 from iomflow.shared.errors import Refused
+
+# tests/ is on sys.path (as for ``import infra`` in conftest): share the chain of events.
+from monitoring.test_api import TODAY, load_chain, make_app
 
 SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
 """A code as the API writes it (``trained_share``): never in front of a person."""

@@ -16,12 +16,12 @@ import openpyxl
 import pytest
 from fastapi import FastAPI
 
-# tests/ is on sys.path (as for ``import infra`` in conftest)
-from monitoring.test_api import TODAY
-
 from iomflow.monitoring import views
 from iomflow.monitoring.app import create_app
 from iomflow.monitoring.settings import Settings
+
+# tests/ is on sys.path (as for ``import infra`` in conftest)
+from monitoring.test_api import TODAY
 
 ADMIN_KEY = "iomf_test_admin_key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -18,9 +18,6 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-# tests/ is on sys.path (as for ``import infra`` in conftest): share the chain of events.
-from monitoring.test_api import diagnosis, registry, route_events
-
 from iomflow.monitoring import handlers, projection, repository
 from iomflow.monitoring.app import create_app
 from iomflow.monitoring.settings import Settings
@@ -44,6 +41,9 @@ from iomflow.shared.contracts import (
     new_event,
 )
 from iomflow.shared.service import Runtime
+
+# tests/ is on sys.path (as for ``import infra`` in conftest): share the chain of events.
+from monitoring.test_api import diagnosis, registry, route_events
 
 T0 = datetime.now(UTC) - timedelta(days=30)
 

@@ -21,13 +21,13 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select, update
-from registries.test_api_import import BASE, HEADERS, good_row, run_import, xlsx
 
 from iomflow.cli import region
 from iomflow.registries import importing, repository
 from iomflow.registries.app import create_app
 from iomflow.registries.domain import REGISTRY
 from iomflow.registries.settings import Settings
+from registries.test_api_import import BASE, HEADERS, good_row, run_import, xlsx
 
 ADMIN = "iomf_test_admin_key_uploads"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

@@ -18,6 +18,13 @@ from e2e.pages import served
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from waiting import wait_for
+
+from iomflow.registries.app import create_app as create_registries
+from iomflow.registries.repository import tables as registries_tables
+from iomflow.registries.settings import Settings as RegistriesSettings
+from iomflow.routes import people, wording
+from iomflow.shared import auth
 from routes.test_api import (
     deficit,
     diagnose,
@@ -31,13 +38,6 @@ from routes.test_api import (
     route_for,
     stats_of,
 )
-from waiting import wait_for
-
-from iomflow.registries.app import create_app as create_registries
-from iomflow.registries.repository import tables as registries_tables
-from iomflow.registries.settings import Settings as RegistriesSettings
-from iomflow.routes import people, wording
-from iomflow.shared import auth
 
 REGISTRIES_ADMIN = "iomf_test_registries_admin"
 

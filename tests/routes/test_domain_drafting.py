@@ -35,7 +35,7 @@ from iomflow.shared.contracts import CompetencyChange, CompetencyResult, Level, 
 
 RULES = domain.load_rules()
 START = date(2026, 9, 1)
-RULES_FILE = Path(domain.__file__).parent / "data" / "rules.json"
+RULES_FILE = Path(domain.__file__).parents[1] / "data" / "rules.json"
 
 
 # --- factories -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from routes.test_handlers_batch import Routes, assert_seats_add_up, diagnosis, open_routes_db, region
 
 from iomflow.routes import lifecycle, repository
 from iomflow.routes.ledger import Ledger, ledger_of
@@ -25,6 +24,13 @@ from iomflow.shared.contracts import (
 )
 from iomflow.shared.errors import Refused
 from iomflow.shared.unit import Deps
+from routes.test_handlers_batch import (
+    Routes,
+    assert_seats_add_up,
+    diagnosis,
+    open_routes_db,
+    region,
+)
 
 DRAFTED, ASSIGNED, UNAVAILABLE = (
     "routes.route.drafted",

@@ -12,7 +12,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
-from routes.test_handlers_batch import Routes, diagnosis, open_routes_db, region, routes_consumer
 
 from iomflow.routes import lifecycle, repository
 from iomflow.routes.ledger import ledger_of
@@ -27,6 +26,7 @@ from iomflow.shared.contracts import (
     new_event,
 )
 from iomflow.shared.unit import Deps
+from routes.test_handlers_batch import Routes, diagnosis, open_routes_db, region, routes_consumer
 
 TRAINED = "routes.training.completed"
 STEP_DONE = "routes.step.completed"

@@ -22,7 +22,7 @@ from iomflow.routes import repository, workplace
 from iomflow.routes.app import create_app
 from iomflow.routes.settings import Settings
 from iomflow.shared import auth
-from iomflow.shared.problems import MEDIA_TYPE
+from iomflow.shared.problems import MEDIA_TYPE, OFFSET_MAX
 
 ADMIN = {"Authorization": "Bearer iomf_test_admin_key"}
 
@@ -209,8 +209,10 @@ async def test_the_routes_page_past_a_thousand(app: FastAPI, client: httpx.Async
     ]
     teacher = (await client.get("/v1/teachers/t-0007/routes")).json()
     assert teacher["total"] == 1 and teacher["items"][0]["route_id"] == "r-0007"
-    beyond = (await client.get("/v1/routes", params={"offset": 2**90})).json()
+    beyond = (await client.get("/v1/routes", params={"offset": OFFSET_MAX})).json()
     assert (beyond["items"], beyond["total"]) == ([], 1005)  # past any table: empty, no 500
+    refused = await client.get("/v1/routes", params={"offset": 2**90})  # past the bound
+    assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
 
 
 async def test_a_step_whose_seat_is_not_there_is_a_conflict(

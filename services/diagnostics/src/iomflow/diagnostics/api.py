@@ -235,7 +235,6 @@ def _skip(paged: Paging) -> int:
 NOT_FOUND = "нет такой диагностики"
 NO_CAMPAIGN = "нет такой кампании"
 NO_FRAMEWORK = "нет такой версии рамки"
-UNREADABLE = "Тело не читается как JSON (не UTF-8)"
 
 
 @router.get(
@@ -340,10 +339,8 @@ async def _command(
     summary="Re-score with the framework in force",
     response_model=DiagnosisRead,
     responses=problems(
-        400,
         404,
         409,
-        s400=UNREADABLE,
         s404=NOT_FOUND,
         s409="Диагностика отменена (diagnosis_cancelled) или педагога нет в реестре "
         "(unknown_teacher)",
@@ -359,9 +356,7 @@ async def revise(
     "/diagnoses/{diagnosis_id}/cancel",
     summary="Cancel a diagnosis",
     response_model=DiagnosisRead,
-    responses=problems(
-        400, 404, 409, s400=UNREADABLE, s404=NOT_FOUND, s409="Уже отменена (already_cancelled)"
-    ),
+    responses=problems(404, 409, s404=NOT_FOUND, s409="Уже отменена (already_cancelled)"),
 )
 async def cancel(
     diagnosis_id: str, body: Reason, runtime: RuntimeDep, _: Operator
@@ -384,9 +379,7 @@ async def _campaign_row(session: SessionDep, campaign_id: str) -> Any:
     status_code=201,
     summary="Open a diagnostics campaign",
     response_model=CampaignRead,
-    responses=problems(
-        400, 409, s400=UNREADABLE, s409="Кампания с таким campaign_id уже есть (campaign_exists)"
-    ),
+    responses=problems(409, s409="Кампания с таким campaign_id уже есть (campaign_exists)"),
 )
 async def create_campaign(
     body: CampaignCreate, runtime: RuntimeDep, ctx: Ctx, _: Operator

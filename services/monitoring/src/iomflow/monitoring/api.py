@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 from iomflow.monitoring import domain, repository, schemas, service
 from iomflow.monitoring.service import alert_read, context_of, region
 from iomflow.shared.auth import Operator
-from iomflow.shared.problems import DESCRIPTIONS, Page, Paging, page, paging, problems
+from iomflow.shared.problems import Page, Paging, page, paging, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 __all__ = ["alert_read", "context_of", "region", "router"]
@@ -134,16 +134,7 @@ class TrackedRecord(BaseModel):
     "/tracked/{code}/{period}",
     summary="Record a tracked item's status for a period, with its evidence (operator)",
     response_model=schemas.TrackedPeriodRead,
-    responses=problems(
-        400,
-        401,
-        403,
-        404,
-        s400="Тело не читается как JSON (code: http_400)",
-        s401=DESCRIPTIONS[401],
-        s403=DESCRIPTIONS[403],
-        s404="Нет такого пункта в каталоге (code: unknown_tracked)",
-    ),
+    responses=problems(404, s404="Нет такого пункта в каталоге (code: unknown_tracked)"),
 )
 async def record_tracked(
     code: str,

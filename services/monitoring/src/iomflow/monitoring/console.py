@@ -91,9 +91,8 @@ FORBIDDEN = (
 UNREACHABLE = "Redis не отвечает: данные потоков сейчас недоступны, повторите позже."
 
 REDIS_DOWN = "Redis не отвечает (code: redis_unavailable)"
-OPERATOR = {"s401": DESCRIPTIONS[401], "s403": DESCRIPTIONS[403] + "; redis_forbidden"}
-"""401/403 of the operator's role on every /v1/ops operation (said here as well: the
-shared document does not find the auth of an included router's routes)."""
+OPERATOR = {"s403": DESCRIPTIONS[403] + "; redis_forbidden"}
+"""The 403 of every /v1/ops operation: the role's, and the Redis user's (``FORBIDDEN``)."""
 NO_STREAM = "Нет такого потока (code: unknown_stream)"
 NO_LETTER = "Нет такой записи в очереди (code: unknown_stream, letter_not_found)"
 AMBIGUOUS = "Запись есть в нескольких очередях (code: letter_ambiguous)"
@@ -150,7 +149,7 @@ def _streams(client: redis.Redis, name: str | None) -> list[str]:
     summary="Each stream and consumer group: length, lag, pending, dead letters (operator)",
     tags=["operations"],
     response_model=schemas.StreamsRead,
-    responses=problems(401, 403, 503, s503=REDIS_DOWN, **OPERATOR),
+    responses=problems(403, 503, s503=REDIS_DOWN, **OPERATOR),
 )
 async def streams(runtime: RuntimeDep, _who: Operator) -> dict[str, Any]:
     async with _async_redis(runtime) as client:
@@ -187,7 +186,7 @@ StreamQuery = Annotated[
     summary="Dead letters per stream: how many, by reason, and the first ones (operator)",
     tags=["operations"],
     response_model=schemas.DeadLettersRead,
-    responses=problems(401, 403, 404, 503, s404=NO_STREAM, s503=REDIS_DOWN, **OPERATOR),
+    responses=problems(403, 404, 503, s404=NO_STREAM, s503=REDIS_DOWN, **OPERATOR),
 )
 async def list_dead_letters(
     runtime: RuntimeDep,
@@ -253,7 +252,7 @@ def _one(client: redis.Redis, stream: str | None, letter_id: str) -> deadletters
     tags=["operations"],
     response_model=schemas.LetterFullRead,
     responses=problems(
-        401, 403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
+        403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
     ),
 )
 async def show_dead_letter(
@@ -276,7 +275,6 @@ async def show_dead_letter(
     tags=["operations"],
     response_model=schemas.ReplayedRead,
     responses=problems(
-        401,
         403,
         404,
         409,
@@ -323,7 +321,7 @@ async def replay_dead_letter(
     response_class=Response,
     tags=["operations"],
     responses=problems(
-        401, 403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
+        403, 404, 409, 503, s404=NO_LETTER, s409=AMBIGUOUS, s503=REDIS_DOWN, **OPERATOR
     ),
 )
 async def drop_dead_letter(
@@ -354,7 +352,7 @@ async def drop_dead_letter(
     tags=["operations"],
     response_model=schemas.AlertRead,
     responses=problems(
-        401, 403, 404, s404="Нет такого открытого оповещения (code: alert_not_found)", **OPERATOR
+        403, 404, s404="Нет такого открытого оповещения (code: alert_not_found)", **OPERATOR
     ),
 )
 async def acknowledge_alert(
@@ -415,7 +413,6 @@ def traces_of(traces_dir: FilePath, ident: str, *, sql: bool = False) -> list[di
     tags=["operations"],
     response_model=schemas.TracesRead,
     responses=problems(
-        401,
         403,
         501,
         503,

@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.registries import importing, repository, service, workbooks
@@ -48,7 +47,6 @@ from iomflow.registries.tabular import TableError, kind_of, write_xlsx
 from iomflow.shared.auth import Principal, key_optional, optional, require
 from iomflow.shared.errors import ApiError
 from iomflow.shared.problems import Page, Paging, binary, page, paging, problems
-from iomflow.shared.problems import _auth as problems_auth
 from iomflow.shared.service import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["registries"])
@@ -325,10 +323,8 @@ RecordBody = Annotated[
     response_model=RecordSaved,
     responses=problems(
         404,
-        400,
         409,
         422,
-        s400="тело не JSON (code: http_400)",
         s404=NO_REGISTER,
         s409="запись с этим ключом уже есть (code: record_exists)",
         s422="поля не прошли проверку правил реестра: errors — по полям (code: "
@@ -346,10 +342,8 @@ async def create_record(
     summary="Replace a record (registrar)",
     response_model=RecordSaved,
     responses=problems(
-        400,
         404,
         422,
-        s400="тело не JSON (code: http_400)",
         s404="нет такого реестра или записи (code: register_not_found, record_not_found)",
         s422="поля не прошли проверку правил реестра, код записи изменён: errors — по полям "
         "(code: record_invalid, validation_error)",
@@ -745,9 +739,7 @@ SINCE = (
     summary="Load several registers at once as JSON rows (registrar); each all or nothing",
     response_model=LoadRead,
     responses=problems(
-        400,
         422,
-        s400="тело не JSON (code: http_400)",
         s422="неизвестный реестр, дата «с» в будущем, строки с ошибками: errors — по строкам "
         "(code: register_not_found, future_date, bad_date, rows_invalid, validation_error)",
     ),
@@ -776,21 +768,3 @@ def _day(text: str | None) -> date | None:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise ApiError(422, "bad_date", f"Дата «{text}» не существует.") from exc
-
-
-def _keys_documented() -> None:
-    """401 and 403 on the operations that take a key, as ``problems.document`` would add
-    them: with FastAPI 0.165 an included router's routes are not in ``app.routes`` where
-    it looks for them, so it finds no key on any (harmless once it does: the same)."""
-    for route in router.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        takes, requires = problems_auth(route)
-        wanted = ([401] if takes else []) + (
-            [403] if requires or (takes and set(route.methods or ()) - {"GET", "HEAD"}) else []
-        )
-        for status, answer in problems(*wanted).items():
-            route.responses.setdefault(status, answer)
-
-
-_keys_documented()

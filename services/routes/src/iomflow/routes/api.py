@@ -258,7 +258,6 @@ async def _command(runtime: Runtime[Any], work: Callable[[Ledger], Awaitable[T]]
 
 
 ROUTE_404 = "нет такого маршрута (route_not_found)"
-NOT_JSON = "тело не разобрать как JSON (http_400)"
 STEP_404 = "нет такого маршрута (route_not_found) или шага (step_not_found)"
 
 
@@ -524,15 +523,12 @@ class RebalanceRead(BaseModel):
 
 
 APPROVE = problems(
-    400,
-    401,
     403,
     404,
     409,
     s403="ключ без роли стороны (forbidden), чужой ключ (not_your_key), не тот педагог "
     "(not_the_teacher), методист (not_the_methodist) или не член управленческой команды "
     "(not_management)",
-    s400=NOT_JSON,
     s404=ROUTE_404,
     s409="маршрут закрыт (route_closed), уже не составлен (not_drafted), без методиста "
     "(no_methodist), эта сторона уже согласовала (already_approved)",
@@ -596,23 +592,16 @@ EDIT_422 = (
 )
 
 
+def edit_problems(not_found: str) -> dict[int | str, dict[str, Any]]:
+    """The statuses of a step's edit (add, remove, replace), with what is not found."""
+    return problems(403, 404, 409, 422, s403=EDIT_403, s404=not_found, s409=EDIT_409, s422=EDIT_422)
+
+
 @router.post(
     "/routes/{route_id}/steps",
     summary="Add a step (methodist)",
     response_model=StepRefRead,
-    responses=problems(
-        400,
-        401,
-        403,
-        404,
-        409,
-        422,
-        s400=NOT_JSON,
-        s403=EDIT_403,
-        s404=ROUTE_404,
-        s409=EDIT_409,
-        s422=EDIT_422,
-    ),
+    responses=edit_problems(ROUTE_404),
 )
 async def add_step(
     route_id: str, body: StepUpdate, runtime: RuntimeDep, who: Methodist
@@ -628,19 +617,7 @@ async def add_step(
     "/routes/{route_id}/steps/{step_id}/remove",
     summary="Remove a step (methodist)",
     response_model=StepRefRead,
-    responses=problems(
-        400,
-        401,
-        403,
-        404,
-        409,
-        422,
-        s400=NOT_JSON,
-        s403=EDIT_403,
-        s404=STEP_404,
-        s409=EDIT_409,
-        s422=EDIT_422,
-    ),
+    responses=edit_problems(STEP_404),
 )
 async def remove_step(
     route_id: str, step_id: str, body: StepChange, runtime: RuntimeDep, who: Methodist
@@ -656,19 +633,7 @@ async def remove_step(
     "/routes/{route_id}/steps/{step_id}/replace",
     summary="Replace a step (methodist)",
     response_model=StepRefRead,
-    responses=problems(
-        400,
-        401,
-        403,
-        404,
-        409,
-        422,
-        s400=NOT_JSON,
-        s403=EDIT_403,
-        s404=STEP_404,
-        s409=EDIT_409,
-        s422=EDIT_422,
-    ),
+    responses=edit_problems(STEP_404),
 )
 async def replace_step(
     route_id: str, step_id: str, body: StepUpdate, runtime: RuntimeDep, who: Methodist
@@ -696,13 +661,10 @@ class CompletionCreate(BaseModel):
     response_model=RouteRead,
     response_model_exclude_unset=True,
     responses=problems(
-        400,
-        401,
         403,
         404,
         409,
         422,
-        s400=NOT_JSON,
         s403=EDIT_403,
         s404=STEP_404,
         s409="маршрут закрыт (route_closed), без методиста (no_methodist), шаг уже закрыт "
@@ -741,12 +703,9 @@ class CancellationCreate(BaseModel):
     response_model=RouteRead,
     response_model_exclude_unset=True,
     responses=problems(
-        400,
-        401,
         403,
         404,
         409,
-        s400=NOT_JSON,
         s404=ROUTE_404,
         s409="маршрут уже закрыт (route_closed)",
     ),
@@ -766,7 +725,7 @@ async def cancel(
     "/rebalance",
     summary="Even out methodists' loads within capacity (operator)",
     response_model=RebalanceRead,
-    responses=problems(401, 403),
+    responses=problems(403),
 )
 async def rebalance(runtime: RuntimeDep, who: Operator) -> RebalanceRead:
     moves = await _command(runtime, lambda ledger: service.rebalance(ledger, by=who.name))

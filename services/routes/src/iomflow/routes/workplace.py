@@ -88,7 +88,6 @@ async def asset(name: str) -> Response:
     summary="A methodist's workplace: their routes, drafts awaiting them, the queue (methodist)",
     response_model=WorkplaceRead,
     responses=problems(
-        401,
         403,
         422,
         s403="ключ без роли methodist (forbidden) или чужой ключ (not_your_key)",
@@ -159,7 +158,7 @@ async def workplace(
     summary="A route in words: steps, reasons, history with names (methodist)",
     response_model=RouteViewRead,
     response_model_exclude_unset=True,
-    responses=problems(401, 403, 404, s404=ROUTE_404),
+    responses=problems(403, 404, s404=ROUTE_404),
 )
 async def route_view(
     route_id: str, session: SessionDep, runtime: RuntimeDep, ctx: api.Ctx, who: Methodist
@@ -195,7 +194,7 @@ async def route_view(
     summary="What a step of this route may be: competencies, kinds, programs, sites, "
     "communities, mentors (methodist)",
     response_model=OptionsRead,
-    responses=problems(401, 403, 404, s404=ROUTE_404),
+    responses=problems(403, 404, s404=ROUTE_404),
 )
 async def route_options(
     route_id: str, session: SessionDep, runtime: RuntimeDep, ctx: api.Ctx, who: Methodist

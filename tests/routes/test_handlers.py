@@ -290,7 +290,7 @@ async def test_the_last_step_done_by_a_course_event_completes_the_route(one: Rou
 
 async def methodist_marks(ledger: Ledger, route_id: str, step: dict[str, Any]) -> None:
     route = await lifecycle.open_route(ledger, route_id)
-    lifecycle.its_methodist(route, "m-1", "Отметить шаг")
+    route.check_methodist("m-1", "Отметить шаг")
     await lifecycle.complete_step(
         ledger, route, step["step_id"], "m-1", ledger.ctx.day(), "methodist"
     )

@@ -684,7 +684,7 @@ async def complete_step(
 
     async def work(ledger: Ledger) -> dict[str, Any]:
         route = await lifecycle.open_route(ledger, route_id)
-        lifecycle.its_methodist(route, by, "Отметить шаг")
+        route.check_methodist(by, "Отметить шаг")
         await lifecycle.complete_step(
             ledger, route, step_id, by, body.on or ctx.day(), "methodist", note=body.reason
         )

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from iomflow.routes import domain, repository
-from iomflow.routes.ledger import Ledger
-from iomflow.routes.lifecycle import complete_step, trained
+from iomflow.routes.ledger import Ledger, event_of
+from iomflow.routes.lifecycle import complete_step
 from iomflow.shared.contracts import CourseEvent, Event, InternshipEvent
 
 
@@ -237,15 +237,17 @@ def _trained_outside(ledger: Ledger, item: Course, kind: str, ref: str, hours: i
     teacher = ledger.teachers[item.course.teacher_id]
     source = "internship_event" if kind == "internship" else "course_event"
     ledger.emit(
-        trained(
-            teacher.teacher_id,
-            teacher.organization_id,
-            teacher.municipality_id,
-            kind,
-            ref,
-            item.course.on,
-            hours,
-            source,
+        event_of(
+            domain.training(
+                teacher.teacher_id,
+                teacher.organization_id,
+                teacher.municipality_id,
+                kind,
+                ref,
+                item.course.on,
+                hours,
+                source,
+            )
         ),
         item.cause,
     )

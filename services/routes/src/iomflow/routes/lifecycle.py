@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from iomflow.routes import domain, repository, wording
 from iomflow.routes.domain import Route
-from iomflow.routes.ledger import Ledger, event_of
+from iomflow.routes.ledger import Ledger
 from iomflow.shared.contracts import Event, RouteAgreed
 from iomflow.shared.errors import Refused
 
@@ -122,42 +122,7 @@ async def complete_step(
     await ledger.apply(route, facts, cause)
 
 
-def trained(
-    teacher_id: str,
-    organization_id: str,
-    municipality_id: str,
-    kind: str,
-    ref: str,
-    on: date,
-    hours: int | None,
-    source: str,
-    route_id: str | None = None,
-    step_id: str | None = None,
-) -> Event[Any]:
-    """``routes.training.completed`` of a course (``ref`` its program) or an internship
-    (``ref`` its site), in its envelope (``domain.training``)."""
-    return event_of(
-        domain.training(
-            teacher_id,
-            organization_id,
-            municipality_id,
-            kind,
-            ref,
-            on,
-            hours,
-            source,
-            route_id,
-            step_id,
-        )
-    )
-
-
 # --- methodist's edits ---------------------------------------------------------------------
-
-
-def its_methodist(route: Route, by: str, what: str) -> None:
-    """Only the route's own methodist changes it (``Route.check_methodist``)."""
-    route.check_methodist(by, what)
 
 
 async def edit(

@@ -190,9 +190,6 @@ def page(items: Sequence[T], total: int, paged: Paging) -> Page[T]:
 
 # --- the OpenAPI document -------------------------------------------------------------------
 
-ROLE_MARK = "__iomflow_role__"
-"""Set on an auth dependency: the role it requires (``None``: any key; absent: optional)."""
-
 
 def _auth(route: Any) -> tuple[bool, bool]:
     """(takes a key, requires a role or a key) of a route, from its dependencies."""

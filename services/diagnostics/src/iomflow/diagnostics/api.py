@@ -224,14 +224,6 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> S
 
 
 Paged = Annotated[Paging, Depends(paging())]
-BEYOND = 2**62
-"""An offset past every row: a larger one reads as it (the databases' integers end at 2**63)."""
-
-
-def _skip(paged: Paging) -> int:
-    return min(paged.offset, BEYOND)
-
-
 NOT_FOUND = "нет такой диагностики"
 NO_CAMPAIGN = "нет такой кампании"
 NO_FRAMEWORK = "нет такой версии рамки"
@@ -244,7 +236,7 @@ NO_FRAMEWORK = "нет такой версии рамки"
 )
 async def held(session: SessionDep, paged: Paged) -> Page[HeldRead]:
     total = (await session.execute(select(func.count()).select_from(repository.held))).scalar_one()
-    rows = await repository.list_held(session, _skip(paged), paged.limit)
+    rows = await repository.list_held(session, paged.offset, paged.limit)
     items = [HeldRead.model_validate(r, from_attributes=True) for r in rows]
     return page(items, total, paged)
 
@@ -304,7 +296,7 @@ async def list_diagnoses(
         organization_id=organization_id,
         campaign_id=campaign_id,
         status=status,
-        offset=_skip(paged),
+        offset=paged.offset,
         limit=paged.limit,
     )
     return page([_diagnosis(r) for r in rows], total, paged)

@@ -218,15 +218,6 @@ def route_read(row: Any, rules: domain.Rules | None = None) -> dict[str, Any]:
     return out
 
 
-OFFSET_MAX = 2**62
-"""Past any table: a larger offset (more than a database integer holds) reads an empty
-page, as any offset past the end does."""
-
-
-def offset_of(paged: Paging) -> int:
-    return min(paged.offset, OFFSET_MAX)
-
-
 async def routes_page(session: AsyncSession, paged: Paging, *where: Any) -> tuple[list[Any], int]:
     """A page of the routes matching ``where``, oldest first, and how many match in all."""
     r = repository.routes
@@ -234,7 +225,7 @@ async def routes_page(session: AsyncSession, paged: Paging, *where: Any) -> tupl
         select(r)
         .where(*where)
         .order_by(r.c.created_at, r.c.route_id)
-        .offset(offset_of(paged))
+        .offset(paged.offset)
         .limit(paged.limit)
     )
     rows = list(await session.execute(query))
@@ -435,7 +426,7 @@ async def courses(
         select(c)
         .where(*where)
         .order_by(c.c.received_at, c.c.event_id)
-        .offset(offset_of(paged))
+        .offset(paged.offset)
         .limit(paged.limit)
     )
     rows = await session.execute(query)

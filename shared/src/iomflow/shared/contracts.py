@@ -299,7 +299,24 @@ class CommunityUpserted(Contract):
     themes: list[Theme] = Field(default_factory=list)
 
 
+PracticeStatus = Literal["submitted", "reviewed", "included", "replicated", "rejected"]
+
+
+class PracticeReplication(Contract):
+    """Where an effective practice was taken up (roadmap 52: «тиражирование»)."""
+
+    organization_id: str
+    municipality_id: str
+    by: str | None = Field(default=None, description="Pseudonymous id of who replicated it")
+    on: date
+
+
 class PracticeUpserted(Contract):
+    """A practice of the bank of effective practices, with where it is in its course:
+    submitted → reviewed (by an expert, with the review) → included in the bank →
+    replicated (where, by whom); or rejected at review. A record without a status (before
+    0.9) is a practice of the bank."""
+
     practice_id: str
     title: str
     organization_id: str
@@ -307,6 +324,90 @@ class PracticeUpserted(Contract):
     competencies: Codes = Field(default_factory=list)
     themes: list[Theme] = Field(default_factory=list)
     year: int = Field(ge=2000, le=2100)
+    status: PracticeStatus = "included"
+    author_id: str | None = Field(default=None, description="Pseudonymous id of the author")
+    submitted_on: date | None = None
+    reviewed_by: str | None = Field(default=None, description="Pseudonymous id of the expert")
+    reviewed_on: date | None = None
+    review: str = Field(default="", max_length=4000, description="The expert's conclusion")
+    included_on: date | None = None
+    replications: list[PracticeReplication] = Field(default_factory=list)
+
+
+class SchoolTeamUpserted(Contract):
+    """A school and management team of a project («Школа Минпросвещения России»: 16 teams
+    of the region's participating schools, each supported by regional methodists)."""
+
+    team_id: str
+    organization_id: str
+    municipality_id: str
+    project: Project = Project.SCHOOL_OF_MINISTRY
+    members: Codes = Field(default_factory=list, description="Teachers' pseudonymous ids")
+    methodists: Codes = Field(
+        default_factory=list, description="Regional methodists (РМА) assigned to the team"
+    )
+
+
+MentoringKind = Literal["young_teacher", "management_team", "peer"]
+
+
+class MentoringPairUpserted(Contract):
+    """A pair of a school's mentoring program: a mentor and a mentee (a young teacher, a
+    member of a management team, or a colleague), for a period and a focus."""
+
+    pair_id: str
+    organization_id: str
+    municipality_id: str
+    mentor_id: str = Field(description="The mentor (register of mentors)")
+    mentee_id: str = Field(description="The mentee's teacher id")
+    kind: MentoringKind = "young_teacher"
+    focus: str = Field(default="", max_length=500)
+    competencies: Codes = Field(default_factory=list)
+    starts_on: date
+    ends_on: date | None = None
+
+
+class ExpertKind(StrEnum):
+    """Kinds of regional expert activity (Appendix 1, «привлечение к экспертной
+    деятельности»)."""
+
+    ATTESTATION = "attestation"  # аттестация педагогических работников
+    PROGRAM_REVIEW = "program_review"  # экспертиза программ ДПО
+    CONTEST_JURY = "contest_jury"  # жюри профессиональных конкурсов
+    PRACTICE_REVIEW = "practice_review"  # экспертиза практик
+    DIAGNOSTICS = "diagnostics"  # эксперт оценочных процедур
+    OLYMPIAD = "olympiad"  # предметные комиссии, олимпиады
+    OTHER = "other"
+
+
+class ExpertRoleUpserted(Contract):
+    role_id: str
+    teacher_id: str
+    organization_id: str
+    municipality_id: str
+    kind: ExpertKind
+    body: str = Field(default="", max_length=300, description="Where: a commission, a jury")
+    starts_on: date
+    ends_on: date | None = None
+
+
+class ContestUpserted(Contract):
+    """A professional contest (roadmap 35: the contest movement)."""
+
+    contest_id: str
+    title: str
+    level: SiteLevel
+    year: int = Field(ge=2000, le=2100)
+    held_on: date | None = None
+
+
+class ContestEntryUpserted(Contract):
+    entry_id: str
+    contest_id: str
+    teacher_id: str
+    organization_id: str
+    municipality_id: str
+    result: Literal["participant", "prize_winner", "winner"] = "participant"
 
 
 class RecordRemoved(Contract):
@@ -341,6 +442,11 @@ REGISTERS: dict[str, tuple[str, type[Contract]]] = {
     "innovation_sites": ("innovation_site", InnovationSiteUpserted),
     "communities": ("community", CommunityUpserted),
     "practices": ("practice", PracticeUpserted),
+    "school_teams": ("school_team", SchoolTeamUpserted),
+    "mentoring_pairs": ("mentoring_pair", MentoringPairUpserted),
+    "expert_roles": ("expert_role", ExpertRoleUpserted),
+    "contests": ("contest", ContestUpserted),
+    "contest_entries": ("contest_entry", ContestEntryUpserted),
 }
 """Register -> (entity name in event types, payload of its upserted event), in the order a
 full publication goes (what others refer to first)."""
@@ -548,6 +654,71 @@ class DiagnosisCancelled(Contract):
     reason: str
 
 
+NeedFormat = Literal[
+    "course", "internship", "mentoring", "community", "consultation", "seminar", "webinar"
+]
+
+
+class NeedsSubmitted(Contract):
+    """One teacher's answers to the questionnaire of educational needs and requests
+    (roadmap 15), as a survey platform or a municipal service publishes it (inbound stream
+    ``iomflow.diagnostics.results.inbound``, type ``diagnostics.needs.submitted``). It is
+    no diagnosis: it scores nothing and never makes a deficit; the answers are counted by
+    municipality, organisation and competency beside the program gap."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["competencies"], "properties": {"competencies": {"minItems": 1}}},
+                {"required": ["themes"], "properties": {"themes": {"minItems": 1}}},
+            ],
+            "examples": [
+                {
+                    "teacher_id": "t-000123",
+                    "campaign_id": "2026-autumn",
+                    "external_id": "needs-2026-000123",
+                    "answered_at": "2026-10-07T15:00:00+08:00",
+                    "competencies": ["assessment", "digital_tools"],
+                    "themes": ["functional_literacy"],
+                    "formats": ["course", "mentoring"],
+                }
+            ],
+        }
+    )
+
+    teacher_id: str = Field(min_length=1, max_length=100)
+    campaign_id: str = Field(default="default", min_length=1, max_length=100)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    answered_at: datetime | None = Field(
+        default=None, description="When the teacher answered (default: the event's occurred_at)"
+    )
+    competencies: Codes = Field(
+        default_factory=list, max_length=50, description="Competencies the teacher asks for"
+    )
+    themes: list[Theme] = Field(default_factory=list, description="Themes the teacher asks for")
+    formats: list[NeedFormat] = Field(default_factory=list, description="Formats wanted")
+
+    @model_validator(mode="after")
+    def _asks_for_something(self) -> NeedsSubmitted:
+        if not self.competencies and not self.themes:
+            raise ValueError("a needs answer names at least one competency or theme")
+        return self
+
+
+class NeedsRecorded(Contract):
+    """A needs answer taken by diagnostics, with where the teacher works."""
+
+    response_id: str
+    teacher_id: str
+    organization_id: str
+    municipality_id: str
+    campaign_id: str
+    answered_on: date
+    competencies: Codes = Field(default_factory=list)
+    themes: list[Theme] = Field(default_factory=list)
+    formats: list[NeedFormat] = Field(default_factory=list)
+
+
 # --- digests: a consumer's reading of a contract ---------------------------------------------
 
 
@@ -616,6 +787,14 @@ class RouteStep(Contract):
     ends_on: date | None = None
     period: int | None = Field(default=None, description="Budget year the hours count in")
     reason: str
+    purpose: Literal["deficit", "burnout_prevention"] = Field(
+        default="deficit",
+        description="burnout_prevention: a step added for a high burnout level (a community "
+        "or consultation of prevention), not for a deficit",
+    )
+    practice_id: str | None = Field(
+        default=None, description="An effective practice of the bank the step's reason cites"
+    )
 
 
 class RouteDrafted(Contract):
@@ -687,9 +866,13 @@ class StepCompleted(Contract):
     competency: str
     program_id: str | None = None
     site_id: str | None = Field(default=None, description="Internship site (an internship step)")
-    completed_by: Literal["course_event", "methodist"] = Field(
+    completed_by: Literal["course_event", "methodist", "attendance"] = Field(
         description="course_event: a provider's event on the courses stream (a course or an "
-        "internship); methodist: the route's methodist marked it done"
+        "internship); methodist: the route's methodist marked it done; attendance: the "
+        "teacher attended a matching activity (a consultation or a community meeting)"
+    )
+    activity_id: str | None = Field(
+        default=None, description="The activity whose attendance completed it (attendance)"
     )
     completed_on: date
 
@@ -811,6 +994,78 @@ class TrainingCompleted(Contract):
     )
 
 
+ActivityKind = Literal["event", "seminar", "webinar", "consultation", "community_meeting"]
+ActivityLevel = Literal["regional", "municipal", "school"]
+
+
+class ActivityHeld(Contract):
+    """A regional, municipal or school activity held: an event, a seminar, a webinar, a
+    consultation or a meeting of a professional community (roadmap 33, 34, 38; a School of
+    the Ministry team's consultation, 003 item 18). Recorded by a methodist or a municipal
+    service; its attendance is published one ``routes.activity.attended`` per teacher."""
+
+    activity_id: str
+    kind: ActivityKind
+    title: str
+    level: ActivityLevel
+    organiser_id: str = Field(description="cnppm, a municipality's or an organisation's id")
+    format: Literal["in_person", "distance", "mixed"]
+    held_on: date
+    hours: int | None = Field(default=None, ge=1)
+    municipality_id: str | None = None
+    organization_id: str | None = None
+    competencies: Codes = Field(default_factory=list)
+    themes: list[Theme] = Field(default_factory=list)
+    target: Literal["teachers", "school_team", "community"] = "teachers"
+    team_id: str | None = Field(default=None, description="The school team it was for")
+    community_id: str | None = Field(default=None, description="The community that met")
+    methodist_id: str | None = Field(default=None, description="Who held or recorded it")
+    project: Project | None = None
+    attendees: int = Field(ge=0, description="Teachers recorded as attending")
+
+
+class ActivityAttended(Contract):
+    """One teacher took part in an activity. Keyed by ``attendance_id``
+    (``<activity>:<teacher>``): a second recording of the same attendance is the same fact."""
+
+    attendance_id: str
+    activity_id: str
+    teacher_id: str
+    organization_id: str
+    municipality_id: str
+    kind: ActivityKind
+    level: ActivityLevel
+    held_on: date
+    competencies: Codes = Field(default_factory=list)
+    themes: list[Theme] = Field(default_factory=list)
+    team_id: str | None = None
+    community_id: str | None = None
+    route_id: str | None = Field(default=None, description="The route whose step it completed")
+    step_id: str | None = None
+
+
+class PlanAction(Contract):
+    action_id: str
+    kind: Literal["activity", "internship", "mentoring", "consultation", "course", "other"]
+    title: str
+    due_on: date
+    done_on: date | None = None
+    responsible_id: str = Field(description="The responsible methodist")
+
+
+class SupportPlanUpdated(Contract):
+    """The support plan of a school with low results (roadmap 40–41): its actions, the
+    responsible methodist and due dates, whole as it is now."""
+
+    plan_id: str
+    organization_id: str
+    municipality_id: str
+    methodist_id: str
+    status: Literal["active", "closed"] = "active"
+    starts_on: date
+    actions: list[PlanAction] = Field(default_factory=list)
+
+
 # --- monitoring ----------------------------------------------------------------------------
 
 AlertKind = Literal[
@@ -820,6 +1075,9 @@ AlertKind = Literal[
     "diagnosis_without_route",
     "registry_stale",
     "dead_letters",
+    "team_without_consultation",
+    "plan_action_overdue",
+    "burnout_risk_rising",
 ]
 
 
@@ -852,6 +1110,8 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     "diagnostics.diagnosis.completed": DiagnosisCompleted,
     "diagnostics.diagnosis.revised": DiagnosisRevised,
     "diagnostics.diagnosis.cancelled": DiagnosisCancelled,
+    "diagnostics.needs.submitted": NeedsSubmitted,
+    "diagnostics.needs.recorded": NeedsRecorded,
     "routes.route.drafted": RouteDrafted,
     "routes.methodist.assigned": MethodistAssigned,
     "routes.methodist.unavailable": MethodistUnavailable,
@@ -860,6 +1120,9 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     "routes.route.completed": RouteCompleted,
     "routes.route.cancelled": RouteCancelled,
     "routes.training.completed": TrainingCompleted,
+    "routes.activity.held": ActivityHeld,
+    "routes.activity.attended": ActivityAttended,
+    "routes.plan.updated": SupportPlanUpdated,
     "monitoring.alert.raised": AlertRaised,
     "monitoring.alert.resolved": AlertResolved,
     "courses.course.enrolled": CourseEvent,
@@ -872,7 +1135,7 @@ EVENT_TYPES: dict[str, type[Contract]] = {
 def _stream_of(type_: str) -> str:
     if type_.startswith("registry."):
         return Streams.REGISTRY
-    if type_ == "diagnostics.result.submitted":
+    if type_ in ("diagnostics.result.submitted", "diagnostics.needs.submitted"):
         return Streams.RESULTS_INBOUND
     if type_.startswith("diagnostics."):
         return Streams.DIAGNOSTICS
@@ -908,6 +1171,7 @@ def event_version(type_: str) -> int:
 
 INBOUND_TYPES = (
     "diagnostics.result.submitted",
+    "diagnostics.needs.submitted",
     "courses.course.enrolled",
     "courses.course.completed",
     "courses.internship.completed",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iomflow.routes import courses, repository, service
+from iomflow.routes import courses, repository, service, teams
 from iomflow.routes.ledger import ledger_of
 from iomflow.routes.service import Routes
 from iomflow.shared import readmodel
@@ -238,6 +238,7 @@ READ_MODELS = [
         "member_id",
         {c: c for c in ("member_id", "organization_id", "teacher_id")},
     ),
+    teams.SCHOOL_TEAM,
 ]
 
 REGISTRY: dict[str, Handler] = {

@@ -103,6 +103,7 @@ async def complete_step(
     source: str | None = None,
     hours: int | None = None,
     note: str | None = None,
+    activity_id: str | None = None,
 ) -> None:
     """A step done (``Route.complete_step``): ``routes.step.completed``, the training
     for a program or internship step, and the route's completion when it was the last."""
@@ -118,6 +119,7 @@ async def complete_step(
         source=source,
         hours=hours,
         note=note,
+        activity_id=activity_id,
     )
     await ledger.apply(route, facts, cause)
 

@@ -757,3 +757,163 @@ async def find_titles(
         )
         found.update({row[0]: row[1] for row in rows})
     return found
+
+
+# --- activities and school teams (issue 16) -------------------------------------------------
+
+school_teams = Table(
+    "school_teams",
+    metadata,
+    Column("team_id", String(100), primary_key=True),
+    Column("organization_id", String(100), nullable=False),
+    Column("municipality_id", String(100), nullable=False),
+    Column("project", String(40), nullable=False),
+    Column("members", JSON, nullable=False),
+    Column("methodists", JSON, nullable=False),
+)
+"""Read model of ``registry.school_team.*``: the School of the Ministry teams."""
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("activity_id", String(100), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("level", String(20), nullable=False),
+    Column("organiser_id", String(100), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("held_on", Date, nullable=False, index=True),
+    Column("hours", Integer, nullable=True),
+    Column("municipality_id", String(100), nullable=True),
+    Column("organization_id", String(100), nullable=True),
+    Column("competencies", JSON, nullable=False),
+    Column("themes", JSON, nullable=False),
+    Column("target", String(20), nullable=False),
+    Column("team_id", String(100), nullable=True, index=True),
+    Column("community_id", String(100), nullable=True),
+    Column("methodist_id", String(100), nullable=True),
+    Column("project", String(40), nullable=True),
+    Column("attendees", Integer, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+attendances = Table(
+    "attendances",
+    metadata,
+    Column("attendance_id", String(201), primary_key=True),  # <activity_id>:<teacher_id>
+    Column("activity_id", String(100), nullable=False, index=True),
+    Column("teacher_id", String(100), nullable=False, index=True),
+    Column("organization_id", String(100), nullable=False),
+    Column("municipality_id", String(100), nullable=False),
+    Column("route_id", String(36), nullable=True),
+    Column("step_id", String(40), nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+ACTIVITY_COLUMNS = tuple(c.name for c in activities.columns)
+
+
+async def find_activities(
+    session: AsyncSession, ids: Iterable[str], lock: bool = False
+) -> dict[str, Any]:
+    """The activities with these ids (``lock``: their rows, on PostgreSQL), in one read per
+    chunk."""
+    found: dict[str, Any] = {}
+    for chunk in _chunks(ids):
+        query = select(activities).where(activities.c.activity_id.in_(chunk))
+        if lock and _postgres(session):
+            query = query.order_by(activities.c.activity_id).with_for_update()
+        found.update({r.activity_id: r for r in await session.execute(query)})
+    return found
+
+
+async def find_attendances(session: AsyncSession, activity_ids: Iterable[str]) -> list[Any]:
+    """Every attendance of these activities, in one read per chunk."""
+    found: list[Any] = []
+    for chunk in _chunks(activity_ids):
+        query = select(attendances).where(attendances.c.activity_id.in_(chunk))
+        found += list(await session.execute(query.order_by(attendances.c.attendance_id)))
+    return found
+
+
+async def find_known(
+    session: AsyncSession, table: Table, key: str, ids: Iterable[str | None]
+) -> set[str]:
+    """Which of ``ids`` a read model (school teams, communities) holds."""
+    known: set[str] = set()
+    for chunk in _chunks(i for i in ids if i):
+        rows = await session.execute(select(table.c[key]).where(table.c[key].in_(chunk)))
+        known.update(r[0] for r in rows)
+    return known
+
+
+async def add_activities(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(activities), list(rows))
+
+
+async def save_activity_counts(session: AsyncSession, counts: Mapping[str, int]) -> None:
+    """The attendance count of activities whose attendance grew, in one executemany."""
+    if counts:
+        await session.execute(
+            update(activities)
+            .where(activities.c.activity_id == bindparam("b_id"))
+            .values(attendees=bindparam("b_n"))
+            .execution_options(synchronize_session=False),
+            [{"b_id": i, "b_n": n} for i, n in sorted(counts.items())],
+        )
+
+
+async def add_attendances(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(attendances), list(rows))
+
+
+async def find_activities_page(
+    session: AsyncSession, offset: int, limit: int, *where: Any
+) -> tuple[list[Any], int]:
+    """A page of activities matching ``where``, by date, and how many match in all."""
+    query = (
+        select(activities)
+        .where(*where)
+        .order_by(activities.c.held_on, activities.c.activity_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = list(await session.execute(query))
+    count = select(func.count()).select_from(activities).where(*where)
+    return rows, int((await session.execute(count)).scalar_one())
+
+
+async def find_team_consultations(
+    session: AsyncSession, team_id: str, since: date, until: date
+) -> list[date]:
+    """The days of the consultations held for a school team between two dates."""
+    query = select(activities.c.held_on).where(
+        activities.c.kind == "consultation",
+        activities.c.target == "school_team",
+        activities.c.team_id == team_id,
+        activities.c.held_on >= since,
+        activities.c.held_on <= until,
+    )
+    return [r[0] for r in await session.execute(query)]
+
+
+async def get_school_team(session: AsyncSession, team_id: str) -> Any:
+    query = select(school_teams).where(school_teams.c.team_id == team_id)
+    return (await session.execute(query)).first()
+
+
+async def find_school_teams_page(
+    session: AsyncSession, offset: int, limit: int, *where: Any
+) -> tuple[list[Any], int]:
+    query = (
+        select(school_teams)
+        .where(*where)
+        .order_by(school_teams.c.team_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = list(await session.execute(query))
+    count = select(func.count()).select_from(school_teams).where(*where)
+    return rows, int((await session.execute(count)).scalar_one())

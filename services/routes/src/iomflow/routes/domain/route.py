@@ -302,13 +302,15 @@ class Route:
         source: str | None = None,
         hours: int | None = None,
         note: str | None = None,
+        activity_id: str | None = None,
     ) -> list[Fact]:
         """A step done: ``routes.step.completed``, and for a program or internship step
         ``routes.training.completed`` too — once, here, whoever completed it (``source``:
         the provider's event, course_event or internship_event; a methodist's mark is
         methodist). ``hours``: as the provider reported them; otherwise the step's.
-        ``note``: the methodist's word on it, kept in the history. The last step done
-        completes an active route."""
+        ``note``: the methodist's word on it, kept in the history. ``activity_id``: the
+        activity whose attendance completed it (``completed_by`` attendance). The last step
+        done completes an active route."""
         self._require_open()
         steps = [dict(s) for s in self.steps]
         step = next((s for s in steps if s["step_id"] == step_id), None)
@@ -329,6 +331,7 @@ class Route:
             step_id=step_id,
             via=completed_by,
             **({"reason": note} if note else {}),
+            **({"activity_id": activity_id} if activity_id else {}),
         )
         facts: list[Fact] = [
             StepCompleted(
@@ -341,6 +344,7 @@ class Route:
                 program_id=step.get("program_id"),
                 site_id=step.get("site_id") if step["kind"] == "internship" else None,
                 completed_by=completed_by,  # type: ignore[arg-type]
+                activity_id=activity_id,
                 completed_on=on,
             )
         ]

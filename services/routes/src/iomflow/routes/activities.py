@@ -159,9 +159,10 @@ async def record(ledger: Ledger, entries: Sequence[Entry], by: str) -> list[Reco
         found = _problems(entry, known, ledger)
         if found:
             first = found[0]
+            said = "; ".join(p.reason for p in found if p.code == first.code)
             raise Refused(
                 first.code,
-                "; ".join(p.reason for p in found if p.code == first.code).capitalize() + ".",
+                said[:1].upper() + said[1:] + ".",
                 first.status,
                 errors=[{"loc": ["body", p.field], "msg": p.reason, "type": p.code} for p in found],
             )

@@ -370,10 +370,11 @@ async def import_activities(
         ]
     by = who.person_id or who.name
     async with runtime.transaction() as deps, ledger_of(deps) as ledger:
-        if not parsed.errors:
-            for index, found in enumerate(await activities.check(ledger, parsed.entries)):
-                for p in found:
-                    parsed.refuse(index, p.field, p.reason)
+        # Every row's errors at once: those of the rows read are added to the cells' own.
+        for index, found in enumerate(await activities.check(ledger, parsed.entries)):
+            for p in found:
+                parsed.refuse(index, p.field, p.reason)
+        parsed.errors.sort(key=lambda e: e["row"])
         if parsed.errors:
             bad = len({e["row"] for e in parsed.errors})
             raise Refused(

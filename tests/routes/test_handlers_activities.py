@@ -275,9 +275,12 @@ async def test_a_community_meeting_and_a_prevention_webinar_complete_the_route(
     w = await world(database_url, routes=[route_row(0, "active", community, prevention)])
     try:
         meeting = activity(
-            "meet-1", kind="community_meeting", target="community", community_id="c-1",
+            "meet-1",
+            kind="community_meeting",
+            target="community",
+            community_id="c-1",
             competencies=[],
-        )  # fmt: skip
+        )
         webinar = activity("web-1", kind="webinar", competencies=[], themes=["burnout_prevention"])
         done = await record(w, Entry(meeting, ["t-0"]), Entry(webinar, ["t-0"]))
         assert [[c.step_id for c in d.completed] for d in done] == [["s1"], ["s2"]]

@@ -16,11 +16,14 @@ from iomflow.routes.domain.catalogue import (
     Draft,
     MentorView,
     MethodistView,
+    PairView,
+    PracticeView,
     ProgramView,
     SiteView,
     TeacherView,
     TutorView,
     for_audience,
+    index_practices,
     index_programs,
 )
 from iomflow.routes.domain.effectiveness import (
@@ -59,6 +62,7 @@ from iomflow.routes.domain.route import (
 )
 from iomflow.routes.domain.rules import (
     Budget,
+    BurnoutRule,
     Capacities,
     Capacity,
     CommunityRule,
@@ -79,6 +83,7 @@ __all__ = [
     "STEP_SEATS",
     "Attribution",
     "Budget",
+    "BurnoutRule",
     "Capacities",
     "Capacity",
     "Catalogue",
@@ -93,6 +98,8 @@ __all__ = [
     "MethodistView",
     "Move",
     "Pace",
+    "PairView",
+    "PracticeView",
     "ProgramView",
     "ProgramWeights",
     "Route",
@@ -113,6 +120,7 @@ __all__ = [
     "effectiveness",
     "eligible_methodists",
     "for_audience",
+    "index_practices",
     "index_programs",
     "load_rules",
     "methodist_reason",

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.routes import api, domain, handlers, lifecycle, service, workplace
+from iomflow.routes import api, domain, handlers, lifecycle, plans_api, service, workplace
 from iomflow.routes.ledger import ledger_of
 from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
@@ -27,6 +27,7 @@ PUBLISHES = [
     "routes.route.completed",
     "routes.route.cancelled",
     "routes.training.completed",
+    "routes.plan.updated",
 ]
 
 INGESTS = {
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publishes=[(Streams.ROUTES, PUBLISHES)],
         routers=[
             api.router,
+            plans_api.router,
             workplace.router,
             workplace.pages,
             ingestion_router(ingest_tables, list(INGESTS)),

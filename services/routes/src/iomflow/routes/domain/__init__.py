@@ -42,6 +42,7 @@ from iomflow.routes.domain.methodists import (
     plan_rebalance,
     serves,
 )
+from iomflow.routes.domain.plan import ActionKind, Plan, School
 from iomflow.routes.domain.route import (
     OPEN,
     STEP_SEATS,
@@ -81,6 +82,7 @@ __all__ = [
     "GOOD",
     "OPEN",
     "STEP_SEATS",
+    "ActionKind",
     "Attribution",
     "Budget",
     "BurnoutRule",
@@ -99,12 +101,14 @@ __all__ = [
     "Move",
     "Pace",
     "PairView",
+    "Plan",
     "PracticeView",
     "ProgramView",
     "ProgramWeights",
     "Route",
     "RouteEvent",
     "Rules",
+    "School",
     "Seat",
     "SeatsChanged",
     "SiteView",

@@ -304,7 +304,7 @@ SUBSCRIPTIONS = [
     Subscription(
         Streams.REGISTRY,
         REGISTRY,
-        "The registries' offer and people, for drafting, assignment and approvals",
+        "The registries' offer and people, for drafting, assignment, approvals and support plans",
         # municipal staff, innovation sites, staleness, …: what drafting, assignment and
         # support plans do not use
         ignores=types_of(Streams.REGISTRY) - set(REGISTRY),

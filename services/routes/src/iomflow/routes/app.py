@@ -8,7 +8,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.routes import activities_api, api, domain, handlers, lifecycle, service, workplace
+from iomflow.routes import (
+    activities_api,
+    api,
+    domain,
+    handlers,
+    lifecycle,
+    plans_api,
+    service,
+    workplace,
+)
 from iomflow.routes.ledger import ledger_of
 from iomflow.routes.repository import ingest_tables, tables
 from iomflow.routes.settings import Settings
@@ -29,6 +38,7 @@ PUBLISHES = [
     "routes.training.completed",
     "routes.activity.held",
     "routes.activity.attended",
+    "routes.plan.updated",
 ]
 
 INGESTS = {
@@ -73,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[
             api.router,
             activities_api.router,
+            plans_api.router,
             workplace.router,
             workplace.pages,
             ingestion_router(ingest_tables, list(INGESTS)),

@@ -1,5 +1,6 @@
-"""Drafting a route (ИОМ): the activities for a diagnosis's deficits, each with its
-reason, and their pace within the yearly hours budget. Pure rules, no I/O; the rule
+"""Drafting a route (ИОМ): the activities for a diagnosis's deficits (and a prevention
+step for a high burnout level), each with its reason, and their pace within the yearly
+hours budget. Pure rules, no I/O; the rule
 parameters come from ``data/rules.json`` (``domain.Rules``), the words a reason uses for
 codes (competency names, audiences, levels, formats) from ``wording``."""
 
@@ -17,13 +18,15 @@ from iomflow.routes.domain import (
     CommunityView,
     Draft,
     MentorView,
+    PairView,
+    PracticeView,
     ProgramView,
     Rules,
     SiteView,
     TeacherView,
     TutorView,
 )
-from iomflow.shared.contracts import CompetencyResult, Level, RouteStep
+from iomflow.shared.contracts import BurnoutResult, CompetencyResult, Level, RouteStep
 
 # --- drafting ------------------------------------------------------------------------------
 
@@ -246,6 +249,147 @@ def best_tutor(
     )
 
 
+PREVENTION = "burnout_prevention"
+"""The theme (of communities and practices) and the purpose (of steps) of prevention."""
+
+_BURNOUT_LEVELS = {"low": "низкий", "moderate": "умеренный", "high": "высокий"}
+
+
+def _day(value: date) -> str:
+    return value.strftime("%d.%m.%Y")
+
+
+def active_pair(teacher: TeacherView, pairs: Iterable[PairView], today: date) -> PairView | None:
+    """The young-teacher pair the teacher is the mentee of and that has not ended (no end
+    date, or one not past): the earliest started, then by id."""
+    mine = [
+        p
+        for p in pairs
+        if p.mentee_id == teacher.teacher_id
+        and p.kind == "young_teacher"
+        and (p.ends_on is None or p.ends_on >= today)
+    ]
+    return min(mine, key=lambda p: (p.starts_on, p.pair_id), default=None)
+
+
+def pair_note(pair: PairView) -> str:
+    """Why a young teacher in a pair gets no mentoring step: the pair, its mentor, period."""
+    until = f" по {_day(pair.ends_on)}" if pair.ends_on is not None else ""
+    focus = f", направление «{pair.focus}»" if pair.focus else ""
+    return (
+        f"наставник маршрутом не назначается: молодой педагог уже в паре наставничества "
+        f"«{pair.pair_id}» своей школы (наставник {pair.mentor_id}, с {_day(pair.starts_on)}"
+        f"{until}{focus})"
+    )
+
+
+def prevention_community(
+    teacher: TeacherView, communities: Iterable[CommunityView], rules: Rules, taken: set[str]
+) -> CommunityView | None:
+    """A community of the burnout prevention theme the teacher can join (of the teacher's
+    subject when it names subjects): one of the teacher's municipality first, then by the
+    level order (regional before federal), then by id."""
+    order: dict[str, int] = {level: n for n, level in enumerate(rules.community.level_order)}
+    subjects = set(teacher.subjects)
+    fitting = [
+        c
+        for c in communities
+        if PREVENTION in c.themes
+        and c.community_id not in taken
+        and (not c.subjects or not subjects.isdisjoint(c.subjects))
+        and (c.level != "municipal" or c.municipality_id == teacher.municipality_id)
+    ]
+    return min(
+        fitting,
+        key=lambda c: (
+            c.municipality_id != teacher.municipality_id,
+            order.get(c.level, len(order)),
+            c.community_id,
+        ),
+        default=None,
+    )
+
+
+def best_practice(
+    code: str, teacher: TeacherView, catalogue: Catalogue, theme: str | None = None
+) -> PracticeView | None:
+    """An effective practice of the bank on the competency (or, given, the theme) to cite:
+    of the teacher's municipality first, then of the region; on the competency before the
+    theme; the newest, then by id."""
+    found: dict[str, PracticeView] = {p.practice_id: p for p in catalogue.practices_on(code)}
+    if theme is not None:
+        found.update({p.practice_id: p for p in catalogue.practices_on(theme, "theme")})
+    return min(
+        found.values(),
+        key=lambda p: (
+            p.municipality_id != teacher.municipality_id,
+            code not in p.competencies,
+            -p.year,
+            p.practice_id,
+        ),
+        default=None,
+    )
+
+
+def _cite(practice: PracticeView, teacher: TeacherView) -> str:
+    where = (
+        "муниципалитета педагога"
+        if practice.municipality_id == teacher.municipality_id
+        else "другого муниципалитета региона"
+    )
+    year = f", {practice.year}" if practice.year else ""
+    return (
+        f"методист опирается на эффективную практику «{practice.title}» из банка практик "
+        f"({where}{year})"
+    )
+
+
+def prevention(
+    burnout: BurnoutResult,
+    teacher: TeacherView,
+    catalogue: Catalogue,
+    rules: Rules,
+    taken: set[str],
+) -> RouteStep:
+    """The prevention step of a high burnout level (its id left to the route): a community of
+    the prevention theme or, with none, methodist consultations (citing a practice of the
+    bank when one fits). Its competency is the rule's (``burnout.competency``): prevention
+    works on the teacher's psychological and pedagogical resources, not on a deficit."""
+    rule = rules.burnout
+    code = rule.competency
+    head = (
+        f"{_BURNOUT_LEVELS.get(burnout.level, burnout.level)} уровень профессионального "
+        f"выгорания (индекс {burnout.index:g} из 100)".replace(".", ",")
+        + " — шаг профилактики выгорания"
+    )
+    community = prevention_community(teacher, catalogue.communities, rules, taken)
+    if community is not None:
+        return RouteStep(
+            kind="community",
+            competency=code,
+            hours=rule.community_hours,
+            community_id=community.community_id,
+            reason=f"{head}: сообщество «{community.title}» "
+            f"({wording.level(community.level)} уровень) с темой профилактики выгорания",
+            purpose=PREVENTION,
+        )
+    reason = (
+        f"{head}: сообщества с темой профилактики выгорания, доступного педагогу, нет — "
+        "консультации регионального методиста"
+    )
+    practice = best_practice(code, teacher, catalogue, PREVENTION)
+    if practice is not None:
+        reason += f"; {_cite(practice, teacher)}"
+    return RouteStep(
+        kind="consultation",
+        competency=code,
+        hours=rule.consultation_hours,
+        practice_id=practice.practice_id if practice else None,
+        reason=reason,
+        purpose=PREVENTION,
+    )
+
+
 def draft_route(
     teacher: TeacherView,
     deficits: Sequence[CompetencyResult],
@@ -253,14 +397,20 @@ def draft_route(
     rules: Rules,
     start: date,
     completed_programs: Iterable[str] = (),
+    *,
+    burnout: BurnoutResult | None = None,
+    pairs: Iterable[PairView] = (),
 ) -> Draft:
     """The route for a diagnosis's deficits, most severe first, every step with its reason.
 
     Per deficit: the best fitting program (with post-course support after it and a tutor
-    when it is a federal one) or, with none, methodist consultations; an internship for a
-    critical deficit; a community for horizontal learning (up to the rule's number per
-    route). A young teacher gets one mentoring step for the whole route. Then the steps are
-    paced within the yearly hours budget (``schedule``).
+    when it is a federal one) or, with none, methodist consultations (citing a practice of
+    the bank on the competency when there is one); an internship for a critical deficit; a
+    community for horizontal learning (up to the rule's number per route). A young teacher
+    gets one mentoring step for the whole route — unless a pair of the school's mentoring
+    program already mentors them (``pairs``; the route's first step says so). A burnout
+    level of the rule's (high) adds a prevention step first (``prevention``). Then the
+    steps are paced within the yearly hours budget (``schedule``).
     """
     completed = set(completed_programs)
     steps: list[RouteStep] = []
@@ -282,7 +432,19 @@ def draft_route(
         steps.append(step)
         return step
 
-    if teacher.young and ordered:
+    prevention_communities: set[str] = set()
+    pair = active_pair(teacher, pairs, start) if teacher.young and ordered else None
+    notes = [pair_note(pair)] if pair is not None else []
+
+    if burnout is not None and burnout.level in rules.burnout.for_levels and ordered:
+        step = prevention(burnout, teacher, catalogue, rules, communities_taken)
+        steps.append(step.model_copy(update={"step_id": f"s{len(steps) + 1}"}))
+        if step.community_id is not None:
+            # not one of the route's communities for deficits, but not offered twice
+            prevention_communities.add(step.community_id)
+            communities_taken.add(step.community_id)
+
+    if teacher.young and ordered and pair is None:
         mentor = best_mentor(teacher, catalogue.mentors)
         first = ordered[0]
         head = (
@@ -370,11 +532,16 @@ def draft_route(
                 why = "все подходящие программы педагог уже прошёл"
             else:
                 why = "в реестре нет программы по этой компетенции для аудитории педагога"
+            reason = f"{head}; {why} — консультации регионального методиста"
+            practice = best_practice(code, teacher, catalogue)
+            if practice is not None:
+                reason += f"; {_cite(practice, teacher)}"
             add(
                 "consultation",
                 code,
                 rules.hours.consultation,
-                f"{head}; {why} — консультации регионального методиста",
+                reason,
+                practice_id=practice.practice_id if practice else None,
             )
 
         if deficit.level in rules.internship.for_levels:
@@ -396,7 +563,7 @@ def draft_route(
                 )
                 sites[site.site_id] = replace(site, load=site.load + 1)
 
-        if len(communities_taken) < rules.community.per_route:
+        if len(communities_taken - prevention_communities) < rules.community.per_route:
             community = best_community(
                 code, teacher, catalogue.communities, rules, communities_taken
             )
@@ -412,7 +579,12 @@ def draft_route(
                     community_id=community.community_id,
                 )
 
-    return schedule(steps, rules, start)
+    if notes:  # the step mentoring would have begun with says why there is none
+        first = next(i for i, s in enumerate(steps) if s.purpose == "deficit")
+        steps[first] = steps[first].model_copy(
+            update={"reason": f"{steps[first].reason}; {'; '.join(notes)}"}
+        )
+    return replace(schedule(steps, rules, start), notes=notes)
 
 
 # --- pace ----------------------------------------------------------------------------------

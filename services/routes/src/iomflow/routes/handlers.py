@@ -227,10 +227,66 @@ READ_MODELS = [
                 "municipality_id",
                 "subjects",
                 "competencies",
+                "themes",
             )
         },
         after_upsert=offer_changed,
         before_remove=offer_changed,
+    ),
+    ReadModel(
+        "mentoring_pair",
+        repository.mentoring_pairs,
+        "pair_id",
+        {
+            c: c
+            for c in (
+                "pair_id",
+                "organization_id",
+                "municipality_id",
+                "mentor_id",
+                "mentee_id",
+                "kind",
+                "focus",
+                "starts_on",
+                "ends_on",
+            )
+        },
+    ),
+    ReadModel(
+        "practice",
+        repository.practices,
+        "practice_id",
+        {
+            c: c
+            for c in (
+                "practice_id",
+                "title",
+                "organization_id",
+                "municipality_id",
+                "competencies",
+                "themes",
+                "year",
+                "status",
+            )
+        },
+        # the bank is part of the kept offer (drafting cites its practices)
+        after_upsert=offer_changed,
+        before_remove=offer_changed,
+    ),
+    ReadModel(
+        "organization",
+        repository.organizations,
+        "organization_id",
+        {
+            c: c
+            for c in (
+                "organization_id",
+                "municipality_id",
+                "name",
+                "low_results",
+                "unfavorable_conditions",
+            )
+        },
     ),
     ReadModel(
         "management_member",
@@ -249,9 +305,9 @@ SUBSCRIPTIONS = [
     Subscription(
         Streams.REGISTRY,
         REGISTRY,
-        "The registries' offer and people, for drafting, assignment and approvals",
-        # organisations, municipal staff, innovation sites, practices, staleness: what
-        # drafting and assignment do not use
+        "The registries' offer and people, for drafting, assignment, approvals and support plans",
+        # municipal staff, innovation sites, staleness, …: what drafting, assignment and
+        # support plans do not use
         ignores=types_of(Streams.REGISTRY) - set(REGISTRY),
     ),
     Subscription(

@@ -185,6 +185,7 @@ class Ledger:
         self.known: dict[str, Route] = {}  # every route read or drafted: the one copy
         self.teachers: dict[str, TeacherView] = {}
         self.completed: dict[str, set[str]] = {}  # programs each teacher completed
+        self.pairs: dict[str, list[domain.PairView]] = {}  # mentoring pairs of each mentee
         self._by_teacher: defaultdict[str, list[Route]] = defaultdict(list)
         self._by_diagnosis: defaultdict[str, list[Route]] = defaultdict(list)
         self._looked_up: set[str] = set()  # teachers read (found or not)
@@ -254,6 +255,13 @@ class Ledger:
         if missing:
             found = await repository.find_completed_programs(self.session, missing)
             self.completed.update({t: found.get(t, set()) for t in missing})
+
+    async def load_pairs(self, teacher_ids: Iterable[str]) -> None:
+        """The mentoring pairs these teachers are the mentees of, in one read."""
+        missing = set(teacher_ids) - self.pairs.keys()
+        if missing:
+            found = await repository.find_mentee_pairs(self.session, missing)
+            self.pairs.update({t: found.get(t, []) for t in missing})
 
     async def route(self, route_id: str, lock: bool = False) -> Route | None:
         held = self.known.get(route_id)
@@ -330,6 +338,8 @@ class Ledger:
             tutors=[t for t in tutors.values() if t.load < t.capacity],
             by_competency=index,
             rank_cache=self._offer.ranked,
+            practices=self._offer.practices,
+            practice_index=self._offer.practice_index,
         )
 
     async def _load_queue(self) -> None:

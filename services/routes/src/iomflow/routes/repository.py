@@ -44,12 +44,15 @@ from iomflow.routes.domain import (
     CommunityView,
     MentorView,
     MethodistView,
+    PairView,
+    PracticeView,
     ProgramView,
     Route,
     SiteView,
     TeacherView,
     TutorView,
     for_audience,
+    index_practices,
     index_programs,
 )
 from iomflow.shared.db import new_metadata, upsert_many
@@ -150,6 +153,7 @@ communities = Table(
     Column("municipality_id", String(100), nullable=True),
     Column("subjects", JSON, nullable=False),
     Column("competencies", JSON, nullable=False),
+    Column("themes", JSON, nullable=False, server_default="[]"),
 )
 
 management = Table(
@@ -334,6 +338,8 @@ class Offer:
         default_factory=dict
     )
     ranked: dict[Any, Any] = field(default_factory=dict)  # drafting.ranked_for's cache
+    practices: list[PracticeView] = field(default_factory=list)  # the bank (cited)
+    practice_index: dict[tuple[str, str], list[PracticeView]] = field(default_factory=dict)
 
     def catalogue_programs(self, audience: str) -> tuple[list[ProgramView], dict[str, Any]]:
         """The programs for an audience and their index by competency (built once)."""
@@ -347,7 +353,10 @@ class Offer:
 async def get_offer(session: AsyncSession) -> Offer:
     program_rows = await session.execute(select(programs).order_by(programs.c.program_id))
     community_rows = await session.execute(select(communities))
+    bank = await get_all_bank_practices(session)
     return Offer(
+        practices=bank,
+        practice_index=index_practices(bank),
         methodists={m.methodist_id: m for m in await get_all_methodists(session)},
         programs=[program_view(r) for r in program_rows],
         communities=[
@@ -358,6 +367,7 @@ async def get_offer(session: AsyncSession) -> Offer:
                 r.municipality_id,
                 tuple(r.subjects),
                 tuple(r.competencies),
+                tuple(r.themes),
             )
             for r in community_rows
         ],
@@ -917,3 +927,184 @@ async def find_school_teams_page(
     rows = list(await session.execute(query))
     count = select(func.count()).select_from(school_teams).where(*where)
     return rows, int((await session.execute(count)).scalar_one())
+
+
+# --- mentoring pairs, the bank of practices, organisations (issue 16) ----------------------
+
+mentoring_pairs = Table(
+    "mentoring_pairs",
+    metadata,
+    Column("pair_id", String(100), primary_key=True),
+    Column("organization_id", String(100), nullable=False),
+    Column("municipality_id", String(100), nullable=False),
+    Column("mentor_id", String(100), nullable=False),
+    Column("mentee_id", String(100), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("focus", String(500), nullable=False, server_default=""),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=True),
+)
+"""Read model of ``registry.mentoring_pair.*``: a young teacher in a pair gets no mentor
+from drafting."""
+
+practices = Table(
+    "practices",
+    metadata,
+    Column("practice_id", String(100), primary_key=True),
+    Column("title", String(500), nullable=False),
+    Column("organization_id", String(100), nullable=False),
+    Column("municipality_id", String(100), nullable=False),
+    Column("competencies", JSON, nullable=False),
+    Column("themes", JSON, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+)
+"""Read model of ``registry.practice.*``, every status; the bank is those included or
+replicated (``BANK``)."""
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("organization_id", String(100), primary_key=True),
+    Column("municipality_id", String(100), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("low_results", Boolean, nullable=False, server_default="0"),
+    Column("unfavorable_conditions", Boolean, nullable=False, server_default="0"),
+)
+"""Read model of ``registry.organization.*``: whether a school is flagged for a support plan."""
+
+BANK = ("included", "replicated")
+"""The statuses of a practice in the bank of effective practices."""
+
+
+async def get_all_bank_practices(session: AsyncSession) -> list[PracticeView]:
+    """The practices of the bank, by id."""
+    rows = await session.execute(
+        select(practices).where(practices.c.status.in_(BANK)).order_by(practices.c.practice_id)
+    )
+    return [
+        PracticeView(
+            r.practice_id,
+            r.title,
+            r.organization_id,
+            r.municipality_id,
+            tuple(r.competencies),
+            tuple(r.themes),
+            r.year,
+        )
+        for r in rows
+    ]
+
+
+async def find_mentee_pairs(
+    session: AsyncSession, teacher_ids: Iterable[str]
+) -> dict[str, list[PairView]]:
+    """The mentoring pairs these teachers are the mentees of, by teacher (one read per chunk);
+    drafting decides which are active."""
+    found: dict[str, list[PairView]] = {}
+    for chunk in _chunks(teacher_ids):
+        query = (
+            select(mentoring_pairs)
+            .where(mentoring_pairs.c.mentee_id.in_(chunk))
+            .order_by(mentoring_pairs.c.pair_id)
+        )
+        for r in await session.execute(query):
+            found.setdefault(r.mentee_id, []).append(
+                PairView(
+                    r.pair_id,
+                    r.mentor_id,
+                    r.mentee_id,
+                    r.organization_id,
+                    r.kind,
+                    r.starts_on,
+                    r.ends_on,
+                    r.focus,
+                )
+            )
+    return found
+
+
+async def get_organization(session: AsyncSession, organization_id: str) -> Any:
+    query = select(organizations).where(organizations.c.organization_id == organization_id)
+    return (await session.execute(query)).first()
+
+
+# --- support plans of low-results schools (issue 16) ----------------------------------------
+
+support_plans = Table(
+    "support_plans",
+    metadata,
+    Column("plan_id", String(100), primary_key=True),
+    Column("organization_id", String(100), nullable=False, index=True),
+    Column("municipality_id", String(100), nullable=False),
+    Column("methodist_id", String(100), nullable=False, index=True),
+    Column("status", String(10), nullable=False),  # active | closed
+    Column("starts_on", Date, nullable=False),
+    Column("actions", JSON, nullable=False),
+    Column("closed_on", Date, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index(
+        "uq_support_plans_one_active_per_organization",
+        "organization_id",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
+
+async def get_plan(session: AsyncSession, plan_id: str, lock: bool = False) -> Any:
+    """A plan's row (``lock``: held for update, on PostgreSQL); None when absent."""
+    query = select(support_plans).where(support_plans.c.plan_id == plan_id)
+    if lock and _postgres(session):
+        query = query.with_for_update()
+    return (await session.execute(query)).first()
+
+
+async def get_active_plan_of(session: AsyncSession, organization_id: str) -> Any:
+    query = select(support_plans.c.plan_id).where(
+        support_plans.c.organization_id == organization_id, support_plans.c.status == "active"
+    )
+    return (await session.execute(query)).first()
+
+
+async def add_plan(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    await session.execute(insert(support_plans), [dict(values)])
+
+
+async def save_plan(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    changed = {k: v for k, v in values.items() if k not in ("plan_id", "created_at")}
+    await session.execute(
+        update(support_plans)
+        .where(support_plans.c.plan_id == values["plan_id"])
+        .values(**changed)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def find_plans_page(
+    session: AsyncSession, offset: int, limit: int, *where: Any
+) -> tuple[list[Any], int]:
+    """A page of the plans matching ``where``, oldest first, and how many match in all."""
+    query = (
+        select(support_plans)
+        .where(*where)
+        .order_by(support_plans.c.created_at, support_plans.c.plan_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = list(await session.execute(query))
+    count = select(func.count()).select_from(support_plans).where(*where)
+    return rows, int((await session.execute(count)).scalar_one())
+
+
+async def find_known_methodists(session: AsyncSession, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` the methodists' read model holds."""
+    known: set[str] = set()
+    for chunk in _chunks(ids):
+        rows = await session.execute(
+            select(methodists.c.methodist_id).where(methodists.c.methodist_id.in_(chunk))
+        )
+        known.update(r[0] for r in rows)
+    return known

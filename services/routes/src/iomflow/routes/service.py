@@ -94,8 +94,11 @@ async def prepare(
         diagnosis_ids=[*(d.diagnosis_id for d in diagnoses), *previous], open_of=teacher_ids
     )
     await ledger.load_completed(teacher_ids)
-    # Only a young teacher's route gets a mentor, from the teacher's municipality.
-    await ledger.load_offer({t.municipality_id for t in ledger.teachers.values() if t.young})
+    # Only a young teacher's route gets a mentor, from the teacher's municipality — unless
+    # a mentoring pair of the school already mentors them.
+    young = [t for t in ledger.teachers.values() if t.young]
+    await ledger.load_pairs(t.teacher_id for t in young)
+    await ledger.load_offer({t.municipality_id for t in young})
 
 
 async def diagnoses_completed(ledger: Ledger, events: Sequence[Event[DiagnosisCompleted]]) -> None:
@@ -140,6 +143,8 @@ async def draft(ledger: Ledger, diagnosis: DiagnosisCompleted, cause: Event[Any]
         ctx.rules,
         ctx.day(),
         ledger.completed.get(teacher.teacher_id, ()),
+        burnout=diagnosis.burnout,
+        pairs=ledger.pairs.get(teacher.teacher_id, ()),
     )
     route, facts = Route.draft(
         str(uuid.uuid4()),

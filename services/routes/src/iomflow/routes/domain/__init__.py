@@ -16,11 +16,14 @@ from iomflow.routes.domain.catalogue import (
     Draft,
     MentorView,
     MethodistView,
+    PairView,
+    PracticeView,
     ProgramView,
     SiteView,
     TeacherView,
     TutorView,
     for_audience,
+    index_practices,
     index_programs,
 )
 from iomflow.routes.domain.effectiveness import (
@@ -39,6 +42,7 @@ from iomflow.routes.domain.methodists import (
     plan_rebalance,
     serves,
 )
+from iomflow.routes.domain.plan import ActionKind, Plan, School
 from iomflow.routes.domain.route import (
     OPEN,
     STEP_SEATS,
@@ -59,6 +63,7 @@ from iomflow.routes.domain.route import (
 )
 from iomflow.routes.domain.rules import (
     Budget,
+    BurnoutRule,
     Capacities,
     Capacity,
     CommunityRule,
@@ -77,8 +82,10 @@ __all__ = [
     "GOOD",
     "OPEN",
     "STEP_SEATS",
+    "ActionKind",
     "Attribution",
     "Budget",
+    "BurnoutRule",
     "Capacities",
     "Capacity",
     "Catalogue",
@@ -93,11 +100,15 @@ __all__ = [
     "MethodistView",
     "Move",
     "Pace",
+    "PairView",
+    "Plan",
+    "PracticeView",
     "ProgramView",
     "ProgramWeights",
     "Route",
     "RouteEvent",
     "Rules",
+    "School",
     "Seat",
     "SeatsChanged",
     "SiteView",
@@ -113,6 +124,7 @@ __all__ = [
     "effectiveness",
     "eligible_methodists",
     "for_audience",
+    "index_practices",
     "index_programs",
     "load_rules",
     "methodist_reason",

@@ -1,5 +1,5 @@
 """What drafting sees of the read models: teachers, programs, sites, mentors, communities,
-methodists, tutors."""
+methodists, tutors, mentoring pairs and the bank of effective practices."""
 
 from __future__ import annotations
 
@@ -66,6 +66,35 @@ class CommunityView:
     municipality_id: str | None
     subjects: tuple[str, ...]
     competencies: tuple[str, ...]
+    themes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PracticeView:
+    """An effective practice of the bank (included or replicated): drafting may cite it in
+    a consultation step's reason."""
+
+    practice_id: str
+    title: str
+    organization_id: str
+    municipality_id: str
+    competencies: tuple[str, ...]
+    themes: tuple[str, ...] = ()
+    year: int = 0
+
+
+@dataclass(frozen=True)
+class PairView:
+    """A mentoring pair of a school's program (mentor ↔ mentee) as the read model keeps it."""
+
+    pair_id: str
+    mentor_id: str
+    mentee_id: str
+    organization_id: str
+    kind: str
+    starts_on: date
+    ends_on: date | None = None
+    focus: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,16 +129,27 @@ class Catalogue:
     mentors: Sequence[MentorView] = ()
     communities: Sequence[CommunityView] = ()
     tutors: Sequence[TutorView] = ()
+    practices: Sequence[PracticeView] = ()
     by_competency: Mapping[str, Sequence[ProgramView]] | None = None
     rank_cache: dict[Any, Any] | None = None
     """Programs ranked per competency and teacher profile (``drafting.ranked_for``), kept
     as long as the offer they rank is."""
+
+    practice_index: Mapping[tuple[str, str], Sequence[PracticeView]] | None = None
+    """``practices`` by ("competency", code) and ("theme", theme) (``index_practices``)."""
 
     def programs_on(self, code: str) -> Sequence[ProgramView]:
         """The programs that may address ``code`` (all of them without an index)."""
         if self.by_competency is None:
             return self.programs
         return self.by_competency.get(code, ())
+
+    def practices_on(self, key: str, by: str = "competency") -> Sequence[PracticeView]:
+        """The bank's practices on a competency (or, ``by="theme"``, of a theme)."""
+        if self.practice_index is not None:
+            return self.practice_index.get((by, key), ())
+        attr = "competencies" if by == "competency" else "themes"
+        return [p for p in self.practices if key in getattr(p, attr)]
 
 
 def for_audience(programs: Iterable[ProgramView], audience: str) -> list[ProgramView]:
@@ -127,6 +167,19 @@ def index_programs(programs: Iterable[ProgramView]) -> dict[str, list[ProgramVie
     return index
 
 
+def index_practices(
+    practices: Iterable[PracticeView],
+) -> dict[tuple[str, str], list[PracticeView]]:
+    """Practices by each competency and each theme they are on, in their order."""
+    index: dict[tuple[str, str], list[PracticeView]] = {}
+    for practice in practices:
+        keys = [("competency", c) for c in practice.competencies]
+        keys += [("theme", t) for t in practice.themes]
+        for key in dict.fromkeys(keys):
+            index.setdefault(key, []).append(practice)
+    return index
+
+
 @dataclass(frozen=True)
 class Draft:
     steps: list[RouteStep]
@@ -134,3 +187,5 @@ class Draft:
     starts_on: date | None
     ends_on: date | None
     hours_by_period: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What drafting decided not to add, and why (kept in the route's history)."""

@@ -33,7 +33,8 @@ def attribute(
 ) -> list[Attribution]:
     """What a re-diagnosis says of a route's steps: each done step gets the change of its
     competency (closed / improved / unchanged / worse). Steps not done are not credited or
-    blamed; a competency the new diagnosis does not mention is not attributed."""
+    blamed; a competency the new diagnosis does not mention is not attributed, nor is a
+    burnout prevention step (it was not there for the competency's deficit)."""
     by_code = {c.code: c.change for c in changes}
     return [
         Attribution(
@@ -48,6 +49,7 @@ def attribute(
         )
         for s in steps
         if s.get("status") == "done"
+        and s.get("purpose", "deficit") == "deficit"
         and s["competency"] in by_code
         and by_code[s["competency"]] != "new"
     ]

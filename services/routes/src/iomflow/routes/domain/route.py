@@ -164,6 +164,7 @@ class Route:
             "routes",
             diagnosis_id=diagnosis.diagnosis_id,
             rules_version=rules_version,
+            **({"notes": plan.notes} if plan.notes else {}),
         )
         route.changes()  # a new route is written whole
         drafted = RouteDrafted(

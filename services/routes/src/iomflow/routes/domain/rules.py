@@ -73,6 +73,18 @@ class CommunityRule(_Strict):
     per_route: int = Field(ge=0)
 
 
+class BurnoutRule(_Strict):
+    """A prevention step for a high burnout level (roadmap 43–45): a community of the
+    burnout_prevention theme or, with none, methodist consultations."""
+
+    for_levels: list[Literal["low", "moderate", "high"]] = Field(min_length=1)
+    competency: str = Field(
+        min_length=1, description="The framework competency the prevention step works on"
+    )
+    community_hours: int = Field(ge=1)
+    consultation_hours: int = Field(ge=1)
+
+
 class CompletionRule(_Strict):
     at_end_date: bool = Field(description="A route also completes when its end date passes")
     grace_days: int = Field(ge=0)
@@ -123,6 +135,7 @@ class Rules(_Strict):
     budget: Budget
     internship: InternshipRule
     community: CommunityRule
+    burnout: BurnoutRule
     approvals: list[Literal["teacher", "methodist", "management"]] = Field(min_length=1)
     completion: CompletionRule
     capacity: Capacities

@@ -4,8 +4,8 @@ drafting cites) and organisations (flagged schools); the support plans of low-re
 schools
 
 Revision ID: 0009_support_plans
-Revises: 0007
-Create Date: 2027-01-20 10:00:00
+Revises: 0008_activities
+Create Date: 2026-12-07 18:00:00
 """
 
 from collections.abc import Sequence

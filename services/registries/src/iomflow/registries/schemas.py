@@ -257,3 +257,8 @@ class LoadCreate(Model):
     innovation_sites: Rows = None
     communities: Rows = None
     practices: Rows = None
+    school_teams: Rows = None
+    mentoring_pairs: Rows = None
+    expert_roles: Rows = None
+    contests: Rows = None
+    contest_entries: Rows = None

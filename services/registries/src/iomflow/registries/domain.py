@@ -11,6 +11,7 @@ People's names, СНИЛС, e-mails and phones are in ``personal``, never in a r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -375,7 +376,7 @@ def _practice_checks(record: Contract) -> list[tuple[str, str]]:
         ("included_on", record.included_on),
     ]
     dated = [(name, day) for name, day in steps if day is not None]
-    for (_, before), (name, day) in zip(dated, dated[1:], strict=False):
+    for (_, before), (name, day) in itertools.pairwise(dated):
         if day < before:
             problems.append((name, f"{TITLES[name].lower()} раньше предыдущего шага"))
     first = dated[-1][1] if dated else None

@@ -146,7 +146,9 @@ def _replication(cell: Any) -> Any:
 def _replication_text(value: Mapping[str, Any]) -> str:
     on = value.get("on")
     day = date.fromisoformat(str(on)).strftime("%d.%m.%Y") if on else ""
-    return " ".join(str(part) for part in (value.get("organization_id"), day, value.get("by")) if part)
+    return " ".join(
+        str(part) for part in (value.get("organization_id"), day, value.get("by")) if part
+    )
 
 
 def columns(spec: Register) -> list[str]:

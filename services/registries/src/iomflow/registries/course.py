@@ -45,7 +45,7 @@ def _refuse(practice: Mapping[str, Any], wanted: str) -> Refused:
         "practice_status",
         f"Практика «{practice['practice_id']}» {SAID[status]}: {wanted}.",
         409,
-        status=status,
+        practice_status=status,
     )
 
 

@@ -26,9 +26,12 @@ def everything_known() -> Known:
         for ref in spec.references:
             for row in EXAMPLES.values():
                 value = row.get(ref.field)
-                for one in value if isinstance(value, list) else [value]:
-                    if isinstance(one, str):
-                        records[ref.register][one] = {"municipality_id": row.get("municipality_id")}
+                # A list of objects (a practice's replications) says each one's municipality.
+                items = value if ref.item and isinstance(value, list) else [row]
+                for item in items:
+                    for one in ref.ids([item] if ref.item else value):
+                        where = {"municipality_id": item.get("municipality_id")}
+                        records[ref.register][one] = where
     for org in records["organizations"].values():
         org.setdefault("kind", "school")
     return Known(records)

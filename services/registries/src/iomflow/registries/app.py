@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from iomflow.registries import api, context, service, uploads
+from iomflow.registries import api, bank, context, service, uploads
 from iomflow.registries.domain import REGISTRY
 from iomflow.registries.repository import tables
 from iomflow.registries.settings import Settings
@@ -53,7 +53,7 @@ SPEC = ServiceSpec(
             + ["registry.stale"],
         )
     ],
-    routers=[api.router, uploads.router],
+    routers=[api.router, uploads.router, bank.router],
     pages=[("/uploads", "Загрузка реестров")],
     background=background,
 )

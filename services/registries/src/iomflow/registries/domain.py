@@ -11,6 +11,7 @@ People's names, СНИЛС, e-mails and phones are in ``personal``, never in a r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from iomflow.shared.contracts import (
     ContestEntryUpserted,
     ContestUpserted,
     Contract,
+    ExpertKind,
     ExpertRoleUpserted,
     InnovationSiteUpserted,
     InternshipSiteUpserted,
@@ -42,6 +44,7 @@ from iomflow.shared.contracts import (
     MunicipalStaffUpserted,
     OrganizationKind,
     OrganizationUpserted,
+    PracticeReplication,
     PracticeUpserted,
     ProgramUpserted,
     Project,
@@ -85,6 +88,20 @@ class TeacherRecord(Contract):
         if value > date.today():
             raise ValueError("дата начала педагогической работы в будущем")
         return value
+
+
+class ReplicationRecord(PracticeReplication):
+    """A replication as a record keeps it: the municipality may be left out (the
+    organisation's)."""
+
+    municipality_id: str | None = None  # type: ignore[assignment]
+
+
+class PracticeRecord(PracticeUpserted):
+    """A practice of the bank as operators keep it: municipalities may be left out."""
+
+    municipality_id: str | None = None  # type: ignore[assignment]
+    replications: list[ReplicationRecord] = Field(default_factory=list)  # type: ignore[assignment]
 
 
 def _located(model: type[Contract]) -> type[Contract]:
@@ -142,11 +159,22 @@ def teacher_event_of(data: Mapping[str, Any], today: date) -> TeacherUpserted:
 
 @dataclass(frozen=True)
 class Reference:
-    """``field`` of a record names a record of ``register`` (a list field: each item)."""
+    """``field`` of a record names a record of ``register`` (a list field: each item; a
+    list of objects: each one's ``item``). ``data``: the register's rules read the named
+    records' data (``Register.related``), so an import loads them whole, not their ids."""
 
     field: str
     register: str
     many: bool = False
+    item: str | None = None
+    data: bool = False
+
+    def ids(self, value: Any) -> list[str]:
+        """The ids ``value`` (the field's value in a record) names."""
+        values = value if self.many and isinstance(value, list) else [value]
+        if self.item is not None:
+            values = [v.get(self.item) for v in values if isinstance(v, Mapping)]
+        return [str(v) for v in values if v is not None and v != ""]
 
 
 @dataclass(frozen=True)
@@ -160,6 +188,10 @@ class Register:
     references: tuple[Reference, ...] = ()
     person: bool = False
     checks: Callable[[Contract], list[tuple[str, str]]] = field(default=lambda _: [])
+    related: Callable[[Mapping[str, Any], Known], list[tuple[str, str]]] = field(
+        default=lambda _, __: []
+    )
+    """Rules between a record and the records it names (its references found)."""
     to_event: Callable[[Mapping[str, Any], date], Contract] | None = None
     """The event of a stored record's data, where it is not the record itself."""
 
@@ -246,6 +278,116 @@ def _period_checks(record: Contract) -> list[tuple[str, str]]:
     if record.valid_to < record.valid_from:
         return [("valid_to", "окончание статуса раньше его начала")]
     return []
+
+
+def _ends_checks(record: Contract) -> list[tuple[str, str]]:
+    """A period's end (``ends_on``, open when left out) is not before its start."""
+    starts, ends = getattr(record, "starts_on"), getattr(record, "ends_on")  # noqa: B009
+    if ends is not None and ends < starts:
+        return [("ends_on", "дата окончания раньше даты начала")]
+    return []
+
+
+def _pair_checks(record: Contract) -> list[tuple[str, str]]:
+    assert isinstance(record, MentoringPairUpserted)
+    problems = _ends_checks(record)
+    if record.mentor_id == record.mentee_id:
+        problems.append(("mentee_id", "наставник не может быть наставляемым в своей паре"))
+    return problems
+
+
+def young_on(teacher: Mapping[str, Any], day: date) -> bool | None:
+    """Whether a teacher (a stored record's data) was a young teacher on ``day``: under 35
+    and in the first 3 years of work (as ``TeacherUpserted.young``); None when the data
+    has no dates to tell."""
+    born, hired = teacher.get("birth_date"), teacher.get("hire_date")
+    if not born or not hired:
+        return None
+    age = _years(date.fromisoformat(str(born)), day)
+    experience = max(0, _years(date.fromisoformat(str(hired)), day))
+    return age < 35 and experience < 3
+
+
+def _pair_related(data: Mapping[str, Any], known: Known) -> list[tuple[str, str]]:
+    """A young teacher's pair has a young teacher for its mentee, as of the pair's start:
+    a check, not a warning, since such a pair counts in ``young_supported_share``; a
+    colleague who is not young is a «peer» pair (or a management team's). As of the start,
+    not today, so a pair stays valid as its mentee grows older."""
+    if data.get("kind") != "young_teacher":
+        return []
+    mentee = known.get("teachers", str(data["mentee_id"]))
+    starts = date.fromisoformat(str(data["starts_on"]))
+    if mentee is None or young_on(mentee, starts) is not False:
+        return []
+    return [
+        (
+            "kind",
+            f"педагог «{data['mentee_id']}» на {starts:%d.%m.%Y} не молодой педагог (до 35 "
+            "лет и до 3 лет стажа): выберите вид «коллега» или «управленческая команда»",
+        )
+    ]
+
+
+def _team_related(data: Mapping[str, Any], known: Known) -> list[tuple[str, str]]:
+    """A school team's members work in its organisation."""
+    problems = []
+    for teacher_id in data.get("members") or []:
+        teacher = known.get("teachers", teacher_id)
+        where = teacher.get("organization_id") if teacher else None
+        if where and where != data["organization_id"]:
+            problems.append(
+                (
+                    "members",
+                    f"педагог «{teacher_id}» работает в «{where}», а команда — "
+                    f"организации «{data['organization_id']}»",
+                )
+            )
+    return problems
+
+
+def _contest_checks(record: Contract) -> list[tuple[str, str]]:
+    assert isinstance(record, ContestUpserted)
+    if record.held_on is not None and record.held_on.year != record.year:
+        return [("held_on", f"дата проведения не в {record.year} году конкурса")]
+    return []
+
+
+def _practice_checks(record: Contract) -> list[tuple[str, str]]:
+    """Where a practice is in its course agrees with what the record says of it:
+    submitted → reviewed (by whom, when) → included (when) → replicated (where), or
+    rejected at review; each step not before the one it follows. A practice sent back
+    for revision is submitted again with its review kept."""
+    assert isinstance(record, PracticeRecord)
+    status, problems = record.status, []
+    if status in ("reviewed", "rejected"):
+        if record.reviewed_by is None:
+            problems.append(("reviewed_by", "у практики после экспертизы укажите эксперта"))
+        if record.reviewed_on is None:
+            problems.append(("reviewed_on", "у практики после экспертизы укажите дату"))
+    if status in ("submitted", "reviewed", "rejected") and record.included_on is not None:
+        problems.append(("included_on", "практика не включена в банк, а дата включения есть"))
+    if status == "replicated" and not record.replications:
+        problems.append(("replications", "у тиражированной практики укажите, где её переняли"))
+    if status != "replicated" and record.replications:
+        problems.append(("status", "у практики есть тиражирование: её статус — «тиражирована»"))
+    steps = [
+        ("submitted_on", record.submitted_on),
+        ("reviewed_on", record.reviewed_on),
+        ("included_on", record.included_on),
+    ]
+    dated = [(name, day) for name, day in steps if day is not None]
+    for (_, before), (name, day) in itertools.pairwise(dated):
+        if day < before:
+            problems.append((name, f"{TITLES[name].lower()} раньше предыдущего шага"))
+    first = dated[-1][1] if dated else None
+    for replication in record.replications:
+        if replication.organization_id == record.organization_id:
+            problems.append(("replications", "практику тиражируют в другой организации"))
+        if first is not None and replication.on < first:
+            problems.append(
+                ("replications", f"тиражирование {replication.on:%d.%m.%Y} раньше включения")
+            )
+    return problems
 
 
 REGION = "region"
@@ -375,10 +517,18 @@ _SPECS = [
         "practices",
         "Банк эффективных практик",
         "practice_id",
-        _located(PracticeUpserted),
+        PracticeRecord,
         PracticeUpserted,
         owner=lambda r: str(r["organization_id"]),
-        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+        references=(
+            ORGANIZATION_REF,
+            MUNICIPALITY_REF,
+            Reference("author_id", "teachers"),
+            Reference("reviewed_by", "teachers"),
+            Reference("replications", "organizations", many=True, item="organization_id"),
+            Reference("replications", "teachers", many=True, item="by"),
+        ),
+        checks=_practice_checks,
     ),
     Register(
         "school_teams",
@@ -390,9 +540,10 @@ _SPECS = [
         references=(
             ORGANIZATION_REF,
             MUNICIPALITY_REF,
-            Reference("members", "teachers", many=True),
+            Reference("members", "teachers", many=True, data=True),
             Reference("methodists", "methodists", many=True),
         ),
+        related=_team_related,
     ),
     Register(
         "mentoring_pairs",
@@ -405,8 +556,10 @@ _SPECS = [
             ORGANIZATION_REF,
             MUNICIPALITY_REF,
             Reference("mentor_id", "mentors"),
-            Reference("mentee_id", "teachers"),
+            Reference("mentee_id", "teachers", data=True),
         ),
+        checks=_pair_checks,
+        related=_pair_related,
     ),
     Register(
         "expert_roles",
@@ -416,6 +569,7 @@ _SPECS = [
         ExpertRoleUpserted,
         owner=lambda r: str(r["organization_id"]),
         references=(ORGANIZATION_REF, MUNICIPALITY_REF, Reference("teacher_id", "teachers")),
+        checks=_ends_checks,
     ),
     Register(
         "contests",
@@ -424,6 +578,7 @@ _SPECS = [
         ContestUpserted,
         ContestUpserted,
         owner=lambda r: CNPPM,
+        checks=_contest_checks,
     ),
     Register(
         "contest_entries",
@@ -505,6 +660,29 @@ TITLES: dict[str, str] = {
     "community_id": "Код сообщества",
     "practice_id": "Код практики",
     "year": "Год",
+    "team_id": "Код команды",
+    "project": "Проект",
+    "members": "Члены команды (коды педагогов)",
+    "methodists": "Закреплённые региональные методисты",
+    "pair_id": "Код пары",
+    "mentee_id": "Наставляемый (код педагога)",
+    "focus": "Направление наставничества",
+    "starts_on": "Дата начала",
+    "ends_on": "Дата окончания",
+    "role_id": "Код экспертной роли",
+    "body": "Экспертный орган (комиссия, жюри)",
+    "contest_id": "Код конкурса",
+    "held_on": "Дата проведения",
+    "entry_id": "Код участия",
+    "result": "Результат",
+    "status": "Статус",
+    "author_id": "Автор (код педагога)",
+    "submitted_on": "Дата подачи",
+    "reviewed_by": "Эксперт (код педагога)",
+    "reviewed_on": "Дата экспертизы",
+    "review": "Экспертное заключение",
+    "included_on": "Дата включения в банк",
+    "replications": "Тиражирование",
     "full_name": "ФИО",
     "snils": "СНИЛС",
     "email": "Электронная почта",
@@ -553,18 +731,42 @@ LABELS: dict[type[StrEnum], dict[str, str]] = {
         "other": "другое",
     },
     SiteLevel: {"federal": "федеральный", "regional": "региональный", "municipal": "муниципальный"},
+    ExpertKind: {
+        "attestation": "аттестация педагогических работников",
+        "program_review": "экспертиза программ ДПО",
+        "contest_jury": "жюри профессиональных конкурсов",
+        "practice_review": "экспертиза практик",
+        "diagnostics": "эксперт оценочных процедур",
+        "olympiad": "предметные комиссии и олимпиады",
+        "other": "другое",
+    },
 }
 
 LITERAL_LABELS: dict[str, dict[str, str]] = {
-    "kind": {"pk": "ПК", "pp": "ПП"},
+    "kind": {
+        "pk": "ПК",
+        "pp": "ПП",
+        "young_teacher": "молодой педагог",
+        "management_team": "управленческая команда",
+        "peer": "коллега",
+    },
     "format": {
         "in_person": "очная",
         "distance": "дистанционная",
         "network": "сетевая",
         "internship": "стажировка",
     },
+    "result": {"participant": "участник", "prize_winner": "призёр", "winner": "победитель"},
+    "status": {
+        "submitted": "подана",
+        "reviewed": "прошла экспертизу",
+        "included": "включена в банк",
+        "replicated": "тиражирована",
+        "rejected": "отклонена",
+    },
 }
-"""Labels of the Literal-typed program fields (by field name)."""
+"""Labels of the Literal-typed fields, by field name: a field's own are those of its
+Literal's values (programs' ``kind`` is ПК/ПП, mentoring pairs' the kinds of a pair)."""
 
 
 # --- checking a record -------------------------------------------------------------------
@@ -635,6 +837,8 @@ def check_record(
     problems += spec.checks(record)
     data = record.model_dump(mode="json")
     problems += _references(spec, data, known)
+    if not problems:
+        problems += spec.related(data, known)
     if problems:
         return None, None, problems
     return data, None if person is None else person.model_dump(mode="json"), []
@@ -649,13 +853,13 @@ _AUDIENCE_OF_KIND = {
 def _references(spec: Register, data: dict[str, Any], known: Known) -> Problems:
     problems: Problems = []
     for ref in spec.references:
-        values = data.get(ref.field)
-        wanted = values if ref.many else [values]
         target = REGISTRY[ref.register]
-        for value in wanted or []:
-            if value is None or known.has(ref.register, value):
+        for value in ref.ids(data.get(ref.field)):
+            if known.has(ref.register, value):
                 continue
             problems.append((ref.field, f"«{value}» нет в реестре «{target.title}»"))
+        if ref.item == "organization_id":
+            problems += _located_items(ref, data, known)
     organization_id = data.get("organization_id")
     organization = known.get("organizations", organization_id) if organization_id else None
     if spec.located and organization is not None:
@@ -673,4 +877,26 @@ def _references(spec: Register, data: dict[str, Any], known: Known) -> Problems:
     if spec.name == "teachers" and data.get("audience") is None:
         kind = organization["kind"] if organization is not None else None
         data["audience"] = _AUDIENCE_OF_KIND.get(str(kind), Audience.GENERAL.value)
+    return problems
+
+
+def _located_items(ref: Reference, data: dict[str, Any], known: Known) -> Problems:
+    """Each object of a list naming an organisation takes its municipality (when left out)
+    and must agree with it (a practice's replications)."""
+    problems: Problems = []
+    for item in data.get(ref.field) or []:
+        organization = known.get("organizations", str(item.get("organization_id")))
+        if organization is None:
+            continue
+        mine, theirs = item.get("municipality_id"), organization["municipality_id"]
+        if mine is None:
+            item["municipality_id"] = theirs
+        elif mine != theirs:
+            problems.append(
+                (
+                    ref.field,
+                    f"организация «{item['organization_id']}» относится к МО «{theirs}», "
+                    f"а не к «{mine}»",
+                )
+            )
     return problems

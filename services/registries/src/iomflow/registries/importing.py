@@ -111,8 +111,44 @@ def labels_of(spec: Register, name: str) -> dict[str, str] | None:
     if isinstance(inner, type) and issubclass(inner, Enum):
         return LABELS.get(inner, {m.value: m.value for m in inner})  # type: ignore[arg-type]
     if typing.get_origin(inner) is Literal:
-        return LITERAL_LABELS.get(name, {v: v for v in typing.get_args(inner)})
+        known = LITERAL_LABELS.get(name, {})
+        return {v: known.get(v, v) for v in typing.get_args(inner)}
     return None
+
+
+def _is_date(spec: Register, name: str) -> bool:
+    info = spec.record.model_fields.get(name)
+    return info is not None and _unwrap(info.annotation) == (date, False)
+
+
+# --- a practice's replications in a cell ---------------------------------------------------
+
+REPLICATION_HINT = (
+    "где практику переняли: «код организации ДД.ММ.ГГГГ» и, через пробел, код педагога, "
+    "который её перенял (можно не указывать); несколько — через «;»"
+)
+
+
+def _replication(cell: Any) -> Any:
+    """A replication as a cell writes it (``org-0007 21.04.2022 t-000069``); an object
+    (JSON rows) as it is."""
+    if isinstance(cell, Mapping):
+        return dict(cell)
+    parts = str(cell).split()
+    if len(parts) not in (2, 3):
+        raise CellError(
+            f"«{_clipped(str(cell))}»: ожидается «код организации ДД.ММ.ГГГГ [код педагога]»"
+        )
+    on = _date(parts[1])
+    return {"organization_id": parts[0], "on": on, "by": parts[2] if len(parts) == 3 else None}
+
+
+def _replication_text(value: Mapping[str, Any]) -> str:
+    on = value.get("on")
+    day = date.fromisoformat(str(on)).strftime("%d.%m.%Y") if on else ""
+    return " ".join(
+        str(part) for part in (value.get("organization_id"), day, value.get("by")) if part
+    )
 
 
 def columns(spec: Register) -> list[str]:
@@ -152,7 +188,7 @@ def parser(spec: Register, name: str) -> Parser:
     model = PersonalData if name in PERSONAL_FIELDS else spec.record
     inner, many = _unwrap(model.model_fields[name].annotation)
     labels = labels_of(spec, name) if name not in PERSONAL_FIELDS else None
-    scalar = _scalar_parser(inner, labels)
+    scalar = _replication if inner is domain.ReplicationRecord else _scalar_parser(inner, labels)
 
     def parse(cell: Cell) -> Any:
         if cell is None or (isinstance(cell, str) and not cell.strip()):
@@ -466,12 +502,21 @@ def cells_of(spec: Register, data: Mapping[str, Any], names: Sequence[str]) -> l
         if value is None:
             out.append(None)
         elif isinstance(value, list):
-            out.append("; ".join(str(labels.get(v, v)) if labels else str(v) for v in value))
+            out.append(
+                "; ".join(
+                    _replication_text(v)
+                    if isinstance(v, Mapping)
+                    else str(labels.get(v, v))
+                    if labels
+                    else str(v)
+                    for v in value
+                )
+            )
         elif labels is not None:
             out.append(labels.get(value, value))
         elif isinstance(value, bool):
             out.append("да" if value else "нет")
-        elif name in ("birth_date", "hire_date", "valid_from", "valid_to"):
+        elif _is_date(spec, name):
             out.append(date.fromisoformat(value))
         else:
             out.append(value)
@@ -518,6 +563,8 @@ def describe(spec: Register, name: str) -> str:
         return PERSONAL_HINTS.get(name, "текст")
     if name == spec.key:
         return "код записи, у каждой свой: по нему повторная загрузка находит запись"
+    if name == "replications":
+        return REPLICATION_HINT
     reference = next((ref for ref in spec.references if ref.field == name), None)
     if reference is not None:
         target = domain.REGISTRY[reference.register].title

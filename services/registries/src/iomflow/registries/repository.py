@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     true,
     update,
@@ -289,6 +290,39 @@ def field_filter(session: AsyncSession, name: str, kind: str, value: Any) -> Col
     if kind == "int":
         return element.as_integer() == value  # type: ignore[no-any-return]
     return element.as_string() == value  # type: ignore[no-any-return]
+
+
+def field_in(name: str, values: Sequence[str], *, missing: bool = False) -> ColumnElement[bool]:
+    """``data.<name>`` is one of ``values`` (or, with ``missing``, not there at all)."""
+    element = records.c.data[name].as_string()
+    if missing:
+        return or_(element.is_(None), element.in_(list(values)))
+    return element.in_(list(values))
+
+
+async def get_document(
+    session: AsyncSession, register: str, record_id: str, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """One record's data; ``lock``: its row locked until the transaction ends (a change
+    read, decided and written in one transaction is not lost to another's)."""
+    query = select(records.c.data).where(
+        records.c.register == register, records.c.record_id == record_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_documents(
+    session: AsyncSession, register: str, conditions: Sequence[ColumnElement[bool]] = ()
+) -> list[dict[str, Any]]:
+    """The data of every record of a register matching ``conditions``, in id order."""
+    rows = await session.execute(
+        select(records.c.data)
+        .where(records.c.register == register, true(), *conditions)
+        .order_by(records.c.record_id)
+    )
+    return list(rows.scalars())
 
 
 async def page(

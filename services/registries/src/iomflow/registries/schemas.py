@@ -11,10 +11,12 @@ model); it is ``register`` in the JSON (its alias).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
+
+from iomflow.shared.contracts import Codes, ExpertKind, PracticeUpserted, Theme
 
 
 def _utc(moment: datetime) -> datetime:
@@ -257,3 +259,87 @@ class LoadCreate(Model):
     innovation_sites: Rows = None
     communities: Rows = None
     practices: Rows = None
+    school_teams: Rows = None
+    mentoring_pairs: Rows = None
+    expert_roles: Rows = None
+    contests: Rows = None
+    contest_entries: Rows = None
+
+
+# --- the practices' course and expert activity ----------------------------------------------
+
+
+class PracticeSubmit(Model):
+    """A practice submitted to the bank: a practice record without its course (status,
+    review, inclusion, replications come by the course's own requests)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    practice_id: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Made when left out"
+    )
+    title: str = Field(min_length=3, max_length=500)
+    organization_id: str = Field(min_length=1, max_length=100)
+    municipality_id: str | None = Field(default=None, description="The organisation's")
+    competencies: Codes = Field(default_factory=list)
+    themes: list[Theme] = Field(default_factory=list)
+    year: int = Field(ge=2000, le=2100)
+    author_id: str | None = Field(default=None, description="The author's teacher id")
+    submitted_on: date | None = Field(default=None, description="Today when left out")
+
+
+class PracticeReview(Model):
+    """An expert's review: ``include`` (to be included in the bank), ``revise`` (back to
+    its author, still submitted) or ``reject``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reviewed_by: str = Field(
+        min_length=1,
+        max_length=100,
+        description="A teacher with an expert role «practice_review» held on the day",
+    )
+    verdict: Literal["include", "revise", "reject"]
+    review: str = Field(min_length=1, max_length=4000, description="The expert's conclusion")
+    on: date | None = Field(default=None, description="Today when left out")
+
+
+class PracticeInclude(Model):
+    model_config = ConfigDict(extra="forbid")
+
+    on: date | None = Field(default=None, description="Today when left out")
+
+
+class ReplicationCreate(Model):
+    """Where a practice of the bank was taken up, by whom, when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organization_id: str = Field(min_length=1, max_length=100)
+    by: str | None = Field(
+        default=None, min_length=1, max_length=100, description="A teacher of that organisation"
+    )
+    on: date
+
+
+class PracticeRead(PracticeUpserted):
+    """A practice with where it is in its course (as ``registry.practice.upserted``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ExpertKindRead(Model):
+    kind: ExpertKind
+    title: str = Field(description="The kind in Russian")
+    teachers: int = Field(ge=0, description="Distinct teachers with a role of the kind")
+    roles: int = Field(ge=0)
+
+
+class ExpertActivityRead(Model):
+    """The year's expert activity: distinct teachers with an expert role held some day of
+    the year, in all and by kind (a teacher of two kinds counts in each, once in all)."""
+
+    year: int
+    teachers: int = Field(ge=0)
+    roles: int = Field(ge=0)
+    by_kind: list[ExpertKindRead]

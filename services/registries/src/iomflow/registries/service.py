@@ -162,9 +162,8 @@ async def load_known(
     for ref in spec.references:
         wanted: list[str] | None = None
         if values is not None:
-            raw = values.get(ref.field)
-            wanted = [str(v) for v in (raw if isinstance(raw, list) else [raw]) if v]
-        if ref.register == "organizations" or wanted is not None:
+            wanted = ref.ids(values.get(ref.field))
+        if ref.register == "organizations" or ref.data or wanted is not None:
             docs = await repository.documents(session, ref.register, wanted)
         else:
             docs = {i: {} for i in await repository.record_ids(session, ref.register)}
@@ -526,6 +525,10 @@ async def referrers(session: AsyncSession, spec: Register, record_id: str) -> di
                 continue
             if ref.field in ("organization_id", "municipality_id"):
                 ids = await repository.referrers(session, other.name, ref.field, record_id)
+            elif ref.item is not None:  # a list of objects: their registers are small
+                docs = await repository.documents(session, other.name)
+                ids = sorted(i for i, d in docs.items() if record_id in ref.ids(d.get(ref.field)))
+                ids = ids[:5]
             else:
                 condition = repository.field_filter(
                     session, ref.field, "list" if ref.many else "str", record_id

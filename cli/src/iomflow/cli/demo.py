@@ -624,7 +624,14 @@ class YearInputs:
                 {k: m[k] for k in ("methodist_id", "municipalities")}
                 for m in generated["methodists"]
             ],
-            reviewers=sorted({r["teacher_id"] for r in roles if r["kind"] == "practice_review"}),
+            # a reviewer holds the role on the day of the review: one that has not ended
+            reviewers=sorted(
+                {
+                    r["teacher_id"]
+                    for r in roles
+                    if r["kind"] == "practice_review" and r["ends_on"] is None
+                }
+            ),
             staff=staff,
         )
 

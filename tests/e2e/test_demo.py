@@ -122,3 +122,31 @@ def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> N
     route = out[out.index("ИОМ педагога") : out.index("Часы по годам")]
     assert not re.findall(r"[A-Za-z_]{2,}", re.sub(r"\b(?:t-\d{6}|met-\d{3})\b", "", route))
     assert "ждёт согласования: педагог, методист, управленческая команда ОО" in out
+
+    # The year of support outside a route: needs answers, activities with their attendance,
+    # the practices' course, support plans; then a line per new indicator.
+    needs = re.search(r"Опубликовано ответов анкеты образовательных потребностей в \S+: (\d+)", out)
+    assert needs and int(needs.group(1)) > 0, out[-3000:]
+    year = re.search(
+        r"Записано мероприятий года: (\d+) .*участий (\d+): региональных событий (\d+), "
+        r"консультаций школьных команд «Школы Минпросвещения России» (\d+) \((\d+) команд; "
+        r"команда (\S+) без консультации",
+        out,
+    )
+    assert year, out[-3000:]
+    assert int(year.group(3)) >= 4 and int(year.group(5)) == 16
+    assert int(year.group(4)) == 16 * 13 - 1  # a consultation a month, one team one month not
+    assert re.search(r"Банк практик: рассмотрено [1-9]\d*.*тиражировано [1-9]", out)
+    assert re.search(r"Планы поддержки школ с низкими результатами: [1-9]\d* .*просрочено 1\)", out)
+    lines = out[out.index("Поддержка вне маршрутов — показатели:") :].splitlines()[1:13]
+    assert [line.strip()[1 : line.strip().index("»")] for line in lines] == [
+        names[code] for code in cli_demo.NEW_KPIS
+    ], lines
+    assert value("regional_activities") >= 4
+    assert 0 < value("school_of_ministry_consultations") < 100  # one team went without
+    assert value("needs_surveyed_share") > 0 and value("burnout_high_share") > 0
+    assert value("practices_in_bank") > 0 and value("practices_replicated") > 0
+    assert value("contest_participants") > 0 and value("support_plans_share") > 0
+    assert value("young_supported_share") > 0 and value("mentoring_orgs_share") > 0
+    assert value("burnout_prevention_share") > 0 and value("expert_involvement") > 0
+    assert "Оповещение: " in out, out[-3000:]  # the team's month without, the overdue action

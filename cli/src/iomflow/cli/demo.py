@@ -26,6 +26,7 @@ import functools
 import importlib
 import os
 import random
+import re
 import secrets
 import signal
 import time
@@ -41,7 +42,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from iomflow.cli import region, trace
+from iomflow.cli import region, support, trace
 from iomflow.cli.launcher import SETTINGS_FILE, LocalRedis, Suite, write_settings
 from iomflow.monitoring import wording as kpi_words
 from iomflow.routes import wording
@@ -570,6 +571,179 @@ def completions(
     return in_route[:MAX_COMPLETIONS] + outside[:MAX_COMPLETIONS]
 
 
+# --- the year's support outside a route (issue 16) ------------------------------------------
+
+NEW_KPIS = (
+    "regional_activities",
+    "school_of_ministry_consultations",
+    "needs_surveyed_share",
+    "burnout_high_share",
+    "practices_in_bank",
+    "practices_replicated",
+    "contest_participants",
+    "support_plans_share",
+    "young_supported_share",
+    "mentoring_orgs_share",
+    "burnout_prevention_share",
+    "expert_involvement",
+)
+"""The KPIs of support outside a route, new or counted anew (issue 16): the demo prints a
+line for each."""
+NEW_ALERTS = ("team_without_consultation", "plan_action_overdue", "burnout_risk_rising")
+
+
+@dataclass(frozen=True)
+class YearInputs:
+    """What the year of support needs from the generated region (kept when the rest of it
+    is dropped after loading)."""
+
+    teams: list[dict[str, Any]]
+    communities: list[dict[str, Any]]
+    practices: list[dict[str, Any]]
+    organizations: list[dict[str, Any]]
+    methodists: list[dict[str, Any]]
+    reviewers: list[str]
+    staff: dict[str, list[str]]
+    """Teachers by organisation: authors and replicators of practices."""
+
+    @classmethod
+    def of(cls, generated: Mapping[str, list[dict[str, Any]]]) -> YearInputs:
+        staff: dict[str, list[str]] = {}
+        for teacher in generated["teachers"]:
+            staff.setdefault(teacher["organization_id"], []).append(teacher["teacher_id"])
+        roles = generated.get("expert_roles", [])
+        return cls(
+            teams=list(generated.get("school_teams", [])),
+            communities=list(generated["communities"]),
+            practices=list(generated["practices"]),
+            organizations=[
+                {k: o[k] for k in ("organization_id", "municipality_id", "kind", "low_results")}
+                for o in generated["organizations"]
+            ],
+            methodists=[
+                {k: m[k] for k in ("methodist_id", "municipalities")}
+                for m in generated["methodists"]
+            ],
+            # a reviewer holds the role on the day of the review: one that has not ended
+            reviewers=sorted(
+                {
+                    r["teacher_id"]
+                    for r in roles
+                    if r["kind"] == "practice_review" and r["ends_on"] is None
+                }
+            ),
+            staff=staff,
+        )
+
+
+def needs_entries(teacher_ids: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
+    """The needs answers of these teachers (most give one) on the results' inbound stream,
+    each in the campaign and month the teacher sat the diagnostics in."""
+    entries = []
+    for teacher_id in teacher_ids:
+        wave, month = sitting(teacher_id)
+        at = _taken_at(teacher_id, "needs", 1, 28, month)
+        answer = support.needs_for(teacher_id, _ability(teacher_id), wave.campaign_id, at)
+        if answer is not None:
+            entries.append(support.needs_entry(answer))
+    return entries
+
+
+def record_year(
+    client: httpx.Client,
+    suite: Suite,
+    inputs: YearInputs,
+    teachers: Mapping[str, Mapping[str, Any]],
+    diagnoses: Mapping[str, Diagnosed],
+    today: date,
+) -> datetime:
+    """The year's activities, the practices' course and the support plans, recorded over the
+    APIs; what was recorded, said. Returns when it was done (the KPIs after it count it)."""
+    high = {t for t, d in diagnoses.items() if d.burnout == "high"}
+    year = support.activities(
+        inputs.teams,
+        inputs.communities,
+        teachers,
+        {t: d.on for t, d in diagnoses.items()},
+        high,
+        today,
+    )
+    steps = support.practice_steps(
+        inputs.practices, inputs.organizations, inputs.reviewers, inputs.staff, today
+    )
+    plans = support.plans(inputs.organizations, inputs.methodists, today)
+    done = support.record(
+        client,
+        suite.url("routes"),
+        suite.url("registries"),
+        suite.admin_key,
+        year,
+        steps,
+        plans,
+    )
+    kinds = Counter(r["kind"] for r in year)
+    regional = sum(
+        1 for r in year if r["kind"] in ("event", "seminar") and r["level"] == "regional"
+    )
+    skipped = support.left_out(inputs.teams, today)
+    prevention = {t for r in year if "burnout_prevention" in r["themes"] for t in r["attendees"]}
+    say(
+        f"Записано мероприятий года: {done.activities} (загрузкой XLSX и через API), участий "
+        f"{done.attendances}: региональных событий {regional}, консультаций школьных команд "
+        f"«Школы Минпросвещения России» {kinds['consultation']} ({len(inputs.teams)} команд"
+        + (
+            f"; команда {skipped[0]} без консультации в {skipped[1][1]:02d}.{skipped[1][0]}"
+            if skipped
+            else ""
+        )
+        + f"), встреч сообществ {kinds['community_meeting']}, вебинаров по профилактике "
+        f"выгорания {kinds['webinar']} (из {len(high)} педагогов с высоким уровнем выгорания "
+        f"пришли {len(high & prevention)})"
+    )
+    verdicts = Counter(body["verdict"] for _, body in steps.reviews)
+    say(
+        f"Банк практик: рассмотрено {done.reviews} (в банк {verdicts['include']}, на доработку "
+        f"{verdicts['revise']}, отклонено {verdicts['reject']}), включено в банк "
+        f"{done.inclusions}, тиражировано {done.replications}, подано новых {done.submissions}"
+    )
+    say(
+        f"Планы поддержки школ с низкими результатами: {done.plans} "
+        f"(действий {sum(len(b['actions']) for b, _ in plans)}, просрочено {done.overdue})"
+    )
+    return datetime.now(UTC)
+
+
+def kpi_line(kpi: Mapping[str, Any]) -> str:
+    """One KPI on one line, in words: its value, target and status."""
+    value = kpi_words.amount(kpi["value"], kpi["unit"])
+    if kpi.get("target") is None:
+        target = "без цели"
+    elif kpi["comparison"] == "growth":
+        target = COMPARISONS["growth"]
+    else:
+        target = f"{COMPARISONS[kpi['comparison']]} {kpi_words.amount(kpi['target'], kpi['unit'])}"
+    period = (kpi.get("period") or {}).get("label", "")
+    words = re.sub(r"\[/?\w*\]", "", STATUS.get(kpi["status"], kpi["status"]))
+    return f"«{kpi['name']}»: {value}; цель — {target}; {words}" + (f"; {period}" if period else "")
+
+
+def print_new_kpis(kpis: Mapping[str, Any]) -> None:
+    """A line for each KPI of support outside a route (``NEW_KPIS``)."""
+    found = {k["code"]: k for k in kpis["region"]["kpis"]}
+    say("Поддержка вне маршрутов — показатели:")
+    for code in NEW_KPIS:
+        say(f"  {kpi_line(found[code])}" if code in found else f"  {code}: нет в показателях")
+
+
+def print_alerts(alerts: Sequence[Mapping[str, Any]]) -> None:
+    """The open alerts of support outside a route, one line each."""
+    shown = [a for a in alerts if a["kind"] in NEW_ALERTS and not a.get("resolved_at")]
+    for alert in shown:
+        say(f"Оповещение: {alert['message']}")
+    if not shown:
+        say("Оповещений о поддержке вне маршрутов нет")
+
+
 def wait_for(
     what: str,
     total: int,
@@ -819,6 +993,7 @@ def _chain(
     )
     generated = region.generate(teachers=region_teachers)
     loaded = region.load(client, reg, generated, suite.admin_key, since=REGISTERS_SINCE)
+    year_inputs = YearInputs.of(generated)
     del generated
     if loaded.status_code != 200:
         raise RuntimeError(f"реестры не загружены: {loaded.text[:2000]}")
@@ -881,7 +1056,8 @@ def _chain(
     # The bulk: what an outside publisher writes with any Redis client.
     publisher = redisconn.sync_client(redis_url)
     entries = history_entries(bulk)
-    _xadd(publisher, entries)
+    answers = needs_entries(chosen)
+    _xadd(publisher, entries + answers)
     sat: Counter[str] = Counter(sitting(t)[0].campaign_id for t in bulk)
     sat[CURRENT.campaign_id] += 1  # the traced teacher, today's campaign
     say(
@@ -890,6 +1066,11 @@ def _chain(
         f"{len(INSTRUMENTS)} инструментов, "
         "экспертная оценка — от двух экспертов); по кампаниям: "
         + ", ".join(f"{w.campaign_id} {sat[w.campaign_id]} ({_months(w.months)})" for w in HISTORY)
+    )
+    say(
+        f"Опубликовано ответов анкеты образовательных потребностей в {Streams.RESULTS_INBOUND}: "
+        f"{len(answers)} из {len(chosen)} педагогов (в кампании, в которой педагог проходил "
+        "диагностику)"
     )
 
     # One teacher over HTTP, inside a trace we name, to show it end to end.
@@ -983,6 +1164,9 @@ def _chain(
         if response.status_code != 200:
             raise RuntimeError(f"кампания {wave.campaign_id} не закрыта: {response.text[:2000]}")
     say("Прошлые кампании закрыты оператором: " + ", ".join(w.campaign_id for w in HISTORY[:-1]))
+    published_at = record_year(
+        client, suite, year_inputs, {t: by_id[t] for t in chosen}, diagnoses, today
+    )
 
     # Today's KPIs are a snapshot monitoring renews once its projections are quiet: wait
     # for one that has taken the completions' last consequences.
@@ -1001,6 +1185,8 @@ def _chain(
     except TimeoutError:
         console.print(f"[yellow]Снимок показателей не обновился: он на {kpis['computed_at']}[/]")
     print_kpis(kpis)
+    print_new_kpis(kpis)
+    print_alerts(_get(client, f"{mon}/v1/alerts?limit=100")["items"])
     for code in SERIES:
         print_series(_get(client, f"{mon}/v1/kpis/{code}/series?months=13"))
     teacher_route = _all(client, f"{routes}/v1/teachers/{traced}/routes")
@@ -1059,6 +1245,8 @@ class Diagnosed:
     completed if it has none)."""
     municipality_id: str
     deficits: int
+    burnout: str | None = None
+    """The burnout level of the diagnosis (low, moderate, high), if surveyed."""
 
 
 def diagnosed(client: httpx.Client, diagnostics_url: str, expected: int) -> dict[str, Diagnosed]:
@@ -1075,7 +1263,8 @@ def diagnosed(client: httpx.Client, diagnostics_url: str, expected: int) -> dict
         for d in page:
             at = datetime.fromisoformat(d["evidence_at"] or d["completed_at"])
             day = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(IRKUTSK).date()
-            found[d["teacher_id"]] = Diagnosed(day, d["municipality_id"], len(d["deficits"]))
+            level = (d.get("burnout") or {}).get("level")
+            found[d["teacher_id"]] = Diagnosed(day, d["municipality_id"], len(d["deficits"]), level)
         offset += len(page)
     return found
 

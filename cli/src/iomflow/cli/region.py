@@ -776,6 +776,15 @@ def generate(seed: int = 38, teachers: int = FULL_SCALE) -> dict[str, list[Row]]
         "communities": _communities(rng, municipalities, staff, sized(50, 3)),
         "practices": _practices(rng, organizations, staff, sized(200, 5)),
     }
+    # Support outside a route, drawn after everything above (which it leaves as it was).
+    region["school_teams"] = _school_teams(rng, organizations, staff, region["methodists"])
+    region["mentoring_pairs"] = _mentoring_pairs(rng, region["mentors"], staff, management)
+    region["expert_roles"] = _expert_roles(rng, staff)
+    _practice_course(rng, region["practices"], organizations, staff, region["expert_roles"])
+    region["contests"] = _contests(rng)
+    region["contest_entries"] = _contest_entries(
+        rng, region["contests"], organizations, staff, scale
+    )
     return {name: region[name] for name in REGISTRY}
 
 
@@ -1300,6 +1309,348 @@ def _practices(
                 "year": rng.randint(2019, REFERENCE_DATE.year),
             }
         )
+    return rows
+
+
+# --- support outside a route: school teams, mentoring pairs, experts, practices, contests ---
+
+SCHOOL_TEAMS = 16
+"""School of the Ministry teams of the region (`003_*`): one per participating school."""
+TEAM_METHODISTS = 11
+"""Regional methodists (РМА) assigned to the School of the Ministry teams (`003_*`)."""
+
+_FOCUSES = (
+    ("Адаптация в профессии и в коллективе", ("communication", "psych_pedagogy")),
+    ("Методика современного урока", ("teaching_methods",)),
+    ("Классное руководство и воспитательная работа", ("upbringing", "communication")),
+    ("Оценивание образовательных результатов", ("assessment",)),
+    ("Функциональная грамотность на уроке", ("functional_literacy", "teaching_methods")),
+    ("Цифровые инструменты в работе педагога", ("digital",)),
+)
+_MANAGEMENT_FOCUSES = (
+    ("Управление качеством образования в организации", ("assessment", "communication")),
+    ("Команда развития: проектное управление", ("communication",)),
+)
+# (kind, where, weight): the commissions and juries the region's experts sit in
+_EXPERT_BODIES = (
+    ("attestation", "Аттестационная комиссия министерства образования Иркутской области", 30),
+    ("olympiad", "Предметная комиссия ГИА Иркутской области", 20),
+    ("diagnostics", "Эксперты оценочных процедур ГАУ ИО ЦОПМКиМКО", 14),
+    ("contest_jury", "Жюри региональных профессиональных конкурсов", 12),
+    ("practice_review", "Экспертный совет банка эффективных практик", 12),
+    ("program_review", "Экспертный совет ЦНППМ по программам ДПО", 10),
+    ("other", "Муниципальный экспертный совет", 2),
+)
+# (title, level, who takes part, month held)
+_CONTESTS = (
+    ("Учитель года Приангарья", "regional", "school", 3),
+    ("Воспитатель года Приангарья", "regional", "kindergarten", 4),
+    ("Педагогический дебют", "regional", "young", 2),
+    ("Мастер года", "regional", "college", 5),
+    ("Сердце отдаю детям", "regional", "other", 4),
+)
+_PRACTICE_STAGES = ("submitted", "reviewed", "included", "replicated", "rejected")
+_PRACTICE_STAGE_CUM = (10, 18, 75, 95, 100)
+_REVIEWS = {
+    "include": "Практика результативна и воспроизводима: рекомендована к включению в банк",
+    "reject": "Результаты практики не подтверждены данными: в банк не рекомендована",
+}
+
+
+def _young(teacher: Row) -> bool:
+    """In the first three years of work and under 35, as of the reference date."""
+    born, hired = (
+        date.fromisoformat(teacher["birth_date"]),
+        date.fromisoformat(teacher["hire_date"]),
+    )
+    return _full_years(born) < 35 and _full_years(hired) < 3
+
+
+def _full_years(since: date) -> int:
+    end = REFERENCE_DATE
+    return end.year - since.year - ((end.month, end.day) < (since.month, since.day))
+
+
+def _school_teams(
+    rng: random.Random, organizations: list[Row], teachers: list[Row], methodists: list[Row]
+) -> list[Row]:
+    """A team per School of the Ministry school (16 where the region has so many): its
+    managers and a few of its teachers, and the 11 regional methodists assigned among them,
+    a team's own from those serving its municipality where there is one."""
+    staff = _by_organization(teachers)
+    schools = [
+        o
+        for o in organizations
+        if "school_of_ministry" in o["projects"] and len(staff.get(o["organization_id"], [])) >= 3
+    ]
+    chosen = sorted(
+        _some_organizations(rng, schools, teachers, SCHOOL_TEAMS),
+        key=lambda o: o["organization_id"],
+    )
+
+    if not chosen:
+        return []
+
+    def local(org: Row) -> list[Row]:
+        return [m for m in methodists if org["municipality_id"] in m["municipalities"]]
+
+    pool: list[str] = []
+    for org in chosen:
+        fresh = [m["methodist_id"] for m in local(org) if m["methodist_id"] not in pool]
+        if fresh and len(pool) < TEAM_METHODISTS:
+            pool.append(rng.choice(fresh))
+    rest = [m["methodist_id"] for m in methodists if m["methodist_id"] not in pool]
+    pool += rng.sample(rest, min(len(rest), TEAM_METHODISTS - len(pool)))
+    assigned: list[list[str]] = []
+    load = dict.fromkeys(pool, 0)
+    for org in chosen:
+        own = [m["methodist_id"] for m in local(org) if m["methodist_id"] in load]
+        choice = min(own or pool, key=lambda m: (load[m], pool.index(m))) if pool else None
+        assigned.append([] if choice is None else [choice])
+        if choice is not None:
+            load[choice] += 1
+    for methodist in [m for m in pool if not load[m]]:  # everyone of the 11 has a team
+        i = min(range(len(assigned)), key=lambda n: (len(assigned[n]), n))
+        assigned[i].append(methodist)
+        load[methodist] += 1
+    rows: list[Row] = []
+    for org, methodists_of in zip(chosen, assigned, strict=True):
+        mine = staff[org["organization_id"]]
+        managers = [t for t in mine if t["is_manager"]][:3]
+        others = [t for t in mine if not t["is_manager"]]
+        members = managers + rng.sample(others, min(len(others), rng.randint(2, 4)))
+        rows.append(
+            {
+                "team_id": f"smt-{len(rows) + 1:02d}",
+                "organization_id": org["organization_id"],
+                "municipality_id": org["municipality_id"],
+                "project": "school_of_ministry",
+                "members": sorted(t["teacher_id"] for t in members),
+                "methodists": sorted(methodists_of),
+            }
+        )
+    return rows
+
+
+def _mentoring_pairs(
+    rng: random.Random, mentors: list[Row], teachers: list[Row], management: list[Row]
+) -> list[Row]:
+    """Schools' mentoring programs: each mentor with young teachers of their organisation
+    (up to the mentor's capacity, each young teacher one mentor), and some mentors with a
+    deputy of their organisation's management team."""
+    young: dict[str, list[Row]] = {}
+    for teacher in teachers:
+        if _young(teacher):
+            young.setdefault(teacher["organization_id"], []).append(teacher)
+    deputies: dict[str, list[str]] = {}
+    for member in management:
+        if member["role"] == "deputy":
+            deputies.setdefault(member["organization_id"], []).append(member["teacher_id"])
+    school_year = date(REFERENCE_DATE.year - 1, 9, 1)
+    rows: list[Row] = []
+
+    def pair(mentor: Row, mentee: str, kind: str, start: date, focuses: Any) -> None:
+        focus, codes = rng.choice(focuses)
+        # Most programs go on; some pairs of last year have finished theirs.
+        ends = start + timedelta(days=364)
+        rows.append(
+            {
+                "pair_id": f"mp-{len(rows) + 1:05d}",
+                "organization_id": mentor["organization_id"],
+                "municipality_id": mentor["municipality_id"],
+                "mentor_id": mentor["mentor_id"],
+                "mentee_id": mentee,
+                "kind": kind,
+                "focus": focus,
+                "competencies": list(codes),
+                "starts_on": start.isoformat(),
+                "ends_on": ends.isoformat()
+                if ends < REFERENCE_DATE and rng.random() < 0.15
+                else None,
+            }
+        )
+
+    for mentor in mentors:
+        waiting = young.get(mentor["organization_id"], [])
+        room = mentor["capacity"]
+        if waiting and rng.random() < 0.85:
+            for teacher in waiting[: min(room, len(waiting))]:
+                hired = date.fromisoformat(teacher["hire_date"])
+                start = min(REFERENCE_DATE, max(hired, school_year) + timedelta(rng.randint(0, 30)))
+                pair(mentor, teacher["teacher_id"], "young_teacher", start, _FOCUSES)
+                room -= 1
+            del waiting[: mentor["capacity"]]
+        candidates = deputies.get(mentor["organization_id"], [])
+        if room > 0 and candidates and rng.random() < 0.15:
+            mentee = candidates.pop(rng.randrange(len(candidates)))
+            start = school_year + timedelta(rng.randint(0, 300))
+            pair(mentor, mentee, "management_team", start, _MANAGEMENT_FOCUSES)
+    return rows
+
+
+def _expert_roles(rng: random.Random, teachers: list[Row]) -> list[Row]:
+    """The typed expert activity of the teachers the register marks as experts: one role
+    each, some two; most go on, some have ended."""
+    kinds = [kind for kind, _, _ in _EXPERT_BODIES]
+    bodies = {kind: body for kind, body, _ in _EXPERT_BODIES}
+    weights = [weight for _, _, weight in _EXPERT_BODIES]
+    starts = [date(REFERENCE_DATE.year - 2, 9, 1), date(REFERENCE_DATE.year - 1, 1, 15)]
+    starts += [date(REFERENCE_DATE.year - 1, 9, 1), date(REFERENCE_DATE.year, 1, 15)]
+    rows: list[Row] = []
+    experts = [t for t in teachers if t["expert"]]
+    for n, teacher in enumerate(experts):
+        own = {rng.choices(kinds, weights=weights)[0]}
+        if rng.random() < 0.3:
+            own.add(rng.choices(kinds, weights=weights)[0])
+        if n == 0:
+            own.add("practice_review")  # the bank's reviews have a reviewer in any region
+        for kind in sorted(own, key=kinds.index):
+            start = rng.choice(starts)
+            end = date(start.year + 1, start.month, start.day) - timedelta(days=1)
+            rows.append(
+                {
+                    "role_id": f"er-{len(rows) + 1:05d}",
+                    "teacher_id": teacher["teacher_id"],
+                    "organization_id": teacher["organization_id"],
+                    "municipality_id": teacher["municipality_id"],
+                    "kind": kind,
+                    "body": bodies[kind],
+                    "starts_on": start.isoformat(),
+                    "ends_on": end.isoformat() if rng.random() < 0.2 else None,
+                }
+            )
+    return rows
+
+
+def _practice_course(
+    rng: random.Random,
+    practices: list[Row],
+    organizations: list[Row],
+    teachers: list[Row],
+    roles: list[Row],
+) -> None:
+    """Where each practice of the bank is in its course (every stage present): its author,
+    submission, the review (by an expert of the bank's council), inclusion and where it was
+    replicated; all before the reference date."""
+    staff = _by_organization(teachers)
+    reviewers = sorted({r["teacher_id"] for r in roles if r["kind"] == "practice_review"})
+    reviewers = reviewers or sorted(t["teacher_id"] for t in teachers if t["expert"])
+    reviewers = reviewers or [t["teacher_id"] for t in teachers[:1]]
+    kind_of = {o["organization_id"]: o["kind"] for o in organizations}
+    kinds: dict[str, list[Row]] = {}
+    for org in organizations:
+        kinds.setdefault(org["kind"], []).append(org)
+    latest = REFERENCE_DATE - timedelta(days=90)
+
+    def day_of(year: int, last: date) -> date:
+        first = date(year, 1, 1)
+        return first + timedelta(
+            rng.randint(0, max(0, (min(last, date(year, 12, 20)) - first).days))
+        )
+
+    for n, row in enumerate(practices):
+        stage = (
+            _PRACTICE_STAGES[n]
+            if n < 4
+            else rng.choices(_PRACTICE_STAGES, cum_weights=_PRACTICE_STAGE_CUM)[0]
+        )
+        authors = staff.get(row["organization_id"], [])
+        if stage == "submitted":
+            submitted = REFERENCE_DATE - timedelta(rng.randint(10, 80))
+        else:
+            submitted = day_of(min(row["year"], latest.year), latest)
+        row["year"] = submitted.year
+        row.update(
+            status=stage,
+            author_id=rng.choice(authors)["teacher_id"] if authors else None,
+            submitted_on=submitted.isoformat(),
+            reviewed_by=None,
+            reviewed_on=None,
+            review="",
+            included_on=None,
+            replications=[],
+        )
+        if stage == "submitted":
+            continue
+        reviewed = submitted + timedelta(rng.randint(14, 45))
+        row.update(
+            reviewed_by=rng.choice(reviewers),
+            reviewed_on=reviewed.isoformat(),
+            review=_REVIEWS["reject" if stage == "rejected" else "include"],
+        )
+        if stage in ("reviewed", "rejected"):
+            continue
+        included = reviewed + timedelta(rng.randint(7, 30))
+        row["included_on"] = included.isoformat()
+        if stage != "replicated":
+            continue
+        own = row["organization_id"]
+        others = [o for o in kinds[kind_of[own]] if o["organization_id"] != own] or [
+            o for o in organizations if o["organization_id"] != own
+        ]
+        taken_up = rng.sample(others, min(len(others), rng.randint(1, 3)))
+        for org in sorted(taken_up, key=lambda o: o["organization_id"]):
+            there = staff.get(org["organization_id"], [])
+            on = min(REFERENCE_DATE, included + timedelta(rng.randint(30, 300)))
+            row["replications"].append(
+                {
+                    "organization_id": org["organization_id"],
+                    "municipality_id": org["municipality_id"],
+                    "by": rng.choice(there)["teacher_id"] if there else None,
+                    "on": on.isoformat(),
+                }
+            )
+        row["replications"].sort(key=lambda r: (r["on"], r["organization_id"]))
+
+
+def _contests(rng: random.Random) -> list[Row]:
+    """The region's professional contests of last year and this one."""
+    rows: list[Row] = []
+    for year in (REFERENCE_DATE.year - 1, REFERENCE_DATE.year):
+        for title, level, _, month in _CONTESTS:
+            rows.append(
+                {
+                    "contest_id": f"cnt-{year}-{len(rows) % len(_CONTESTS) + 1:02d}",
+                    "title": f"{title} — {year}",
+                    "level": level,
+                    "year": year,
+                    "held_on": date(year, month, rng.randint(10, 25)).isoformat(),
+                }
+            )
+    return rows
+
+
+def _contest_entries(
+    rng: random.Random,
+    contests: list[Row],
+    organizations: list[Row],
+    teachers: list[Row],
+    scale: float,
+) -> list[Row]:
+    """Each contest's participants, fitting who it is for, with a winner and prize winners."""
+    kinds = {o["organization_id"]: o["kind"] for o in organizations}
+    audience = {title: who for title, _, who, _ in _CONTESTS}
+    rows: list[Row] = []
+    for contest in contests:
+        who = audience[contest["title"].rsplit(" — ", 1)[0]]
+        pool = [
+            t
+            for t in teachers
+            if (_young(t) if who == "young" else kinds[t["organization_id"]] == who)
+            and not t["is_manager"]
+        ]
+        entrants = rng.sample(pool, min(len(pool), max(3, round(40 * scale))))
+        for n, teacher in enumerate(entrants):
+            rows.append(
+                {
+                    "entry_id": f"ce-{len(rows) + 1:05d}",
+                    "contest_id": contest["contest_id"],
+                    "teacher_id": teacher["teacher_id"],
+                    "organization_id": teacher["organization_id"],
+                    "municipality_id": teacher["municipality_id"],
+                    "result": "winner" if n == 0 else "prize_winner" if n < 3 else "participant",
+                }
+            )
     return rows
 
 

@@ -24,7 +24,11 @@ DOMAIN_TABLE = (
     "low_results_schools_share gifted_share career_guidance_share upbringing_share "
     "preschool_quality_share retraining_share young_supported_share mentoring_orgs_share "
     "methodist_load_max expert_involvement burnout_prevention_share "
-    "personal_potential_orgs school_of_ministry_teams"
+    "personal_potential_orgs school_of_ministry_teams "
+    # issue 16: the support outside routes
+    "school_of_ministry_methodists school_of_ministry_consultations regional_activities "
+    "needs_surveyed_share burnout_high_share practices_in_bank practices_replicated "
+    "contest_participants support_plans_share"
 ).split()
 
 

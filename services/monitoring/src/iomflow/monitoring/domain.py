@@ -316,7 +316,7 @@ class Value:
     population: int
 
 
-def _key(where: Where) -> str:
+def _key(where: Any) -> str:
     return json.dumps(where, sort_keys=True, default=str)
 
 

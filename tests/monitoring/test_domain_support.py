@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from iomflow.monitoring import alerts, domain
-from iomflow.monitoring.domain import Fact, Facts, Member, Scope
+from iomflow.monitoring.domain import Fact, Facts, Member
 
 CATALOGUE = domain.load_catalogue(
     Path(str(resources.files("iomflow.monitoring").joinpath("data/kpis.json")))
@@ -113,12 +113,30 @@ def test_burnout_risk_is_the_share_of_the_surveyed_and_should_decline() -> None:
     assert now["value"] == 50.0 and now["met"] is False and now["status"] == "missed"
     assert now["forecast"] is None
     # the alert compares the waves (here, years): 25 % → 50 %, above the 5 points allowed
-    raised = alerts.burnout_risk_rising(facts, at("2026-12-31T00:00"), alerts.Limits(burnout_rise_points=5.0, burnout_min_surveyed=4))
+    raised = alerts.burnout_risk_rising(
+        facts,
+        at("2026-12-31T00:00"),
+        alerts.Limits(burnout_rise_points=5.0, burnout_min_surveyed=4),
+    )
     assert [a.kind for a in raised] == ["burnout_risk_rising"]
     assert raised[0].value == 50.0
-    assert alerts.burnout_risk_rising(facts, at("2026-12-31T00:00"), alerts.Limits(burnout_rise_points=30, burnout_min_surveyed=4)) == []
+    assert (
+        alerts.burnout_risk_rising(
+            facts,
+            at("2026-12-31T00:00"),
+            alerts.Limits(burnout_rise_points=30, burnout_min_surveyed=4),
+        )
+        == []
+    )
     # too few surveyed in a wave: no trend
-    assert alerts.burnout_risk_rising(facts, at("2026-12-31T00:00"), alerts.Limits(burnout_rise_points=5, burnout_min_surveyed=5)) == []
+    assert (
+        alerts.burnout_risk_rising(
+            facts,
+            at("2026-12-31T00:00"),
+            alerts.Limits(burnout_rise_points=5, burnout_min_surveyed=5),
+        )
+        == []
+    )
 
 
 def test_expert_roles_count_teachers_who_held_one_in_the_year_by_kind() -> None:
@@ -160,14 +178,17 @@ def test_prevention_counts_in_any_form_not_only_a_course() -> None:
 
 
 def test_the_project_s_methodists_are_the_distinct_ones_its_teams_name() -> None:
+    def named(tid: str, project: str, methodists: list[str]) -> Fact:
+        return Fact("school_team", tid, LONG_AGO, {"project": project, "methodists": methodists})
+
     facts = Facts(
         [team("a"), team("b"), team("c", project="other")],
         [
-            Fact("school_team", "a", LONG_AGO, {"project": "school_of_ministry", "methodists": ["m1", "m2"]}),
-            Fact("school_team", "b", LONG_AGO, {"project": "school_of_ministry", "methodists": ["m2", "m3"]}),
-            Fact("school_team", "c", LONG_AGO, {"project": "other", "methodists": ["m9"]}),
+            named("a", "school_of_ministry", ["m1", "m2"]),
+            named("b", "school_of_ministry", ["m2", "m3"]),
+            named("c", "other", ["m9"]),
         ],
-    )  # fmt: skip
+    )
     found = row(facts, "school_of_ministry_methodists", "2026-01-31")
     assert (found["value"], found["population"], found["status"]) == (3.0, 2, "missed")
 

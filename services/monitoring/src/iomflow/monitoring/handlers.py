@@ -461,6 +461,9 @@ async def practices(events: Sequence[Event[PracticeUpserted]], deps: MonitoringD
     members, facts = Members(), Changes()
     for event in events:
         p, at = event.payload, event.occurred_at
+        # In the register since its first day known (a practice of the bank loaded later
+        # is in it from its inclusion).
+        known = [day_start(d) for d in (p.submitted_on, p.included_on) if d is not None]
         members.add(
             "practices",
             p.practice_id,
@@ -471,7 +474,7 @@ async def practices(events: Sequence[Event[PracticeUpserted]], deps: MonitoringD
                 "themes": [t.value for t in p.themes],
                 "competencies": p.competencies,
             },
-            at,
+            min([at, *known]),
         )
         facts.drop(kind="replicated", key=p.practice_id)
         if p.status in IN_BANK:

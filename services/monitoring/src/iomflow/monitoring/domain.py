@@ -63,31 +63,37 @@ class Also(_Strict):
 
 class Numerator(_Strict):
     fact: str = Field(description="Fact kind counted, e.g. trained")
-    also: tuple[str | Also, ...] = Field(
-        default=(),
-        description="Other fact kinds that count as well (any of them): a kind under the "
-        "numerator's conditions, or a kind with conditions of its own",
+    also: tuple[str, ...] = Field(
+        default=(), description="Other fact kinds that count as well (any of them)"
     )
     where: Where = Field(default_factory=dict, description="Conditions on the fact's attributes")
+    also_with: tuple[Also, ...] = Field(
+        default=(),
+        description="Other fact kinds that count as well, each with conditions of its own "
+        "(attendance of a prevention activity beside a course on prevention)",
+    )
 
     @property
     def parts(self) -> tuple[tuple[str, Where], ...]:
         """Each fact kind counted with its conditions."""
-        others = ((a, self.where) if isinstance(a, str) else (a.fact, a.where) for a in self.also)
-        return ((self.fact, self.where), *others)
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(kind for kind, _ in self.parts)
+        return (
+            (self.fact, self.where),
+            *((kind, self.where) for kind in self.also),
+            *((a.fact, a.where) for a in self.also_with),
+        )
 
     @property
     def plain(self) -> bool:
         """One kind with no conditions: its facts are the kind's."""
-        return not self.where and not self.also
+        return not self.where and not self.also and not self.also_with
 
     @property
     def signature(self) -> str:
         return _key([[kind, where] for kind, where in self.parts])
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind, _ in self.parts)
 
 
 class Population(_Strict):

@@ -24,7 +24,11 @@ DOMAIN_TABLE = (
     "low_results_schools_share gifted_share career_guidance_share upbringing_share "
     "preschool_quality_share retraining_share young_supported_share mentoring_orgs_share "
     "methodist_load_max expert_involvement burnout_prevention_share "
-    "personal_potential_orgs school_of_ministry_teams"
+    "personal_potential_orgs school_of_ministry_teams "
+    # issue 16: the support outside routes
+    "school_of_ministry_methodists school_of_ministry_consultations regional_activities "
+    "needs_surveyed_share burnout_high_share practices_in_bank practices_replicated "
+    "contest_participants support_plans_share"
 ).split()
 
 
@@ -305,20 +309,27 @@ def plainly(
     if pop.holding is not None:
         holding = {f.member_id for f in facts if f.kind == pop.holding and f.holds(at)}
         population = [m for m in population if m.member_id in holding]
+    year = datetime(at.year, 1, 1, tzinfo=UTC)
+    since = {
+        "yearly": year,
+        "monthly": datetime(at.year, at.month, 1, tzinfo=UTC),
+    }.get(k.accumulation, datetime.min.replace(tzinfo=UTC))
+
+    def counts(f: Fact, num: domain.Numerator) -> bool:
+        if not any(f.kind == kind and domain.matches(f.attrs, w) for kind, w in num.parts):
+            return False
+        if k.accumulation == "current":
+            return f.holds(at)
+        never = f.end is not None and f.end <= f.start
+        if k.accumulation == "held_in_year":
+            return f.start <= at and (f.end is None or (f.end > year and not never))
+        return since <= f.start <= at and not never
+
+    if pop.having is not None:
+        having = {f.member_id for f in facts if counts(f, pop.having)}
+        population = [m for m in population if m.member_id in having]
     group = {m.member_id: level(m) for m in population}
-    since = (
-        datetime(at.year, 1, 1, tzinfo=UTC)
-        if k.accumulation == "yearly"
-        else datetime.min.replace(tzinfo=UTC)
-    )
-    counted = [
-        f
-        for f in facts
-        if f.kind in k.numerator.kinds
-        and domain.matches(f.attrs, k.numerator.where)
-        and (f.holds(at) if k.accumulation == "current" else since <= f.start <= at)
-        and f.member_id in group
-    ]
+    counted = [f for f in facts if counts(f, k.numerator) and f.member_id in group]
     sizes: dict[str | None, int] = {}
     for key in group.values():
         sizes[key] = sizes.get(key, 0) + 1
@@ -333,6 +344,19 @@ def plainly(
             most = max((len(v) for v in per.get(key, {}).values()), default=0)
             out[key] = domain.Value(float(most), most, len(per.get(key, {})))
         if not out and by == "region":
+            out[None] = domain.Value(0.0, 0, 0)
+        return out
+    if k.measure == "holders":
+        named: dict[str | None, set[Any]] = {}
+        for f in counted:
+            value = f.attrs.get(k.holder or "")
+            for one in value if isinstance(value, list) else [value]:
+                if one is not None:
+                    named.setdefault(group[f.member_id], set()).add(one)
+        for key, size in sizes.items():
+            n = len(named.get(key, ()))
+            out[key] = domain.Value(float(n), n, size)
+        if None not in out and by == "region":
             out[None] = domain.Value(0.0, 0, 0)
         return out
     hits: dict[str | None, set[str]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from iomflow.monitoring import domain, wording
@@ -25,6 +25,11 @@ STATUS_WORDS = {"at_risk": "отстаёт от графика", "missed": "не
 class Limits:
     route_wait_days: int = 14
     diagnosis_route_days: int = 7
+    burnout_rise_points: float = 5.0
+    """How many percentage points the share of high burnout may rise from one wave to the
+    next before it is an alert."""
+    burnout_min_surveyed: int = 10
+    """A wave with fewer teachers surveyed for burnout says nothing of the trend."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ def _goal(v: Mapping[str, Any]) -> str:
     """«не менее 95 %», «не более 250 чел.», «рост к прошлому году»."""
     if v["comparison"] == "growth":
         return "рост к прошлому году"
+    if v["comparison"] == "decline":
+        return "снижение к прошлому году"
     word = {">=": "не менее", "<=": "не более"}.get(v["comparison"], v["comparison"])
     return f"{word} {_fmt(v['target'])} {v['unit']}"
 
@@ -231,6 +238,125 @@ def dead_letters(sizes: Mapping[str, int]) -> list[AlertRaised]:
     ]
 
 
+SCHOOL_OF_MINISTRY = "school_of_ministry"
+
+
+def _month_before(at: datetime) -> datetime:
+    """The first moment of the last full calendar month before ``at``."""
+    first = datetime(at.year, at.month, 1, tzinfo=UTC)
+    before = first - timedelta(days=1)
+    return datetime(before.year, before.month, 1, tzinfo=UTC)
+
+
+def teams_without_consultation(facts: domain.Facts, at: datetime) -> list[AlertRaised]:
+    """A School of the Ministry team (003 item 18: at least one consultation a month) that
+    had no consultation in the last full calendar month, nor any since: resolved once one
+    is held. A team registered during that month is not judged on it."""
+    since = _month_before(at)
+    consulted = {
+        f.member_id
+        for f in facts.by_kind["team_activity"]
+        if f.attrs.get("kind") == "consultation" and since <= f.start <= at
+    }
+    out = []
+    for team in facts.members["school_teams"]:
+        if (
+            team.attrs.get("project") != SCHOOL_OF_MINISTRY
+            or not team.present(at)
+            or team.start > since
+            or team.member_id in consulted
+        ):
+            continue
+        out.append(
+            AlertRaised(
+                alert_id=f"team_without_consultation:{team.member_id}",
+                kind="team_without_consultation",
+                severity="warning",
+                subject=team.member_id,
+                municipality_id=team.municipality_id or None,
+                message=f"Школьная команда {team.member_id} (организация "
+                f"{team.organization_id}) проекта «Школа Минпросвещения России» не получила "
+                f"ни одной консультации за {domain.MONTHS[since.month - 1]} {since.year} года "
+                "(не менее 1 консультации в месяц)",
+                value=0,
+                threshold=1,
+            )
+        )
+    return out
+
+
+def plan_actions_overdue(facts: domain.Facts, at: datetime) -> list[AlertRaised]:
+    """An action of an active support plan past its due day and not done."""
+    today = at.date()
+    out = []
+    for f in facts.by_kind["plan_action"]:
+        a = f.attrs
+        if not f.holds(at) or a.get("done_on") or date.fromisoformat(a["due_on"]) >= today:
+            continue
+        due = date.fromisoformat(a["due_on"])
+        out.append(
+            AlertRaised(
+                alert_id=f"plan_action_overdue:{a['plan_id']}:{a['action_id']}",
+                kind="plan_action_overdue",
+                severity="warning",
+                subject=f"{a['plan_id']}:{a['action_id']}",
+                municipality_id=a.get("municipality_id"),
+                message=f"План адресного сопровождения {a['plan_id']} (организация "
+                f"{f.member_id}): мероприятие «{a['title']}» не выполнено в срок "
+                f"{wording.ru_date(due)}, ответственный {a['responsible_id']}",
+                value=(today - due).days,
+                threshold=0,
+            )
+        )
+    return sorted(out, key=lambda a: a.alert_id)
+
+
+def burnout_waves(facts: domain.Facts, at: datetime) -> list[tuple[str, datetime, int, int]]:
+    """The burnout survey by wave (a diagnostic campaign; a year where none is named): its
+    first day, teachers surveyed and teachers with a high level (the last level each had
+    in it), in the order the waves began."""
+    last: dict[str, dict[str, tuple[datetime, str]]] = defaultdict(dict)
+    for f in facts.by_kind["diagnosed"]:
+        level = f.attrs.get("burnout")
+        if level is None or f.start > at:
+            continue
+        wave = f.attrs.get("campaign_id") or str(f.start.year)
+        seen = last[wave].get(f.member_id)
+        if seen is None or seen[0] <= f.start:
+            last[wave][f.member_id] = (f.start, level)
+    out = []
+    for wave, teachers in last.items():
+        first = min(day for day, _ in teachers.values())
+        high = sum(1 for _, level in teachers.values() if level == "high")
+        out.append((wave, first, len(teachers), high))
+    return sorted(out, key=lambda w: (w[1], w[0]))
+
+
+def burnout_risk_rising(facts: domain.Facts, at: datetime, limits: Limits) -> list[AlertRaised]:
+    """The share of teachers with a high burnout level in the latest wave above the
+    previous wave's by more than the limit (roadmap 45: the risk should decline)."""
+    waves = [w for w in burnout_waves(facts, at) if w[2] >= limits.burnout_min_surveyed]
+    if len(waves) < 2:
+        return []
+    (before, _, n0, h0), (latest, _, n1, h1) = waves[-2], waves[-1]
+    was, now = 100.0 * h0 / n0, 100.0 * h1 / n1
+    if now - was <= limits.burnout_rise_points:
+        return []
+    return [
+        AlertRaised(
+            alert_id="burnout_risk_rising:region",
+            kind="burnout_risk_rising",
+            severity="warning",
+            subject="region",
+            message=f"Доля педагогов с высоким уровнем выгорания выросла с {_fmt(round(was, 1))} % "
+            f"(волна «{before}», {n0} чел.) до {_fmt(round(now, 1))} % (волна «{latest}», "
+            f"{n1} чел.) — более чем на {_fmt(limits.burnout_rise_points)} п. п.",
+            value=round(now, 1),
+            threshold=round(was + limits.burnout_rise_points, 1),
+        )
+    ]
+
+
 def detect(
     evaluated: Mapping[str | None, list[dict[str, Any]]],
     names: Mapping[str, str],
@@ -249,4 +375,7 @@ def detect(
         *diagnoses_without_route(facts, at, limits),
         *stale_registries(stale),
         *dead_letters(dlq),
+        *teams_without_consultation(facts, at),
+        *plan_actions_overdue(facts, at),
+        *burnout_risk_rising(facts, at, limits),
     ]

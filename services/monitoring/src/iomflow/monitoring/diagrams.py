@@ -55,7 +55,11 @@ def _lines(text: str, width: int) -> list[str]:
 def shares(report: Mapping[str, Any]) -> str:
     """The region's KPIs in percent: a bar per KPI in its status colour, last year's value
     as a grey bar under it, the target as a dark mark; empty when there is none."""
-    rows = [k for k in report["kpis"] if k["unit"] == "%" and k["comparison"] != "growth"]
+    rows = [
+        k
+        for k in report["kpis"]
+        if k["unit"] == "%" and k["comparison"] not in ("growth", "decline")
+    ]
     if not rows:
         return ""
     then = report.get("previous_as_of")

@@ -42,6 +42,24 @@ contained); a list = any of; ``{"nonempty": true}`` = a non-empty list attribute
 
 Level = Literal["region", "municipality", "organization"]
 
+MemberKind = Literal[
+    "teachers", "organizations", "management_teams", "school_teams", "activities", "practices"
+]
+"""Who a KPI can count over: teachers and organisations; school teams (a project's), and
+activities and practices (a count of them: each is a member of its own kind)."""
+
+Accumulation = Literal["cumulative", "yearly", "monthly", "current", "held_in_year"]
+"""Which facts count at a date: begun by it (cumulative), begun in its year or its calendar
+month (yearly, monthly), holding at it (current), or holding at any time of its year up to
+it (held_in_year: a role held for a period)."""
+
+
+class Also(_Strict):
+    """Another fact kind that counts, with conditions of its own."""
+
+    fact: str
+    where: Where = Field(default_factory=dict)
+
 
 class Numerator(_Strict):
     fact: str = Field(description="Fact kind counted, e.g. trained")
@@ -49,17 +67,45 @@ class Numerator(_Strict):
         default=(), description="Other fact kinds that count as well (any of them)"
     )
     where: Where = Field(default_factory=dict, description="Conditions on the fact's attributes")
+    also_with: tuple[Also, ...] = Field(
+        default=(),
+        description="Other fact kinds that count as well, each with conditions of its own "
+        "(attendance of a prevention activity beside a course on prevention)",
+    )
+
+    @property
+    def parts(self) -> tuple[tuple[str, Where], ...]:
+        """Each fact kind counted with its conditions."""
+        return (
+            (self.fact, self.where),
+            *((kind, self.where) for kind in self.also),
+            *((a.fact, a.where) for a in self.also_with),
+        )
+
+    @property
+    def plain(self) -> bool:
+        """One kind with no conditions: its facts are the kind's."""
+        return not self.where and not self.also and not self.also_with
+
+    @property
+    def signature(self) -> str:
+        return _key([[kind, where] for kind, where in self.parts])
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return (self.fact, *self.also)
+        return tuple(kind for kind, _ in self.parts)
 
 
 class Population(_Strict):
-    of: Literal["teachers", "organizations", "management_teams"] = "teachers"
+    of: MemberKind = "teachers"
     where: Where = Field(default_factory=dict, description="Conditions on the member")
     holding: str | None = Field(
         default=None, description="Only members holding this fact at the date (e.g. route)"
+    )
+    having: Numerator | None = Field(
+        default=None,
+        description="Only members with a fact of these that counts at the date under the "
+        "KPI's accumulation (e.g. diagnosed in the year with a burnout result)",
     )
 
 
@@ -72,16 +118,23 @@ class Kpi(_Strict):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str
     unit: str
-    measure: Literal["share", "max_per_holder", "count"] = "share"
+    measure: Literal["share", "max_per_holder", "count", "holders"] = "share"
     numerator: Numerator
     population: Population = Field(default_factory=Population)
-    comparison: Literal[">=", "<=", "growth"]
+    comparison: Literal[">=", "<=", "growth", "decline"]
     targets: list[Target] = Field(min_length=1, description="The first is in force")
-    accumulation: Literal["cumulative", "yearly", "current"]
+    accumulation: Accumulation
     deadline: date | None = None
     clause: str
     holder: str | None = Field(
-        default=None, description="max_per_holder: the fact attribute that names the holder"
+        default=None,
+        description="max_per_holder, holders: the fact attribute that names the holder (or "
+        "the holders: a list)",
+    )
+    breakdown: str | None = Field(
+        default=None,
+        description="A fact attribute the value is also given by (``breakdown``: distinct "
+        "members counted per value of it, e.g. an expert role's kind)",
     )
     judged_at: list[Level] | None = Field(
         default=None,
@@ -102,8 +155,8 @@ class Kpi(_Strict):
 
     @model_validator(mode="after")
     def _holder_for_max(self) -> Kpi:
-        if self.measure == "max_per_holder" and not self.holder:
-            raise ValueError(f"{self.code}: max_per_holder needs holder")
+        if self.measure in ("max_per_holder", "holders") and not self.holder:
+            raise ValueError(f"{self.code}: {self.measure} needs holder")
         return self
 
     @property
@@ -123,7 +176,7 @@ class Kpi(_Strict):
         region's count of 93 organisations)."""
         if self.judged_at is not None:
             return level in self.judged_at
-        return self.measure != "count" or level == "region"
+        return self.measure not in ("count", "holders") or level == "region"
 
 
 class Tracked(_Strict):
@@ -269,7 +322,7 @@ class Value:
     population: int
 
 
-def _key(where: Where) -> str:
+def _key(where: Any) -> str:
     return json.dumps(where, sort_keys=True, default=str)
 
 
@@ -394,11 +447,21 @@ class Facts:
         return Counter(map(self._groups(of, "municipality").__getitem__, ids))
 
     def population(self, kpi: Kpi, scope: Scope, at: datetime) -> list[Member]:
+        return self._population_of(kpi, scope, at)[0]
+
+    def _population_of(self, kpi: Kpi, scope: Scope, at: datetime) -> tuple[list[Member], set[str]]:
         pop = kpi.population
-        return self._population(pop.of, pop.where, pop.holding, scope, at)[0]
+        having = (pop.having, kpi.accumulation) if pop.having is not None else None
+        return self._population(pop.of, pop.where, pop.holding, scope, at, having)
 
     def _population(
-        self, of: str, where: Where, holding: str | None, scope: Scope, at: datetime
+        self,
+        of: str,
+        where: Where,
+        holding: str | None,
+        scope: Scope,
+        at: datetime,
+        having: tuple[Numerator, Accumulation] | None = None,
     ) -> tuple[list[Member], set[str]]:
         def compute() -> tuple[list[Member], set[str]]:
             found = self._matching(of, where, scope)
@@ -410,9 +473,13 @@ class Facts:
             if holding is not None:
                 holders = self.holding(holding, at)
                 found = [m for m in found if m.member_id in holders]
+            if having is not None:
+                counted = self._counted_ids(having[0], having[1], at)
+                found = [m for m in found if m.member_id in counted]
             return found, {m.member_id for m in found}
 
-        key = ("population", of, _key(where), holding, scope)
+        condition = None if having is None else (having[0].signature, having[1])
+        key = ("population", of, _key(where), holding, condition, scope)
         return self._memo(at, key, compute)  # type: ignore[no-any-return]
 
     def _groups(self, of: str, by: GroupBy) -> dict[str, str]:
@@ -441,31 +508,31 @@ class Facts:
         pop = kpi.population
 
         def compute() -> dict[str | None, int]:
-            _, ids = self._population(pop.of, pop.where, pop.holding, scope, at)
+            _, ids = self._population_of(kpi, scope, at)
             if by == "region":
                 return {None: len(ids)} if ids else {}
             return _per_group(self._grouped(pop.of, by, scope), ids)
 
-        key = ("sizes", pop.of, _key(pop.where), pop.holding, scope, by)
+        having = None if pop.having is None else (pop.having.signature, kpi.accumulation)
+        key = ("sizes", pop.of, _key(pop.where), pop.holding, having, scope, by)
         return self._memo(at, key, compute)  # type: ignore[no-any-return]
 
     # --- facts ----------------------------------------------------------------------------
 
-    def _numerator(self, kpi: Kpi) -> list[Fact]:
-        """Facts of the numerator's kind meeting its conditions (at any date)."""
-        num = kpi.numerator
-        if not num.where and not num.also:
+    def _numerator(self, num: Numerator) -> list[Fact]:
+        """Facts of the numerator's kinds meeting their conditions (at any date)."""
+        if num.plain:
             return self.by_kind[num.fact]
 
         def compute() -> list[Fact]:
             out: list[Fact] = []
-            for kind in num.kinds:
+            for kind, where in num.parts:
                 for attrs, facts in self._by_attrs(kind):
-                    if matches(attrs, num.where):
+                    if matches(attrs, where):
                         out += facts
             return out
 
-        return self._memo(None, ("numerator", num.kinds, _key(num.where)), compute)  # type: ignore[no-any-return]
+        return self._memo(None, ("numerator", num.signature), compute)  # type: ignore[no-any-return]
 
     def _by_attrs(self, kind: str) -> list[tuple[Mapping[str, Any], list[Fact]]]:
         """The facts of a kind by their attributes: facts loaded together share equal
@@ -484,46 +551,88 @@ class Facts:
 
     def counted(self, kpi: Kpi, at: datetime) -> list[Fact]:
         """Facts of the numerator that count at ``at`` under the KPI's accumulation."""
-        num = kpi.numerator
+        return self._counted(kpi.numerator, kpi.accumulation, at)
 
+    def _counted(self, num: Numerator, accumulation: Accumulation, at: datetime) -> list[Fact]:
         def compute() -> list[Fact]:
-            facts = self._numerator(kpi)
-            if kpi.accumulation == "current":
+            facts = self._numerator(num)
+            if accumulation == "current":
                 return [f for f in facts if f.holds(at)]
-            since = (
-                datetime(at.year, 1, 1, tzinfo=UTC) if kpi.accumulation == "yearly" else _BEGINNING
-            )
-            return [f for f in facts if since <= f.start <= at]
+            if accumulation == "held_in_year":
+                year = datetime(at.year, 1, 1, tzinfo=UTC)
+                return [
+                    f
+                    for f in facts
+                    if f.start <= at and (f.end is None or (f.end > year and f.end > f.start))
+                ]
+            if accumulation == "yearly":
+                since = datetime(at.year, 1, 1, tzinfo=UTC)
+            elif accumulation == "monthly":
+                since = datetime(at.year, at.month, 1, tzinfo=UTC)
+            else:
+                since = _BEGINNING
+            # A fact that ended before it began (a record removed before its period) never
+            # held: it counts nowhere.
+            return [
+                f for f in facts if since <= f.start <= at and (f.end is None or f.end > f.start)
+            ]
 
-        key = ("counted", num.kinds, _key(num.where), kpi.accumulation)
+        key = ("counted", num.signature, accumulation)
         return self._memo(at, key, compute)  # type: ignore[no-any-return]
 
-    def _counted_members(self, kpi: Kpi, at: datetime) -> set[str]:
-        num = kpi.numerator
-        key = ("counted members", num.kinds, _key(num.where), kpi.accumulation)
+    def _counted_ids(self, num: Numerator, accumulation: Accumulation, at: datetime) -> set[str]:
         return self._memo(
             at,
-            key,
+            ("counted members", num.signature, accumulation),
             lambda: {  # type: ignore[no-any-return]
-                f.member_id for f in self.counted(kpi, at)
+                f.member_id for f in self._counted(num, accumulation, at)
             },
         )
 
+    def _counted_members(self, kpi: Kpi, at: datetime) -> set[str]:
+        return self._counted_ids(kpi.numerator, kpi.accumulation, at)
+
     def _holders(self, kpi: Kpi, at: datetime) -> dict[Any, set[str]]:
-        """max_per_holder: per holder (a methodist), the members of its counted facts."""
-        num, holder = kpi.numerator, kpi.holder
-        assert holder is not None
+        """max_per_holder, holders: per holder (a methodist), the members of its counted
+        facts (an attribute that is a list names several)."""
+        return self._per_attribute(kpi, kpi.holder, at)
+
+    def _per_attribute(self, kpi: Kpi, name: str | None, at: datetime) -> dict[Any, set[str]]:
+        """Per value of a counted fact's attribute, the members of those facts."""
+        num = kpi.numerator
+        assert name is not None
 
         def compute() -> dict[Any, set[str]]:
             out: dict[Any, set[str]] = defaultdict(set)
             for f in self.counted(kpi, at):
-                name = f.attrs.get(holder)
-                if name is not None:
-                    out[name].add(f.member_id)
+                value = f.attrs.get(name)
+                for one in value if isinstance(value, list) else (value,):
+                    if one is not None:
+                        out[one].add(f.member_id)
             return out
 
-        key = ("holders", num.kinds, _key(num.where), kpi.accumulation, holder)
+        key = ("per attribute", num.signature, kpi.accumulation, name)
         return self._memo(at, key, compute)  # type: ignore[no-any-return]
+
+    def breakdown(
+        self, kpi: Kpi, scope: Scope, at: datetime, by: GroupBy
+    ) -> dict[str | None, dict[str, int]]:
+        """``Kpi.breakdown``: per level key, distinct members counted per value of the
+        attribute (empty when the KPI has none)."""
+        if kpi.breakdown is None:
+            return {}
+        _, ids = self._population_of(kpi, scope, at)
+        groups = self._groups(kpi.population.of, by) if by != "region" else None
+        out: dict[str | None, dict[str, int]] = defaultdict(dict)
+        for value, members in sorted(self._per_attribute(kpi, kpi.breakdown, at).items()):
+            inside = members & ids
+            if groups is None:
+                if inside:
+                    out[None][str(value)] = len(inside)
+                continue
+            for group, n in Counter(map(groups.__getitem__, inside)).items():
+                out[group][str(value)] = n
+        return dict(out)
 
     # --- values ---------------------------------------------------------------------------
 
@@ -540,14 +649,14 @@ class Facts:
         return found  # type: ignore[no-any-return]
 
     def _values(self, kpi: Kpi, scope: Scope, at: datetime, by: GroupBy) -> dict[str | None, Value]:
-        if by == "region" and kpi.measure != "max_per_holder":
+        if by == "region" and kpi.measure not in ("max_per_holder", "holders"):
             # Members are in one municipality each: the whole is the sum of its parts,
             # when those are known already (the region is asked after its municipalities).
             parts = self._of_date(at).get(("values", _kpi_key(kpi), scope, "municipality"))
             if parts is not None:
                 return _whole(kpi, parts)
         pop = kpi.population
-        _, ids = self._population(pop.of, pop.where, pop.holding, scope, at)
+        _, ids = self._population_of(kpi, scope, at)
         sizes = self._sizes(kpi, scope, at, by)
         groups = self._groups(pop.of, by) if by != "region" else None
         out: dict[str | None, Value] = {}
@@ -566,6 +675,22 @@ class Facts:
                 most = max(per.get(key, {}).values(), default=0)
                 out[key] = Value(float(most), most, len(per.get(key, {})))
             if not out and by == "region":
+                out[None] = Value(0.0, 0, 0)
+            return out
+        if kpi.measure == "holders":
+            named: dict[str | None, set[Any]] = defaultdict(set)
+            for holder, counted in self._holders(kpi, at).items():
+                inside = counted & ids
+                if groups is None:
+                    if inside:
+                        named[None].add(holder)
+                    continue
+                for group in {groups[m] for m in inside}:
+                    named[group].add(holder)
+            for key, size in sizes.items():
+                n = len(named.get(key, ()))
+                out[key] = Value(float(n), n, size)
+            if None not in out and by == "region":
                 out[None] = Value(0.0, 0, 0)
             return out
         hit_ids = ids & self._counted_members(kpi, at)
@@ -601,13 +726,13 @@ def _kpi_key(kpi: Kpi) -> tuple[Any, ...]:
     num, pop = kpi.numerator, kpi.population
     return (
         kpi.measure,
-        num.kinds,
-        _key(num.where),
+        num.signature,
         kpi.accumulation,
         kpi.holder,
         pop.of,
         _key(pop.where),
         pop.holding,
+        None if pop.having is None else pop.having.signature,
     )
 
 
@@ -645,14 +770,29 @@ def met(kpi: Kpi, value: float | None, previous: float | None = None) -> bool | 
         return value >= kpi.target
     if kpi.comparison == "<=":
         return value <= kpi.target
+    if kpi.comparison == "decline":  # a risk's positive dynamics: lower than a year ago
+        return previous is None or value < previous or value == 0
     return previous is None or value > previous  # growth: positive dynamics
+
+
+def window(kpi: Kpi, on: date) -> tuple[date, date] | None:
+    """The period a yearly or monthly KPI accumulates over, around ``on`` (its first and
+    last day); None for the others."""
+    if kpi.accumulation in ("yearly", "held_in_year"):
+        return date(on.year, 1, 1), date(on.year, 12, 31)
+    if kpi.accumulation == "monthly":
+        first = on.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        return first, following - timedelta(days=1)
+    return None
 
 
 def path_value(kpi: Kpi, start: date, on: date) -> float:
     """Where a ">=" KPI should stand on ``on`` to reach its target on its deadline, rising
     in a straight line from 0 (from the catalogue's start; for a yearly KPI, from 1 January)."""
-    if kpi.accumulation == "yearly":
-        begin, end = date(on.year, 1, 1), date(on.year, 12, 31)
+    period = window(kpi, on)
+    if period is not None:
+        begin, end = period
     else:
         begin, end = start, kpi.deadline or on
     if end <= begin or on >= end:
@@ -670,7 +810,8 @@ def status(
     ok = met(kpi, value, previous)
     if kpi.comparison != ">=" or kpi.accumulation == "current":
         return "on_track" if ok else "missed"
-    deadline = kpi.deadline if kpi.accumulation == "cumulative" else date(on.year, 12, 31)
+    period = window(kpi, on)
+    deadline = kpi.deadline if period is None else period[1]
     if deadline is not None and on >= deadline:
         return "met" if ok else "missed"
     if ok:
@@ -682,11 +823,15 @@ def forecast(
     kpi: Kpi, value: float | None, earlier: float | None, days: int, on: date
 ) -> float | None:
     """The value at the deadline (or the year's end) at the pace of the last ``days``."""
-    if value is None or earlier is None or days <= 0 or kpi.comparison == "growth":
+    if value is None or earlier is None or days <= 0 or kpi.comparison in ("growth", "decline"):
         return None
-    deadline = kpi.deadline if kpi.accumulation == "cumulative" else date(on.year, 12, 31)
+    period = window(kpi, on)
+    deadline = kpi.deadline if period is None else period[1]
     if kpi.accumulation == "current" or deadline is None or deadline <= on:
         return value
+    if kpi.accumulation == "monthly" and period is not None:
+        days = (on - period[0]).days + 1  # the pace within the month, since it began
+        earlier = 0.0
     pace = (value - earlier) / days
     ahead = value + pace * (deadline - on).days
     return min(ahead, 100.0) if kpi.unit == "%" else ahead
@@ -706,7 +851,12 @@ def evaluate(
     last_year = end_of(on - timedelta(days=365))
     out: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     current = {kpi.code: facts.values(kpi, scope, at, by) for kpi in catalogue.kpis}
-    keys = sorted({k for values in current.values() for k in values}, key=lambda k: k or "")
+    # Members of no municipality or organisation (a regional activity) count for the
+    # whole only.
+    keys = sorted(
+        {k for values in current.values() for k in values if by == "region" or k != ""},
+        key=lambda k: k or "",
+    )
     level = scope.level if by == "region" else by
     empty = Value(None, 0, 0)
     for kpi in catalogue.kpis:
@@ -714,7 +864,12 @@ def evaluate(
         deadline = kpi.deadline.isoformat() if kpi.deadline else None
         now = current[kpi.code]
         earlier = facts.values(kpi, scope, before, by)
-        previous = facts.values(kpi, scope, last_year, by) if kpi.comparison == "growth" else {}
+        previous = (
+            facts.values(kpi, scope, last_year, by)
+            if kpi.comparison in ("growth", "decline")
+            else {}
+        )
+        broken = facts.breakdown(kpi, scope, at, by)
         lapsed = kpi.lapsed(on)
         then_values = (
             facts.values(kpi, scope, end_of(kpi.deadline), by)
@@ -784,6 +939,7 @@ def evaluate(
                         )
                     ),
                     "clause": kpi.clause,
+                    "breakdown": broken.get(key, {}) if kpi.breakdown else None,
                 }
             )
     return dict(out)
@@ -840,6 +996,12 @@ def tracked(
     return out
 
 
+MONTHS = (
+    "январь", "февраль", "март", "апрель", "май", "июнь",
+    "июль", "август", "сентябрь", "октябрь", "ноябрь", "декабрь",
+)  # fmt: skip
+
+
 def _ru(day: date) -> str:
     return day.strftime("%d.%m.%Y")
 
@@ -851,8 +1013,10 @@ def period_of(kpi: Kpi, on: date) -> dict[str, Any]:
     if kpi.lapsed(on):
         assert kpi.deadline is not None
         return {"label": f"на {_ru(kpi.deadline)}, срок прошёл", "passed": True}
-    if kpi.accumulation == "yearly":
+    if kpi.accumulation in ("yearly", "held_in_year"):
         return {"label": f"за {on.year} год", "passed": False}
+    if kpi.accumulation == "monthly":
+        return {"label": f"за {MONTHS[on.month - 1]} {on.year} года", "passed": False}
     if kpi.accumulation == "cumulative" and kpi.deadline is not None:
         return {"label": f"к {_ru(kpi.deadline)}", "passed": False}
     return {"label": f"на {_ru(on)}", "passed": False}

@@ -17,23 +17,31 @@ the KPI snapshot is renewed from that (``projection``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeAlias
 
 from iomflow.monitoring import repository as repo
 from iomflow.monitoring.context import Context
 from iomflow.monitoring.repository.writes import Changes, Members
 from iomflow.shared.contracts import (
+    ActivityAttended,
+    ActivityHeld,
     CommunityUpserted,
+    ContestEntryUpserted,
+    ContestUpserted,
     DiagnosisCancelled,
     DiagnosisCompleted,
     DiagnosisDigest,
     Event,
+    ExpertRoleUpserted,
     ManagementMemberUpserted,
+    MentoringPairUpserted,
     MentorUpserted,
     MethodistAssigned,
     MethodistUnavailable,
+    NeedsRecorded,
     OrganizationUpserted,
+    PracticeUpserted,
     Project,
     RecordRemoved,
     RegistryStale,
@@ -42,8 +50,10 @@ from iomflow.shared.contracts import (
     RouteCompleted,
     RouteDrafted,
     RouteDraftedDigest,
+    SchoolTeamUpserted,
     StepCompleted,
     Streams,
+    SupportPlanUpdated,
     TeacherUpserted,
     TrainingCompleted,
     types_of,
@@ -283,6 +293,222 @@ removed organisation still names its past teachers' school, a removed program st
 what its past completions taught."""
 
 
+# --- support outside routes: registers -----------------------------------------------------
+
+
+def day_start(day: date) -> datetime:
+    """The first moment of a day (UTC): a period's start."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def day_after(day: date | None) -> datetime | None:
+    """The end of a period whose last day is ``day`` (None: open)."""
+    return None if day is None else day_start(day + timedelta(days=1))
+
+
+def noon(day: date) -> datetime:
+    """Something that happened on a day (an activity, an answer): its midday, as trainings."""
+    return datetime.combine(day, time(12, 0), tzinfo=UTC)
+
+
+async def school_teams(events: Sequence[Event[SchoolTeamUpserted]], deps: MonitoringDeps) -> None:
+    """A project's school team as a member (its consultations are its facts), and the fact
+    of the team with its assigned methodists (how many methodists the project has)."""
+    members, facts = Members(), Changes()
+    for event in events:
+        t, at = event.payload, event.occurred_at
+        members.add(
+            "school_teams",
+            t.team_id,
+            t.municipality_id,
+            t.organization_id,
+            {"project": t.project.value, "members": t.members, "methodists": t.methodists},
+            at,
+        )
+        facts.add(
+            f"school_team:{t.team_id}",
+            "school_team",
+            t.team_id,
+            at,
+            {"project": t.project.value, "methodists": sorted(t.methodists)},
+            key=t.team_id,
+        )
+    await _write(deps, Streams.REGISTRY, members, facts)
+
+
+async def school_teams_removed(
+    events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps
+) -> None:
+    members, facts = Members(), Changes()
+    for event in events:
+        team, at = event.payload.record_id, event.occurred_at
+        members.end("school_teams", team, at)
+        facts.end(at, fact_id=f"school_team:{team}")
+    await _write(deps, Streams.REGISTRY, members, facts)
+
+
+async def mentoring_pairs(
+    events: Sequence[Event[MentoringPairUpserted]], deps: MonitoringDeps
+) -> None:
+    """A pair of a school's mentoring program, for its period: the mentee of a young
+    teacher's pair is mentored (``young_supported_share``); the pair's organisation runs a
+    mentoring program while it lasts (``mentoring_orgs_share``)."""
+    facts = Changes()
+    for event in events:
+        p = event.payload
+        start, until = day_start(p.starts_on), day_after(p.ends_on)
+        if p.kind == "young_teacher":
+            facts.add(
+                f"pair:{p.pair_id}",
+                "mentored",
+                p.mentee_id,
+                start,
+                {"pair_kind": p.kind},
+                key=p.pair_id,
+                until=until,
+                dated=True,
+            )
+        else:  # a kind changed from a young teacher's: not one any more
+            facts.drop(fact_id=f"pair:{p.pair_id}")
+        facts.add(
+            f"pair_org:{p.pair_id}",
+            "mentoring_org",
+            p.organization_id,
+            start,
+            {"pair_kind": p.kind},
+            key=p.pair_id,
+            until=until,
+            dated=True,
+        )
+    await _write(deps, Streams.REGISTRY, facts)
+
+
+def ended_by_key(what: str) -> Handler:
+    """A removed record's facts (keyed by its id) stop now, even those due to end later."""
+
+    async def handle(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
+        facts = Changes()
+        for event in events:
+            facts.end(event.occurred_at, key=event.payload.record_id, early=True)
+        await _write(deps, Streams.REGISTRY, facts)
+
+    handle.__name__ = f"{what}_removed"
+    return handle  # type: ignore[return-value]
+
+
+async def expert_roles(events: Sequence[Event[ExpertRoleUpserted]], deps: MonitoringDeps) -> None:
+    """A teacher's expert role of a kind, for its period (``expert_involvement``, by kind);
+    the teacher register's flag stays a fact of its own."""
+    facts = Changes()
+    for event in events:
+        r = event.payload
+        facts.add(
+            f"expert_role:{r.role_id}",
+            "expert",
+            r.teacher_id,
+            day_start(r.starts_on),
+            {"kind": r.kind.value, "body": r.body},
+            key=r.role_id,
+            until=day_after(r.ends_on),
+            dated=True,
+        )
+    await _write(deps, Streams.REGISTRY, facts)
+
+
+async def contests(events: Sequence[Event[ContestUpserted]], deps: MonitoringDeps) -> None:
+    """A contest, dated by its day (or its year's first): its entries take its date
+    (``Rows.build``)."""
+    facts = Changes()
+    for event in events:
+        c = event.payload
+        facts.add(
+            f"contest:{c.contest_id}",
+            "contest",
+            c.contest_id,
+            day_start(c.held_on or date(c.year, 1, 1)),
+            {"year": c.year, "level": c.level},
+            key=c.contest_id,
+            dated=True,
+        )
+    await _write(deps, Streams.REGISTRY, facts)
+
+
+async def contest_entries(
+    events: Sequence[Event[ContestEntryUpserted]], deps: MonitoringDeps
+) -> None:
+    """A teacher's entry of a contest (``contest_participants``), with its result."""
+    facts = Changes()
+    for event in events:
+        e = event.payload
+        facts.add(
+            f"contest_entry:{e.entry_id}",
+            "contest_entry",
+            e.teacher_id,
+            event.occurred_at,
+            {"contest_id": e.contest_id, "result": e.result},
+            key=e.entry_id,
+        )
+    await _write(deps, Streams.REGISTRY, facts)
+
+
+IN_BANK = ("included", "replicated")
+
+
+async def practices(events: Sequence[Event[PracticeUpserted]], deps: MonitoringDeps) -> None:
+    """A practice as a member; in the bank from its inclusion while included or replicated
+    (``practices_in_bank``); each replication on its day (``practices_replicated``). Its
+    replications are the record's list: those no longer in it are forgotten."""
+    members, facts = Members(), Changes()
+    for event in events:
+        p, at = event.payload, event.occurred_at
+        # In the register since its first day known (a practice of the bank loaded later
+        # is in it from its inclusion).
+        known = [day_start(d) for d in (p.submitted_on, p.included_on) if d is not None]
+        members.add(
+            "practices",
+            p.practice_id,
+            p.municipality_id,
+            p.organization_id,
+            {
+                "status": p.status,
+                "themes": [t.value for t in p.themes],
+                "competencies": p.competencies,
+            },
+            min([at, *known]),
+        )
+        facts.drop(kind="replicated", key=p.practice_id)
+        if p.status in IN_BANK:
+            facts.add(
+                f"in_bank:{p.practice_id}",
+                "in_bank",
+                p.practice_id,
+                day_start(p.included_on) if p.included_on else at,
+                key=p.practice_id,
+                dated=p.included_on is not None,
+            )
+        else:
+            facts.drop(kind="in_bank", key=p.practice_id)
+        for r in p.replications:
+            facts.add(
+                f"replicated:{p.practice_id}:{r.organization_id}:{r.on.isoformat()}",
+                "replicated",
+                p.practice_id,
+                noon(r.on),
+                {"organization_id": r.organization_id, "municipality_id": r.municipality_id},
+                key=p.practice_id,
+                dated=True,
+            )
+    await _write(deps, Streams.REGISTRY, members, facts)
+
+
+async def practices_removed(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
+    members, facts = Members(), Changes()
+    for event in events:
+        members.end("practices", event.payload.record_id, event.occurred_at)
+        facts.end(event.occurred_at, kind="in_bank", key=event.payload.record_id)
+    await _write(deps, Streams.REGISTRY, members, facts)
+
+
 # --- diagnostics ---------------------------------------------------------------------------
 
 
@@ -300,7 +526,11 @@ async def diagnosed(events: Sequence[Event[DiagnosisCompleted]], deps: Monitorin
             "diagnosed",
             d.teacher_id,
             at,
-            {"burnout": d.burnout.level if d.burnout else None, "deficits": len(d.deficits)},
+            {
+                "burnout": d.burnout.level if d.burnout else None,
+                "deficits": len(d.deficits),
+                "campaign_id": d.campaign_id,
+            },
             key=d.diagnosis_id,
         )
     await _write(deps, Streams.DIAGNOSTICS, facts)
@@ -313,6 +543,23 @@ async def diagnoses_cancelled(
     facts = Changes()
     for event in events:
         facts.drop(fact_id=f"diagnosed:{event.payload.diagnosis_id}")
+    await _write(deps, Streams.DIAGNOSTICS, facts)
+
+
+async def needs(events: Sequence[Event[NeedsRecorded]], deps: MonitoringDeps) -> None:
+    """A teacher answered the needs survey (``needs_surveyed_share``), on the answer's day."""
+    facts = Changes()
+    for event in events:
+        n = event.payload
+        facts.add(
+            f"needs:{n.response_id}",
+            "needs",
+            n.teacher_id,
+            noon(n.answered_on),
+            {"campaign_id": n.campaign_id},
+            key=n.response_id,
+            dated=True,
+        )
     await _write(deps, Streams.DIAGNOSTICS, facts)
 
 
@@ -346,6 +593,18 @@ async def routes_drafted(events: Sequence[Event[RouteDrafted]], deps: Monitoring
             )
         if any(s.kind == "mentoring" for s in r.steps):
             facts.add(f"mentored:{r.route_id}", "mentored", r.teacher_id, at, key=r.route_id)
+        prevention = [s.step_id for s in r.steps if s.purpose == "burnout_prevention"]
+        if prevention:
+            # Its completion counts as prevention (``Rows.build``): a step done names no
+            # purpose, the draft does.
+            facts.add(
+                f"prevention_planned:{r.route_id}",
+                "prevention_planned",
+                r.teacher_id,
+                at,
+                {"steps": prevention},
+                key=r.route_id,
+            )
     await _write(deps, Streams.ROUTES, facts)
 
 
@@ -466,6 +725,16 @@ async def steps_completed(events: Sequence[Event[StepCompleted]], deps: Monitori
     for event in events:
         s = event.payload
         if s.kind not in ("program", "internship"):
+            # A consultation, community, mentoring step done: what it was for is the
+            # draft's (``Rows.build`` gives it its purpose).
+            facts.add(
+                f"step_done:{s.route_id}:{s.step_id}",
+                "step_done",
+                s.teacher_id,
+                noon(s.completed_on),
+                {"route_id": s.route_id, "step_id": s.step_id, "step_kind": s.kind},
+                key=s.route_id,
+            )
             continue
         training = training_id(s.teacher_id, s.program_id, s.site_id)
         if training is None:  # an internship step of an event before site_id was sent
@@ -483,6 +752,114 @@ async def steps_completed(events: Sequence[Event[StepCompleted]], deps: Monitori
     await _write(deps, Streams.ROUTES, facts)
 
 
+def _activity_attrs(a: ActivityHeld | ActivityAttended) -> dict[str, object]:
+    return {
+        "kind": a.kind,
+        "level": a.level,
+        "themes": [t.value for t in a.themes],
+        "competencies": a.competencies,
+        "team_id": a.team_id,
+    }
+
+
+async def activities(events: Sequence[Event[ActivityHeld]], deps: MonitoringDeps) -> None:
+    """An activity as a member of its own (``regional_activities`` counts them), held on
+    its day; one for a school team is the team's (a consultation a month,
+    ``school_of_ministry_consultations``). A regional activity of no municipality counts
+    for the region only."""
+    members, facts = Members(), Changes()
+    for event in events:
+        a = event.payload
+        on = noon(a.held_on)
+        attrs = {**_activity_attrs(a), "format": a.format, "target": a.target}
+        attrs["project"] = a.project.value if a.project else None
+        members.add(
+            "activities", a.activity_id, a.municipality_id or "", a.organization_id or "", attrs, on
+        )
+        facts.add(
+            f"held:{a.activity_id}",
+            "activity_held",
+            a.activity_id,
+            on,
+            attrs,
+            key=a.activity_id,
+            dated=True,
+        )
+        facts.drop(kind="team_activity", key=a.activity_id)  # its team may have changed
+        if a.team_id:
+            facts.add(
+                f"team_activity:{a.activity_id}",
+                "team_activity",
+                a.team_id,
+                on,
+                {"kind": a.kind, "activity_id": a.activity_id},
+                key=a.activity_id,
+                dated=True,
+            )
+    await _write(deps, Streams.ROUTES, members, facts)
+
+
+async def attendances(events: Sequence[Event[ActivityAttended]], deps: MonitoringDeps) -> None:
+    """A teacher took part in an activity, on its day (one of prevention counts in
+    ``burnout_prevention_share``)."""
+    facts = Changes()
+    for event in events:
+        a = event.payload
+        facts.add(
+            f"attended:{a.attendance_id}",
+            "attended",
+            a.teacher_id,
+            noon(a.held_on),
+            _activity_attrs(a),
+            key=a.activity_id,
+            dated=True,
+        )
+    await _write(deps, Streams.ROUTES, facts)
+
+
+async def plans(events: Sequence[Event[SupportPlanUpdated]], deps: MonitoringDeps) -> None:
+    """A flagged school's support plan, whole: the school has it from its start while it
+    is active (``support_plans_share``); its actions, with their due and done days, while
+    the plan is (``plan_action_overdue``). Actions no longer in the plan are forgotten."""
+    facts = Changes()
+    for event in events:
+        p = event.payload
+        start = day_start(p.starts_on)
+        until = None if p.status == "active" else max(event.occurred_at, start)
+        facts.add(
+            f"plan:{p.plan_id}",
+            "support_plan",
+            p.organization_id,
+            start,
+            {"plan_id": p.plan_id, "methodist_id": p.methodist_id},
+            key=p.plan_id,
+            until=until,
+            dated=True,
+        )
+        facts.drop(kind="plan_action", key=p.plan_id)
+        for action in p.actions:
+            facts.add(
+                f"plan_action:{p.plan_id}:{action.action_id}",
+                "plan_action",
+                p.organization_id,
+                start,
+                {
+                    "plan_id": p.plan_id,
+                    "action_id": action.action_id,
+                    "title": action.title,
+                    "action_kind": action.kind,
+                    "due_on": action.due_on.isoformat(),
+                    "done_on": action.done_on.isoformat() if action.done_on else None,
+                    "responsible_id": action.responsible_id,
+                    "municipality_id": p.municipality_id,
+                },
+                key=p.plan_id,
+                until=until,
+                dated=True,
+            )
+    await _write(deps, Streams.ROUTES, facts)
+
+
 def _upserted(model: ReadModel) -> tuple[str, Handler]:
     return model.upserted, model.handlers()[model.upserted]
 
@@ -497,10 +874,23 @@ REGISTRY: dict[str, Handler] = {
     "registry.organization.removed": removed("organizations"),
     "registry.mentor.removed": mentors_removed,
     MANAGEMENT.removed: MANAGEMENT.handlers()[MANAGEMENT.removed],
+    "registry.school_team.upserted": school_teams,
+    "registry.school_team.removed": school_teams_removed,
+    "registry.mentoring_pair.upserted": mentoring_pairs,
+    "registry.mentoring_pair.removed": ended_by_key("mentoring_pairs"),
+    "registry.expert_role.upserted": expert_roles,
+    "registry.expert_role.removed": ended_by_key("expert_roles"),
+    "registry.contest.upserted": contests,
+    "registry.contest.removed": ended_by_key("contests"),
+    "registry.contest_entry.upserted": contest_entries,
+    "registry.contest_entry.removed": ended_by_key("contest_entries"),
+    "registry.practice.upserted": practices,
+    "registry.practice.removed": practices_removed,
 }
 DIAGNOSTICS: dict[str, Handler] = {
     "diagnostics.diagnosis.completed": diagnosed,
     "diagnostics.diagnosis.cancelled": diagnoses_cancelled,
+    "diagnostics.needs.recorded": needs,
 }
 ROUTES: dict[str, Handler] = {
     "routes.route.drafted": routes_drafted,
@@ -511,21 +901,25 @@ ROUTES: dict[str, Handler] = {
     "routes.route.cancelled": routes_closed,
     "routes.step.completed": steps_completed,
     "routes.training.completed": trainings,
+    "routes.activity.held": activities,
+    "routes.activity.attended": attendances,
+    "routes.plan.updated": plans,
 }
 
 SUBSCRIPTIONS = [
     Subscription(
         Streams.REGISTRY,
         REGISTRY,
-        "Members (teachers, organisations) and read models",
-        # registers no KPI counts yet (tutors, municipal staff, innovation sites, practices),
+        "Members (teachers, organisations, school teams, practices) and read models; "
+        "mentoring pairs, expert roles, contest entries",
+        # registers no KPI counts yet (tutors, municipal staff, innovation sites),
         # and the removal of read-model rows past KPIs still name
         ignores=types_of(Streams.REGISTRY) - set(REGISTRY),
     ),
     Subscription(
         Streams.DIAGNOSTICS,
         DIAGNOSTICS,
-        "Diagnosed teachers",
+        "Diagnosed teachers, needs answers",
         # who, when, how many deficits, burnout: not every competency's explanation
         digests={"diagnostics.diagnosis.completed": DiagnosisDigest},
         # a revision changes a diagnosis's levels, not whether the teacher was diagnosed
@@ -534,7 +928,8 @@ SUBSCRIPTIONS = [
     Subscription(
         Streams.ROUTES,
         ROUTES,
-        "Routes, methodist support, training completed",
+        "Routes, methodist support, training completed, activities and their attendance, "
+        "support plans",
         # a route's steps by kind and tutor: not every step's reason
         digests={"routes.route.drafted": RouteDraftedDigest},
         # a route counts from its draft, support from its seat, tutors from the agreement

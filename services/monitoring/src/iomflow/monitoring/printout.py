@@ -29,7 +29,12 @@ COUNT_NAMES = {
     "with_route": "Реализуют ИОМ",
     "supported": "Получают поддержку методиста",
 }
-COMPARISONS = {">=": "не менее", "<=": "не более", "growth": "рост к прошлому году"}
+COMPARISONS = {
+    ">=": "не менее",
+    "<=": "не более",
+    "growth": "рост к прошлому году",
+    "decline": "снижение к прошлому году",
+}
 SYSTEM = (
     "Региональная система научно-методического сопровождения педагогических работников "
     "и управленческих кадров (РС НМС)"
@@ -46,8 +51,8 @@ FIGURE_MUNICIPALITIES = (
 
 def target_cell(k: Mapping[str, Any]) -> str:
     """«не менее 10 % к 31.12.2024»: a KPI's target as its row says it."""
-    if k["comparison"] == "growth":
-        return COMPARISONS["growth"]
+    if k["comparison"] in ("growth", "decline"):
+        return COMPARISONS[k["comparison"]]
     deadline = date.fromisoformat(k["deadline"]) if k["deadline"] else None
     until = f" к {ru_date(deadline)}" if deadline else ""
     return f"{COMPARISONS.get(k['comparison'], '')} {amount(k['target'], k['unit'])}{until}"

@@ -77,6 +77,15 @@ SHORT_NAMES = {
     "burnout_prevention_share": "Профилактика выгорания",
     "personal_potential_orgs": "Сеть «Персональный потенциал»",
     "school_of_ministry_teams": "Команды «Школы Минпросвещения»",
+    "school_of_ministry_methodists": "Методисты «Школы Минпросвещения»",
+    "school_of_ministry_consultations": "Консультации команд «Школы Минпросвещения»",
+    "regional_activities": "Региональные мероприятия",
+    "needs_surveyed_share": "Сбор образовательных потребностей",
+    "burnout_high_share": "Высокий уровень выгорания",
+    "practices_in_bank": "Банк эффективных практик",
+    "practices_replicated": "Тиражирование практик",
+    "contest_participants": "Участники профессиональных конкурсов",
+    "support_plans_share": "Планы сопровождения школ с низкими результатами",
 }
 """Column names of the municipal matrix and the charts («ПК» — повышение квалификации); a
 KPI not listed is called by its full name."""
@@ -100,9 +109,22 @@ ACTIONS = {
     "team_trained": "организовать повышение квалификации управленческих команд",
     "mentoring_org": "внедрить программы наставничества педагогических работников",
     "expert": "вовлекать педагогов в экспертную деятельность на региональном уровне",
+    "team_activity": "проводить со школьными командами не менее одной консультации в месяц",
+    "school_team": "закрепить региональных методистов за школьными командами проекта",
+    "activity_held": "провести мероприятия регионального уровня",
+    "needs": "организовать сбор образовательных потребностей педагогов",
+    "in_bank": "выявлять и проводить экспертизу эффективных практик для банка",
+    "replicated": "организовать тиражирование эффективных практик",
+    "contest_entry": "привлекать педагогов к участию в профессиональных конкурсах",
+    "support_plan": "разработать планы адресного сопровождения школ с низкими результатами",
 }
 """What to do about a KPI, by the fact its numerator counts (a KPI of a new kind gets the
 general sentence)."""
+CODE_ACTIONS = {
+    "burnout_high_share": "усилить профилактику профессионального выгорания в организациях",
+}
+"""What to do about a KPI whose numerator's fact says too little (a risk counted from
+diagnoses)."""
 LOAD_ACTION = "перераспределить педагогов между методистами или привлечь новых методистов"
 GENERAL_ACTION = "принять меры для достижения целевого значения"
 
@@ -110,6 +132,9 @@ OF_POPULATION: dict[str, Forms] = {
     "teachers": ("педагога", "педагогов", "педагогов"),
     "organizations": ("организации", "организаций", "организаций"),
     "management_teams": ("команды", "команд", "команд"),
+    "school_teams": ("команды", "команд", "команд"),
+    "activities": ("мероприятия", "мероприятий", "мероприятий"),
+    "practices": ("практики", "практик", "практик"),
 }
 """«… из 320 педагогов»: the population's word after «из N»."""
 OF_METHODISTS: Forms = ("методиста", "методистов", "методистов")
@@ -332,7 +357,7 @@ def _known(row: Mapping[str, Any]) -> bool:
 def _trend(kpi: domain.Kpi, delta: float) -> str:
     if delta == 0:
         return "same"
-    return "better" if (delta < 0) == (kpi.comparison == "<=") else "worse"
+    return "better" if (delta < 0) == (kpi.comparison in ("<=", "decline")) else "worse"
 
 
 def basis(kpi: domain.Kpi, row: Mapping[str, Any]) -> str:
@@ -352,6 +377,8 @@ def basis(kpi: domain.Kpi, row: Mapping[str, Any]) -> str:
 def target_text(kpi: domain.Kpi) -> str:
     if kpi.comparison == "growth":
         return "цели — положительная динамика к прошлому году"
+    if kpi.comparison == "decline":
+        return "цели — снижение к прошлому году"
     if kpi.comparison == "<=":
         return f"пределе {amount(kpi.target, kpi.unit)}"
     return f"цели {amount(kpi.target, kpi.unit)}"
@@ -360,13 +387,13 @@ def target_text(kpi: domain.Kpi) -> str:
 def action(kpi: domain.Kpi) -> str:
     if kpi.comparison == "<=" and kpi.measure == "max_per_holder":
         return LOAD_ACTION
-    return ACTIONS.get(kpi.numerator.fact, GENERAL_ACTION)
+    return CODE_ACTIONS.get(kpi.code) or ACTIONS.get(kpi.numerator.fact, GENERAL_ACTION)
 
 
 def gap(kpi: domain.Kpi, value: float | None) -> float | None:
     """How far a value stands from the target, relative to the target (0 = on it, 1 = as
     far as the target itself); None when it cannot be said (no value, a growth KPI)."""
-    if value is None or kpi.comparison == "growth" or not kpi.target:
+    if value is None or kpi.comparison in ("growth", "decline") or not kpi.target:
         return None
     short = kpi.target - value if kpi.comparison == ">=" else value - kpi.target
     return round(max(short, 0.0) / kpi.target, 3)
@@ -374,7 +401,7 @@ def gap(kpi: domain.Kpi, value: float | None) -> float | None:
 
 def _badness(kpi: domain.Kpi, value: float) -> float:
     """Larger is worse: the lowest values of a ">=" KPI, the highest of a limit."""
-    return value if kpi.comparison == "<=" else -value
+    return value if kpi.comparison in ("<=", "decline") else -value
 
 
 # --- ties ------------------------------------------------------------------------------------
@@ -417,7 +444,7 @@ class Standing:
         self.behind = [(m, v) for m, v in rows if v["met"] is False]
         self.named: list[Pair] = []
         self.tied: tuple[float, list[Pair]] | None = None
-        if kpi.comparison != "growth":
+        if kpi.comparison not in ("growth", "decline"):
             self.named, self.tied = worst(
                 [(_badness(kpi, v["value"]), (m, v)) for m, v in self.behind], WEAKEST, best
             )

@@ -45,15 +45,23 @@ class KpiRead(BaseModel):
     population: int
     target: float | None = Field(description="The target in force")
     targets: list[TargetRead]
-    comparison: str = Field(description=">=, <= or growth")
+    comparison: str = Field(description=">=, <=, growth or decline (lower than a year ago)")
     deadline: date | None
-    accumulation: str = Field(description="cumulative, yearly or current")
+    accumulation: str = Field(
+        description="cumulative, yearly, monthly, current or held_in_year (holding at any "
+        "time of the year)"
+    )
     met: bool | None = Field(description="None: not judged at this level")
     status: Status
     period: PeriodRead
     at_deadline: AtDeadlineRead | None = Field(description="Where it stood on its deadline")
     forecast: float | None = Field(description="At the pace of the last 90 days")
     clause: str = Field(description="The clause of Appendix 1")
+    breakdown: dict[str, int] | None = Field(
+        default=None,
+        description="Distinct members counted per value of an attribute (expert_involvement: "
+        "per kind of expert role); None for a KPI without one",
+    )
 
 
 class LevelRead(BaseModel):

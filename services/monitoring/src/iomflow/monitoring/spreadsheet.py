@@ -21,7 +21,12 @@ from iomflow.monitoring.report import NOT_RECORDED, SHORT_NOTE, TRACKED_SECTION,
 from iomflow.monitoring.wording import STATUS_NAMES, ru_date, status_name
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-COMPARISONS = {">=": "не менее", "<=": "не более", "growth": "рост к прошлому году"}
+COMPARISONS = {
+    ">=": "не менее",
+    "<=": "не более",
+    "growth": "рост к прошлому году",
+    "decline": "снижение к прошлому году",
+}
 UNIT_HEADERS = {"команд": "ед."}
 """A unit as a column header says it (a header has no number to agree with)."""
 FILLS = {
@@ -406,7 +411,11 @@ def _charts_sheet(book: Workbook, report: Mapping[str, Any]) -> None:
     """Two charts, each beside the table it is drawn from: the region's shares against
     their targets (and last year's), and the municipalities' KPIs by status."""
     sheet = book.create_sheet("Диаграммы")
-    shares = [k for k in report["kpis"] if k["unit"] == "%" and k["comparison"] != "growth"]
+    shares = [
+        k
+        for k in report["kpis"]
+        if k["unit"] == "%" and k["comparison"] not in ("growth", "decline")
+    ]
     then = _date(report.get("previous_as_of"))
     header = ["Показатель", "Значение, %", "Цель, %"]
     if then:

@@ -300,7 +300,11 @@ class Rows:
         - ``team_trained``: a school's team from when its last member completed training on
           the team's themes;
         - a route drafted from a diagnosis counts from the diagnosis's day at the latest
-          (drafting follows it at once; a history loaded later keeps its dates)."""
+          (drafting follows it at once; a history loaded later keeps its dates);
+        - a route step done (a consultation, a community) has the purpose its draft gave
+          it (``burnout_prevention`` or ``deficit``);
+        - a contest entry is dated by its contest (its day, or its year's first), whichever
+          of the two the registries' stream brought first."""
         loads = json.loads
         parsed: dict[str, Any] = {"{}": {}}
         # SQLite keeps UTC times as naive text; PostgreSQL's come as aware datetimes.
@@ -337,6 +341,10 @@ class Rows:
         agreed: dict[str, datetime] = {}  # route -> when agreed
         diagnosed: dict[str, datetime] = {}  # diagnosis -> its day
         routes: list[Fact] = []
+        prevention: set[tuple[str, str]] = set()  # (route, step) drafted for prevention
+        steps_done: list[Fact] = []
+        contests: dict[str, datetime] = {}  # contest -> its day
+        entries: list[Fact] = []
         for kind, member_id, start, end, text, key in self.facts:
             attrs = parsed.get(text)
             if attrs is None:
@@ -378,7 +386,30 @@ class Rows:
             elif kind == "route" and "diagnosis_id" in attrs:
                 routes.append(Fact(kind, member_id, began, attrs, ended))
                 continue
+            elif kind == "prevention_planned":
+                prevention.update((key, step) for step in attrs.get("steps", ()))
+            elif kind == "step_done":
+                steps_done.append(Fact(kind, member_id, began, attrs, ended))
+                continue
+            elif kind == "contest":
+                contests[member_id] = began
+            elif kind == "contest_entry":
+                entries.append(Fact(kind, member_id, began, attrs, ended))
+                continue
             append(Fact(kind, member_id, began, attrs, ended))
+        for step in steps_done:
+            purpose = (
+                "burnout_prevention"
+                if (step.attrs.get("route_id"), step.attrs.get("step_id")) in prevention
+                else "deficit"
+            )
+            step.attrs = {**step.attrs, "purpose": purpose}
+            append(step)
+        for entry in entries:
+            day = contests.get(entry.attrs.get("contest_id", ""))
+            if day is not None:
+                entry.start = day
+            append(entry)
         for route in routes:
             day = diagnosed.get(route.attrs["diagnosis_id"])
             if day is not None and day < route.start:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, update
+from sqlalchemy import and_, bindparam, case, delete, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,7 @@ F = facts.c
 EMPTY: Mapping[str, Any] = {}
 
 Shape = tuple[tuple[str, ...], tuple[str, ...]]
+"""The columns a condition tests (``~early``: an end of facts due to end later too)."""
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,19 @@ class Where:
 
     eq: tuple[tuple[str, str], ...]
     ne: tuple[tuple[str, str], ...] = ()
+    early: bool = False
+    """An end: also of facts due to end later (a period's end known ahead: a pair until
+    June, removed in March, ends in March)."""
 
     @property
     def shape(self) -> Shape:
-        return tuple(c for c, _ in self.eq), tuple(c for c, _ in self.ne)
+        eq = tuple(c for c, _ in self.eq) + (("~early",) if self.early else ())
+        return eq, tuple(c for c, _ in self.ne)
 
     def holds(self, row: Mapping[str, Any]) -> bool:
         return all(row[c] == v for c, v in self.eq) and all(row[c] != v for c, v in self.ne)
 
-    def params(self) -> dict[str, str]:
+    def params(self) -> dict[str, Any]:
         return {f"w_{c}": v for c, v in self.eq} | {f"n_{c}": v for c, v in self.ne}
 
     def clauses(self) -> list[Any]:
@@ -69,6 +74,7 @@ class _Phase:
     end_shape: Shape | None = None
     drops: list[dict[str, Any]] = field(default_factory=list)
     drop_shape: Shape | None = None
+    dated: set[str] = field(default_factory=set)  # fact ids added with their own period
 
     def touches_added(self, where: Where) -> bool:
         eq = dict(where.eq)
@@ -100,21 +106,30 @@ class Changes:
         at: datetime,
         attrs: Mapping[str, Any] | None = None,
         key: str | None = None,
+        *,
+        until: datetime | None = None,
+        dated: bool = False,
     ) -> None:
         """A fact begins at ``at``. Said again while it holds, it keeps when it began; said
-        again after it ended, it begins anew."""
+        again after it ended, it begins anew. ``dated``: its period is the record's own
+        (a pair's start and end, an activity's day), written as said each time (``until``:
+        when it ends, None for good)."""
         phase = self._phases[-1]
         row = {
             "fact_id": fact_id,
             "kind": kind,
             "member_id": member_id,
             "start": at,
-            "end": None,
+            "end": until,
             "attrs": attrs or EMPTY,
             "key": key,
         }
         before = phase.adds.get(fact_id)
-        if before is not None:
+        if dated:
+            phase.dated.add(fact_id)
+        else:
+            phase.dated.discard(fact_id)
+        if before is not None and not dated:
             row["start"] = min(before["start"], at)
             if before["key"] != key and before["key"] is not None:
                 phase.by_key[before["key"]].remove(fact_id)
@@ -122,9 +137,17 @@ class Changes:
             phase.by_key.setdefault(key, []).append(fact_id)
         phase.adds[fact_id] = row
 
-    def end(self, at: datetime, *, ne: Mapping[str, str] | None = None, **eq: str) -> None:
-        """Facts matching ``eq`` (and differing from ``ne``) that still hold stop at ``at``."""
-        where = Where(tuple(eq.items()), tuple((ne or {}).items()))
+    def end(
+        self,
+        at: datetime,
+        *,
+        ne: Mapping[str, str] | None = None,
+        early: bool = False,
+        **eq: str,
+    ) -> None:
+        """Facts matching ``eq`` (and differing from ``ne``) that still hold stop at ``at``
+        (``early``: and those due to end after it)."""
+        where = Where(tuple(eq.items()), tuple((ne or {}).items()), early)
         phase = self._phase_for(where, "end")
         phase.ends.append({**where.params(), "w_at": at})
         phase.end_shape = where.shape
@@ -158,14 +181,23 @@ class Changes:
                 sent += 1
             if phase.ends:
                 assert phase.end_shape is not None
-                where = _where(phase.end_shape)
-                stmt = update(facts).where(F.end.is_(None), *where).values(end=bindparam("w_at"))
+                eq, ne = phase.end_shape
+                where = _where((tuple(c for c in eq if c != "~early"), ne))
+                holding = F.end.is_(None)
+                if "~early" in eq:
+                    holding = or_(holding, F.end > bindparam("w_at"))
+                stmt = update(facts).where(holding, *where).values(end=bindparam("w_at"))
                 await session.execute(stmt, sorted(phase.ends, key=_order))
                 sent += 1
-            if phase.adds:
-                rows = [phase.adds[fact_id] for fact_id in sorted(phase.adds)]
-                await session.execute(_add_facts(session), rows)
-                sent += 1
+            for dated in (False, True):
+                rows = [
+                    phase.adds[fact_id]
+                    for fact_id in sorted(phase.adds)
+                    if (fact_id in phase.dated) == dated
+                ]
+                if rows:
+                    await session.execute(_add_facts(session, dated=dated), rows)
+                    sent += 1
         return sent
 
 
@@ -182,8 +214,19 @@ def _insert(session: AsyncSession) -> Any:
     return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
-def _add_facts(session: AsyncSession) -> Any:
+def _add_facts(session: AsyncSession, *, dated: bool = False) -> Any:
     stmt = _insert(session)(facts)
+    if dated:  # its own period, as said
+        return stmt.on_conflict_do_update(
+            index_elements=["fact_id"],
+            set_={
+                "member_id": stmt.excluded.member_id,
+                "attrs": stmt.excluded.attrs,
+                "key": stmt.excluded.key,
+                "start": stmt.excluded.start,
+                "end": stmt.excluded.end,
+            },
+        )
     return stmt.on_conflict_do_update(
         index_elements=["fact_id"],
         set_={

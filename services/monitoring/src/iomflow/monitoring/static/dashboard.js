@@ -45,7 +45,19 @@
   const ACCUMULATION = {
     cumulative: "накопительным итогом",
     yearly: "с 1 января текущего года",
+    monthly: "с 1-го числа текущего месяца",
+    held_in_year: "действовавшие в текущем году",
     current: "на дату",
+  };
+  /** Values a KPI is broken down by (expert_involvement: the kinds of expert roles). */
+  const BREAKDOWN = {
+    attestation: "аттестация педагогических работников",
+    program_review: "экспертиза программ ДПО",
+    contest_jury: "жюри профессиональных конкурсов",
+    practice_review: "экспертиза практик",
+    diagnostics: "эксперт оценочных процедур",
+    olympiad: "предметные комиссии, олимпиады",
+    other: "иное",
   };
   const COUNTS = [
     ["teachers", "Педагогов"],
@@ -78,6 +90,7 @@
 
   function targetText(kpi, value) {
     if (kpi.comparison === "growth") return "рост к прошлому году";
+    if (kpi.comparison === "decline") return "снижение к прошлому году";
     return `${COMPARISON[kpi.comparison] || kpi.comparison} ${withUnit(value, kpi.unit)}`;
   }
 
@@ -89,19 +102,25 @@
   }
 
   function term(kpi) {
-    if (kpi.accumulation === "yearly") return "ежегодно";
+    if (kpi.accumulation === "yearly" || kpi.accumulation === "held_in_year") return "ежегодно";
+    if (kpi.accumulation === "monthly") return "ежемесячно";
     if (kpi.deadline) return `до ${ruDate(kpi.deadline)}`;
     return kpi.accumulation === "current" ? "на дату" : "накопительно";
   }
 
   function forecastTitle(kpi) {
     if (kpi.forecast === null) {
-      return kpi.comparison === "growth"
+      return kpi.comparison === "growth" || kpi.comparison === "decline"
         ? "Для показателя динамики прогноз не строится"
         : "Недостаточно данных для прогноза";
     }
     if (kpi.accumulation === "current") return "Текущее значение: показатель считается на дату";
-    const until = kpi.accumulation === "yearly" ? "концу года" : ruDate(kpi.deadline);
+    const until =
+      kpi.accumulation === "monthly"
+        ? "концу месяца"
+        : kpi.accumulation === "yearly" || kpi.accumulation === "held_in_year"
+          ? "концу года"
+          : ruDate(kpi.deadline);
     return `Значение к ${until} при темпе последних 90 дней`;
   }
 
@@ -598,7 +617,11 @@
       ),
     );
     const deadline = kpi.deadline ? `, срок ${ruDate(kpi.deadline)}` : "";
-    $("detail-note").textContent = `Основание: ${kpi.clause}. Учёт: ${ACCUMULATION[kpi.accumulation] || kpi.accumulation}${deadline}.`;
+    const parts = Object.entries(kpi.breakdown || {}).map(
+      ([key, n]) => `${BREAKDOWN[key] || key} — ${n}`,
+    );
+    const broken = parts.length ? ` В разбивке: ${parts.join("; ")}.` : "";
+    $("detail-note").textContent = `Основание: ${kpi.clause}. Учёт: ${ACCUMULATION[kpi.accumulation] || kpi.accumulation}${deadline}.${broken}`;
   }
 
   function unitChange(id) {
@@ -710,7 +733,7 @@
     const H = 230;
     const m = { l: 46, r: 24, t: 14, b: 28 };
     const values = points.map((p) => p.value).filter((v) => v !== null);
-    const target = kpi.comparison === "growth" ? null : kpi.target;
+    const target = kpi.comparison === "growth" || kpi.comparison === "decline" ? null : kpi.target;
     const max = axisMax(Math.max(0, ...values, target ?? 0), kpi.unit);
     const x = (i) => m.l + ((W - m.l - m.r) * (points.length === 1 ? 0.5 : i / (points.length - 1)));
     const y = (v) => H - m.b - ((H - m.t - m.b) * Math.min(v, max)) / max;
@@ -790,7 +813,7 @@
     const laid = rows.map((r) => ({ ...r, lines: wrapText(r.unit.name, left - 8, chart) }));
     const heights = laid.map((r) => Math.max(20, r.lines.length * lineH + 7));
     const H = top + (heights.reduce((a, b) => a + b, 0) || 20) + 6;
-    const target = kpi.comparison === "growth" ? null : kpi.target;
+    const target = kpi.comparison === "growth" || kpi.comparison === "decline" ? null : kpi.target;
     const max = axisMax(Math.max(0, ...rows.map((r) => r.kpi.value ?? 0), target ?? 0), kpi.unit);
     const x = (v) => left + ((W - left - right) * Math.min(v, max)) / max;
     const parts = [];

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 
 from iomflow.routes import activities, repository, sheets, teams
 from iomflow.routes.activities import Entry, Recorded
@@ -179,8 +180,22 @@ def _entry(body: ActivityCreate, methodist_id: str | None) -> Entry:
 
 
 async def _record(runtime: RuntimeDep, entries: list[Entry], by: str) -> list[Recorded]:
-    async with runtime.transaction() as deps, ledger_of(deps) as ledger:
-        return await activities.record(ledger, entries, by)
+    """Recorded in one transaction. Two first recordings of one new activity at once: the
+    second's insert fails on the key, and it is recorded again, as the re-posting it now
+    is (its new attendees added); a second failure is a 409."""
+    for attempt in range(2):
+        try:
+            async with runtime.transaction() as deps, ledger_of(deps) as ledger:
+                return await activities.record(ledger, entries, by)
+        except IntegrityError as exc:
+            if attempt:
+                raise Refused(
+                    "activity_conflict",
+                    "Мероприятие с этим номером одновременно записывает другой запрос: "
+                    "повторите запись.",
+                    409,
+                ) from exc
+    raise AssertionError("unreachable")
 
 
 async def _answer(runtime: RuntimeDep, done: Recorded) -> ActivityRead:

@@ -9,37 +9,34 @@ in a few statements whatever its length: what happens to facts is said event by 
 stream order, to a ``repository.writes.Changes`` (conditions as data: the SQL is built
 there), which sends it as few multi-row statements as that order allows; members
 likewise (``repository.writes.Members``). Registry read models are declared
-once (``ReadModel``); all but the management teams are kept from their upserts only. A
-batch that changed anything marks the projections changed, once (``repository.mark``):
+once (``ReadModel``); all but the management teams are kept from their upserts only.
+Records that are a member and facts of one shape each (school teams, mentoring pairs,
+expert roles, contests and their entries, needs answers, activities and attendances) are
+declared likewise (``Record`` of ``Fact``s): their upserts and removals are the same
+handler. A batch that changed anything marks the projections changed, once (``repository.mark``):
 the KPI snapshot is renewed from that (``projection``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from iomflow.monitoring import repository as repo
 from iomflow.monitoring.context import Context
 from iomflow.monitoring.repository.writes import Changes, Members
 from iomflow.shared.contracts import (
-    ActivityAttended,
-    ActivityHeld,
     CommunityUpserted,
-    ContestEntryUpserted,
-    ContestUpserted,
     DiagnosisCancelled,
     DiagnosisCompleted,
     DiagnosisDigest,
     Event,
-    ExpertRoleUpserted,
     ManagementMemberUpserted,
-    MentoringPairUpserted,
     MentorUpserted,
     MethodistAssigned,
     MethodistUnavailable,
-    NeedsRecorded,
     OrganizationUpserted,
     PracticeUpserted,
     Project,
@@ -50,7 +47,6 @@ from iomflow.shared.contracts import (
     RouteCompleted,
     RouteDrafted,
     RouteDraftedDigest,
-    SchoolTeamUpserted,
     StepCompleted,
     Streams,
     SupportPlanUpdated,
@@ -58,7 +54,7 @@ from iomflow.shared.contracts import (
     TrainingCompleted,
     types_of,
 )
-from iomflow.shared.readmodel import ReadModel
+from iomflow.shared.readmodel import Column, ReadModel, plain
 from iomflow.shared.streams import Handler, Subscription
 from iomflow.shared.unit import Deps
 
@@ -311,144 +307,210 @@ def noon(day: date) -> datetime:
     return datetime.combine(day, time(12, 0), tzinfo=UTC)
 
 
-async def school_teams(events: Sequence[Event[SchoolTeamUpserted]], deps: MonitoringDeps) -> None:
-    """A project's school team as a member (its consultations are its facts), and the fact
-    of the team with its assigned methodists (how many methodists the project has)."""
-    members, facts = Members(), Changes()
-    for event in events:
-        t, at = event.payload, event.occurred_at
-        members.add(
-            "school_teams",
-            t.team_id,
-            t.municipality_id,
-            t.organization_id,
-            {"project": t.project.value, "members": t.members, "methodists": t.methodists},
-            at,
-        )
-        facts.add(
-            f"school_team:{t.team_id}",
-            "school_team",
-            t.team_id,
-            at,
-            {"project": t.project.value, "methodists": sorted(t.methodists)},
-            key=t.team_id,
-        )
-    await _write(deps, Streams.REGISTRY, members, facts)
+@dataclass(frozen=True)
+class Fact:
+    """A fact each event says of its record, declared (``Record``): ``<prefix>:<record id>``
+    (the prefix is the kind unless said), about the payload's ``member``, keyed by the
+    record (or the payload's ``key``), with ``attrs`` (columns as ``ReadModel``'s: a field's
+    name or a function of the payload). ``on``: its own start, from the payload — its
+    period is the record's, written as said each time (``until``: its end); without it, it
+    begins at the event and keeps its first start. ``when``: it holds only for such records
+    (another record's is forgotten)."""
 
+    kind: str
+    record: str
+    member: str
+    attrs: Mapping[str, Column] = field(default_factory=dict)
+    on: Callable[[Any], datetime] | None = None
+    until: Callable[[Any], datetime | None] | None = None
+    when: Callable[[Any], bool] | None = None
+    prefix: str = ""
+    key: str = ""
 
-async def school_teams_removed(
-    events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps
-) -> None:
-    members, facts = Members(), Changes()
-    for event in events:
-        team, at = event.payload.record_id, event.occurred_at
-        members.end("school_teams", team, at)
-        facts.end(at, fact_id=f"school_team:{team}")
-    await _write(deps, Streams.REGISTRY, members, facts)
-
-
-async def mentoring_pairs(
-    events: Sequence[Event[MentoringPairUpserted]], deps: MonitoringDeps
-) -> None:
-    """A pair of a school's mentoring program, for its period: the mentee of a young
-    teacher's pair is mentored (``young_supported_share``); the pair's organisation runs a
-    mentoring program while it lasts (``mentoring_orgs_share``)."""
-    facts = Changes()
-    for event in events:
+    def say(self, facts: Changes, event: Event[Any]) -> None:
         p = event.payload
-        start, until = day_start(p.starts_on), day_after(p.ends_on)
-        if p.kind == "young_teacher":
-            facts.add(
-                f"pair:{p.pair_id}",
-                "mentored",
-                p.mentee_id,
-                start,
-                {"pair_kind": p.kind},
-                key=p.pair_id,
-                until=until,
-                dated=True,
-            )
-        else:  # a kind changed from a young teacher's: not one any more
-            facts.drop(fact_id=f"pair:{p.pair_id}")
+        fact_id = f"{self.prefix or self.kind}:{getattr(p, self.record)}"
+        if self.when is not None and not self.when(p):
+            facts.drop(fact_id=fact_id)
+            return
         facts.add(
-            f"pair_org:{p.pair_id}",
-            "mentoring_org",
-            p.organization_id,
-            start,
-            {"pair_kind": p.kind},
-            key=p.pair_id,
-            until=until,
-            dated=True,
+            fact_id,
+            self.kind,
+            getattr(p, self.member),
+            event.occurred_at if self.on is None else self.on(p),
+            columns(self.attrs, p),
+            key=getattr(p, self.key or self.record),
+            until=None if self.until is None else self.until(p),
+            dated=self.on is not None,
         )
-    await _write(deps, Streams.REGISTRY, facts)
 
 
-def ended_by_key(what: str) -> Handler:
-    """A removed record's facts (keyed by its id) stop now, even those due to end later."""
-
-    async def handle(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
-        facts = Changes()
-        for event in events:
-            facts.end(event.occurred_at, key=event.payload.record_id, early=True)
-        await _write(deps, Streams.REGISTRY, facts)
-
-    handle.__name__ = f"{what}_removed"
-    return handle  # type: ignore[return-value]
+def columns(attrs: Mapping[str, Column], payload: Any) -> dict[str, Any]:
+    """A payload's values as ``attrs`` name them (``ReadModel.row``'s rule)."""
+    return {
+        name: plain(getattr(payload, source)) if isinstance(source, str) else source(payload)
+        for name, source in attrs.items()
+    }
 
 
-async def expert_roles(events: Sequence[Event[ExpertRoleUpserted]], deps: MonitoringDeps) -> None:
-    """A teacher's expert role of a kind, for its period (``expert_involvement``, by kind);
-    the teacher register's flag stays a fact of its own."""
-    facts = Changes()
-    for event in events:
-        r = event.payload
-        facts.add(
-            f"expert_role:{r.role_id}",
+@dataclass(frozen=True)
+class Member:
+    """A record as a member of ``kind``, in its payload's municipality and organisation
+    (none: the region's), from its event (or ``on``, from the payload)."""
+
+    kind: str
+    record: str
+    attrs: Mapping[str, Column]
+    on: Callable[[Any], datetime] | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """What monitoring keeps of one type of event, declared once (as ``ReadModel`` for a
+    read model): the record as a member, and its facts. A run of ``type`` is one members'
+    upsert and a few fact statements; a run of ``removed`` (a registry record's removal):
+    the member leaves and the facts keyed by the record stop now, even those due to end
+    later (a pair until June, removed in March, ends in March)."""
+
+    name: str  # the handlers' name: "expert_roles", "expert_roles_removed"
+    type: str
+    stream: str
+    facts: tuple[Fact, ...]
+    member: Member | None = None
+    removed: str = ""
+
+    def handlers(self) -> dict[str, Handler]:
+        async def upserted(events: Sequence[Event[Any]], deps: MonitoringDeps) -> None:
+            members, facts = Members(), Changes()
+            for event in events:
+                if self.member is not None:
+                    m, p = self.member, event.payload
+                    members.add(
+                        m.kind,
+                        getattr(p, m.record),
+                        p.municipality_id or "",
+                        p.organization_id or "",
+                        columns(m.attrs, p),
+                        event.occurred_at if m.on is None else m.on(p),
+                    )
+                for fact in self.facts:
+                    fact.say(facts, event)
+            await _write(deps, self.stream, members, facts)
+
+        async def removed(events: Sequence[Event[RecordRemoved]], deps: MonitoringDeps) -> None:
+            members, facts = Members(), Changes()
+            for event in events:
+                record, at = event.payload.record_id, event.occurred_at
+                if self.member is not None:
+                    members.end(self.member.kind, record, at)
+                facts.end(at, key=record, early=True)
+            await _write(deps, self.stream, members, facts)
+
+        upserted.__name__, removed.__name__ = self.name, f"{self.name}_removed"
+        out: dict[str, Handler] = {self.type: upserted}  # type: ignore[dict-item]
+        if self.removed:
+            out[self.removed] = removed  # type: ignore[assignment]
+        return out
+
+
+SCHOOL_TEAMS = Record(
+    # A project's school team as a member (its consultations are its facts), and the fact
+    # of the team with its assigned methodists (how many methodists the project has).
+    "school_teams",
+    "registry.school_team.upserted",
+    Streams.REGISTRY,
+    (
+        Fact(
+            "school_team",
+            "team_id",
+            "team_id",
+            {"project": "project", "methodists": lambda t: sorted(t.methodists)},
+        ),
+    ),
+    Member(
+        "school_teams",
+        "team_id",
+        {"project": "project", "members": "members", "methodists": "methodists"},
+    ),
+    removed="registry.school_team.removed",
+)
+MENTORING_PAIRS = Record(
+    # A pair of a school's mentoring program, for its period: the mentee of a young
+    # teacher's pair is mentored (``young_supported_share``; a pair whose kind changed
+    # from it is not any more); the pair's organisation runs a mentoring program while it
+    # lasts (``mentoring_orgs_share``).
+    "mentoring_pairs",
+    "registry.mentoring_pair.upserted",
+    Streams.REGISTRY,
+    tuple(
+        Fact(
+            kind,
+            "pair_id",
+            member,
+            {"pair_kind": "kind"},
+            on=lambda p: day_start(p.starts_on),
+            until=lambda p: day_after(p.ends_on),
+            when=when,
+            prefix=prefix,
+        )
+        for kind, prefix, member, when in (
+            ("mentored", "pair", "mentee_id", lambda p: p.kind == "young_teacher"),
+            ("mentoring_org", "pair_org", "organization_id", None),
+        )
+    ),
+    removed="registry.mentoring_pair.removed",
+)
+EXPERT_ROLES = Record(
+    # A teacher's expert role of a kind, for its period (``expert_involvement``, by kind);
+    # the teacher register's flag stays a fact of its own.
+    "expert_roles",
+    "registry.expert_role.upserted",
+    Streams.REGISTRY,
+    (
+        Fact(
             "expert",
-            r.teacher_id,
-            day_start(r.starts_on),
-            {"kind": r.kind.value, "body": r.body},
-            key=r.role_id,
-            until=day_after(r.ends_on),
-            dated=True,
-        )
-    await _write(deps, Streams.REGISTRY, facts)
-
-
-async def contests(events: Sequence[Event[ContestUpserted]], deps: MonitoringDeps) -> None:
-    """A contest, dated by its day (or its year's first): its entries take its date
-    (``Rows.build``)."""
-    facts = Changes()
-    for event in events:
-        c = event.payload
-        facts.add(
-            f"contest:{c.contest_id}",
+            "role_id",
+            "teacher_id",
+            {"kind": "kind", "body": "body"},
+            on=lambda r: day_start(r.starts_on),
+            until=lambda r: day_after(r.ends_on),
+            prefix="expert_role",
+        ),
+    ),
+    removed="registry.expert_role.removed",
+)
+CONTESTS = Record(
+    # A contest, dated by its day (or its year's first): its entries take its date
+    # (``Rows.build``).
+    "contests",
+    "registry.contest.upserted",
+    Streams.REGISTRY,
+    (
+        Fact(
             "contest",
-            c.contest_id,
-            day_start(c.held_on or date(c.year, 1, 1)),
-            {"year": c.year, "level": c.level},
-            key=c.contest_id,
-            dated=True,
-        )
-    await _write(deps, Streams.REGISTRY, facts)
-
-
-async def contest_entries(
-    events: Sequence[Event[ContestEntryUpserted]], deps: MonitoringDeps
-) -> None:
-    """A teacher's entry of a contest (``contest_participants``), with its result."""
-    facts = Changes()
-    for event in events:
-        e = event.payload
-        facts.add(
-            f"contest_entry:{e.entry_id}",
+            "contest_id",
+            "contest_id",
+            {"year": "year", "level": "level"},
+            on=lambda c: day_start(c.held_on or date(c.year, 1, 1)),
+        ),
+    ),
+    removed="registry.contest.removed",
+)
+CONTEST_ENTRIES = Record(
+    # A teacher's entry of a contest (``contest_participants``), with its result.
+    "contest_entries",
+    "registry.contest_entry.upserted",
+    Streams.REGISTRY,
+    (
+        Fact(
             "contest_entry",
-            e.teacher_id,
-            event.occurred_at,
-            {"contest_id": e.contest_id, "result": e.result},
-            key=e.entry_id,
-        )
-    await _write(deps, Streams.REGISTRY, facts)
+            "entry_id",
+            "teacher_id",
+            {"contest_id": "contest_id", "result": "result"},
+        ),
+    ),
+    removed="registry.contest_entry.removed",
+)
 
 
 IN_BANK = ("included", "replicated")
@@ -546,21 +608,21 @@ async def diagnoses_cancelled(
     await _write(deps, Streams.DIAGNOSTICS, facts)
 
 
-async def needs(events: Sequence[Event[NeedsRecorded]], deps: MonitoringDeps) -> None:
-    """A teacher answered the needs survey (``needs_surveyed_share``), on the answer's day."""
-    facts = Changes()
-    for event in events:
-        n = event.payload
-        facts.add(
-            f"needs:{n.response_id}",
+NEEDS = Record(
+    # A teacher answered the needs survey (``needs_surveyed_share``), on the answer's day.
+    "needs",
+    "diagnostics.needs.recorded",
+    Streams.DIAGNOSTICS,
+    (
+        Fact(
             "needs",
-            n.teacher_id,
-            noon(n.answered_on),
-            {"campaign_id": n.campaign_id},
-            key=n.response_id,
-            dated=True,
-        )
-    await _write(deps, Streams.DIAGNOSTICS, facts)
+            "response_id",
+            "teacher_id",
+            {"campaign_id": "campaign_id"},
+            on=lambda n: noon(n.answered_on),
+        ),
+    ),
+)
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -752,69 +814,69 @@ async def steps_completed(events: Sequence[Event[StepCompleted]], deps: Monitori
     await _write(deps, Streams.ROUTES, facts)
 
 
-def _activity_attrs(a: ActivityHeld | ActivityAttended) -> dict[str, object]:
-    return {
-        "kind": a.kind,
-        "level": a.level,
-        "themes": [t.value for t in a.themes],
-        "competencies": a.competencies,
-        "team_id": a.team_id,
-    }
+ACTIVITY: Mapping[str, Column] = {
+    "kind": "kind",
+    "level": "level",
+    "themes": "themes",
+    "competencies": "competencies",
+    "team_id": "team_id",
+}
+"""What an activity and each attendance of it say of it."""
+HELD: Mapping[str, Column] = {
+    **ACTIVITY,
+    "format": "format",
+    "target": "target",
+    "project": "project",
+}
 
 
-async def activities(events: Sequence[Event[ActivityHeld]], deps: MonitoringDeps) -> None:
-    """An activity as a member of its own (``regional_activities`` counts them), held on
-    its day; one for a school team is the team's (a consultation a month,
-    ``school_of_ministry_consultations``). A regional activity of no municipality counts
-    for the region only."""
-    members, facts = Members(), Changes()
-    for event in events:
-        a = event.payload
-        on = noon(a.held_on)
-        attrs = {**_activity_attrs(a), "format": a.format, "target": a.target}
-        attrs["project"] = a.project.value if a.project else None
-        members.add(
-            "activities", a.activity_id, a.municipality_id or "", a.organization_id or "", attrs, on
-        )
-        facts.add(
-            f"held:{a.activity_id}",
+ACTIVITIES = Record(
+    # An activity as a member of its own (``regional_activities`` counts them), held on
+    # its day; one for a school team is the team's (a consultation a month,
+    # ``school_of_ministry_consultations``; its team may have changed). A regional
+    # activity of no municipality counts for the region only.
+    "activities",
+    "routes.activity.held",
+    Streams.ROUTES,
+    (
+        Fact(
             "activity_held",
-            a.activity_id,
-            on,
-            attrs,
-            key=a.activity_id,
-            dated=True,
-        )
-        facts.drop(kind="team_activity", key=a.activity_id)  # its team may have changed
-        if a.team_id:
-            facts.add(
-                f"team_activity:{a.activity_id}",
-                "team_activity",
-                a.team_id,
-                on,
-                {"kind": a.kind, "activity_id": a.activity_id},
-                key=a.activity_id,
-                dated=True,
-            )
-    await _write(deps, Streams.ROUTES, members, facts)
+            "activity_id",
+            "activity_id",
+            HELD,
+            on=lambda a: noon(a.held_on),
+            prefix="held",
+        ),
+        Fact(
+            "team_activity",
+            "activity_id",
+            "team_id",
+            {"kind": "kind", "activity_id": "activity_id"},
+            on=lambda a: noon(a.held_on),
+            when=lambda a: bool(a.team_id),
+        ),
+    ),
+    Member("activities", "activity_id", HELD, on=lambda a: noon(a.held_on)),
+)
 
 
-async def attendances(events: Sequence[Event[ActivityAttended]], deps: MonitoringDeps) -> None:
-    """A teacher took part in an activity, on its day (one of prevention counts in
-    ``burnout_prevention_share``)."""
-    facts = Changes()
-    for event in events:
-        a = event.payload
-        facts.add(
-            f"attended:{a.attendance_id}",
+ATTENDANCES = Record(
+    # A teacher took part in an activity, on its day (one of prevention counts in
+    # ``burnout_prevention_share``).
+    "attendances",
+    "routes.activity.attended",
+    Streams.ROUTES,
+    (
+        Fact(
             "attended",
-            a.teacher_id,
-            noon(a.held_on),
-            _activity_attrs(a),
-            key=a.activity_id,
-            dated=True,
-        )
-    await _write(deps, Streams.ROUTES, facts)
+            "attendance_id",
+            "teacher_id",
+            ACTIVITY,
+            on=lambda a: noon(a.held_on),
+            key="activity_id",
+        ),
+    ),
+)
 
 
 async def plans(events: Sequence[Event[SupportPlanUpdated]], deps: MonitoringDeps) -> None:
@@ -874,23 +936,18 @@ REGISTRY: dict[str, Handler] = {
     "registry.organization.removed": removed("organizations"),
     "registry.mentor.removed": mentors_removed,
     MANAGEMENT.removed: MANAGEMENT.handlers()[MANAGEMENT.removed],
-    "registry.school_team.upserted": school_teams,
-    "registry.school_team.removed": school_teams_removed,
-    "registry.mentoring_pair.upserted": mentoring_pairs,
-    "registry.mentoring_pair.removed": ended_by_key("mentoring_pairs"),
-    "registry.expert_role.upserted": expert_roles,
-    "registry.expert_role.removed": ended_by_key("expert_roles"),
-    "registry.contest.upserted": contests,
-    "registry.contest.removed": ended_by_key("contests"),
-    "registry.contest_entry.upserted": contest_entries,
-    "registry.contest_entry.removed": ended_by_key("contest_entries"),
+    **SCHOOL_TEAMS.handlers(),
+    **MENTORING_PAIRS.handlers(),
+    **EXPERT_ROLES.handlers(),
+    **CONTESTS.handlers(),
+    **CONTEST_ENTRIES.handlers(),
     "registry.practice.upserted": practices,
     "registry.practice.removed": practices_removed,
 }
 DIAGNOSTICS: dict[str, Handler] = {
     "diagnostics.diagnosis.completed": diagnosed,
     "diagnostics.diagnosis.cancelled": diagnoses_cancelled,
-    "diagnostics.needs.recorded": needs,
+    **NEEDS.handlers(),
 }
 ROUTES: dict[str, Handler] = {
     "routes.route.drafted": routes_drafted,
@@ -901,8 +958,8 @@ ROUTES: dict[str, Handler] = {
     "routes.route.cancelled": routes_closed,
     "routes.step.completed": steps_completed,
     "routes.training.completed": trainings,
-    "routes.activity.held": activities,
-    "routes.activity.attended": attendances,
+    **ACTIVITIES.handlers(),
+    **ATTENDANCES.handlers(),
     "routes.plan.updated": plans,
 }
 

@@ -216,30 +216,19 @@ def _insert(session: AsyncSession) -> Any:
 
 def _add_facts(session: AsyncSession, *, dated: bool = False) -> Any:
     stmt = _insert(session)(facts)
-    if dated:  # its own period, as said
-        return stmt.on_conflict_do_update(
-            index_elements=["fact_id"],
-            set_={
-                "member_id": stmt.excluded.member_id,
-                "attrs": stmt.excluded.attrs,
-                "key": stmt.excluded.key,
-                "start": stmt.excluded.start,
-                "end": stmt.excluded.end,
-            },
-        )
+    new = stmt.excluded
+    period = (
+        {"start": new.start, "end": new.end}  # its own period, as said
+        if dated
+        else {
+            # Said again while it holds: it keeps when it began.
+            "start": case((and_(F.end.is_(None), F.start < new.start), F.start), else_=new.start),
+            "end": None,
+        }
+    )
     return stmt.on_conflict_do_update(
         index_elements=["fact_id"],
-        set_={
-            "member_id": stmt.excluded.member_id,
-            "attrs": stmt.excluded.attrs,
-            "key": stmt.excluded.key,
-            # Said again while it holds: it keeps when it began.
-            "start": case(
-                (and_(F.end.is_(None), F.start < stmt.excluded.start), F.start),
-                else_=stmt.excluded.start,
-            ),
-            "end": None,
-        },
+        set_={"member_id": new.member_id, "attrs": new.attrs, "key": new.key, **period},
     )
 
 

@@ -11,8 +11,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from iomflow.monitoring import alerts, domain
+from iomflow.monitoring.context import Context
 from iomflow.monitoring.domain import Fact, Facts, Member
+from iomflow.monitoring.settings import Settings
+from iomflow.shared.contracts import AlertRaised
 
 CATALOGUE = domain.load_catalogue(
     Path(str(resources.files("iomflow.monitoring").joinpath("data/kpis.json")))
@@ -113,30 +119,29 @@ def test_burnout_risk_is_the_share_of_the_surveyed_and_should_decline() -> None:
     assert now["value"] == 50.0 and now["met"] is False and now["status"] == "missed"
     assert now["forecast"] is None
     # the alert compares the waves (here, years): 25 % → 50 %, above the 5 points allowed
-    raised = alerts.burnout_risk_rising(
-        facts,
-        at("2026-12-31T00:00"),
-        alerts.Limits(burnout_rise_points=5.0, burnout_min_surveyed=4),
-    )
+
+    def rising(points: float, surveyed: int) -> list[AlertRaised]:
+        limits = alerts.Limits(burnout_rise_points=points, burnout_min_surveyed=surveyed)
+        return alerts.burnout_risk_rising(facts, at("2026-12-31T00:00"), limits)
+
+    raised = rising(5.0, 4)
     assert [a.kind for a in raised] == ["burnout_risk_rising"]
     assert raised[0].value == 50.0
-    assert (
-        alerts.burnout_risk_rising(
-            facts,
-            at("2026-12-31T00:00"),
-            alerts.Limits(burnout_rise_points=30, burnout_min_surveyed=4),
-        )
-        == []
-    )
-    # too few surveyed in a wave: no trend
-    assert (
-        alerts.burnout_risk_rising(
-            facts,
-            at("2026-12-31T00:00"),
-            alerts.Limits(burnout_rise_points=5, burnout_min_surveyed=5),
-        )
-        == []
-    )
+    assert rising(30, 4) == []
+    assert rising(5, 5) == []  # too few surveyed in a wave: no trend
+
+
+def test_the_burnout_thresholds_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """5 points and 10 surveyed unless the environment says otherwise."""
+    kept = Context.of(Settings(kpi_worker="thread")).limits
+    assert (kept.burnout_rise_points, kept.burnout_min_surveyed) == (5.0, 10)
+    monkeypatch.setenv("IOMFLOW_BURNOUT_RISE_POINTS", "7.5")
+    monkeypatch.setenv("IOMFLOW_BURNOUT_MIN_SURVEYED", "40")
+    limits = Context.of(Settings(kpi_worker="thread")).limits
+    assert (limits.burnout_rise_points, limits.burnout_min_surveyed) == (7.5, 40)
+    monkeypatch.setenv("IOMFLOW_BURNOUT_MIN_SURVEYED", "0")
+    with pytest.raises(ValidationError):
+        Settings()
 
 
 def test_expert_roles_count_teachers_who_held_one_in_the_year_by_kind() -> None:

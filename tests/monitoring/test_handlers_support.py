@@ -53,6 +53,8 @@ CATALOGUE = domain.load_catalogue(
 )
 REGISTERED = datetime(2025, 9, 1, tzinfo=UTC)
 LATER = datetime(2026, 8, 1, tzinfo=UTC)
+O1: dict[str, Any] = {"organization_id": "o-1", "municipality_id": "m-1"}
+"""Where most records of these tests are: school o-1 of municipality m-1."""
 
 
 def ev(type_: str, payload: Contract, when: datetime = REGISTERED) -> Event[Any]:
@@ -75,8 +77,7 @@ def registry() -> list[Event[Any]]:
     teachers = [
         TeacherUpserted(
             teacher_id=f"t-{n}",
-            organization_id="o-1",
-            municipality_id="m-1",
+            **O1,
             position="учитель",
             audience="general",  # type: ignore[arg-type]
             age_band="25-34",
@@ -130,8 +131,7 @@ def attended(aid: str, teacher: str, on: date, themes: list[str]) -> Event[Any]:
         attendance_id=f"{aid}:{teacher}",
         activity_id=aid,
         teacher_id=teacher,
-        organization_id="o-1",
-        municipality_id="m-1",
+        **O1,
         kind="seminar",
         level="regional",
         held_on=on,
@@ -194,8 +194,7 @@ async def test_pairs_prevention_and_plans_move_their_kpis(runtime: Runtime) -> N
 
     pair = MentoringPairUpserted(
         pair_id="p-1",
-        organization_id="o-1",
-        municipality_id="m-1",
+        **O1,
         mentor_id="mentor-1",
         mentee_id="t-1",
         starts_on=date(2026, 2, 1),
@@ -225,8 +224,7 @@ async def test_pairs_prevention_and_plans_move_their_kpis(runtime: Runtime) -> N
         route_id="r-3",
         diagnosis_id="d-3",
         teacher_id="t-3",
-        organization_id="o-1",
-        municipality_id="m-1",
+        **O1,
         steps=[step],
         total_hours=4,
     )
@@ -243,8 +241,7 @@ async def test_pairs_prevention_and_plans_move_their_kpis(runtime: Runtime) -> N
     )
     plan = SupportPlanUpdated(
         plan_id="plan-1",
-        organization_id="o-1",
-        municipality_id="m-1",
+        **O1,
         methodist_id="meth-1",
         starts_on=date(2026, 3, 1),
         actions=[
@@ -321,6 +318,10 @@ async def test_pairs_prevention_and_plans_move_their_kpis(runtime: Runtime) -> N
     assert kpi(facts, "young_supported_share", on)["value"] == 50.0  # it happened
 
 
+def practice_of(practice_id: str, **fields: Any) -> PracticeUpserted:
+    return PracticeUpserted(practice_id=practice_id, title="Практика", year=2026, **O1, **fields)
+
+
 async def test_experts_contests_needs_and_practices_reach_their_kpis(
     runtime: Runtime,  # noqa: F811
 ) -> None:
@@ -328,8 +329,7 @@ async def test_experts_contests_needs_and_practices_reach_their_kpis(
     role = ExpertRoleUpserted(
         role_id="er-1",
         teacher_id="t-1",
-        organization_id="o-1",
-        municipality_id="m-1",
+        **O1,
         kind=ExpertKind.ATTESTATION,
         starts_on=date(2025, 10, 1),
         ends_on=date(2026, 2, 28),
@@ -348,30 +348,18 @@ async def test_experts_contests_needs_and_practices_reach_their_kpis(
         entry_id="e-1",
         contest_id="k-1",
         teacher_id="t-3",
-        organization_id="o-1",
-        municipality_id="m-1",
+        **O1,
         result="winner",
     )
-    practice = PracticeUpserted(
-        practice_id="pr-1",
-        title="Практика",
-        organization_id="o-1",
-        municipality_id="m-1",
-        year=2026,
+    practice = practice_of(
+        "pr-1",
         status="replicated",
         included_on=date(2026, 3, 1),
         replications=[
             PracticeReplication(organization_id="o-2", municipality_id="m-1", on=date(2026, 5, 5))
         ],
     )
-    submitted = PracticeUpserted(
-        practice_id="pr-2",
-        title="Ещё одна",
-        organization_id="o-1",
-        municipality_id="m-1",
-        year=2026,
-        status="submitted",
-    )
+    submitted = practice_of("pr-2", status="submitted")
     # the entry before its contest: it is dated by the contest all the same
     await consume(
         runtime,
@@ -388,8 +376,7 @@ async def test_experts_contests_needs_and_practices_reach_their_kpis(
     needs = NeedsRecorded(
         response_id="n-1",
         teacher_id="t-4",
-        organization_id="o-1",
-        municipality_id="m-1",
+        **O1,
         campaign_id="2026",
         answered_on=date(2026, 3, 3),
         competencies=["assessment"],

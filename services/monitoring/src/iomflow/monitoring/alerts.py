@@ -23,13 +23,16 @@ STATUS_WORDS = {"at_risk": "отстаёт от графика", "missed": "не
 
 @dataclass(frozen=True)
 class Limits:
+    """The alerts' thresholds: the service's settings (``Settings``, ``IOMFLOW_<NAME>``)."""
+
     route_wait_days: int = 14
     diagnosis_route_days: int = 7
     burnout_rise_points: float = 5.0
     """How many percentage points the share of high burnout may rise from one wave to the
-    next before it is an alert."""
+    next before it is an alert (``IOMFLOW_BURNOUT_RISE_POINTS``)."""
     burnout_min_surveyed: int = 10
-    """A wave with fewer teachers surveyed for burnout says nothing of the trend."""
+    """A wave with fewer teachers surveyed for burnout says nothing of the trend
+    (``IOMFLOW_BURNOUT_MIN_SURVEYED``)."""
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,12 @@ class Context:
         return cls(
             catalogue=kpis or catalogue(),
             consumer=consumer or settings.consumer,
-            limits=alerts.Limits(settings.route_wait_days, settings.diagnosis_route_days),
+            limits=alerts.Limits(
+                route_wait_days=settings.route_wait_days,
+                diagnosis_route_days=settings.diagnosis_route_days,
+                burnout_rise_points=settings.burnout_rise_points,
+                burnout_min_surveyed=settings.burnout_min_surveyed,
+            ),
             clock=clock,
             policy=projection.Policy(
                 refresh_s=settings.kpi_refresh_s,

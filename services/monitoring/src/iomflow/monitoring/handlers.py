@@ -307,6 +307,21 @@ def noon(day: date) -> datetime:
     return datetime.combine(day, time(12, 0), tzinfo=UTC)
 
 
+def held_on(payload: Any) -> datetime:
+    """An activity's (or an attendance's) time: its day's noon."""
+    return noon(payload.held_on)
+
+
+def starts_on(payload: Any) -> datetime:
+    """A record's period's start (a pair's, a role's)."""
+    return day_start(payload.starts_on)
+
+
+def ends_on(payload: Any) -> datetime | None:
+    """A record's period's end (None: open)."""
+    return day_after(payload.ends_on)
+
+
 @dataclass(frozen=True)
 class Fact:
     """A fact each event says of its record, declared (``Record``): ``<prefix>:<record id>``
@@ -448,8 +463,8 @@ MENTORING_PAIRS = Record(
             "pair_id",
             member,
             {"pair_kind": "kind"},
-            on=lambda p: day_start(p.starts_on),
-            until=lambda p: day_after(p.ends_on),
+            on=starts_on,
+            until=ends_on,
             when=when,
             prefix=prefix,
         )
@@ -472,8 +487,8 @@ EXPERT_ROLES = Record(
             "role_id",
             "teacher_id",
             {"kind": "kind", "body": "body"},
-            on=lambda r: day_start(r.starts_on),
-            until=lambda r: day_after(r.ends_on),
+            on=starts_on,
+            until=ends_on,
             prefix="expert_role",
         ),
     ),
@@ -844,7 +859,7 @@ ACTIVITIES = Record(
             "activity_id",
             "activity_id",
             HELD,
-            on=lambda a: noon(a.held_on),
+            on=held_on,
             prefix="held",
         ),
         Fact(
@@ -852,11 +867,11 @@ ACTIVITIES = Record(
             "activity_id",
             "team_id",
             {"kind": "kind", "activity_id": "activity_id"},
-            on=lambda a: noon(a.held_on),
+            on=held_on,
             when=lambda a: bool(a.team_id),
         ),
     ),
-    Member("activities", "activity_id", HELD, on=lambda a: noon(a.held_on)),
+    Member("activities", "activity_id", HELD, on=held_on),
 )
 
 
@@ -872,7 +887,7 @@ ATTENDANCES = Record(
             "attendance_id",
             "teacher_id",
             ACTIVITY,
-            on=lambda a: noon(a.held_on),
+            on=held_on,
             key="activity_id",
         ),
     ),

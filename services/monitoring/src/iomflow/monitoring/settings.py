@@ -37,6 +37,18 @@ class Settings(BaseServiceSettings):
     diagnosis_route_days: int = Field(
         default=7, ge=0, description="Alert when a diagnosis with deficits has no route after"
     )
+    burnout_rise_points: float = Field(
+        default=5.0,
+        gt=0,
+        description="Alert (burnout_risk_rising) when the share of teachers with a high burnout "
+        "level grows by more than this many percentage points from one survey wave to the next",
+    )
+    burnout_min_surveyed: int = Field(
+        default=10,
+        ge=1,
+        description="A burnout survey wave with fewer teachers surveyed is left out of that "
+        "comparison (it says nothing of the trend)",
+    )
     kpi_refresh_s: float = Field(
         default=1.0, gt=0, description="How often the KPI snapshot job looks for changes"
     )

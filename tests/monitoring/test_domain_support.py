@@ -225,6 +225,11 @@ def test_a_team_left_a_month_without_a_consultation_is_an_alert_until_one_is_hel
     found = alerts.teams_without_consultation(facts, at("2026-06-03T09:00"))
     assert [a.alert_id for a in found] == ["team_without_consultation:b"]
     assert "май 2026" in found[0].message
+    assert "организации org-b (b)" in found[0].message  # no name known: its id
+    named = alerts.teams_without_consultation(
+        facts, at("2026-06-03T09:00"), {"org-b": "МБОУ СОШ № 5"}
+    )
+    assert named[0].message.startswith("Школьная команда организации «МБОУ СОШ № 5» (b) ")
     facts = Facts(teams, [consultation("a", "2026-05-10"), consultation("b", "2026-06-02")])
     assert alerts.teams_without_consultation(facts, at("2026-06-03T09:00")) == []
     # July: May's consultation is no longer in the last full month (June) for a

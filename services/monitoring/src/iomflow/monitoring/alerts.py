@@ -251,10 +251,14 @@ def _month_before(at: datetime) -> datetime:
     return datetime(before.year, before.month, 1, tzinfo=UTC)
 
 
-def teams_without_consultation(facts: domain.Facts, at: datetime) -> list[AlertRaised]:
+def teams_without_consultation(
+    facts: domain.Facts, at: datetime, schools: Mapping[str, str] | None = None
+) -> list[AlertRaised]:
     """A School of the Ministry team (003 item 18: at least one consultation a month) that
     had no consultation in the last full calendar month, nor any since: resolved once one
-    is held. A team registered during that month is not judged on it."""
+    is held. A team registered during that month is not judged on it. Its school is named
+    by ``schools`` (organisation id → name: the organisations' read model), else by id."""
+    schools = schools or {}
     since = _month_before(at)
     consulted = {
         f.member_id
@@ -270,6 +274,8 @@ def teams_without_consultation(facts: domain.Facts, at: datetime) -> list[AlertR
             or team.member_id in consulted
         ):
             continue
+        name = schools.get(team.organization_id)
+        school = f"организации «{name}»" if name else f"организации {team.organization_id}"
         out.append(
             AlertRaised(
                 alert_id=f"team_without_consultation:{team.member_id}",
@@ -277,10 +283,10 @@ def teams_without_consultation(facts: domain.Facts, at: datetime) -> list[AlertR
                 severity="warning",
                 subject=team.member_id,
                 municipality_id=team.municipality_id or None,
-                message=f"Школьная команда {team.member_id} (организация "
-                f"{team.organization_id}) проекта «Школа Минпросвещения России» не получила "
-                f"ни одной консультации за {domain.MONTHS[since.month - 1]} {since.year} года "
-                "(не менее 1 консультации в месяц)",
+                message=f"Школьная команда {school} ({team.member_id}) проекта «Школа "
+                "Минпросвещения России» не получила ни одной консультации за "
+                f"{domain.MONTHS[since.month - 1]} {since.year} года (не менее 1 консультации "
+                "в месяц)",
                 value=0,
                 threshold=1,
             )
@@ -369,8 +375,9 @@ def detect(
     dlq: Mapping[str, int],
     at: datetime,
     limits: Limits,
+    schools: Mapping[str, str] | None = None,
 ) -> list[AlertRaised]:
-    """Every alert that holds now."""
+    """Every alert that holds now (``names``: municipalities', ``schools``: organisations')."""
     return [
         *kpis_off_path(evaluated, names),
         *methodists_over_capacity(facts, capacities, at),
@@ -378,7 +385,7 @@ def detect(
         *diagnoses_without_route(facts, at, limits),
         *stale_registries(stale),
         *dead_letters(dlq),
-        *teams_without_consultation(facts, at),
+        *teams_without_consultation(facts, at, schools),
         *plan_actions_overdue(facts, at),
         *burnout_risk_rising(facts, at, limits),
     ]

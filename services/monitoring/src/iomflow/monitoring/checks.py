@@ -63,13 +63,23 @@ async def check(
         facts = await ctx.cache.facts(runtime.sessions)
         async with runtime.sessions() as session:
             names = await repository.municipality_names(session)
+            schools = await repository.organization_names(session)
             capacities = await repository.capacities(session)
             stale = [
                 alerts.Stale(r.registry, r.owner, r.stale, r.total)
                 for r in await repository.stale_registers(session)
             ]
         current = await asyncio.to_thread(
-            alerts.detect, levels(answer), names, facts, capacities, stale, dlq, now, limits
+            alerts.detect,
+            levels(answer),
+            names,
+            facts,
+            capacities,
+            stale,
+            dlq,
+            now,
+            limits,
+            schools,
         )
         async with runtime.transaction() as deps:
             session = deps.session

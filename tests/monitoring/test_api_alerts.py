@@ -20,18 +20,33 @@ from waiting import wait_for
 from iomflow.monitoring import alerts, checks, domain
 from iomflow.monitoring.domain import Fact, Facts, Member, load_catalogue
 from iomflow.shared.contracts import (
+    ActivityHeld,
+    BurnoutResult,
     CompetencyResult,
     DiagnosisCompleted,
+    Event,
     Level,
     MethodistUpserted,
+    PlanAction,
     RegistryStale,
+    SchoolTeamUpserted,
     Streams,
+    SupportPlanUpdated,
     new_event,
 )
-from monitoring.test_api import load_chain, make_app, publish, registry, route_events
+from monitoring.test_api import (
+    LONG_AGO,
+    TODAY,
+    at,
+    load_chain,
+    make_app,
+    publish,
+    registry,
+    route_events,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-LIMITS = alerts.Limits(route_wait_days=14, diagnosis_route_days=7)
+LIMITS = alerts.Limits(route_wait_days=14, diagnosis_route_days=7, burnout_min_surveyed=4)
 
 
 def teacher(tid: str, mun: str = "m1") -> Member:
@@ -180,6 +195,35 @@ async def published(redis_url: str) -> list[dict[str, Any]]:
     return [{"type": f["type"], **json.loads(f["data"])} for _, f in entries]
 
 
+SUPPORT = {
+    "team_without_consultation": "team_without_consultation:team-1",
+    "plan_action_overdue": "plan_action_overdue:plan-1:a1",
+    "burnout_risk_rising": "burnout_risk_rising:region",
+}
+"""The alerts of the support outside routes (issue 16), by kind."""
+
+
+def plan_updated(plan: SupportPlanUpdated) -> Event[Any]:
+    return new_event("routes.plan.updated", plan, source="routes", subject=plan.plan_id)
+
+
+def burnout(wave: str, n: int, level: str, days_ago: int, again: str = "") -> Event[Any]:
+    """Teacher t-<n> surveyed for burnout in a wave, ``days_ago`` (no deficits)."""
+    diagnosis = DiagnosisCompleted(
+        diagnosis_id=f"b-{wave}-{n}{again}",
+        teacher_id=f"t-{n}",
+        organization_id="org-1",
+        municipality_id="mun-01",
+        campaign_id=wave,
+        framework_version="2026.2",
+        competencies=[],
+        deficits=[],
+        burnout=BurnoutResult(index=80 if level == "high" else 20, level=level, scales={}),  # type: ignore[arg-type]
+    )
+    event = new_event("diagnostics.diagnosis.completed", diagnosis, source="d", subject=f"t-{n}")
+    return at(event, datetime.now(UTC) - timedelta(days=days_ago))
+
+
 async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
     app: FastAPI, client: httpx.AsyncClient, clean_redis: str
 ) -> None:
@@ -217,18 +261,52 @@ async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
             Streams.dlq(Streams.RESULTS_INBOUND), {"event_id": "x", "dlq_reason": "invalid"}
         )
 
+    # a School of the Ministry team with no consultation last month, an overdue action of
+    # a support plan, the share of high burnout up from 0 % to 50 % between two waves
+    team = SchoolTeamUpserted(team_id="team-1", organization_id="org-1", municipality_id="mun-01")
+    await publish(
+        clean_redis,
+        Streams.REGISTRY,
+        [
+            at(
+                new_event("registry.school_team.upserted", team, source="r", subject="team-1"),
+                LONG_AGO,
+            )
+        ],
+    )
+    overdue = PlanAction(
+        action_id="a1",
+        kind="internship",
+        title="Стажировка управленческой команды",
+        due_on=TODAY - timedelta(days=10),
+        responsible_id="B",
+    )
+    plan = SupportPlanUpdated(
+        plan_id="plan-1",
+        organization_id="org-2",
+        municipality_id="mun-02",
+        methodist_id="B",
+        starts_on=TODAY - timedelta(days=30),
+        actions=[overdue],
+    )
+    await publish(clean_redis, Streams.ROUTES, [plan_updated(plan)])
+    waves = [burnout("w1", n, "low", 60) for n in range(1, 5)] + [
+        burnout("w2", n, "high" if n <= 2 else "low", 20) for n in range(1, 5)
+    ]
+    await publish(clean_redis, Streams.DIAGNOSTICS, waves)
+
     async def seen() -> bool:
         stats = (await client.get("/v1/stats")).json()
-        return stats.get("facts_diagnosed") == 4
+        return (stats.get("facts_diagnosed"), stats.get("facts_plan_action")) == (12, 1)
 
-    await wait_for(seen, "the late diagnosis")
+    await wait_for(seen, "the late diagnosis, the burnout waves and the plan")
     raised, resolved = [], []
     for _ in range(50):  # the registry events may still be on their way
         more, gone = await run_check(app, clean_redis)
         raised += more
         resolved += gone
         kinds = {a.split(":")[0] for a in raised}
-        if {"methodist_over_capacity", "registry_stale"} <= kinds:
+        if {"methodist_over_capacity", "registry_stale", *SUPPORT} <= kinds:
             break
         await asyncio.sleep(0.2)
     kinds = {a.split(":")[0] for a in raised}
@@ -238,7 +316,9 @@ async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
         "diagnosis_without_route",
         "registry_stale",
         "dead_letters",
+        *SUPPORT,
     }, raised
+    assert set(SUPPORT.values()) <= set(raised)
     assert "methodist_over_capacity:A" in raised
     assert "diagnosis_without_route:mun-01" in raised
     assert f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}" in raised
@@ -247,23 +327,63 @@ async def test_every_alert_kind_is_raised_once_listed_published_and_resolved(
     listed = {a["alert_id"]: a for a in (await client.get("/v1/alerts")).json()["items"]}
     assert set(raised) <= set(listed)
     assert listed["methodist_over_capacity:A"]["value"] == 2
+    assert (
+        "организации «СОШ № 1» (team-1)" in listed[SUPPORT["team_without_consultation"]]["message"]
+    )
+    assert listed[SUPPORT["burnout_risk_rising"]]["value"] == 50.0
+
+    # each condition gone: the dead letters dropped, a consultation held for the team
+    # yesterday, the action done, the two teachers surveyed again with a low level
     async with Redis.from_url(clean_redis) as redis:
         await redis.delete(Streams.dlq(Streams.RESULTS_INBOUND))
-    more, gone = await run_check(app, clean_redis)
-    raised += more
-    assert gone == [f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}"]
+    consultation = ActivityHeld(
+        activity_id="c-1",
+        kind="consultation",
+        title="Консультация школьной команды",
+        level="regional",
+        organiser_id="cnppm",
+        format="distance",
+        held_on=TODAY - timedelta(days=1),
+        attendees=0,
+        team_id="team-1",
+        project="school_of_ministry",  # type: ignore[arg-type]
+    )
+    done = overdue.model_copy(update={"done_on": TODAY})
+    await publish(
+        clean_redis,
+        Streams.ROUTES,
+        [
+            new_event("routes.activity.held", consultation, source="routes", subject="c-1"),
+            plan_updated(plan.model_copy(update={"actions": [done]})),
+        ],
+    )
+    again = [burnout("w2", n, "low", 15, "again") for n in (1, 2)]
+    await publish(clean_redis, Streams.DIAGNOSTICS, again)
+    expected = {f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}", *SUPPORT.values()}
+    resolved = []
+    for _ in range(50):  # the events may still be on their way
+        more, gone = await run_check(app, clean_redis)
+        raised += more
+        resolved += gone
+        if expected <= set(resolved):
+            break
+        await asyncio.sleep(0.2)
+    assert expected <= set(resolved), resolved
+
+    def resolutions(events: list[dict[str, Any]]) -> set[str]:
+        return {e["alert_id"] for e in events if e["type"] == "monitoring.alert.resolved"}
 
     async def relayed() -> bool:
-        return any(e["type"] == "monitoring.alert.resolved" for e in await published(clean_redis))
+        return expected <= resolutions(await published(clean_redis))
 
     await wait_for(relayed, "the alert events to be relayed")
     events = await published(clean_redis)
     # (the service's own periodic check may have raised some at its start)
     assert set(raised) <= {e["alert_id"] for e in events if e["type"] == "monitoring.alert.raised"}
     still = {a["alert_id"] for a in (await client.get("/v1/alerts")).json()["items"]}
-    assert f"dead_letters:{Streams.dlq(Streams.RESULTS_INBOUND)}" not in still
+    assert not expected & still
     every = (await client.get("/v1/alerts", params={"status": "all"})).json()["items"]
-    assert any(a["resolved_at"] for a in every)
+    assert all(a["resolved_at"] for a in every if a["alert_id"] in expected)
 
 
 async def test_routes_waiting_too_long_are_raised_through_the_service(

@@ -367,7 +367,7 @@ async def import_activities(
         raise Refused("file_too_large", "Файл больше 10 МБ: разделите его на части.", 413)
     try:
         parsed = await asyncio.to_thread(sheets.parse, content)
-    except sheets.SheetError as exc:
+    except sheets.TableError as exc:
         raise Refused("unsupported_file", str(exc)[:1].upper() + str(exc)[1:] + ".", 415) from exc
     if who.person_id is not None:
         for entry in parsed.entries:  # a methodist's own key holds their own activities
@@ -389,15 +389,14 @@ async def import_activities(
         for index, found in enumerate(await activities.check(ledger, parsed.entries)):
             for p in found:
                 parsed.refuse(index, p.field, p.reason)
-        parsed.errors.sort(key=lambda e: e["row"])
         if parsed.errors:
-            bad = len({e["row"] for e in parsed.errors})
+            bad = len(parsed.error_rows)
             raise Refused(
                 "import_rows_invalid",
                 f"В файле ошибки ({bad} стр.): ничего не записано. Исправьте строки, "
                 "указанные в errors, и загрузите файл снова.",
                 422,
-                errors=parsed.errors,
+                errors=parsed.problems(),
             )
         done = await activities.record(ledger, parsed.entries, by)
     return ImportRead(

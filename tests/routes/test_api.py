@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -269,20 +268,6 @@ def make_app(redis_url: str, tmp_path: Path, database_url: str) -> FastAPI:
     )
     app.state.runtime.context.today = lambda: TODAY
     return app
-
-
-@pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = make_app(clean_redis, tmp_path, database_url)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://routes") as c:
-        yield c
 
 
 async def key_for(

@@ -1,18 +1,16 @@
 """Activities over HTTP on a real Redis and SQLite/PostgreSQL: a methodist records a School
 of the Ministry team's consultation and it counts for its month; attendance grows
-idempotently; unknown teachers and bad keys are refused in Russian; an XLSX upload records
+idempotently; attending a consultation completes the matching step of a teacher's agreed
+route; unknown teachers and bad keys are refused in Russian; an XLSX upload records
 every row or, with any bad row, none; the events reach the routes stream."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from openpyxl import Workbook, load_workbook
 from redis.asyncio import Redis
@@ -25,23 +23,24 @@ from iomflow.shared.contracts import (
     Streams,
     TeacherUpserted,
 )
-from routes.test_api import ADMIN, key_for, make_app, publish, stats_of, upserted
+from routes.test_api import (
+    ADMIN,
+    TODAY,
+    approve,
+    deficit,
+    diagnose,
+    diagnosis,
+    get_route,
+    key_for,
+    load_registry,
+    one_published,
+    publish,
+    stats_of,
+    step_of,
+    upserted,
+)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-@pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = make_app(clean_redis, tmp_path, database_url)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://routes") as c:
-        yield c
 
 
 def registry() -> list[Any]:
@@ -273,3 +272,56 @@ async def test_an_xlsx_upload_records_every_row_or_none(
     )
     months = (await client.get("/v1/teams/team-1/consultations", params={"year": 2026})).json()
     assert [m["consultations"] for m in months["months"]][:3] == [0, 0, 1]
+
+
+async def test_attending_a_consultation_completes_the_step_of_an_agreed_route(
+    app: FastAPI, client: httpx.AsyncClient, clean_redis: str
+) -> None:
+    """A teacher whose agreed route has a consultation on «teaching_methods» attends one on
+    it: the answer names the step, the route shows it done by attendance, and
+    ``routes.step.completed`` says so with the activity's id; another attendee, with no
+    route, completes nothing."""
+    await load_registry(client, clean_redis)
+    route = await diagnose(client, clean_redis, diagnosis("t-1", deficit("teaching_methods", 45)))
+    route_id = route["route_id"]
+    step = step_of(route, kind="consultation", competency="teaching_methods")
+    for role, by in (("teacher", "t-1"), ("management", "mm-1"), ("methodist", "meth-1")):
+        answer = await approve(client, route_id, role, by, await key_for(app, role, role))
+        assert answer.status_code == 200, answer.text
+    await one_published(clean_redis, "routes.route.agreed", route_id=route_id)
+
+    methodist = await key_for(app, "кабинет методиста", "methodist", person="meth-1")
+    held = await client.post(
+        "/v1/activities",
+        json={
+            "activity_id": "cons-tm",
+            "kind": "consultation",
+            "title": "Приёмы формирующего оценивания",
+            "level": "regional",
+            "organiser_id": "cnppm",
+            "format": "in_person",
+            "held_on": TODAY.isoformat(),
+            "competencies": ["teaching_methods"],
+            "attendees": ["t-1", "t-2"],
+        },
+        headers=methodist,
+    )
+    assert held.status_code == 201, held.text
+    assert held.json()["completed_steps"] == [
+        {"route_id": route_id, "step_id": step["step_id"], "teacher_id": "t-1"}
+    ]
+    done = await one_published(clean_redis, "routes.step.completed", route_id=route_id)
+    assert (done["step_id"], done["completed_by"], done["activity_id"]) == (
+        step["step_id"],
+        "attendance",
+        "cons-tm",
+    )
+    assert done["completed_on"] == TODAY.isoformat()
+    after = step_of(await get_route(client, route_id), step_id=step["step_id"])
+    assert (after["status"], after["completed_by"]) == ("done", "attendance")
+    attended = await one_published(clean_redis, "routes.activity.attended", teacher_id="t-1")
+    assert (attended["route_id"], attended["step_id"]) == (route_id, step["step_id"])
+    other = await one_published(clean_redis, "routes.activity.attended", teacher_id="t-2")
+    assert other["route_id"] is None
+    shown = (await client.get("/v1/activities/cons-tm")).json()
+    assert shown["completed_steps"] == held.json()["completed_steps"]

@@ -6,13 +6,10 @@ as ``routes.plan.updated`` by the relay."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from waiting import wait_for
@@ -35,26 +32,11 @@ from routes.test_api import (
     diagnosis,
     key_for,
     load_registry,
-    make_app,
     one_published,
     publish,
     published,
     upserted,
 )
-
-
-@pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = make_app(clean_redis, tmp_path, database_url)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://routes") as c:
-        yield c
 
 
 async def held(app: FastAPI, table: Any, n: int) -> None:

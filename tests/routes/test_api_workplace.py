@@ -8,12 +8,10 @@ acting methodist; pseudonyms with a note otherwise, and when the registries are 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from e2e.pages import served
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -40,20 +38,6 @@ from routes.test_api import (
 )
 
 REGISTRIES_ADMIN = "iomf_test_registries_admin"
-
-
-@pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = make_app(clean_redis, tmp_path, database_url)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://routes") as c:
-        yield c
 
 
 async def test_the_workplace_lists_my_routes_the_drafts_awaiting_me_and_the_queue(

@@ -10,13 +10,11 @@ find and fix each one.
 
 from __future__ import annotations
 
-import calendar
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from functools import cache, cached_property
 from typing import Any, Literal
@@ -31,35 +29,10 @@ from iomflow.registries.domain import (
     check_record,
 )
 from iomflow.registries.personal import PERSONAL_FIELDS, PersonalData
-from iomflow.registries.tabular import Cell, Table, column_letter
+from iomflow.shared import sheets
+from iomflow.shared.sheets import Cell, CellError, Collected, RowError, Table, column_letter
 
-MAX_ERRORS = 10_000
-"""Errors kept per import; a file with more is reported by count beyond this."""
-
-
-@dataclass(frozen=True)
-class RowError:
-    row: int  # as the spreadsheet shows it (the header is row 1); 0 for an API request
-    column: str  # the column's header as written in the file, or the field name
-    value: str
-    reason: str
-    field: str = ""
-    letter: str = ""  # the spreadsheet column letter
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "row": self.row,
-            "column": self.column,
-            "letter": self.letter,
-            "field": self.field,
-            "value": self.value,
-            "reason": self.reason,
-        }
-
-    def as_problem(self, *where: str | int) -> dict[str, Any]:
-        """As a field error of a problem (``loc``, ``msg``), with every member of
-        ``as_dict``: ``where`` goes before the field in ``loc``."""
-        return {"loc": [*where, self.field or self.column], "msg": self.reason, **self.as_dict()}
+__all__ = ["CellError", "RowError"]  # as the service and its callers know them
 
 
 @dataclass
@@ -137,9 +110,9 @@ def _replication(cell: Any) -> Any:
     parts = str(cell).split()
     if len(parts) not in (2, 3):
         raise CellError(
-            f"«{_clipped(str(cell))}»: ожидается «код организации ДД.ММ.ГГГГ [код педагога]»"
+            f"«{sheets.clipped(str(cell))}»: ожидается «код организации ДД.ММ.ГГГГ [код педагога]»"
         )
-    on = _date(parts[1])
+    on = sheets.day(parts[1])
     return {"organization_id": parts[0], "on": on, "by": parts[2] if len(parts) == 3 else None}
 
 
@@ -161,18 +134,6 @@ def title(name: str) -> str:
     return TITLES.get(name, name)
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.replace("ё", "е").replace("Ё", "Е").split()).casefold()
-
-
-class CellError(ValueError):
-    pass
-
-
-_TRUE = {"да", "true", "1", "yes", "y", "+", "истина", "д"}
-_FALSE = {"нет", "false", "0", "no", "n", "-", "ложь", "н"}
-
-
 def parse_cell(spec: Register, name: str, cell: Cell) -> Any:
     """A cell as the field's value; ``None`` for an empty cell. Raises CellError."""
     return parser(spec, name)(cell)
@@ -191,193 +152,50 @@ def parser(spec: Register, name: str) -> Parser:
     scalar = _replication if inner is domain.ReplicationRecord else _scalar_parser(inner, labels)
 
     def parse(cell: Cell) -> Any:
-        if cell is None or (isinstance(cell, str) and not cell.strip()):
+        if sheets.blank(cell):
             return None
         if many:
-            parts = cell if isinstance(cell, list) else _split(cell)
+            parts = cell if isinstance(cell, list) else sheets.split(cell)
             return [scalar(part) for part in parts]
         return scalar(cell)
 
     return parse
 
 
-def _split(cell: Cell) -> list[str]:
-    """A list cell's values: separated by «;» (or line breaks), or by «,» when it has no «;».
-    A cell with both is refused: «математика; физика, астрономия» could be two values or
-    three, and taking one of the readings silently is how a subject gets lost."""
-    text = str(cell).replace("\n", ";")
-    if ";" in text and "," in text:
-        raise CellError(
-            f"в ячейке «{_clipped(text)}» значения разделены и «;», и «,»: неясно, сколько их; "
-            "разделяйте значения одним знаком — точкой с запятой"
-        )
-    separator = ";" if ";" in text else ","
-    return [part.strip() for part in text.split(separator) if part.strip()]
-
-
-def _clipped(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_RU_DATE = re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{4}")
-_DATE_PATTERNS = ("%d.%m.%Y", "%Y-%m-%d", "%d.%m.%y")
-
-
 def _scalar_parser(inner: Any, labels: Mapping[str, str] | None) -> Parser:
     if labels is not None:
-        # The first code whose code or label matches wins, as a scan in order would.
-        lookup: dict[str, str] = {}
-        for code, label in labels.items():
-            lookup.setdefault(_norm(code), code)
-            lookup.setdefault(_norm(label), code)
-        allowed = "недопустимое значение; допустимо: " + ", ".join(labels.values())
-
-        def labelled(cell: Any) -> Any:
-            found = lookup.get(_norm(str(cell)))
-            if found is None:
-                raise CellError(allowed)
-            return found
-
-        return labelled
+        return sheets.chooser(labels)
     if inner is bool:
-        return _bool
+        return sheets.boolean
     if inner is int:
-        return _int
+        return sheets.integer
     if inner is date:
-        return _date
-    return _text
-
-
-def _bool(cell: Any) -> bool:
-    if isinstance(cell, bool):
-        return cell
-    text = _norm(str(cell))
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise CellError("ожидается «да» или «нет»")
-
-
-def _int(cell: Any) -> int:
-    if isinstance(cell, bool):
-        raise CellError("ожидается целое число")
-    if isinstance(cell, int):
-        return cell
-    if isinstance(cell, float) and cell.is_integer():
-        return int(cell)
-    text = str(cell).strip().replace(" ", "").replace("\u00a0", "")
-    if text.lstrip("-").isdigit():
-        return int(text)
-    raise CellError("ожидается целое число")
-
-
-def _date(cell: Any) -> date:
-    if isinstance(cell, datetime):
-        return cell.date()
-    if isinstance(cell, date):
-        return cell
-    text = str(cell).strip()
-    # The two usual spellings without strptime (its cost dominated a large file's dates);
-    # anything else, or an impossible day, goes the long way and gets its reason there.
-    if _ISO_DATE.fullmatch(text):
-        return _calendar_day(int(text[0:4]), int(text[5:7]), int(text[8:10]), text)
-    if _RU_DATE.fullmatch(text):
-        return _calendar_day(int(text[6:10]), int(text[3:5]), int(text[0:2]), text)
-    for pattern in _DATE_PATTERNS:
-        try:
-            return datetime.strptime(text, pattern).date()
-        except ValueError:
-            continue
-    raise CellError("ожидается дата в формате ДД.ММ.ГГГГ")
-
-
-MONTHS_IN = (
-    "январе",
-    "феврале",
-    "марте",
-    "апреле",
-    "мае",
-    "июне",
-    "июле",
-    "августе",
-    "сентябре",
-    "октябре",
-    "ноябре",
-    "декабре",
-)
-
-
-def _calendar_day(year: int, month: int, day: int, text: str) -> date:
-    """The day, written in a right format; if the calendar has no such day, that is the
-    reason given (not the format, which was right)."""
-    if not 1 <= month <= 12:
-        raise CellError(f"такой даты нет: {text} — месяца с номером {month} не бывает")
-    if year < 1:
-        raise CellError(f"такой даты нет: {text} — года с номером {year} не бывает")
-    last = calendar.monthrange(year, month)[1]
-    if not 1 <= day <= last:
-        raise CellError(
-            f"такой даты нет: {text} — в {MONTHS_IN[month - 1]} {year} года {last} "
-            f"{'день' if last == 31 else 'дней'}"
-        )
-    return date(year, month, day)
-
-
-def _text(cell: Any) -> str:
-    if isinstance(cell, float) and cell.is_integer():
-        return str(int(cell))
-    return str(cell).strip()
+        return sheets.day
+    return sheets.text
 
 
 # --- a spreadsheet -------------------------------------------------------------------------
 
 
 @dataclass
-class Plan:
+class Plan(Collected):
     """What a file would do: its valid rows and every error, before anything is written."""
 
     register: str
     total: int
     candidates: list[Candidate] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-    error_rows: set[int] = field(default_factory=set)
     header_errors: bool = False
-
-    def add(self, error: RowError) -> None:
-        self.error_rows.add(error.row)
-        if len(self.errors) < MAX_ERRORS:
-            self.errors.append(error)
 
 
 def map_header(spec: Register, headers: Sequence[str]) -> tuple[dict[int, str], list[RowError]]:
     """Column index -> field name, by field code or Russian title; header problems."""
-    lookup = {}
-    for name in columns(spec):
-        lookup[_norm(name)] = name
-        lookup[_norm(title(name))] = name
-    mapping: dict[int, str] = {}
-    errors: list[RowError] = []
-    for index, header in enumerate(headers):
-        if not header:
-            continue
-        found = lookup.get(_norm(header))
-        letter = column_letter(index)
-        if found is None:
-            errors.append(
-                RowError(1, header, header, "неизвестный столбец; см. шаблон реестра", "", letter)
-            )
-        elif found in mapping.values():
-            errors.append(RowError(1, header, header, "столбец повторяется", found, letter))
-        else:
-            mapping[index] = found
+    mapping, errors = sheets.map_header(
+        headers,
+        {name: title(name) for name in columns(spec)},
+        [name for name, info in spec.record.model_fields.items() if info.is_required()],
+        "неизвестный столбец; см. шаблон реестра",
+    )
     present = set(mapping.values())
-    for name, info in spec.record.model_fields.items():
-        if info.is_required() and name not in present:
-            errors.append(
-                RowError(1, title(name), "", f"нет обязательного столбца «{title(name)}»", name)
-            )
     if spec.person and present & set(PERSONAL_FIELDS) and "full_name" not in present:
         errors.append(RowError(1, title("full_name"), "", "нет столбца «ФИО»", "full_name"))
     return mapping, errors
@@ -422,7 +240,7 @@ def plan(
         index, header, letter = found
         if name in PERSONAL_FIELDS:
             return header, letter, ""
-        return header, letter, _shown(cells[index] if index < len(cells) else None)
+        return header, letter, sheets.shown(cells[index] if index < len(cells) else None)
 
     seen: dict[str, int] = {}
     for done, (number, cells) in enumerate(table.rows, start=1):
@@ -437,7 +255,7 @@ def plan(
             try:
                 value = parse(cell)
             except CellError as exc:
-                value_shown = "" if is_personal else _shown(cell)
+                value_shown = "" if is_personal else sheets.shown(cell)
                 row_errors.append(RowError(number, header, value_shown, str(exc), name, letter))
                 continue
             if value is None:
@@ -476,18 +294,6 @@ def plan(
         result.candidates.append(Candidate(number, record_id, data, person))
     progress(table.total)
     return result
-
-
-def _shown(cell: Cell) -> str:
-    if cell is None:
-        return ""
-    if isinstance(cell, datetime):
-        return cell.strftime("%d.%m.%Y")
-    if isinstance(cell, date):
-        return cell.strftime("%d.%m.%Y")
-    if isinstance(cell, float) and cell.is_integer():
-        return str(int(cell))
-    return str(cell).strip()
 
 
 # --- spreadsheet cells of a stored record (export) -----------------------------------------
@@ -593,7 +399,7 @@ def describe(spec: Register, name: str) -> str:
 def shown_value(spec: Register, name: str, data: Mapping[str, Any]) -> str:
     """A stored field as a person reads it (labels, «да»/«нет», ДД.ММ.ГГГГ)."""
     cell = cells_of(spec, data, [name])[0]
-    return _shown(cell)
+    return sheets.shown(cell)
 
 
 def changed_fields(

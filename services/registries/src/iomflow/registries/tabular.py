@@ -2,40 +2,36 @@
 
 Reading yields plain text cells with the row number a person sees in the spreadsheet
 (the header is row 1); dates and numbers typed in Excel arrive as their Python values.
+XLSX is read, and a table's header and rows found, by the suite's shared reading rules
+(``iomflow.shared.sheets``); CSV is the registries' own.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
-from defusedxml import DefusedXmlException
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-Cell = str | int | float | bool | date | datetime | None
+from iomflow.shared.sheets import Cell, Table, TableError, column_letter, table, xlsx_rows
 
-
-class TableError(ValueError):
-    """The file cannot be read as a table at all (Russian message for people)."""
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[tuple[int, list[Cell]]]  # (row number as the spreadsheet shows it, cells)
-
-    @property
-    def total(self) -> int:
-        return len(self.rows)
+__all__ = [
+    "Cell",
+    "Table",
+    "TableError",
+    "column_letter",
+    "kind_of",
+    "raw_rows",
+    "read_table",
+    "writable",
+    "write_xlsx",
+]
 
 
 def kind_of(filename: str) -> str:
@@ -59,73 +55,13 @@ def kind_of(filename: str) -> str:
 
 def raw_rows(content: bytes, filename: str) -> Iterator[tuple[int, Sequence[Cell]]]:
     """Every row of the file's first sheet with its number, blank ones included."""
-    return _read_xlsx(content) if kind_of(filename) == "xlsx" else _read_csv(content)
+    if kind_of(filename) == "xlsx":
+        return xlsx_rows(content, otherwise="выгрузите в CSV")
+    return _read_csv(content)
 
 
 def read_table(content: bytes, filename: str) -> Table:
-    rows = raw_rows(content, filename)
-    header: list[str] | None = None
-    body: list[tuple[int, list[Cell]]] = []
-    for number, cells in rows:
-        if header is None:
-            if any(_blank(c) is False for c in cells):
-                header = [str(c).strip() if c is not None else "" for c in cells]
-            continue
-        if all(_blank(c) for c in cells):
-            continue
-        body.append((number, list(cells)))
-    if header is None:
-        raise TableError(f"файл «{filename}» пуст: нет строки заголовков")
-    return Table(header, body)
-
-
-def _blank(cell: Cell) -> bool:
-    return cell is None or (isinstance(cell, str) and not cell.strip())
-
-
-def _read_xlsx(content: bytes) -> Iterator[tuple[int, Sequence[Cell]]]:
-    # openpyxl parses the sheets' XML with defusedxml when it is installed (it is a
-    # dependency of this service): an XML bomb or an external entity is refused, not
-    # expanded. The sheet is parsed lazily, so its errors come while rows are read.
-    try:
-        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises several kinds for a broken file
-        raise TableError(_unreadable(exc)) from exc
-    try:
-        sheet = book.worksheets[0]
-        yield from enumerate(sheet.iter_rows(values_only=True), start=1)
-    except TableError:
-        raise
-    except Exception as exc:
-        raise TableError(_unreadable(exc)) from exc
-    finally:
-        book.close()
-
-
-def _unreadable(exc: Exception) -> str:
-    """Why a spreadsheet could not be read, said to the registrar who sent it."""
-    causes: list[BaseException] = []
-    found: BaseException | None = exc
-    while found is not None and found not in causes:  # openpyxl wraps what it met
-        causes.append(found)
-        found = found.__cause__ or found.__context__
-    if any(isinstance(cause, DefusedXmlException) for cause in causes):
-        return (
-            "файл отклонён: в нём есть конструкции XML (сущности, внешние ссылки), которые "
-            "могут перегрузить или обойти сервис; сохраните таблицу заново в Excel или "
-            "LibreOffice как «Книга Excel (.xlsx)»"
-        )
-    if any(isinstance(cause, zipfile.BadZipFile) for cause in causes):
-        return (
-            "файл не является книгой Excel (.xlsx): возможно, это старый формат .xls, другой "
-            "файл с расширением .xlsx или файл повреждён; сохраните его как «Книга Excel "
-            "(.xlsx)» или выгрузите в CSV"
-        )
-    return (
-        "файл не читается как книга Excel (.xlsx): он повреждён или создан программой, "
-        "которая записала его с ошибками; откройте и сохраните его заново как «Книга Excel "
-        "(.xlsx)» или выгрузите в CSV"
-    )
+    return table(raw_rows(content, filename), f"файл «{filename}» пуст: нет строки заголовков")
 
 
 def _read_csv(content: bytes) -> Iterator[tuple[int, Sequence[Cell]]]:
@@ -174,8 +110,3 @@ def writable(cell: Cell) -> Cell:
     """The cell as a worksheet can hold it: text without the control characters XLSX
     forbids (a record may hold them, an uploaded CSV too)."""
     return ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell
-
-
-def column_letter(index: int) -> str:
-    """0-based column index as the spreadsheet letters it."""
-    return get_column_letter(index + 1)

@@ -166,6 +166,14 @@ async def _completed(session: Any, ids: list[str]) -> dict[str, list[CompletedSt
     return found
 
 
+async def _activity(session: Any, activity_id: str) -> ActivityHeld:
+    """The activity recorded with this id; 404 when there is none."""
+    found = await repository.find_activities(session, [activity_id])
+    if activity_id not in found:
+        raise Refused("activity_not_found", f"Мероприятие «{activity_id}» не найдено.", 404)
+    return activities.activity_of(found[activity_id])
+
+
 def _held_by(principal: Principal, said: str | None) -> str | None:
     """Who held it: the key's own person (another id is ``not_your_key``), else whom the
     request names (perhaps nobody)."""
@@ -251,10 +259,7 @@ async def add_attendance(
     activity_id: str, body: AttendanceCreate, runtime: RuntimeDep, who: Methodist
 ) -> ActivityRead:
     async with runtime.sessions() as session:
-        found = await repository.find_activities(session, [activity_id])
-    if activity_id not in found:
-        raise Refused("activity_not_found", f"Мероприятие «{activity_id}» не найдено.", 404)
-    activity = activities.activity_of(found[activity_id])
+        activity = await _activity(session, activity_id)
     [done] = await _record(runtime, [Entry(activity, body.teachers)], who.person_id or who.name)
     return await _answer(runtime, done)
 
@@ -323,11 +328,9 @@ async def activities_template(ctx: Ctx) -> Response:
     responses=problems(404, s404=NOT_FOUND),
 )
 async def get_activity(activity_id: str, session: SessionDep) -> ActivityRead:
-    found = await repository.find_activities(session, [activity_id])
-    if activity_id not in found:
-        raise Refused("activity_not_found", f"Мероприятие «{activity_id}» не найдено.", 404)
+    activity = await _activity(session, activity_id)
     completed = await _completed(session, [activity_id])
-    return read_of(activities.activity_of(found[activity_id]), completed[activity_id])
+    return read_of(activity, completed[activity_id])
 
 
 @router.post(
@@ -367,7 +370,7 @@ async def import_activities(
         raise Refused("file_too_large", "Файл больше 10 МБ: разделите его на части.", 413)
     try:
         parsed = await asyncio.to_thread(sheets.parse, content)
-    except sheets.SheetError as exc:
+    except sheets.TableError as exc:
         raise Refused("unsupported_file", str(exc)[:1].upper() + str(exc)[1:] + ".", 415) from exc
     if who.person_id is not None:
         for entry in parsed.entries:  # a methodist's own key holds their own activities
@@ -389,15 +392,14 @@ async def import_activities(
         for index, found in enumerate(await activities.check(ledger, parsed.entries)):
             for p in found:
                 parsed.refuse(index, p.field, p.reason)
-        parsed.errors.sort(key=lambda e: e["row"])
         if parsed.errors:
-            bad = len({e["row"] for e in parsed.errors})
+            bad = len(parsed.error_rows)
             raise Refused(
                 "import_rows_invalid",
                 f"В файле ошибки ({bad} стр.): ничего не записано. Исправьте строки, "
                 "указанные в errors, и загрузите файл снова.",
                 422,
-                errors=parsed.errors,
+                errors=parsed.problems(),
             )
         done = await activities.record(ledger, parsed.entries, by)
     return ImportRead(

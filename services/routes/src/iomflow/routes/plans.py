@@ -37,7 +37,10 @@ def plan_404(plan_id: str) -> Refused:
 
 
 async def _check_methodists(deps: Deps[Routes], ids: Sequence[str]) -> None:
-    unknown = sorted(set(ids) - await repository.find_known_methodists(deps.session, ids))
+    unknown = sorted(
+        set(ids)
+        - await repository.find_known(deps.session, repository.methodists, "methodist_id", ids)
+    )
     if unknown:
         raise Refused(
             "unknown_methodist",

@@ -8,38 +8,38 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
 from iomflow.routes import plans, repository, service
+from iomflow.routes.api import Ctx, Methodist, Paged
 from iomflow.routes.domain import ActionKind, Plan
-from iomflow.shared.auth import Principal, require
 from iomflow.shared.errors import Refused
-from iomflow.shared.problems import Page, Paging, page, paging, problems
+from iomflow.shared.problems import Page, page, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
 from iomflow.shared.unit import Deps
 
 router = APIRouter(prefix="/v1", tags=["plans"])
-Methodist = Annotated[Principal, Depends(require("methodist"))]
-Paged = Annotated[Paging, Depends(paging(max_limit=1000, default=100))]
 
-ID = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+PATTERN = r"^[A-Za-z0-9._:-]+$"
+ID = Field(min_length=1, max_length=100, pattern=PATTERN)
+
+
+def _given_id(description: str) -> Any:
+    """An id the request may leave out (one is given then)."""
+    return Field(
+        default=None, min_length=1, max_length=100, pattern=PATTERN, description=description
+    )
 
 
 # --- what the API takes and answers ---------------------------------------------------------
 
 
 class ActionCreate(BaseModel):
-    action_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9._:-]+$",
-        description="Stable within the plan; a<n> when left out",
-    )
+    action_id: str | None = _given_id("Stable within the plan; a<n> when left out")
     kind: ActionKind
     title: str = Field(min_length=1, max_length=500)
     due_on: date = Field(description="Not before the plan starts")
@@ -52,13 +52,7 @@ class ActionCreate(BaseModel):
 
 
 class PlanCreate(BaseModel):
-    plan_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9._:-]+$",
-        description="A new id is given when left out",
-    )
+    plan_id: str | None = _given_id("A new id is given when left out")
     organization_id: str = ID
     methodist_id: str = Field(min_length=1, max_length=100, description="Responsible methodist")
     starts_on: date
@@ -94,12 +88,7 @@ class PlanRead(BaseModel):
 def plan_read(plan: Plan, today: date) -> PlanRead:
     late = {a.action_id for a in plan.overdue(today)}
     return PlanRead(
-        plan_id=plan.plan_id,
-        organization_id=plan.organization_id,
-        municipality_id=plan.municipality_id,
-        methodist_id=plan.methodist_id,
-        status=plan.status,
-        starts_on=plan.starts_on,
+        **plan.head(),
         closed_on=plan.closed_on,
         actions=[ActionRead(**a.model_dump(), overdue=a.action_id in late) for a in plan.actions],
         overdue=len(late),
@@ -108,15 +97,6 @@ def plan_read(plan: Plan, today: date) -> PlanRead:
 
 def _draft(a: ActionCreate) -> plans.ActionDraft:
     return plans.ActionDraft(a.kind, a.title, a.due_on, a.action_id, a.responsible_id)
-
-
-def _ctx(runtime: RuntimeDep) -> service.Routes:
-    ctx = runtime.context
-    assert isinstance(ctx, service.Routes)
-    return ctx
-
-
-Ctx = Annotated[service.Routes, Depends(_ctx)]
 
 
 async def _command(

@@ -849,12 +849,23 @@ async def find_attendances(session: AsyncSession, activity_ids: Iterable[str]) -
 async def find_known(
     session: AsyncSession, table: Table, key: str, ids: Iterable[str | None]
 ) -> set[str]:
-    """Which of ``ids`` a read model (school teams, communities) holds."""
+    """Which of ``ids`` a read model (school teams, communities, methodists) holds, in one
+    read per chunk."""
     known: set[str] = set()
     for chunk in _chunks(i for i in ids if i):
         rows = await session.execute(select(table.c[key]).where(table.c[key].in_(chunk)))
         known.update(r[0] for r in rows)
     return known
+
+
+async def _find_page(
+    session: AsyncSession, table: Table, order: Sequence[Any], offset: int, limit: int, *where: Any
+) -> tuple[list[Any], int]:
+    """A page of ``table``'s rows matching ``where`` in ``order``, and how many match."""
+    query = select(table).where(*where).order_by(*order).offset(offset).limit(limit)
+    rows = list(await session.execute(query))
+    count = select(func.count()).select_from(table).where(*where)
+    return rows, int((await session.execute(count)).scalar_one())
 
 
 async def add_activities(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -883,16 +894,11 @@ async def find_activities_page(
     session: AsyncSession, offset: int, limit: int, *where: Any
 ) -> tuple[list[Any], int]:
     """A page of activities matching ``where``, by date, and how many match in all."""
-    query = (
-        select(activities)
-        .where(*where)
-        .order_by(activities.c.held_on, activities.c.activity_id)
-        .offset(offset)
-        .limit(limit)
+    order = (
+        activities.c.held_on,
+        activities.c.activity_id,
     )
-    rows = list(await session.execute(query))
-    count = select(func.count()).select_from(activities).where(*where)
-    return rows, int((await session.execute(count)).scalar_one())
+    return await _find_page(session, activities, order, offset, limit, *where)
 
 
 async def find_team_consultations(
@@ -917,16 +923,9 @@ async def get_school_team(session: AsyncSession, team_id: str) -> Any:
 async def find_school_teams_page(
     session: AsyncSession, offset: int, limit: int, *where: Any
 ) -> tuple[list[Any], int]:
-    query = (
-        select(school_teams)
-        .where(*where)
-        .order_by(school_teams.c.team_id)
-        .offset(offset)
-        .limit(limit)
-    )
-    rows = list(await session.execute(query))
-    count = select(func.count()).select_from(school_teams).where(*where)
-    return rows, int((await session.execute(count)).scalar_one())
+    """A page of school teams matching ``where``, by id, and how many match in all."""
+    order = (school_teams.c.team_id,)
+    return await _find_page(session, school_teams, order, offset, limit, *where)
 
 
 # --- mentoring pairs, the bank of practices, organisations (issue 16) ----------------------
@@ -1087,24 +1086,8 @@ async def find_plans_page(
     session: AsyncSession, offset: int, limit: int, *where: Any
 ) -> tuple[list[Any], int]:
     """A page of the plans matching ``where``, oldest first, and how many match in all."""
-    query = (
-        select(support_plans)
-        .where(*where)
-        .order_by(support_plans.c.created_at, support_plans.c.plan_id)
-        .offset(offset)
-        .limit(limit)
+    order = (
+        support_plans.c.created_at,
+        support_plans.c.plan_id,
     )
-    rows = list(await session.execute(query))
-    count = select(func.count()).select_from(support_plans).where(*where)
-    return rows, int((await session.execute(count)).scalar_one())
-
-
-async def find_known_methodists(session: AsyncSession, ids: Iterable[str]) -> set[str]:
-    """Which of ``ids`` the methodists' read model holds."""
-    known: set[str] = set()
-    for chunk in _chunks(ids):
-        rows = await session.execute(
-            select(methodists.c.methodist_id).where(methodists.c.methodist_id.in_(chunk))
-        )
-        known.update(r[0] for r in rows)
-    return known
+    return await _find_page(session, support_plans, order, offset, limit, *where)

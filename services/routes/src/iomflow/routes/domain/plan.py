@@ -32,6 +32,10 @@ class School:
         return self.low_results or self.unfavorable_conditions
 
 
+HEAD = ("plan_id", "organization_id", "municipality_id", "methodist_id", "status", "starts_on")
+"""A plan's members other than its actions and the day it closed."""
+
+
 @dataclass
 class Plan:
     plan_id: str
@@ -139,40 +143,23 @@ class Plan:
             return []
         return [a for a in self.actions if a.done_on is None and a.due_on < today]
 
+    def head(self) -> dict[str, Any]:
+        """The plan's own members (``HEAD``), which its row, its event and its answer share."""
+        return {name: getattr(self, name) for name in HEAD}
+
     def contract(self) -> SupportPlanUpdated:
         """The plan whole, as ``routes.plan.updated`` carries it."""
-        return SupportPlanUpdated(
-            plan_id=self.plan_id,
-            organization_id=self.organization_id,
-            municipality_id=self.municipality_id,
-            methodist_id=self.methodist_id,
-            status=self.status,
-            starts_on=self.starts_on,
-            actions=list(self.actions),
-        )
+        return SupportPlanUpdated(**self.head(), actions=list(self.actions))
 
     def values(self) -> dict[str, Any]:
         """The plan as its row holds it."""
-        return {
-            "plan_id": self.plan_id,
-            "organization_id": self.organization_id,
-            "municipality_id": self.municipality_id,
-            "methodist_id": self.methodist_id,
-            "status": self.status,
-            "starts_on": self.starts_on,
-            "actions": [a.model_dump(mode="json") for a in self.actions],
-            "closed_on": self.closed_on,
-        }
+        actions = [a.model_dump(mode="json") for a in self.actions]
+        return {**self.head(), "actions": actions, "closed_on": self.closed_on}
 
     @classmethod
     def of(cls, row: Any) -> Plan:
         return cls(
-            plan_id=row.plan_id,
-            organization_id=row.organization_id,
-            municipality_id=row.municipality_id,
-            methodist_id=row.methodist_id,
-            starts_on=row.starts_on,
-            status=row.status,
+            **{name: getattr(row, name) for name in HEAD},
             actions=[PlanAction.model_validate(a) for a in row.actions],
             closed_on=row.closed_on,
         )

@@ -381,7 +381,8 @@ def workbook(framework: Framework, report: Mapping[str, Any]) -> bytes:
             for r in report["program_gap"]
         ),
     )
-    needs_sheets(book, framework, report["needs"])
+    if "needs" in report:  # a report of the deficits alone has no needs section
+        needs_sheets(book, framework, report["needs"])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -95,7 +95,9 @@ def test_waves_go_in_campaign_order_with_the_change_since_the_one_before() -> No
     assert autumn["mean_index"] == 50.0
     assert (autumn["change_share_high"], autumn["change_mean_index"]) == (-16.7, -5.0)
     assert autumn["trend"] == "better"
-    worse = burnout.waves([*SURVEYS, survey("t-9", "autumn", 90, "high", days=200)], [SPRING, AUTUMN])
+    worse = burnout.waves(
+        [*SURVEYS, survey("t-9", "autumn", 90, "high", days=200)], [SPRING, AUTUMN]
+    )
     assert worse[1]["share_high"] == 50.0 and worse[1]["trend"] == "same"
 
 

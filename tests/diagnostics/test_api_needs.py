@@ -210,7 +210,7 @@ async def test_an_answer_of_an_unknown_teacher_is_held_until_they_arrive(
     assert response.status_code == 201
     assert (response.json()["status"], response.json()["needs"]) == ("held", None)
     [held] = (await client.get("/v1/held")).json()["items"]
-    assert held["teacher_id"] == "t-new"
+    assert (held["teacher_id"], held["type"]) == ("t-new", "diagnostics.needs.submitted")
     teacher = TeacherUpserted(
         teacher_id="t-new", organization_id="org-1", municipality_id="mun-01",
         position="учитель", audience="general", age_band="<25", experience_band="<3",

@@ -361,7 +361,7 @@ async def list_needs(
 
 @router.get(
     "/held",
-    summary="Results held for teachers the registries do not know yet",
+    summary="Results and needs answers held for teachers the registries do not know yet",
     response_model=Page[HeldRead],
 )
 async def held(session: SessionDep, paged: Paged) -> Page[HeldRead]:

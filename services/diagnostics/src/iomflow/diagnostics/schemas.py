@@ -125,9 +125,12 @@ class ResultRead(BaseModel):
 
 
 class HeldRead(BaseModel):
-    """A result held for a teacher the registries do not know yet."""
+    """A result (or a needs answer) held for a teacher the registries do not know yet."""
 
     event_id: str
+    type: Literal["diagnostics.result.submitted", "diagnostics.needs.submitted"] = Field(
+        description="What is held: a result or a needs answer"
+    )
     teacher_id: str
     campaign_id: str
     received_at: Utc

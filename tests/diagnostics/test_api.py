@@ -603,6 +603,10 @@ async def test_analytics_workbook_matches_the_api_and_names_the_program_gap(
         "Организации",
         "Предметы",
         "Дефицит программ",
+        "Образовательные потребности",
+        "Потребности — муниципалитеты",
+        "Потребности — организации",
+        "Потребности — темы и форматы",
     ]
     rows = list(book["Компетенции"].iter_rows(min_row=2, values_only=True))
     assert [(r[0], r[3], r[4], r[5], r[6]) for r in rows] == [

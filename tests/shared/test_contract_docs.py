@@ -42,9 +42,14 @@ RECEIVES: dict[str, set[str]] = {
 SENDS: dict[str, dict[str, set[str]]] = {
     "registries": {Streams.REGISTRY: {t for t in EVENT_TYPES if t.startswith("registry.")}},
     "diagnostics": {
-        Streams.DIAGNOSTICS: {t for t in EVENT_TYPES if t.startswith("diagnostics.diagnosis.")},
-        # results held for a teacher who never came, dead-lettered by the service itself
-        Streams.dlq(Streams.RESULTS_INBOUND): {"diagnostics.result.submitted"},
+        Streams.DIAGNOSTICS: {t for t in EVENT_TYPES if t.startswith("diagnostics.diagnosis.")}
+        | {"diagnostics.needs.recorded"},
+        # results and needs answers held for a teacher who never came, dead-lettered by the
+        # service itself
+        Streams.dlq(Streams.RESULTS_INBOUND): {
+            "diagnostics.result.submitted",
+            "diagnostics.needs.submitted",
+        },
     },
     "routes": {Streams.ROUTES: {t for t in EVENT_TYPES if t.startswith("routes.")}},
     "monitoring": {Streams.MONITORING: {t for t in EVENT_TYPES if t.startswith("monitoring.")}},

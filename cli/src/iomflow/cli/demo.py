@@ -811,7 +811,10 @@ def _all(client: httpx.Client, url: str) -> list[Any]:
 
 
 PUBLISHED_OVER_HTTP = {
-    "diagnostics": ("результатов диагностики", "diagnostics.result.submitted"),
+    "diagnostics": (
+        "результатов диагностики и анкет потребностей",
+        "diagnostics.result.submitted,diagnostics.needs.submitted",
+    ),
     "routes": (
         "событий курсов",
         "courses.course.enrolled,courses.course.completed,courses.internship.completed",

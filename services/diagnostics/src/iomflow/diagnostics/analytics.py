@@ -1,6 +1,8 @@
 """Deficit analytics the roadmap asks for (items 14–16): deficits by competency,
 municipality, organisation and subject, and the program gap — frequent deficits that no
-program of the registries covers — as recommendations for updating program content.
+program of the registries covers — as recommendations for updating program content; beside
+them the educational needs teachers ask for (roadmap 15: by competency with its deficits and
+programs, by municipality and organisation, the themes and formats wanted).
 
 The breakdowns are pure: they take the levels of the current diagnoses and the read models
 and return plain rows that the API serves as JSON and the workbook writes as sheets;
@@ -28,6 +30,42 @@ AUDIENCE_NAMES = {
     "general": "общее образование",
     "college": "СПО",
 }
+
+
+FORMAT_NAMES = {
+    "course": "курсы повышения квалификации",
+    "internship": "стажировка",
+    "mentoring": "наставничество",
+    "community": "профессиональное сообщество",
+    "consultation": "консультация",
+    "seminar": "семинар",
+    "webinar": "вебинар",
+}
+THEME_NAMES = {
+    "subject": "предметная",
+    "functional_literacy": "функциональная грамотность",
+    "updated_fgos": "обновлённые ФГОС",
+    "digital_environment": "цифровая образовательная среда",
+    "quality_assessment": "оценка качества образования",
+    "gifted_children": "одарённые дети",
+    "career_guidance": "профориентация",
+    "upbringing": "воспитание",
+    "preschool_quality": "качество дошкольного образования",
+    "management": "управление",
+    "burnout_prevention": "профилактика выгорания",
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One teacher's latest needs answer, where they worked when they answered."""
+
+    teacher_id: str
+    organization_id: str
+    municipality_id: str
+    competencies: Sequence[str]
+    themes: Sequence[str]
+    formats: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -169,10 +207,94 @@ def program_gap(
     return rows
 
 
+def _area_needs(
+    answers: Sequence[Answer],
+    key: Any,
+    names: Mapping[str, str],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    groups: dict[str, list[Answer]] = defaultdict(list)
+    for a in answers:
+        groups[key(a)].append(a)
+    rows = []
+    for area, part in sorted(groups.items(), key=lambda kv: (names.get(kv[0], kv[0]), kv[0])):
+        asking = Counter(c for a in part for c in set(a.competencies))
+        formats = Counter(f for a in part for f in set(a.formats))
+        rows.append(
+            {
+                "id": area,
+                "name": names.get(area, area),
+                **(extra or {}).get(area, {}),
+                "answered": len(part),
+                "competencies": dict(sorted(asking.items())),
+                "formats": dict(sorted(formats.items())),
+            }
+        )
+    return rows
+
+
+def needs(
+    framework: Framework,
+    answers: Sequence[Answer],
+    competencies: Sequence[Mapping[str, Any]],
+    programs: Sequence[Any],
+    gap: Sequence[Mapping[str, Any]],
+    municipalities: Mapping[str, str],
+    organizations: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """The needs section: for each competency asked for, the teachers asking beside its
+    deficit count (``competencies``: ``by_competency``'s rows), the programs that name it
+    and whether it is in the program gap (``gap``); the same by municipality and
+    organisation; the themes and formats wanted. One answer per teacher (``answers``)."""
+    answered = len(answers)
+    deficits = {r["code"]: r["deficits"] for r in competencies}
+    in_gap = {r["code"] for r in gap}
+    asking = Counter(c for a in answers for c in set(a.competencies))
+    by_code = framework.by_code
+    rows = [
+        {
+            "code": code,
+            "name": by_code[code].name if code in by_code else code,
+            "asking": count,
+            "share": _share(count, answered),
+            "deficits": deficits.get(code, 0),
+            "programs": sorted(p.program_id for p in programs if code in p.competencies),
+            "in_program_gap": code in in_gap,
+        }
+        for code, count in asking.items()
+    ]
+    rows.sort(key=lambda r: (-r["asking"], r["code"]))
+
+    def counted(values: Counter[str], names: Mapping[str, str]) -> list[dict[str, Any]]:
+        return [
+            {"code": k, "name": names.get(k, k), "count": n, "share": _share(n, answered)}
+            for k, n in sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+
+    return {
+        "answered": answered,
+        "competencies": rows,
+        "municipalities": _area_needs(answers, lambda a: a.municipality_id, municipalities),
+        "organizations": _area_needs(
+            answers,
+            lambda a: a.organization_id,
+            {o.organization_id: o.name for o in organizations},
+            {
+                o.organization_id: {
+                    "municipality": municipalities.get(o.municipality_id, o.municipality_id)
+                }
+                for o in organizations
+            },
+        ),
+        "themes": counted(Counter(t for a in answers for t in set(a.themes)), THEME_NAMES),
+        "formats": counted(Counter(f for a in answers for f in set(a.formats)), FORMAT_NAMES),
+    }
+
+
 # --- the workbook ----------------------------------------------------------------------------
 
 
-def _sheet(book: Workbook, title: str, header: list[str], rows: Iterable[list[Any]]) -> None:
+def add_sheet(book: Workbook, title: str, header: list[str], rows: Iterable[list[Any]]) -> None:
     sheet = book.create_sheet(title)
     sheet.append(header)
     for cell in sheet[1]:
@@ -191,7 +313,7 @@ def workbook(framework: Framework, report: Mapping[str, Any]) -> bytes:
     book.remove(book.active)
     codes = [c.code for c in framework.competencies]
     names = [c.name for c in framework.competencies]
-    _sheet(
+    add_sheet(
         book,
         "Компетенции",
         ["Код", "Компетенция", "Группа", "Оценено", "Дефицитов", "Критических", "Доля, %"],
@@ -214,7 +336,7 @@ def workbook(framework: Framework, report: Mapping[str, Any]) -> bytes:
         ("Организации", "organizations", ["Код", "Организация", "Муниципалитет"]),
         ("Предметы", "subjects", ["Предмет"]),
     ):
-        _sheet(
+        add_sheet(
             book,
             title,
             lead + area_header,
@@ -230,7 +352,7 @@ def workbook(framework: Framework, report: Mapping[str, Any]) -> bytes:
                 for r in report[key]
             ),
         )
-    _sheet(
+    add_sheet(
         book,
         "Дефицит программ",
         [
@@ -259,9 +381,80 @@ def workbook(framework: Framework, report: Mapping[str, Any]) -> bytes:
             for r in report["program_gap"]
         ),
     )
+    if "needs" in report:  # a report of the deficits alone has no needs section
+        needs_sheets(book, framework, report["needs"])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def needs_sheets(book: Workbook, framework: Framework, section: Mapping[str, Any]) -> None:
+    """The needs section's sheets: «Образовательные потребности» (by competency, beside its
+    deficits and programs), by municipality and organisation, the themes and formats."""
+    add_sheet(
+        book,
+        "Образовательные потребности",
+        [
+            "Код",
+            "Компетенция",
+            "Запрашивают, педагогов",
+            "Доля ответивших, %",
+            "Дефицитов по диагностике",
+            "Программ в реестре",
+            "Программы",
+            "В дефиците программ",
+        ],
+        (
+            [
+                r["code"],
+                r["name"],
+                r["asking"],
+                r["share"],
+                r["deficits"],
+                len(r["programs"]),
+                ", ".join(r["programs"]),
+                "да" if r["in_program_gap"] else "нет",
+            ]
+            for r in section["competencies"]
+        ),
+    )
+    asked = [r["code"] for r in section["competencies"]]
+    names = {c.code: c.name for c in framework.competencies}
+    formats = list(FORMAT_NAMES)
+    tail = [
+        "Ответили, педагогов",
+        *(names.get(c, c) for c in asked),
+        *(f"Формат: {FORMAT_NAMES[f]}" for f in formats),
+    ]
+    for title, key, lead in (
+        ("Потребности — муниципалитеты", "municipalities", ["Код", "Муниципалитет"]),
+        ("Потребности — организации", "organizations", ["Код", "Организация", "Муниципалитет"]),
+    ):
+        add_sheet(
+            book,
+            title,
+            lead + tail,
+            (
+                [
+                    r["id"],
+                    r["name"],
+                    *([r.get("municipality") or ""] if len(lead) > 2 else []),
+                    r["answered"],
+                    *(r["competencies"].get(c, 0) for c in asked),
+                    *(r["formats"].get(f, 0) for f in formats),
+                ]
+                for r in section[key]
+            ),
+        )
+    add_sheet(
+        book,
+        "Потребности — темы и форматы",
+        ["Вид", "Код", "Название", "Педагогов", "Доля ответивших, %"],
+        [
+            *(["тема", r["code"], r["name"], r["count"], r["share"]] for r in section["themes"]),
+            *(["формат", r["code"], r["name"], r["count"], r["share"]] for r in section["formats"]),
+        ],
+    )
 
 
 # --- analytics -------------------------------------------------------------------------------
@@ -288,11 +481,30 @@ async def report(
         teacher = teachers.get(level.teacher_id)
         return (list(teacher.subjects) if teacher else []) or ["без предмета"]
 
+    answers = [
+        Answer(
+            r.teacher_id,
+            r.organization_id,
+            r.municipality_id,
+            list(r.competencies),
+            list(r.themes),
+            list(r.formats),
+        )
+        for r in await repository.needs_rows(session, campaign_id)
+    ]
+    competencies = by_competency(framework, levels)
+    gap = program_gap(
+        framework,
+        levels,
+        {t: row.audience for t, row in teachers.items()},
+        programs,
+        min_share,
+    )
     return {
         "campaign_id": campaign_id,
         "framework_version": framework.version,
         "diagnosed": len({lv.teacher_id for lv in levels}),
-        "competencies": by_competency(framework, levels),
+        "competencies": competencies,
         "municipalities": by_area(
             framework, levels, lambda lv: [lv.municipality_id], municipalities
         ),
@@ -309,11 +521,8 @@ async def report(
             },
         ),
         "subjects": by_area(framework, levels, subjects, {}),
-        "program_gap": program_gap(
-            framework,
-            levels,
-            {t: row.audience for t, row in teachers.items()},
-            programs,
-            min_share,
+        "program_gap": gap,
+        "needs": needs(
+            framework, answers, competencies, programs, gap, municipalities, organizations
         ),
     }

@@ -16,13 +16,15 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
-from iomflow.diagnostics import analytics, campaigns, exchange, repository, service
+from iomflow.diagnostics import analytics, burnout, campaigns, exchange, repository, service
 from iomflow.diagnostics.repository import ingest_tables
 from iomflow.diagnostics.schemas import (
     AnalyticsRead,
+    BurnoutRead,
     CampaignClosedRead,
     CampaignCreate,
     CampaignRead,
@@ -31,6 +33,8 @@ from iomflow.diagnostics.schemas import (
     FrameworkRead,
     FrameworkVersionRead,
     HeldRead,
+    NeedsRead,
+    NeedsSubmittedRead,
     ProgramGapRead,
     ProgressRead,
     Reason,
@@ -40,9 +44,9 @@ from iomflow.diagnostics.schemas import (
 )
 from iomflow.shared import inbox, wire
 from iomflow.shared.auth import Operator, presented
-from iomflow.shared.contracts import Event, ResultSubmitted, event_version
+from iomflow.shared.contracts import Event, NeedsSubmitted, ResultSubmitted, event_version
 from iomflow.shared.errors import ApiError, Refused
-from iomflow.shared.ingest import ERRORS, intake
+from iomflow.shared.ingest import ERRORS, Intake, intake
 from iomflow.shared.problems import Page, Paging, binary, page, paging, problems
 from iomflow.shared.service import RuntimeDep, SessionDep
 from iomflow.shared.unit import Deps
@@ -54,6 +58,22 @@ T = TypeVar("T")
 
 class ResultCreate(ResultSubmitted):
     """A result posted over HTTP: the payload of ``diagnostics.result.submitted``."""
+
+    event_id: uuid.UUID | None = Field(
+        default=None, description="Idempotency key; the same id posted twice has one effect"
+    )
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The publisher: a publisher's key is its own source (if given, it must be "
+        "the same); an operator may name the system it submits for (by default "
+        "operator:<name>)",
+    )
+
+
+class NeedsCreate(NeedsSubmitted):
+    """A needs answer posted over HTTP: the payload of ``diagnostics.needs.submitted``."""
 
     event_id: uuid.UUID | None = Field(
         default=None, description="Idempotency key; the same id posted twice has one effect"
@@ -129,6 +149,42 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return dict(_inlined(schema, schema.get("$defs", {})))
 
 
+B = TypeVar("B", ResultCreate, NeedsCreate)
+
+
+async def _body(door: Intake, request: Request, model: type[B]) -> B:
+    """The body of an intake form, checked (422 problems in Russian, audited): no NUL,
+    the model's rules, the source the key's own."""
+    raw = await door.read(request)
+    if wire.holds_nul(raw):
+        raise await door.refuse(
+            422,
+            "validation_error",
+            "Запрос не прошёл проверку: символ NUL (\\u0000) в тексте недопустим.",
+            errors=[
+                {"loc": ["body"], "msg": "NUL (\\u0000) is not allowed in text", "type": "nul"}
+            ],
+        )
+    try:
+        body = model.model_validate(raw)
+    except ValidationError as exc:
+        raise await door.refuse(
+            422,
+            "validation_error",
+            "Запрос не прошёл проверку: исправьте указанные поля и отправьте снова.",
+            event_id=raw.get("event_id") if isinstance(raw, dict) else None,
+            errors=wire.validation_errors(exc, ["body"], russian=True),
+        ) from exc
+    if door.source is not None and body.source not in (None, door.source):
+        raise await door.refuse(
+            422,
+            "source_mismatch",
+            f"source — это издатель ключа: «{door.source}».",
+            event_id=str(body.event_id) if body.event_id else None,
+        )
+    return body
+
+
 @router.post(
     "/results",
     status_code=202,
@@ -150,33 +206,7 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> S
     a code instead of a dead letter; a teacher not yet in the registries: 202 with
     ``status: held``."""
     door = await intake(request, ingest_tables, RESULT_TYPE)
-    raw = await door.read(request)
-    if wire.holds_nul(raw):
-        raise await door.refuse(
-            422,
-            "validation_error",
-            "Запрос не прошёл проверку: символ NUL (\\u0000) в тексте недопустим.",
-            errors=[
-                {"loc": ["body"], "msg": "NUL (\\u0000) is not allowed in text", "type": "nul"}
-            ],
-        )
-    try:
-        body = ResultCreate.model_validate(raw)
-    except ValidationError as exc:
-        raise await door.refuse(
-            422,
-            "validation_error",
-            "Запрос не прошёл проверку: исправьте указанные поля и отправьте снова.",
-            event_id=raw.get("event_id") if isinstance(raw, dict) else None,
-            errors=wire.validation_errors(exc, ["body"], russian=True),
-        ) from exc
-    if door.source is not None and body.source not in (None, door.source):
-        raise await door.refuse(
-            422,
-            "source_mismatch",
-            f"source — это издатель ключа: «{door.source}».",
-            event_id=str(body.event_id) if body.event_id else None,
-        )
+    body = await _body(door, request, ResultCreate)
     fields = {name: getattr(body, name) for name in ResultSubmitted.model_fields}
     event = Event[ResultSubmitted](
         event_id=body.event_id or uuid.uuid4(),
@@ -229,9 +259,109 @@ NO_CAMPAIGN = "нет такой кампании"
 NO_FRAMEWORK = "нет такой версии рамки"
 
 
+# --- needs -----------------------------------------------------------------------------------
+
+
+NEEDS_TYPE = "diagnostics.needs.submitted"
+
+
+def _needs(row: Any) -> NeedsRead:
+    return NeedsRead.model_validate(row, from_attributes=not isinstance(row, dict))
+
+
+@router.post(
+    "/needs",
+    status_code=201,
+    summary="Submit one teacher's answers to the needs questionnaire (a publisher's key "
+    "with the type, or an operator)",
+    dependencies=[Depends(presented)],  # the key is read by intake()
+    description="The body is the payload of diagnostics.needs.submitted (with an optional "
+    "event_id). The same checks and keys as POST /v1/results; answers 201 with the answer "
+    "as stored (status held, without it, for a teacher not yet in the registries; "
+    "duplicate for an event id taken before).",
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(NeedsCreate)}},
+        }
+    },
+)
+async def submit_needs(
+    request: Request, response: Response, runtime: RuntimeDep
+) -> NeedsSubmittedRead:
+    """The same batch code as the stream (a batch of one): 422/409 with a code instead of a
+    dead letter."""
+    door = await intake(request, ingest_tables, NEEDS_TYPE)
+    body = await _body(door, request, NeedsCreate)
+    fields = {name: getattr(body, name) for name in NeedsSubmitted.model_fields}
+    event = Event[NeedsSubmitted](
+        event_id=body.event_id or uuid.uuid4(),
+        type=NEEDS_TYPE,
+        version=event_version(NEEDS_TYPE),
+        source=door.source or body.source or f"operator:{door.operator}",
+        occurred_at=datetime.now(UTC),
+        subject=body.teacher_id,
+        payload=NeedsSubmitted.model_construct(  # validated as the body already
+            body.model_fields_set - {"event_id", "source"}, **fields
+        ),
+    )
+    stored: Any = None
+    try:
+        async with runtime.transaction() as deps:
+            # The stream consumer's own inbox: the same event id via XADD is a duplicate.
+            fresh = await inbox.record(
+                deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
+            )
+            if fresh:
+                taken = await service.take_needs(deps, [event])
+                refused = deps.rejected.get(str(event.event_id))
+                if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
+                    raise refused
+                status = taken[str(event.event_id)].status
+                stored = taken[str(event.event_id)].row  # as stored: not read back
+            else:
+                status = "duplicate"
+                stored = await repository.get_needs(deps.session, str(event.event_id))
+    except Refused as exc:  # audited once the transaction has given its connection back
+        raise await door.refuse(
+            exc.status, exc.code, exc.detail, event_id=str(event.event_id)
+        ) from exc
+    await door.accepted(str(event.event_id), status)
+    response.headers.update(door.headers())
+    return NeedsSubmittedRead(
+        event_id=str(event.event_id),
+        status=status,
+        duplicate=status == "duplicate",
+        source=event.source,
+        needs=_needs(stored) if stored is not None else None,
+    )
+
+
+@router.get(
+    "/needs",
+    summary="Needs answers, in order of arrival (by campaign, by teacher)",
+    response_model=Page[NeedsRead],
+)
+async def list_needs(
+    session: SessionDep,
+    paged: Paged,
+    campaign_id: str | None = None,
+    teacher_id: str | None = None,
+) -> Page[NeedsRead]:
+    total, rows = await repository.list_needs(
+        session,
+        campaign_id=campaign_id,
+        teacher_id=teacher_id,
+        offset=paged.offset,
+        limit=paged.limit,
+    )
+    return page([_needs(r) for r in rows], total, paged)
+
+
 @router.get(
     "/held",
-    summary="Results held for teachers the registries do not know yet",
+    summary="Results and needs answers held for teachers the registries do not know yet",
     response_model=Page[HeldRead],
 )
 async def held(session: SessionDep, paged: Paged) -> Page[HeldRead]:
@@ -540,7 +670,8 @@ async def framework_csv(version: str, session: SessionDep) -> Response:
 
 @router.get(
     "/analytics",
-    summary="Deficits by competency, municipality, organisation, subject",
+    summary="Deficits by competency, municipality, organisation, subject; the needs asked "
+    "for beside the program gap",
     response_model=AnalyticsRead,
 )
 async def report(
@@ -587,6 +718,67 @@ async def report_xlsx(
         media_type=XLSX,
         headers=_attachment(name),
     )
+
+
+async def _burnout(session: SessionDep, campaign_id: str | None) -> dict[str, Any]:
+    if campaign_id is not None:
+        await _campaign_row(session, campaign_id)
+    return await burnout.report(session, campaign_id)
+
+
+BURNOUT_QUERY = "Кампания (без неё — последний опрос каждого педагога)"
+
+
+@router.get(
+    "/analytics/burnout",
+    summary="Burnout levels by municipality, organisation, age and experience band; the "
+    "trend between waves",
+    response_model=BurnoutRead,
+    responses=problems(404, s404=NO_CAMPAIGN),
+)
+async def burnout_report(
+    session: SessionDep,
+    campaign_id: Annotated[str | None, Query(description=BURNOUT_QUERY)] = None,
+) -> BurnoutRead:
+    return BurnoutRead.model_validate(await _burnout(session, campaign_id))
+
+
+@router.get(
+    "/analytics/burnout.xlsx",
+    summary="The burnout analytics as a workbook (Russian)",
+    response_class=Response,
+    responses={
+        **binary(XLSX, "The burnout analytics, one sheet per breakdown and the waves"),
+        **problems(404, s404=NO_CAMPAIGN),
+    },
+)
+async def burnout_xlsx(
+    session: SessionDep,
+    campaign_id: Annotated[str | None, Query(description=BURNOUT_QUERY)] = None,
+) -> Response:
+    found = await _burnout(session, campaign_id)
+    return Response(
+        burnout.workbook(found),
+        media_type=XLSX,
+        headers=_attachment(f"burnout-{campaign_id or 'current'}.xlsx"),
+    )
+
+
+@router.get(
+    "/analytics/burnout/print",
+    summary="The burnout analytics as a printable page (Russian, A4)",
+    response_class=HTMLResponse,
+    responses={
+        200: {"description": "The page (HTML, A4, nothing external)"},
+        **problems(404, s404=NO_CAMPAIGN),
+    },
+)
+async def burnout_print(
+    session: SessionDep,
+    campaign_id: Annotated[str | None, Query(description=BURNOUT_QUERY)] = None,
+) -> HTMLResponse:
+    found = await _burnout(session, campaign_id)
+    return HTMLResponse(burnout.html(found, datetime.now(UTC).date()))
 
 
 @router.get(

@@ -20,7 +20,10 @@ from iomflow.shared.service import Runtime, ServiceSpec, create_service_app, per
 
 log = logging.getLogger(__name__)
 
-INGESTS = {"diagnostics.result.submitted": Streams.RESULTS_INBOUND}
+INGESTS = {
+    "diagnostics.result.submitted": Streams.RESULTS_INBOUND,
+    "diagnostics.needs.submitted": Streams.RESULTS_INBOUND,
+}
 """What publishers may post over HTTP (POST /v1/events). The router appends each type to the
 stream whose subscription applies it; the stream is named here too for ``iomflow acl`` (which
 grants the service XADD on it), and tests/shared/test_ingestion.py checks that the two agree."""
@@ -44,7 +47,8 @@ async def on_start(runtime: Runtime[service.Diagnostics]) -> None:
 
 
 async def expire_held(runtime: Runtime[service.Diagnostics]) -> None:
-    """Dead-letter results held past their deadline for a teacher who never came."""
+    """Dead-letter results and needs answers held past their deadline for a teacher who
+    never came."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
 
@@ -83,10 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "diagnostics.diagnosis.completed",
                     "diagnostics.diagnosis.revised",
                     "diagnostics.diagnosis.cancelled",
+                    "diagnostics.needs.recorded",
                 ],
             ),
-            # results held past their deadline, dead-lettered by the service itself
-            (Streams.dlq(Streams.RESULTS_INBOUND), ["diagnostics.result.submitted"]),
+            # results and needs answers held past their deadline, dead-lettered by the
+            # service itself
+            (
+                Streams.dlq(Streams.RESULTS_INBOUND),
+                ["diagnostics.result.submitted", "diagnostics.needs.submitted"],
+            ),
         ],
         routers=[api.router, ingestion_router(ingest_tables, list(INGESTS))],
         on_start=on_start,

@@ -488,6 +488,32 @@ def duplicate_result(source: str, external_id: str) -> Refusal:
     )
 
 
+# --- needs answers ---------------------------------------------------------------------------
+
+
+def needs_competencies(framework: Framework, competencies: Iterable[str]) -> list[str]:
+    """The competencies a needs answer asks for, each once in the order given; refused if
+    one is not in the framework (a needs answer scores nothing, but counts by code)."""
+    asked = list(dict.fromkeys(competencies))
+    unknown = [code for code in asked if code not in framework.codes]
+    if unknown:
+        raise Refusal(
+            "unknown_competency",
+            f"Коды не входят в компетенции рамки {framework.version}: {', '.join(unknown)}",
+        )
+    return asked
+
+
+def duplicate_needs(source: str, external_id: str) -> Refusal:
+    """A publisher's external id names one needs answer: sent again, it changes nothing."""
+    return Refusal(
+        "duplicate_external_id",
+        f"Анкета потребностей с внешним идентификатором «{external_id}» от «{source}» уже "
+        "принята; повторная отправка ничего не меняет.",
+        409,
+    )
+
+
 @dataclass
 class Campaign:
     """A diagnostics campaign: the window its results must be taken in, the teachers it

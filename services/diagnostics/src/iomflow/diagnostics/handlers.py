@@ -9,7 +9,14 @@ from datetime import datetime
 from iomflow.diagnostics import repository, service
 from iomflow.diagnostics.service import Diagnostics
 from iomflow.shared import readmodel
-from iomflow.shared.contracts import Event, ResultSubmitted, Streams, TeacherUpserted, types_of
+from iomflow.shared.contracts import (
+    Event,
+    NeedsSubmitted,
+    ResultSubmitted,
+    Streams,
+    TeacherUpserted,
+    types_of,
+)
 from iomflow.shared.readmodel import ReadModel
 from iomflow.shared.streams import Subscription
 from iomflow.shared.unit import Deps, utc_now
@@ -19,6 +26,10 @@ async def results_submitted(
     events: Sequence[Event[ResultSubmitted]], deps: Deps[Diagnostics]
 ) -> None:
     await service.take_results(deps, events)
+
+
+async def needs_submitted(events: Sequence[Event[NeedsSubmitted]], deps: Deps[Diagnostics]) -> None:
+    await service.take_needs(deps, events)
 
 
 async def teachers_arrived(
@@ -44,6 +55,8 @@ READ_MODELS = (
             "audience": "audience",
             "subjects": "subjects",
             "is_manager": "is_manager",
+            "age_band": "age_band",
+            "experience_band": "experience_band",
             "updated_at": _now,
         },
         after_upsert=teachers_arrived,
@@ -77,8 +90,9 @@ READ_MODELS = (
         },
     ),
 )
-"""The registries' entities diagnostics keeps (teachers: to check and score results;
-the others: for the analytics)."""
+"""The registries' entities diagnostics keeps (teachers: to check and score results and
+needs answers, and the burnout analytics' age and experience bands; the others: for the
+analytics)."""
 
 REGISTRY = readmodel.handlers(READ_MODELS)
 
@@ -93,7 +107,10 @@ SUBSCRIPTIONS = [
     ),
     Subscription(
         Streams.RESULTS_INBOUND,
-        {"diagnostics.result.submitted": results_submitted},
-        "Instrument results written by outside publishers (plain XADD)",
+        {
+            "diagnostics.result.submitted": results_submitted,
+            "diagnostics.needs.submitted": needs_submitted,
+        },
+        "Instrument results and needs answers written by outside publishers (plain XADD)",
     ),
 ]

@@ -43,6 +43,9 @@ from iomflow.shared.db import JSONText, RawJSON, new_metadata
 from iomflow.shared.publishers import IngestTables
 from iomflow.shared.service import Tables
 
+RESULT_TYPE = "diagnostics.result.submitted"
+NEEDS_TYPE = "diagnostics.needs.submitted"
+
 metadata = new_metadata()
 tables = Tables(metadata, auth=True)
 ingest_tables = IngestTables(metadata)  # publishers posting events over HTTP, the audit
@@ -58,6 +61,9 @@ teachers = Table(
     Column("audience", String(20), nullable=False, server_default="general"),
     Column("subjects", JSON, nullable=False, server_default="[]"),
     Column("is_manager", Boolean, nullable=False, server_default="0"),
+    # the burnout analytics' breakdowns (None: announced before they were kept)
+    Column("age_band", String(10), nullable=True),
+    Column("experience_band", String(10), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -139,6 +145,8 @@ held = Table(
     Column("teacher_id", String(100), nullable=False, index=True),
     Column("campaign_id", String(100), nullable=False),
     Column("fields", JSON, nullable=False),  # the stream entry, to dead-letter it as it came
+    # what is held: a result or a needs answer (diagnostics.needs.submitted)
+    Column("type", String(60), nullable=False, server_default="diagnostics.result.submitted"),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("hold_until", DateTime(timezone=True), nullable=False, index=True),
 )
@@ -174,6 +182,30 @@ diagnoses = Table(
     UniqueConstraint("teacher_id", "campaign_id"),
     Index("ix_diagnoses_teacher_latest", "teacher_id", "latest"),
 )
+
+needs = Table(
+    "needs",
+    metadata,
+    Column("response_id", String(36), primary_key=True),  # the event id
+    Column("teacher_id", String(100), nullable=False),
+    Column("organization_id", String(100), nullable=False),  # where the teacher worked then
+    Column("municipality_id", String(100), nullable=False),
+    Column("campaign_id", String(100), nullable=False),
+    Column("external_id", String(200), nullable=True),
+    Column("source", String(200), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=False),
+    Column("answered_on", Date, nullable=False),
+    Column("competencies", JSON, nullable=False),
+    Column("themes", JSON, nullable=False),
+    Column("formats", JSON, nullable=False),
+    Column("submitted", JSONText, nullable=False),  # the payload exactly as it came
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_needs_campaign", "campaign_id"),
+    Index("ix_needs_teacher", "teacher_id"),
+    UniqueConstraint("source", "external_id", name="uq_needs_external_id"),
+)
+"""Answers to the questionnaire of educational needs and requests (no diagnosis: counted
+beside the program gap)."""
 
 levels = Table(
     "competency_levels",
@@ -362,7 +394,12 @@ async def progress(session: AsyncSession, campaign: Campaign) -> dict[str, dict[
         ),
         "completed",
     )
-    held_teachers = select(held.c.teacher_id).where(held.c.campaign_id == cid).distinct().subquery()
+    held_teachers = (
+        select(held.c.teacher_id)
+        .where(held.c.campaign_id == cid, held.c.type == RESULT_TYPE)
+        .distinct()
+        .subquery()
+    )
     unknown = (await session.execute(select(func.count()).select_from(held_teachers))).scalar_one()
     if unknown:
         out.setdefault("", {"expected": 0, "submitted": 0, "completed": 0, "held": 0})["held"] = (
@@ -481,6 +518,86 @@ async def list_held(session: AsyncSession, offset: int, limit: int) -> list[Any]
         select(held).order_by(held.c.received_at).offset(offset).limit(limit)
     )
     return list(rows)
+
+
+# --- needs -----------------------------------------------------------------------------------
+
+
+async def add_needs(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(needs), list(rows))
+
+
+async def find_taken_needs_ids(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (source, external id) pairs of ``keys`` a stored needs answer already has."""
+    if not keys:
+        return set()
+    found = await session.execute(
+        select(needs.c.source, needs.c.external_id).where(
+            needs.c.external_id.in_(sorted({e for _, e in keys})),
+            needs.c.source.in_(sorted({s for s, _ in keys})),
+        )
+    )
+    return {(row.source, row.external_id) for row in found} & set(keys)
+
+
+async def get_needs(session: AsyncSession, response_id: str) -> Any:
+    return (await session.execute(select(needs).where(needs.c.response_id == response_id))).first()
+
+
+async def list_needs(
+    session: AsyncSession,
+    *,
+    campaign_id: str | None = None,
+    teacher_id: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[Any]]:
+    """(how many match, a page of them in order of arrival)."""
+    conditions = [
+        column == value
+        for column, value in ((needs.c.campaign_id, campaign_id), (needs.c.teacher_id, teacher_id))
+        if value is not None
+    ]
+    total = (
+        await session.execute(select(func.count()).select_from(needs).where(*conditions))
+    ).scalar_one()
+    rows = await session.execute(
+        select(needs)
+        .where(*conditions)
+        .order_by(needs.c.received_at, needs.c.response_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return total, list(rows)
+
+
+async def needs_rows(session: AsyncSession, campaign_id: str | None = None) -> list[Any]:
+    """What the needs analytics count: each teacher's latest answer (in ``campaign_id``,
+    or in any campaign), where they worked, what they asked for."""
+    query = select(
+        needs.c.teacher_id,
+        needs.c.organization_id,
+        needs.c.municipality_id,
+        needs.c.answered_at,
+        needs.c.received_at,
+        needs.c.competencies,
+        needs.c.themes,
+        needs.c.formats,
+    )
+    if campaign_id is not None:
+        query = query.where(needs.c.campaign_id == campaign_id)
+    latest: dict[str, Any] = {}
+    for row in await session.execute(query):
+        before = latest.get(row.teacher_id)
+        if before is None or (utc(row.answered_at), utc(row.received_at)) > (
+            utc(before.answered_at),
+            utc(before.received_at),
+        ):
+            latest[row.teacher_id] = row
+    return [latest[t] for t in sorted(latest)]
 
 
 # --- diagnoses -------------------------------------------------------------------------------
@@ -749,12 +866,37 @@ async def level_rows(session: AsyncSession, campaign_id: str | None = None) -> l
     return list(rows)
 
 
+async def burnout_rows(session: AsyncSession) -> list[Any]:
+    """Every completed diagnosis with a burnout result, with where the teacher worked then
+    and their age and experience bands (None: not known to the read model): teacher_id,
+    campaign_id, organization_id, municipality_id, burnout, completed_at, latest, age_band,
+    experience_band."""
+    rows = await session.execute(
+        select(
+            diagnoses.c.teacher_id,
+            diagnoses.c.campaign_id,
+            diagnoses.c.organization_id,
+            diagnoses.c.municipality_id,
+            diagnoses.c.burnout,
+            diagnoses.c.completed_at,
+            diagnoses.c.latest,
+            teachers.c.age_band,
+            teachers.c.experience_band,
+        )
+        .outerjoin(teachers, teachers.c.teacher_id == diagnoses.c.teacher_id)
+        .where(diagnoses.c.status == "completed", diagnoses.c.burnout.is_not(None))
+        .order_by(diagnoses.c.completed_at, diagnoses.c.diagnosis_id)
+    )
+    return [r for r in rows if r.burnout]  # a JSON null is not SQL NULL on every database
+
+
 async def counts(session: AsyncSession) -> dict[str, int]:
     out = {}
     for name, table in (
         ("teachers", teachers),
         ("results", results),
         ("held", held),
+        ("needs", needs),
         ("campaigns", campaigns),
         ("programs", programs),
     ):

@@ -19,6 +19,7 @@ from iomflow.shared.contracts import (
     CompetencyResult,
     DiagnosisCompleted,
     Instrument,
+    NeedsRecorded,
 )
 
 
@@ -124,13 +125,46 @@ class ResultRead(BaseModel):
 
 
 class HeldRead(BaseModel):
-    """A result held for a teacher the registries do not know yet."""
+    """A result (or a needs answer) held for a teacher the registries do not know yet."""
 
     event_id: str
+    type: Literal["diagnostics.result.submitted", "diagnostics.needs.submitted"] = Field(
+        description="What is held: a result or a needs answer"
+    )
     teacher_id: str
     campaign_id: str
     received_at: Utc
     hold_until: Utc = Field(description="Dead-lettered after this, if the teacher never comes")
+
+
+# --- needs -----------------------------------------------------------------------------------
+
+
+class NeedsRead(NeedsRecorded):
+    """A needs answer as stored: the recorded event's fields, where it came from, when."""
+
+    model_config = ConfigDict(title="NeedsRead")
+
+    external_id: str | None = Field(default=None, description="The publisher's own id")
+    source: str = Field(description="The publisher (or operator:<who>)")
+    answered_at: Utc
+    received_at: Utc
+    submitted: dict[str, Any] = Field(description="The payload exactly as it came")
+
+
+class NeedsSubmittedRead(BaseModel):
+    """What became of a needs answer posted over HTTP."""
+
+    event_id: str = Field(description="The event's id (given, or made for it)")
+    status: Literal["stored", "held", "duplicate"] = Field(
+        description="stored; held (the teacher is not in the registries yet); duplicate "
+        "(this event id was taken before)"
+    )
+    duplicate: bool
+    source: str = Field(description="The publisher (or operator:<who>)")
+    needs: NeedsRead | None = Field(
+        default=None, description="The answer as stored (None when held)"
+    )
 
 
 # --- campaigns -------------------------------------------------------------------------------
@@ -246,8 +280,52 @@ class ProgramGapRead(BaseModel):
     recommendation: str = Field(description="In Russian")
 
 
+class CompetencyNeeds(BaseModel):
+    """A competency teachers ask for, beside its deficits and the programs for it."""
+
+    code: str
+    name: str
+    asking: int = Field(ge=0, description="Teachers who ask for it")
+    share: float = Field(description="Of the teachers who answered, %")
+    deficits: int = Field(ge=0, description="Deficits of it found by the diagnoses")
+    programs: list[str] = Field(description="Programs of the registries that name it")
+    in_program_gap: bool = Field(description="A frequent deficit no program covers")
+
+
+class AreaNeeds(BaseModel):
+    id: str = Field(description="The municipality's or organisation's id")
+    name: str
+    answered: int = Field(ge=0, description="Teachers who answered")
+    competencies: dict[str, int] = Field(description="Teachers asking, per competency code")
+    formats: dict[str, int] = Field(description="Teachers wanting it, per format")
+
+
+class OrganizationNeeds(AreaNeeds):
+    municipality: str | None = Field(default=None, description="Its municipality's name")
+
+
+class CountRead(BaseModel):
+    code: str
+    name: str = Field(description="In Russian")
+    count: int = Field(ge=0, description="Teachers")
+    share: float = Field(description="Of the teachers who answered, %")
+
+
+class NeedsAnalytics(BaseModel):
+    """The answers to the needs questionnaire (each teacher's latest): by competency beside
+    the program gap, by municipality and organisation, themes and formats wanted."""
+
+    answered: int = Field(ge=0, description="Teachers who answered")
+    competencies: list[CompetencyNeeds] = Field(description="Asked for, most asked first")
+    municipalities: list[AreaNeeds]
+    organizations: list[OrganizationNeeds]
+    themes: list[CountRead]
+    formats: list[CountRead]
+
+
 class AnalyticsRead(BaseModel):
-    """Deficits by competency, municipality, organisation and subject; the program gap."""
+    """Deficits by competency, municipality, organisation and subject; the program gap;
+    the educational needs teachers ask for."""
 
     campaign_id: str | None = Field(description="None: the teachers' current diagnoses")
     framework_version: str
@@ -257,6 +335,62 @@ class AnalyticsRead(BaseModel):
     organizations: list[OrganizationDeficits]
     subjects: list[AreaDeficits]
     program_gap: list[ProgramGapRead]
+    needs: NeedsAnalytics
+
+
+# --- burnout ---------------------------------------------------------------------------------
+
+
+class BurnoutLevels(BaseModel):
+    """Burnout levels of a group of teachers (their diagnoses with a burnout survey)."""
+
+    surveyed: int = Field(ge=0)
+    low: int = Field(ge=0)
+    moderate: int = Field(ge=0)
+    high: int = Field(ge=0)
+    share_low: float = Field(description="%")
+    share_moderate: float = Field(description="%")
+    share_high: float = Field(description="%")
+    mean_index: float | None = Field(description="Mean burnout index, 0..100 (None: nobody)")
+
+
+class BurnoutGroup(BurnoutLevels):
+    id: str = Field(description="The municipality's or organisation's id, or the band")
+    name: str
+
+
+class OrganizationBurnout(BurnoutGroup):
+    municipality: str | None = Field(default=None, description="Its municipality's name")
+
+
+class BurnoutWave(BaseModel):
+    """One campaign's burnout survey, beside the wave before it."""
+
+    campaign_id: str
+    name: str
+    surveyed: int = Field(ge=0)
+    high: int = Field(ge=0)
+    share_high: float = Field(description="%")
+    mean_index: float
+    change_share_high: float | None = Field(description="Percentage points since the wave before")
+    change_mean_index: float | None = Field(description="Since the wave before")
+    trend: Literal["better", "worse", "same"] | None = Field(
+        description="By the share with a high level (None: the first wave)"
+    )
+
+
+class BurnoutRead(BaseModel):
+    """Burnout levels in the region, by municipality, organisation, age and experience band
+    (each teacher's latest survey, or their survey in one campaign); the trend between
+    waves (campaigns in order)."""
+
+    campaign_id: str | None = Field(description="None: each teacher's latest survey")
+    region: BurnoutLevels
+    municipalities: list[BurnoutGroup]
+    organizations: list[OrganizationBurnout]
+    age_bands: list[BurnoutGroup]
+    experience_bands: list[BurnoutGroup]
+    waves: list[BurnoutWave]
 
 
 class StatsRead(BaseModel):
@@ -265,6 +399,7 @@ class StatsRead(BaseModel):
     teachers: int = Field(ge=0)
     results: int = Field(ge=0)
     held: int = Field(ge=0)
+    needs: int = Field(ge=0, description="Needs answers stored")
     campaigns: int = Field(ge=0)
     programs: int = Field(ge=0)
     diagnoses: int = Field(ge=0, description="Completed diagnoses")

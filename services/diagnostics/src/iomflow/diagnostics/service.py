@@ -21,11 +21,14 @@ from iomflow.shared.contracts import (
     Audience,
     DiagnosisCompleted,
     Event,
+    NeedsRecorded,
+    NeedsSubmitted,
     ResultSubmitted,
     Streams,
     TeacherUpserted,
     new_event,
 )
+from iomflow.shared.db import RawJSON
 from iomflow.shared.errors import Refused
 from iomflow.shared.outbox import Outbox
 from iomflow.shared.streams import dead_letter_fields
@@ -193,6 +196,7 @@ async def take_results(
                     "teacher_id": result.teacher_id,
                     "campaign_id": result.campaign_id,
                     "fields": wire.encode(event),
+                    "type": repository.RESULT_TYPE,
                     "received_at": at,
                     "hold_until": at + deps.ctx.hold_for,
                 }
@@ -223,16 +227,159 @@ async def take_results(
     return out
 
 
+# --- needs answers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NeedsTaken:
+    """What became of a needs answer that was not refused: stored (with its row, as
+    written) or held for a teacher the registries do not know yet."""
+
+    status: Literal["stored", "held"]
+    row: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+
+RefuseNeeds = Callable[[Event[NeedsSubmitted], Refused], None]
+
+
+async def take_needs(
+    deps: Deps[Diagnostics],
+    events: Sequence[Event[NeedsSubmitted]],
+    refuse: RefuseNeeds | None = None,
+    causes: Mapping[str, Event[Any]] | None = None,
+) -> dict[str, NeedsTaken]:
+    """Check and store a batch of needs answers, in stream order, with the same rules as
+    results: the framework knows the competencies asked for; the campaign exists, is open
+    and the day of the answer is in its window; the teacher is in its target; a publisher's
+    external id names one answer (sent again: 409 ``duplicate_external_id``). An answer of
+    a teacher the registries have not announced yet is held as a result is (taken when the
+    teacher arrives, dead-lettered after ``hold_for``). Each stored answer stages
+    ``diagnostics.needs.recorded`` with where the teacher works (continuing the trace of
+    ``causes[its event id]``, default its own). Returns what became of the others.
+
+    Set-based: one read per table (campaigns, taken external ids, teachers), one write
+    per table (needs, held)."""
+    refuse = refuse or deps.reject
+    framework = deps.ctx.framework
+    session = deps.session
+    asked: list[tuple[Event[NeedsSubmitted], list[str]]] = []
+    for event in events:
+        try:
+            asked.append((event, domain.needs_competencies(framework, event.payload.competencies)))
+        except domain.Refusal as exc:
+            refuse(event, refused(exc))
+    if not asked:
+        return {}
+    found = await repository.find_campaigns(session, {e.payload.campaign_id for e, _ in asked})
+    checked: list[tuple[Event[NeedsSubmitted], list[str], Campaign]] = []
+    for event, codes in asked:
+        answer = event.payload
+        try:
+            campaign = domain.admit(
+                found.get(answer.campaign_id),
+                answer.campaign_id,
+                (answer.answered_at or event.occurred_at).date(),
+            )
+        except domain.Refusal as exc:
+            refuse(event, refused(exc))
+            continue
+        checked.append((event, codes, campaign))
+    if not checked:
+        return {}
+    keys = {(e.source, x) for e, _, _ in checked if (x := e.payload.external_id)}
+    taken = await repository.find_taken_needs_ids(session, keys)
+    teachers = await repository.find_teachers(
+        session, {e.payload.teacher_id for e, _, _ in checked}
+    )
+    clock = deps.now()
+    out: dict[str, NeedsTaken] = {}
+    rows: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
+    for tick, (event, codes, campaign) in enumerate(checked, 1):
+        answer = event.payload
+        at = clock + timedelta(microseconds=tick)  # the order of arrival, kept when read back
+        key = (event.source, answer.external_id) if answer.external_id else None
+        if key is not None and key in taken:
+            refuse(event, refused(domain.duplicate_needs(*key)))
+            continue
+        teacher = teachers.get(answer.teacher_id)
+        if teacher is None:
+            held.append(
+                {
+                    "event_id": str(event.event_id),
+                    "teacher_id": answer.teacher_id,
+                    "campaign_id": answer.campaign_id,
+                    "fields": wire.encode(event),
+                    "type": repository.NEEDS_TYPE,
+                    "received_at": at,
+                    "hold_until": at + deps.ctx.hold_for,
+                }
+            )
+            out[str(event.event_id)] = NeedsTaken("held")
+            continue
+        try:
+            campaign.admit_teacher(answer.teacher_id, teacher)
+        except domain.Refusal as exc:
+            refuse(event, refused(exc))
+            continue
+        if key is not None:
+            taken.add(key)
+        answered = answer.answered_at or event.occurred_at
+        entry = deps.fields_of(event)
+        row = {
+            "response_id": str(event.event_id),
+            "teacher_id": answer.teacher_id,
+            "organization_id": teacher.organization_id,
+            "municipality_id": teacher.municipality_id,
+            "campaign_id": answer.campaign_id,
+            "external_id": answer.external_id,
+            "source": event.source,
+            "answered_at": utc(answered),  # SQLite keeps no zone: written in UTC
+            "answered_on": answered.date(),  # the day where the teacher answered
+            "competencies": codes,
+            "themes": [t.value for t in answer.themes],
+            "formats": list(dict.fromkeys(answer.formats)),
+            # As it came on the stream, text as it is; over HTTP, as validated.
+            "submitted": RawJSON(entry["data"])
+            if entry is not None
+            else answer.model_dump(mode="json"),
+            "received_at": at,
+        }
+        rows.append(row)
+        recorded = NeedsRecorded(
+            response_id=row["response_id"],
+            teacher_id=answer.teacher_id,
+            organization_id=teacher.organization_id,
+            municipality_id=teacher.municipality_id,
+            campaign_id=answer.campaign_id,
+            answered_on=row["answered_on"],
+            competencies=codes,
+            themes=list(dict.fromkeys(answer.themes)),
+            formats=row["formats"],
+        )
+        deps.stage(
+            Streams.DIAGNOSTICS,
+            new_event(
+                "diagnostics.needs.recorded", recorded, source=SOURCE, subject=answer.teacher_id
+            ),
+            cause=causes.get(str(event.event_id), event) if causes else event,
+        )
+        out[str(event.event_id)] = NeedsTaken("stored", row)
+    await repository.add_needs(session, rows)
+    await repository.add_held(session, held)
+    return out
+
+
 # --- held results ----------------------------------------------------------------------------
 
 
 async def teachers_arrived(
     deps: Deps[Diagnostics], arrived: Sequence[Event[TeacherUpserted]]
 ) -> int:
-    """Take the results held for teachers the registries have just announced, through the
-    same batch as results from the stream (what they complete continues the trace of their
-    teacher's event); each one that now breaks a rule is dead-lettered with its reason.
-    Returns how many were taken."""
+    """Take the results and needs answers held for teachers the registries have just
+    announced, through the same batches as those from the stream (what they cause continues
+    the trace of their teacher's event); each one that now breaks a rule is dead-lettered
+    with its reason. Returns how many were taken."""
     teachers = {e.payload.teacher_id: e for e in arrived}
     rows = await repository.find_held(deps.session, teachers)
     if not rows:
@@ -241,17 +388,22 @@ async def teachers_arrived(
     by_id = {row.event_id: row for row in rows}
     refused: list[tuple[Any, str, str]] = []
 
-    def dead(event: Event[ResultSubmitted], exc: Refused) -> None:
+    def dead(event: Event[Any], exc: Refused) -> None:
         refused.append((by_id[str(event.event_id)], exc.code, exc.detail))
 
     causes = {row.event_id: teachers[row.teacher_id] for row in rows}
-    taken = await take_results(deps, [wire.decode(row.fields) for row in rows], dead, causes)
+    results = [wire.decode(r.fields) for r in rows if r.type != repository.NEEDS_TYPE]
+    answers = [wire.decode(r.fields) for r in rows if r.type == repository.NEEDS_TYPE]
+    taken = len(await take_results(deps, results, dead, causes)) if results else 0
+    if answers:
+        taken += len(await take_needs(deps, answers, dead, causes))
     await _dead_letter(deps, refused)
-    return len(taken)
+    return taken
 
 
 async def expire_held(transaction: Transaction, now: datetime | None = None) -> int:
-    """Dead-letter the results held past their deadline (the teacher never came)."""
+    """Dead-letter the results and needs answers held past their deadline (the teacher
+    never came)."""
     now = now or utc_now()
     expired = 0
     while True:
@@ -264,7 +416,12 @@ async def expire_held(transaction: Transaction, now: datetime | None = None) -> 
                         row,
                         "unknown_teacher",
                         f"Педагог «{row.teacher_id}» не появился в региональном реестре до "
-                        f"{row.hold_until:%d.%m.%Y %H:%M} UTC; результат не учтён.",
+                        f"{row.hold_until:%d.%m.%Y %H:%M} UTC; "
+                        + (
+                            "анкета потребностей не учтена."
+                            if row.type == repository.NEEDS_TYPE
+                            else "результат не учтён."
+                        ),
                     )
                     for row in rows
                 ],
@@ -276,7 +433,7 @@ async def expire_held(transaction: Transaction, now: datetime | None = None) -> 
 
 
 async def _dead_letter(deps: Deps[Diagnostics], letters: Sequence[tuple[Any, str, str]]) -> None:
-    """Dead-letter held results: (held row, reason, error) each."""
+    """Dead-letter held results and needs answers: (held row, reason, error) each."""
     if not letters:
         return
     stream = Streams.RESULTS_INBOUND

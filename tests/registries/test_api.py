@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,15 +15,11 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from iomflow.registries import service
-from iomflow.registries.app import create_app
 from iomflow.registries.domain import age_band, experience_band
 from iomflow.registries.repository import tables
-from iomflow.registries.settings import Settings
 from iomflow.registries.tabular import read_table
 from iomflow.shared import auth
 from iomflow.shared.contracts import Streams
-
-ADMIN = "iomf_test_admin_key"
 
 REGION = {
     "municipalities": [
@@ -51,31 +45,10 @@ REGION = {
 
 
 @pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = create_app(
-        Settings(
-            redis_url=clean_redis,
-            data_dir=tmp_path,
-            database_url=database_url,
-            migrate_on_start=True,
-            relay_poll_s=0.05,
-            admin_key=ADMIN,
-        )
-    )
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://registries",
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    ) as c:
-        assert (await c.post("/v1/load", json=REGION)).status_code == 200
-        yield c
+async def client(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The admin's client (``conftest``), the region loaded."""
+    assert (await client.post("/v1/load", json=REGION)).status_code == 200
+    return client
 
 
 async def key_with(app: FastAPI, name: str, *roles: str) -> dict[str, str]:

@@ -4,11 +4,7 @@ is a problem (``application/problem+json`` with code, title, status)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from iomflow.registries.app import create_app
@@ -24,32 +20,6 @@ def test_the_template_is_documented_as_a_file() -> None:
     document = create_app(Settings(admin_key=ADMIN)).openapi()
     template = document["paths"]["/v1/registers/{register}/template.xlsx"]["get"]
     assert "application/json" not in template["responses"]["200"]["content"]
-
-
-@pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = create_app(
-        Settings(
-            redis_url=clean_redis,
-            data_dir=tmp_path,
-            database_url=database_url,
-            migrate_on_start=True,
-            relay_poll_s=0.05,
-            admin_key=ADMIN,
-        )
-    )
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://registries",
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    ) as c:
-        yield c
 
 
 def problem(answer: httpx.Response, status: int, code: str | None = None) -> dict[str, object]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,14 +19,10 @@ from openpyxl import Workbook, load_workbook
 from redis.asyncio import Redis
 
 from iomflow.registries import importing, repository, service
-from iomflow.registries.app import create_app
 from iomflow.registries.domain import REGISTRY
 from iomflow.registries.importing import Candidate
-from iomflow.registries.settings import Settings
 from iomflow.shared.contracts import Streams
 from registries.test_api_import import run_import
-
-ADMIN = "iomf_test_admin_key_support"
 
 REGION: dict[str, list[dict[str, Any]]] = {
     "municipalities": [
@@ -100,32 +94,11 @@ NEW = {
 
 
 @pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = create_app(
-        Settings(
-            redis_url=clean_redis,
-            data_dir=tmp_path,
-            database_url=database_url,
-            migrate_on_start=True,
-            relay_poll_s=0.05,
-            admin_key=ADMIN,
-        )
-    )
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://registries",
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    ) as c:
-        loaded = await c.post("/v1/load", json=REGION)
-        assert loaded.status_code == 200, loaded.text
-        yield c
+async def client(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The admin's client (``conftest``), the support registers' region loaded."""
+    loaded = await client.post("/v1/load", json=REGION)
+    assert loaded.status_code == 200, loaded.text
+    return client
 
 
 async def events(redis_url: str, type_: str) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,9 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from iomflow.cli import region as demo
 from iomflow.registries import repository, service
-from iomflow.registries.app import create_app
 from iomflow.registries.domain import REGISTRY
-from iomflow.registries.settings import Settings
 from iomflow.shared import db, migrations
 from iomflow.shared.contracts import Streams
 from iomflow.shared.outbox import Outbox
@@ -217,30 +214,6 @@ async def test_a_failure_in_the_last_chunk_leaves_nothing_of_the_register(
 
 
 # --- through the service ----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def client(
-    clean_redis: str, tmp_path: Path, database_url: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        Settings(
-            redis_url=clean_redis,
-            data_dir=tmp_path,
-            database_url=database_url,
-            migrate_on_start=True,
-            relay_poll_s=0.05,
-            admin_key=ADMIN,
-        )
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://registries",
-            headers={"Authorization": f"Bearer {ADMIN}"},
-        ) as c:
-            yield c
 
 
 async def published(redis_url: str) -> list[dict[str, str]]:

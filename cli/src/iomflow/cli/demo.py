@@ -713,15 +713,19 @@ def record_year(
     return datetime.now(UTC)
 
 
+def target_words(kpi: Mapping[str, Any]) -> str:
+    """A KPI's target in words: «не менее 80 %», «снижение к прошлому году», «без цели»."""
+    if kpi.get("target") is None:
+        return "без цели"
+    if kpi["comparison"] in ("growth", "decline"):
+        return COMPARISONS[kpi["comparison"]]
+    return f"{COMPARISONS[kpi['comparison']]} {kpi_words.amount(kpi['target'], kpi['unit'])}"
+
+
 def kpi_line(kpi: Mapping[str, Any]) -> str:
     """One KPI on one line, in words: its value, target and status."""
     value = kpi_words.amount(kpi["value"], kpi["unit"])
-    if kpi.get("target") is None:
-        target = "без цели"
-    elif kpi["comparison"] == "growth":
-        target = COMPARISONS["growth"]
-    else:
-        target = f"{COMPARISONS[kpi['comparison']]} {kpi_words.amount(kpi['target'], kpi['unit'])}"
+    target = target_words(kpi)
     period = (kpi.get("period") or {}).get("label", "")
     words = re.sub(r"\[/?\w*\]", "", STATUS.get(kpi["status"], kpi["status"]))
     return f"«{kpi['name']}»: {value}; цель — {target}; {words}" + (f"; {period}" if period else "")
@@ -1316,7 +1320,12 @@ STATUS = {
 }
 
 
-COMPARISONS = {">=": "не менее", "<=": "не более", "growth": "рост к прошлому году"}
+COMPARISONS = {
+    ">=": "не менее",
+    "<=": "не более",
+    "growth": "рост к прошлому году",
+    "decline": "снижение к прошлому году",
+}
 """A target's comparison (the catalogue's ``comparison``), in words."""
 SERIES = ("diagnosed_share", "route_share", "updated_fgos_share", "functional_literacy_share")
 """KPIs the demo prints month by month over its year (``/v1/kpis/{code}/series``)."""
@@ -1343,13 +1352,9 @@ def print_kpis(kpis: dict[str, Any]) -> None:
             # a total past its deadline is judged by its value then
             was = kpi_words.amount(then["value"], kpi["unit"])
             value = f"{was} на {_ru_date(then['on'])} (сейчас {value})"
-        target = (
-            COMPARISONS["growth"]
-            if kpi["comparison"] == "growth"
-            else f"{COMPARISONS[kpi['comparison']]} {kpi_words.amount(kpi['target'], kpi['unit'])}"
-        )
         period = (kpi.get("period") or {}).get("label", "")
-        table.add_row(kpi["name"], value, target, STATUS[kpi["status"]], period)
+        status = STATUS.get(kpi["status"], kpi_words.status_name(kpi["status"]))
+        table.add_row(kpi["name"], value, target_words(kpi), status, period)
     console.print(table)
     counts = kpis["region"]["counts"]
     console.print(

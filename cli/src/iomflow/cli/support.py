@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from iomflow.registries.tabular import write_xlsx
+from iomflow.routes.domain.activities import COMPARED
 from iomflow.shared import wire
 from iomflow.shared.contracts import NeedsSubmitted, Streams, new_event
 
@@ -30,27 +31,10 @@ Row = dict[str, Any]
 Month = tuple[int, int]
 IRKUTSK = timezone(timedelta(hours=8))
 
-ACTIVITY_COLUMNS = (
-    "activity_id",
-    "kind",
-    "title",
-    "level",
-    "organiser_id",
-    "format",
-    "held_on",
-    "hours",
-    "municipality_id",
-    "organization_id",
-    "competencies",
-    "themes",
-    "target",
-    "team_id",
-    "community_id",
-    "project",
-    "attendees",
-)
+ACTIVITY_COLUMNS = ("activity_id", *COMPARED, "attendees")
 """The activities spreadsheet's columns, named by their codes (the import takes a code or
-the Russian title)."""
+the Russian title): an activity's own fields (routes' ``COMPARED``) between its id and its
+attendees."""
 
 REGIONAL_EVENTS = (
     (
@@ -572,26 +556,16 @@ def record(
     done.activities = len(year)
     done.attendances = sum(len(r["attendees"]) for r in year)
     practices = f"{registries_url}/v1/practices"
-    for practice_id, body in steps.reviews:
-        _ok(
-            client.post(f"{practices}/{practice_id}/review", json=body, headers=auth, timeout=30),
-            f"практика {practice_id} не рассмотрена",
-        )
-        done.reviews += 1
-    for practice_id, body in steps.inclusions:
-        _ok(
-            client.post(f"{practices}/{practice_id}/include", json=body, headers=auth, timeout=30),
-            f"практика {practice_id} не включена в банк",
-        )
-        done.inclusions += 1
-    for practice_id, body in steps.replications:
-        _ok(
-            client.post(
-                f"{practices}/{practice_id}/replications", json=body, headers=auth, timeout=30
-            ),
-            f"тиражирование практики {practice_id} не записано",
-        )
-        done.replications += 1
+    for step, moves, failed in (
+        ("review", steps.reviews, "практика {} не рассмотрена"),
+        ("include", steps.inclusions, "практика {} не включена в банк"),
+        ("replications", steps.replications, "тиражирование практики {} не записано"),
+    ):
+        for practice_id, body in moves:
+            url = f"{practices}/{practice_id}/{step}"
+            _ok(client.post(url, json=body, headers=auth, timeout=30), failed.format(practice_id))
+    done.reviews, done.inclusions = len(steps.reviews), len(steps.inclusions)
+    done.replications = len(steps.replications)
     for body in steps.submissions:
         _ok(
             client.post(practices, json=body, headers=auth, timeout=30),

@@ -4,10 +4,12 @@ the expert activity are open to read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
+from fastapi.types import DecoratedCallable
 
 from iomflow.registries import practices
 from iomflow.registries.api import Registrar
@@ -37,6 +39,18 @@ def _read(data: dict[str, Any]) -> PracticeRead:
     return PracticeRead.model_validate(data)
 
 
+def _move(step: str, summary: str, s422: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """``POST /v1/practices/{practice_id}/<step>``, a move of a practice's course: 404 for
+    a practice not in the register, 409 for a move its status does not allow, 422 (``s422``)
+    for a move its data or dates contradict."""
+    return router.post(
+        f"/practices/{{practice_id}}/{step}",
+        summary=summary,
+        response_model=PracticeRead,
+        responses=problems(404, 409, 422, s404=NOT_FOUND, s409=MOVE_409, s422=s422),
+    )
+
+
 @router.post(
     "/practices",
     status_code=201,
@@ -59,21 +73,13 @@ async def submit_practice(
     return _read(data)
 
 
-@router.post(
-    "/practices/{practice_id}/review",
-    summary="An expert's review of a submitted practice (registrar): include → reviewed, "
+@_move(
+    "review",
+    "An expert's review of a submitted practice (registrar): include → reviewed, "
     "revise → back to its author (still submitted), reject → rejected",
-    response_model=PracticeRead,
-    responses=problems(
-        404,
-        409,
-        422,
-        s404=NOT_FOUND,
-        s409=MOVE_409,
-        s422="эксперт не педагог реестра или без роли «экспертиза практик» на дату, дата "
-        "раньше подачи (code: reviewer_not_found, reviewer_not_expert, date_out_of_order, "
-        "validation_error)",
-    ),
+    "эксперт не педагог реестра или без роли «экспертиза практик» на дату, дата раньше "
+    "подачи (code: reviewer_not_found, reviewer_not_expert, date_out_of_order, "
+    "validation_error)",
 )
 async def review_practice(
     practice_id: str, body: PracticeReview, runtime: RuntimeDep, who: Registrar
@@ -91,18 +97,10 @@ async def review_practice(
     return _read(data)
 
 
-@router.post(
-    "/practices/{practice_id}/include",
-    summary="Include a reviewed practice in the bank (registrar)",
-    response_model=PracticeRead,
-    responses=problems(
-        404,
-        409,
-        422,
-        s404=NOT_FOUND,
-        s409=MOVE_409,
-        s422="дата раньше экспертизы (code: date_out_of_order, validation_error)",
-    ),
+@_move(
+    "include",
+    "Include a reviewed practice in the bank (registrar)",
+    "дата раньше экспертизы (code: date_out_of_order, validation_error)",
 )
 async def include_practice(
     practice_id: str,
@@ -116,21 +114,13 @@ async def include_practice(
     return _read(data)
 
 
-@router.post(
-    "/practices/{practice_id}/replications",
-    summary="Record where a practice of the bank was replicated (registrar): status "
-    "«replicated»; the same replication again changes nothing",
-    response_model=PracticeRead,
-    responses=problems(
-        404,
-        409,
-        422,
-        s404=NOT_FOUND,
-        s409=MOVE_409,
-        s422="своя организация, нет организации или педагога, педагог из другой организации, "
-        "дата раньше включения (code: own_organization, record_invalid, replicator_elsewhere, "
-        "date_out_of_order, validation_error)",
-    ),
+@_move(
+    "replications",
+    "Record where a practice of the bank was replicated (registrar): status «replicated»; "
+    "the same replication again changes nothing",
+    "своя организация, нет организации или педагога, педагог из другой организации, дата "
+    "раньше включения (code: own_organization, record_invalid, replicator_elsewhere, "
+    "date_out_of_order, validation_error)",
 )
 async def replicate_practice(
     practice_id: str, body: ReplicationCreate, runtime: RuntimeDep, who: Registrar

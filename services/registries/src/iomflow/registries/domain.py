@@ -397,6 +397,30 @@ MUNICIPALITY_REF = Reference("municipality_id", "municipalities")
 ORGANIZATION_REF = Reference("organization_id", "organizations")
 MUNICIPALITIES_REF = Reference("municipalities", "municipalities", many=True)
 
+
+def _of_organization(
+    name: str,
+    title: str,
+    key: str,
+    event: type[Contract],
+    *references: Reference,
+    record: type[Contract] | None = None,
+    **rules: Any,
+) -> Register:
+    """An organisation-bound register: its records owned by their organisation, naming it
+    and its municipality (which a record may leave out, ``_located``) before ``references``."""
+    return Register(
+        name,
+        title,
+        key,
+        record or _located(event),
+        event,
+        owner=lambda r: str(r["organization_id"]),
+        references=(ORGANIZATION_REF, MUNICIPALITY_REF, *references),
+        **rules,
+    )
+
+
 _SPECS = [
     Register(
         "municipalities",
@@ -424,26 +448,22 @@ _SPECS = [
         owner=lambda r: str(r.get("provider") or CNPPM),
         checks=_program_checks,
     ),
-    Register(
+    _of_organization(
         "teachers",
         "Педагогические работники",
         "teacher_id",
-        TeacherRecord,
         TeacherUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+        record=TeacherRecord,
         person=True,
         checks=_teacher_checks,
         to_event=teacher_event_of,
     ),
-    Register(
+    _of_organization(
         "management_teams",
         "Управленческие команды",
         "member_id",
-        _located(ManagementMemberUpserted),
         ManagementMemberUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(ORGANIZATION_REF, MUNICIPALITY_REF, Reference("teacher_id", "teachers")),
+        Reference("teacher_id", "teachers"),
     ),
     Register(
         "methodists",
@@ -465,16 +485,7 @@ _SPECS = [
         references=(MUNICIPALITIES_REF, Reference("programs", "programs", many=True)),
         person=True,
     ),
-    Register(
-        "mentors",
-        "Наставники",
-        "mentor_id",
-        _located(MentorUpserted),
-        MentorUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
-        person=True,
-    ),
+    _of_organization("mentors", "Наставники", "mentor_id", MentorUpserted, person=True),
     Register(
         "municipal_staff",
         "Специалисты муниципальных методических служб",
@@ -485,23 +496,14 @@ _SPECS = [
         references=(MUNICIPALITY_REF,),
         person=True,
     ),
-    Register(
-        "internship_sites",
-        "Стажировочные площадки",
-        "site_id",
-        _located(InternshipSiteUpserted),
-        InternshipSiteUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
+    _of_organization(
+        "internship_sites", "Стажировочные площадки", "site_id", InternshipSiteUpserted
     ),
-    Register(
+    _of_organization(
         "innovation_sites",
         "Инновационные площадки",
         "site_id",
-        _located(InnovationSiteUpserted),
         InnovationSiteUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(ORGANIZATION_REF, MUNICIPALITY_REF),
         checks=_period_checks,
     ),
     Register(
@@ -513,62 +515,43 @@ _SPECS = [
         owner=lambda r: str(r.get("municipality_id") or REGION),
         references=(MUNICIPALITY_REF,),
     ),
-    Register(
+    _of_organization(
         "practices",
         "Банк эффективных практик",
         "practice_id",
-        PracticeRecord,
         PracticeUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(
-            ORGANIZATION_REF,
-            MUNICIPALITY_REF,
-            Reference("author_id", "teachers"),
-            Reference("reviewed_by", "teachers"),
-            Reference("replications", "organizations", many=True, item="organization_id"),
-            Reference("replications", "teachers", many=True, item="by"),
-        ),
+        Reference("author_id", "teachers"),
+        Reference("reviewed_by", "teachers"),
+        Reference("replications", "organizations", many=True, item="organization_id"),
+        Reference("replications", "teachers", many=True, item="by"),
+        record=PracticeRecord,
         checks=_practice_checks,
     ),
-    Register(
+    _of_organization(
         "school_teams",
         "Школьные и управленческие команды проектов",
         "team_id",
-        _located(SchoolTeamUpserted),
         SchoolTeamUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(
-            ORGANIZATION_REF,
-            MUNICIPALITY_REF,
-            Reference("members", "teachers", many=True, data=True),
-            Reference("methodists", "methodists", many=True),
-        ),
+        Reference("members", "teachers", many=True, data=True),
+        Reference("methodists", "methodists", many=True),
         related=_team_related,
     ),
-    Register(
+    _of_organization(
         "mentoring_pairs",
         "Наставнические пары",
         "pair_id",
-        _located(MentoringPairUpserted),
         MentoringPairUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(
-            ORGANIZATION_REF,
-            MUNICIPALITY_REF,
-            Reference("mentor_id", "mentors"),
-            Reference("mentee_id", "teachers", data=True),
-        ),
+        Reference("mentor_id", "mentors"),
+        Reference("mentee_id", "teachers", data=True),
         checks=_pair_checks,
         related=_pair_related,
     ),
-    Register(
+    _of_organization(
         "expert_roles",
         "Экспертная деятельность педагогов",
         "role_id",
-        _located(ExpertRoleUpserted),
         ExpertRoleUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(ORGANIZATION_REF, MUNICIPALITY_REF, Reference("teacher_id", "teachers")),
+        Reference("teacher_id", "teachers"),
         checks=_ends_checks,
     ),
     Register(
@@ -580,19 +563,13 @@ _SPECS = [
         owner=lambda r: CNPPM,
         checks=_contest_checks,
     ),
-    Register(
+    _of_organization(
         "contest_entries",
         "Участники профессиональных конкурсов",
         "entry_id",
-        _located(ContestEntryUpserted),
         ContestEntryUpserted,
-        owner=lambda r: str(r["organization_id"]),
-        references=(
-            ORGANIZATION_REF,
-            MUNICIPALITY_REF,
-            Reference("contest_id", "contests"),
-            Reference("teacher_id", "teachers"),
-        ),
+        Reference("contest_id", "contests"),
+        Reference("teacher_id", "teachers"),
     ),
 ]
 

@@ -31,8 +31,15 @@ TEACHERS: Forms = ("педагог", "педагога", "педагогов")
 ORGANIZATIONS: Forms = ("организация", "организации", "организаций")
 TEAMS: Forms = ("команда", "команды", "команд")
 METHODISTS: Forms = ("методист", "методиста", "методистов")
+EVENTS: Forms = ("мероприятие", "мероприятия", "мероприятий")
+PRACTICES: Forms = ("практика", "практики", "практик")
 
-UNIT_FORMS: dict[str, Forms] = {"команд": TEAMS}
+UNIT_FORMS: dict[str, Forms] = {
+    "команд": TEAMS,
+    "методистов": METHODISTS,
+    "мероприятий": EVENTS,
+    "практик": PRACTICES,
+}
 """Units that are words (as the dashboard has them): «1 команда, 3 команды, 16 команд»."""
 
 

@@ -71,9 +71,19 @@ class Region:
 
     def __init__(self) -> None:
         self.rows = REGION
-        self.taken: set[str] = set()
         self.organizations = {o["organization_id"]: o for o in REGION["organizations"]}
         self.teachers = {t["teacher_id"]: t for t in REGION["teachers"]}
+        # What the region already holds of issue 16's registers is no test's to take: its
+        # teams' schools and members, its pairs' schools and people, its experts, entrants and
+        # practices' authors.
+        self.taken: set[str] = set()
+        for team in REGION.get("school_teams", []):
+            self.taken |= {team["organization_id"], *team["members"]}
+        for pair in REGION.get("mentoring_pairs", []):
+            self.taken |= {pair["organization_id"], pair["mentee_id"]}
+        for register in ("expert_roles", "contest_entries"):
+            self.taken |= {row["teacher_id"] for row in REGION.get(register, [])}
+        self.taken |= {p["author_id"] for p in REGION["practices"] if p.get("author_id")}
 
     def pick(self, check: Callable[[dict[str, Any]], bool], register: str = "teachers") -> Any:
         """The first row of ``register`` that passes ``check`` and no test took yet."""
@@ -199,6 +209,34 @@ class Api:
 
         wait_until(drafted, f"a route for {teacher_id}")
         return found[-1]
+
+    def agree(self, route: dict[str, Any], region: Region) -> dict[str, Any]:
+        """The route agreed by its three parties: the teacher, its methodist and a member of
+        the school's management team (an attendance completes steps of agreed routes only)."""
+        assigned: dict[str, Any] = {}
+
+        def has_methodist() -> bool:
+            assigned.update(self.get("routes", f"/v1/routes/{route['route_id']}"))
+            return bool(assigned.get("methodist_id"))
+
+        wait_until(has_methodist, f"a methodist for route {route['route_id']}")
+        member = next(
+            m["member_id"]
+            for m in region.rows["management_teams"]
+            if m["organization_id"] == route["organization_id"]
+            and m["teacher_id"] != route["teacher_id"]
+        )
+        for role, by in (
+            ("teacher", route["teacher_id"]),
+            ("methodist", assigned["methodist_id"]),
+            ("management", member),
+        ):
+            self.post(
+                "routes", f"/v1/routes/{route['route_id']}/approvals", {"role": role, "by": by}
+            )
+        agreed = self.get("routes", f"/v1/routes/{route['route_id']}")
+        assert agreed["status"] in ("agreed", "active"), agreed
+        return dict(agreed)
 
     # --- reading monitoring ---------------------------------------------------------------
 

@@ -210,6 +210,40 @@ class Api:
         wait_until(drafted, f"a route for {teacher_id}")
         return found[-1]
 
+    def new_teachers(self, organizations: list[dict[str, Any]]) -> list[str]:
+        """A young teacher (26, in the first year of work) newly recorded at each of these
+        organisations, once diagnostics, routes and monitoring all know them."""
+
+        def known() -> tuple[int, ...]:
+            return tuple(self.get(s, "/v1/stats")["teachers"] for s in SERVICES[1:])
+
+        before = known()
+        on = today()
+        ids = []
+        for n, org in enumerate(organizations):
+            teacher_id = token("t-e2e")
+            ids.append(teacher_id)
+            self.record(
+                "teachers",
+                {
+                    "teacher_id": teacher_id,
+                    "organization_id": org["organization_id"],
+                    "municipality_id": org["municipality_id"],
+                    "position": "учитель",
+                    "audience": "general",
+                    "subjects": ["математика"],
+                    "category": "none",
+                    "birth_date": on.replace(year=on.year - 26, day=1).isoformat(),
+                    "hire_date": (on - timedelta(days=200 + n)).isoformat(),
+                    "is_manager": False,
+                    "expert": False,
+                    "personal": {"full_name": f"Молодова Анна {'СП'[n % 2]}."},
+                },
+            )
+        want = tuple(b + len(ids) for b in before)
+        wait_until(lambda: known() == want, f"{len(ids)} new teachers to reach every service")
+        return ids
+
     def agree(self, route: dict[str, Any], region: Region) -> dict[str, Any]:
         """The route agreed by its three parties: the teacher, its methodist and a member of
         the school's management team (an attendance completes steps of agreed routes only)."""

@@ -317,17 +317,26 @@ def burnout_high(api: Api) -> int:
 def test_mentoring_pairs_move_young_and_org_shares_and_drafting_adds_no_second_mentor(
     api: Api, region: Region
 ) -> None:
-    mentoring = {m["organization_id"] for m in region.rows["mentors"]}
-    mentee = region.teacher(lambda t: region.young(t) and t["organization_id"] not in mentoring)
-    young_control = region.teacher(region.young)
-    manager = region.pick(
-        lambda t: (
-            t["is_manager"] and t["organization_id"] not in mentoring | {mentee["organization_id"]}
-        )
-    )
-    mentor = max(region.rows["mentors"], key=lambda m: m["capacity"])
+    mentoring = {m["organization_id"] for m in region.rows["mentors"]} | {
+        p["organization_id"] for p in region.rows["mentoring_pairs"]
+    }
+    schools = [
+        o
+        for o in region.rows["organizations"]
+        if o["kind"] == "school" and o["organization_id"] not in mentoring
+    ]
+    assert len(schools) >= 3, schools
+    others = {o["organization_id"] for o in schools[2:]}
+    manager = region.pick(lambda t: t["is_manager"] and t["organization_id"] in others)
     young_before = api.settled_kpi("young_supported_share")
     orgs_before = api.kpi("mentoring_orgs_share")
+    # Two young teachers join their schools: one gets a mentor of the school's program.
+    mentee_id, control_id = api.new_teachers(schools[:2])
+    mentee = {
+        "teacher_id": mentee_id,
+        **{k: schools[0][k] for k in ("organization_id", "municipality_id")},
+    }
+    mentor = max(region.rows["mentors"], key=lambda m: m["capacity"])
     starts = (today() - timedelta(days=30)).isoformat()
 
     young_pair = token("pair-e2e")
@@ -349,19 +358,19 @@ def test_mentoring_pairs_move_young_and_org_shares_and_drafting_adds_no_second_m
                 "starts_on": starts,
             },
         )
-    api.moved("young_supported_share", young_before, numerator=1)
+    api.moved("young_supported_share", young_before, numerator=1, population=2)
     api.moved("mentoring_orgs_share", orgs_before, numerator=2)
 
     # Both young teachers diagnosed: the one in a pair gets no second mentor from drafting,
     # the other one a mentoring step as ever (and is supported by the route).
-    for teacher in (mentee, young_control):
-        api.diagnose(teacher["teacher_id"], low=("communication",))
-    paired = api.route_of(mentee["teacher_id"])
-    control = api.route_of(young_control["teacher_id"])
+    for teacher_id in (mentee_id, control_id):
+        api.diagnose(teacher_id, low=("communication",))
+    paired = api.route_of(mentee_id)
+    control = api.route_of(control_id)
     assert [s for s in control["steps"] if s["kind"] == "mentoring"], control["steps"]
     assert not [s for s in paired["steps"] if s["kind"] == "mentoring"], paired["steps"]
     assert any(young_pair in s["reason"] for s in paired["steps"]), paired["steps"]
-    api.moved("young_supported_share", young_before, numerator=2)  # the mentee once
+    api.moved("young_supported_share", young_before, numerator=2, population=2)  # the mentee once
 
 
 TITLE = "Тьюторское сопровождение обучающихся с ОВЗ в общеобразовательном классе"

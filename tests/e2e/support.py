@@ -237,7 +237,7 @@ class Api:
                     "hire_date": (on - timedelta(days=200 + n)).isoformat(),
                     "is_manager": False,
                     "expert": False,
-                    "personal": {"full_name": f"Молодова Анна {'СП'[n % 2]}."},
+                    "full_name": f"Молодова Анна {('Сергеевна', 'Петровна', 'Ивановна')[n % 3]}",
                 },
             )
         want = tuple(b + len(ids) for b in before)

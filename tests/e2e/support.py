@@ -237,7 +237,7 @@ class Api:
                     "hire_date": (on - timedelta(days=200 + n)).isoformat(),
                     "is_manager": False,
                     "expert": False,
-                    "full_name": f"Молодова Анна {('Сергеевна', 'Петровна', 'Ивановна')[n % 3]}",
+                    "personal": {"full_name": f"Молодова Анна {('Сергеевна', 'Петровна')[n % 2]}"},
                 },
             )
         want = tuple(b + len(ids) for b in before)

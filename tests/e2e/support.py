@@ -316,17 +316,19 @@ class Api:
         return last
 
     def moved(
-        self, code: str, before: dict[str, Any], numerator: int = 0, population: int = 0
+        self, code: str, before: dict[str, Any], numerator: int = 0, population: int | None = 0
     ) -> dict[str, Any]:
-        """The KPI once its numerator and population moved by these amounts from ``before``;
-        then it stays there (a fact counted twice would move it further)."""
-        want = (before["numerator"] + numerator, before["population"] + population)
-        after = self.wait_kpi(
+        """The KPI once its numerator (and population, unless None: a count's) moved by these
+        amounts from ``before``."""
+        if population is None:
+            want: tuple[int, ...] = (before["numerator"] + numerator,)
+        else:
+            want = (before["numerator"] + numerator, before["population"] + population)
+        return self.wait_kpi(
             code,
-            lambda k: (k["numerator"], k["population"]) == want,
+            lambda k: (k["numerator"], k["population"])[: len(want)] == want,
             f"numerator, population {want} (was {before['numerator']}, {before['population']})",
         )
-        return after
 
     def alerts(self, kind: str, status: str = "all") -> list[dict[str, Any]]:
         items = self.get("monitoring", "/v1/alerts", status=status, limit=1000)["items"]

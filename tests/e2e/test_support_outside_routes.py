@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from e2e.support import Api, Region, activity, shared_suite, today, token
+from e2e.support import Api, Region, activity, previous_month, shared_suite, today, token
 from iomflow.cli.demo import CAMPAIGN_ID
 from iomflow.cli.launcher import Suite
 from iomflow.shared.contracts import NeedsSubmitted, new_event
@@ -122,7 +122,7 @@ def test_activities_count_as_regional_events_and_attendance_completes_a_route_st
     listed = api.get("routes", "/v1/activities", level="regional", limit=1000)
     assert held["activity_id"] in {a["activity_id"] for a in listed["items"]}
 
-    after = api.moved("regional_activities", before, numerator=1)
+    after = api.moved("regional_activities", before, numerator=1, population=None)
     assert after["value"] == before["value"] + 1, (before, after)
 
     (done,) = [
@@ -156,18 +156,27 @@ def test_a_school_of_the_ministry_team_counts_for_the_month_of_its_consultation(
     team_id = token("team-e2e")
     before = api.kpi("school_of_ministry_consultations")
 
-    api.record(
-        "school_teams",
-        {
-            "team_id": team_id,
-            "organization_id": org["organization_id"],
-            "municipality_id": org["municipality_id"],
-            "project": "school_of_ministry",
-            "members": members,
-            "methodists": [methodist],
-        },
+    # The team as a register's history is loaded: held since the month before last, so the
+    # last full month is one it went without a consultation.
+    since = previous_month(previous_month(today())).replace(day=1)
+    team = {
+        "team_id": team_id,
+        "organization_id": org["organization_id"],
+        "municipality_id": org["municipality_id"],
+        "project": "school_of_ministry",
+        "members": members,
+        "methodists": [methodist],
+    }
+    loaded = api.call(
+        "POST",
+        "registries",
+        "/v1/load",
+        200,
+        json={"school_teams": [team]},
+        params={"since": since.isoformat()},
     )
-    # A team with no consultation this month: one more team, none more counted, an alert.
+    assert loaded["received"]["school_teams"] == 1, loaded
+    # No consultation last month nor since: one more team, none more counted, an alert.
     api.moved("school_of_ministry_consultations", before, population=1)
     raised = api.wait_alert("team_without_consultation", team_id)
     assert raised["municipality_id"] in (None, org["municipality_id"]), raised
@@ -276,7 +285,7 @@ def test_high_burnout_adds_a_prevention_step_and_prevention_attendance_moves_the
 ) -> None:
     strained, attendee = region.teacher()["teacher_id"], region.teacher()["teacher_id"]
     high_before = api.settled_kpi("burnout_high_share")
-    analytics_before = burnout_high(api)
+    analytics_before = burnout_high(api, missing_ok=True)
 
     api.diagnose(strained, low=("communication",), burnout=88.0)
     route = api.route_of(strained)
@@ -286,7 +295,6 @@ def test_high_burnout_adds_a_prevention_step_and_prevention_attendance_moves_the
     assert "выгоран" in prevention[0]["reason"], prevention
 
     api.moved("burnout_high_share", high_before, numerator=1, population=1)
-    assert burnout_high(api) == analytics_before + 1
 
     before = api.kpi("burnout_prevention_share")
     api.post(
@@ -302,10 +310,20 @@ def test_high_burnout_adds_a_prevention_step_and_prevention_attendance_moves_the
     )
     api.moved("burnout_prevention_share", before, numerator=2)
 
+    assert analytics_before is not None, "diagnostics has no GET /v1/analytics/burnout"
+    assert burnout_high(api) == analytics_before + 1
 
-def burnout_high(api: Api) -> int:
-    """Teachers with a high burnout level in the region, as ``/v1/analytics/burnout`` has it."""
-    answer = api.get("diagnostics", "/v1/analytics/burnout", campaign_id=CAMPAIGN_ID)
+
+def burnout_high(api: Api, missing_ok: bool = False) -> int | None:
+    """Teachers with a high burnout level in the region, as ``/v1/analytics/burnout`` has it
+    (``missing_ok``: None when diagnostics has no such page)."""
+    response = api.client.get(
+        api.url("diagnostics", "/v1/analytics/burnout"), params={"campaign_id": CAMPAIGN_ID}
+    )
+    if missing_ok and response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    answer = response.json()
     region = answer.get("region", answer)
     levels = region.get("levels", region)
     return int(levels.get("high", 0))
@@ -379,6 +397,33 @@ TITLE = "Тьюторское сопровождение обучающихся 
 # --- 6. effective practices ------------------------------------------------------------------
 
 
+def practice_expert(api: Api, region: Region) -> str:
+    """A teacher with a practice_review expert role in force (the region's, or one recorded
+    now): only such an expert may review a practice."""
+    on = today().isoformat()
+    for role in region.rows["expert_roles"]:
+        if (
+            role["kind"] == "practice_review"
+            and role["starts_on"] <= on
+            and (role.get("ends_on") is None or role["ends_on"] >= on)
+        ):
+            return str(role["teacher_id"])
+    teacher = region.teacher()
+    api.record(
+        "expert_roles",
+        {
+            "role_id": token("role-e2e"),
+            "teacher_id": teacher["teacher_id"],
+            "organization_id": teacher["organization_id"],
+            "municipality_id": teacher["municipality_id"],
+            "kind": "practice_review",
+            "body": "Экспертный совет банка эффективных практик",
+            "starts_on": (today() - timedelta(days=5)).isoformat(),
+        },
+    )
+    return str(teacher["teacher_id"])
+
+
 def test_a_practice_moves_through_review_into_the_bank_and_is_cited_by_drafting(
     api: Api, region: Region
 ) -> None:
@@ -387,7 +432,7 @@ def test_a_practice_moves_through_review_into_the_bank_and_is_cited_by_drafting(
     elsewhere = region.pick(
         lambda o: o["organization_id"] != author["organization_id"], "organizations"
     )
-    expert = region.teacher()["teacher_id"]
+    expert = practice_expert(api, region)
     bank_before = api.kpi("practices_in_bank")
     replicated_before = api.kpi("practices_replicated")
 
@@ -423,7 +468,7 @@ def test_a_practice_moves_through_review_into_the_bank_and_is_cited_by_drafting(
     assert rejected["status"] == "rejected", rejected
     included = api.post("registries", f"/v1/practices/{good}/include", {})
     assert included["status"] == "included", included
-    api.moved("practices_in_bank", bank_before, numerator=1)
+    api.moved("practices_in_bank", bank_before, numerator=1, population=None)
 
     replication = api.post(
         "registries",
@@ -435,8 +480,10 @@ def test_a_practice_moves_through_review_into_the_bank_and_is_cited_by_drafting(
         },
     )
     assert replication["status"] == "replicated", replication
-    api.moved("practices_replicated", replicated_before, numerator=1)
-    api.moved("practices_in_bank", bank_before, numerator=1)  # replicated: still in the bank
+    api.moved("practices_replicated", replicated_before, numerator=1, population=None)
+    api.moved(
+        "practices_in_bank", bank_before, numerator=1, population=None
+    )  # replicated: still in the bank
     bank = api.get("registries", "/v1/practices/bank", competency=code, limit=100)
     assert [p["practice_id"] for p in bank["items"]] == [good], bank
 
@@ -475,7 +522,7 @@ def test_expert_roles_and_contest_entries_count_distinct_teachers(api: Api, regi
                 "starts_on": starts,
             },
         )
-    api.moved("expert_involvement", experts_before, numerator=2)
+    api.moved("expert_involvement", experts_before, numerator=2, population=None)
 
     contest_id = token("contest-e2e")
     api.record(
@@ -500,7 +547,7 @@ def test_expert_roles_and_contest_entries_count_distinct_teachers(api: Api, regi
                 "result": result,
             },
         )
-    api.moved("contest_participants", contests_before, numerator=2)
+    api.moved("contest_participants", contests_before, numerator=2, population=None)
 
 
 # --- 8. support plans of low-results schools -------------------------------------------------

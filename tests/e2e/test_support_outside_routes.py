@@ -429,9 +429,7 @@ def test_a_practice_moves_through_review_into_the_bank_and_is_cited_by_drafting(
 ) -> None:
     code = consultation_code(region)
     author = region.teacher()
-    elsewhere = region.pick(
-        lambda o: o["organization_id"] != author["organization_id"], "organizations"
-    )
+    replicator = region.teacher(lambda t: t["organization_id"] != author["organization_id"])
     expert = practice_expert(api, region)
     bank_before = api.kpi("practices_in_bank")
     replicated_before = api.kpi("practices_replicated")
@@ -474,8 +472,8 @@ def test_a_practice_moves_through_review_into_the_bank_and_is_cited_by_drafting(
         "registries",
         f"/v1/practices/{good}/replications",
         {
-            "organization_id": elsewhere["organization_id"],
-            "by": expert,
+            "organization_id": replicator["organization_id"],
+            "by": replicator["teacher_id"],
             "on": today().isoformat(),
         },
     )

@@ -264,17 +264,16 @@ def test_needs_answers_by_api_and_stream_reach_needs_surveyed_share_and_analytic
     assert after["value"] > (before["value"] or 0), (before, after)
     listed = api.get("diagnostics", "/v1/needs", campaign_id=CAMPAIGN_ID, limit=1000)
     assert {by_http, by_stream} <= {n["teacher_id"] for n in listed["items"]}, listed
-    assert needs_count(api, code) == asked_before + 2
+    answered, asking = asked_before
+    assert needs_count(api, code) == (answered + 2, asking + 2)
 
 
-def needs_count(api: Api, code: str) -> int:
-    """Teachers asking for ``code`` in the needs section of ``GET /v1/analytics``."""
+def needs_count(api: Api, code: str) -> tuple[int, int]:
+    """Teachers who answered, and who ask for ``code``, in the needs section of
+    ``GET /v1/analytics`` (beside the program gap)."""
     needs = api.get("diagnostics", "/v1/analytics", campaign_id=CAMPAIGN_ID)["needs"]
-    rows = needs.get("by_competency") or needs.get("competencies") or []
-    for row in rows:
-        if code in (row.get("competency"), row.get("code")):
-            return int(row.get("teachers", row.get("count", row.get("answers", 0))))
-    return 0
+    asking = next((c["asking"] for c in needs["competencies"] if c["code"] == code), 0)
+    return needs["answered"], asking
 
 
 # --- 4. burnout ------------------------------------------------------------------------------

@@ -49,7 +49,12 @@ def shared_suite(
             name = infra.unique_database_name(f"e2e16_{service}")
             names.append(name)
             databases[service] = asyncio.run(postgres.create_database(name))
-    suite = start_suite(tmp_path_factory.mktemp(f"support-{request.param}"), server.url, databases)
+    suite = start_suite(
+        tmp_path_factory.mktemp(f"support-{request.param}"),
+        server.url,
+        databases,
+        env={"IOMFLOW_ALERT_CHECK_INTERVAL_S": "1"},  # alerts detected within a second
+    )
     try:
         yield suite
     finally:

@@ -692,7 +692,7 @@ def record_year(
         f"{done.attendances}: региональных событий {regional}, консультаций школьных команд "
         f"«Школы Минпросвещения России» {kinds['consultation']} ({len(inputs.teams)} команд"
         + (
-            f"; команда {skipped[0]} без консультации в {skipped[1][1]:02d}.{skipped[1][0]}"
+            f"; команда {skipped[0]} без консультации с {skipped[1][1]:02d}.{skipped[1][0]}"
             if skipped
             else ""
         )
@@ -717,9 +717,7 @@ def target_words(kpi: Mapping[str, Any]) -> str:
     """A KPI's target in words: «не менее 80 %», «снижение к прошлому году», «без цели»."""
     if kpi.get("target") is None:
         return "без цели"
-    if kpi["comparison"] in ("growth", "decline"):
-        return COMPARISONS[kpi["comparison"]]
-    return f"{COMPARISONS[kpi['comparison']]} {kpi_words.amount(kpi['target'], kpi['unit'])}"
+    return kpi_words.goal(kpi["comparison"], kpi["target"], kpi["unit"])
 
 
 def kpi_line(kpi: Mapping[str, Any]) -> str:
@@ -957,6 +955,10 @@ def run(
                     "OTEL_TRACES_SAMPLER", "parentbased_traceidratio"
                 ),
                 "OTEL_TRACES_SAMPLER_ARG": os.environ.get("OTEL_TRACES_SAMPLER_ARG", "0.01"),
+                # the alerts of the year recorded last are seen within seconds
+                "IOMFLOW_ALERT_CHECK_INTERVAL_S": os.environ.get(
+                    "IOMFLOW_ALERT_CHECK_INTERVAL_S", "2"
+                ),
             },
         )
         console.print(
@@ -1193,6 +1195,19 @@ def _chain(
         console.print(f"[yellow]Снимок показателей не обновился: он на {kpis['computed_at']}[/]")
     print_kpis(kpis)
     print_new_kpis(kpis)
+
+    def alerts_seen() -> tuple[int, bool]:
+        # the year leaves a team without a consultation and a plan's action overdue
+        seen = {a["kind"] for a in _get(client, f"{mon}/v1/alerts?limit=100")["items"]}
+        return len(seen & set(NEW_ALERTS)), {
+            "team_without_consultation",
+            "plan_action_overdue",
+        } <= seen
+
+    try:
+        wait_for("Оповещения поддержки вне маршрутов", 2, alerts_seen, 30)
+    except TimeoutError:
+        console.print("[yellow]Проверка оповещений не успела их поднять за 30 с[/]")
     print_alerts(_get(client, f"{mon}/v1/alerts?limit=100")["items"])
     for code in SERIES:
         print_series(_get(client, f"{mon}/v1/kpis/{code}/series?months=13"))
@@ -1320,13 +1335,6 @@ STATUS = {
 }
 
 
-COMPARISONS = {
-    ">=": "не менее",
-    "<=": "не более",
-    "growth": "рост к прошлому году",
-    "decline": "снижение к прошлому году",
-}
-"""A target's comparison (the catalogue's ``comparison``), in words."""
 SERIES = ("diagnosed_share", "route_share", "updated_fgos_share", "functional_literacy_share")
 """KPIs the demo prints month by month over its year (``/v1/kpis/{code}/series``)."""
 

@@ -190,8 +190,8 @@ def _activity(
 
 
 def left_out(teams: Sequence[Mapping[str, Any]], today: date) -> tuple[str, Month] | None:
-    """The School of the Ministry team that goes a month without a consultation: the last
-    team, in the last whole month."""
+    """The School of the Ministry team that goes a month without a consultation, and since
+    when: the last team, from the last whole month on (none since, so its alert stays)."""
     if not teams:
         return None
     return str(teams[-1]["team_id"]), months_of_year(today)[-2]
@@ -230,11 +230,12 @@ def activities(
                 hours=6,
             )
         )
-    # A consultation a month for every School of the Ministry team, but one team one month.
+    # A consultation a month for every School of the Ministry team, but one team from the
+    # last whole month on.
     skipped = left_out(teams, today)
     for team in teams:
         for n, month in enumerate(months):
-            if (team["team_id"], month) == skipped:
+            if skipped and team["team_id"] == skipped[0] and month >= skipped[1]:
                 continue
             title, codes, themes = CONSULTATION_TOPICS[n % len(CONSULTATION_TOPICS)]
             rows.append(

@@ -49,12 +49,7 @@ def _fmt(value: float | None) -> str:
 
 def _goal(v: Mapping[str, Any]) -> str:
     """«не менее 95 %», «не более 250 чел.», «рост к прошлому году»."""
-    if v["comparison"] == "growth":
-        return "рост к прошлому году"
-    if v["comparison"] == "decline":
-        return "снижение к прошлому году"
-    word = {">=": "не менее", "<=": "не более"}.get(v["comparison"], v["comparison"])
-    return f"{word} {_fmt(v['target'])} {v['unit']}"
+    return wording.goal(v["comparison"], v["target"], v["unit"])
 
 
 NAMED = 10

@@ -21,19 +21,13 @@ from markupsafe import Markup
 
 from iomflow.monitoring import diagrams
 from iomflow.monitoring.report import NOT_RECORDED, SHORT_NOTE, TRACKED_SECTION, status_summary
-from iomflow.monitoring.wording import amount, change, number, ru_date, status_name
+from iomflow.monitoring.wording import amount, change, goal, number, ru_date, status_name
 
 COUNT_NAMES = {
     "teachers": "Педагогов в реестре",
     "diagnosed": "Прошли диагностику",
     "with_route": "Реализуют ИОМ",
     "supported": "Получают поддержку методиста",
-}
-COMPARISONS = {
-    ">=": "не менее",
-    "<=": "не более",
-    "growth": "рост к прошлому году",
-    "decline": "снижение к прошлому году",
 }
 SYSTEM = (
     "Региональная система научно-методического сопровождения педагогических работников "
@@ -52,10 +46,10 @@ FIGURE_MUNICIPALITIES = (
 def target_cell(k: Mapping[str, Any]) -> str:
     """«не менее 10 % к 31.12.2024»: a KPI's target as its row says it."""
     if k["comparison"] in ("growth", "decline"):
-        return COMPARISONS[k["comparison"]]
+        return goal(k["comparison"], None, k["unit"])
     deadline = date.fromisoformat(k["deadline"]) if k["deadline"] else None
     until = f" к {ru_date(deadline)}" if deadline else ""
-    return f"{COMPARISONS.get(k['comparison'], '')} {amount(k['target'], k['unit'])}{until}"
+    return f"{goal(k['comparison'], k['target'], k['unit'])}{until}"
 
 
 def deadline_note(k: Mapping[str, Any]) -> str:

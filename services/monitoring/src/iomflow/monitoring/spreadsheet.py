@@ -18,15 +18,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from iomflow.monitoring.report import NOT_RECORDED, SHORT_NOTE, TRACKED_SECTION, status_summary
-from iomflow.monitoring.wording import STATUS_NAMES, ru_date, status_name
+from iomflow.monitoring.wording import COMPARED, STATUS_NAMES, ru_date, status_name
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-COMPARISONS = {
-    ">=": "не менее",
-    "<=": "не более",
-    "growth": "рост к прошлому году",
-    "decline": "снижение к прошлому году",
-}
 UNIT_HEADERS = {"команд": "ед."}
 """A unit as a column header says it (a header has no number to agree with)."""
 FILLS = {
@@ -175,7 +169,7 @@ def _kpi_sheet(book: Workbook, report: Mapping[str, Any]) -> None:
                 k["numerator"],
                 k["population"],
                 k["target"],
-                COMPARISONS.get(k["comparison"], k["comparison"]),
+                COMPARED.get(k["comparison"], k["comparison"]),
                 _date(k["deadline"]),
                 (k.get("period") or {}).get("label", ""),
                 k["status_name"],

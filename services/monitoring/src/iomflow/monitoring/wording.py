@@ -41,6 +41,35 @@ UNIT_FORMS: dict[str, Forms] = {
     "практик": PRACTICES,
 }
 """Units that are words (as the dashboard has them): «1 команда, 3 команды, 16 команд»."""
+UNIT_GENITIVE: dict[str, Forms] = {
+    "команд": ("команды", "команд", "команд"),
+    "методистов": ("методиста", "методистов", "методистов"),
+    "мероприятий": ("мероприятия", "мероприятий", "мероприятий"),
+    "практик": ("практики", "практик", "практик"),
+}
+"""The same after «не менее» / «не более»: «не менее 1 практики, 4 мероприятий»."""
+
+COMPARED = {
+    ">=": "не менее",
+    "<=": "не более",
+    "growth": "рост к прошлому году",
+    "decline": "снижение к прошлому году",
+}
+"""A target's comparison (the catalogue's ``comparison``), in words."""
+
+
+def goal(comparison: str, target: float | None, unit: str) -> str:
+    """A KPI's target in words: «не менее 95 %», «не менее 4 мероприятий», «не более 250
+    чел.», «рост к прошлому году»; a relative target has no amount."""
+    if comparison in ("growth", "decline"):
+        return COMPARED[comparison]
+    forms = UNIT_GENITIVE.get(unit)
+    shown = (
+        f"{number(target)}\u00a0{form(target, forms)}"
+        if forms and target is not None
+        else amount(target, unit)
+    )
+    return f"{COMPARED.get(comparison, comparison)} {shown}"
 
 
 def form(n: float, forms: Forms) -> str:

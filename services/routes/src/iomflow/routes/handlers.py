@@ -323,6 +323,9 @@ SUBSCRIPTIONS = [
             "diagnostics.diagnosis.completed": DiagnosisDigest,
             "diagnostics.diagnosis.revised": RevisedDiagnosisDigest,
         },
+        # a teacher's educational needs are diagnostics' analytics and monitoring's count:
+        # a route is drafted from the deficits
+        ignores=frozenset({"diagnostics.needs.recorded"}),
     ),
     Subscription(
         Streams.COURSES_INBOUND,

@@ -17,7 +17,7 @@ import pytest
 from e2e.support import Api, Region, activity, previous_month, shared_suite, today, token
 from iomflow.cli.demo import CAMPAIGN_ID
 from iomflow.cli.launcher import Suite
-from iomflow.shared.contracts import NeedsSubmitted, new_event
+from iomflow.shared.contracts import NeedsSubmitted, Streams, new_event
 
 NO_PROGRAM = ("inclusive_education", "updated_fgos")
 """Competencies of every general-school teacher that may have no program in the region: a
@@ -40,6 +40,19 @@ def api(suite: Suite) -> Iterator[Api]:
         client.close()
 
 
+@pytest.fixture(autouse=True)
+def nothing_dead_lettered(api: Api) -> Iterator[None]:
+    """Every event the test caused was taken: none of the suite's dead-letter streams grew
+    (a new type a consumer neither applies nor ignores would land there)."""
+    yield
+    letters = {
+        name: api.publisher.xlen(name)
+        for name in (Streams.dlq(stream) for stream in Streams.all())
+        if api.publisher.exists(name)
+    }
+    assert not any(letters.values()), letters
+
+
 @pytest.fixture(scope="module")
 def region(suite: Suite) -> Region:
     """Who the module's tests took, for this suite."""
@@ -59,7 +72,7 @@ def consultation_code(region: Region) -> str:
 # --- 1. activities --------------------------------------------------------------------------
 
 
-def test_activities_count_as_regional_events_and_attendance_completes_a_route_step(
+def test_regional_events_count_and_attendance_completes_a_route_step(
     api: Api, region: Region
 ) -> None:
     managed = {m["organization_id"] for m in region.rows["management_teams"]}
@@ -93,7 +106,8 @@ def test_activities_count_as_regional_events_and_attendance_completes_a_route_st
     assert {"route_id": route["route_id"], "step_id": step["step_id"], "teacher_id": teacher} in [
         {k: c[k] for k in ("route_id", "step_id", "teacher_id")} for c in held["completed_steps"]
     ], held
-    # Re-posting the same activity adds nobody; a municipal seminar is no regional event.
+    # Re-posting the same activity adds nobody; a municipal seminar is no regional event, nor
+    # is a consultation (support, not an event of roadmap 34); a regional webinar is one.
     again = api.post(
         "routes",
         "/v1/activities",
@@ -117,6 +131,12 @@ def test_activities_count_as_regional_events_and_attendance_completes_a_route_st
             organiser_id=municipal["municipality_id"],
             municipality_id=municipal["municipality_id"],
         ),
+        201,
+    )
+    api.post(
+        "routes",
+        "/v1/activities",
+        activity("webinar", "Региональный вебинар о наставничестве", [municipal["teacher_id"]]),
         201,
     )
     listed = api.get("routes", "/v1/activities", level="regional", limit=1000)

@@ -48,8 +48,9 @@ def _fmt(value: float | None) -> str:
 
 
 def _goal(v: Mapping[str, Any]) -> str:
-    """«не менее 95 %», «не более 250 чел.», «рост к прошлому году»."""
-    return wording.goal(v["comparison"], v["target"], v["unit"])
+    """«не менее 95 %», «не более 250 чел.», «рост к прошлому году» (a message is plain
+    text: plain spaces, as its value's)."""
+    return wording.goal(v["comparison"], v["target"], v["unit"]).replace("\u00a0", " ")
 
 
 NAMED = 10

@@ -261,6 +261,9 @@ def test_an_action_past_due_and_not_done_is_an_alert() -> None:
     found = alerts.plan_actions_overdue(facts, at("2026-04-01T00:00"))
     assert [a.alert_id for a in found] == ["plan_action_overdue:p1:a1"]
     assert found[0].municipality_id == "m1" and found[0].value == 31
+    assert "(организация o1)" in found[0].message  # no name known: the id
+    (named,) = alerts.plan_actions_overdue(facts, at("2026-04-01T00:00"), {"o1": "СОШ № 1"})
+    assert "(организация «СОШ № 1», o1)" in named.message
     closed = Facts([], [action("a1", "2026-03-01", None, at("2026-03-15T00:00"))])
     assert alerts.plan_actions_overdue(closed, at("2026-04-01T00:00")) == []
 

@@ -270,8 +270,7 @@ def teams_without_consultation(
             or team.member_id in consulted
         ):
             continue
-        name = schools.get(team.organization_id)
-        school = f"организации «{name}»" if name else f"организации {team.organization_id}"
+        school = _school(schools, team.organization_id, "организации")
         out.append(
             AlertRaised(
                 alert_id=f"team_without_consultation:{team.member_id}",
@@ -290,8 +289,18 @@ def teams_without_consultation(
     return out
 
 
-def plan_actions_overdue(facts: domain.Facts, at: datetime) -> list[AlertRaised]:
-    """An action of an active support plan past its due day and not done."""
+def _school(schools: Mapping[str, str], organization_id: str, case: str) -> str:
+    """«организации «СОШ № 1»», or the id where the name is not known."""
+    name = schools.get(organization_id)
+    return f"{case} «{name}»" if name else f"{case} {organization_id}"
+
+
+def plan_actions_overdue(
+    facts: domain.Facts, at: datetime, schools: Mapping[str, str] | None = None
+) -> list[AlertRaised]:
+    """An action of an active support plan past its due day and not done; its school named
+    by ``schools`` as for ``teams_without_consultation``."""
+    schools = schools or {}
     today = at.date()
     out = []
     for f in facts.by_kind["plan_action"]:
@@ -306,8 +315,10 @@ def plan_actions_overdue(facts: domain.Facts, at: datetime) -> list[AlertRaised]
                 severity="warning",
                 subject=f"{a['plan_id']}:{a['action_id']}",
                 municipality_id=a.get("municipality_id"),
-                message=f"План адресного сопровождения {a['plan_id']} (организация "
-                f"{f.member_id}): мероприятие «{a['title']}» не выполнено в срок "
+                message=f"План адресного сопровождения {a['plan_id']} "
+                f"({_school(schools, f.member_id, 'организация')}"
+                + (f", {f.member_id}" if f.member_id in schools else "")
+                + f"): мероприятие «{a['title']}» не выполнено в срок "
                 f"{wording.ru_date(due)}, ответственный {a['responsible_id']}",
                 value=(today - due).days,
                 threshold=0,
@@ -382,6 +393,6 @@ def detect(
         *stale_registries(stale),
         *dead_letters(dlq),
         *teams_without_consultation(facts, at, schools),
-        *plan_actions_overdue(facts, at),
+        *plan_actions_overdue(facts, at, schools),
         *burnout_risk_rising(facts, at, limits),
     ]

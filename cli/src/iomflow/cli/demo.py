@@ -683,13 +683,16 @@ def record_year(
     )
     kinds = Counter(r["kind"] for r in year)
     regional = sum(
-        1 for r in year if r["kind"] in ("event", "seminar") and r["level"] == "regional"
+        # roadmap 34's events, as regional_activities counts them
+        1
+        for r in year
+        if r["kind"] in ("event", "seminar", "webinar") and r["level"] == "regional"
     )
     skipped = support.left_out(inputs.teams, today)
     prevention = {t for r in year if "burnout_prevention" in r["themes"] for t in r["attendees"]}
     say(
         f"Записано мероприятий года: {done.activities} (загрузкой XLSX и через API), участий "
-        f"{done.attendances}: региональных событий {regional}, консультаций школьных команд "
+        f"{done.attendances}: региональных мероприятий {regional}, консультаций школьных команд "
         f"«Школы Минпросвещения России» {kinds['consultation']} ({len(inputs.teams)} команд"
         + (
             f"; команда {skipped[0]} без консультации с {skipped[1][1]:02d}.{skipped[1][0]}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -121,27 +120,6 @@ def make_app(redis_url: str, tmp_path: Path, database_url: str, **extra: Any) ->
             **extra,
         )
     )
-
-
-@pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = make_app(clean_redis, tmp_path, database_url)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI, clean_redis: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://diagnostics") as c:
-        await publish(clean_redis, Streams.REGISTRY, registry_events())
-
-        async def known() -> bool:
-            stats = (await c.get("/v1/stats")).json()
-            return stats["teachers"] == 6 and stats["programs"] == 2
-
-        await wait_for(known, "the registries' read model")
-        yield c
 
 
 async def publish(redis_url: str, stream: str, events: list[Any]) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +16,8 @@ import pytest
 from fastapi import FastAPI
 from waiting import wait_for
 
-from diagnostics.test_api import ADMIN, make_app, publish, registry_events
+from diagnostics.conftest import serving
+from diagnostics.test_api import ADMIN, publish, registry_events
 from iomflow.shared.contracts import ResultSubmitted, Streams, TeacherUpserted, new_event
 
 SPRING, AUTUMN = "2026-04-10T10:00:00+08:00", "2026-10-15T10:00:00+08:00"
@@ -27,16 +27,8 @@ AUTUMN_INDEX = {"t-1": 35, "t-2": 70, "t-3": 45, "t-4": 20, "t-5": 30, "t-6": 30
 
 
 @pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = make_app(clean_redis, tmp_path, database_url)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
 async def client(app: FastAPI, clean_redis: str) -> AsyncIterator[httpx.AsyncClient]:
     """The registries' six teachers (test_api's), t-6 young and new to the profession."""
-    transport = httpx.ASGITransport(app=app)
     young = TeacherUpserted(
         teacher_id="t-6", organization_id="org-2", municipality_id="mun-02",
         position="учитель", audience="general", age_band="<25", experience_band="<3",
@@ -45,13 +37,7 @@ async def client(app: FastAPI, clean_redis: str) -> AsyncIterator[httpx.AsyncCli
         *(e for e in registry_events() if e.subject != "t-6"),
         new_event("registry.teacher.upserted", young, source="registries", subject="t-6"),
     ]
-    async with httpx.AsyncClient(transport=transport, base_url="http://diagnostics") as c:
-        await publish(clean_redis, Streams.REGISTRY, events)
-
-        async def known() -> bool:
-            return (await c.get("/v1/stats")).json()["teachers"] == 6
-
-        await wait_for(known, "the registries' read model")
+    async with serving(app, clean_redis, events) as c:
         yield c
 
 

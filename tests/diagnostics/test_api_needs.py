@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import openpyxl
-import pytest
 from fastapi import FastAPI
 from waiting import wait_for
 
@@ -23,40 +20,16 @@ from diagnostics.test_api import (
     ADMIN,
     dead_letters,
     five,
-    make_app,
     open_campaign,
     post_all,
     publish,
     published,
-    registry_events,
 )
 from iomflow.diagnostics.repository import ingest_tables
 from iomflow.shared import publishers
 from iomflow.shared.contracts import NeedsSubmitted, Streams, TeacherUpserted, new_event
 
 OCTOBER = "2026-10-07T15:00:00+08:00"
-
-
-@pytest.fixture
-async def app(clean_redis: str, tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    app = make_app(clean_redis, tmp_path, database_url)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI, clean_redis: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The service with the registries' six teachers, two programs (test_api's)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://diagnostics") as c:
-        await publish(clean_redis, Streams.REGISTRY, registry_events())
-
-        async def known() -> bool:
-            stats = (await c.get("/v1/stats")).json()
-            return stats["teachers"] == 6 and stats["programs"] == 2
-
-        await wait_for(known, "the registries' read model")
-        yield c
 
 
 def needs(teacher: str, **body: Any) -> dict[str, Any]:

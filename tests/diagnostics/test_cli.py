@@ -89,7 +89,7 @@ def test_closing_an_unknown_campaign_says_so(tmp_path: Path) -> None:
 
 # --- which database the admin commands open ------------------------------------------------
 
-TYPES = "diagnostics.result.submitted"
+TYPES = "diagnostics.result.submitted,diagnostics.needs.submitted"
 
 
 def beside(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -94,7 +95,11 @@ class Tier:
         """Give the events to their handler in one unit of work (as one batch); the codes
         of the refused, by event id, and the events it staged."""
         [type_] = {e.type for e in events}
-        handler = {**handlers.REGISTRY, "diagnostics.result.submitted": handlers.results_submitted}
+        handler = {
+            **handlers.REGISTRY,
+            "diagnostics.result.submitted": handlers.results_submitted,
+            "diagnostics.needs.submitted": handlers.needs_submitted,
+        }
         before = await self.count(tables.outbox)
         async with self.transaction() as deps:
             await handler[type_](events, deps)
@@ -121,8 +126,10 @@ class Tier:
         return found
 
 
-@pytest.fixture
-async def tier(database_url: str) -> AsyncIterator[Tier]:
+@asynccontextmanager
+async def migrated(database_url: str) -> AsyncIterator[tuple[AsyncEngine, service.Transaction]]:
+    """A migrated database with the framework in force and its default campaign: its engine
+    and units of work over it."""
     await asyncio.to_thread(migrations.upgrade, "iomflow.diagnostics", database_url)
     engine = db.create_engine(database_url)
     transaction = service.transactions(
@@ -131,15 +138,24 @@ async def tier(database_url: str) -> AsyncIterator[Tier]:
     async with transaction() as deps:
         await campaigns.register_framework(deps.session, FRAMEWORK)
         await campaigns.ensure_default_campaign(deps.session, FRAMEWORK)
-        for campaign_id, required in (("autumn", ALL_FIVE), ("spring", ALL_FIVE[:1])):
-            await campaigns.create_campaign(
-                deps.session, campaign_id=campaign_id, name=f"Кампания {campaign_id}",
-                starts_on=date(2026, 9, 1), ends_on=date(2026, 12, 31),
-                municipalities=["mun-01"],
-                required=[domain.Instrument(i) for i in required], framework=FRAMEWORK,
-            )  # fmt: skip
-    yield Tier(engine, transaction)
-    await engine.dispose()
+    try:
+        yield engine, transaction
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def tier(database_url: str) -> AsyncIterator[Tier]:
+    async with migrated(database_url) as (engine, transaction):
+        async with transaction() as deps:
+            for campaign_id, required in (("autumn", ALL_FIVE), ("spring", ALL_FIVE[:1])):
+                await campaigns.create_campaign(
+                    deps.session, campaign_id=campaign_id, name=f"Кампания {campaign_id}",
+                    starts_on=date(2026, 9, 1), ends_on=date(2026, 12, 31),
+                    municipalities=["mun-01"],
+                    required=[domain.Instrument(i) for i in required], framework=FRAMEWORK,
+                )  # fmt: skip
+        yield Tier(engine, transaction)
 
 
 # --- results -------------------------------------------------------------------------------

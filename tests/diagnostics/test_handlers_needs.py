@@ -8,28 +8,20 @@ read model now keeps."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select
 
-from iomflow.diagnostics import campaigns, domain, handlers, repository, service
+from diagnostics import test_handlers
+from iomflow.diagnostics import campaigns, domain, repository, service
 from iomflow.diagnostics.repository import tables
-from iomflow.shared import db, migrations
 from iomflow.shared.contracts import Event, NeedsSubmitted, Streams, TeacherUpserted, new_event
-from iomflow.shared.outbox import Outbox
 
-FRAMEWORK = domain.load_framework(
-    Path(str(resources.files("iomflow.diagnostics").joinpath("data/framework.json")))
-)
+FRAMEWORK = test_handlers.FRAMEWORK
 OCTOBER = "2026-10-07T15:00:00+08:00"
 
 
@@ -51,26 +43,8 @@ def answer(teacher_id: str, source: str = "mms", **body: Any) -> Event[NeedsSubm
     return new_event("diagnostics.needs.submitted", payload, source=source, subject=teacher_id)
 
 
-@dataclass
-class Tier:
-    engine: AsyncEngine
-    transaction: service.Transaction
-
-    async def handle(
-        self, events: Sequence[Event[Any]]
-    ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-        """The events to their subscription's handler as one batch: the codes of the
-        refused by event id, and the events it staged."""
-        [type_] = {e.type for e in events}
-        handler = {
-            **handlers.REGISTRY,
-            "diagnostics.needs.submitted": handlers.needs_submitted,
-        }
-        before = await self.count(tables.outbox)
-        async with self.transaction() as deps:
-            await handler[type_](events, deps)
-            refused = {k: v.code for k, v in deps.rejected.items()}
-        return refused, (await self.staged())[before:]
+class Tier(test_handlers.Tier):
+    """test_handlers' units of work, the staged events with their stream and fields."""
 
     async def staged(self) -> list[dict[str, Any]]:
         t = tables.outbox
@@ -81,32 +55,17 @@ class Tier:
             for r in rows
         ]  # fmt: skip
 
-    async def rows(self, query: Any) -> list[Any]:
-        async with self.engine.connect() as conn:
-            return list(await conn.execute(query))
-
-    async def count(self, table: Any, *where: Any) -> int:
-        [(n,)] = await self.rows(select(func.count()).select_from(table).where(*where))
-        return int(n)
-
 
 @pytest.fixture
 async def tier(database_url: str) -> AsyncIterator[Tier]:
-    await asyncio.to_thread(migrations.upgrade, "iomflow.diagnostics", database_url)
-    engine = db.create_engine(database_url)
-    transaction = service.transactions(
-        db.sessionmaker(engine), Outbox(tables.outbox), service.Diagnostics(FRAMEWORK)
-    )
-    async with transaction() as deps:
-        await campaigns.register_framework(deps.session, FRAMEWORK)
-        await campaigns.ensure_default_campaign(deps.session, FRAMEWORK)
-        await campaigns.create_campaign(
-            deps.session, campaign_id="autumn", name="Осень", starts_on=date(2026, 9, 1),
-            ends_on=date(2026, 12, 31), municipalities=["mun-01", "mun-02"],
-            required=[domain.Instrument.SELF_DIAGNOSIS], framework=FRAMEWORK,
-        )  # fmt: skip
-    yield Tier(engine, transaction)
-    await engine.dispose()
+    async with test_handlers.migrated(database_url) as (engine, transaction):
+        async with transaction() as deps:
+            await campaigns.create_campaign(
+                deps.session, campaign_id="autumn", name="Осень", starts_on=date(2026, 9, 1),
+                ends_on=date(2026, 12, 31), municipalities=["mun-01", "mun-02"],
+                required=[domain.Instrument.SELF_DIAGNOSIS], framework=FRAMEWORK,
+            )  # fmt: skip
+        yield Tier(engine, transaction)
 
 
 async def test_answers_are_stored_and_recorded_with_where_the_teacher_works(tier: Tier) -> None:

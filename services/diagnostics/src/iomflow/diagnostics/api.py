@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from iomflow.diagnostics import analytics, burnout, campaigns, exchange, repository, service
 from iomflow.diagnostics.repository import ingest_tables
@@ -48,7 +49,7 @@ from iomflow.shared.contracts import Event, NeedsSubmitted, ResultSubmitted, eve
 from iomflow.shared.errors import ApiError, Refused
 from iomflow.shared.ingest import ERRORS, Intake, intake
 from iomflow.shared.problems import Page, Paging, binary, page, paging, problems
-from iomflow.shared.service import RuntimeDep, SessionDep
+from iomflow.shared.service import Runtime, RuntimeDep, SessionDep
 from iomflow.shared.unit import Deps
 
 router = APIRouter(prefix="/v1", tags=["diagnostics"])
@@ -56,36 +57,35 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 T = TypeVar("T")
 
 
-class ResultCreate(ResultSubmitted):
-    """A result posted over HTTP: the payload of ``diagnostics.result.submitted``."""
-
-    event_id: uuid.UUID | None = Field(
-        default=None, description="Idempotency key; the same id posted twice has one effect"
-    )
-    source: str | None = Field(
-        default=None,
+EventId = Annotated[
+    uuid.UUID | None,
+    Field(description="Idempotency key; the same id posted twice has one effect"),
+]
+Source = Annotated[
+    str | None,
+    Field(
         min_length=1,
         max_length=200,
         description="The publisher: a publisher's key is its own source (if given, it must be "
         "the same); an operator may name the system it submits for (by default "
         "operator:<name>)",
-    )
+    ),
+]
+"""The fields an intake form adds to its event's payload (``_body``, ``_envelope``)."""
+
+
+class ResultCreate(ResultSubmitted):
+    """A result posted over HTTP: the payload of ``diagnostics.result.submitted``."""
+
+    event_id: EventId = None
+    source: Source = None
 
 
 class NeedsCreate(NeedsSubmitted):
     """A needs answer posted over HTTP: the payload of ``diagnostics.needs.submitted``."""
 
-    event_id: uuid.UUID | None = Field(
-        default=None, description="Idempotency key; the same id posted twice has one effect"
-    )
-    source: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        description="The publisher: a publisher's key is its own source (if given, it must be "
-        "the same); an operator may name the system it submits for (by default "
-        "operator:<name>)",
-    )
+    event_id: EventId = None
+    source: Source = None
 
 
 def _diagnosis(row: Any) -> DiagnosisRead:
@@ -185,6 +185,69 @@ async def _body(door: Intake, request: Request, model: type[B]) -> B:
     return body
 
 
+def _envelope(door: Intake, body: B, kind: str, payload: type[BaseModel]) -> dict[str, Any]:
+    """The fields of the event an intake form is (its payload ``payload``, of type ``kind``):
+    what the stream would carry."""
+    fields = {name: getattr(body, name) for name in payload.model_fields}
+    return {
+        "event_id": body.event_id or uuid.uuid4(),
+        "type": kind,
+        "version": event_version(kind),
+        "source": door.source or body.source or f"operator:{door.operator}",
+        "occurred_at": datetime.now(UTC),
+        "subject": body.teacher_id,
+        "payload": payload.model_construct(  # validated as the body already
+            body.model_fields_set - {"event_id", "source"}, **fields
+        ),
+    }
+
+
+class _Taken(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+K = TypeVar("K", bound=_Taken)
+
+
+async def _take_one(
+    door: Intake,
+    response: Response,
+    runtime: Runtime[Any],
+    event: Event[Any],
+    take: Callable[[Deps[Any], list[Any]], Awaitable[Mapping[str, K]]],
+    again: Callable[[AsyncSession], Awaitable[Any]],
+) -> tuple[str, K | None, Any]:
+    """Take one posted event with the stream's batch code (a batch of one), in the stream
+    consumer's own inbox (the same event id via XADD is a duplicate): a refusal is a
+    problem (nothing is written, audited once the transaction has given its connection
+    back). Returns the status, what ``take`` made of it (None for a duplicate) and, for a
+    duplicate, what ``again`` reads of it."""
+    taken: K | None = None
+    stored: Any = None
+    try:
+        async with runtime.transaction() as deps:
+            fresh = await inbox.record(
+                deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
+            )
+            if fresh:
+                out = await take(deps, [event])
+                refused = deps.rejected.get(str(event.event_id))
+                if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
+                    raise refused
+                taken = out[str(event.event_id)]
+            else:
+                stored = await again(deps.session)
+    except Refused as exc:
+        raise await door.refuse(
+            exc.status, exc.code, exc.detail, event_id=str(event.event_id)
+        ) from exc
+    status = taken.status if taken is not None else "duplicate"
+    await door.accepted(str(event.event_id), status)
+    response.headers.update(door.headers())
+    return status, taken, stored
+
+
 @router.post(
     "/results",
     status_code=202,
@@ -207,43 +270,17 @@ async def submit(request: Request, response: Response, runtime: RuntimeDep) -> S
     ``status: held``."""
     door = await intake(request, ingest_tables, RESULT_TYPE)
     body = await _body(door, request, ResultCreate)
-    fields = {name: getattr(body, name) for name in ResultSubmitted.model_fields}
-    event = Event[ResultSubmitted](
-        event_id=body.event_id or uuid.uuid4(),
-        type=RESULT_TYPE,
-        version=event_version(RESULT_TYPE),
-        source=door.source or body.source or f"operator:{door.operator}",
-        occurred_at=datetime.now(UTC),
-        subject=body.teacher_id,
-        payload=ResultSubmitted.model_construct(  # validated as the body already
-            body.model_fields_set - {"event_id", "source"}, **fields
-        ),
+    event = Event[ResultSubmitted](**_envelope(door, body, RESULT_TYPE, ResultSubmitted))
+    status, submission, diagnosis = await _take_one(
+        door,
+        response,
+        runtime,
+        event,
+        service.take_results,
+        lambda session: repository.find_diagnosis(session, body.teacher_id, body.campaign_id),
     )
-    try:
-        async with runtime.transaction() as deps:
-            # The stream consumer's own inbox: the same event id via XADD is a duplicate.
-            fresh = await inbox.record(
-                deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
-            )
-            if fresh:
-                taken = await service.take_results(deps, [event])
-                refused = deps.rejected.get(str(event.event_id))
-                if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
-                    raise refused
-                submission = taken[str(event.event_id)]
-                status = submission.status
-                diagnosis = submission.diagnosis  # as stored: not read back
-            else:
-                status = "duplicate"
-                diagnosis = await repository.find_diagnosis(
-                    deps.session, body.teacher_id, body.campaign_id
-                )
-    except Refused as exc:  # audited once the transaction has given its connection back
-        raise await door.refuse(
-            exc.status, exc.code, exc.detail, event_id=str(event.event_id)
-        ) from exc
-    await door.accepted(str(event.event_id), status)
-    response.headers.update(door.headers())
+    if submission is not None:
+        diagnosis = submission.diagnosis  # as stored: not read back
     return SubmittedRead(
         event_id=str(event.event_id),
         status=status,
@@ -294,41 +331,17 @@ async def submit_needs(
     dead letter."""
     door = await intake(request, ingest_tables, NEEDS_TYPE)
     body = await _body(door, request, NeedsCreate)
-    fields = {name: getattr(body, name) for name in NeedsSubmitted.model_fields}
-    event = Event[NeedsSubmitted](
-        event_id=body.event_id or uuid.uuid4(),
-        type=NEEDS_TYPE,
-        version=event_version(NEEDS_TYPE),
-        source=door.source or body.source or f"operator:{door.operator}",
-        occurred_at=datetime.now(UTC),
-        subject=body.teacher_id,
-        payload=NeedsSubmitted.model_construct(  # validated as the body already
-            body.model_fields_set - {"event_id", "source"}, **fields
-        ),
+    event = Event[NeedsSubmitted](**_envelope(door, body, NEEDS_TYPE, NeedsSubmitted))
+    status, taken, stored = await _take_one(
+        door,
+        response,
+        runtime,
+        event,
+        service.take_needs,
+        lambda session: repository.get_needs(session, str(event.event_id)),
     )
-    stored: Any = None
-    try:
-        async with runtime.transaction() as deps:
-            # The stream consumer's own inbox: the same event id via XADD is a duplicate.
-            fresh = await inbox.record(
-                deps.session, runtime.consumer.inbox_table, runtime.consumer.group, event.event_id
-            )
-            if fresh:
-                taken = await service.take_needs(deps, [event])
-                refused = deps.rejected.get(str(event.event_id))
-                if isinstance(refused, Refused):  # nothing is written: the transaction rolls back
-                    raise refused
-                status = taken[str(event.event_id)].status
-                stored = taken[str(event.event_id)].row  # as stored: not read back
-            else:
-                status = "duplicate"
-                stored = await repository.get_needs(deps.session, str(event.event_id))
-    except Refused as exc:  # audited once the transaction has given its connection back
-        raise await door.refuse(
-            exc.status, exc.code, exc.detail, event_id=str(event.event_id)
-        ) from exc
-    await door.accepted(str(event.event_id), status)
-    response.headers.update(door.headers())
+    if taken is not None:
+        stored = taken.row  # as stored: not read back
     return NeedsSubmittedRead(
         event_id=str(event.event_id),
         status=status,

@@ -480,10 +480,15 @@ def admit(campaign: Campaign | None, campaign_id: str, day: date) -> Campaign:
 
 def duplicate_result(source: str, external_id: str) -> Refusal:
     """A publisher's external id names one result: sent again, it changes nothing."""
+    return _duplicate("Результат", "принят", "не меняет диагностику", source, external_id)
+
+
+def _duplicate(what: str, taken: str, effect: str, source: str, external_id: str) -> Refusal:
+    """409 ``duplicate_external_id``: ``what`` (taken ``taken``) was sent again."""
     return Refusal(
         "duplicate_external_id",
-        f"Результат с внешним идентификатором «{external_id}» от «{source}» уже принят; "
-        "повторная отправка не меняет диагностику.",
+        f"{what} с внешним идентификатором «{external_id}» от «{source}» уже {taken}; "
+        f"повторная отправка {effect}.",
         409,
     )
 
@@ -506,12 +511,7 @@ def needs_competencies(framework: Framework, competencies: Iterable[str]) -> lis
 
 def duplicate_needs(source: str, external_id: str) -> Refusal:
     """A publisher's external id names one needs answer: sent again, it changes nothing."""
-    return Refusal(
-        "duplicate_external_id",
-        f"Анкета потребностей с внешним идентификатором «{external_id}» от «{source}» уже "
-        "принята; повторная отправка ничего не меняет.",
-        409,
-    )
+    return _duplicate("Анкета потребностей", "принята", "ничего не меняет", source, external_id)
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -108,6 +108,49 @@ def as_contract(row: Any) -> DiagnosisCompleted:
     return DiagnosisCompleted.model_validate(fields)
 
 
+# --- results and needs answers: the steps they share ----------------------------------------
+
+
+E = TypeVar("E", Event[ResultSubmitted], Event[NeedsSubmitted])
+X = TypeVar("X")
+
+
+async def _in_campaigns(
+    session: AsyncSession,
+    items: Sequence[tuple[E, X]],
+    day: Callable[[E], date],
+    refuse: Callable[[E, Refused], None],
+) -> list[tuple[E, X, Campaign]]:
+    """The items (an event and what was worked out of it) whose campaign admits them on
+    their ``day``, in order, each with its campaign: one read of the campaigns for the
+    batch; the others go to ``refuse``."""
+    found = await repository.find_campaigns(session, {e.payload.campaign_id for e, _ in items})
+    out: list[tuple[E, X, Campaign]] = []
+    for event, worked in items:
+        campaign_id = event.payload.campaign_id
+        try:
+            campaign = domain.admit(found.get(campaign_id), campaign_id, day(event))
+        except domain.Refusal as exc:
+            refuse(event, refused(exc))
+            continue
+        out.append((event, worked, campaign))
+    return out
+
+
+def _held(event: E, kind: str, at: datetime, hold_for: timedelta) -> dict[str, Any]:
+    """The held row of an event (of type ``kind``) whose teacher the registries do not know
+    yet: taken when the teacher arrives, dead-lettered after ``at + hold_for``."""
+    return {
+        "event_id": str(event.event_id),
+        "teacher_id": event.payload.teacher_id,
+        "campaign_id": event.payload.campaign_id,
+        "fields": wire.encode(event),
+        "type": kind,
+        "received_at": at,
+        "hold_until": at + hold_for,
+    }
+
+
 # --- results ---------------------------------------------------------------------------------
 
 
@@ -156,20 +199,12 @@ async def take_results(
         trace.get_current_span().set_attribute("iomflow.teacher_id", events[0].payload.teacher_id)
 
     session = deps.session
-    found = await repository.find_campaigns(session, {e.payload.campaign_id for e, _ in scored_})
-    checked: list[_Checked] = []
-    for event, scores in scored_:
-        result = event.payload
-        try:
-            campaign = domain.admit(
-                found.get(result.campaign_id),
-                result.campaign_id,
-                (result.taken_at or event.occurred_at).date(),
-            )
-        except domain.Refusal as exc:
-            refuse(event, refused(exc))
-            continue
-        checked.append(_Checked(event, scores, campaign))
+    checked = [
+        _Checked(event, scores, campaign)
+        for event, scores, campaign in await _in_campaigns(
+            session, scored_, lambda e: (e.payload.taken_at or e.occurred_at).date(), refuse
+        )
+    ]
     if not checked:
         return {}
 
@@ -189,18 +224,7 @@ async def take_results(
             continue
         teacher = book.teachers.get(result.teacher_id)
         if teacher is None:
-            at = book.clock()
-            held.append(
-                {
-                    "event_id": str(event.event_id),
-                    "teacher_id": result.teacher_id,
-                    "campaign_id": result.campaign_id,
-                    "fields": wire.encode(event),
-                    "type": repository.RESULT_TYPE,
-                    "received_at": at,
-                    "hold_until": at + deps.ctx.hold_for,
-                }
-            )
+            held.append(_held(event, repository.RESULT_TYPE, book.clock(), deps.ctx.hold_for))
             out[str(event.event_id)] = Submission("held")
             continue
         sheet = book.sheets[(result.teacher_id, result.campaign_id)]
@@ -270,20 +294,9 @@ async def take_needs(
             refuse(event, refused(exc))
     if not asked:
         return {}
-    found = await repository.find_campaigns(session, {e.payload.campaign_id for e, _ in asked})
-    checked: list[tuple[Event[NeedsSubmitted], list[str], Campaign]] = []
-    for event, codes in asked:
-        answer = event.payload
-        try:
-            campaign = domain.admit(
-                found.get(answer.campaign_id),
-                answer.campaign_id,
-                (answer.answered_at or event.occurred_at).date(),
-            )
-        except domain.Refusal as exc:
-            refuse(event, refused(exc))
-            continue
-        checked.append((event, codes, campaign))
+    checked = await _in_campaigns(
+        session, asked, lambda e: (e.payload.answered_at or e.occurred_at).date(), refuse
+    )
     if not checked:
         return {}
     keys = {(e.source, x) for e, _, _ in checked if (x := e.payload.external_id)}
@@ -304,17 +317,7 @@ async def take_needs(
             continue
         teacher = teachers.get(answer.teacher_id)
         if teacher is None:
-            held.append(
-                {
-                    "event_id": str(event.event_id),
-                    "teacher_id": answer.teacher_id,
-                    "campaign_id": answer.campaign_id,
-                    "fields": wire.encode(event),
-                    "type": repository.NEEDS_TYPE,
-                    "received_at": at,
-                    "hold_until": at + deps.ctx.hold_for,
-                }
-            )
+            held.append(_held(event, repository.NEEDS_TYPE, at, deps.ctx.hold_for))
             out[str(event.event_id)] = NeedsTaken("held")
             continue
         try:

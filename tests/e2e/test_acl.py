@@ -627,6 +627,7 @@ def test_the_inbound_streams_and_the_example_follow_the_code(quick: None) -> Non
     topo = topology()
     assert topo.inbound == {
         "diagnostics.result.submitted": Streams.RESULTS_INBOUND,
+        "diagnostics.needs.submitted": Streams.RESULTS_INBOUND,
         "courses.course.enrolled": Streams.COURSES_INBOUND,
         "courses.course.completed": Streams.COURSES_INBOUND,
         "courses.internship.completed": Streams.COURSES_INBOUND,

@@ -189,7 +189,13 @@ def test_kpis_computed_from_the_services_databases_match_monitoring(
                 "SELECT organization_id FROM records WHERE register = 'mentors'",
             )
         ]
-        with_mentor = set(mentor_orgs)
+        with_mentor = set(mentor_orgs) | paired_orgs(data / "registries.db")
+        pairs = len(
+            query(
+                data / "registries.db",
+                "SELECT record_id FROM records WHERE register = 'mentoring_pairs'",
+            )
+        )
         orgs = [
             row[0]
             for row in query(
@@ -221,7 +227,8 @@ def test_kpis_computed_from_the_services_databases_match_monitoring(
             and m["teachers"] == REGION_TEACHERS - 2
             and m["with_route"] == r["routes"]
             and m["supported"] == r["assigned"]
-            and m.get("facts_mentoring_org") == len(mentor_orgs) + 1  # one per mentor
+            # one per mentor and one per pair
+            and m.get("facts_mentoring_org") == len(mentor_orgs) + 1 + pairs
         )
 
     wait_until(after, "every change to reach monitoring", within=60)
@@ -261,12 +268,15 @@ def test_an_organisation_whose_only_mentor_left_no_longer_counts_as_mentoring(
     per_org: dict[str, list[str]] = defaultdict(list)
     for mentor in mentors:
         per_org[mentor["organization_id"]].append(mentor["mentor_id"])
-    alone = next(ids[0] for ids in per_org.values() if len(ids) == 1)
+    paired = paired_orgs(data / "registries.db")  # they run a program without a mentor too
+    # a mentor of a pair (even one ended) cannot leave the register: its pairs name it
+    in_pairs = paired_orgs(data / "registries.db", ever=True)
+    alone = next(ids[0] for o, ids in per_org.items() if len(ids) == 1 and o not in in_pairs)
     orgs = query(
         data / "registries.db",
         "SELECT record_id FROM records WHERE register = 'organizations' ORDER BY record_id",
     )
-    newcomer = next(o for (o,) in orgs if o not in per_org)
+    newcomer = next(o for (o,) in orgs if o not in per_org and o not in paired)
     with httpx.Client(headers={"Authorization": f"Bearer {region.admin_key}"}) as client:
         ok(client.delete(f"{registries}/v1/registers/mentors/records/{alone}"))
         # A later event on the same stream: once monitoring has it, it has the removal too.
@@ -291,12 +301,34 @@ def test_an_organisation_whose_only_mentor_left_no_longer_counts_as_mentoring(
     )
 
     expected = independent(data, date.today())
-    assert expected.values[None]["mentoring_orgs_share"][1] == len(per_org)  # one out, one in
+    # one out, one in
+    assert expected.values[None]["mentoring_orgs_share"][1] == len(set(per_org) | paired)
     wrong = disagreements(region, expected, ("mentoring_orgs_share",))
     assert not wrong, "\n".join(wrong)
 
 
 # --- the independent computation -------------------------------------------------------------
+
+
+def paired_orgs(registries: Path, on: date | None = None, ever: bool = False) -> set[str]:
+    """The organisations with a mentoring pair lasting on ``on`` (default today); ``ever``:
+    with any pair at all."""
+    on = on or date.today()
+    pairs = [
+        json.loads(document)
+        for (document,) in query(
+            registries, "SELECT data FROM records WHERE register = 'mentoring_pairs'"
+        )
+    ]
+    return {
+        p["organization_id"]
+        for p in pairs
+        if ever
+        or (
+            date.fromisoformat(p["starts_on"]) <= on
+            and (p.get("ends_on") is None or date.fromisoformat(p["ends_on"]) >= on)
+        )
+    }
 
 
 @dataclass
@@ -334,6 +366,21 @@ def independent(data: Path, on: date) -> Expected:
         json.loads(document)["organization_id"]
         for (document,) in query(registries, "SELECT data FROM records WHERE register = 'mentors'")
     }
+    # A school's mentoring pairs: the school runs a program while one lasts (to its last
+    # day); the mentee of a young teacher's pair is supported from the pair's start.
+    pairs = [
+        json.loads(document)
+        for (document,) in query(
+            registries, "SELECT data FROM records WHERE register = 'mentoring_pairs'"
+        )
+    ]
+    started = [p for p in pairs if date.fromisoformat(p["starts_on"]) <= on]
+    mentoring |= {
+        p["organization_id"]
+        for p in started
+        if p.get("ends_on") is None or date.fromisoformat(p["ends_on"]) >= on
+    }
+    paired = {p["mentee_id"] for p in started if p["kind"] == "young_teacher"}
     federal = federal_programs(registries)
 
     diagnoses = query(
@@ -383,7 +430,7 @@ def independent(data: Path, on: date) -> Expected:
             "methodist_support_share": share(supported, staff & holding),
             "methodist_load_max": (float(most) if has_load else None, most, len(loads)),
             "tutor_support_share": share(tutored, staff),
-            "young_supported_share": share(routed_ever, staff & young),
+            "young_supported_share": share(routed_ever | paired, staff & young),
             "mentoring_orgs_share": share(mentoring, orgs),
         }
 

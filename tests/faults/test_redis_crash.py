@@ -15,12 +15,16 @@ from e2e.test_chain import REGION, start_suite, wait_until
 
 from faults.common import FAST_RECLAIM, at_rest, column, database_url, pending
 from iomflow.cli.demo import result_entries
-from iomflow.cli.launcher import LocalRedis
+from iomflow.cli.launcher import LocalRedis, Suite
+from iomflow.shared.contracts import Streams
 
 pytestmark = pytest.mark.faults
 
 KILL_AFTER = 300
 """Acknowledged XADDs before Redis is killed (of 900)."""
+
+WAITING = "Redis не отвечает при запуске"
+"""What a starting service logs while it waits for Redis."""
 
 
 def restart_after(server: LocalRedis, seconds: float) -> None:
@@ -79,4 +83,31 @@ def test_redis_killed_and_restarted_on_its_aof_loses_nothing_acknowledged(
         finally:
             suite.stop()
     finally:
+        server.stop()
+
+
+def test_a_service_started_before_its_redis_waits_for_it_and_says_so(tmp_path: Path) -> None:
+    """A failover or a Redis still starting must not make a starting service exit: it
+    retries its first Redis steps (its consumer groups, the broker) and logs each wait."""
+    server = LocalRedis(tmp_path / "redis")  # its port is chosen, nothing listens there yet
+    suite = Suite(tmp_path / "suite", server.url)
+    log = suite.workdir / "logs" / "diagnostics.log"
+
+    def start_once_the_service_waits() -> None:
+        wait_until(
+            lambda: log.exists() and WAITING in log.read_text(encoding="utf-8"),
+            "the service to say it waits for Redis",
+            60,
+        )
+        server.start()
+
+    late = threading.Thread(target=start_once_the_service_waits)
+    late.start()
+    try:
+        suite.start(("diagnostics",))
+        groups = redis.Redis.from_url(server.url).xinfo_groups(Streams.RESULTS_INBOUND)
+        assert [g["name"] for g in groups] == [b"diagnostics"]
+    finally:
+        late.join()
+        suite.stop()
         server.stop()

@@ -176,7 +176,7 @@ class ServiceProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(
                     f"сервис {self.name} завершился с кодом {self.proc.returncode}, "
-                    f"см. {self.log_path}"
+                    f"см. {self.log_path}; последние строки:\n{self.log_tail()}"
                 )
             try:
                 response = httpx.get(f"{self.url}/health/ready", timeout=2)
@@ -187,6 +187,14 @@ class ServiceProcess:
                 last = str(exc)
             time.sleep(0.2)
         raise RuntimeError(f"сервис {self.name} не готов за {timeout:.0f} с: {last}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` of the service's log: why it stopped, in the error itself."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            return f"(журнал не прочитан: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

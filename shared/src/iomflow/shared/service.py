@@ -30,6 +30,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
+from redis.exceptions import ReadOnlyError
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -60,7 +61,13 @@ from iomflow.shared.metrics import (
 from iomflow.shared.outbox import Outbox, OutboxRelay, outbox_table
 from iomflow.shared.outbox import prune as outbox_prune
 from iomflow.shared.settings import BaseServiceSettings
-from iomflow.shared.streams import Consumer, DeliverySettings, Subscription
+from iomflow.shared.streams import (
+    BACKOFF_START_S,
+    Consumer,
+    DeliverySettings,
+    Subscription,
+    unavailable,
+)
 from iomflow.shared.telemetry import create_tracer_provider, instrument_sql
 from iomflow.shared.unit import Deps, unit_of_work, utc_now
 from iomflow.shared.wire import PlainFieldsFormat
@@ -316,6 +323,34 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[A
     return runtime
 
 
+STARTUP_REDIS_WAIT_S = 60.0
+STARTUP_PAUSE_MAX_S = 5.0
+"""How long a starting service waits for Redis before it gives up (and exits)."""
+
+
+async def _until_redis_answers(service: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run a startup ``step`` that talks to Redis, again while Redis is unreachable or
+    read-only (a failover under way), for up to ``STARTUP_REDIS_WAIT_S``."""
+    deadline = asyncio.get_running_loop().time() + STARTUP_REDIS_WAIT_S
+    pause = BACKOFF_START_S
+    while True:
+        try:
+            await step()
+            return
+        except Exception as exc:
+            waiting = unavailable(exc) or isinstance(exc, ReadOnlyError)
+            if not waiting or asyncio.get_running_loop().time() + pause > deadline:
+                raise
+            log.warning(
+                "%s: Redis не отвечает при запуске (%s), повтор через %.1f с",
+                service,
+                exc,
+                pause,
+            )
+        await asyncio.sleep(pause)
+        pause = min(STARTUP_PAUSE_MAX_S, pause * 2)
+
+
 def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> FastAPI:
     """The service's FastAPI app; starting it starts consuming and relaying."""
     if not settings.service:
@@ -334,8 +369,10 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
             result = spec.on_start(runtime)
             if asyncio.iscoroutine(result):
                 await result
-        await runtime.consumer.ensure_groups()
-        await runtime.broker.start()
+        # Redis may be a moment away (a Sentinel failover, a server still starting): the
+        # service waits for it rather than exiting, and says so.
+        await _until_redis_answers(spec.name, runtime.consumer.ensure_groups)
+        await _until_redis_answers(spec.name, runtime.broker.start)
         tasks = [
             asyncio.create_task(runtime.relay.run(), name=f"{spec.name}-relay"),
             asyncio.create_task(runtime.consumer.supervise(), name=f"{spec.name}-reclaim"),

@@ -139,11 +139,15 @@ def test_demo_prints_kpis_and_one_trace_across_the_services(tmp_path: Path) -> N
     assert int(year.group(4)) == 16 * 13 - 2  # a consultation a month; one team's last two not
     assert re.search(r"Банк практик: рассмотрено [1-9]\d*.*тиражировано [1-9]", out)
     assert re.search(r"Планы поддержки школ с низкими результатами: [1-9]\d* .*просрочено 1\)", out)
-    lines = out[out.index("Поддержка вне маршрутов — показатели:") :].splitlines()[1:13]
+    shown = out[out.index("Поддержка вне маршрутов — показатели:") :].splitlines()
+    lines = shown[1 : 1 + len(cli_demo.NEW_KPIS)]
     assert [line.strip()[1 : line.strip().index("»: ")] for line in lines] == [
         names[code] for code in cli_demo.NEW_KPIS
     ], lines
     assert value("regional_activities") >= 4
+    # the register's 16 teams and the 11 methodists they name (003_*, items 1 and 2)
+    assert value("school_of_ministry_teams") == 16
+    assert value("school_of_ministry_methodists") == 11
     assert 0 < value("school_of_ministry_consultations") < 100  # one team went without
     assert value("needs_surveyed_share") > 0 and value("burnout_high_share") > 0
     assert value("practices_in_bank") > 0 and value("practices_replicated") > 0

@@ -196,6 +196,17 @@ def test_the_project_s_methodists_are_the_distinct_ones_its_teams_name() -> None
     )
     found = row(facts, "school_of_ministry_methodists", "2026-01-31")
     assert (found["value"], found["population"], found["status"]) == (3.0, 2, "missed")
+    # The project's teams are the register's, not the organisations flagged with the project.
+    teams = row(facts, "school_of_ministry_teams", "2026-01-31")
+    assert (teams["value"], teams["numerator"], teams["status"]) == (2.0, 2, "missed")
+    flagged = Facts(
+        [team("a"), Member("organizations", "o9", "m1", "o9", {}, LONG_AGO)],
+        [
+            named("a", "school_of_ministry", ["m1"]),
+            Fact("project", "o9", LONG_AGO, {"project": "school_of_ministry"}),
+        ],
+    )
+    assert value(flagged, "school_of_ministry_teams", "2026-01-31") == 1.0
 
 
 def test_support_plans_and_mentoring_pairs_count_while_they_are_active() -> None:

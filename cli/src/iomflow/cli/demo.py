@@ -575,6 +575,8 @@ def completions(
 
 NEW_KPIS = (
     "regional_activities",
+    "school_of_ministry_teams",
+    "school_of_ministry_methodists",
     "school_of_ministry_consultations",
     "needs_surveyed_share",
     "burnout_high_share",

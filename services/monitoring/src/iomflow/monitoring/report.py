@@ -122,9 +122,11 @@ ACTIONS = {
 general sentence)."""
 CODE_ACTIONS = {
     "burnout_high_share": "усилить профилактику профессионального выгорания в организациях",
+    "school_of_ministry_teams": "сформировать школьные и управленческие команды проекта "
+    "«Школа Минпросвещения России» и внести их в реестр",
 }
 """What to do about a KPI whose numerator's fact says too little (a risk counted from
-diagnoses)."""
+diagnoses, the teams counted by the fact that names their methodists)."""
 LOAD_ACTION = "перераспределить педагогов между методистами или привлечь новых методистов"
 GENERAL_ACTION = "принять меры для достижения целевого значения"
 

@@ -88,7 +88,7 @@ def test_redis_killed_and_restarted_on_its_aof_loses_nothing_acknowledged(
 
 def test_a_service_started_before_its_redis_waits_for_it_and_says_so(tmp_path: Path) -> None:
     """A failover or a Redis still starting must not make a starting service exit: it
-    retries its first Redis steps (its consumer groups, the broker) and logs each wait."""
+    retries its first Redis steps (a PING, its consumer groups) and logs each wait."""
     server = LocalRedis(tmp_path / "redis")  # its port is chosen, nothing listens there yet
     suite = Suite(tmp_path / "suite", server.url)
     log = suite.workdir / "logs" / "diagnostics.log"

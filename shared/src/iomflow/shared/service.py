@@ -324,13 +324,14 @@ def build_runtime(spec: ServiceSpec, settings: BaseServiceSettings) -> Runtime[A
 
 
 STARTUP_REDIS_WAIT_S = 60.0
-STARTUP_PAUSE_MAX_S = 5.0
 """How long a starting service waits for Redis before it gives up (and exits)."""
+STARTUP_PAUSE_MAX_S = 5.0
+"""The longest pause between two of those tries."""
 
 
-async def _until_redis_answers(service: str, step: Callable[[], Awaitable[None]]) -> None:
-    """Run a startup ``step`` that talks to Redis, again while Redis is unreachable or
-    read-only (a failover under way), for up to ``STARTUP_REDIS_WAIT_S``."""
+async def _until_redis_answers(service: str, step: Callable[[], Awaitable[Any]]) -> None:
+    """Run an idempotent startup ``step`` that talks to Redis, again while Redis is
+    unreachable or read-only (a failover under way), for up to ``STARTUP_REDIS_WAIT_S``."""
     deadline = asyncio.get_running_loop().time() + STARTUP_REDIS_WAIT_S
     pause = BACKOFF_START_S
     while True:
@@ -370,9 +371,11 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings) -> Fast
             if asyncio.iscoroutine(result):
                 await result
         # Redis may be a moment away (a Sentinel failover, a server still starting): the
-        # service waits for it rather than exiting, and says so.
+        # service waits for it rather than exiting, and says so. Only idempotent steps are
+        # tried again; the broker, which would start its subscribers twice, starts once.
+        await _until_redis_answers(spec.name, runtime.redis.ping)
         await _until_redis_answers(spec.name, runtime.consumer.ensure_groups)
-        await _until_redis_answers(spec.name, runtime.broker.start)
+        await runtime.broker.start()
         tasks = [
             asyncio.create_task(runtime.relay.run(), name=f"{spec.name}-relay"),
             asyncio.create_task(runtime.consumer.supervise(), name=f"{spec.name}-reclaim"),

@@ -174,10 +174,13 @@ def test_kpis_computed_from_the_services_databases_match_monitoring(
             if agreed == 2:
                 break
         assert agreed == 2
-        # Teachers leave the registry: one with an open route, one never diagnosed.
+        # Teachers leave the registry: one with an open route, one never diagnosed; neither
+        # named by another register's record (a contest entry, a team, a pair, a role: the
+        # registries refuse to delete a record in use).
+        kept = managers | named_by_records(data / "registries.db", "teachers")
         leaving = [
-            next(r["teacher_id"] for r in reversed(open_routes) if r["teacher_id"] not in managers),
-            next(t for t in reversed(teachers) if t not in chosen and t not in managers),
+            next(r["teacher_id"] for r in reversed(open_routes) if r["teacher_id"] not in kept),
+            next(t for t in reversed(teachers) if t not in chosen and t not in kept),
         ]
         for teacher_id in leaving:
             ok(client.delete(f"{registries}/v1/registers/teachers/records/{teacher_id}"))
@@ -308,6 +311,26 @@ def test_an_organisation_whose_only_mentor_left_no_longer_counts_as_mentoring(
 
 
 # --- the independent computation -------------------------------------------------------------
+
+
+def named_by_records(registries: Path, register: str) -> set[str]:
+    """Every string value in the records of the registers other than ``register``: what
+    they may name of it."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for (document,) in query(registries, "SELECT data FROM records WHERE register != ?", register):
+        walk(json.loads(document))
+    return found
 
 
 def paired_orgs(registries: Path, on: date | None = None, ever: bool = False) -> set[str]:

@@ -243,6 +243,9 @@ def test_a_team_left_a_month_without_a_consultation_is_an_alert_until_one_is_hel
     assert named[0].message.startswith("Школьная команда организации «МБОУ СОШ № 5» (b) ")
     facts = Facts(teams, [consultation("a", "2026-05-10"), consultation("b", "2026-06-02")])
     assert alerts.teams_without_consultation(facts, at("2026-06-03T09:00")) == []
+    # One held today counts before its fact's noon: the check just after midnight.
+    today = Facts(teams[:2], [consultation("a", "2026-05-10"), consultation("b", "2026-06-03")])
+    assert alerts.teams_without_consultation(today, at("2026-06-03T00:30")) == []
     # July: May's consultation is no longer in the last full month (June) for a
     july = alerts.teams_without_consultation(facts, at("2026-07-01T09:00"))
     assert [a.subject for a in july] == ["a", "late"]

@@ -256,10 +256,14 @@ def teams_without_consultation(
     by ``schools`` (organisation id → name: the organisations' read model), else by id."""
     schools = schools or {}
     since = _month_before(at)
+    # An activity is dated by its day (its fact at the day's noon): one held today counts
+    # from the day's first moment, not only from noon on.
     consulted = {
         f.member_id
         for f in facts.by_kind["team_activity"]
-        if f.attrs.get("kind") == "consultation" and since <= f.start <= at
+        if f.attrs.get("kind") == "consultation"
+        and since <= f.start
+        and f.start.date() <= at.date()
     }
     out = []
     for team in facts.members["school_teams"]:
